@@ -1,0 +1,273 @@
+//! The VMM control protocol: JSON lines over the domain's Unix socket.
+//!
+//! A client writes one [`Request`] per line and reads one [`Reply`] line per
+//! request. Two requests change what the connection carries after their reply:
+//! [`Request::Console`] turns it into a raw bidirectional byte stream (guest
+//! console output one way, keyboard input the other), and [`Request::Events`]
+//! into a stream of [`Event`] lines. Only `xend` (and tests) speak this.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a domain shut down (mirrors `guest_abi::ShutdownReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Clean power off.
+    Poweroff,
+    /// Clean reboot.
+    Reboot,
+    /// Halt, never restart.
+    Halt,
+    /// The guest crashed.
+    Crash,
+}
+
+impl Reason {
+    /// The name used on the wire and in xend (`poweroff`, `reboot`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Poweroff => "poweroff",
+            Reason::Reboot => "reboot",
+            Reason::Halt => "halt",
+            Reason::Crash => "crash",
+        }
+    }
+
+    /// Parse a reason name.
+    pub fn parse(s: &str) -> Option<Reason> {
+        match s {
+            "poweroff" => Some(Reason::Poweroff),
+            "reboot" => Some(Reason::Reboot),
+            "halt" => Some(Reason::Halt),
+            "crash" => Some(Reason::Crash),
+            _ => None,
+        }
+    }
+}
+
+impl From<guest_abi::ShutdownReason> for Reason {
+    fn from(r: guest_abi::ShutdownReason) -> Self {
+        match r {
+            guest_abi::ShutdownReason::Poweroff => Reason::Poweroff,
+            guest_abi::ShutdownReason::Reboot => Reason::Reboot,
+            guest_abi::ShutdownReason::Halt => Reason::Halt,
+            guest_abi::ShutdownReason::Crash => Reason::Crash,
+        }
+    }
+}
+
+impl From<Reason> for guest_abi::ShutdownReason {
+    fn from(r: Reason) -> Self {
+        match r {
+            Reason::Poweroff => guest_abi::ShutdownReason::Poweroff,
+            Reason::Reboot => guest_abi::ShutdownReason::Reboot,
+            Reason::Halt => guest_abi::ShutdownReason::Halt,
+            Reason::Crash => guest_abi::ShutdownReason::Crash,
+        }
+    }
+}
+
+/// The state of a whole domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// At least one vCPU is executing guest code.
+    Running,
+    /// Every vCPU is blocked in the VMM waiting for an event.
+    Blocked,
+    /// Paused by the toolstack.
+    Paused,
+    /// The guest shut down (see `shutdown_reason`); vCPUs are gone.
+    Shutdown,
+    /// The guest crashed or faulted (see `crash_reason`); kept for inspection.
+    Crashed,
+}
+
+impl RunState {
+    /// True once the guest can no longer run (shutdown or crashed).
+    pub const fn is_final(self) -> bool {
+        matches!(self, RunState::Shutdown | RunState::Crashed)
+    }
+}
+
+/// The state of one vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VcpuState {
+    /// In `KVM_RUN` (or about to enter it).
+    Running,
+    /// Sleeping in the VMM in a block hypercall.
+    Blocked,
+    /// Parked by a pause request.
+    Paused,
+    /// Its thread has ended (domain shut down or crashed).
+    Offline,
+}
+
+/// One request on the control socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Full statistics: reply [`Payload::Info`].
+    Info,
+    /// Stop every vCPU; they stay stopped until [`Request::Unpause`].
+    Pause,
+    /// Let paused vCPUs run again.
+    Unpause,
+    /// Ask the guest to shut down with `reason` (it cooperates; see `Destroy`).
+    Shutdown {
+        /// What the guest is asked to do.
+        reason: Reason,
+    },
+    /// Kill the domain now; the VMM process exits after replying.
+    Destroy,
+    /// Set the balloon target (MiB); must not exceed the maximum.
+    SetMemTarget {
+        /// New target in MiB.
+        mib: u64,
+    },
+    /// Set the maximum memory (MiB); must be at least the current target.
+    SetMaxMem {
+        /// New maximum in MiB.
+        mib: u64,
+    },
+    /// Restrict vCPU `vcpu` to the host CPUs in `cpus` (empty = all).
+    PinVcpu {
+        /// vCPU index.
+        vcpu: u32,
+        /// Host CPU numbers.
+        cpus: Vec<usize>,
+    },
+    /// After the reply the connection becomes the raw console byte stream. If
+    /// `history`, the VMM first replays the last 64 KiB of output. A new attach
+    /// takes over from the previous one.
+    Console {
+        /// Replay buffered output first.
+        #[serde(default)]
+        history: bool,
+    },
+    /// After the reply the connection carries one [`Event`] line per state change,
+    /// starting with the current state.
+    Events,
+}
+
+/// A reply line: exactly one of `ok` / `error`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// The request succeeded.
+    Ok(Payload),
+    /// The request failed; the message says why.
+    Error(String),
+}
+
+/// What a successful reply carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    /// Nothing to report.
+    Done,
+    /// Reply to [`Request::Info`].
+    Info(Box<DomainInfo>),
+}
+
+/// A state change, sent on an [`Request::Events`] connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The new state.
+    pub state: RunState,
+    /// Set when `state` is `shutdown`.
+    pub shutdown_reason: Option<Reason>,
+    /// Set when `state` is `crashed`.
+    pub crash_reason: Option<String>,
+    /// Wall-clock time of the change, seconds since the Unix epoch.
+    pub time: f64,
+}
+
+/// Statistics of one vCPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VcpuInfo {
+    /// vCPU index.
+    pub id: u32,
+    /// Host CPU time consumed by the vCPU thread, nanoseconds.
+    pub cpu_time_ns: u64,
+    /// Where the vCPU is now.
+    pub state: VcpuState,
+    /// Host CPUs it may run on.
+    pub affinity: Vec<usize>,
+    /// Host CPU it last ran on, if known.
+    pub cpu: Option<usize>,
+    /// VM exits taken by this vCPU.
+    pub exits: u64,
+}
+
+/// Memory figures, KiB.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryInfo {
+    /// RAM the guest was booted with.
+    pub configured_kib: u64,
+    /// Maximum the domain may grow to.
+    pub max_kib: u64,
+    /// Balloon target set by the toolstack.
+    pub target_kib: u64,
+    /// Guest RAM actually backed by host pages (touched by the guest).
+    pub touched_kib: u64,
+    /// What the guest kernel last reported as in use (0 if never).
+    pub guest_used_kib: u64,
+}
+
+/// Console byte counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleStats {
+    /// Bytes the guest wrote.
+    pub bytes_out: u64,
+    /// Bytes sent to the guest.
+    pub bytes_in: u64,
+}
+
+/// The VMM process's own cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VmmInfo {
+    /// Process id of the VMM.
+    pub pid: u32,
+    /// Resident set of the whole process, KiB.
+    pub rss_kib: u64,
+    /// Resident memory beyond touched guest RAM, KiB.
+    pub overhead_kib: u64,
+}
+
+/// Everything the VMM knows about its domain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    /// Domain id.
+    pub domid: u32,
+    /// Domain name.
+    pub name: String,
+    /// Domain state.
+    pub state: RunState,
+    /// Set when `state` is `shutdown`.
+    pub shutdown_reason: Option<Reason>,
+    /// Set when `state` is `crashed`.
+    pub crash_reason: Option<String>,
+    /// Kernel loaded (`minios` for the built-in one, else a path).
+    pub kernel: String,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Wall-clock boot time, seconds since the Unix epoch.
+    pub start_time: f64,
+    /// Seconds since boot.
+    pub up_time: f64,
+    /// Sum of all vCPU times, nanoseconds.
+    pub cpu_time_ns: u64,
+    /// Per-vCPU figures.
+    pub vcpus: Vec<VcpuInfo>,
+    /// Memory figures.
+    pub memory: MemoryInfo,
+    /// Console counters.
+    pub console: ConsoleStats,
+    /// VM exits by kind (`io`, `hypercall.block`, `mmio`, ...).
+    pub exits: BTreeMap<String, u64>,
+    /// The VMM process.
+    pub vmm: VmmInfo,
+}

@@ -1,0 +1,190 @@
+//! The data xend serves and its clients (xtop, xm, scripts) read.
+//!
+//! These are the JSON shapes of the API (`Accept: application/json`); the SXP
+//! forms carry the same fields under the same names, in the same order
+//! (reference section 2 for domains, section 3 for the node). Names follow the
+//! SXP spelling (`cpu_time`, `maxmem`, `console_port`, ...).
+use serde::{Deserialize, Serialize};
+
+/// The host (`GET /xend/node`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Kernel name (`Linux`).
+    pub system: String,
+    /// Host name.
+    pub host: String,
+    /// Kernel release.
+    pub release: String,
+    /// Kernel version string.
+    pub version: String,
+    /// Machine (`x86_64`).
+    pub machine: String,
+    /// Physical cores.
+    pub cores: u32,
+    /// Hardware threads per core.
+    pub hyperthreads_per_core: u32,
+    /// CPU clock, MHz.
+    pub cpu_mhz: u32,
+    /// Host RAM, MiB.
+    pub memory: u64,
+    /// Free host RAM, MiB.
+    pub free_memory: u64,
+    /// Logical CPUs.
+    pub nr_cpus: u32,
+    /// Hypervisor major version.
+    pub xen_major: u32,
+    /// Hypervisor minor version.
+    pub xen_minor: u32,
+    /// Hypervisor extra version (e.g. `.0-kvm`).
+    pub xen_extra: String,
+    /// Capabilities (e.g. `hvm-3.0-x86_64-kvm`).
+    pub xen_caps: String,
+}
+
+/// One vCPU of a domain.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VcpuStats {
+    /// vCPU index.
+    pub id: u32,
+    /// CPU seconds consumed.
+    pub cpu_time: f64,
+    /// `running`, `blocked`, `paused` or `offline`.
+    pub state: String,
+    /// Host CPUs it may run on (empty = all).
+    pub affinity: Vec<usize>,
+    /// Host CPU it last ran on.
+    pub cpu: Option<usize>,
+}
+
+/// One virtual network interface (counters since boot).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetStats {
+    /// Interface index within the domain.
+    pub idx: u32,
+    /// Host-side name, e.g. `vif5.0`.
+    pub vifname: String,
+    /// MAC address.
+    pub mac: String,
+    /// Bridge it is attached to.
+    pub bridge: String,
+    /// Bytes sent by the guest.
+    pub tx_bytes: u64,
+    /// Packets sent by the guest.
+    pub tx_packets: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// Transmit drops.
+    pub tx_drops: u64,
+    /// Bytes received by the guest.
+    pub rx_bytes: u64,
+    /// Packets received by the guest.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Receive drops.
+    pub rx_drops: u64,
+}
+
+/// One virtual block device (counters since boot).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VbdStats {
+    /// Index within the domain.
+    pub idx: u32,
+    /// Guest device name, e.g. `xvda`.
+    pub dev: String,
+    /// Backing, e.g. `file:/srv/d.img`.
+    pub uname: String,
+    /// `r`, `w` or `w!`.
+    pub mode: String,
+    /// Out-of-space / out-of-request events.
+    pub oo_req: u64,
+    /// Read requests.
+    pub rd_req: u64,
+    /// Write requests.
+    pub wr_req: u64,
+    /// Sectors read.
+    pub rd_sect: u64,
+    /// Sectors written.
+    pub wr_sect: u64,
+}
+
+/// Everything about one domain: `GET /xend/domain/DOM` and each row of the bulk
+/// endpoint. Domain-0 (the host) has id 0, no console and no config.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainStats {
+    /// Domain id.
+    pub id: u32,
+    /// Domain name.
+    pub name: String,
+    /// Memory target, MiB.
+    pub memory: u64,
+    /// Maximum memory, MiB.
+    pub maxmem: u64,
+    /// Six letters `rbpscd`, `-` where unset (e.g. `-b----`).
+    pub state: String,
+    /// Set when shut down: `poweroff`, `reboot`, `halt`, `crash`.
+    pub shutdown_reason: Option<String>,
+    /// Why the domain crashed, when it did.
+    pub crash_reason: Option<String>,
+    /// Host CPU the domain is pinned to (`cpu` config), if any.
+    pub cpu: Option<i64>,
+    /// CPU seconds consumed (all vCPUs).
+    pub cpu_time: f64,
+    /// Seconds since the domain (re)started.
+    pub up_time: f64,
+    /// Start time, seconds since the Unix epoch.
+    pub start_time: f64,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// Per-vCPU figures.
+    pub vcpu_info: Vec<VcpuStats>,
+    /// Memory currently backing the guest, KiB (what xentop's MEM(k) shows).
+    pub mem_kib: u64,
+    /// Maximum memory, KiB (xentop's MAXMEM(k)).
+    pub maxmem_kib: u64,
+    /// Console TCP port, if the domain has a console.
+    pub console_port: Option<u16>,
+    /// Restart mode: `onreboot`, `always` or `never`.
+    pub restart: String,
+    /// Bytes the guest wrote to its console.
+    pub console_bytes_out: u64,
+    /// Bytes sent to the guest console.
+    pub console_bytes_in: u64,
+    /// VM exits since boot.
+    pub exits: u64,
+    /// VMM process memory beyond guest RAM, KiB.
+    pub vmm_overhead_kib: u64,
+    /// Network interfaces.
+    pub nets: Vec<NetStats>,
+    /// Block devices.
+    pub vbds: Vec<VbdStats>,
+}
+
+/// The bulk endpoint (`GET /xend/domain?op=stats`): the host and every domain in
+/// one response, which is what xtop polls once per refresh.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Wall-clock time the snapshot was taken, seconds since the Unix epoch.
+    pub time: f64,
+    /// xend's version.
+    pub xend_version: String,
+    /// The host.
+    pub node: NodeInfo,
+    /// Every domain, Domain-0 first, then by id.
+    pub domains: Vec<DomainStats>,
+}
+
+/// An event (`GET /xend/event?op=stream` lines; the event port speaks SXP).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct XendEvent {
+    /// Event name, e.g. `xend.domain.create`, `xend.domain.pause`.
+    pub event: String,
+    /// Domain id, when the event is about a domain.
+    pub domid: Option<u32>,
+    /// Domain name, when the event is about a domain.
+    pub name: Option<String>,
+    /// Extra detail (e.g. the shutdown reason).
+    pub detail: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+}
