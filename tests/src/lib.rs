@@ -1,1 +1,879 @@
-//! Helpers for the end-to-end tests.
+//! The end-to-end harness: real binaries, real processes, real sockets.
+//!
+//! - [`bin`] finds a workspace binary (`vmm`, `xend`, `xtop`, `xm`, `xencons`)
+//!   next to the test executable.
+//! - [`Xend::start`] runs a real `xend` in foreground mode in its own temp dir
+//!   (config, state dir, DB, logs) on free ports, waits until the API answers,
+//!   and on drop kills it and every VMM it started. [`XendOptions`] tunes the
+//!   generated `xend-config.sxp` (minimum restart time, token, extra keys).
+//! - [`Xend::get`], [`Xend::get_json`], [`Xend::post`], ... are small HTTP
+//!   helpers returning a [`Reply`]; [`Xend::create`] and [`Xend::domain`] speak
+//!   the JSON shapes of `xend::api`.
+//! - [`Console`] attaches to a domain's TCP console and waits for text.
+//! - [`wait_until`] / [`wait_for`] poll a condition with a deadline; tests never
+//!   sleep for a fixed time.
+//!
+//! Typical use:
+//! ```no_run
+//! if !hypervisor::require_kvm() { return; }
+//! let xend = e2e::Xend::start();
+//! let dom = xend.create("name = 'a'\nmemory = 16\n");
+//! let mut con = xend.console(dom.id);
+//! con.expect("$ ", e2e::BOOT);
+//! ```
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+use xend::api::DomainStats;
+
+/// How long a guest may take to boot to its shell prompt in tests.
+pub const BOOT: Duration = Duration::from_secs(30);
+/// How long xend may take to answer after being started.
+pub const XEND_READY: Duration = Duration::from_secs(30);
+/// A generous deadline for API-visible state changes.
+pub const STATE: Duration = Duration::from_secs(30);
+/// The shell prompt minios prints.
+pub const PROMPT: &str = "$ ";
+
+/// Path of the workspace binary `name`, from the target dir that holds the
+/// running test executable (`<target>/<profile>/deps/test-hash` ->
+/// `<target>/<profile>/name`). Panics when it has not been built.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe
+        .parent()
+        .expect("test executable has a parent")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if !path.is_file() {
+        panic!(
+            "{} is missing: run `cargo build --workspace --bins` first",
+            path.display()
+        );
+    }
+    path
+}
+
+/// Poll `f` every few milliseconds until it returns `Some`, and return that.
+/// Panics naming `what` when `timeout` passes first.
+#[track_caller]
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Poll the condition `f` until it holds; panics naming `what` after `timeout`.
+#[track_caller]
+pub fn wait_for(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    wait_until(timeout, what, || f().then_some(()))
+}
+
+/// Settings for the `xend-config.sxp` the harness writes.
+#[derive(Clone, Debug)]
+pub struct XendOptions {
+    /// `min-restart-time` in seconds (default 1, to keep restart tests quick).
+    pub min_restart_time: f64,
+    /// When set, written to a token file (mode 0600) named by `token-file`; the
+    /// HTTP helpers and [`Console`] then send it.
+    pub token: Option<String>,
+    /// `max-request-bytes`, when set.
+    pub max_request_bytes: Option<u64>,
+    /// Extra config entries appended verbatim, e.g. `"(loglevel DEBUG)"`.
+    pub extra_config: String,
+}
+
+impl Default for XendOptions {
+    fn default() -> Self {
+        XendOptions {
+            min_restart_time: 1.0,
+            token: None,
+            max_request_bytes: None,
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// The ports one xend instance uses.
+#[derive(Clone, Copy, Debug)]
+struct Ports {
+    api: u16,
+    event: u16,
+    console_base: u16,
+}
+
+/// Number of console ports reserved per xend instance (domain ids 0..N).
+pub const CONSOLE_PORTS: u16 = 600;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A console port range no one listens on: probe a few ports of a pseudo-random
+/// block (spread by pid and a counter so parallel tests get different blocks).
+fn free_console_base() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..50 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let seed = std::process::id()
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(n * 7919);
+        let blocks = (60_000 - 20_000) / u32::from(CONSOLE_PORTS);
+        let base = 20_000 + (seed % blocks) * u32::from(CONSOLE_PORTS);
+        let base = base as u16;
+        let probe = [0u16, 1, 2, 3, 4, 5, 10, 50, 100, 200, 300, 500];
+        if probe
+            .iter()
+            .all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no free console port range found");
+}
+
+/// A real xend process in its own temp dir; killed (with every VMM it started)
+/// on drop.
+pub struct Xend {
+    dir: TempDir,
+    child: Option<Child>,
+    ports: Ports,
+    token: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+impl std::fmt::Debug for Xend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Xend")
+            .field("dir", &self.dir.path())
+            .field("ports", &self.ports)
+            .finish()
+    }
+}
+
+/// One HTTP reply.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type` header ("" when absent).
+    pub content_type: String,
+    /// `Location` header, when present.
+    pub location: Option<String>,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body parsed as JSON; panics with the body when it is not JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    /// Asserts a 2xx status and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(
+            (200..300).contains(&self.status),
+            "expected success, got {}: {}",
+            self.status,
+            self.body
+        );
+        self
+    }
+
+    /// Asserts the status is `status` and returns self.
+    #[track_caller]
+    pub fn status(self, status: u16) -> Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+}
+
+/// Which representation to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// No `Accept` and no `User-Agent`: a program, so SXP.
+    Sxp,
+    /// `Accept: application/json`.
+    Json,
+    /// A browser's headers: HTML.
+    Html,
+}
+
+impl Xend {
+    /// Start xend with default options.
+    pub fn start() -> Xend {
+        Xend::start_with(XendOptions::default())
+    }
+
+    /// Start xend with `opts`: writes the config, runs `xend --config F foreground`
+    /// and waits until `GET /xend/node` answers. Retries with new ports when a
+    /// port was taken in between.
+    pub fn start_with(opts: XendOptions) -> Xend {
+        let dir = tempfile::Builder::new()
+            .prefix("xend-e2e")
+            .tempdir()
+            .expect("temp dir");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let mut xend = Xend {
+            dir,
+            child: None,
+            ports: Ports {
+                api: 0,
+                event: 0,
+                console_base: 0,
+            },
+            token: opts.token.clone(),
+            http,
+        };
+        for attempt in 0.. {
+            xend.ports = Ports {
+                api: free_port(),
+                event: free_port(),
+                console_base: free_console_base(),
+            };
+            xend.write_config(&opts);
+            match xend.try_spawn_foreground() {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => eprintln!("xend did not start ({e}); retrying"),
+                Err(e) => panic!("xend did not start: {e}\n{}", xend.output()),
+            }
+        }
+        xend
+    }
+
+    fn write_config(&self, opts: &XendOptions) {
+        let d = self.dir.path();
+        for sub in ["state", "db", "log"] {
+            fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        let mut cfg = format!(
+            "# written by the e2e harness\n\
+             (xend-port {})\n(xend-address 127.0.0.1)\n(xend-event-port {})\n\
+             (console-port-base {})\n(console-address 127.0.0.1)\n\
+             (logfile {})\n(loglevel DEBUG)\n(dbroot {})\n(state-dir {})\n\
+             (vmm-path {})\n(min-restart-time {})\n",
+            self.ports.api,
+            self.ports.event,
+            self.ports.console_base,
+            d.join("log/xend.log").display(),
+            d.join("db").display(),
+            d.join("state").display(),
+            bin("vmm").display(),
+            opts.min_restart_time,
+        );
+        if let Some(token) = &opts.token {
+            let path = d.join("token");
+            fs::write(&path, format!("{token}\n")).expect("write token");
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+            cfg.push_str(&format!("(token-file {})\n", path.display()));
+        }
+        if let Some(max) = opts.max_request_bytes {
+            cfg.push_str(&format!("(max-request-bytes {max})\n"));
+        }
+        cfg.push_str(&opts.extra_config);
+        cfg.push('\n');
+        fs::write(self.config_path(), cfg).expect("write xend-config.sxp");
+    }
+
+    fn try_spawn_foreground(&mut self) -> Result<(), String> {
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("xend.out"))
+            .expect("open xend.out");
+        let child = Command::new(bin("xend"))
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("foreground")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .map_err(|e| format!("spawn xend: {e}"))?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    /// Wait until the API answers (or the foreground child exits).
+    pub fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + XEND_READY;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!("xend exited with {status}"));
+            }
+            if self.answers() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err("xend did not answer in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True when `GET /xend/node` answers 200 now.
+    pub fn answers(&self) -> bool {
+        self.http
+            .get(self.url("/xend/node"))
+            .timeout(Duration::from_secs(2))
+            .headers(self.auth_headers())
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    }
+
+    /// Run the xend CLI against this instance's config, e.g. `["status"]`,
+    /// `["stop"]`, `["start"]`. Returns the finished process output.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("xend"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run xend")
+    }
+
+    /// Stop this xend gracefully (`SIGTERM` to the foreground child, or
+    /// `xend stop` when it runs as a daemon) and wait until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        } else {
+            let out = self.ctl(&["stop"]);
+            assert!(out.status.success(), "xend stop: {out:?}");
+        }
+    }
+
+    /// SIGKILL xend right now (its VMMs keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pid) = self.daemon_pid() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            wait_for(STATE, "killed xend to exit", || !pid_alive(pid));
+        }
+    }
+
+    /// Start xend again in foreground mode with the same config and ports.
+    pub fn restart_foreground(&mut self) {
+        assert!(self.child.is_none(), "xend still running");
+        if let Err(e) = self.try_spawn_foreground() {
+            panic!("xend did not restart: {e}\n{}", self.output());
+        }
+    }
+
+    /// The pid recorded in `<state-dir>/xend.pid`, if xend is running as a daemon.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.state_dir().join("xend.pid")).ok()?;
+        let pid: u32 = text.trim().parse().ok()?;
+        pid_alive(pid).then_some(pid)
+    }
+
+    /// Forget the foreground child without killing it (used after `xend stop`
+    /// was run by a test against a foreground instance).
+    pub fn forget_child(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// Pid of the foreground xend.
+    pub fn pid(&self) -> Option<u32> {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .or_else(|| self.daemon_pid())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.api)
+    }
+
+    /// The base URL plus `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url(), path)
+    }
+
+    /// The HTTP API port.
+    pub fn api_port(&self) -> u16 {
+        self.ports.api
+    }
+
+    /// The event port (SXP event lines for subscribers).
+    pub fn event_port(&self) -> u16 {
+        self.ports.event
+    }
+
+    /// `console-port-base`.
+    pub fn console_port_base(&self) -> u16 {
+        self.ports.console_base
+    }
+
+    /// The default console port of domain `domid`.
+    pub fn console_port(&self, domid: u32) -> u16 {
+        self.ports.console_base + domid as u16
+    }
+
+    /// The bearer token, when one is configured.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The instance's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The generated `xend-config.sxp`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("xend-config.sxp")
+    }
+
+    /// `state-dir` (runtime: `vmm/<domid>.{sock,json,log}`, `xend.pid`, consoles).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `dbroot` (persistent: `domain/<domid>`).
+    pub fn db_dir(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    /// The xend logfile.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("log/xend.log")
+    }
+
+    /// xend's logfile plus its stdout/stderr, for failure messages.
+    pub fn output(&self) -> String {
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let out = fs::read_to_string(self.dir.path().join("xend.out")).unwrap_or_default();
+        format!("--- xend.log ---\n{log}\n--- xend stdout/stderr ---\n{out}")
+    }
+
+    fn auth_headers(&self) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        if let Some(t) = &self.token {
+            h.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {t}").parse().expect("header"),
+            );
+        }
+        h
+    }
+
+    /// Send a request: `form` goes in the query string for GET and as an
+    /// urlencoded body for POST.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        accept: Accept,
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let url = self.url(path);
+        let mut req = match method {
+            "GET" => self.http.get(&url).query(form),
+            "POST" => self.http.post(&url).form(form),
+            m => self
+                .http
+                .request(m.parse().expect("method"), &url)
+                .query(form),
+        };
+        req = req.headers(self.auth_headers());
+        req = match accept {
+            Accept::Sxp => req,
+            Accept::Json => req.header("Accept", "application/json"),
+            Accept::Html => req
+                .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+                .header("User-Agent", "Mozilla/5.0 (e2e)"),
+        };
+        let resp = req.send().unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        reply(resp)
+    }
+
+    /// GET as a program (SXP).
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, Accept::Sxp, &[])
+    }
+
+    /// GET with `Accept: application/json`.
+    pub fn get_json(&self, path: &str) -> Reply {
+        self.request("GET", path, Accept::Json, &[])
+    }
+
+    /// POST a form as a program (SXP reply).
+    pub fn post(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.request("POST", path, Accept::Sxp, form)
+    }
+
+    /// POST a form asking for JSON.
+    pub fn post_json(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.request("POST", path, Accept::Json, form)
+    }
+
+    /// POST a raw body with the given content type.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .headers(self.auth_headers())
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        reply(resp)
+    }
+
+    /// Create a domain from `config` (SXP or `key = value` text); asserts 201
+    /// and returns the new domain.
+    #[track_caller]
+    pub fn create(&self, config: &str) -> DomainStats {
+        let r = self.post_json("/xend/domain", &[("op", "create"), ("config", config)]);
+        assert_eq!(
+            r.status,
+            201,
+            "create failed: {}\n{}",
+            r.body,
+            self.output()
+        );
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("bad domain JSON {e}: {}", r.body))
+    }
+
+    /// Create a minios domain named `name` with 16 MiB and wait for its prompt.
+    #[track_caller]
+    pub fn create_booted(&self, name: &str) -> (DomainStats, Console) {
+        let dom = self.create(&format!("(vm (name {name}) (memory 16) (image (minios)))"));
+        let mut con = self.console(dom.id);
+        con.expect(PROMPT, BOOT);
+        (dom, con)
+    }
+
+    /// `GET /xend/domain/DOM` as JSON; panics when it fails.
+    #[track_caller]
+    pub fn domain(&self, dom: &str) -> DomainStats {
+        let r = self.get_json(&format!("/xend/domain/{dom}")).ok();
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("bad domain JSON {e}: {}", r.body))
+    }
+
+    /// `GET /xend/domain/DOM` as JSON, `None` when it does not exist (404).
+    pub fn try_domain(&self, dom: &str) -> Option<DomainStats> {
+        let r = self.get_json(&format!("/xend/domain/{dom}"));
+        if r.status == 404 {
+            return None;
+        }
+        let r = r.ok();
+        Some(serde_json::from_str(&r.body).expect("domain JSON"))
+    }
+
+    /// The names from `GET /xend/domain` (JSON list).
+    pub fn domain_names(&self) -> Vec<String> {
+        let r = self.get_json("/xend/domain").ok();
+        serde_json::from_str(&r.body).expect("list of names")
+    }
+
+    /// Poll `GET /xend/domain/DOM` until `pred` holds; returns that state.
+    #[track_caller]
+    pub fn wait_domain(
+        &self,
+        dom: &str,
+        what: &str,
+        mut pred: impl FnMut(&DomainStats) -> bool,
+    ) -> DomainStats {
+        wait_until(STATE, what, || self.try_domain(dom).filter(|d| pred(d)))
+    }
+
+    /// Poll until domain `dom` is gone (404).
+    #[track_caller]
+    pub fn wait_gone(&self, dom: &str) {
+        wait_for(STATE, &format!("domain {dom} to disappear"), || {
+            self.try_domain(dom).is_none()
+        })
+    }
+
+    /// POST an action (`op` plus parameters) to domain `dom`, asking for JSON.
+    pub fn act(&self, dom: &str, op: &str, params: &[(&str, &str)]) -> Reply {
+        let mut form = vec![("op", op)];
+        form.extend_from_slice(params);
+        self.post_json(&format!("/xend/domain/{dom}"), &form)
+    }
+
+    /// Attach to domain `domid`'s console at its default port.
+    #[track_caller]
+    pub fn console(&self, domid: u32) -> Console {
+        self.console_at(self.console_port(domid))
+    }
+
+    /// Attach to the console listening on `port`.
+    #[track_caller]
+    pub fn console_at(&self, port: u16) -> Console {
+        Console::connect(port, self.token.as_deref())
+            .unwrap_or_else(|e| panic!("connect console port {port}: {e}"))
+    }
+
+    /// Pids of the VMM processes recorded in `<state-dir>/vmm/*.json`.
+    pub fn vmm_pids(&self) -> Vec<u32> {
+        let Ok(rd) = fs::read_dir(self.state_dir().join("vmm")) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| fs::read_to_string(e.path()).ok())
+            .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .filter_map(|v| v.get("pid").and_then(|p| p.as_u64()))
+            .map(|p| p as u32)
+            .collect()
+    }
+}
+
+impl Drop for Xend {
+    fn drop(&mut self) {
+        self.kill();
+        // Every VMM this instance started runs with our state dir in its
+        // command line; kill exactly those.
+        let state = self.state_dir();
+        for pid in self.vmm_pids() {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains(&*state.to_string_lossy()) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// True when a process with this pid exists (and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // state is the field after the ")" closing the command name
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+fn reply(resp: reqwest::blocking::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let location = header("location");
+    let body = resp.text().unwrap_or_default();
+    Reply {
+        status,
+        content_type,
+        location,
+        body,
+    }
+}
+
+/// A TCP console connection with everything read so far.
+#[derive(Debug)]
+pub struct Console {
+    stream: TcpStream,
+    /// Every byte received since connecting.
+    pub seen: Vec<u8>,
+    /// Bytes of `seen` already matched by [`Console::expect`].
+    pub cursor: usize,
+    closed: bool,
+}
+
+impl Console {
+    /// Connect to a console port; sends `TOKEN\n` first when a token is given.
+    pub fn connect(port: u16, token: Option<&str>) -> io::Result<Console> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+        if let Some(t) = token {
+            stream.write_all(format!("{t}\n").as_bytes())?;
+        }
+        Ok(Console {
+            stream,
+            seen: Vec::new(),
+            cursor: 0,
+            closed: false,
+        })
+    }
+
+    /// Read what is available now (up to the short read timeout).
+    pub fn pump(&mut self) -> bool {
+        let mut buf = [0u8; 8192];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {
+                self.closed = true;
+                false
+            }
+            Ok(n) => {
+                self.seen.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                false
+            }
+            Err(_) => {
+                self.closed = true;
+                false
+            }
+        }
+    }
+
+    /// Wait until `needle` appears after the cursor; moves the cursor past it
+    /// and returns the text up to and including it. Panics with what was seen.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = find(&self.seen[self.cursor..], needle.as_bytes()) {
+                let end = self.cursor + pos + needle.len();
+                let text = String::from_utf8_lossy(&self.seen[self.cursor..end]).into_owned();
+                self.cursor = end;
+                return text;
+            }
+            if self.closed || Instant::now() >= deadline {
+                panic!(
+                    "console: {} waiting for {needle:?}; seen after cursor: {:?}",
+                    if self.closed { "closed" } else { "timed out" },
+                    String::from_utf8_lossy(&self.seen[self.cursor..])
+                );
+            }
+            self.pump();
+        }
+    }
+
+    /// Send text to the guest.
+    pub fn send(&mut self, text: &str) {
+        self.stream
+            .write_all(text.as_bytes())
+            .expect("console write");
+    }
+
+    /// Send a shell command line and wait for the next prompt; returns the output.
+    #[track_caller]
+    pub fn run(&mut self, command: &str, timeout: Duration) -> String {
+        self.send(&format!("{command}\n"));
+        self.expect(PROMPT, timeout)
+    }
+
+    /// Wait until the server closes the connection; returns everything unread.
+    #[track_caller]
+    pub fn expect_closed(&mut self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while !self.closed {
+            if Instant::now() >= deadline {
+                panic!(
+                    "console still open after {timeout:?}; seen: {:?}",
+                    String::from_utf8_lossy(&self.seen[self.cursor..])
+                );
+            }
+            self.pump();
+        }
+        String::from_utf8_lossy(&self.seen[self.cursor..]).into_owned()
+    }
+
+    /// True once the server closed the connection (as far as read so far).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Close our side.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A line reader over a TCP event subscription (`xend-event-port`).
+#[derive(Debug)]
+pub struct EventPort {
+    inner: Console,
+}
+
+impl EventPort {
+    /// Subscribe on the event port of `xend`.
+    pub fn connect(xend: &Xend) -> EventPort {
+        let inner = Console::connect(xend.event_port(), xend.token())
+            .unwrap_or_else(|e| panic!("connect event port: {e}"));
+        EventPort { inner }
+    }
+
+    /// Wait for a line containing `needle`; returns the line.
+    #[track_caller]
+    pub fn expect_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rest = &self.inner.seen[self.inner.cursor..];
+            if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
+                self.inner.cursor += nl + 1;
+                if line.contains(needle) {
+                    return line;
+                }
+                continue;
+            }
+            if self.inner.closed || Instant::now() >= deadline {
+                panic!(
+                    "no event line containing {needle:?}; seen: {:?}",
+                    String::from_utf8_lossy(&self.inner.seen)
+                );
+            }
+            self.inner.pump();
+        }
+    }
+}
