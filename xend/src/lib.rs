@@ -2,3 +2,5 @@
 //! server share; `sxp` and `config` are the formats; the server lives behind the
 //! `server` feature and typed client calls behind `client`.
 pub mod api;
+#[cfg(feature = "client")]
+pub mod client;
