@@ -1,1 +1,89 @@
-fn main() {}
+//! `xencons HOST PORT`: attach this terminal to a domain console.
+//!
+//! With a terminal on standard input: raw mode, the banner, Ctrl-] (or the
+//! `-e` key) quits. Otherwise (a pipe or file): copy input to the console and
+//! the console to standard output until end of input plus `--linger` seconds
+//! of quiet, or until the server closes the console.
+//!
+//! Exit status: 0 after the escape key, a remote close or the end of input;
+//! 1 on an error (printed as `Error: ...`); 128+N after signal N.
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use console_client::{
+    ConnectOptions, Console, EscapeKey, ExitReason, InteractiveOptions, PipeOptions,
+};
+
+/// Attach to a domain console served by xend.
+#[derive(Debug, Parser)]
+#[command(name = "xencons", version)]
+struct Args {
+    /// Host of the console (xend's console address).
+    host: String,
+    /// TCP port of the console (9600 + domain id by default in xend).
+    port: u16,
+    /// Escape key that ends the session, in caret notation.
+    #[arg(short = 'e', long = "escape", default_value = "^]", value_parser = EscapeKey::parse)]
+    escape: EscapeKey,
+    /// Token sent as the first line, for consoles that require one.
+    #[arg(long, env = "XEND_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Pipe mode: seconds to keep copying output after the input ends.
+    #[arg(long, default_value_t = 1.0)]
+    linger: f64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(ExitReason::Signal(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("Error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitReason, String> {
+    let opts = ConnectOptions {
+        token: args.token.filter(|t| !t.is_empty()),
+        ..ConnectOptions::default()
+    };
+    if !(args.linger.is_finite() && args.linger >= 0.0) {
+        return Err(format!(
+            "invalid --linger '{}': expected a number of seconds >= 0",
+            args.linger
+        ));
+    }
+    let mut console = Console::connect(&args.host, args.port, &opts).map_err(chain)?;
+    if io::stdin().is_terminal() {
+        let opts = InteractiveOptions {
+            escape: args.escape,
+            ..InteractiveOptions::default()
+        };
+        console.run_interactive(opts).map_err(chain)
+    } else {
+        let opts = PipeOptions {
+            linger: Duration::from_secs_f64(args.linger),
+            ..PipeOptions::default()
+        };
+        console
+            .run_pipe(io::stdin(), io::stdout(), &opts)
+            .map_err(chain)
+    }
+}
+
+/// The error and its sources, joined with ": ".
+fn chain(e: impl std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
