@@ -2,7 +2,8 @@
 //!
 //! A list that fits on the rest of the line prints inline. Otherwise its head
 //! stays on the `(` line, each further element goes on its own line indented 4
-//! from the list's `(`, and the closing `)` goes on its own line under the `(`:
+//! from the list's `(`, and the closing `)` goes on its own line under the `(`
+//! (a list of one element has no further elements, so it stays `(elem)`):
 //!
 //! ```text
 //! (vm
@@ -28,7 +29,14 @@ pub fn pretty(v: &Value) -> String {
 
 fn write_pretty(out: &mut String, v: &Value, col: usize) {
     let items = match v {
-        Value::List(items) if !items.is_empty() && !fits(v, WIDTH.saturating_sub(col)) => items,
+        // A list of one element has nothing to put on further lines.
+        Value::List(items) if items.len() > 1 && !fits(v, WIDTH.saturating_sub(col)) => items,
+        Value::List(items) if items.len() == 1 => {
+            out.push('(');
+            write_pretty(out, &items[0], col + 1);
+            out.push(')');
+            return;
+        }
         _ => {
             write_value(out, v).expect("writing to a String cannot fail");
             return;
