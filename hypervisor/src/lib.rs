@@ -1,6 +1,23 @@
 //! The per-domain VMM: one process per domain runs a KVM VM with its vCPU
 //! threads, guest RAM, the console ring and the control socket.
+//!
+//! Boot order lives in [`builder`], the shared domain state machine in
+//! [`domain`], the `KVM_RUN` loop and hypercalls in [`vcpu`], the console rings
+//! in [`console`], and the control protocol in [`control`].
+pub mod arch;
+pub mod builder;
+pub mod console;
 pub mod control;
+pub mod daemon;
+pub mod domain;
+pub mod guest_args;
+pub mod kick;
 pub mod kvm_check;
+pub mod loader;
+pub mod log;
+pub mod memory;
+pub mod minios;
+pub mod stats;
+pub mod vcpu;
 
 pub use kvm_check::{kvm_usable, require_kvm};

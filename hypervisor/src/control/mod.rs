@@ -1,2 +1,4 @@
-//! The domain's control socket: protocol types and the server.
+//! The domain's control socket: protocol types, server and a sync client.
+pub mod client;
 pub mod proto;
+pub mod server;

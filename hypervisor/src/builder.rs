@@ -1,0 +1,176 @@
+//! Boot order: KVM VM, guest RAM, GDT and page tables, kernel, start-info,
+//! vCPUs, then the console threads and one thread per vCPU.
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use guest_abi::{MAX_VCPUS, layout};
+use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_userspace_memory_region};
+use kvm_ioctls::{Kvm, VmFd};
+
+use crate::arch;
+use crate::domain::{Domain, DomainSpec, write_start_info};
+use crate::kick;
+use crate::loader::{self, LoadError};
+use crate::log::log;
+use crate::memory::{GuestRam, MemoryError};
+use crate::vcpu;
+
+/// Largest guest the boot page tables map.
+pub const MAX_MEMORY_MIB: u64 = layout::PD_COUNT * 1024;
+/// Console output is picked up at least this often while a vCPU runs.
+pub const CONSOLE_POLL: Duration = Duration::from_millis(10);
+
+/// Errors building a domain.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The spec is unusable.
+    #[error("invalid domain: {0}")]
+    Invalid(String),
+    /// A KVM call failed.
+    #[error("KVM {what} failed")]
+    Kvm {
+        /// Which call.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// Guest memory could not be set up.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The kernel could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A vCPU could not be set up.
+    #[error(transparent)]
+    Arch(#[from] arch::ArchError),
+    /// A thread could not be started.
+    #[error("cannot start a thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A running domain and what keeps it alive.
+pub struct Vmm {
+    /// The shared domain state.
+    pub domain: Arc<Domain>,
+    vcpu_threads: Vec<JoinHandle<()>>,
+    _vm: VmFd,
+    _kvm: Kvm,
+}
+
+impl Vmm {
+    /// Wait until every vCPU thread has ended.
+    pub fn join(self) {
+        for t in self.vcpu_threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn validate(spec: &DomainSpec) -> Result<(), BuildError> {
+    let bad = |m: String| Err(BuildError::Invalid(m));
+    if spec.memory_mib < 2 {
+        return bad(format!("memory {} MiB is too small (at least 2 MiB)", spec.memory_mib));
+    }
+    if spec.maxmem_mib < spec.memory_mib {
+        return bad(format!("maxmem {} MiB is below memory {} MiB", spec.maxmem_mib, spec.memory_mib));
+    }
+    if spec.maxmem_mib > MAX_MEMORY_MIB {
+        return bad(format!("maxmem {} MiB is above the limit of {MAX_MEMORY_MIB} MiB", spec.maxmem_mib));
+    }
+    if spec.vcpus == 0 || spec.vcpus > MAX_VCPUS {
+        return bad(format!("vcpus {} must be between 1 and {MAX_VCPUS}", spec.vcpus));
+    }
+    Ok(())
+}
+
+/// Build the domain and start its vCPUs.
+pub fn start(spec: DomainSpec, image: &[u8]) -> Result<Vmm, BuildError> {
+    validate(&spec)?;
+    kick::install_handler();
+    let kvm_err = |what| move |source| BuildError::Kvm { what, source };
+    let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+    let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
+
+    let size = (spec.maxmem_mib << 20).next_multiple_of(2 << 20);
+    let ram = GuestRam::new(size)?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: size,
+        userspace_addr: ram.host_base(),
+    };
+    // SAFETY: the region describes `ram`'s mapping exactly; `ram` moves into
+    // the Domain, which the vCPU threads keep alive (Arc) for as long as the
+    // VM can run, and the VM fd is dropped before or with it (struct Vmm).
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
+
+    arch::write_gdt(&ram)?;
+    arch::write_page_tables(&ram)?;
+    let loaded = loader::load_elf(&ram, image, &spec.kernel)?;
+
+    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("get_supported_cpuid"))?;
+    let mut fds = Vec::with_capacity(spec.vcpus as usize);
+    for i in 0..spec.vcpus {
+        let fd = vm.create_vcpu(u64::from(i)).map_err(kvm_err("create_vcpu"))?;
+        fd.set_cpuid2(&cpuid).map_err(kvm_err("set_cpuid2"))?;
+        arch::setup_vcpu(&fd, i, loaded.entry)?;
+        fds.push(fd);
+    }
+    let tsc_khz = fds[0].get_tsc_khz().map(u64::from).unwrap_or_else(|_| host_tsc_khz());
+    write_start_info(&ram, &spec, tsc_khz, loaded.end)?;
+
+    let domain = Arc::new(Domain::new(spec, ram));
+    let d = Arc::clone(&domain);
+    std::thread::Builder::new()
+        .name("console-out".into())
+        .spawn(move || d.console.run_writer())
+        .map_err(BuildError::Thread)?;
+    let d = Arc::clone(&domain);
+    std::thread::Builder::new()
+        .name("console-poll".into())
+        .spawn(move || poll_console(&d))
+        .map_err(BuildError::Thread)?;
+    let mut vcpu_threads = Vec::new();
+    for (i, fd) in fds.into_iter().enumerate() {
+        let d = Arc::clone(&domain);
+        let t = std::thread::Builder::new()
+            .name(format!("vcpu{i}"))
+            .spawn(move || vcpu::run(d, fd, i))
+            .map_err(BuildError::Thread)?;
+        vcpu_threads.push(t);
+    }
+    log(&format!(
+        "domain {} (id {}) started: {} MiB, {} vCPUs, kernel {}, entry {:#x}, tsc {} kHz",
+        domain.spec.name, domain.spec.domid, domain.spec.memory_mib, domain.spec.vcpus,
+        domain.spec.kernel, loaded.entry, tsc_khz
+    ));
+    Ok(Vmm { domain, vcpu_threads, _vm: vm, _kvm: kvm })
+}
+
+/// Pick up console output while some vCPU runs (a busy guest need not exit
+/// to be heard); sleep on the domain condvar while all are blocked or paused.
+fn poll_console(dom: &Domain) {
+    while dom.wait_until_running(Duration::from_secs(3600)) {
+        std::thread::sleep(CONSOLE_POLL);
+        if let Err(e) = dom.console.drain(&dom.ram) {
+            log(&format!("console: {e}"));
+        }
+    }
+    let _ = dom.console.drain(&dom.ram);
+}
+
+/// The host TSC frequency when KVM cannot tell (from /proc/cpuinfo's MHz).
+fn host_tsc_khz() -> u64 {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map_or(1_000_000, |mhz| (mhz * 1000.0) as u64)
+}

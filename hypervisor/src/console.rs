@@ -1,0 +1,311 @@
+//! The domain console: drains the guest's output ring, keeps the last 64 KiB
+//! of output, forwards it to at most one attached client, and feeds input
+//! into the guest's input ring.
+//!
+//! vCPU threads only copy bytes out of the ring into memory here; a separate
+//! writer thread pushes them to the client, so a slow client never stalls a
+//! vCPU. If the client falls more than [`MAX_PENDING`] behind, the oldest
+//! unsent bytes are dropped (and counted).
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use guest_abi::{CONSOLE_IN_SIZE, CONSOLE_OUT_SIZE, offsets};
+
+use crate::memory::{GuestRam, MemoryError};
+
+/// Output kept for replay to a newly attached client.
+pub const HISTORY_BYTES: usize = 64 * 1024;
+/// Unsent output buffered for a slow client before dropping the oldest.
+pub const MAX_PENDING: usize = 1 << 20;
+
+/// Errors from the console rings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The ring lies outside guest RAM (cannot happen with our layout unless
+    /// RAM is tiny) or a guest write went wrong.
+    #[error("console ring is not accessible")]
+    Memory(#[from] MemoryError),
+    /// The guest published indices that cannot be right.
+    #[error("guest corrupted the console {ring} ring (producer {prod}, consumer {cons})")]
+    Corrupt {
+        /// `out` or `in`.
+        ring: &'static str,
+        /// Producer index.
+        prod: u32,
+        /// Consumer index.
+        cons: u32,
+    },
+}
+
+/// Where console output goes.
+pub type Sink = Box<dyn Write + Send>;
+
+struct Out {
+    history: VecDeque<u8>,
+    pending: VecDeque<u8>,
+    sink: Option<Sink>,
+    attached: bool,
+    generation: u64,
+    closed: bool,
+}
+
+/// Console state of one domain.
+pub struct Console {
+    gpa: u64,
+    out: Mutex<Out>,
+    out_ready: Condvar,
+    bytes_out: AtomicU64,
+    bytes_in: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Console {
+    /// A console whose rings live at `gpa`.
+    pub fn new(gpa: u64) -> Console {
+        Console {
+            gpa,
+            out: Mutex::new(Out {
+                history: VecDeque::with_capacity(HISTORY_BYTES),
+                pending: VecDeque::new(),
+                sink: None,
+                attached: false,
+                generation: 0,
+                closed: false,
+            }),
+            out_ready: Condvar::new(),
+            bytes_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes the guest has written.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
+    }
+
+    /// Bytes fed to the guest.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Output bytes dropped because the client was too slow.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Output bytes not yet written to the attached client.
+    pub fn pending(&self) -> usize {
+        self.out.lock().unwrap().pending.len()
+    }
+
+    /// True when the output ring holds bytes the host has not taken yet.
+    pub fn has_output(&self, ram: &GuestRam) -> bool {
+        let (Ok(prod), Ok(cons)) = (
+            ram.atomic_u32(self.gpa + offsets::OUT_PROD as u64),
+            ram.atomic_u32(self.gpa + offsets::OUT_CONS as u64),
+        ) else {
+            return false;
+        };
+        prod.load(Ordering::Acquire) != cons.load(Ordering::Relaxed)
+    }
+
+    /// Move everything in the output ring to the history and the client.
+    /// Returns the number of bytes taken.
+    pub fn drain(&self, ram: &GuestRam) -> Result<usize, ConsoleError> {
+        let prod_w = ram.atomic_u32(self.gpa + offsets::OUT_PROD as u64)?;
+        let cons_w = ram.atomic_u32(self.gpa + offsets::OUT_CONS as u64)?;
+        let mut out = self.out.lock().unwrap();
+        let prod = prod_w.load(Ordering::Acquire);
+        let cons = cons_w.load(Ordering::Relaxed);
+        let len = prod.wrapping_sub(cons) as usize;
+        if len == 0 {
+            return Ok(0);
+        }
+        if len > CONSOLE_OUT_SIZE {
+            // Resynchronise so one bad write doesn't poison every later drain.
+            cons_w.store(prod, Ordering::Release);
+            return Err(ConsoleError::Corrupt { ring: "output", prod, cons });
+        }
+        let mut buf = vec![0u8; len];
+        let start = cons as usize % CONSOLE_OUT_SIZE;
+        let first = len.min(CONSOLE_OUT_SIZE - start);
+        let base = self.gpa + offsets::OUT as u64;
+        ram.read_slice(base + start as u64, &mut buf[..first])?;
+        if first < len {
+            ram.read_slice(base, &mut buf[first..])?;
+        }
+        cons_w.store(prod, Ordering::Release);
+        self.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
+        push_capped(&mut out.history, &buf, HISTORY_BYTES);
+        if out.attached {
+            let before = out.pending.len();
+            push_capped(&mut out.pending, &buf, MAX_PENDING);
+            let lost = (before + buf.len()).saturating_sub(MAX_PENDING);
+            if lost > 0 {
+                self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+            }
+            self.out_ready.notify_all();
+        }
+        Ok(len)
+    }
+
+    /// Copy as much of `data` as fits into the input ring; returns the count.
+    pub fn push_input(&self, ram: &GuestRam, data: &[u8]) -> Result<usize, ConsoleError> {
+        let prod_w = ram.atomic_u32(self.gpa + offsets::IN_PROD as u64)?;
+        let cons_w = ram.atomic_u32(self.gpa + offsets::IN_CONS as u64)?;
+        let prod = prod_w.load(Ordering::Relaxed);
+        let cons = cons_w.load(Ordering::Acquire);
+        let used = prod.wrapping_sub(cons) as usize;
+        if used > CONSOLE_IN_SIZE {
+            return Err(ConsoleError::Corrupt { ring: "input", prod, cons });
+        }
+        let n = data.len().min(CONSOLE_IN_SIZE - used);
+        let base = self.gpa + offsets::IN as u64;
+        let chunk = &data[..n];
+        let start = prod as usize % CONSOLE_IN_SIZE;
+        let first = n.min(CONSOLE_IN_SIZE - start);
+        ram.write_slice(base + start as u64, &chunk[..first])?;
+        if first < n {
+            ram.write_slice(base, &chunk[first..])?;
+        }
+        prod_w.store(prod.wrapping_add(n as u32), Ordering::Release);
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Make `sink` the console client, replacing any previous one (which is
+    /// dropped, closing it). With `history`, buffered output is replayed first.
+    pub fn attach(&self, sink: Sink, history: bool) {
+        let mut out = self.out.lock().unwrap();
+        out.pending.clear();
+        if history {
+            let h: Vec<u8> = out.history.iter().copied().collect();
+            out.pending.extend(h);
+        }
+        out.sink = Some(sink);
+        out.attached = true;
+        out.generation += 1;
+        self.out_ready.notify_all();
+    }
+
+    /// Detach the client of generation `generation` (if it is still current).
+    fn detach(&self, out: &mut Out, generation: u64) {
+        if out.generation == generation {
+            out.sink = None;
+            out.attached = false;
+            out.pending.clear();
+        }
+    }
+
+    /// Stop the writer thread (on exit).
+    pub fn close(&self) {
+        let mut out = self.out.lock().unwrap();
+        out.closed = true;
+        self.out_ready.notify_all();
+    }
+
+    /// The writer thread: forwards pending output to the attached client.
+    pub fn run_writer(&self) {
+        loop {
+            let (chunk, mut sink, generation) = {
+                let mut out = self.out.lock().unwrap();
+                loop {
+                    if out.closed {
+                        return;
+                    }
+                    if !out.pending.is_empty() && out.sink.is_some() {
+                        break;
+                    }
+                    out = self.out_ready.wait(out).unwrap();
+                }
+                let n = out.pending.len().min(64 * 1024);
+                let chunk: Vec<u8> = out.pending.drain(..n).collect();
+                (chunk, out.sink.take().expect("checked above"), out.generation)
+            };
+            let ok = sink.write_all(&chunk).and_then(|()| sink.flush()).is_ok();
+            let mut out = self.out.lock().unwrap();
+            if ok && out.generation == generation && out.sink.is_none() {
+                out.sink = Some(sink);
+            } else if !ok {
+                self.detach(&mut out, generation);
+            }
+        }
+    }
+}
+
+fn push_capped(buf: &mut VecDeque<u8>, data: &[u8], cap: usize) {
+    let data = &data[data.len().saturating_sub(cap)..];
+    let excess = (buf.len() + data.len()).saturating_sub(cap);
+    buf.drain(..excess);
+    buf.extend(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn ring() -> (GuestRam, Console) {
+        let ram = GuestRam::new(2 << 20).unwrap();
+        (ram, Console::new(guest_abi::layout::CONSOLE))
+    }
+
+    fn guest_write(ram: &GuestRam, data: &[u8]) {
+        let base = guest_abi::layout::CONSOLE;
+        let prod = ram.atomic_u32(base + offsets::OUT_PROD as u64).unwrap();
+        let mut p = prod.load(Ordering::Relaxed);
+        for b in data {
+            ram.write(base + offsets::OUT as u64 + (p as usize % CONSOLE_OUT_SIZE) as u64, *b).unwrap();
+            p = p.wrapping_add(1);
+        }
+        prod.store(p, Ordering::Release);
+    }
+
+    #[test]
+    fn drains_with_wraparound_and_keeps_history() {
+        let (ram, con) = ring();
+        let base = guest_abi::layout::CONSOLE;
+        // Start near the u32 wrap and the ring end.
+        let start = u32::MAX - 3;
+        ram.atomic_u32(base + offsets::OUT_PROD as u64).unwrap().store(start, Ordering::Relaxed);
+        ram.atomic_u32(base + offsets::OUT_CONS as u64).unwrap().store(start, Ordering::Relaxed);
+        guest_write(&ram, b"hello, world");
+        assert!(con.has_output(&ram));
+        assert_eq!(con.drain(&ram).unwrap(), 12);
+        assert!(!con.has_output(&ram));
+        let hist: Vec<u8> = con.out.lock().unwrap().history.iter().copied().collect();
+        assert_eq!(hist, b"hello, world");
+        assert_eq!(con.bytes_out(), 12);
+    }
+
+    #[test]
+    fn corrupt_indices_are_an_error_not_a_panic() {
+        let (ram, con) = ring();
+        let base = guest_abi::layout::CONSOLE;
+        ram.atomic_u32(base + offsets::OUT_PROD as u64).unwrap().store(1 << 30, Ordering::Relaxed);
+        assert!(matches!(con.drain(&ram), Err(ConsoleError::Corrupt { .. })));
+        assert_eq!(con.drain(&ram).unwrap(), 0, "resynchronised after the error");
+    }
+
+    #[test]
+    fn input_fills_up_to_ring_size() {
+        let (ram, con) = ring();
+        let data = vec![b'x'; CONSOLE_IN_SIZE + 10];
+        assert_eq!(con.push_input(&ram, &data).unwrap(), CONSOLE_IN_SIZE);
+        assert_eq!(con.push_input(&ram, b"y").unwrap(), 0);
+        assert_eq!(con.bytes_in(), CONSOLE_IN_SIZE as u64);
+    }
+
+    #[test]
+    fn history_is_capped() {
+        let mut buf = VecDeque::new();
+        push_capped(&mut buf, &vec![1u8; 100], 64);
+        push_capped(&mut buf, &[2u8; 10], 64);
+        assert_eq!(buf.len(), 64);
+        assert_eq!(buf.back(), Some(&2));
+    }
+}

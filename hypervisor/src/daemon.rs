@@ -1,0 +1,227 @@
+//! Process plumbing for the VMM binary: detaching from the spawner, the
+//! runtime record, signals, and the control socket file.
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors in process setup.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A file operation failed.
+    #[error("{what} {path}")]
+    File {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another live VMM owns the socket.
+    #[error("control socket {0} is in use by another VMM")]
+    SocketInUse(PathBuf),
+    /// fork/setsid/pipe failed.
+    #[error("cannot detach: {0}")]
+    Detach(#[source] std::io::Error),
+}
+
+/// The runtime record a VMM leaves in the state dir while it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// VMM process id.
+    pub pid: u32,
+    /// Domain name.
+    pub name: String,
+    /// Domain id.
+    pub domid: u32,
+    /// Control socket.
+    pub socket: PathBuf,
+    /// Boot time, seconds since the Unix epoch.
+    pub start_time: f64,
+    /// RAM at boot, MiB.
+    pub memory_mib: u64,
+    /// Maximum RAM, MiB.
+    pub maxmem_mib: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// `minios` or a kernel path.
+    pub kernel: String,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Boot id of the host kernel when the VMM started (to spot records left
+    /// over from before a host reboot).
+    pub boot_id: String,
+}
+
+/// This host boot's id (`/proc/sys/kernel/random/boot_id`).
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Write `record` to `path` atomically (temp file, fsync, rename).
+pub fn write_record(path: &Path, record: &Record) -> Result<(), DaemonError> {
+    let err = |what, source| DaemonError::File { what, path: path.to_path_buf(), source };
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| err("cannot create", e))?;
+    let body = serde_json::to_vec_pretty(record).expect("records always serialize");
+    f.write_all(&body).and_then(|()| f.sync_all()).map_err(|e| err("cannot write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| err("cannot rename into", e))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Bind the control socket with mode 0600, replacing a stale socket file but
+/// refusing one a live VMM still answers on.
+pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::SocketInUse(path.to_path_buf()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    // SAFETY: umask only changes this process's file-creation mask.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above; restores the previous mask.
+    unsafe { libc::umask(old) };
+    let listener =
+        bound.map_err(|source| DaemonError::File { what: "cannot bind", path: path.to_path_buf(), source })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| DaemonError::File { what: "cannot chmod", path: path.to_path_buf(), source })?;
+    Ok(listener)
+}
+
+/// The child side of `detach`: tell the waiting parent how start-up went.
+pub struct ReadyPipe(std::io::PipeWriter);
+
+impl ReadyPipe {
+    /// Start-up succeeded.
+    pub fn ready(mut self) {
+        let _ = writeln!(self.0, "ready {}", std::process::id());
+    }
+
+    /// Start-up failed with `msg`.
+    pub fn failed(mut self, msg: &str) {
+        let _ = writeln!(self.0, "error: {msg}");
+    }
+}
+
+/// Fork into the background. The parent waits until the child reports
+/// (`ReadyPipe`), prints the child's pid (or its error) and exits. The child
+/// gets its own session (no controlling terminal) and `/dev/null` stdio,
+/// except stderr, which goes to `log` when given.
+///
+/// Must be called before any thread is started.
+pub fn detach(log: Option<&Path>) -> Result<ReadyPipe, DaemonError> {
+    let (mut reader, writer) = std::io::pipe().map_err(DaemonError::Detach)?;
+    // SAFETY: called while the process is single-threaded (documented
+    // precondition), so the child starts in a consistent state.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(DaemonError::Detach(std::io::Error::last_os_error()));
+    }
+    if pid > 0 {
+        drop(writer);
+        let mut msg = String::new();
+        let _ = reader.read_to_string(&mut msg);
+        match msg.strip_prefix("ready ") {
+            Some(child) => {
+                println!("{}", child.trim());
+                std::process::exit(0);
+            }
+            None if msg.is_empty() => {
+                eprintln!("vmm: the domain process exited during start-up (see its log)");
+                std::process::exit(1);
+            }
+            None => {
+                eprint!("vmm: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
+                std::process::exit(1);
+            }
+        }
+    }
+    drop(reader);
+    // SAFETY: setsid has no memory-safety preconditions.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(DaemonError::Detach(std::io::Error::last_os_error()));
+    }
+    redirect_stdio(log)?;
+    Ok(ReadyPipe(writer))
+}
+
+/// Point stdin/stdout at /dev/null and stderr at `log` (or /dev/null).
+pub fn redirect_stdio(log: Option<&Path>) -> Result<(), DaemonError> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|source| DaemonError::File { what: "cannot open", path: "/dev/null".into(), source })?;
+    let err_file = match log {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|source| DaemonError::File { what: "cannot open log", path: p.to_path_buf(), source })?,
+        None => null.try_clone().map_err(DaemonError::Detach)?,
+    };
+    // SAFETY: dup2 onto the standard descriptors with valid open fds; the
+    // originals stay open until the Files drop, after the dup.
+    unsafe {
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(null.as_raw_fd(), 1);
+        libc::dup2(err_file.as_raw_fd(), 2);
+    }
+    Ok(())
+}
+
+/// Send stderr to `log` (append).
+pub fn log_to(log: &Path) -> Result<(), DaemonError> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| DaemonError::File { what: "cannot open log", path: log.to_path_buf(), source })?;
+    // SAFETY: dup2 of a valid open fd onto stderr.
+    unsafe { libc::dup2(f.as_raw_fd(), 2) };
+    Ok(())
+}
+
+/// Block SIGTERM, SIGINT and SIGHUP in this thread (and so in every thread it
+/// starts afterwards) and ignore SIGPIPE; then `wait_for_termination` can
+/// collect them synchronously on one thread.
+pub fn block_termination_signals() {
+    // SAFETY: plain libc signal-mask manipulation on a local sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Wait for SIGTERM/SIGINT/SIGHUP (blocked by `block_termination_signals`).
+pub fn wait_for_termination() -> i32 {
+    // SAFETY: sigwait on a local, initialised set of blocked signals.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+        sig
+    }
+}
