@@ -1,0 +1,285 @@
+//! The console shell run by vCPU 0.
+
+use core::sync::atomic::Ordering;
+
+use guest_abi::{Events, ShutdownReason};
+
+use crate::hypercall::{self, NO_TIMEOUT};
+use crate::smp::Burn;
+use crate::{console, mem, print, println, start, time};
+
+const LINE_MAX: usize = 256;
+/// What wakes the shell from its sleep in the VMM.
+const IDLE_EVENTS: Events = Events::CONSOLE_INPUT
+    .union(Events::SHUTDOWN_REQUEST)
+    .union(Events::MEM_TARGET);
+
+const HELP: &str = "\
+commands:
+  help              this list
+  uname             kernel name, version, architecture, guest ABI
+  uptime            seconds since boot
+  free              guest RAM: total, used, free (KiB)
+  echo TEXT         print TEXT
+  burn SECS [VCPUS] keep VCPUS vCPUs (default all) busy for SECS seconds
+  sleep SECS        sleep in the VMM for SECS seconds
+  mem MB            touch MB MiB of RAM (a smaller MB gives RAM back)
+  poweroff          shut down
+  reboot            shut down and ask to be restarted
+  halt              halt
+  crash [fault]     end as crashed (`fault`: by a page fault)
+";
+
+/// Run the `autorun=` commands, then the interactive shell, forever.
+pub fn run() -> ! {
+    if let Some(commands) = start::cmdline_value("autorun") {
+        for command in commands.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+            prompt();
+            println!("{command}");
+            execute(command);
+        }
+    }
+    let mut line = Line::new();
+    prompt();
+    loop {
+        while let Some(byte) = console::read_byte() {
+            if let Some(command) = line.feed(byte) {
+                execute(command.as_str());
+                line.clear();
+                prompt();
+            }
+        }
+        idle();
+    }
+}
+
+fn prompt() {
+    print!("minios@{}# ", start::name());
+}
+
+/// Nothing to read: handle events, or sleep in the VMM until one comes.
+fn idle() {
+    let pending = events();
+    if handle_host_events(pending) {
+        return;
+    }
+    if pending.contains(Events::CONSOLE_INPUT) {
+        // Clear first, then look at the ring again (the caller loops), so
+        // input that lands in between is never missed.
+        clear(Events::CONSOLE_INPUT);
+        return;
+    }
+    // Blocking drains the console ring, so no notify is needed first.
+    hypercall::block(NO_TIMEOUT, IDLE_EVENTS);
+}
+
+fn events() -> Events {
+    Events::from_bits_truncate(start::get().events.load(Ordering::Acquire))
+}
+
+fn clear(bits: Events) {
+    start::get()
+        .events
+        .fetch_and(!bits.bits(), Ordering::AcqRel);
+}
+
+/// Handle a shutdown request (does not return) or a new memory target.
+/// Returns whether something was handled.
+fn handle_host_events(pending: Events) -> bool {
+    if pending.contains(Events::SHUTDOWN_REQUEST) {
+        let raw = start::get().shutdown_request.load(Ordering::Acquire);
+        let reason = ShutdownReason::from_u32(raw).unwrap_or(ShutdownReason::Poweroff);
+        println!("\nminios: shutdown requested ({})", reason.name());
+        shutdown(reason);
+    }
+    if pending.contains(Events::MEM_TARGET) {
+        clear(Events::MEM_TARGET);
+        mem::apply_target();
+        return true;
+    }
+    false
+}
+
+fn shutdown(reason: ShutdownReason) -> ! {
+    console::flush();
+    hypercall::shutdown(reason)
+}
+
+/// Run one command line.
+fn execute(line: &str) {
+    let line = line.trim();
+    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim_start();
+    let mut args = rest.split_ascii_whitespace();
+    match command {
+        "" => {}
+        "help" => print!("{HELP}"),
+        "uname" => println!(
+            "minios {} x86_64 guest-abi-{}",
+            env!("CARGO_PKG_VERSION"),
+            guest_abi::ABI_VERSION
+        ),
+        "uptime" => {
+            let ms = time::uptime_ms();
+            println!("up {}.{:03} s", ms / 1000, ms % 1000);
+        }
+        "free" => free(),
+        "echo" => println!("{rest}"),
+        "burn" => match (number(args.next()), args.next().map(|v| number(Some(v)))) {
+            (Some(secs), None) => burn(secs, start::nr_vcpus()),
+            (Some(secs), Some(Some(vcpus))) if vcpus >= 1 => {
+                burn(secs, vcpus.min(u64::from(start::nr_vcpus())) as u32)
+            }
+            _ => println!("usage: burn SECS [VCPUS] (VCPUS at least 1)"),
+        },
+        "sleep" => match number(args.next()) {
+            Some(secs) => sleep(secs),
+            None => println!("usage: sleep SECS"),
+        },
+        "mem" => match number(args.next()) {
+            Some(mib) => match mem::set_pool(mib) {
+                Ok(()) => println!("mem: touched {mib} MiB"),
+                Err(mem::TouchError::TooBig { available_mib }) => {
+                    println!("mem: only {available_mib} MiB available above the kernel")
+                }
+            },
+            None => println!("usage: mem MB"),
+        },
+        "poweroff" | "reboot" | "halt" => {
+            let reason = match command {
+                "poweroff" => ShutdownReason::Poweroff,
+                "reboot" => ShutdownReason::Reboot,
+                _ => ShutdownReason::Halt,
+            };
+            println!("minios: {}", reason.name());
+            shutdown(reason);
+        }
+        "crash" => match args.next() {
+            None => {
+                println!("minios: crash requested");
+                shutdown(ShutdownReason::Crash);
+            }
+            Some("fault") => {
+                println!("minios: crash requested (page fault)");
+                console::flush();
+                // An address whose page-table entry the VMM never fills in.
+                let wild = 0x7f00_0000_0000 as *mut u64;
+                // SAFETY: not safe at all, on purpose: the page fault ends the
+                // domain through the exception handler.
+                unsafe { wild.write_volatile(0xdead) };
+            }
+            Some(other) => println!("crash: unknown kind '{other}' (try `crash` or `crash fault`)"),
+        },
+        _ => println!("minios: unknown command '{command}' (try help)"),
+    }
+}
+
+fn number(arg: Option<&str>) -> Option<u64> {
+    arg?.parse().ok()
+}
+
+fn free() {
+    let total = mem::total() / 1024;
+    let used = mem::used() / 1024;
+    print!(
+        "Mem: total {total} KiB, used {used} KiB, free {} KiB",
+        total.saturating_sub(used)
+    );
+    match mem::target_below_total() {
+        Some(target) => println!(", target {} KiB", target / 1024),
+        None => println!(),
+    }
+}
+
+fn burn(secs: u64, vcpus: u32) {
+    println!("burn: {vcpus} vCPUs for {secs} s");
+    console::flush();
+    let burn = Burn::start(vcpus, time::deadline_ms(secs.saturating_mul(1000)));
+    // Only a shutdown request stops a burn early; a new memory target is
+    // applied on the way. Reading the event word costs no exit.
+    burn.run(|| {
+        let pending = events();
+        if pending.contains(Events::MEM_TARGET) {
+            handle_host_events(Events::MEM_TARGET);
+        }
+        pending.contains(Events::SHUTDOWN_REQUEST)
+    });
+    let stuck = burn.finish();
+    if stuck != 0 {
+        println!("burn: {stuck} vCPUs did not stop in time");
+    }
+    // A shutdown request that cut the burn short ends here.
+    handle_host_events(events() & Events::SHUTDOWN_REQUEST);
+    println!("burn: done");
+}
+
+fn sleep(secs: u64) {
+    let deadline = time::deadline_ms(secs.saturating_mul(1000));
+    loop {
+        let left = time::ns_until(deadline);
+        if left == 0 {
+            return;
+        }
+        handle_host_events(events() & !Events::CONSOLE_INPUT);
+        hypercall::block(left, Events::SHUTDOWN_REQUEST | Events::MEM_TARGET);
+    }
+}
+
+/// The line being typed.
+struct Line {
+    buf: [u8; LINE_MAX],
+    len: usize,
+    /// The previous byte was CR: a following LF belongs to the same Enter.
+    after_cr: bool,
+}
+
+impl Line {
+    const fn new() -> Line {
+        Line {
+            buf: [0; LINE_MAX],
+            len: 0,
+            after_cr: false,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+
+    /// Take one input byte; returns the finished line on CR or LF.
+    fn feed(&mut self, byte: u8) -> Option<&Line> {
+        let after_cr = core::mem::replace(&mut self.after_cr, byte == b'\r');
+        match byte {
+            b'\n' if after_cr => None,
+            b'\r' | b'\n' => {
+                console::write_bytes(b"\r\n");
+                Some(self)
+            }
+            0x08 | 0x7f => {
+                if self.len > 0 {
+                    self.len -= 1;
+                    console::write_bytes(b"\x08 \x08");
+                }
+                None
+            }
+            // Ctrl-C and Ctrl-U drop the line.
+            0x03 | 0x15 => {
+                self.len = 0;
+                console::write_bytes(b"^C\r\n");
+                prompt();
+                None
+            }
+            _ if self.len < LINE_MAX && (byte >= 0x20 || byte == b'\t') => {
+                self.buf[self.len] = byte;
+                self.len += 1;
+                console::write_bytes(&[byte]);
+                None
+            }
+            _ => None,
+        }
+    }
+}
