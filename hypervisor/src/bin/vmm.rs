@@ -1,1 +1,243 @@
-fn main() {}
+//! `vmm`: runs one domain. Started by xend (with `--detach`), or by hand with
+//! `--stdio` to talk to the guest console directly.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use hypervisor::builder;
+use hypervisor::control::proto::RunState;
+use hypervisor::control::server;
+use hypervisor::daemon::{self, ReadyPipe, Record};
+use hypervisor::domain::DomainSpec;
+use hypervisor::log::log;
+
+/// Run one domain on KVM.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Domain name.
+    #[arg(long)]
+    name: String,
+    /// Domain id.
+    #[arg(long)]
+    domid: u32,
+    /// RAM at boot, MiB.
+    #[arg(long)]
+    memory: u64,
+    /// Maximum RAM, MiB (default: --memory).
+    #[arg(long)]
+    maxmem: Option<u64>,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// `minios` (built in) or the path of an ELF64 kernel built for our ABI.
+    #[arg(long, default_value = "minios")]
+    kernel: String,
+    /// Kernel command line.
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    /// Pin every vCPU to this host CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Control socket path (mode 0600).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Runtime record (JSON) written once the socket is ready.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Log file (default: stderr).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Run in the background in its own session; print the pid once ready.
+    #[arg(long, conflicts_with = "stdio")]
+    detach: bool,
+    /// Console on stdin/stdout.
+    #[arg(long)]
+    stdio: bool,
+    /// Exit when the guest shuts down or crashes (exit code 0 for a clean
+    /// shutdown, 2 for a crash) instead of waiting for `destroy`.
+    #[arg(long)]
+    exit_on_shutdown: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.socket.is_none() && !args.stdio {
+        eprintln!("vmm: give --socket PATH (or --stdio for a console on this terminal)");
+        return ExitCode::from(2);
+    }
+    let ready = if args.detach {
+        match daemon::detach(args.log.as_deref()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("vmm: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        if let Some(l) = &args.log {
+            if let Err(e) = daemon::log_to(l) {
+                eprintln!("vmm: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        None
+    };
+    match run(&args, ready) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((msg, ready)) => {
+            log(&msg);
+            if let Some(r) = ready {
+                r.failed(&msg);
+            } else {
+                eprintln!("vmm: {msg}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Failure = (String, Option<ReadyPipe>);
+
+fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, String> {
+    if kernel == "minios" {
+        return Ok(hypervisor::minios::elf().to_vec());
+    }
+    hypervisor::loader::read_image(kernel).map_err(|e| error_chain(&e))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
+    daemon::block_termination_signals();
+    let fail = |m: String, r: Option<ReadyPipe>| (m, r);
+    let image = match builtin_or_file(&args.kernel) {
+        Ok(i) => i,
+        Err(e) => return Err(fail(e, ready)),
+    };
+    let listener = match args.socket.as_deref().map(daemon::bind_socket).transpose() {
+        Ok(l) => l,
+        Err(e) => return Err(fail(error_chain(&e), ready)),
+    };
+    let spec = DomainSpec {
+        name: args.name.clone(),
+        domid: args.domid,
+        memory_mib: args.memory,
+        maxmem_mib: args.maxmem.unwrap_or(args.memory),
+        vcpus: args.vcpus,
+        kernel: args.kernel.clone(),
+        cmdline: args.cmdline.clone(),
+        cpu: args.cpu,
+    };
+    let vmm = match builder::start(spec, &image) {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(s) = &args.socket {
+                let _ = std::fs::remove_file(s);
+            }
+            return Err(fail(error_chain(&e), ready));
+        }
+    };
+    let dom = Arc::clone(&vmm.domain);
+    if let Some(path) = &args.record {
+        let record = Record {
+            pid: std::process::id(),
+            name: args.name.clone(),
+            domid: args.domid,
+            socket: args.socket.clone().unwrap_or_default(),
+            start_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            memory_mib: dom.spec.memory_mib,
+            maxmem_mib: dom.spec.maxmem_mib,
+            vcpus: dom.spec.vcpus,
+            kernel: args.kernel.clone(),
+            cmdline: args.cmdline.clone(),
+            boot_id: daemon::boot_id(),
+        };
+        if let Err(e) = daemon::write_record(path, &record) {
+            return Err(fail(error_chain(&e), ready));
+        }
+    }
+    if let Some(r) = ready {
+        r.ready();
+    }
+
+    let cleanup_paths: Vec<PathBuf> = args.socket.iter().chain(args.record.iter()).cloned().collect();
+    let cleanup = Arc::new(move || {
+        for p in &cleanup_paths {
+            let _ = std::fs::remove_file(p);
+        }
+    });
+    {
+        let cleanup = Arc::clone(&cleanup);
+        std::thread::spawn(move || {
+            let sig = daemon::wait_for_termination();
+            log(&format!("signal {sig}: destroying the domain"));
+            cleanup();
+            std::process::exit(0);
+        });
+    }
+    if args.stdio {
+        dom.console.attach(Box::new(std::io::stdout()), false);
+        let d = Arc::clone(&dom);
+        std::thread::spawn(move || stdin_to_console(&d));
+    }
+    if args.exit_on_shutdown || listener.is_none() {
+        let d = Arc::clone(&dom);
+        let cleanup = Arc::clone(&cleanup);
+        std::thread::spawn(move || {
+            let (state, reason) = d.wait_finished();
+            d.wait_all_offline();
+            let _ = d.console.drain(&d.ram);
+            flush_console(&d);
+            let why = reason.map_or("", |r| r.as_str());
+            log(&format!("domain {} ended: {state:?} {why}", d.spec.name));
+            cleanup();
+            std::process::exit(if state == RunState::Crashed { 2 } else { 0 });
+        });
+    }
+    match listener {
+        Some(l) => {
+            let c = Arc::clone(&cleanup);
+            let on_destroy: server::OnDestroy = Arc::new(move || {
+                c();
+                std::process::exit(0);
+            });
+            server::serve(l, dom, on_destroy);
+        }
+        None => vmm.join(),
+    }
+    // serve() only returns if accept fails for good; park until a signal.
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Give the console writer a moment to push the last bytes (stdio mode).
+fn flush_console(d: &hypervisor::domain::Domain) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while d.console.pending() > 0 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+}
+
+fn stdin_to_console(d: &hypervisor::domain::Domain) {
+    use std::io::Read;
+    let mut buf = [0u8; 1024];
+    let mut stdin = std::io::stdin();
+    while let Ok(n) = stdin.read(&mut buf) {
+        if n == 0 || !d.console_input(&buf[..n]) {
+            return;
+        }
+    }
+}
