@@ -1,1 +1,217 @@
-fn main() {}
+//! `xm`: the Xen 2.0 command line, talking to xend over its HTTP API.
+//!
+//! `xm [-H URL] [--token TOKEN] COMMAND [ARGS...]`. A unique prefix of a
+//! command is accepted. Errors print `Error: <message>` on stderr and exit 1;
+//! when xend does not answer the message is
+//! `Error: Error connecting to xend, is xend running? (URL)`.
+mod actions;
+mod args;
+mod call;
+mod commands;
+mod config;
+mod error;
+mod format;
+mod http;
+mod queries;
+
+use std::process::ExitCode;
+
+use error::{Result, XmError};
+use xend::client::Client;
+
+/// Connections to xend: the typed JSON client and the raw SXP one.
+pub struct Xm {
+    /// Typed calls (JSON).
+    pub client: Client,
+    /// Raw SXP calls.
+    pub sxp: http::SxpClient,
+    /// The token (also sent on console connections).
+    pub token: Option<String>,
+}
+
+impl Xm {
+    fn new(url: Option<&str>, token: Option<String>) -> Result<Self> {
+        let client = Client::from_env(url, token.clone())?;
+        let token = token.or_else(|| {
+            std::env::var(xend::client::TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+        });
+        let sxp = http::SxpClient::new(client.url(), token.clone())?;
+        Ok(Self { client, sxp, token })
+    }
+
+    /// The host name of xend's URL (consoles listen there too).
+    pub fn host(&self) -> String {
+        reqwest::Url::parse(self.client.url())
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+            .unwrap_or_else(|| "127.0.0.1".into())
+    }
+}
+
+/// Options before the command name.
+#[derive(Debug, Default)]
+struct Global {
+    url: Option<String>,
+    token: Option<String>,
+    help: bool,
+    version: bool,
+}
+
+/// Splits `argv[1..]` into the global options, the command name and its
+/// arguments. `-H` is only global before the command (after it, `shutdown -H`
+/// means halt).
+fn split_global(argv: &[String]) -> Result<(Global, Option<String>, Vec<String>)> {
+    let mut g = Global::default();
+    let mut i = 0;
+    let need = |i: usize, opt: &str| {
+        argv.get(i + 1)
+            .cloned()
+            .ok_or_else(|| XmError::Usage(format!("option {opt} needs a value")))
+    };
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        match a {
+            "-H" | "--url" => {
+                g.url = Some(need(i, a)?);
+                i += 2;
+            }
+            "--token" => {
+                g.token = Some(need(i, a)?);
+                i += 2;
+            }
+            "-h" | "--help" => {
+                g.help = true;
+                i += 1;
+            }
+            "-V" | "--version" => {
+                g.version = true;
+                i += 1;
+            }
+            _ if a.starts_with("--url=") => {
+                g.url = Some(a["--url=".len()..].to_string());
+                i += 1;
+            }
+            _ if a.starts_with("--token=") => {
+                g.token = Some(a["--token=".len()..].to_string());
+                i += 1;
+            }
+            _ if a.starts_with('-') && a.len() > 1 => {
+                return Err(XmError::Usage(format!(
+                    "unknown option '{a}'; global options are -H URL and --token TOKEN"
+                )));
+            }
+            _ => return Ok((g, Some(a.to_string()), argv[i + 1..].to_vec())),
+        }
+    }
+    Ok((g, None, Vec::new()))
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match run(&argv) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", error::render(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(argv: &[String]) -> Result<ExitCode> {
+    let (global, command, rest) = split_global(argv)?;
+    if global.version {
+        println!("xm {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(typed) = command.filter(|_| !global.help) else {
+        print!("{}", commands::help());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let command = commands::resolve(&typed)?;
+    if !command.supported {
+        return Err(XmError::Unsupported(command.name.to_string()));
+    }
+    if command.name == "help" {
+        let a: args::Help = args::parse("help", &rest)?;
+        return queries::help(a.command.as_deref()).map(|()| ExitCode::SUCCESS);
+    }
+    let xm = Xm::new(global.url.as_deref(), global.token)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| XmError::Usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(dispatch(&xm, command.name, &rest))
+}
+
+async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
+    match name {
+        "list" => queries::list(xm, args::parse(name, rest)?).await?,
+        "create" => actions::create(xm, args::parse(name, rest)?).await?,
+        "console" => return actions::console(xm, args::parse(name, rest)?).await,
+        "pause" => {
+            let a: args::Dom = args::parse(name, rest)?;
+            xm.client.pause(&a.dom).await?
+        }
+        "unpause" => {
+            let a: args::Dom = args::parse(name, rest)?;
+            xm.client.unpause(&a.dom).await?
+        }
+        "shutdown" => actions::shutdown(xm, args::parse(name, rest)?).await?,
+        "reboot" => {
+            let a: args::Reboot = args::parse(name, rest)?;
+            let a = args::Shutdown {
+                wait: a.wait,
+                all: a.all,
+                halt: false,
+                reboot: true,
+                dom: a.dom,
+            };
+            actions::shutdown(xm, a).await?
+        }
+        "destroy" => {
+            let a: args::Dom = args::parse(name, rest)?;
+            xm.client.destroy(&a.dom).await?
+        }
+        "vcpu-pin" => actions::vcpu_pin(xm, args::parse(name, rest)?).await?,
+        "pincpu" => actions::pincpu(xm, args::parse(name, rest)?).await?,
+        "vcpu-list" => queries::vcpu_list(xm, args::parse(name, rest)?).await?,
+        "maxmem" => {
+            let a: args::Mem = args::parse(name, rest)?;
+            xm.client.maxmem_set(&a.dom, a.mb).await?
+        }
+        "mem-set" | "balloon" => {
+            let a: args::Mem = args::parse(name, rest)?;
+            xm.client.mem_target_set(&a.dom, a.mb).await?
+        }
+        "info" => queries::info(xm, args::parse(name, rest)?).await?,
+        "consoles" => {
+            let _: args::Nothing = args::parse(name, rest)?;
+            queries::consoles(xm).await?
+        }
+        "dmesg" => {
+            let a: args::Dmesg = args::parse(name, rest)?;
+            print!("{}", xm.client.dmesg().await?);
+            if a.clear {
+                xm.client.dmesg_clear().await?;
+            }
+        }
+        "log" => {
+            let _: args::Nothing = args::parse(name, rest)?;
+            print!("{}", xm.client.log().await?);
+        }
+        "call" => call::call(xm, args::parse(name, rest)?).await?,
+        "domid" => {
+            let a: args::DomId = args::parse(name, rest)?;
+            println!("{}", xm.client.domain(&a.name).await?.id);
+        }
+        "domname" => {
+            let a: args::DomName = args::parse(name, rest)?;
+            println!("{}", xm.client.domain(&a.id.to_string()).await?.name);
+        }
+        "top" => return actions::top(xm, rest),
+        other => return Err(XmError::Unsupported(other.to_string())),
+    }
+    Ok(ExitCode::SUCCESS)
+}

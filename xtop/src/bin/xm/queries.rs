@@ -1,0 +1,127 @@
+//! Commands that only read: list, vcpu-list, info, consoles, help.
+use std::io::Write;
+
+use xend::api::DomainStats;
+
+use crate::Xm;
+use crate::error::{Result, XmError};
+use crate::{args, commands, format};
+
+/// The domains named, or all of them (Domain-0 first).
+async fn domains(xm: &Xm, doms: &[String]) -> Result<Vec<DomainStats>> {
+    if doms.is_empty() {
+        return Ok(xm.client.snapshot().await?.domains);
+    }
+    let mut out = Vec::new();
+    for d in doms {
+        out.push(xm.client.domain(d).await?);
+    }
+    Ok(out)
+}
+
+/// Parses a reply of xend as SXP.
+pub fn parse_sxp(what: &str, text: &str) -> Result<sxp::Value> {
+    sxp::parse(text).map_err(|source| XmError::BadSxp {
+        what: what.to_string(),
+        source,
+    })
+}
+
+/// `xm list [-l] [--json] [DOM...]`.
+pub async fn list(xm: &Xm, a: args::List) -> Result<()> {
+    let doms = domains(xm, &a.doms).await?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&doms)?).ok();
+    } else if a.long {
+        for d in &doms {
+            let text = xm.sxp.get(&["domain", &d.id.to_string()], &[]).await?;
+            let value = parse_sxp(&format!("domain {}", d.name), &text)?;
+            writeln!(out, "{}", sxp::pretty(&value)).ok();
+        }
+    } else {
+        writeln!(out, "{}", format::LIST_HEADER).ok();
+        for d in &doms {
+            writeln!(out, "{}", format::list_row(d)).ok();
+        }
+    }
+    Ok(())
+}
+
+/// `xm vcpu-list [DOM...]`.
+pub async fn vcpu_list(xm: &Xm, a: args::Doms) -> Result<()> {
+    let doms = domains(xm, &a.doms).await?;
+    println!("{}", format::VCPU_HEADER);
+    for d in &doms {
+        for row in format::vcpu_rows(d) {
+            println!("{row}");
+        }
+    }
+    Ok(())
+}
+
+/// `xm info [--json]`: the node's fields in xend's order, `%-23s: value`.
+pub async fn info(xm: &Xm, a: args::Info) -> Result<()> {
+    if a.json {
+        let node = xm.client.node().await?;
+        println!("{}", serde_json::to_string_pretty(&node)?);
+        return Ok(());
+    }
+    let text = xm.sxp.get(&["node"], &[]).await?;
+    let node = parse_sxp("node", &text)?;
+    for field in node.rest() {
+        let Some(key) = field.head() else { continue };
+        let value = field
+            .rest()
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("{}", format::info_line(key, &value));
+    }
+    Ok(())
+}
+
+/// `xm consoles`: one line per console, as Xen 2 printed them.
+pub async fn consoles(xm: &Xm) -> Result<()> {
+    let ports = xm.client.consoles().await?;
+    println!(
+        "{:<8} {:<12} {:<12} {:<24}",
+        "Id", "Domain", "Port", "Connected"
+    );
+    for port in ports {
+        let text = xm.sxp.get(&["console", &port.to_string()], &[]).await?;
+        let c = parse_sxp(&format!("console {port}"), &text)?;
+        let field = |k: &str| c.child_value(k).unwrap_or("?").to_string();
+        let connected = c
+            .child("connected")
+            .map(|v| {
+                v.rest()
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<8} {:<12} {:<12} {:<24}",
+            field("id"),
+            field("domain"),
+            field("console_port"),
+            connected
+        );
+    }
+    Ok(())
+}
+
+/// `xm help [COMMAND]`.
+pub fn help(command: Option<&str>) -> Result<()> {
+    match command {
+        None => print!("{}", commands::help()),
+        Some(typed) => {
+            let c = commands::resolve(typed)?;
+            println!("xm {} {}\n\n{}", c.name, c.args, c.help);
+        }
+    }
+    Ok(())
+}
