@@ -24,6 +24,7 @@ commands:
   burn SECS [VCPUS] keep VCPUS vCPUs (default all) busy for SECS seconds
   sleep SECS        sleep in the VMM for SECS seconds
   mem MB            touch MB MiB of RAM (a smaller MB gives RAM back)
+  spew KIB          print KIB KiB of text (console throughput)
   poweroff          shut down
   reboot            shut down and ask to be restarted
   halt              halt
@@ -145,6 +146,10 @@ fn execute(line: &str) {
             },
             None => println!("usage: mem MB"),
         },
+        "spew" => match number(args.next()) {
+            Some(kib) => spew(kib),
+            None => println!("usage: spew KIB"),
+        },
         "poweroff" | "reboot" | "halt" => {
             let reason = match command {
                 "poweroff" => ShutdownReason::Poweroff,
@@ -211,6 +216,30 @@ fn burn(secs: u64, vcpus: u32) {
     // A shutdown request that cut the burn short ends here.
     handle_host_events(events() & Events::SHUTDOWN_REQUEST);
     println!("burn: done");
+}
+
+/// 1 KiB of text: 16 lines of 64 bytes.
+const SPEW_BLOCK: [u8; 1024] = {
+    let mut block = [0u8; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        block[i] = match i % 64 {
+            62 => b'\r',
+            63 => b'\n',
+            col => b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[col],
+        };
+        i += 1;
+    }
+    block
+};
+
+fn spew(kib: u64) {
+    console::flush();
+    for _ in 0..kib {
+        console::write_bytes(&SPEW_BLOCK);
+        handle_host_events(events() & Events::SHUTDOWN_REQUEST);
+    }
+    println!("spew: done");
 }
 
 fn sleep(secs: u64) {
