@@ -7,7 +7,7 @@
 
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use guest_abi::{
     CONSOLE_IN_SIZE, CONSOLE_NOTIFY_THRESHOLD, CONSOLE_OUT_SIZE, ConsoleRings, Events, layout,
@@ -20,6 +20,8 @@ use crate::hypercall;
 static RINGS: AtomicPtr<ConsoleRings> = AtomicPtr::new(layout::CONSOLE as *mut ConsoleRings);
 /// Serializes writers (vCPU 0, and any vCPU reporting an exception).
 static OUT: Mutex<()> = Mutex::new(());
+/// The last byte written ended a line (so messages can start on a fresh one).
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
 
 /// Use the rings at `gpa` (from the start-info page).
 pub fn init(gpa: u64) {
@@ -64,7 +66,8 @@ fn pending() -> u32 {
 }
 
 /// Copy `bytes` into the output ring; the caller holds [`OUT`].
-fn write_locked(mut bytes: &[u8]) {
+fn write_locked(written: &[u8]) {
+    let mut bytes = written;
     let size = CONSOLE_OUT_SIZE as u32;
     let mut prod = out_prod().load(Ordering::Relaxed);
     while !bytes.is_empty() {
@@ -87,6 +90,9 @@ fn write_locked(mut bytes: &[u8]) {
         prod = prod.wrapping_add(n as u32);
         out_prod().store(prod, Ordering::Release);
         bytes = &bytes[n..];
+    }
+    if let Some(&last) = written.last() {
+        AT_LINE_START.store(last == b'\n', Ordering::Relaxed);
     }
     if pending() >= CONSOLE_NOTIFY_THRESHOLD {
         hypercall::console_notify();
@@ -158,6 +164,14 @@ impl Writer {
         // output is better than none.
         unsafe { OUT.force_unlock() };
         Writer::lock()
+    }
+
+    /// End the current line unless the cursor is already at the start of one
+    /// (e.g. after a prompt), so a message does not run into it.
+    pub fn fresh_line(&mut self) {
+        if !AT_LINE_START.load(Ordering::Relaxed) {
+            write_locked(b"\r\n");
+        }
     }
 }
 

@@ -157,7 +157,8 @@ extern "C" fn exception(frame: &Frame) -> ! {
     {
         use core::fmt::Write as _;
         let mut w = console::Writer::lock_for_crash();
-        let _ = write!(w, "\nminios: ");
+        w.fresh_line();
+        let _ = write!(w, "minios: ");
         if let Some(vcpu) = vcpu {
             let _ = write!(w, "vCPU {vcpu}: ");
         }

@@ -85,7 +85,8 @@ fn panic(info: &PanicInfo) -> ! {
     {
         use core::fmt::Write as _;
         let mut w = console::Writer::lock_for_crash();
-        let _ = write!(w, "\nminios: panic: {}", info.message());
+        w.fresh_line();
+        let _ = write!(w, "minios: panic: {}", info.message());
         if let Some(at) = info.location() {
             let _ = write!(w, " at {}:{}", at.file(), at.line());
         }

@@ -90,7 +90,8 @@ fn handle_host_events(pending: Events) -> bool {
     if pending.contains(Events::SHUTDOWN_REQUEST) {
         let raw = start::get().shutdown_request.load(Ordering::Acquire);
         let reason = ShutdownReason::from_u32(raw).unwrap_or(ShutdownReason::Poweroff);
-        println!("\nminios: shutdown requested ({})", reason.name());
+        console::Writer::lock().fresh_line();
+        println!("minios: shutdown requested ({})", reason.name());
         shutdown(reason);
     }
     if pending.contains(Events::MEM_TARGET) {
