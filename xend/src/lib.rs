@@ -2,5 +2,6 @@
 //! server share; `sxp` and `config` are the formats; the server lives behind the
 //! `server` feature and typed client calls behind `client`.
 pub mod api;
+pub mod config;
 #[cfg(feature = "client")]
 pub mod client;

@@ -1,0 +1,269 @@
+//! A domain config being read: the raw values with their positions, whichever
+//! form they came from, and the one place that turns them into a checked
+//! [`DomainConfig`].
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::check;
+use super::domain::{Device, DomainConfig, ExitAction, Image, RestartMode};
+use super::error::{ConfigError, Pos};
+
+/// Which text form a value came from (for the examples in error messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    Sxp,
+    Xm,
+}
+
+impl Form {
+    /// `memory = 64` or `(memory 64)`.
+    pub(crate) fn example(self, key: &str, sample: &str) -> String {
+        match self {
+            Form::Sxp => format!("({key} {sample})"),
+            Form::Xm => format!("{key} = {sample}"),
+        }
+    }
+}
+
+/// One scalar value as read: its text, how it looked in the source (for
+/// "found ..."), and where it was.
+#[derive(Clone, Debug)]
+pub(crate) struct Scalar {
+    pub text: String,
+    pub shown: String,
+    pub pos: Pos,
+    pub form: Form,
+}
+
+/// Every field of a domain config, unchecked.
+#[derive(Debug, Default)]
+pub(crate) struct Draft {
+    /// Where the whole config starts (for "X is required").
+    pub start: Pos,
+    pub name: Option<Scalar>,
+    pub memory: Option<Scalar>,
+    pub maxmem: Option<Scalar>,
+    pub vcpus: Option<Scalar>,
+    pub cpu: Option<Scalar>,
+    pub cpu_weight: Option<Scalar>,
+    pub restart: Option<Scalar>,
+    pub on_poweroff: Option<Scalar>,
+    pub on_reboot: Option<Scalar>,
+    pub on_crash: Option<Scalar>,
+    pub console: Option<Scalar>,
+    /// `(image (linux ...))` was given here (SXP); xm implies linux by `kernel`.
+    pub linux: Option<Pos>,
+    pub kernel: Option<Scalar>,
+    pub ramdisk: Option<Scalar>,
+    pub root: Option<Scalar>,
+    pub args: Option<Scalar>,
+    /// Devices, each already checked, with where they were.
+    pub devices: Vec<(Device, Pos)>,
+    pub nics: Option<Scalar>,
+}
+
+impl Draft {
+    /// Checks every value and builds the config; the first problem is the error.
+    pub(crate) fn finish(self, origin: &str, form: Form) -> Result<DomainConfig, ConfigError> {
+        let err = |pos: Pos, message: String| ConfigError::at(origin, pos, message);
+        let at = |s: &Scalar| {
+            let pos = s.pos;
+            move |message: String| ConfigError::at(origin, pos, message)
+        };
+
+        let required = |field: &Option<Scalar>, key: &str, sample: &str| match field {
+            Some(s) => Ok(s.clone()),
+            None => Err(err(
+                self.start,
+                format!("{key} is required (e.g. {})", form.example(key, sample)),
+            )),
+        };
+
+        let name = required(
+            &self.name,
+            "name",
+            if form == Form::Xm { "\"web1\"" } else { "web1" },
+        )?;
+        check::name(&name.shown, &name.text).map_err(at(&name))?;
+
+        let memory = required(&self.memory, "memory", "64")?;
+        let memory_mib: u64 =
+            whole(&memory, "memory", "a whole number of MiB", "64").map_err(at(&memory))?;
+        check::memory("memory", memory_mib).map_err(at(&memory))?;
+
+        let maxmem = match &self.maxmem {
+            Some(s) => {
+                let mib: u64 = whole(s, "maxmem", "a whole number of MiB", "128").map_err(at(s))?;
+                check::memory("maxmem", mib).map_err(at(s))?;
+                check::maxmem_at_least_memory(memory_mib, mib).map_err(at(s))?;
+                mib
+            }
+            None => memory_mib,
+        };
+
+        let vcpus = match &self.vcpus {
+            Some(s) => {
+                let n: u32 = whole(s, "vcpus", "a whole number", "2").map_err(at(s))?;
+                check::vcpus(n).map_err(at(s))?;
+                n
+            }
+            None => 1,
+        };
+
+        let cpu = match &self.cpu {
+            Some(s) => {
+                let n: i64 = whole(s, "cpu", "a CPU number", "0").map_err(at(s))?;
+                if n == -1 {
+                    None
+                } else {
+                    check::cpu(n).map_err(at(s))?;
+                    Some(n)
+                }
+            }
+            None => None,
+        };
+
+        let cpu_weight = match &self.cpu_weight {
+            Some(s) => {
+                let n: u32 = whole(s, "cpu_weight", "a whole number", "256").map_err(at(s))?;
+                check::cpu_weight(n).map_err(at(s))?;
+                Some(n)
+            }
+            None => None,
+        };
+
+        let restart = match &self.restart {
+            Some(s) => keyword(s, "restart", &RestartMode::choices()).map_err(at(s))?,
+            None => RestartMode::OnReboot,
+        };
+        let action =
+            |field: &Option<Scalar>, key: &str| -> Result<Option<ExitAction>, ConfigError> {
+                field
+                    .as_ref()
+                    .map(|s| keyword(s, key, &ExitAction::choices()).map_err(at(s)))
+                    .transpose()
+            };
+        let on_poweroff = action(&self.on_poweroff, "on_poweroff")?;
+        let on_reboot = action(&self.on_reboot, "on_reboot")?;
+        let on_crash = action(&self.on_crash, "on_crash")?;
+
+        let console = match &self.console {
+            Some(s) => {
+                let port: u16 = whole(s, "console", "a TCP port number", "9605").map_err(at(s))?;
+                check::console(port).map_err(at(s))?;
+                Some(port)
+            }
+            None => None,
+        };
+
+        let args = self.args.as_ref().map(|s| s.text.clone());
+        let image = if self.linux.is_some() || self.kernel.is_some() {
+            let Some(kernel) = &self.kernel else {
+                let pos = self.linux.unwrap_or(self.start);
+                return Err(err(
+                    pos,
+                    "a linux image needs a kernel: (linux (kernel /path/to/image) ...)".into(),
+                ));
+            };
+            let kernel_path = PathBuf::from(&kernel.text);
+            check::absolute_path("kernel", &kernel_path).map_err(at(kernel))?;
+            let ramdisk = match &self.ramdisk {
+                Some(s) => {
+                    let path = PathBuf::from(&s.text);
+                    check::absolute_path("ramdisk", &path).map_err(at(s))?;
+                    Some(path)
+                }
+                None => None,
+            };
+            Image::Linux {
+                kernel: kernel_path,
+                ramdisk,
+                root: self.root.as_ref().map(|s| s.text.clone()),
+                args,
+            }
+        } else {
+            for (key, field) in [("ramdisk", &self.ramdisk), ("root", &self.root)] {
+                if let Some(s) = field {
+                    return Err(at(s)(format!(
+                        "{key} needs a kernel: without {} the domain boots the built-in minios, which takes no {key}",
+                        form.example(
+                            "kernel",
+                            if form == Form::Xm {
+                                "\"/path/to/image\""
+                            } else {
+                                "/path/to/image"
+                            }
+                        )
+                    )));
+                }
+            }
+            Image::Minios { args }
+        };
+
+        // Block devices first, then network devices, each in the given order.
+        let mut devices: Vec<(Device, Pos)> = self.devices;
+        devices.sort_by_key(|(d, _)| d.kind() != "vbd");
+        let vifs = devices.iter().filter(|(d, _)| d.kind() == "vif").count();
+        if vifs > check::MAX_NICS {
+            let pos = devices
+                .iter()
+                .filter(|(d, _)| d.kind() == "vif")
+                .nth(check::MAX_NICS)
+                .map(|(_, p)| *p);
+            return Err(err(
+                pos.unwrap_or(self.start),
+                format!("at most {} vifs are allowed, found {vifs}", check::MAX_NICS),
+            ));
+        }
+        let mut devices: Vec<Device> = devices.into_iter().map(|(d, _)| d).collect();
+        if let Some(s) = &self.nics {
+            let n: usize =
+                whole(s, "nics", "a whole number of network interfaces", "1").map_err(at(s))?;
+            if n > check::MAX_NICS {
+                return Err(at(s)(format!(
+                    "nics must be at most {}, found {n}",
+                    check::MAX_NICS
+                )));
+            }
+            for _ in vifs..n {
+                devices.push(Device::empty_vif());
+            }
+        }
+
+        Ok(DomainConfig {
+            name: name.text,
+            memory: memory_mib,
+            maxmem,
+            vcpus,
+            cpu,
+            cpu_weight,
+            restart,
+            on_poweroff,
+            on_reboot,
+            on_crash,
+            console,
+            image,
+            devices,
+        })
+    }
+}
+
+/// Parses a whole number, or says what was expected: `memory must be a whole
+/// number of MiB (e.g. memory = 64), found "lots"`.
+fn whole<T: FromStr>(s: &Scalar, key: &str, what: &str, sample: &str) -> Result<T, String> {
+    s.text.trim().parse().map_err(|_| {
+        format!(
+            "{key} must be {what} (e.g. {}), found {}",
+            s.form.example(key, sample),
+            s.shown
+        )
+    })
+}
+
+/// Parses a keyword, or lists the accepted ones.
+fn keyword<T: FromStr>(s: &Scalar, key: &str, choices: &str) -> Result<T, String> {
+    s.text
+        .parse()
+        .map_err(|_| format!("{key} must be {choices}, found {}", s.shown))
+}

@@ -1,0 +1,25 @@
+//! Configuration formats: domain configs (SXP `(vm ...)` and the xm/xl
+//! `key = value` file) and xend's own `xend-config.sxp`.
+//!
+//! Both domain-config forms parse into one [`DomainConfig`]; [`XendConfig`] holds
+//! the daemon's settings. Every error is a [`ConfigError`] that names the origin,
+//! the line and column of the offending value, what was found and the expected
+//! form, e.g. `dom.cfg:3:10: memory must be a whole number of MiB (e.g. memory =
+//! 64), found "lots"`.
+
+mod check;
+mod domain;
+mod domain_sxp;
+mod domain_xm;
+mod draft;
+mod error;
+mod xend;
+mod xm;
+
+#[cfg(test)]
+mod tests;
+
+pub use check::{MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, valid_name};
+pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode};
+pub use error::ConfigError;
+pub use xend::{LogLevel, XEND_KEYS, XendConfig};

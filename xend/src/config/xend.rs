@@ -1,0 +1,389 @@
+//! xend's own settings: `xend-config.sxp`.
+//!
+//! The file is either `(xend-config (key value) ...)` or a sequence of
+//! top-level `(key value)` lists, as the original accepted. Unknown keys are an
+//! error with their position: a misspelt `xend-adress` silently ignored would
+//! leave xend listening somewhere the user did not ask for. An empty file gives
+//! the defaults.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sxp::{Spanned, Value};
+
+use super::error::{ConfigError, Pos};
+
+/// The keys of `xend-config.sxp`, in the order [`XendConfig::to_sxp`] writes them.
+pub const XEND_KEYS: &[&str] = &[
+    "xend-port",
+    "xend-address",
+    "xend-event-port",
+    "xend-event-address",
+    "console-port-base",
+    "console-address",
+    "logfile",
+    "loglevel",
+    "log-max-bytes",
+    "log-keep",
+    "dbroot",
+    "state-dir",
+    "save-dir",
+    "vmm-path",
+    "token-file",
+    "min-restart-time",
+    "max-request-bytes",
+    "network-script",
+    "vif-bridge",
+    "vif-script",
+];
+
+/// The daemon's settings, with the reference's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XendConfig {
+    /// HTTP API port (`xend-port`, 8000). 0 asks the OS for a free port.
+    pub xend_port: u16,
+    /// HTTP API address (`xend-address`, 127.0.0.1; `''` means every interface).
+    pub xend_address: IpAddr,
+    /// Event subscription port (`xend-event-port`, 8001). 0 asks the OS.
+    pub xend_event_port: u16,
+    /// Event subscription address (`xend-event-address`, default `xend-address`).
+    pub xend_event_address: IpAddr,
+    /// First console port; a domain's console is at base + domid (`console-port-base`, 9600).
+    pub console_port_base: u16,
+    /// Console listener address (`console-address`, 127.0.0.1).
+    pub console_address: IpAddr,
+    /// Log file (`logfile`, /var/log/xend.log).
+    pub logfile: PathBuf,
+    /// Least severe level logged (`loglevel`, INFO).
+    pub loglevel: LogLevel,
+    /// Rotate the log when it grows past this many bytes (`log-max-bytes`, 10 MiB; 0 never).
+    pub log_max_bytes: u64,
+    /// Rotated logs kept (`log-keep`, 5).
+    pub log_keep: u32,
+    /// Persistent domain records (`dbroot`, /var/lib/xen/xend-db).
+    pub dbroot: PathBuf,
+    /// Runtime sockets and domain records (`state-dir`, /var/run/xend).
+    pub state_dir: PathBuf,
+    /// Saved domain images (`save-dir`, default `<state-dir>/save`).
+    pub save_dir: PathBuf,
+    /// The VMM executable (`vmm-path`, default `vmm` next to the running executable).
+    pub vmm_path: PathBuf,
+    /// File holding the API bearer token (`token-file`, none).
+    pub token_file: Option<PathBuf>,
+    /// Seconds that must pass between two restarts of a domain (`min-restart-time`, 20).
+    pub min_restart_time: f64,
+    /// Largest request body accepted, bytes (`max-request-bytes`, 1 MiB).
+    pub max_request_bytes: u64,
+    /// Network setup script (`network-script`; kept for the device work).
+    pub network_script: Option<String>,
+    /// Default bridge for vifs (`vif-bridge`; kept for the device work).
+    pub vif_bridge: Option<String>,
+    /// vif hotplug script (`vif-script`; kept for the device work).
+    pub vif_script: Option<String>,
+}
+
+/// Log levels of `loglevel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Normal operation (the default).
+    Info,
+    /// Problems xend works around.
+    Warning,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The level as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    /// `DEBUG`, `INFO`, `WARNING` (or `WARN`), `ERROR`, in any case.
+    fn from_str(s: &str) -> Result<LogLevel, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => Ok(LogLevel::Debug),
+            "INFO" => Ok(LogLevel::Info),
+            "WARNING" | "WARN" => Ok(LogLevel::Warning),
+            "ERROR" => Ok(LogLevel::Error),
+            _ => Err(format!(
+                "loglevel must be DEBUG, INFO, WARNING or ERROR, found {s:?}"
+            )),
+        }
+    }
+}
+
+impl Default for XendConfig {
+    fn default() -> XendConfig {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let state_dir = PathBuf::from("/var/run/xend");
+        XendConfig {
+            xend_port: 8000,
+            xend_address: loopback,
+            xend_event_port: 8001,
+            xend_event_address: loopback,
+            console_port_base: 9600,
+            console_address: loopback,
+            logfile: PathBuf::from("/var/log/xend.log"),
+            loglevel: LogLevel::Info,
+            log_max_bytes: 10 << 20,
+            log_keep: 5,
+            dbroot: PathBuf::from("/var/lib/xen/xend-db"),
+            save_dir: state_dir.join("save"),
+            state_dir,
+            vmm_path: default_vmm_path(),
+            token_file: None,
+            min_restart_time: 20.0,
+            max_request_bytes: 1 << 20,
+            network_script: None,
+            vif_bridge: None,
+            vif_script: None,
+        }
+    }
+}
+
+/// `vmm` in the directory of the running executable, else `vmm` (found on `PATH`).
+fn default_vmm_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("vmm")))
+        .unwrap_or_else(|| PathBuf::from("vmm"))
+}
+
+impl XendConfig {
+    /// Reads `path`. Relative paths in the file are taken relative to the file's
+    /// directory.
+    pub fn load(path: &Path) -> Result<XendConfig, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the xend config file: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &origin, Some(base))
+    }
+
+    /// Reads the text of an `xend-config.sxp`; relative paths stay as written.
+    pub fn from_sxp_str(text: &str, origin: &str) -> Result<XendConfig, ConfigError> {
+        Self::parse(text, origin, None)
+    }
+
+    /// The minimum time between two restarts of a domain.
+    pub fn min_restart(&self) -> Duration {
+        Duration::from_secs_f64(self.min_restart_time)
+    }
+
+    /// The settings as `(xend-config (key value) ...)`; reading it back gives the
+    /// same settings.
+    pub fn to_sxp(&self) -> Value {
+        let path = |p: &Path| Value::str(p.to_string_lossy().into_owned());
+        let mut items = vec![
+            Value::str("xend-config"),
+            Value::pair("xend-port", self.xend_port),
+            Value::pair("xend-address", self.xend_address.to_string()),
+            Value::pair("xend-event-port", self.xend_event_port),
+            Value::pair("xend-event-address", self.xend_event_address.to_string()),
+            Value::pair("console-port-base", self.console_port_base),
+            Value::pair("console-address", self.console_address.to_string()),
+            Value::pair("logfile", path(&self.logfile)),
+            Value::pair("loglevel", self.loglevel.as_str()),
+            Value::pair("log-max-bytes", self.log_max_bytes),
+            Value::pair("log-keep", self.log_keep),
+            Value::pair("dbroot", path(&self.dbroot)),
+            Value::pair("state-dir", path(&self.state_dir)),
+            Value::pair("save-dir", path(&self.save_dir)),
+            Value::pair("vmm-path", path(&self.vmm_path)),
+        ];
+        if let Some(token) = &self.token_file {
+            items.push(Value::pair("token-file", path(token)));
+        }
+        items.push(Value::pair("min-restart-time", self.min_restart_time));
+        items.push(Value::pair("max-request-bytes", self.max_request_bytes));
+        for (key, v) in [
+            ("network-script", &self.network_script),
+            ("vif-bridge", &self.vif_bridge),
+            ("vif-script", &self.vif_script),
+        ] {
+            if let Some(v) = v {
+                items.push(Value::pair(key, v));
+            }
+        }
+        Value::List(items)
+    }
+
+    fn parse(text: &str, origin: &str, base: Option<&Path>) -> Result<XendConfig, ConfigError> {
+        let err = |pos: Pos, message: String| ConfigError::at(origin, pos, message);
+        let top = sxp::parse_all_spanned(text).map_err(|e| ConfigError::syntax(origin, e))?;
+        let fields: Vec<&Spanned> = match top.as_slice() {
+            [one] if one.head() == Some("xend-config") => one.rest().iter().collect(),
+            _ => top.iter().collect(),
+        };
+        let mut config = XendConfig::default();
+        let mut seen: HashMap<&str, Pos> = HashMap::new();
+        for field in fields {
+            let pos = Pos::of(field);
+            let Some(key) = field.head() else {
+                return Err(err(
+                    pos,
+                    format!(
+                        "expected a setting (key value), e.g. (xend-port 8000), found {}",
+                        field.to_value()
+                    ),
+                ));
+            };
+            if !XEND_KEYS.contains(&key) {
+                return Err(err(
+                    pos,
+                    format!("unknown key {key}; known keys: {}", XEND_KEYS.join(", ")),
+                ));
+            }
+            if let Some(first) = seen.insert(key, pos) {
+                return Err(err(
+                    pos,
+                    format!(
+                        "duplicate key {key}: it is already set at {}:{}",
+                        first.line, first.col
+                    ),
+                ));
+            }
+            let (value, vpos) = match field.rest() {
+                [v] => match v.as_str() {
+                    Some(s) => (s, Pos::of(v)),
+                    None => {
+                        return Err(err(
+                            Pos::of(v),
+                            format!(
+                                "{key} must be a single value, found a list {}",
+                                v.to_value()
+                            ),
+                        ));
+                    }
+                },
+                [] => {
+                    return Err(err(
+                        pos,
+                        format!("({key}) has no value: write ({key} VALUE)"),
+                    ));
+                }
+                [_, extra, ..] => {
+                    return Err(err(
+                        Pos::of(extra),
+                        format!(
+                            "({key} ...) takes one value, found another: {}",
+                            extra.to_value()
+                        ),
+                    ));
+                }
+            };
+            let bad = |m: String| err(vpos, m);
+            let port = |zero_ok: bool| -> Result<u16, ConfigError> {
+                match value.parse::<u16>() {
+                    Ok(0) if !zero_ok => Err(bad(format!(
+                        "{key} must be a TCP port between 1 and 65535, found 0"
+                    ))),
+                    Ok(p) => Ok(p),
+                    Err(_) => Err(bad(format!(
+                        "{key} must be a TCP port between {} and 65535 (e.g. ({key} 8000)), found {value:?}",
+                        u8::from(!zero_ok)
+                    ))),
+                }
+            };
+            let address = || -> Result<IpAddr, ConfigError> {
+                match value {
+                    "" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    "localhost" => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    _ => value.parse().map_err(|_| {
+                        bad(format!("{key} must be an IP address (e.g. ({key} 127.0.0.1)), or '' for every interface, found {value:?}"))
+                    }),
+                }
+            };
+            let path = || -> Result<PathBuf, ConfigError> {
+                if value.is_empty() {
+                    return Err(bad(format!("{key} must be a path, found ''")));
+                }
+                let p = PathBuf::from(value);
+                Ok(match base {
+                    Some(base) if p.is_relative() => base.join(p),
+                    _ => p,
+                })
+            };
+            let whole = |example: &str| -> Result<u64, ConfigError> {
+                value.parse().map_err(|_| {
+                    bad(format!(
+                        "{key} must be a whole number (e.g. ({key} {example})), found {value:?}"
+                    ))
+                })
+            };
+            match key {
+                "xend-port" => config.xend_port = port(true)?,
+                "xend-address" => config.xend_address = address()?,
+                "xend-event-port" => config.xend_event_port = port(true)?,
+                "xend-event-address" => config.xend_event_address = address()?,
+                "console-port-base" => config.console_port_base = port(false)?,
+                "console-address" => config.console_address = address()?,
+                "logfile" => config.logfile = path()?,
+                "loglevel" => config.loglevel = value.parse().map_err(bad)?,
+                "log-max-bytes" => config.log_max_bytes = whole("10485760")?,
+                "log-keep" => {
+                    let n = whole("5")?;
+                    config.log_keep = u32::try_from(n)
+                        .ok()
+                        .filter(|n| *n <= 1000)
+                        .ok_or_else(|| bad(format!("log-keep must be at most 1000, found {n}")))?;
+                }
+                "dbroot" => config.dbroot = path()?,
+                "state-dir" => config.state_dir = path()?,
+                "save-dir" => config.save_dir = path()?,
+                "vmm-path" => config.vmm_path = path()?,
+                "token-file" => config.token_file = Some(path()?),
+                "min-restart-time" => {
+                    config.min_restart_time = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| t.is_finite() && (0.0..=86400.0).contains(t))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "min-restart-time must be a number of seconds between 0 and 86400 (e.g. (min-restart-time 20)), found {value:?}"
+                            ))
+                        })?;
+                }
+                "max-request-bytes" => {
+                    let n = whole("1048576")?;
+                    if n < 1024 {
+                        return Err(bad(format!(
+                            "max-request-bytes must be at least 1024, found {n}"
+                        )));
+                    }
+                    config.max_request_bytes = n;
+                }
+                "network-script" => config.network_script = Some(value.to_owned()),
+                "vif-bridge" => config.vif_bridge = Some(value.to_owned()),
+                "vif-script" => config.vif_script = Some(value.to_owned()),
+                _ => unreachable!("every key of XEND_KEYS is handled"),
+            }
+        }
+        if !seen.contains_key("xend-event-address") {
+            config.xend_event_address = config.xend_address;
+        }
+        if !seen.contains_key("save-dir") {
+            config.save_dir = config.state_dir.join("save");
+        }
+        Ok(config)
+    }
+}
