@@ -139,12 +139,7 @@ fn execute(line: &str) {
             None => println!("usage: sleep SECS"),
         },
         "mem" => match number(args.next()) {
-            Some(mib) => match mem::set_pool(mib) {
-                Ok(()) => println!("mem: touched {mib} MiB"),
-                Err(mem::TouchError::TooBig { available_mib }) => {
-                    println!("mem: only {available_mib} MiB available above the kernel")
-                }
-            },
+            Some(mib) => touch(mib),
             None => println!("usage: mem MB"),
         },
         "spew" => match number(args.next()) {
@@ -194,6 +189,16 @@ fn free() {
     match mem::target_below_total() {
         Some(target) => println!(", target {} KiB", target / 1024),
         None => println!(),
+    }
+}
+
+fn touch(mib: u64) {
+    console::flush();
+    match mem::set_pool(mib) {
+        Ok(()) => println!("mem: touched {mib} MiB"),
+        Err(mem::TouchError::TooBig { available_mib }) => {
+            println!("mem: only {available_mib} MiB available above the kernel")
+        }
     }
 }
 
