@@ -877,3 +877,4 @@ impl EventPort {
         }
     }
 }
+pub mod golden;
