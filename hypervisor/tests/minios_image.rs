@@ -12,9 +12,9 @@ use iced_x86::{
     CpuidFeature, Decoder, DecoderOptions, EncodingKind, Formatter, Instruction, IntelFormatter,
     Mnemonic,
 };
-use object::{Endian, Endianness};
 use object::elf::{EM_X86_64, ET_EXEC, PF_W, PF_X, PT_LOAD};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::{Endian, Endianness};
 
 /// A loadable segment of the image.
 struct Segment {
@@ -214,5 +214,226 @@ fn checker_flags_each_forbidden_kind() {
                 "{bytes:02x?}: expected no finding, got {found:?}"
             ),
         }
+    }
+}
+
+/// The image booted for real (`vmm --stdio`), for what only minios decides:
+/// autorun, line editing, the memory figures, exception reports.
+mod booted {
+    use std::io::{Read, Write};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+    use std::time::{Duration, Instant};
+
+    const T: Duration = Duration::from_secs(60);
+
+    /// A `vmm --stdio` running minios, its console on pipes.
+    struct Guest {
+        child: Child,
+        stdin: ChildStdin,
+        output: Receiver<Vec<u8>>,
+        seen: String,
+    }
+
+    impl Guest {
+        fn boot(name: &str, args: &[&str]) -> Guest {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_vmm"))
+                .args([
+                    "--name",
+                    name,
+                    "--domid",
+                    "9",
+                    "--stdio",
+                    "--exit-on-shutdown",
+                ])
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start vmm");
+            let stdin = child.stdin.take().expect("piped stdin");
+            let mut stdout = child.stdout.take().expect("piped stdout");
+            let (tx, output) = channel();
+            std::thread::spawn(move || {
+                let mut buf = [0; 4096];
+                while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+            Guest {
+                child,
+                stdin,
+                output,
+                seen: String::new(),
+            }
+        }
+
+        fn send(&mut self, text: &str) {
+            self.stdin
+                .write_all(text.as_bytes())
+                .expect("write to the console");
+        }
+
+        /// Console output up to and including `pattern` (consumed).
+        fn expect(&mut self, pattern: &str) -> String {
+            let deadline = Instant::now() + T;
+            loop {
+                if let Some(at) = self.seen.find(pattern) {
+                    let rest = self.seen.split_off(at + pattern.len());
+                    return std::mem::replace(&mut self.seen, rest);
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.output.recv_timeout(left) {
+                    Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                    Err(RecvTimeoutError::Timeout) => {
+                        panic!(
+                            "no {pattern:?} on the console within {T:?}; got {:?}",
+                            self.seen
+                        )
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        panic!("console closed before {pattern:?}; got {:?}", self.seen)
+                    }
+                }
+            }
+        }
+
+        /// The exit status, once the VMM exits on its own.
+        fn wait_exit(&mut self) -> std::process::ExitStatus {
+            let deadline = Instant::now() + T;
+            loop {
+                if let Some(status) = self.child.try_wait().expect("poll vmm") {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "vmm still running after {T:?}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    impl Drop for Guest {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Guest {
+        /// Run `command` and return its output (up to the next prompt).
+        fn run(&mut self, command: &str, prompt: &str) -> String {
+            self.send(&format!("{command}\n"));
+            self.expect(&format!("{command}\r\n"));
+            let out = self.expect(prompt);
+            out[..out.len() - prompt.len()].to_string()
+        }
+
+        /// `free` as (total, used, free) KiB.
+        fn free(&mut self, prompt: &str) -> (u64, u64, u64) {
+            let out = self.run("free", prompt);
+            let numbers: Vec<u64> = out
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().expect("digits"))
+                .collect();
+            assert!(
+                out.starts_with("Mem: total "),
+                "unexpected free output {out:?}"
+            );
+            match numbers[..] {
+                [total, used, free, ..] => (total, used, free),
+                _ => panic!("unexpected free output {out:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn autorun_line_editing_memory_sleep_and_poweroff() {
+        if !hypervisor::require_kvm() {
+            return;
+        }
+        let cmdline = "autorun=echo auto run; uname";
+        let mut g = Guest::boot("shell", &["--memory", "16", "--cmdline", cmdline]);
+        let banner = g.expect("minios: 1/1 vCPUs online\r\n");
+        assert!(
+            banner.contains("minios 0.1.0 (guest ABI v1) booting\r\n"),
+            "{banner}"
+        );
+        let config = format!("minios: domain shell id 9, 16 MiB, 1 vCPUs, cmdline '{cmdline}'");
+        assert!(banner.contains(&config), "{banner}");
+        // Autorun commands are shown after a prompt and run before the first
+        // interactive prompt.
+        let prompt = "minios@shell# ";
+        g.expect("minios@shell# echo auto run\r\nauto run\r\n");
+        g.expect("minios@shell# uname\r\nminios 0.1.0 x86_64 guest-abi-1\r\n");
+        g.expect(prompt);
+
+        // DEL and BS erase; CRLF is one Enter.
+        g.send("ab\x7fc\x08d\r\n");
+        g.expect("minios: unknown command 'ad' (try help)\r\n");
+        g.expect(prompt);
+
+        let (total, used, free) = g.free(prompt);
+        assert_eq!(total, 16 * 1024, "free reports all of guest RAM");
+        assert_eq!(used + free, total);
+        assert!(
+            used > 1024,
+            "the kernel above 1 MiB counts as used ({used} KiB)"
+        );
+        assert_eq!(g.run("mem 4", prompt), "mem: touched 4 MiB\r\n");
+        let (_, used_4, _) = g.free(prompt);
+        assert_eq!(used_4, used + 4 * 1024, "mem 4 adds 4 MiB to used");
+        assert_eq!(g.run("mem 0", prompt), "mem: touched 0 MiB\r\n");
+        assert_eq!(g.free(prompt).1, used, "mem 0 gives the pool back");
+        let refused = g.run("mem 64", prompt);
+        assert!(refused.starts_with("mem: only "), "{refused}");
+
+        // The guest's own clock: after `sleep 1`, uptime is at least a second.
+        assert_eq!(g.run("sleep 1", prompt), "");
+        let uptime = g.run("uptime", prompt);
+        let secs: f64 = uptime
+            .trim()
+            .strip_prefix("up ")
+            .and_then(|s| s.strip_suffix(" s"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected uptime output {uptime:?}"));
+        assert!(secs >= 1.0, "uptime {secs} s after sleep 1");
+
+        g.send("poweroff\n");
+        g.expect("minios: poweroff\r\n");
+        assert!(
+            g.wait_exit().success(),
+            "poweroff ends the VMM with success"
+        );
+    }
+
+    #[test]
+    fn a_cpu_exception_is_reported_and_ends_the_domain_as_crashed() {
+        if !hypervisor::require_kvm() {
+            return;
+        }
+        let mut g = Guest::boot("faulty", &["--memory", "16"]);
+        g.expect("minios@faulty# ");
+        g.send("crash fault\n");
+        g.expect("minios: crash requested (page fault)\r\n");
+        let report = g.expect("\r\n");
+        assert!(
+            report.starts_with("minios: vCPU 0: exception 14 (page fault) at rip 0x"),
+            "{report}"
+        );
+        assert!(
+            report.contains("cr2 0x7f0000000000"),
+            "the faulting address is reported: {report}"
+        );
+        assert!(
+            report.contains("error 0x2,"),
+            "a write to a missing page: {report}"
+        );
+        assert!(
+            !g.wait_exit().success(),
+            "a crashed domain does not end with success"
+        );
     }
 }
