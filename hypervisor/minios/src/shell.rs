@@ -110,7 +110,9 @@ fn shutdown(reason: ShutdownReason) -> ! {
 /// Run one command line.
 fn execute(line: &str) {
     let line = line.trim();
-    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let (command, rest) = line
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((line, ""));
     let rest = rest.trim_start();
     let mut args = rest.split_ascii_whitespace();
     match command {
