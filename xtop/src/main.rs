@@ -1,1 +1,17 @@
-fn main() {}
+//! xtop: the terminal management console for xend.
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match cli::main(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtop: {}", xtop::runtime::error_chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! xtop: the terminal management console for xend (xentop/virt-top mould, plus
+//! actions, console attach and config editing), and its batch and script modes.
+//!
+//! Code map: [`model`] holds the collected data and rates; [`columns`] the
+//! table's columns; [`action`] every command; [`keymap`], [`theme`] and
+//! [`settings`] the user's files; [`app`] the state machine; [`ui`] the drawing;
+//! [`console`] the console pane; [`tui`] the terminal; [`runtime`] the event
+//! loop and the collector tasks that talk to xend.
+pub mod action;
+pub mod app;
+pub mod columns;
+pub mod console;
+pub mod keymap;
+pub mod model;
+pub mod runtime;
+pub mod settings;
+pub mod theme;
+pub mod tui;
+pub mod ui;
+#[cfg(test)]
+mod ui_tests;

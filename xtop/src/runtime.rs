@@ -1,0 +1,522 @@
+//! The event loop: terminal input, collector results and xend events go into
+//! one queue; the loop drains it, then draws at most once. Collection runs in
+//! its own tasks (one per host) that send whole snapshots.
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::{FutureExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Notify, mpsc, watch};
+use xend::api::{Snapshot, XendEvent};
+use xend::client::{Client, ShutdownReason};
+
+use crate::app::{App, ApplyOutcome, DomOp, EditPurpose, Effect, Target};
+use crate::tui::Tui;
+
+/// Results flowing back into the loop.
+#[derive(Debug)]
+pub enum Msg {
+    /// A poll of a host finished.
+    Snapshot(usize, Result<Snapshot, String>),
+    /// xend reported an event.
+    Event(usize, XendEvent),
+    /// An operation finished.
+    OpDone(Target, DomOp, Result<(), String>),
+    /// A config arrived for editing.
+    ConfigFetched(usize, String, Result<String, String>),
+    /// A config was applied.
+    Applied(EditPurpose, String, String, Result<ApplyOutcome, String>),
+    /// Console output for session N.
+    ConsoleData(u64, Vec<u8>),
+    /// Console session N ended.
+    ConsoleClosed(u64, String),
+}
+
+/// An error with its causes, as one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    let mut last = String::new();
+    while let Some(c) = cur {
+        last = c.to_string();
+        cur = c.source();
+    }
+    if !last.is_empty() && !s.contains(&last) {
+        s.push_str(": ");
+        s.push_str(&last);
+    }
+    s
+}
+
+/// The host part of a URL (`http://h:1/x` -> `h`).
+pub fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, a)| a)
+        .unwrap_or(authority);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6).to_owned();
+    }
+    authority.split(':').next().unwrap_or(authority).to_owned()
+}
+
+/// A label for a URL: `host:port`.
+pub fn url_label(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+struct Collectors {
+    delay: watch::Sender<Duration>,
+    refresh: Vec<Arc<Notify>>,
+}
+
+impl Collectors {
+    fn start(clients: &[Client], delay: Duration, tx: &mpsc::UnboundedSender<Msg>) -> Collectors {
+        let (delay_tx, delay_rx) = watch::channel(delay);
+        let mut refresh = Vec::new();
+        for (host, client) in clients.iter().enumerate() {
+            let notify = Arc::new(Notify::new());
+            refresh.push(notify.clone());
+            tokio::spawn(poll_host(
+                host,
+                client.clone(),
+                tx.clone(),
+                delay_rx.clone(),
+                notify.clone(),
+            ));
+            tokio::spawn(follow_events(
+                host,
+                client.clone(),
+                tx.clone(),
+                notify,
+                delay_rx.clone(),
+            ));
+        }
+        Collectors {
+            delay: delay_tx,
+            refresh,
+        }
+    }
+
+    fn refresh_all(&self) {
+        self.refresh.iter().for_each(|n| n.notify_one());
+    }
+}
+
+async fn poll_host(
+    host: usize,
+    client: Client,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut delay: watch::Receiver<Duration>,
+    refresh: Arc<Notify>,
+) {
+    loop {
+        let result = client.snapshot().await.map_err(|e| error_chain(&e));
+        if tx.send(Msg::Snapshot(host, result)).is_err() {
+            return;
+        }
+        let d = *delay.borrow_and_update();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = refresh.notified() => {}
+            _ = delay.changed() => {}
+        }
+    }
+}
+
+async fn follow_events(
+    host: usize,
+    client: Client,
+    tx: mpsc::UnboundedSender<Msg>,
+    refresh: Arc<Notify>,
+    delay: watch::Receiver<Duration>,
+) {
+    loop {
+        if let Ok(mut stream) = client.events().await {
+            while let Some(Ok(ev)) = stream.next_event().await {
+                refresh.notify_one();
+                if tx.send(Msg::Event(host, ev)).is_err() {
+                    return;
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        // Reconnect at the refresh pace while xend is away.
+        let d = *delay.borrow();
+        tokio::time::sleep(d).await;
+    }
+}
+
+struct ConsoleConn {
+    session: u64,
+    input: mpsc::UnboundedSender<Vec<u8>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the interactive UI until the user quits.
+pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let collectors = Collectors::start(&clients, app.delay, &tx);
+    let mut input = Some(EventStream::new());
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut console: Option<ConsoleConn> = None;
+    let mut session = 0u64;
+    let mut dirty = true;
+    loop {
+        if dirty {
+            tui.terminal.draw(|f| crate::ui::draw(f, &app))?;
+            dirty = false;
+        }
+        let first = tokio::select! {
+            ev = async { match input.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } } => match ev {
+                Some(Ok(ev)) => Some(Input::Term(ev)),
+                Some(Err(e)) => return Err(e.into()),
+                None => Some(Input::Quit),
+            },
+            m = rx.recv() => m.map(|m| Input::Msg(Box::new(m))),
+            _ = sigterm.recv() => Some(Input::Quit),
+            _ = sighup.recv() => Some(Input::Quit),
+            _ = sigint.recv() => Some(Input::Quit),
+        };
+        let mut batch: Vec<Input> = first.into_iter().collect();
+        // Drain everything already waiting, then draw once.
+        while let Ok(m) = rx.try_recv() {
+            batch.push(Input::Msg(Box::new(m)));
+        }
+        if let Some(s) = input.as_mut() {
+            while let Some(Some(Ok(ev))) = s.next().now_or_never() {
+                batch.push(Input::Term(ev));
+            }
+        }
+        for item in batch {
+            dirty = true;
+            let item = match item {
+                Input::Msg(m) => Step::Msg(*m),
+                Input::Term(e) => Step::Term(e),
+                Input::Quit => Step::Quit,
+            };
+            match item {
+                Step::Quit => app.dispatch(crate::action::Action::Quit),
+                Step::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
+                Step::Term(Event::Mouse(m)) => app.on_mouse(m),
+                Step::Term(Event::Resize(w, h)) => {
+                    app.on_resize(w, h);
+                    tui.terminal.autoresize()?;
+                }
+                Step::Term(_) => {}
+                Step::Msg(Msg::Snapshot(h, r)) => app.on_snapshot(h, r),
+                Step::Msg(Msg::Event(..)) => {}
+                Step::Msg(Msg::OpDone(t, op, r)) => app.on_op_done(&t, op, r),
+                Step::Msg(Msg::ConfigFetched(h, dom, r)) => app.on_config_fetched(h, dom, r),
+                Step::Msg(Msg::Applied(p, o, e, r)) => app.on_applied(p, o, e, r),
+                Step::Msg(Msg::ConsoleData(s, data)) => {
+                    if console.as_ref().is_some_and(|c| c.session == s) {
+                        app.on_console_data(&data)
+                    }
+                }
+                Step::Msg(Msg::ConsoleClosed(s, why)) => {
+                    if console.as_ref().is_some_and(|c| c.session == s) {
+                        app.on_console_closed(why)
+                    }
+                }
+            }
+            for effect in app.take_effects() {
+                match effect {
+                    Effect::Quit => {}
+                    Effect::Refresh => collectors.refresh_all(),
+                    Effect::SetDelay(d) => {
+                        let _ = collectors.delay.send(d);
+                    }
+                    Effect::Op { target, op } => {
+                        let client = clients[target.host].clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let r = do_op(&client, &target.name, op)
+                                .await
+                                .map_err(|e| error_chain(&e));
+                            let _ = tx.send(Msg::OpDone(target, op, r));
+                        });
+                    }
+                    Effect::FetchConfig { host, dom } => {
+                        let client = clients[host].clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let r = client
+                                .config(&dom, xend::client::ConfigFormat::Xm)
+                                .await
+                                .map_err(|e| error_chain(&e));
+                            let _ = tx.send(Msg::ConfigFetched(host, dom, r));
+                        });
+                    }
+                    Effect::Apply {
+                        purpose,
+                        original,
+                        text,
+                    } => {
+                        let tx = tx.clone();
+                        let clients = clients.clone();
+                        tokio::spawn(async move {
+                            let r = apply(&clients, &purpose, &text).await;
+                            let _ = tx.send(Msg::Applied(purpose, original, text, r));
+                        });
+                    }
+                    Effect::RunEditor {
+                        purpose,
+                        original,
+                        text,
+                    } => {
+                        let cmd = app
+                            .opts
+                            .external_editor
+                            .clone()
+                            .unwrap_or_else(|| "vi".into());
+                        drop(input.take());
+                        tui.suspend()?;
+                        let r =
+                            tokio::task::spawn_blocking(move || run_editor(&cmd, &text)).await?;
+                        tui.resume()?;
+                        input = Some(EventStream::new());
+                        app.on_edited(purpose, original, r);
+                    }
+                    Effect::ConsoleAttach(target) => {
+                        session += 1;
+                        if let Some(old) = console.take() {
+                            old.task.abort();
+                        }
+                        let host = url_host(clients[target.host].url());
+                        console = Some(attach_console(
+                            session,
+                            host,
+                            target.console_port.unwrap_or(0),
+                            tx.clone(),
+                        ));
+                    }
+                    Effect::ConsoleSend(bytes) => {
+                        if let Some(c) = &console {
+                            let _ = c.input.send(bytes);
+                        }
+                    }
+                    Effect::ConsoleDetach => {
+                        if let Some(c) = console.take() {
+                            c.task.abort();
+                        }
+                    }
+                    Effect::ConsoleFull(target) => {
+                        let host = url_host(clients[target.host].url());
+                        let escape = app.opts.escape;
+                        drop(input.take());
+                        tui.suspend()?;
+                        let r = tokio::task::spawn_blocking(move || {
+                            console_full(&host, target, escape)
+                        })
+                        .await?;
+                        tui.resume()?;
+                        input = Some(EventStream::new());
+                        app.on_console_full_done(r);
+                    }
+                    Effect::SaveSettings(s) => {
+                        let r = match &app.opts.settings_path {
+                            Some(p) => s
+                                .save(p)
+                                .map(|()| p.display().to_string())
+                                .map_err(|e| error_chain(&e)),
+                            None => Err("no settings path: set $HOME or $XTOP_CONFIG".to_owned()),
+                        };
+                        app.on_settings_saved(r);
+                    }
+                    Effect::Suspend => {
+                        drop(input.take());
+                        tui.suspend()?;
+                        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
+                        tui.resume()?;
+                        input = Some(EventStream::new());
+                    }
+                    Effect::Redraw => tui.terminal.clear()?,
+                    Effect::SetMouse(on) => tui.set_mouse(on)?,
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+    }
+    if let Some(c) = console.take() {
+        c.task.abort();
+    }
+    Ok(())
+}
+
+/// One thing to handle, unboxed (a transient local, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Term(Event),
+    Msg(Msg),
+    Quit,
+}
+
+/// What the loop waits for (messages boxed: they are big).
+enum Input {
+    Term(Event),
+    Msg(Box<Msg>),
+    Quit,
+}
+
+/// Runs `op` on `dom` through `client`.
+pub async fn do_op(client: &Client, dom: &str, op: DomOp) -> Result<(), xend::client::Error> {
+    match op {
+        DomOp::Pause => client.pause(dom).await,
+        DomOp::Unpause => client.unpause(dom).await,
+        DomOp::Shutdown => client.shutdown(dom, ShutdownReason::Poweroff).await,
+        DomOp::Reboot => client.shutdown(dom, ShutdownReason::Reboot).await,
+        DomOp::Destroy => client.destroy(dom).await,
+    }
+}
+
+async fn apply(
+    clients: &[Client],
+    purpose: &EditPurpose,
+    text: &str,
+) -> Result<ApplyOutcome, String> {
+    match purpose {
+        EditPurpose::Edit { host, dom } => clients[*host]
+            .configure(dom, text)
+            .await
+            .map(ApplyOutcome::Configured)
+            .map_err(|e| error_chain(&e)),
+        EditPurpose::New { host } => clients[*host]
+            .create(text)
+            .await
+            .map(|d| ApplyOutcome::Created {
+                name: d.name,
+                id: d.id,
+                console_port: d.console_port,
+            })
+            .map_err(|e| error_chain(&e)),
+    }
+}
+
+/// Opens `text` in the editor command `cmd` (run by `sh`, like git does) and
+/// returns the saved text.
+pub fn run_editor(cmd: &str, text: &str) -> Result<String, String> {
+    let file = tempfile::Builder::new()
+        .prefix("xtop-")
+        .suffix(".cfg")
+        .tempfile()
+        .map_err(|e| format!("cannot create a temporary file: {e}"))?;
+    std::fs::write(file.path(), text)
+        .map_err(|e| format!("cannot write {}: {e}", file.path().display()))?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .map_err(|e| format!("cannot run the editor '{cmd}': {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "the editor '{cmd}' exited with {status}; nothing applied"
+        ));
+    }
+    std::fs::read_to_string(file.path())
+        .map_err(|e| format!("cannot read {}: {e}", file.path().display()))
+}
+
+fn attach_console(
+    session: u64,
+    host: String,
+    port: u16,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> ConsoleConn {
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let task = tokio::spawn(async move {
+        let stream = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Msg::ConsoleClosed(
+                    session,
+                    format!("cannot connect to {host}:{port}: {e}"),
+                ));
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let mut buf = vec![0u8; 16384];
+        loop {
+            tokio::select! {
+                n = rd.read(&mut buf) => match n {
+                    Ok(0) => {
+                        let _ = tx.send(Msg::ConsoleClosed(session, "the server closed the console".into()));
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Msg::ConsoleClosed(session, format!("read error: {e}")));
+                        return;
+                    }
+                },
+                bytes = in_rx.recv() => match bytes {
+                    Some(b) => {
+                        if let Err(e) = wr.write_all(&b).await {
+                            let _ = tx.send(Msg::ConsoleClosed(session, format!("write error: {e}")));
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    ConsoleConn {
+        session,
+        input: in_tx,
+        task,
+    }
+}
+
+fn console_full(host: &str, target: Target, escape: u8) -> Result<String, String> {
+    use console_client::{ConnectOptions, Console, EscapeKey, InteractiveOptions};
+    let port = target
+        .console_port
+        .ok_or_else(|| format!("{} has no console", target.name))?;
+    let opts = ConnectOptions {
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let mut con = Console::connect(host, port, &opts).map_err(|e| error_chain(&e))?;
+    let caret = format!("^{}", (escape + 0x40) as char);
+    let escape = EscapeKey::parse(&caret).unwrap_or(EscapeKey::DEFAULT);
+    let iopts = InteractiveOptions {
+        escape,
+        banner: true,
+        handle_signals: false,
+        on_resize: None,
+    };
+    let reason = con.run_interactive(iopts).map_err(|e| error_chain(&e))?;
+    Ok(format!("console of {} ended: {reason:?}", target.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parts() {
+        assert_eq!(url_host("http://127.0.0.1:8000"), "127.0.0.1");
+        assert_eq!(url_host("http://[::1]:8000/x"), "::1");
+        assert_eq!(url_host("http://u@h"), "h");
+        assert_eq!(url_label("http://h:8000/"), "h:8000");
+    }
+}
