@@ -81,8 +81,8 @@ fn build() -> Result<(), String> {
         .map_err(|e| format!("could not run {}: {e}", cargo.to_string_lossy()))?;
     if !status.success() {
         return Err(format!(
-            "the nested `cargo build --release --target {TARGET}` of {} {status}; its errors are \
-             above. To reproduce: cd hypervisor/minios && CARGO_ENCODED_RUSTFLAGS=\"{}\" cargo \
+            "the nested `cargo build --release --target {TARGET}` in {} failed ({status}); its \
+             errors are above. To reproduce: cd hypervisor/minios && RUSTFLAGS=\"{}\" cargo \
              build --release --target {TARGET}",
             minios.display(),
             RUSTFLAGS.join(" "),
