@@ -188,3 +188,31 @@ pub struct XendEvent {
     /// Seconds since the Unix epoch.
     pub time: f64,
 }
+
+/// One console (`GET /xend/console/PORT`; also inside a domain's sxpr).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleInfo {
+    /// `new`, `listening`, `connected` or `closed`.
+    pub status: String,
+    /// Console id (the domain id here).
+    pub id: u32,
+    /// Domain id.
+    pub domain: u32,
+    /// Local channel port (the domain id here).
+    pub local_port: u32,
+    /// Remote channel port.
+    pub remote_port: u32,
+    /// The TCP port clients connect to.
+    pub console_port: u16,
+    /// `HOST:PORT` of the connected client, if any.
+    pub connected: Option<String>,
+}
+
+/// What `op=configure` did (`POST /xend/domain/DOM op=configure config=...`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigureReply {
+    /// Fields applied to the running domain now.
+    pub live: Vec<String>,
+    /// Fields stored for the next boot.
+    pub next_boot: Vec<String>,
+}

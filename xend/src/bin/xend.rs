@@ -1,1 +1,145 @@
-fn main() {}
+//! `xend [--config FILE] start | stop | restart | status | foreground`
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xend::config::XendConfig;
+use xend::daemon;
+use xend::settings::Settings;
+
+/// The default config file.
+const DEFAULT_CONFIG: &str = "/etc/xen/xend-config.sxp";
+
+/// xend: the control daemon (HTTP API, domain supervision, consoles, events).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// xend-config.sxp to read (else $XEND_CONFIG, else /etc/xen/xend-config.sxp
+    /// if it exists, else the built-in defaults).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start xend in the background; returns once the API answers.
+    Start,
+    /// Stop the running xend (domains keep running) and wait until it has exited.
+    Stop,
+    /// Stop, then start.
+    Restart,
+    /// Exit 0 when xend is running and answers, 3 when it is not.
+    Status,
+    /// Run in the foreground (development, service managers, tests).
+    Foreground {
+        /// Internal: started by `xend start`; detach into a new session.
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+}
+
+fn config_path(cli: &Cli) -> Option<PathBuf> {
+    if let Some(c) = &cli.config {
+        return Some(c.clone());
+    }
+    if let Some(c) = std::env::var_os("XEND_CONFIG") {
+        return Some(PathBuf::from(c));
+    }
+    Path::new(DEFAULT_CONFIG)
+        .is_file()
+        .then(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+fn load(path: Option<&Path>) -> Result<Settings, String> {
+    let cfg = match path {
+        Some(p) => XendConfig::load(p).map_err(|e| e.to_string())?,
+        None => XendConfig::default(),
+    };
+    Settings::from_config(&cfg, path.map(Path::to_path_buf)).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config_path(&cli);
+    let settings = match load(path.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("xend: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("xend: {e}");
+        ExitCode::FAILURE
+    };
+    match cli.command {
+        Command::Foreground { detached } => {
+            if detached {
+                let _ = nix::unistd::setsid();
+            }
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => return fail(&e),
+            };
+            match rt.block_on(daemon::run(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Start => start(&settings, path.as_deref()),
+        Command::Stop => match daemon::stop(&settings) {
+            Ok(Some(pid)) => {
+                println!("xend stopped (pid {pid})");
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!("xend is not running");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Restart => match daemon::stop(&settings) {
+            Ok(_) => start(&settings, path.as_deref()),
+            Err(e) => fail(&e),
+        },
+        Command::Status => match daemon::running_pid(&settings) {
+            Some(pid) if daemon::answers(&settings) => {
+                println!("xend is running (pid {pid}) at {}", settings.base_url());
+                ExitCode::SUCCESS
+            }
+            Some(pid) => {
+                println!(
+                    "xend (pid {pid}) is not answering at {}",
+                    settings.base_url()
+                );
+                ExitCode::from(1)
+            }
+            None => {
+                println!("xend is not running");
+                ExitCode::from(3)
+            }
+        },
+    }
+}
+
+fn start(settings: &Settings, config: Option<&Path>) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("xend: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match daemon::start(settings, &exe, config) {
+        Ok(pid) => {
+            println!("xend started (pid {pid}) at {}", settings.base_url());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xend: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The daemon: log setup, pid file, listeners, re-adoption, serving until
+//! SIGTERM/SIGINT, and the `start | stop | restart | status` controls.
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::net::TcpListener;
+
+use crate::db::Db;
+use crate::events::EventBus;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::supervisor::Supervisor;
+use crate::supervisor::spawn::{cmdline, pid_alive};
+
+/// How long `start` waits for the API and `stop` for the process to end.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors of the daemon and its controls.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another xend uses this state dir.
+    #[error("xend is already running (pid {0})")]
+    Running(u32),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// Address and port.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory or file could not be set up.
+    #[error("cannot set up {path}")]
+    Setup {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The log could not be opened.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    /// The DB could not be opened.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// `start` gave up.
+    #[error("xend did not answer within {0:?}; see its log {1}")]
+    NotReady(Duration, String),
+    /// `stop` gave up.
+    #[error("xend (pid {0}) did not stop within {1:?}")]
+    NotStopped(u32, Duration),
+    /// The background process could not be started.
+    #[error("cannot start xend in the background")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// The pid of the xend running on this state dir, if any.
+pub fn running_pid(settings: &Settings) -> Option<u32> {
+    let text = std::fs::read_to_string(settings.pid_file()).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    let is_xend = cmdline(pid)
+        .and_then(|a| a.first().cloned())
+        .is_some_and(|exe| exe.ends_with("xend"));
+    (pid_alive(pid) && is_xend && pid != std::process::id()).then_some(pid)
+}
+
+fn setup_dir(path: &Path) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(path).map_err(|source| DaemonError::Setup {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind((addr, port))
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: format!("{addr}:{port}"),
+            source,
+        })
+}
+
+/// Raise the open-file limit to its hard maximum (three sockets per domain).
+fn raise_nofile() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping (domains keep running)"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping (domains keep running)"),
+    }
+}
+
+/// Run xend in this process until SIGTERM/SIGINT.
+pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
+    crate::log::init(
+        &settings.logfile,
+        &settings.loglevel,
+        settings.log_max_bytes,
+        settings.log_keep,
+    )?;
+    for dir in [
+        settings.state_dir.clone(),
+        settings.state_dir.join("vmm"),
+        settings.state_dir.join("console"),
+        settings.dbroot.clone(),
+    ] {
+        setup_dir(&dir)?;
+    }
+    if let Some(pid) = running_pid(&settings) {
+        return Err(DaemonError::Running(pid));
+    }
+    raise_nofile();
+    let listener = bind(&settings.address, settings.port).await?;
+    let events_listener = bind(&settings.event_address, settings.event_port).await?;
+    settings.port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(settings.port);
+    crate::db::write_atomic(
+        &settings.pid_file(),
+        format!("{}\n", std::process::id()).as_bytes(),
+    )?;
+    tracing::info!(
+        "xend {} starting: API {}:{}, events {}:{}, consoles {}:{}+, state {}, db {}",
+        env!("CARGO_PKG_VERSION"),
+        settings.address,
+        settings.port,
+        settings.event_address,
+        settings.event_port,
+        settings.console_address,
+        settings.console_base,
+        settings.state_dir.display(),
+        settings.dbroot.display()
+    );
+    let settings = Arc::new(settings);
+    let db = Db::open(&settings.dbroot)?;
+    let events = EventBus::new();
+    let sup = Supervisor::new(settings.clone(), db, events.clone());
+    sup.adopt_all().await;
+    let event_task = tokio::spawn(crate::eventport::serve(
+        events_listener,
+        events.clone(),
+        settings.token.clone(),
+    ));
+    let state = AppState {
+        settings: settings.clone(),
+        sup: sup.clone(),
+        events,
+    };
+    let result = serve(listener, crate::router::app(state), shutdown_signal()).await;
+    event_task.abort();
+    sup.stop();
+    if running_pid(&settings).is_none() {
+        let _ = std::fs::remove_file(settings.pid_file());
+    }
+    tracing::info!("xend stopped");
+    result.map_err(|source| DaemonError::Bind {
+        addr: format!("{}:{}", settings.address, settings.port),
+        source,
+    })
+}
+
+/// True when the API answers `GET /xend/node` (any HTTP reply counts).
+pub fn answers(settings: &Settings) -> bool {
+    use std::io::{Read, Write};
+    let host = match settings.address.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" => "::1",
+        a => a,
+    };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &match format!("{host}:{}", settings.port).parse() {
+            Ok(a) => a,
+            Err(_) => return false,
+        },
+        Duration::from_secs(2),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /xend/node HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.")
+}
+
+/// `xend start`: run `xend foreground` in the background (own session) and
+/// wait until the API answers.
+pub fn start(settings: &Settings, exe: &Path, config: Option<&Path>) -> Result<u32, DaemonError> {
+    if let Some(pid) = running_pid(settings) {
+        return Err(DaemonError::Running(pid));
+    }
+    setup_dir(&settings.state_dir)?;
+    let out_path = settings.state_dir.join("xend.out");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out_path)
+        .map_err(|source| DaemonError::Setup {
+            path: out_path.clone(),
+            source,
+        })?;
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let err = out.try_clone().map_err(DaemonError::Spawn)?;
+    let mut child = cmd
+        .arg("foreground")
+        .arg("--detached")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(DaemonError::Spawn)?;
+    let deadline = Instant::now() + CONTROL_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = std::fs::read_to_string(&out_path).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(DaemonError::Spawn(std::io::Error::other(format!(
+                "xend exited ({status}): {}",
+                tail.join("\n")
+            ))));
+        }
+        if answers(settings) {
+            return Ok(child.id());
+        }
+        if Instant::now() >= deadline {
+            return Err(DaemonError::NotReady(
+                CONTROL_TIMEOUT,
+                settings.logfile.display().to_string(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `xend stop`: SIGTERM the running xend and wait until it has exited.
+/// Returns the pid stopped, or `None` when none was running.
+pub fn stop(settings: &Settings) -> Result<Option<u32>, DaemonError> {
+    let Some(pid) = running_pid(settings) else {
+        return Ok(None);
+    };
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + CONTROL_TIMEOUT;
+    while pid_alive(pid) {
+        if Instant::now() >= deadline {
+            return Err(DaemonError::NotStopped(pid, CONTROL_TIMEOUT));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Some(pid))
+}

@@ -1,0 +1,197 @@
+//! The domain DB: one SXP record per domain in `<dbroot>/domain/<domid>`, and
+//! the last config of every domain name in `<dbroot>/config/<name>`.
+//!
+//! Every write is atomic: a temp file in the same directory, `fsync`, `rename`
+//! over the old file, `fsync` of the directory. A crash at any moment leaves the
+//! old record or the new one, never a torn one; leftover temp files (`.tmp-*`)
+//! are ignored and removed on the next start.
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Errors reading or writing records.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A filesystem operation failed.
+    #[error("cannot {what} {path}")]
+    Io {
+        /// What we were doing.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A record does not parse.
+    #[error("bad record {path}: {message}")]
+    Bad {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DbError + use<> {
+    let path = path.to_path_buf();
+    move |source| DbError::Io { what, path, source }
+}
+
+/// Write `contents` to `path` atomically (temp file, fsync, rename, fsync dir).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DbError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("record");
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        f.write_all(contents).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err("rename to", path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), DbError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+/// Remove `path` (and fsync its directory); a missing file is fine.
+pub fn remove(path: &Path) -> Result<(), DbError> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(path.parent().unwrap_or(Path::new("."))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}
+
+/// The DB rooted at `dbroot`.
+#[derive(Clone, Debug)]
+pub struct Db {
+    root: PathBuf,
+}
+
+impl Db {
+    /// Open (create) the DB directories and drop leftover temp files.
+    pub fn open(root: &Path) -> Result<Db, DbError> {
+        let db = Db {
+            root: root.to_path_buf(),
+        };
+        for dir in [db.domain_dir(), db.config_dir()] {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            if let Ok(rd) = fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(db)
+    }
+
+    /// `<dbroot>/domain`.
+    pub fn domain_dir(&self) -> PathBuf {
+        self.root.join("domain")
+    }
+
+    /// `<dbroot>/config`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    /// The record file of domain `domid`.
+    pub fn domain_path(&self, domid: u32) -> PathBuf {
+        self.domain_dir().join(domid.to_string())
+    }
+
+    /// Store a domain record: a comment line, then the record.
+    pub fn save_domain(&self, domid: u32, record: &sxp::Value) -> Result<(), DbError> {
+        let text = format!(
+            "# xend domain record, domain {domid}; written {}\n{}\n",
+            crate::events::now(),
+            sxp::pretty(record)
+        );
+        write_atomic(&self.domain_path(domid), text.as_bytes())
+    }
+
+    /// Remove domain `domid`'s record.
+    pub fn remove_domain(&self, domid: u32) -> Result<(), DbError> {
+        remove(&self.domain_path(domid))
+    }
+
+    /// Every domain record: `(domid, record)`, sorted by id. Files that do not
+    /// parse are reported in the second list (never deleted).
+    pub fn load_domains(&self) -> (Vec<(u32, sxp::Value)>, Vec<DbError>) {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        let Ok(rd) = fs::read_dir(self.domain_dir()) else {
+            return (ok, bad);
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(domid) = name.parse::<u32>() else {
+                continue;
+            };
+            let path = e.path();
+            match fs::read_to_string(&path) {
+                Ok(text) => match sxp::parse(&text) {
+                    Ok(v) if v.head() == Some("domain") => ok.push((domid, v)),
+                    Ok(_) => bad.push(DbError::Bad {
+                        path,
+                        message: "not a (domain ...) record".into(),
+                    }),
+                    Err(e) => bad.push(DbError::Bad {
+                        path,
+                        message: e.to_string(),
+                    }),
+                },
+                Err(e) => bad.push(io_err("read", &path)(e)),
+            }
+        }
+        ok.sort_by_key(|(id, _)| *id);
+        (ok, bad)
+    }
+
+    /// Keep the config of domain `name` (persists after the domain is gone).
+    pub fn save_config(&self, name: &str, config: &sxp::Value) -> Result<(), DbError> {
+        let text = format!("# last config of domain {name}\n{}\n", sxp::pretty(config));
+        write_atomic(&self.config_dir().join(name), text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_temp_files_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let rec = sxp::parse("(domain (id 3) (name 'a b') (config (vm (name x))))").unwrap();
+        db.save_domain(3, &rec).unwrap();
+        fs::write(db.domain_dir().join(".tmp-3-999"), "(domain (id").unwrap();
+        fs::write(db.domain_dir().join("7"), "(domain (id").unwrap();
+        let (ok, bad) = db.load_domains();
+        assert_eq!(ok, vec![(3, rec)]);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        let text = fs::read_to_string(db.domain_path(3)).unwrap();
+        assert!(text.starts_with("# xend domain record"), "{text}");
+        Db::open(dir.path()).unwrap();
+        assert!(!db.domain_dir().join(".tmp-3-999").exists());
+        db.remove_domain(3).unwrap();
+        db.remove_domain(3).unwrap();
+        assert!(db.load_domains().0.is_empty());
+    }
+}

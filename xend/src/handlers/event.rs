@@ -1,0 +1,79 @@
+//! `/xend/event`: the streaming subscription and `op=inject`.
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::error::{ApiError, ApiResult};
+use crate::negotiate::{Format, SXP_MIME};
+use crate::params::Params;
+use crate::state::AppState;
+
+/// One event as a line in `format`.
+pub fn line(e: &crate::api::XendEvent, format: Format) -> String {
+    match format {
+        Format::Json => format!("{}\n", serde_json::to_string(e).unwrap_or_default()),
+        _ => format!("{}\n", crate::events::to_sxp(e)),
+    }
+}
+
+/// `GET /xend/event?op=stream`: one event per line until the client leaves.
+pub async fn get(
+    State(state): State<AppState>,
+    format: Format,
+    params: Params,
+) -> ApiResult<Response> {
+    match params.op() {
+        None => return Err(ApiError::missing_op()),
+        Some("stream") => {}
+        Some(op) => return Err(ApiError::not_implemented(op)),
+    }
+    let rx = state.events.subscribe();
+    let stream = futures::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((Ok::<_, std::io::Error>(line(&e, format)), rx)),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!("event stream subscriber missed {n} events");
+                    continue;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let ctype = match format {
+        Format::Json => "application/x-ndjson",
+        _ => SXP_MIME,
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, ctype),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `POST /xend/event op=inject event=SXP`: publish an event.
+pub async fn post(
+    State(state): State<AppState>,
+    format: Format,
+    params: Params,
+) -> ApiResult<Response> {
+    match params.op() {
+        None => return Err(ApiError::missing_op()),
+        Some("inject") => {}
+        Some(op) => return Err(ApiError::not_implemented(op)),
+    }
+    let text = params.required("event")?;
+    let v = sxp::parse(text).map_err(|e| ApiError::invalid("event", e))?;
+    let event = crate::events::from_sxp(&v).ok_or_else(|| {
+        ApiError::invalid("event", "expected (event NAME (domid N) ...) or (NAME ...)")
+    })?;
+    state.events.send(event);
+    Ok(super::done(format, StatusCode::OK, "/xend/"))
+}

@@ -1,0 +1,41 @@
+//! Request handlers, one module per resource of the API.
+pub mod console;
+pub mod domain;
+pub mod event;
+pub mod node;
+pub mod root;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::error::ApiError;
+use crate::negotiate::{Format, json, sxp};
+use crate::supervisor::SupError;
+use crate::vmm_client::VmmError;
+
+impl From<SupError> for ApiError {
+    fn from(e: SupError) -> Self {
+        let status = match &e {
+            SupError::NameClash(_) | SupError::Busy(..) => StatusCode::CONFLICT,
+            SupError::Console(crate::console::ConsoleError::PortInUse(_)) => StatusCode::CONFLICT,
+            SupError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SupError::Vmm {
+                source: VmmError::Refused(_),
+                ..
+            } => StatusCode::BAD_REQUEST,
+            SupError::Vmm { .. } => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// The reply to a successful action: `0` for programs, a redirect back to the
+/// page for browsers.
+pub fn done(format: Format, status: StatusCode, back: &str) -> Response {
+    match format {
+        Format::Html => Redirect::to(back).into_response(),
+        Format::Json => (status, json(&0)).into_response(),
+        Format::Sxp => (status, sxp(&sxp::Value::str("0"))).into_response(),
+    }
+}

@@ -1,0 +1,247 @@
+//! The browser interface: plain HTML and CSS, no scripts. `/xend/` lists the
+//! host and every domain with live figures (the page reloads itself every few
+//! seconds) and a form per action; `/xend/domain?op=new` creates a domain from an
+//! uploaded or pasted config; `/xend/domain/DOM` shows one domain.
+use std::fmt::Write;
+
+use axum::http::StatusCode;
+
+use crate::api::{DomainStats, NodeInfo};
+use crate::state::AppState;
+use crate::supervisor::Domain;
+
+/// Seconds between reloads of the overview.
+pub const REFRESH_SECS: u32 = 5;
+
+/// Escape text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}\
+th{background:#eee}td.l,th.l{text-align:left}form.inline{display:inline}\
+button{margin:0 .1em}nav a{margin-right:1em}textarea{width:100%;max-width:50em;font-family:monospace}\
+.state{font-family:monospace}.err{color:#a00}";
+
+fn page(title: &str, refresh: Option<u32>, body: &str) -> String {
+    let refresh = refresh
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+        .unwrap_or_default();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
+         <title>{t}</title><style>{STYLE}</style></head><body>\
+         <nav><a href=\"/xend/\">Domains</a><a href=\"/xend/domain?op=new\">Create</a>\
+         <a href=\"/xend/node\">Node</a><a href=\"/xend/console\">Consoles</a></nav>\
+         <h1>{t}</h1>\n{body}\n</body></html>\n",
+        t = esc(title)
+    )
+}
+
+fn action(dom: &str, op: &str, extra: &[(&str, &str)], label: &str) -> String {
+    let mut hidden = format!("<input type=\"hidden\" name=\"op\" value=\"{op}\">");
+    for (k, v) in extra {
+        let _ = write!(
+            hidden,
+            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+            esc(v)
+        );
+    }
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"/xend/domain/{d}\" id=\"{op}-{d}{suffix}\">{hidden}\
+         <button type=\"submit\">{label}</button></form>",
+        d = esc(dom),
+        suffix = extra
+            .first()
+            .map(|(_, v)| format!("-{}", esc(v)))
+            .unwrap_or_default(),
+    )
+}
+
+fn actions(d: &DomainStats) -> String {
+    let n = &d.name;
+    let mut out = String::new();
+    if d.state.contains('p') {
+        out.push_str(&action(n, "unpause", &[], "Unpause"));
+    } else {
+        out.push_str(&action(n, "pause", &[], "Pause"));
+    }
+    out.push_str(&action(
+        n,
+        "shutdown",
+        &[("reason", "poweroff")],
+        "Shutdown",
+    ));
+    out.push_str(&action(n, "shutdown", &[("reason", "reboot")], "Reboot"));
+    out.push_str(&action(n, "destroy", &[], "Destroy"));
+    out
+}
+
+fn domain_rows(doms: &[DomainStats]) -> String {
+    let mut rows = String::from(
+        "<table id=\"domains\"><tr><th class=\"l\">Name</th><th>Id</th><th>Mem (MiB)</th>\
+         <th>VCPUs</th><th>State</th><th>Time (s)</th><th>Up (s)</th><th>Console</th>\
+         <th class=\"l\">Actions</th></tr>\n",
+    );
+    for d in doms {
+        let link = if d.id == 0 {
+            esc(&d.name)
+        } else {
+            format!("<a href=\"/xend/domain/{0}\">{0}</a>", esc(&d.name))
+        };
+        let _ = writeln!(
+            rows,
+            "<tr class=\"domain\" data-name=\"{name}\" data-state=\"{state}\"><td class=\"l\">{link}</td><td>{id}</td>\
+             <td>{mem}</td><td>{vcpus}</td><td class=\"state\">{state}</td><td>{cpu:.1}</td><td>{up:.0}</td>\
+             <td>{con}</td><td class=\"l\">{act}</td></tr>",
+            name = esc(&d.name),
+            id = d.id,
+            mem = d.memory,
+            vcpus = d.vcpus,
+            state = esc(&d.state),
+            cpu = d.cpu_time,
+            up = d.up_time,
+            con = d.console_port.map(|p| p.to_string()).unwrap_or_default(),
+            act = if d.id == 0 { String::new() } else { actions(d) },
+        );
+    }
+    rows.push_str("</table>");
+    rows
+}
+
+/// The overview: host summary and every domain, reloading itself.
+pub fn index(state: &AppState) -> String {
+    let (node, doms) = crate::handlers::domain::all_stats(state);
+    let body = format!(
+        "<p id=\"node\">Host <b>{host}</b>: {cpus} CPUs at {mhz} MHz, {free} of {mem} MiB free; \
+         {n} domain(s). This page reloads every {REFRESH_SECS} s.</p>\n{table}\n\
+         <p><a href=\"/xend/domain?op=new\">Create a domain</a></p>",
+        host = esc(&node.host),
+        cpus = node.nr_cpus,
+        mhz = node.cpu_mhz,
+        free = node.free_memory,
+        mem = node.memory,
+        n = doms.len() - 1,
+        table = domain_rows(&doms),
+    );
+    page("xend: domains", Some(REFRESH_SECS), &body)
+}
+
+/// The create form: upload a config file or paste one (SXP or `key = value`).
+pub fn create_form() -> String {
+    let body = "<form id=\"create\" method=\"post\" action=\"/xend/domain\" enctype=\"multipart/form-data\">\
+        <input type=\"hidden\" name=\"op\" value=\"create\">\
+        <p><label>Config file: <input type=\"file\" name=\"config_file\"></label></p>\
+        <p><label for=\"config\">Or paste a config (SXP <code>(vm ...)</code> or <code>key = value</code> lines):</label><br>\
+        <textarea id=\"config\" name=\"config\" rows=\"12\">name = \"mini\"\nmemory = 16\nvcpus = 1\n</textarea></p>\
+        <p><button type=\"submit\">Create</button></p></form>";
+    page("xend: create a domain", None, body)
+}
+
+/// One domain: its figures, console and stored config.
+pub fn domain(dom: &Domain, d: &DomainStats) -> String {
+    let cfg = dom.state().config.to_xm();
+    let con = dom.console.info();
+    let mut rows = String::from("<table id=\"domain\">");
+    let fields: Vec<(&str, String)> = vec![
+        ("Id", d.id.to_string()),
+        ("Name", d.name.clone()),
+        ("State", d.state.clone()),
+        (
+            "Shutdown reason",
+            d.shutdown_reason.clone().unwrap_or_default(),
+        ),
+        ("Memory (MiB)", d.memory.to_string()),
+        ("Max memory (MiB)", d.maxmem.to_string()),
+        ("VCPUs", d.vcpus.to_string()),
+        ("CPU time (s)", format!("{:.3}", d.cpu_time)),
+        ("Up time (s)", format!("{:.1}", d.up_time)),
+        ("Restart", d.restart.clone()),
+        (
+            "Console",
+            format!("port {} ({})", con.console_port, con.status),
+        ),
+    ];
+    for (k, v) in fields {
+        let _ = write!(
+            rows,
+            "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>",
+            esc(&v)
+        );
+    }
+    rows.push_str("</table>");
+    let body = format!(
+        "{rows}<p>{acts}</p><h2>Config</h2><pre id=\"config\">{cfg}</pre>",
+        acts = actions(d),
+        cfg = esc(&cfg)
+    );
+    page(
+        &format!("xend: domain {}", d.name),
+        Some(REFRESH_SECS),
+        &body,
+    )
+}
+
+/// The host.
+pub fn node(_state: &AppState, n: &NodeInfo) -> String {
+    let mut rows = String::from("<table id=\"node\">");
+    let v = serde_json::to_value(n).unwrap_or_default();
+    if let Some(map) = v.as_object() {
+        for (k, v) in map {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            let _ = write!(
+                rows,
+                "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>",
+                esc(k),
+                esc(&v)
+            );
+        }
+    }
+    rows.push_str("</table><p><a href=\"/xend/node/log\">xend log</a> <a href=\"/xend/node/dmesg\">dmesg</a></p>");
+    page("xend: node", None, &rows)
+}
+
+/// The consoles.
+pub fn consoles(state: &AppState) -> String {
+    let mut rows = String::from(
+        "<table><tr><th class=\"l\">Domain</th><th>Port</th><th class=\"l\">Status</th><th></th></tr>",
+    );
+    for d in state.sup.domains() {
+        let c = d.console.info();
+        let _ = write!(
+            rows,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>\
+             <form class=\"inline\" method=\"post\" action=\"/xend/console/{}\">\
+             <input type=\"hidden\" name=\"op\" value=\"disconnect\"><button>Disconnect</button></form></td></tr>",
+            esc(&d.name),
+            c.console_port,
+            esc(&c.status),
+            c.console_port
+        );
+    }
+    rows.push_str("</table>");
+    page("xend: consoles", None, &rows)
+}
+
+/// An error page.
+pub fn error_page(status: StatusCode, message: &str) -> String {
+    page(
+        &format!("Error {}", status.as_u16()),
+        None,
+        &format!("<p class=\"err\" id=\"error\">{}</p>", esc(message)),
+    )
+}

@@ -1,0 +1,99 @@
+//! Content negotiation: SXP for programs, JSON when asked for, HTML for browsers.
+//!
+//! The seed's rule: a request with no `User-Agent`, or no `Accept`, or an `Accept`
+//! naming `application/sxp` is a program and gets SXP. We add: `Accept:
+//! application/json` gets JSON (the shapes of [`crate::api`]), and HTML goes only
+//! to clients whose `Accept` names `text/html` (browsers), so `curl` gets SXP.
+use axum::extract::{FromRequestParts, Request};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::error::ErrorMessage;
+
+/// MIME type of SXP.
+pub const SXP_MIME: &str = "application/sxp";
+
+/// The representation a client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/sxp`.
+    Sxp,
+    /// `application/json`.
+    Json,
+    /// `text/html`.
+    Html,
+}
+
+impl Format {
+    /// Decide from the request headers.
+    pub fn from_headers(headers: &HeaderMap) -> Format {
+        let accept = headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept.contains("application/json") {
+            return Format::Json;
+        }
+        if !headers.contains_key(USER_AGENT)
+            || accept.is_empty()
+            || accept.contains(SXP_MIME)
+            || !accept.contains("text/html")
+        {
+            return Format::Sxp;
+        }
+        Format::Html
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Format {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Format::from_headers(&parts.headers))
+    }
+}
+
+/// Middleware: re-render an [`crate::error::ApiError`] response in the format
+/// the client asked for (the handler rendered SXP).
+pub async fn render_errors(req: Request, next: Next) -> Response {
+    let format = Format::from_headers(req.headers());
+    let resp = next.run(req).await;
+    let Some(ErrorMessage(message)) = resp.extensions().get::<ErrorMessage>().cloned() else {
+        return resp;
+    };
+    let status = resp.status();
+    match format {
+        Format::Sxp => resp,
+        Format::Json => {
+            let body = serde_json::json!({ "error": message }).to_string();
+            let mut r = (status, body).into_response();
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Format::Html => (status, Html(crate::html::error_page(status, &message))).into_response(),
+    }
+}
+
+/// An SXP response body.
+pub fn sxp(v: &sxp::Value) -> Response {
+    ([(CONTENT_TYPE, SXP_MIME)], v.to_string()).into_response()
+}
+
+/// A JSON response body.
+pub fn json<T: serde::Serialize>(v: &T) -> Response {
+    match serde_json::to_string(v) {
+        Ok(body) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            crate::error::ApiError::internal(format!("cannot encode JSON: {e}")).into_response()
+        }
+    }
+}
+
+/// A text/plain response body.
+pub fn text(body: String) -> Response {
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}

@@ -1,0 +1,119 @@
+//! The `Params` extractor: request parameters from the query string and from an
+//! `application/x-www-form-urlencoded` or `multipart/form-data` body, as the
+//! seed's API takes them. Bodies are capped at `max-request-bytes` (413).
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Request parameters by name (the first occurrence wins).
+#[derive(Clone, Debug, Default)]
+pub struct Params(pub HashMap<String, String>);
+
+impl Params {
+    /// A parameter, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The `op` parameter, if given.
+    pub fn op(&self) -> Option<&str> {
+        self.get("op")
+    }
+
+    /// A parameter that must be given (`Missing parameter: X`).
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| ApiError::missing(name))
+    }
+
+    /// A required parameter parsed as `T` (`Invalid parameter: X: ...`).
+    pub fn parse<T: std::str::FromStr>(&self, name: &str) -> Result<T, ApiError> {
+        let raw = self.required(name)?;
+        raw.trim()
+            .parse()
+            .map_err(|_| ApiError::invalid(name, format!("{raw:?} is not a valid number")))
+    }
+
+    fn add(&mut self, k: String, v: String) {
+        self.0.entry(k).or_insert(v);
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body too large: the limit is {limit} bytes (max-request-bytes)"),
+    )
+}
+
+impl FromRequest<AppState> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.settings.max_request_bytes;
+        let mut params = Params::default();
+        if let Some(q) = req.uri().query() {
+            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                params.add(k.into_owned(), v.into_owned());
+            }
+        }
+        let ctype = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ctype.starts_with("multipart/form-data") {
+            let mut mp = Multipart::from_request(req, state)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("Bad multipart body: {e}")))?;
+            let mut total = 0usize;
+            loop {
+                let field = match mp.next_field().await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        return Err(too_large(limit));
+                    }
+                    Err(e) => {
+                        return Err(ApiError::bad_request(format!("Bad multipart body: {e}")));
+                    }
+                };
+                let name = field.name().unwrap_or("").to_string();
+                let data = field.bytes().await.map_err(|e| {
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        too_large(limit)
+                    } else {
+                        ApiError::bad_request(format!("Bad multipart body: {e}"))
+                    }
+                })?;
+                total += data.len();
+                if total > limit {
+                    return Err(too_large(limit));
+                }
+                let text = String::from_utf8(data.to_vec())
+                    .map_err(|_| ApiError::invalid(&name, "not UTF-8 text"))?;
+                params.add(name, text);
+            }
+            return Ok(params);
+        }
+        let body = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| too_large(limit))?;
+        if !body.is_empty() {
+            add_form(&mut params, &body);
+        }
+        Ok(params)
+    }
+}
+
+fn add_form(params: &mut Params, body: &Bytes) {
+    for (k, v) in form_urlencoded::parse(body) {
+        params.add(k.into_owned(), v.into_owned());
+    }
+}

@@ -1,0 +1,265 @@
+//! The API's data in its SXP forms (reference sections 2 and 3) and the
+//! conversion from what a VMM reports to [`DomainStats`].
+use hypervisor::control::proto::{RunState, VcpuState};
+use sxp::Value;
+
+use crate::api::{ConsoleInfo, DomainStats, NodeInfo, Snapshot, VcpuStats};
+use crate::supervisor::{DomState, Domain, Phase};
+
+/// The six state letters `rbpscd` (`-` where unset).
+pub fn state_letters(state: Option<RunState>, dying: bool) -> String {
+    let mut s = *b"------";
+    match state {
+        Some(RunState::Running) => s[0] = b'r',
+        Some(RunState::Blocked) => s[1] = b'b',
+        Some(RunState::Paused) => s[2] = b'p',
+        Some(RunState::Shutdown) => s[3] = b's',
+        Some(RunState::Crashed) => s[4] = b'c',
+        None => {}
+    }
+    if dying {
+        s[5] = b'd';
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+fn vcpu_state(s: VcpuState) -> &'static str {
+    match s {
+        VcpuState::Running => "running",
+        VcpuState::Blocked => "blocked",
+        VcpuState::Paused => "paused",
+        VcpuState::Offline => "offline",
+    }
+}
+
+/// A domain's stats from its cached VMM figures and its config.
+pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
+    let cfg = &st.config;
+    let dying = st.phase == Phase::Dying;
+    let mut d = DomainStats {
+        id: dom.id,
+        name: dom.name.clone(),
+        memory: st.live_memory.unwrap_or(cfg.memory),
+        maxmem: cfg.maxmem,
+        state: state_letters(None, dying),
+        cpu: cfg.cpu,
+        vcpus: cfg.vcpus,
+        mem_kib: cfg.memory * 1024,
+        maxmem_kib: cfg.maxmem * 1024,
+        console_port: Some(dom.console.port),
+        restart: cfg.restart.as_str().to_string(),
+        ..DomainStats::default()
+    };
+    let Some(i) = &st.info else { return d };
+    d.memory = i.memory.target_kib / 1024;
+    d.maxmem = i.memory.max_kib / 1024;
+    d.state = state_letters(Some(i.state), dying);
+    d.shutdown_reason = i.shutdown_reason.map(|r| r.as_str().to_string());
+    d.crash_reason = i.crash_reason.clone();
+    if i.state == RunState::Crashed && d.shutdown_reason.is_none() {
+        d.shutdown_reason = Some("crash".into());
+    }
+    d.cpu_time = i.cpu_time_ns as f64 / 1e9;
+    d.start_time = i.start_time;
+    d.up_time = if i.state.is_final() {
+        i.up_time
+    } else {
+        (crate::events::now() - i.start_time).max(i.up_time)
+    };
+    d.vcpus = i.vcpus.len() as u32;
+    d.vcpu_info = i
+        .vcpus
+        .iter()
+        .map(|v| VcpuStats {
+            id: v.id,
+            cpu_time: v.cpu_time_ns as f64 / 1e9,
+            state: vcpu_state(v.state).to_string(),
+            affinity: v.affinity.clone(),
+            cpu: v.cpu,
+        })
+        .collect();
+    d.mem_kib = i.memory.target_kib;
+    d.maxmem_kib = i.memory.max_kib;
+    d.console_bytes_out = i.console.bytes_out;
+    d.console_bytes_in = i.console.bytes_in;
+    d.exits = i.exits.values().sum();
+    d.vmm_overhead_kib = i.vmm.overhead_kib;
+    d
+}
+
+fn opt_str(items: &mut Vec<Value>, key: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        items.push(Value::pair(key, v));
+    }
+}
+
+/// The domain sxpr: reference fields in the reference's order (`id name memory
+/// maxmem state [shutdown_reason] cpu cpu_time up_time start_time console`),
+/// then the figures Xen 3 and xentop add, then `(config (vm ...))`.
+pub fn domain_sxp(d: &DomainStats, console: Option<&ConsoleInfo>, config: Option<Value>) -> Value {
+    let mut items = vec![
+        Value::str("domain"),
+        Value::pair("id", d.id),
+        Value::pair("name", &d.name),
+        Value::pair("memory", d.memory),
+        Value::pair("maxmem", d.maxmem),
+        Value::pair("state", &d.state),
+    ];
+    opt_str(&mut items, "shutdown_reason", &d.shutdown_reason);
+    opt_str(&mut items, "crash_reason", &d.crash_reason);
+    items.push(Value::pair("cpu", d.cpu.unwrap_or(-1)));
+    items.push(Value::pair("cpu_time", d.cpu_time));
+    items.push(Value::pair("up_time", d.up_time));
+    items.push(Value::pair("start_time", d.start_time));
+    if let Some(c) = console {
+        items.push(console_sxp(c));
+    }
+    items.push(Value::pair("vcpus", d.vcpus));
+    let mut vcpus = vec![Value::str("vcpu_info")];
+    for v in &d.vcpu_info {
+        let mut aff = vec![Value::str("affinity")];
+        aff.extend(v.affinity.iter().map(|c| Value::from(*c)));
+        vcpus.push(Value::list([
+            Value::str("vcpu"),
+            Value::pair("id", v.id),
+            Value::pair("cpu_time", v.cpu_time),
+            Value::pair("state", &v.state),
+            Value::List(aff),
+            Value::pair("cpu", v.cpu.map(|c| c as i64).unwrap_or(-1)),
+        ]));
+    }
+    items.push(Value::List(vcpus));
+    items.push(Value::pair("restart", &d.restart));
+    items.push(Value::pair("mem_kib", d.mem_kib));
+    items.push(Value::pair("maxmem_kib", d.maxmem_kib));
+    if let Some(p) = d.console_port {
+        items.push(Value::pair("console_port", p));
+    }
+    items.push(Value::pair("console_bytes_out", d.console_bytes_out));
+    items.push(Value::pair("console_bytes_in", d.console_bytes_in));
+    items.push(Value::pair("exits", d.exits));
+    items.push(Value::pair("vmm_overhead_kib", d.vmm_overhead_kib));
+    if let Some(c) = config {
+        items.push(Value::pair("config", c));
+    }
+    Value::List(items)
+}
+
+/// `(console (status ..) (id ..) (domain ..) (local_port ..) (remote_port ..)
+/// (console_port N) [(connected HOST PORT)])`.
+pub fn console_sxp(c: &ConsoleInfo) -> Value {
+    let mut items = vec![
+        Value::str("console"),
+        Value::pair("status", &c.status),
+        Value::pair("id", c.id),
+        Value::pair("domain", c.domain),
+        Value::pair("local_port", c.local_port),
+        Value::pair("remote_port", c.remote_port),
+        Value::pair("console_port", c.console_port),
+    ];
+    if let Some(peer) = &c.connected {
+        let (host, port) = peer.rsplit_once(':').unwrap_or((peer.as_str(), ""));
+        items.push(Value::list([
+            Value::str("connected"),
+            Value::str(host),
+            Value::str(port),
+        ]));
+    }
+    Value::List(items)
+}
+
+/// A domain's full sxpr (`GET /xend/domain/DOM`).
+pub fn domain_full(dom: &Domain) -> (DomainStats, Value) {
+    let stats = dom.stats();
+    let config = dom.state().config.to_sxp();
+    let v = domain_sxp(&stats, Some(&dom.console.info()), Some(config));
+    (stats, v)
+}
+
+/// The DB record: the domain sxpr plus `(restart_time T)` when restarted.
+pub fn db_record(dom: &Domain, st: &DomState) -> Value {
+    let stats = domain_stats(dom, st);
+    let mut v = domain_sxp(&stats, Some(&dom.console.info()), Some(st.config.to_sxp()));
+    if let (Some(t), Value::List(items)) = (st.restart_time, &mut v) {
+        let at = items.len() - 1;
+        items.insert(at, Value::pair("restart_time", t));
+    }
+    v
+}
+
+/// The node sxpr (reference section 3 plus Xen 3's fields).
+pub fn node_sxp(n: &NodeInfo) -> Value {
+    Value::list([
+        Value::str("node"),
+        Value::pair("system", &n.system),
+        Value::pair("host", &n.host),
+        Value::pair("release", &n.release),
+        Value::pair("version", &n.version),
+        Value::pair("machine", &n.machine),
+        Value::pair("cores", n.cores),
+        Value::pair("hyperthreads_per_core", n.hyperthreads_per_core),
+        Value::pair("cpu_mhz", n.cpu_mhz),
+        Value::pair("memory", n.memory),
+        Value::pair("free_memory", n.free_memory),
+        Value::pair("nr_cpus", n.nr_cpus),
+        Value::pair("xen_major", n.xen_major),
+        Value::pair("xen_minor", n.xen_minor),
+        Value::pair("xen_extra", &n.xen_extra),
+        Value::pair("xen_caps", &n.xen_caps),
+    ])
+}
+
+/// `(snapshot (time T) (xend_version V) (node ...) (domains (domain ...) ...))`.
+pub fn snapshot_sxp(s: &Snapshot) -> Value {
+    let mut doms = vec![Value::str("domains")];
+    doms.extend(s.domains.iter().map(|d| domain_sxp(d, None, None)));
+    Value::list([
+        Value::str("snapshot"),
+        Value::pair("time", s.time),
+        Value::pair("xend_version", &s.xend_version),
+        node_sxp(&s.node),
+        Value::List(doms),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_letters_are_six_in_rbpscd_order() {
+        assert_eq!(state_letters(Some(RunState::Running), false), "r-----");
+        assert_eq!(state_letters(Some(RunState::Blocked), false), "-b----");
+        assert_eq!(state_letters(Some(RunState::Paused), false), "--p---");
+        assert_eq!(state_letters(Some(RunState::Shutdown), false), "---s--");
+        assert_eq!(state_letters(Some(RunState::Crashed), true), "----cd");
+        assert_eq!(state_letters(None, false), "------");
+    }
+
+    #[test]
+    fn domain0_sxpr_has_the_reference_order_and_no_console() {
+        let d = DomainStats {
+            name: "Domain-0".into(),
+            state: "r-----".into(),
+            ..DomainStats::default()
+        };
+        let v = domain_sxp(&d, None, None);
+        let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
+        assert_eq!(
+            &heads[..9],
+            [
+                "id",
+                "name",
+                "memory",
+                "maxmem",
+                "state",
+                "cpu",
+                "cpu_time",
+                "up_time",
+                "start_time"
+            ]
+        );
+        assert!(v.child("console").is_none() && v.child("config").is_none());
+        assert_eq!(v.child_value("cpu"), Some("-1"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The state every handler shares.
+use std::sync::Arc;
+
+use crate::events::EventBus;
+use crate::settings::Settings;
+use crate::supervisor::Supervisor;
+
+/// Shared by every request. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The daemon's settings.
+    pub settings: Arc<Settings>,
+    /// Every domain.
+    pub sup: Arc<Supervisor>,
+    /// The event bus.
+    pub events: EventBus,
+}

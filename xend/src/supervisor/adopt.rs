@@ -1,0 +1,225 @@
+//! Finding running domains again when xend starts: DB records are matched with
+//! live VMM processes (by their `--socket` in our state dir). A record whose
+//! VMM is gone (host reboot, VMM crash) is stale: it is removed and logged,
+//! while `<dbroot>/config/<name>` keeps the config. A VMM without a record
+//! (xend died between spawn and record; should not happen, records come first)
+//! is adopted with a config rebuilt from what the VMM reports.
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hypervisor::control::proto::DomainInfo;
+
+use super::spawn::{self, VmmPaths};
+use super::{DomState, Domain, Phase, Supervisor};
+use crate::config::{DomainConfig, Image};
+use crate::vmm_client::VmmConn;
+
+/// How long a VMM found starting up may take to open its socket.
+const STARTING: Duration = Duration::from_secs(30);
+
+impl Supervisor {
+    /// Re-adopt every running domain and clean stale records (xend start).
+    pub async fn adopt_all(self: &Arc<Self>) {
+        let vmm_dir = self.settings.state_dir.join("vmm");
+        let _ = std::fs::create_dir_all(&vmm_dir);
+        let running = spawn::find_vmms(&vmm_dir);
+        let (records, bad) = self.db.load_domains();
+        for e in bad {
+            tracing::error!("DB: {e}; left in place");
+        }
+        let mut adopted = BTreeSet::new();
+        for (domid, rec) in records {
+            let name = rec.child_value("name").unwrap_or("?").to_string();
+            let cfg = match rec
+                .child("config")
+                .and_then(|c| c.rest().first())
+                .map(|vm| DomainConfig::parse(&vm.to_string(), &format!("DB record {domid}")))
+            {
+                Some(Ok(cfg)) => cfg,
+                Some(Err(e)) => {
+                    tracing::error!("DB record of domain {name} (id {domid}): bad config: {e}");
+                    continue;
+                }
+                None => {
+                    tracing::error!("DB record of domain {name} (id {domid}) has no config");
+                    continue;
+                }
+            };
+            let paths = VmmPaths::new(&self.settings.state_dir, domid);
+            let pids: Vec<u32> = running
+                .iter()
+                .filter(|(_, s)| *s == paths.socket)
+                .map(|(p, _)| *p)
+                .collect();
+            if pids.is_empty() || !wait_socket(&paths, &pids).await {
+                tracing::warn!(
+                    "domain {name} (id {domid}): its VMM is gone (host reboot or crash); \
+                     stale runtime record removed, config kept in {}",
+                    self.db.config_dir().join(&name).display()
+                );
+                let _ = self.db.save_config(&name, &cfg.to_sxp());
+                let _ = self.db.remove_domain(domid);
+                paths.remove_stale();
+                continue;
+            }
+            let restart_time = rec.child_value("restart_time").and_then(|t| t.parse().ok());
+            let port = rec
+                .child("console")
+                .and_then(|c| c.child_value("console_port"))
+                .and_then(|p| p.parse().ok());
+            match self.adopt_one(domid, cfg, restart_time, port).await {
+                Ok(()) => {
+                    adopted.insert(domid);
+                }
+                Err(e) => tracing::error!("domain {name} (id {domid}): cannot re-adopt: {e}"),
+            }
+        }
+        for (pid, sock) in &running {
+            let Some(domid) = sock
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if adopted.contains(&domid) || self.lookup(&domid.to_string()).is_some() {
+                continue;
+            }
+            let paths = VmmPaths::new(&self.settings.state_dir, domid);
+            if !wait_socket(&paths, &[*pid]).await {
+                continue;
+            }
+            let info = match VmmConn::connect(&paths.socket).await {
+                Ok(mut c) => c.info().await,
+                Err(e) => Err(e),
+            };
+            match info {
+                Ok(info) => {
+                    let cfg = config_from_info(&info);
+                    tracing::warn!(
+                        "VMM {pid} runs domain {} (id {domid}) without a DB record; adopting it",
+                        info.name
+                    );
+                    match self.adopt_one(domid, cfg, None, None).await {
+                        Ok(()) => {
+                            adopted.insert(domid);
+                        }
+                        Err(e) => tracing::error!("cannot adopt VMM {pid}: {e}"),
+                    }
+                }
+                Err(e) => tracing::error!("VMM {pid} ({}) does not answer: {e}", sock.display()),
+            }
+        }
+        self.clean_stale_files(&adopted);
+        tracing::info!("{} running domain(s) adopted", adopted.len());
+    }
+
+    async fn adopt_one(
+        self: &Arc<Self>,
+        domid: u32,
+        cfg: DomainConfig,
+        restart_time: Option<f64>,
+        port: Option<u16>,
+    ) -> Result<(), super::SupError> {
+        if self.lookup(&cfg.name).is_some() {
+            return Err(super::SupError::NameClash(cfg.name));
+        }
+        let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
+        let console = self.bind_console(port, domid, &cfg.name).await?;
+        let dom = Arc::new(Domain {
+            id: domid,
+            name: cfg.name.clone(),
+            console,
+            paths: VmmPaths::new(&self.settings.state_dir, domid),
+            st: Mutex::new(DomState {
+                config: cfg,
+                phase: Phase::Running,
+                info: None,
+                info_at: None,
+                refreshing: false,
+                halted: false,
+                restart_time,
+                pid: None,
+                generation: 0,
+                watcher: None,
+                live_memory: None,
+            }),
+            ctl: tokio::sync::Mutex::new(None),
+            lifecycle: tokio::sync::Mutex::new(()),
+        });
+        let _life = dom.lifecycle.lock().await;
+        self.table().doms.insert(domid, dom.clone());
+        if let Err(e) = self.attach(&dom, true).await {
+            self.table().doms.remove(&domid);
+            dom.console.close();
+            return Err(e);
+        }
+        self.save(&dom)?;
+        drop(_life);
+        tracing::info!(
+            "re-adopted domain {} (id {domid}), console on port {port}",
+            dom.name
+        );
+        Ok(())
+    }
+
+    /// Remove VMM records and sockets in the state dir that belong to no live VMM.
+    fn clean_stale_files(&self, adopted: &BTreeSet<u32>) {
+        let dir = self.settings.state_dir.join("vmm");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Some(id) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+            if (ext == "json" || ext == "sock") && !adopted.contains(&id) {
+                tracing::warn!("removing stale VMM file {}", path.display());
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// Wait until the socket accepts connections while one of `pids` lives.
+async fn wait_socket(paths: &VmmPaths, pids: &[u32]) -> bool {
+    let deadline = Instant::now() + STARTING;
+    loop {
+        if tokio::net::UnixStream::connect(&paths.socket).await.is_ok() {
+            return true;
+        }
+        if !pids.iter().any(|p| spawn::pid_alive(*p)) || Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A config matching what a VMM runs (for a VMM found without a DB record).
+fn config_from_info(info: &DomainInfo) -> DomainConfig {
+    let mut cfg = DomainConfig::new(
+        info.name.clone(),
+        (info.memory.configured_kib / 1024).max(1),
+    );
+    cfg.maxmem = (info.memory.max_kib / 1024).max(cfg.memory);
+    cfg.vcpus = info.vcpus.len().max(1) as u32;
+    let args = (!info.cmdline.is_empty()).then(|| info.cmdline.clone());
+    cfg.image = if info.kernel == "minios" {
+        Image::Minios { args }
+    } else {
+        Image::Linux {
+            kernel: info.kernel.clone().into(),
+            ramdisk: None,
+            root: None,
+            args,
+        }
+    };
+    cfg
+}

@@ -1,0 +1,187 @@
+//! Starting VMM processes and watching them as processes.
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::config::{DomainConfig, Image};
+
+/// How long a VMM may take to report ready.
+pub const SPAWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where one VMM instance keeps its runtime files.
+#[derive(Clone, Debug)]
+pub struct VmmPaths {
+    /// Control socket.
+    pub socket: PathBuf,
+    /// JSON record (pid, name, domid, ...).
+    pub record: PathBuf,
+    /// VMM log.
+    pub log: PathBuf,
+}
+
+impl VmmPaths {
+    /// The files of domain `domid` under `<state-dir>/vmm`.
+    pub fn new(state_dir: &Path, domid: u32) -> VmmPaths {
+        let dir = state_dir.join("vmm");
+        VmmPaths {
+            socket: dir.join(format!("{domid}.sock")),
+            record: dir.join(format!("{domid}.json")),
+            log: dir.join(format!("{domid}.log")),
+        }
+    }
+
+    /// Remove the socket and record left by a dead VMM.
+    pub fn remove_stale(&self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.record);
+    }
+}
+
+/// The kernel argument and command line of a config.
+pub fn kernel_and_cmdline(cfg: &DomainConfig) -> (String, String) {
+    match &cfg.image {
+        Image::Minios { args } => ("minios".into(), args.clone().unwrap_or_default()),
+        Image::Linux {
+            kernel, root, args, ..
+        } => {
+            let mut cmdline = Vec::new();
+            if let Some(r) = root {
+                cmdline.push(format!("root={r}"));
+            }
+            if let Some(a) = args {
+                cmdline.push(a.clone());
+            }
+            (kernel.display().to_string(), cmdline.join(" "))
+        }
+    }
+}
+
+/// The VMM command line for domain `domid`.
+pub fn vmm_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String> {
+    let (kernel, cmdline) = kernel_and_cmdline(cfg);
+    let mut args = vec![
+        "--detach".to_string(),
+        "--name".into(),
+        cfg.name.clone(),
+        "--domid".into(),
+        domid.to_string(),
+        "--memory".into(),
+        cfg.memory.to_string(),
+        "--maxmem".into(),
+        cfg.maxmem.max(cfg.memory).to_string(),
+        "--vcpus".into(),
+        cfg.vcpus.to_string(),
+        "--kernel".into(),
+        kernel,
+        "--cmdline".into(),
+        cmdline,
+        "--socket".into(),
+        paths.socket.display().to_string(),
+        "--record".into(),
+        paths.record.display().to_string(),
+        "--log".into(),
+        paths.log.display().to_string(),
+    ];
+    if let Some(cpu) = cfg.cpu.filter(|c| *c >= 0) {
+        args.push("--cpu".into());
+        args.push(cpu.to_string());
+    }
+    args
+}
+
+/// Run `vmm --detach ...`; returns the pid of the running VMM.
+pub async fn spawn(vmm: &Path, args: &[String]) -> Result<u32, String> {
+    let child = tokio::process::Command::new(vmm)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", vmm.display()))?;
+    let out = tokio::time::timeout(SPAWN_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| format!("the VMM did not start within {SPAWN_TIMEOUT:?}"))?
+        .map_err(|e| format!("VMM: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(if err.is_empty() {
+            format!("the VMM failed to start ({})", out.status)
+        } else {
+            err
+        });
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("the VMM printed no pid: {stdout:?}"))
+}
+
+/// True when a process with this pid exists (and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
+}
+
+/// Pids of live processes whose command line has `--socket SOCKET` for a socket
+/// in `dir` (our VMMs), with the socket path.
+pub fn find_vmms(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Some(args) = cmdline(pid) else { continue };
+        if let Some(i) = args.iter().position(|a| a == "--socket")
+            && let Some(sock) = args.get(i + 1)
+        {
+            let sock = PathBuf::from(sock);
+            if sock.parent() == Some(dir) && pid_alive(pid) {
+                found.push((pid, sock));
+            }
+        }
+    }
+    found
+}
+
+/// Wait until `pid` is gone; SIGKILL it after `grace`. Returns true if it had
+/// to be killed.
+pub async fn wait_exit(pid: u32, grace: Duration) -> bool {
+    let deadline = Instant::now() + grace;
+    while pid_alive(pid) {
+        if Instant::now() >= deadline {
+            tracing::warn!("VMM {pid} did not exit within {grace:?}; killing it");
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            let hard = Instant::now() + Duration::from_secs(5);
+            while pid_alive(pid) && Instant::now() < hard {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
