@@ -436,4 +436,40 @@ mod booted {
             "a crashed domain does not end with success"
         );
     }
+
+    #[test]
+    fn ctrl_c_stops_long_commands_and_typed_ahead_input_is_kept() {
+        if !hypervisor::require_kvm() {
+            return;
+        }
+        let prompt = "minios@busy# ";
+        let mut g = Guest::boot("busy", &["--memory", "16", "--vcpus", "2"]);
+        g.expect(prompt);
+        // Input typed during a burn waits for it.
+        g.send("burn 1\nuname\n");
+        g.expect("burn: 2 vCPUs for 1 s\r\nburn: done\r\n");
+        g.expect("uname\r\nminios 0.1.0 x86_64 guest-abi-1\r\n");
+        g.expect(prompt);
+        // Ctrl-C ends a burn, a sleep and a spew long before their end;
+        // what is typed after it still runs.
+        g.send("burn 3600\n");
+        g.expect("burn: 2 vCPUs for 3600 s\r\n");
+        g.send("\x03echo after burn\n");
+        g.expect("^C\r\nburn: interrupted\r\n");
+        g.expect("after burn\r\n");
+        g.expect(prompt);
+        g.send("sleep 3600\n");
+        g.expect("sleep 3600\r\n");
+        g.send("\x03echo after sleep\n");
+        g.expect("^C\r\n");
+        g.expect("after sleep\r\n");
+        g.send("spew 1000000\n");
+        g.expect("0123456789");
+        g.send("\x03");
+        g.expect("^C\r\nspew: interrupted\r\n");
+        g.expect(prompt);
+        g.send("halt\n");
+        g.expect("minios: halt\r\n");
+        assert!(g.wait_exit().success());
+    }
 }

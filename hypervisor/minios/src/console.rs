@@ -119,8 +119,8 @@ pub fn flush() {
     }
 }
 
-/// Take one byte of input, if any arrived.
-pub fn read_byte() -> Option<u8> {
+/// Take one byte from the input ring.
+fn ring_read() -> Option<u8> {
     let cons = in_cons().load(Ordering::Relaxed);
     if cons == in_prod().load(Ordering::Acquire) {
         return None;
@@ -136,6 +136,52 @@ pub fn read_byte() -> Option<u8> {
     };
     in_cons().store(cons.wrapping_add(1), Ordering::Release);
     Some(byte)
+}
+
+/// Input read ahead while a command ran (to look for Ctrl-C), handed to the
+/// shell before anything newer.
+struct Typeahead {
+    bytes: [u8; CONSOLE_IN_SIZE],
+    head: usize,
+    len: usize,
+}
+
+static TYPEAHEAD: Mutex<Typeahead> = Mutex::new(Typeahead {
+    bytes: [0; CONSOLE_IN_SIZE],
+    head: 0,
+    len: 0,
+});
+
+/// Ctrl-C: interrupts a running command.
+pub const INTERRUPT: u8 = 0x03;
+
+/// Take one byte of input, if any arrived.
+pub fn read_byte() -> Option<u8> {
+    let mut ahead = TYPEAHEAD.lock();
+    if ahead.len == 0 {
+        return ring_read();
+    }
+    let byte = ahead.bytes[ahead.head];
+    ahead.head = (ahead.head + 1) % CONSOLE_IN_SIZE;
+    ahead.len -= 1;
+    Some(byte)
+}
+
+/// Whether Ctrl-C was typed while a command runs. Other input is kept for
+/// the shell; Ctrl-C drops what was typed before it. Costs no exit.
+pub fn interrupted() -> bool {
+    let mut ahead = TYPEAHEAD.lock();
+    while ahead.len < CONSOLE_IN_SIZE {
+        let Some(byte) = ring_read() else { break };
+        if byte == INTERRUPT {
+            ahead.len = 0;
+            return true;
+        }
+        let tail = (ahead.head + ahead.len) % CONSOLE_IN_SIZE;
+        ahead.bytes[tail] = byte;
+        ahead.len += 1;
+    }
+    false
 }
 
 /// A locked handle on the output ring; `fmt::Write` turns `\n` into `\r\n`.

@@ -25,6 +25,7 @@ commands:
   sleep SECS        sleep in the VMM for SECS seconds
   mem MB            touch MB MiB of RAM (a smaller MB gives RAM back)
   spew KIB          print KIB KiB of text (console throughput)
+  (Ctrl-C stops burn, sleep and spew)
   poweroff          shut down
   reboot            shut down and ask to be restarted
   halt              halt
@@ -208,14 +209,17 @@ fn burn(secs: u64, vcpus: u32) {
     println!("burn: {vcpus} vCPUs for {secs} s");
     console::flush();
     let burn = Burn::start(vcpus, time::deadline_ms(secs.saturating_mul(1000)));
-    // Only a shutdown request stops a burn early; a new memory target is
-    // applied on the way. Reading the event word costs no exit.
+    // A shutdown request or Ctrl-C stops a burn early; a new memory target is
+    // applied on the way. Reading the event word and the input ring costs no
+    // exit.
+    let mut interrupted = false;
     burn.run(|| {
         let pending = events();
         if pending.contains(Events::MEM_TARGET) {
             handle_host_events(Events::MEM_TARGET);
         }
-        pending.contains(Events::SHUTDOWN_REQUEST)
+        interrupted = console::interrupted();
+        interrupted || pending.contains(Events::SHUTDOWN_REQUEST)
     });
     let stuck = burn.finish();
     if stuck != 0 {
@@ -223,7 +227,11 @@ fn burn(secs: u64, vcpus: u32) {
     }
     // A shutdown request that cut the burn short ends here.
     handle_host_events(events() & Events::SHUTDOWN_REQUEST);
-    println!("burn: done");
+    if interrupted {
+        println!("^C\nburn: interrupted");
+    } else {
+        println!("burn: done");
+    }
 }
 
 /// 1 KiB of text: 16 lines of 64 bytes.
@@ -246,6 +254,10 @@ fn spew(kib: u64) {
     for _ in 0..kib {
         console::write_bytes(&SPEW_BLOCK);
         handle_host_events(events() & Events::SHUTDOWN_REQUEST);
+        if console::interrupted() {
+            println!("^C\nspew: interrupted");
+            return;
+        }
     }
     println!("spew: done");
 }
@@ -258,7 +270,14 @@ fn sleep(secs: u64) {
             return;
         }
         handle_host_events(events() & !Events::CONSOLE_INPUT);
-        hypercall::block(left, Events::SHUTDOWN_REQUEST | Events::MEM_TARGET);
+        // Clear the input bit before looking at the ring, so a Ctrl-C typed
+        // in between still wakes the block below.
+        clear(Events::CONSOLE_INPUT);
+        if console::interrupted() {
+            println!("^C");
+            return;
+        }
+        hypercall::block(left, IDLE_EVENTS);
     }
 }
 
@@ -304,7 +323,7 @@ impl Line {
                 None
             }
             // Ctrl-C and Ctrl-U drop the line.
-            0x03 | 0x15 => {
+            console::INTERRUPT | 0x15 => {
                 self.len = 0;
                 console::write_bytes(b"^C\r\n");
                 prompt();
