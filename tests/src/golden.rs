@@ -99,8 +99,10 @@ pub fn mask_values(text: &str, keys: &[(&str, Kind)]) -> String {
     out
 }
 
-/// Masks the atom of every `(key VALUE)` in SXP text for the listed keys:
-/// `(cpu_time 2.99)` becomes `(cpu_time <cpu_time>)`.
+/// Masks the value of every `(key VALUE...)` in SXP text for the listed keys
+/// (every atom up to the closing parenthesis, each checked against the kind):
+/// `(cpu_time 2.99)` becomes `(cpu_time <cpu_time>)`, `(affinity 0 1)`
+/// becomes `(affinity <affinity>)`.
 #[track_caller]
 pub fn mask_sxp(text: &str, keys: &[(&str, Kind)]) -> String {
     let mut out = text.to_string();
@@ -109,17 +111,33 @@ pub fn mask_sxp(text: &str, keys: &[(&str, Kind)]) -> String {
         let mut from = 0;
         while let Some(pos) = out[from..].find(&open) {
             let start = from + pos + open.len();
-            let len = out[start..]
-                .find(|c: char| c == ')' || c.is_whitespace())
-                .unwrap_or(out.len() - start);
+            let len = out[start..].find([')', '(']).unwrap_or(out.len() - start);
+            if out.as_bytes().get(start + len) == Some(&b'(') {
+                // A nested list, not an atom value: leave it.
+                from = start;
+                continue;
+            }
             let value = &out[start..start + len];
-            assert!(kind.accepts(value), "({key} {value}) is not {kind:?}");
+            assert!(
+                !value.trim().is_empty() && value.split_whitespace().all(|v| kind.accepts(v)),
+                "({key} {value}) is not {kind:?}"
+            );
             let placeholder = format!("<{key}>");
             out.replace_range(start..start + len, &placeholder);
             from = start + placeholder.len();
         }
     }
     out
+}
+
+/// SXP text with its layout removed (each run of whitespace becomes one
+/// space, no space before `)`), for comparing pretty-printed output whose line
+/// breaks depend on the width of masked values.
+pub fn flatten_sxp(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" )", ")")
 }
 
 /// Compares output with the expected text and panics with a line diff.

@@ -16,21 +16,10 @@ const WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// `xm create [-c] [-n] [-p] CONFIG [VAR=VAL...]`.
 pub async fn create(xm: &Xm, a: args::Create) -> Result<()> {
-    let (_path, text) = config::read(&a.config)?;
-    let vars = a
-        .vars
-        .iter()
-        .map(|v| config::parse_var(v))
-        .collect::<Result<Vec<_>>>()?;
-    let text = config::apply(&text, &vars)?;
+    let (path, text) = config::read(&a.config)?;
+    let (parsed, text) = config::prepare(&path, &text, &a.vars)?;
     if a.dry_run {
-        if !config::is_sxp(&text) {
-            return Err(XmError::Usage(
-                "create -n prints SXP configs only: this xend offers no way to convert a key = value config without creating the domain".into(),
-            ));
-        }
-        let value = crate::queries::parse_sxp(&a.config, &text)?;
-        println!("{}", sxp::pretty(&value));
+        println!("{}", sxp::pretty(&parsed.to_sxp()));
         return Ok(());
     }
     let dom = xm.client.create(&text).await?;

@@ -35,6 +35,9 @@ pub enum XmError {
     /// A `VAR=VAL` argument of create is malformed or does not fit the config.
     #[error("{0}")]
     BadVariable(String),
+    /// The domain config is invalid (file:line:col and what was expected).
+    #[error(transparent)]
+    Config(#[from] xend::config::ConfigError),
     /// xend sent SXP we cannot read.
     #[error("xend sent SXP this client cannot read ({what}): {source}")]
     BadSxp {

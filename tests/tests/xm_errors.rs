@@ -1,0 +1,157 @@
+//! xm's error paths: exact messages on stderr, exit status 1, nothing on
+//! stdout. Real xm binary; a real xend where one is needed (no domains, so
+//! no KVM).
+use std::process::{Command, Output};
+
+fn xm(url: &str, args: &[&str]) -> Output {
+    Command::new(e2e::bin("xm"))
+        .arg("-H")
+        .arg(url)
+        .args(args)
+        .env_remove("XEND_URL")
+        .env_remove("XEND_TOKEN")
+        .output()
+        .expect("run xm")
+}
+
+#[track_caller]
+fn check_error(out: &Output, stderr: &str) {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+/// A port where nothing listens.
+fn dead_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn xend_down_gives_the_reference_message_with_the_url() {
+    let url = dead_url();
+    for args in [
+        &["list"][..],
+        &["info"],
+        &["pause", "web1"],
+        &["list", "-l"],
+    ] {
+        check_error(
+            &xm(&url, args),
+            &format!("Error: Error connecting to xend, is xend running? ({url})\n"),
+        );
+    }
+    // $XEND_URL is used when -H is not given.
+    let out = Command::new(e2e::bin("xm"))
+        .arg("list")
+        .env("XEND_URL", &url)
+        .output()
+        .unwrap();
+    check_error(
+        &out,
+        &format!("Error: Error connecting to xend, is xend running? ({url})\n"),
+    );
+}
+
+#[test]
+fn command_prefixes_resolve_or_name_the_candidates() {
+    let url = dead_url();
+    check_error(
+        &xm(&url, &["l"]),
+        "Error: Ambiguous command 'l': it could be list, log\n",
+    );
+    check_error(
+        &xm(&url, &["con", "web1"]),
+        "Error: Ambiguous command 'con': it could be console, consoles\n",
+    );
+    check_error(
+        &xm(&url, &["frob"]),
+        "Error: Unknown command 'frob'; try `xm help` for the list of commands\n",
+    );
+    // A unique prefix runs the command (which then finds xend down).
+    check_error(
+        &xm(&url, &["li"]),
+        &format!("Error: Error connecting to xend, is xend running? ({url})\n"),
+    );
+}
+
+#[test]
+fn unsupported_commands_say_so() {
+    let url = dead_url();
+    for (cmd, name) in [
+        ("save", "save"),
+        ("restore", "restore"),
+        ("migrate", "migrate"),
+        ("vif-list", "vif-list"),
+        ("vbd-c", "vbd-create"),
+    ] {
+        check_error(
+            &xm(&url, &[cmd, "x"]),
+            &format!("Error: {name} is not supported by this xend yet\n"),
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let url = dead_url();
+    let out = xm(&url, &["shutdown", "-H", "-R", "web1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("Error: the argument '--halt' cannot be used with '--reboot'"),
+        "{err}"
+    );
+    let out = xm(&url, &["mem-set", "web1", "lots"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("Error: invalid value 'lots' for '<MB>'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn create_reports_config_errors_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.cfg");
+    std::fs::write(&cfg, "name = \"web1\"\nmemory = lots\n").unwrap();
+    // The config is checked before xend is contacted.
+    let out = xm(&dead_url(), &["create", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("Error: {}:2:10: ", cfg.display())),
+        "{err}"
+    );
+    let out = xm(&dead_url(), &["create", "/nonexistent/web.cfg"]);
+    check_error(
+        &out,
+        "Error: cannot read config file /nonexistent/web.cfg: No such file or directory (os error 2)\n",
+    );
+}
+
+#[test]
+fn unknown_domains_are_errors_from_xend() {
+    let xend = e2e::Xend::start();
+    for args in [
+        &["pause", "nosuch"][..],
+        &["list", "nosuch"],
+        &["destroy", "nosuch"],
+        &["domid", "nosuch"],
+        &["console", "nosuch"],
+    ] {
+        let out = xm(&xend.base_url(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("Error: ") && err.contains("nosuch") && err.ends_with('\n'),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
