@@ -19,7 +19,7 @@ struct Work {
     mask: AtomicU64,
     /// TSC value to spin until.
     deadline: AtomicU64,
-    /// Set to stop early (the host asked for a shutdown).
+    /// Set to stop early (Ctrl-C, or the host asked for a shutdown).
     cancel: AtomicBool,
     /// The generation each vCPU last started and finished.
     started: [AtomicU64; MAX_VCPUS as usize],
