@@ -19,7 +19,7 @@
 //! let xend = e2e::Xend::start();
 //! let dom = xend.create("name = 'a'\nmemory = 16\n");
 //! let mut con = xend.console(dom.id);
-//! con.expect("$ ", e2e::BOOT);
+//! con.expect(&e2e::prompt("a"), e2e::BOOT);
 //! ```
 use std::fs;
 use std::io::{self, Read, Write};
@@ -40,8 +40,13 @@ pub const BOOT: Duration = Duration::from_secs(30);
 pub const XEND_READY: Duration = Duration::from_secs(30);
 /// A generous deadline for API-visible state changes.
 pub const STATE: Duration = Duration::from_secs(30);
-/// The shell prompt minios prints.
-pub const PROMPT: &str = "$ ";
+/// The end of every minios shell prompt (`minios@NAME# `).
+pub const PROMPT: &str = "# ";
+
+/// The shell prompt of the minios domain `name`.
+pub fn prompt(name: &str) -> String {
+    format!("minios@{name}# ")
+}
 
 /// Path of the workspace binary `name`, from the target dir that holds the
 /// running test executable (`<target>/<profile>/deps/test-hash` ->
@@ -586,7 +591,7 @@ impl Xend {
     pub fn create_booted(&self, name: &str) -> (DomainStats, Console) {
         let dom = self.create(&format!("(vm (name {name}) (memory 16) (image (minios)))"));
         let mut con = self.console(dom.id);
-        con.expect(PROMPT, BOOT);
+        con.expect(&prompt(name), BOOT);
         (dom, con)
     }
 
@@ -637,6 +642,13 @@ impl Xend {
         let mut form = vec![("op", op)];
         form.extend_from_slice(params);
         self.post_json(&format!("/xend/domain/{dom}"), &form)
+    }
+
+    /// POST an action to domain `dom` as a program (SXP reply).
+    pub fn act_sxp(&self, dom: &str, op: &str, params: &[(&str, &str)]) -> Reply {
+        let mut form = vec![("op", op)];
+        form.extend_from_slice(params);
+        self.post(&format!("/xend/domain/{dom}"), &form)
     }
 
     /// Attach to domain `domid`'s console at its default port.
@@ -856,6 +868,17 @@ impl EventPort {
     /// Wait for a line containing `needle`; returns the line.
     #[track_caller]
     pub fn expect_line(&mut self, needle: &str, timeout: Duration) -> String {
+        match self.try_line(needle, timeout) {
+            Some(line) => line,
+            None => panic!(
+                "no event line containing {needle:?}; seen: {:?}",
+                String::from_utf8_lossy(&self.inner.seen)
+            ),
+        }
+    }
+
+    /// Like [`EventPort::expect_line`] but `None` on timeout.
+    pub fn try_line(&mut self, needle: &str, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let rest = &self.inner.seen[self.inner.cursor..];
@@ -863,18 +886,16 @@ impl EventPort {
                 let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
                 self.inner.cursor += nl + 1;
                 if line.contains(needle) {
-                    return line;
+                    return Some(line);
                 }
                 continue;
             }
             if self.inner.closed || Instant::now() >= deadline {
-                panic!(
-                    "no event line containing {needle:?}; seen: {:?}",
-                    String::from_utf8_lossy(&self.inner.seen)
-                );
+                return None;
             }
             self.inner.pump();
         }
     }
 }
 pub mod golden;
+pub mod pty;

@@ -1,0 +1,691 @@
+//! xend's HTTP API end to end: every endpoint in SXP and JSON against a real
+//! xend running real minios domains, and the error answers.
+use e2e::{Accept, BOOT, STATE, Xend, XendOptions, prompt, wait_for};
+use xend::api::{ConfigureReply, ConsoleInfo, DomainStats, NodeInfo, Snapshot};
+
+fn sxp(text: &str) -> sxp::Value {
+    sxp::parse(text).unwrap_or_else(|e| panic!("not SXP ({e}): {text}"))
+}
+
+fn heads(v: &sxp::Value) -> Vec<String> {
+    v.rest()
+        .iter()
+        .filter_map(|x| x.head().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn node_root_and_host_figures() {
+    let xend = Xend::start();
+    // SXP is the default for programs.
+    let r = xend.get("/xend/").ok();
+    assert!(r.content_type.starts_with("application/sxp"), "{r:?}");
+    assert_eq!(r.body, "(ls node domain console event vnet)");
+    assert_eq!(
+        xend.get_json("/xend/").ok().json(),
+        serde_json::json!(["node", "domain", "console", "event", "vnet"])
+    );
+
+    let node = sxp(&xend.get("/xend/node").ok().body);
+    assert_eq!(node.head(), Some("node"));
+    assert_eq!(
+        heads(&node)[..10],
+        [
+            "system",
+            "host",
+            "release",
+            "version",
+            "machine",
+            "cores",
+            "hyperthreads_per_core",
+            "cpu_mhz",
+            "memory",
+            "free_memory"
+        ]
+    );
+    let json: NodeInfo = serde_json::from_str(&xend.get_json("/xend/node").ok().body).unwrap();
+    // Real host figures.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kib: u64 = meminfo
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(json.memory, total_kib / 1024);
+    assert!(json.free_memory > 0 && json.free_memory <= json.memory);
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    assert_eq!(json.nr_cpus as usize, cpus);
+    assert_eq!(json.system, "Linux");
+    assert_eq!(node.child_value("host"), Some(json.host.as_str()));
+    assert_eq!(json.machine, std::env::consts::ARCH);
+
+    // dmesg and the log are text.
+    let log = xend.get("/xend/node/log").ok();
+    assert!(log.content_type.starts_with("text/plain"));
+    assert!(log.body.contains("xend 0.1.0 starting"), "{}", log.body);
+    assert!(
+        xend.get("/xend/node/dmesg")
+            .ok()
+            .content_type
+            .starts_with("text/plain")
+    );
+    // Host power ops are not served.
+    let r = xend.post("/xend/node", &[("op", "reboot")]).status(501);
+    assert_eq!(r.body, "(xend.err 'Operation not implemented: reboot')");
+    xend.post("/xend/node", &[]).status(406);
+}
+
+#[test]
+fn domain_lifecycle_in_sxp_and_json() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    // Create from SXP, as a program: 201, Location, the domain sxpr.
+    let r = xend
+        .post(
+            "/xend/domain",
+            &[("op", "create"), ("config", "(vm (name alpha) (memory 16) (maxmem 32) (vcpus 2) (image (minios (args 'quiet=1'))))")],
+        )
+        .status(201);
+    assert!(
+        r.location
+            .as_deref()
+            .is_some_and(|l| l.ends_with("/xend/domain/alpha")),
+        "{r:?}"
+    );
+    let created = sxp(&r.body);
+    assert_eq!(created.child_value("id"), Some("1"));
+    assert_eq!(created.child_value("name"), Some("alpha"));
+    let mut con = xend.console(1);
+    con.expect(&prompt("alpha"), BOOT);
+
+    // Create from the xm form, as JSON.
+    let beta = xend.create("name = 'beta'\nmemory = 24\nmaxmem = 32\nrestart = 'never'\n");
+    assert_eq!(
+        (beta.id, beta.name.as_str(), beta.memory, beta.maxmem),
+        (2, "beta", 24, 32)
+    );
+    assert_eq!(beta.restart, "never");
+
+    // List.
+    assert_eq!(xend.get("/xend/domain").ok().body, "(Domain-0 alpha beta)");
+    assert_eq!(xend.domain_names(), ["Domain-0", "alpha", "beta"]);
+    let detail = sxp(&xend
+        .request("GET", "/xend/domain", Accept::Sxp, &[("detail", "1")])
+        .ok()
+        .body);
+    assert_eq!(detail.as_list().unwrap().len(), 3);
+
+    // One domain, by name and by id, in the reference's field order.
+    let a = sxp(&xend.get("/xend/domain/alpha").ok().body);
+    let h = heads(&a);
+    assert_eq!(
+        h[..10],
+        [
+            "id",
+            "name",
+            "memory",
+            "maxmem",
+            "state",
+            "cpu",
+            "cpu_time",
+            "up_time",
+            "start_time",
+            "console"
+        ]
+    );
+    assert_eq!(h.last().map(String::as_str), Some("config"));
+    assert_eq!(
+        a.child("config").unwrap().rest()[0].child_value("name"),
+        Some("alpha")
+    );
+    let state = a.child_value("state").unwrap();
+    assert_eq!(state.len(), 6, "{state}");
+    assert!(state == "-b----" || state == "r-----", "{state}");
+    let console = a.child("console").unwrap();
+    assert_eq!(
+        console.child_value("console_port"),
+        Some(xend.console_port(1).to_string().as_str())
+    );
+    assert_eq!(console.child_value("status"), Some("connected"));
+    let by_id = xend.domain("1");
+    assert_eq!(by_id.name, "alpha");
+    assert_eq!(by_id.vcpus, 2);
+    assert_eq!(by_id.vcpu_info.len(), 2);
+    assert!(by_id.cpu_time > 0.0 && by_id.up_time > 0.0 && by_id.start_time > 1.6e9);
+    assert_eq!(by_id.console_port, Some(xend.console_port(1)));
+
+    // Domain-0 is the host.
+    let d0 = sxp(&xend.get("/xend/domain/Domain-0").ok().body);
+    assert_eq!(d0.child_value("id"), Some("0"));
+    assert!(d0.child("console").is_none() && d0.child("config").is_none());
+
+    // Bulk stats: Domain-0 first, then by id.
+    let snap: Snapshot = serde_json::from_str(
+        &xend
+            .request("GET", "/xend/domain", Accept::Json, &[("op", "stats")])
+            .ok()
+            .body,
+    )
+    .unwrap();
+    let ids: Vec<u32> = snap.domains.iter().map(|d| d.id).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    assert_eq!(snap.node.nr_cpus, snap.domains[0].vcpus);
+    let s = sxp(&xend
+        .request("GET", "/xend/domain", Accept::Sxp, &[("op", "stats")])
+        .ok()
+        .body);
+    assert_eq!(heads(&s), ["time", "xend_version", "node", "domains"]);
+    assert_eq!(s.child("domains").unwrap().rest().len(), 3);
+
+    // Stored config, both forms.
+    let r = xend
+        .request(
+            "GET",
+            "/xend/domain/alpha",
+            Accept::Sxp,
+            &[("op", "config")],
+        )
+        .ok();
+    let cfg = sxp(&r.body);
+    assert_eq!(cfg.head(), Some("vm"));
+    assert_eq!(cfg.child_value("vcpus"), Some("2"));
+    let r = xend
+        .request(
+            "GET",
+            "/xend/domain/alpha",
+            Accept::Json,
+            &[("op", "config"), ("format", "xm")],
+        )
+        .ok();
+    assert!(r.content_type.starts_with("text/plain"));
+    assert!(
+        r.body.contains("name = \"alpha\"") || r.body.contains("name = 'alpha'"),
+        "{}",
+        r.body
+    );
+
+    // Pause / unpause, in both formats.
+    assert_eq!(
+        xend.post("/xend/domain/alpha", &[("op", "pause")])
+            .ok()
+            .body,
+        "0"
+    );
+    let paused = xend.wait_domain("alpha", "paused", |d| d.state == "--p---");
+    assert!(
+        paused.vcpu_info.iter().all(|v| v.state == "paused"),
+        "{paused:?}"
+    );
+    xend.act("alpha", "unpause", &[]).ok();
+    xend.wait_domain("alpha", "unpaused", |d| !d.state.contains('p'));
+    con.send("uname\n");
+    con.expect("minios", BOOT);
+    con.expect(&prompt("alpha"), BOOT);
+
+    // Memory and pinning.
+    xend.act("alpha", "maxmem_set", &[("memory", "24")]).ok();
+    xend.act("alpha", "mem_target_set", &[("target", "12")])
+        .ok();
+    let d = xend.domain("alpha");
+    assert_eq!((d.memory, d.maxmem), (12, 24));
+    xend.act("alpha", "pincpu", &[("vcpu", "1"), ("cpumap", "0")])
+        .ok();
+    let d = xend.domain("alpha");
+    assert_eq!(d.vcpu_info[1].affinity, [0]);
+    xend.act("alpha", "pincpu", &[("cpu", "1")]).ok();
+    assert!(
+        xend.domain("alpha")
+            .vcpu_info
+            .iter()
+            .all(|v| v.affinity == [1])
+    );
+
+    // Configure: memory applies now, vcpus at the next boot.
+    let r = xend
+        .act(
+            "alpha",
+            "configure",
+            &[(
+                "config",
+                "(vm (name alpha) (memory 20) (maxmem 24) (vcpus 1) (image (minios)))",
+            )],
+        )
+        .ok();
+    let reply: ConfigureReply = serde_json::from_str(&r.body).unwrap();
+    assert!(reply.live.contains(&"memory".to_string()), "{reply:?}");
+    assert!(reply.next_boot.contains(&"vcpus".to_string()), "{reply:?}");
+    assert!(reply.next_boot.contains(&"image".to_string()), "{reply:?}");
+    assert_eq!(xend.domain("alpha").memory, 20);
+    let r = xend.post(
+        "/xend/domain/alpha",
+        &[
+            ("op", "configure"),
+            (
+                "config",
+                "name = 'alpha'\nmemory = 20\nmaxmem = 24\nrestart = 'always'\n",
+            ),
+        ],
+    );
+    assert_eq!(r.ok().body, "(configure (live restart) (next_boot))");
+
+    // Consoles.
+    assert_eq!(
+        xend.get("/xend/console").ok().body,
+        format!("({} {})", xend.console_port(1), xend.console_port(2))
+    );
+    let ports: Vec<u16> = serde_json::from_str(&xend.get_json("/xend/console").ok().body).unwrap();
+    assert_eq!(ports, [xend.console_port(1), xend.console_port(2)]);
+    let c: ConsoleInfo = serde_json::from_str(
+        &xend
+            .get_json(&format!("/xend/console/{}", xend.console_port(2)))
+            .ok()
+            .body,
+    )
+    .unwrap();
+    assert_eq!((c.status.as_str(), c.domain), ("listening", 2));
+    let c = sxp(&xend
+        .get(&format!("/xend/console/{}", xend.console_port(1)))
+        .ok()
+        .body);
+    assert_eq!(c.child_value("status"), Some("connected"));
+    assert!(c.child("connected").is_some());
+
+    // dmesg carries the VMM logs.
+    let dmesg = xend.get("/xend/node/dmesg").ok().body;
+    assert!(dmesg.contains("(d1)") && dmesg.contains("(d2)"), "{dmesg}");
+    xend.post("/xend/node/dmesg", &[("op", "clear")]).ok();
+
+    // Shutdown (202, body 0) ends beta (restart never): gone.
+    let r = xend.post(
+        "/xend/domain/beta",
+        &[("op", "shutdown"), ("reason", "poweroff")],
+    );
+    assert_eq!((r.status, r.body.as_str()), (202, "0"));
+    xend.wait_gone("beta");
+    // Destroy alpha: its console client is closed.
+    xend.post("/xend/domain/alpha", &[("op", "destroy")]).ok();
+    assert!(xend.try_domain("alpha").is_none());
+    con.expect_closed(STATE);
+    assert_eq!(xend.get("/xend/domain").ok().body, "(Domain-0)");
+    assert!(
+        std::fs::read_dir(xend.db_dir().join("domain"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn errors_name_what_was_wrong() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        max_request_bytes: Some(4096),
+        ..XendOptions::default()
+    });
+    #[track_caller]
+    fn check(r: e2e::Reply, status: u16, message: &str) {
+        assert_eq!(r.status, status, "{}", r.body);
+        let quoted = sxp::Value::str(message).to_string();
+        let want = if sxp::is_bare(message) {
+            format!("(xend.err '{message}')")
+        } else {
+            format!("(xend.err {quoted})")
+        };
+        assert_eq!(r.body, want);
+    }
+    // Unknown domain: 404 in SXP and JSON.
+    check(xend.get("/xend/domain/nope"), 404, "invalid domain:nope");
+    let r = xend.get_json("/xend/domain/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "invalid domain:nope"})
+    );
+    // Missing and unknown ops.
+    check(xend.post("/xend/domain", &[]), 406, "Missing parameter: op");
+    check(
+        xend.post("/xend/domain", &[("op", "frobnicate")]),
+        501,
+        "Operation not implemented: frobnicate",
+    );
+    check(
+        xend.post("/xend/domain", &[("op", "restore"), ("file", "/x")]),
+        501,
+        "Operation not implemented: restore",
+    );
+    check(
+        xend.post("/xend/domain", &[("op", "create")]),
+        400,
+        "Missing parameter: config",
+    );
+
+    // Config errors carry line:column.
+    let r = xend.post(
+        "/xend/domain",
+        &[("op", "create"), ("config", "name = 'x'\nmemory = lots\n")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("config:2:10"), "{}", r.body);
+    let r = xend.post(
+        "/xend/domain",
+        &[
+            ("op", "create"),
+            ("config", "(vm (name x)\n  (memory 16)\n  (vcpus many))"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("config:3:") && r.body.contains("vcpus"),
+        "{}",
+        r.body
+    );
+    let r = xend.post(
+        "/xend/domain",
+        &[("op", "create"), ("config", "(vm (name 9bad) (memory 16))")],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = xend.post(
+        "/xend/domain",
+        &[
+            ("op", "create"),
+            ("config", "(vm (name x) (memory 16) (restart sometimes))"),
+        ],
+    );
+    assert!(r.status == 400 && r.body.contains("restart"), "{}", r.body);
+    // Absurd sizes.
+    let r = xend.post(
+        "/xend/domain",
+        &[
+            ("op", "create"),
+            ("config", "name='x'\nmemory=16\nvcpus=4000\n"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let free = xend.get_json("/xend/node").ok().json()["free_memory"]
+        .as_u64()
+        .unwrap();
+    if free + 1 <= 65536 {
+        let cfg = format!("name='x'\nmemory={}\n", free + 1);
+        let r = xend.post("/xend/domain", &[("op", "create"), ("config", &cfg)]);
+        assert!(
+            r.status == 400 && r.body.contains("free memory"),
+            "{}",
+            r.body
+        );
+    }
+    // Host paths: only a kernel image, and it must exist and be a file.
+    check(
+        xend.post(
+            "/xend/domain",
+            &[
+                ("op", "create"),
+                (
+                    "config",
+                    "(vm (name k) (memory 16) (image (linux (kernel /nonexistent/vmlinuz))))",
+                ),
+            ],
+        ),
+        400,
+        "Kernel image does not exist: /nonexistent/vmlinuz",
+    );
+    check(
+        xend.post(
+            "/xend/domain",
+            &[
+                ("op", "create"),
+                (
+                    "config",
+                    "(vm (name k) (memory 16) (image (linux (kernel /tmp))))",
+                ),
+            ],
+        ),
+        400,
+        "Kernel image is not a regular file: /tmp",
+    );
+    // Body cap.
+    let big = "#".repeat(8192);
+    let r = xend.post("/xend/domain", &[("op", "create"), ("config", &big)]);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("max-request-bytes"), "{}", r.body);
+    // Garbage does not hurt.
+    let r = xend.post_raw(
+        "/xend/domain",
+        "multipart/form-data; boundary=zz",
+        b"--zz\r\nnonsense".to_vec(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = xend.post_raw(
+        "/xend/domain",
+        "application/x-www-form-urlencoded",
+        vec![0xff, b'=', 0xfe, b'&', b'%'],
+    );
+    assert!(r.status >= 400, "{}", r.body);
+
+    // Name clash.
+    let dom = xend.create("(vm (name dup) (memory 16))");
+    check(
+        xend.post(
+            "/xend/domain",
+            &[("op", "create"), ("config", "name = 'dup'\nmemory = 16\n")],
+        ),
+        409,
+        "vm name clash: dup",
+    );
+    // Bad action parameters.
+    check(
+        xend.act_sxp("dup", "shutdown", &[("reason", "nap")]),
+        400,
+        "Invalid parameter: reason: \"nap\": expected poweroff, reboot, halt",
+    );
+    check(
+        xend.act_sxp("dup", "mem_target_set", &[]),
+        400,
+        "Missing parameter: target",
+    );
+    check(
+        xend.act_sxp("dup", "mem_target_set", &[("target", "lots")]),
+        400,
+        "Invalid parameter: target: \"lots\" is not a valid number",
+    );
+    check(
+        xend.act_sxp("dup", "save", &[("file", "/tmp/x")]),
+        501,
+        "Operation not implemented: save",
+    );
+    check(
+        xend.act_sxp("dup", "migrate", &[("destination", "h")]),
+        501,
+        "Operation not implemented: migrate",
+    );
+    check(
+        xend.act_sxp("dup", "device_create", &[]),
+        501,
+        "Operation not implemented: device_create",
+    );
+    check(
+        xend.act_sxp("dup", "pincpu", &[("cpumap", "999")]),
+        400,
+        &format!(
+            "Invalid parameter: cpumap: \"999\": this host has CPUs 0-{}",
+            xend.get_json("/xend/node").ok().json()["nr_cpus"]
+                .as_u64()
+                .unwrap()
+                - 1
+        ),
+    );
+    let r = xend.act_sxp(
+        "dup",
+        "configure",
+        &[("config", "(vm (name other) (memory 16))")],
+    );
+    assert!(
+        r.status == 400 && r.body.contains("name cannot change"),
+        "{}",
+        r.body
+    );
+    check(xend.get("/xend/vnet/7"), 404, "no such vnet: 7");
+    check(
+        xend.post("/xend/vnet", &[("op", "create")]),
+        501,
+        "Operation not implemented: create",
+    );
+    check(xend.get("/xend/console/1"), 404, "no console on port 1");
+    // The domain is unharmed by all of this.
+    let d: DomainStats = xend.domain(&dom.id.to_string());
+    assert_eq!(d.name, "dup");
+}
+
+#[test]
+fn events_reach_the_stream_and_the_event_port() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let xend = Xend::start();
+    let mut port = e2e::EventPort::connect(&xend);
+    let resp = reqwest::blocking::Client::new()
+        .get(xend.url("/xend/event?op=stream"))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = BufReader::new(resp);
+    // Injected events reach every subscriber.
+    // The event port subscribes once its connection is accepted: inject until
+    // the subscriber sees one.
+    wait_for(STATE, "the event port subscription", || {
+        xend.post(
+            "/xend/event",
+            &[("op", "inject"), ("event", "(event test.hello (detail x))")],
+        )
+        .ok();
+        port.try_line(
+            "(event test.hello (detail x)",
+            std::time::Duration::from_millis(100),
+        )
+        .is_some()
+    });
+    let dom = xend.create("(vm (name ev) (memory 16))");
+    xend.act("ev", "pause", &[]).ok();
+    xend.act("ev", "destroy", &[]).ok();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &xend::api::XendEvent| e.event == "xend.domain.destroy")
+    {
+        let mut line = String::new();
+        assert!(
+            stream.read_line(&mut line).unwrap() > 0,
+            "stream ended; seen {seen:?}"
+        );
+        seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    assert_eq!(seen[0].event, "test.hello");
+    assert_eq!(seen[0].detail.as_deref(), Some("x"));
+    let seen: Vec<_> = seen
+        .into_iter()
+        .filter(|e| e.event != "test.hello")
+        .collect();
+    let names: Vec<&str> = seen.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "xend.domain.create",
+            "xend.domain.pause",
+            "xend.domain.destroy"
+        ]
+    );
+    assert!(
+        seen.iter()
+            .all(|e| e.domid == Some(dom.id) && e.name.as_deref() == Some("ev"))
+    );
+    port.expect_line("(event xend.domain.create (domid 1) (name ev)", STATE);
+    port.expect_line("(event xend.domain.pause (domid 1) (name ev)", STATE);
+    port.expect_line("(event xend.domain.destroy (domid 1) (name ev)", STATE);
+    let r = xend.post("/xend/event", &[("op", "inject"), ("event", "(unclosed")]);
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+#[test]
+fn token_guards_the_api_consoles_and_events() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        token: Some("s3cret-token".into()),
+        ..XendOptions::default()
+    });
+    let plain = reqwest::blocking::Client::new();
+    let r = plain.get(xend.url("/xend/node")).send().unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().unwrap().contains("Authentication required"));
+    let r = plain
+        .get(xend.url("/xend/node"))
+        .header("Authorization", "Bearer wrong")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The harness sends the token.
+    let dom = xend.create("(vm (name tok) (memory 16))");
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("tok"), BOOT);
+    // A console client without the token is turned away.
+    let mut bad = e2e::Console::connect(xend.console_port(dom.id), Some("nope")).unwrap();
+    assert!(bad.expect_closed(STATE).contains("Authentication failed"));
+    let mut events = e2e::Console::connect(xend.event_port(), Some("nope")).unwrap();
+    assert!(
+        events
+            .expect_closed(STATE)
+            .contains("Authentication failed")
+    );
+}
+
+#[test]
+fn refuses_to_listen_beyond_loopback_without_a_token() {
+    let xend = Xend::start();
+    let cfg = std::fs::read_to_string(xend.config_path()).unwrap();
+    let path = xend.dir().join("open.sxp");
+    std::fs::write(
+        &path,
+        cfg.replace("(xend-address 127.0.0.1)", "(xend-address 0.0.0.0)"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(e2e::bin("xend"))
+        .arg("--config")
+        .arg(&path)
+        .arg("foreground")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a loopback address") && err.contains("token-file"),
+        "{err}"
+    );
+    // A token file others can read is refused too.
+    let token = xend.dir().join("tok");
+    std::fs::write(&token, "abc\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&path, format!("{cfg}\n(token-file {})\n", token.display())).unwrap();
+    let out = std::process::Command::new(e2e::bin("xend"))
+        .arg("--config")
+        .arg(&path)
+        .arg("status")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must be mode 0600"), "{err}");
+}
