@@ -317,6 +317,22 @@ impl ConsoleHub {
         inner.to_vmm = Some(tx);
     }
 
+    /// The VMM instance is gone: let its console stream drain to its end (at
+    /// most `timeout`), then detach. The listener and client stay.
+    pub async fn finish_vmm(&self, timeout: Duration) {
+        let reader = {
+            let mut inner = self.lock();
+            inner.to_vmm = None;
+            inner.vmm_tasks.pop()
+        };
+        if let Some(mut reader) = reader {
+            if tokio::time::timeout(timeout, &mut reader).await.is_err() {
+                reader.abort();
+            }
+        }
+        self.detach_vmm();
+    }
+
     /// Detach from the VMM (its instance is gone); the listener stays.
     pub fn detach_vmm(&self) {
         let mut inner = self.lock();

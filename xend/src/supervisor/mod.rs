@@ -34,6 +34,10 @@ use spawn::VmmPaths;
 
 /// How long a destroyed VMM may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
+/// How long an action waits for a restart or creation under way.
+const LIFECYCLE_WAIT: Duration = Duration::from_secs(30);
+/// How long the last console output of a destroyed VMM instance may take to drain.
+const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
 /// Cached figures older than this are refreshed when the bulk endpoint reads.
 const STALE: Duration = Duration::from_millis(500);
 
@@ -703,7 +707,6 @@ impl Supervisor {
         if let Some(w) = dom.state().watcher.take() {
             w.abort();
         }
-        dom.console.detach_vmm();
         let pid = dom.state().pid.take();
         if let Err(e) = dom.request(&Request::Destroy).await {
             tracing::debug!("domain {}: destroy: {e}", dom.name);
@@ -712,6 +715,8 @@ impl Supervisor {
         if let Some(pid) = pid {
             spawn::wait_exit(pid, EXIT_GRACE).await;
         }
+        // The instance's last words (e.g. "minios: reboot") reach the console.
+        dom.console.finish_vmm(CONSOLE_DRAIN).await;
         dom.paths.remove_stale();
     }
 
@@ -744,12 +749,25 @@ impl Supervisor {
 
     /// Ask the guest to shut down; `halt` cancels any restart.
     pub async fn shutdown(&self, dom: &Domain, reason: Reason) -> Result<(), SupError> {
-        self.ensure_running(dom)?;
+        let _life = self.ready(dom).await?;
         if reason == Reason::Halt {
             dom.state().halted = true;
         }
         dom.request(&Request::Shutdown { reason }).await?;
         Ok(())
+    }
+
+    /// Wait until no creation, restart or destruction of `dom` is under way,
+    /// then hold that off while the caller acts; `Busy` unless it is running.
+    pub async fn ready<'a>(
+        &self,
+        dom: &'a Domain,
+    ) -> Result<tokio::sync::MutexGuard<'a, ()>, SupError> {
+        let guard = tokio::time::timeout(LIFECYCLE_WAIT, dom.lifecycle.lock())
+            .await
+            .map_err(|_| SupError::Busy(dom.name.clone(), dom.state().phase.as_str()))?;
+        self.ensure_running(dom)?;
+        Ok(guard)
     }
 
     /// Fail with `Busy` unless the domain is in its running phase.
@@ -763,7 +781,7 @@ impl Supervisor {
 
     /// A simple request (pause, unpause, memory, pinning) followed by a refresh.
     pub async fn simple(&self, dom: &Domain, req: Request) -> Result<(), SupError> {
-        self.ensure_running(dom)?;
+        let _life = self.ready(dom).await?;
         dom.request(&req).await?;
         let _ = dom.refresh().await;
         Ok(())
