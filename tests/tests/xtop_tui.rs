@@ -1,0 +1,151 @@
+//! xtop end to end: the real binary in a pseudo-terminal, against a real xend
+//! and real minios domains. Every action is checked through the API.
+use std::time::Duration;
+
+use e2e::pty::Pty;
+use e2e::{BOOT, STATE, Xend, wait_for};
+
+const SCREEN: Duration = Duration::from_secs(20);
+
+/// Starts xtop on a 40x160 pty against `xend`, showing only `name`, with a
+/// private settings file and `extra_env` (e.g. an `$EDITOR`).
+fn xtop(xend: &Xend, name: &str, extra_env: &[(&str, &str)]) -> Pty {
+    let config = xend.dir().join("xtop-config.toml");
+    let home = xend.dir().to_str().unwrap().to_owned();
+    let filter = format!("^{name}$");
+    let url = xend.base_url();
+    let mut args = vec!["-H", url.as_str(), "-d", "0.5", "--filter", filter.as_str()];
+    if let Some(t) = xend.token() {
+        args.extend(["--token", t]);
+    }
+    let mut env: Vec<(&str, &str)> = vec![
+        ("XTOP_CONFIG", config.to_str().unwrap()),
+        ("HOME", home.as_str()),
+        ("VISUAL", ""),
+        ("EDITOR", ""),
+    ];
+    env.extend_from_slice(extra_env);
+    let pty = Pty::spawn(&e2e::bin("xtop"), &args, &env, 40, 160);
+    pty.wait_until(SCREEN, "the domain row", |s| {
+        s.lines().any(|l| l.contains(&format!(" {name} ")))
+    });
+    pty
+}
+
+/// Quits with `q` and checks the terminal was given back.
+#[track_caller]
+fn quit(mut pty: Pty) {
+    pty.send(b"q");
+    let status = pty.wait_exit(SCREEN);
+    assert!(status.success(), "xtop exited with {status:?}");
+    assert!(!pty.alternate_screen(), "the alternate screen was left");
+    let raw = pty.raw_output();
+    let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
+    assert!(
+        tail.contains("\x1b[?25h"),
+        "the cursor is shown again: {tail:?}"
+    );
+}
+
+#[test]
+fn p_pauses_the_selected_domain_and_p_again_unpauses_it() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let dom = xend.create("(vm (name alpha) (memory 16) (image (minios)))");
+    let mut pty = xtop(&xend, "alpha", &[]);
+    pty.send(b"p");
+    wait_for(STATE, "alpha paused (API)", || {
+        xend.domain("alpha").state.contains('p')
+    });
+    pty.wait_for("alpha paused", SCREEN);
+    pty.wait_until(SCREEN, "the row shows the paused state", |s| {
+        s.lines()
+            .any(|l| l.contains(" alpha ") && l.contains("----p-"))
+    });
+    pty.send(b"p");
+    wait_for(STATE, "alpha unpaused (API)", || {
+        !xend.domain("alpha").state.contains('p')
+    });
+    pty.wait_for("alpha unpaused", SCREEN);
+    assert_eq!(xend.domain("alpha").id, dom.id);
+    quit(pty);
+}
+
+#[test]
+fn d_asks_first_and_destroys_on_confirm() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name doomed) (memory 16) (image (minios)))");
+    let mut pty = xtop(&xend, "doomed", &[]);
+    pty.send(b"d");
+    pty.wait_for("Destroy domain doomed", SCREEN);
+    // The default button is Cancel.
+    pty.send(b"\r");
+    pty.wait_for("destroy cancelled", SCREEN);
+    assert!(
+        xend.try_domain("doomed").is_some(),
+        "Enter on the default button must not destroy"
+    );
+    pty.send(b"d");
+    pty.wait_for("Destroy domain doomed", SCREEN);
+    pty.send(b"\x1b[C"); // Right: to the Destroy button
+    pty.send(b"\r");
+    xend.wait_gone("doomed");
+    pty.wait_for("doomed destroyed", SCREEN);
+    pty.wait_for("no domain matches the filter", SCREEN);
+    quit(pty);
+}
+
+#[test]
+fn c_attaches_the_console_and_a_typed_command_answers() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name talker) (memory 16) (image (minios)))");
+    let mut pty = xtop(&xend, "talker", &[]);
+    pty.send(b"c");
+    pty.wait_for("console talker", SCREEN);
+    pty.wait_for("minios 0.1.0 (guest ABI v1) booting", BOOT);
+    pty.wait_for("minios@talker# ", BOOT);
+    pty.send(b"echo xtop-was-here\r");
+    pty.wait_until(STATE, "the command's output line", |s| {
+        s.lines().any(|l| l.trim_end() == "xtop-was-here")
+    });
+    // Ctrl-] returns to the table.
+    pty.send(&[0x1d]);
+    pty.wait_for("detached from talker", SCREEN);
+    pty.wait_for("NAME", SCREEN);
+    quit(pty);
+}
+
+#[test]
+fn e_edits_the_config_and_the_memory_target_changes() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name edited) (memory 16) (maxmem 32) (image (minios)))");
+    let script = xend.dir().join("editor.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i 's/^memory *=.*/memory = 24/' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut pty = xtop(&xend, "edited", &[("EDITOR", script.to_str().unwrap())]);
+    pty.send(b"e");
+    pty.wait_for("Review the config of edited", SCREEN);
+    pty.wait_for("+ memory = 24", SCREEN);
+    pty.send(b"y");
+    pty.wait_for("Applied now (live): memory", SCREEN);
+    wait_for(STATE, "memory target 24 MiB (API)", || {
+        xend.domain("edited").memory == 24
+    });
+    pty.send(b"\r");
+    quit(pty);
+}
