@@ -9,9 +9,9 @@
 //!   through xend's console bridge, the VMM's console ring and the guest shell
 //!   and back; once with the library on a TCP socket, once with the `xencons`
 //!   binary in a pseudo-terminal (what a person sees). p50, p99, mean.
-//! - throughput guest -> client: minios runs `help` (about 700 bytes of
-//!   output each) many times; bytes received over wall time, from the first
-//!   command sent until the last prompt arrives.
+//! - throughput guest -> client: minios's `spew KIB` prints KIB KiB of text;
+//!   bytes received over wall time, from sending the command until
+//!   `spew: done` and the prompt arrive (console ring -> VMM -> xend -> TCP).
 #[path = "../tests/support/pty.rs"]
 mod pty;
 
@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use console_client::{ConnectOptions, Console};
 
 const ROUND_TRIPS: usize = 400;
-const HELPS: usize = 300;
-/// Commands in flight at once (the guest's input ring is 4 KiB).
-const HELP_BATCH: usize = 50;
+/// KiB of text `spew` prints for the throughput run.
+const SPEW_KIB: u64 = 16 * 1024;
 const T: Duration = Duration::from_secs(60);
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -71,23 +70,16 @@ fn keystrokes_library(con: &mut Console, prompt: &str) {
 
 fn throughput(con: &mut Console, prompt: &str) {
     let start = Instant::now();
-    let mut bytes = 0usize;
-    let mut sent = 0;
-    let mut seen = 0;
-    while seen < HELPS {
-        while sent < HELPS && sent - seen < HELP_BATCH {
-            con.send(b"help\n").unwrap();
-            sent += 1;
-        }
-        bytes += con.expect(prompt.as_bytes(), T).unwrap().len();
-        seen += 1;
-    }
+    con.send(format!("spew {SPEW_KIB}\n").as_bytes()).unwrap();
+    let bytes = con
+        .expect(format!("spew: done\r\n{prompt}").as_bytes(), T)
+        .unwrap()
+        .len();
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{:<44} {bytes} bytes in {secs:.3} s = {:.3} MB/s ({:.0} KiB/s)",
-        "throughput guest -> client (help x300)",
+        "{:<44} {bytes} bytes in {secs:.3} s = {:.2} MB/s",
+        format!("throughput guest -> client (spew {SPEW_KIB})"),
         bytes as f64 / secs / 1e6,
-        bytes as f64 / secs / 1024.0
     );
 }
 

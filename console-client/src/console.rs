@@ -177,10 +177,13 @@ impl Console {
     pub fn expect(&mut self, wanted: &[u8], timeout: Duration) -> Result<Vec<u8>, ExpectError> {
         let deadline = Instant::now() + timeout;
         let mut seen = std::mem::take(&mut self.pending);
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
+        // Where the next search starts: earlier bytes were searched already
+        // (less a needle's length, for a match split across reads).
+        let mut searched = 0;
         loop {
-            if let Some(pos) = find(&seen, wanted) {
-                let end = pos + wanted.len();
+            if let Some(pos) = find(&seen[searched..], wanted) {
+                let end = searched + pos + wanted.len();
                 self.pending = seen.split_off(end);
                 return Ok(seen);
             }
@@ -206,7 +209,10 @@ impl Console {
                         tail: tail(),
                     });
                 }
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    searched = (seen.len() + 1).saturating_sub(wanted.len().max(1));
+                    seen.extend_from_slice(&buf[..n]);
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
