@@ -71,16 +71,28 @@ impl Vmm {
 fn validate(spec: &DomainSpec) -> Result<(), BuildError> {
     let bad = |m: String| Err(BuildError::Invalid(m));
     if spec.memory_mib < 2 {
-        return bad(format!("memory {} MiB is too small (at least 2 MiB)", spec.memory_mib));
+        return bad(format!(
+            "memory {} MiB is too small (at least 2 MiB)",
+            spec.memory_mib
+        ));
     }
     if spec.maxmem_mib < spec.memory_mib {
-        return bad(format!("maxmem {} MiB is below memory {} MiB", spec.maxmem_mib, spec.memory_mib));
+        return bad(format!(
+            "maxmem {} MiB is below memory {} MiB",
+            spec.maxmem_mib, spec.memory_mib
+        ));
     }
     if spec.maxmem_mib > MAX_MEMORY_MIB {
-        return bad(format!("maxmem {} MiB is above the limit of {MAX_MEMORY_MIB} MiB", spec.maxmem_mib));
+        return bad(format!(
+            "maxmem {} MiB is above the limit of {MAX_MEMORY_MIB} MiB",
+            spec.maxmem_mib
+        ));
     }
     if spec.vcpus == 0 || spec.vcpus > MAX_VCPUS {
-        return bad(format!("vcpus {} must be between 1 and {MAX_VCPUS}", spec.vcpus));
+        return bad(format!(
+            "vcpus {} must be between 1 and {MAX_VCPUS}",
+            spec.vcpus
+        ));
     }
     Ok(())
 }
@@ -111,15 +123,22 @@ pub fn start(spec: DomainSpec, image: &[u8]) -> Result<Vmm, BuildError> {
     arch::write_page_tables(&ram)?;
     let loaded = loader::load_elf(&ram, image, &spec.kernel)?;
 
-    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("get_supported_cpuid"))?;
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm_err("get_supported_cpuid"))?;
     let mut fds = Vec::with_capacity(spec.vcpus as usize);
     for i in 0..spec.vcpus {
-        let fd = vm.create_vcpu(u64::from(i)).map_err(kvm_err("create_vcpu"))?;
+        let fd = vm
+            .create_vcpu(u64::from(i))
+            .map_err(kvm_err("create_vcpu"))?;
         fd.set_cpuid2(&cpuid).map_err(kvm_err("set_cpuid2"))?;
         arch::setup_vcpu(&fd, i, loaded.entry)?;
         fds.push(fd);
     }
-    let tsc_khz = fds[0].get_tsc_khz().map(u64::from).unwrap_or_else(|_| host_tsc_khz());
+    let tsc_khz = fds[0]
+        .get_tsc_khz()
+        .map(u64::from)
+        .unwrap_or_else(|_| host_tsc_khz());
     write_start_info(&ram, &spec, tsc_khz, loaded.end)?;
 
     let domain = Arc::new(Domain::new(spec, ram));
@@ -144,10 +163,20 @@ pub fn start(spec: DomainSpec, image: &[u8]) -> Result<Vmm, BuildError> {
     }
     log(&format!(
         "domain {} (id {}) started: {} MiB, {} vCPUs, kernel {}, entry {:#x}, tsc {} kHz",
-        domain.spec.name, domain.spec.domid, domain.spec.memory_mib, domain.spec.vcpus,
-        domain.spec.kernel, loaded.entry, tsc_khz
+        domain.spec.name,
+        domain.spec.domid,
+        domain.spec.memory_mib,
+        domain.spec.vcpus,
+        domain.spec.kernel,
+        loaded.entry,
+        tsc_khz
     ));
-    Ok(Vmm { domain, vcpu_threads, _vm: vm, _kvm: kvm })
+    Ok(Vmm {
+        domain,
+        vcpu_threads,
+        _vm: vm,
+        _kvm: kvm,
+    })
 }
 
 /// Pick up console output while some vCPU runs (a busy guest need not exit

@@ -127,7 +127,11 @@ impl Console {
         if len > CONSOLE_OUT_SIZE {
             // Resynchronise so one bad write doesn't poison every later drain.
             cons_w.store(prod, Ordering::Release);
-            return Err(ConsoleError::Corrupt { ring: "output", prod, cons });
+            return Err(ConsoleError::Corrupt {
+                ring: "output",
+                prod,
+                cons,
+            });
         }
         let mut buf = vec![0u8; len];
         let start = cons as usize % CONSOLE_OUT_SIZE;
@@ -160,7 +164,11 @@ impl Console {
         let cons = cons_w.load(Ordering::Acquire);
         let used = prod.wrapping_sub(cons) as usize;
         if used > CONSOLE_IN_SIZE {
-            return Err(ConsoleError::Corrupt { ring: "input", prod, cons });
+            return Err(ConsoleError::Corrupt {
+                ring: "input",
+                prod,
+                cons,
+            });
         }
         let n = data.len().min(CONSOLE_IN_SIZE - used);
         let base = self.gpa + offsets::IN as u64;
@@ -223,7 +231,11 @@ impl Console {
                 }
                 let n = out.pending.len().min(64 * 1024);
                 let chunk: Vec<u8> = out.pending.drain(..n).collect();
-                (chunk, out.sink.take().expect("checked above"), out.generation)
+                (
+                    chunk,
+                    out.sink.take().expect("checked above"),
+                    out.generation,
+                )
             };
             let ok = sink.write_all(&chunk).and_then(|()| sink.flush()).is_ok();
             let mut out = self.out.lock().unwrap();
@@ -259,7 +271,11 @@ mod tests {
         let prod = ram.atomic_u32(base + offsets::OUT_PROD as u64).unwrap();
         let mut p = prod.load(Ordering::Relaxed);
         for b in data {
-            ram.write(base + offsets::OUT as u64 + (p as usize % CONSOLE_OUT_SIZE) as u64, *b).unwrap();
+            ram.write(
+                base + offsets::OUT as u64 + (p as usize % CONSOLE_OUT_SIZE) as u64,
+                *b,
+            )
+            .unwrap();
             p = p.wrapping_add(1);
         }
         prod.store(p, Ordering::Release);
@@ -271,8 +287,12 @@ mod tests {
         let base = guest_abi::layout::CONSOLE;
         // Start near the u32 wrap and the ring end.
         let start = u32::MAX - 3;
-        ram.atomic_u32(base + offsets::OUT_PROD as u64).unwrap().store(start, Ordering::Relaxed);
-        ram.atomic_u32(base + offsets::OUT_CONS as u64).unwrap().store(start, Ordering::Relaxed);
+        ram.atomic_u32(base + offsets::OUT_PROD as u64)
+            .unwrap()
+            .store(start, Ordering::Relaxed);
+        ram.atomic_u32(base + offsets::OUT_CONS as u64)
+            .unwrap()
+            .store(start, Ordering::Relaxed);
         guest_write(&ram, b"hello, world");
         assert!(con.has_output(&ram));
         assert_eq!(con.drain(&ram).unwrap(), 12);
@@ -286,9 +306,15 @@ mod tests {
     fn corrupt_indices_are_an_error_not_a_panic() {
         let (ram, con) = ring();
         let base = guest_abi::layout::CONSOLE;
-        ram.atomic_u32(base + offsets::OUT_PROD as u64).unwrap().store(1 << 30, Ordering::Relaxed);
+        ram.atomic_u32(base + offsets::OUT_PROD as u64)
+            .unwrap()
+            .store(1 << 30, Ordering::Relaxed);
         assert!(matches!(con.drain(&ram), Err(ConsoleError::Corrupt { .. })));
-        assert_eq!(con.drain(&ram).unwrap(), 0, "resynchronised after the error");
+        assert_eq!(
+            con.drain(&ram).unwrap(),
+            0,
+            "resynchronised after the error"
+        );
     }
 
     #[test]
@@ -303,7 +329,7 @@ mod tests {
     #[test]
     fn history_is_capped() {
         let mut buf = VecDeque::new();
-        push_capped(&mut buf, &vec![1u8; 100], 64);
+        push_capped(&mut buf, &[1u8; 100], 64);
         push_capped(&mut buf, &[2u8; 10], 64);
         assert_eq!(buf.len(), 64);
         assert_eq!(buf.back(), Some(&2));

@@ -59,21 +59,29 @@ pub struct Record {
 
 /// This host boot's id (`/proc/sys/kernel/random/boot_id`).
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Write `record` to `path` atomically (temp file, fsync, rename).
 pub fn write_record(path: &Path, record: &Record) -> Result<(), DaemonError> {
-    let err = |what, source| DaemonError::File { what, path: path.to_path_buf(), source };
+    let err = |what, source| DaemonError::File {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| err("cannot create", e))?;
     let body = serde_json::to_vec_pretty(record).expect("records always serialize");
-    f.write_all(&body).and_then(|()| f.sync_all()).map_err(|e| err("cannot write", e))?;
+    f.write_all(&body)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| err("cannot write", e))?;
     std::fs::rename(&tmp, path).map_err(|e| err("cannot rename into", e))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }
@@ -92,10 +100,18 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     let bound = UnixListener::bind(path);
     // SAFETY: as above; restores the previous mask.
     unsafe { libc::umask(old) };
-    let listener =
-        bound.map_err(|source| DaemonError::File { what: "cannot bind", path: path.to_path_buf(), source })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| DaemonError::File { what: "cannot chmod", path: path.to_path_buf(), source })?;
+    let listener = bound.map_err(|source| DaemonError::File {
+        what: "cannot bind",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        DaemonError::File {
+            what: "cannot chmod",
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(listener)
 }
 
@@ -163,13 +179,21 @@ pub fn redirect_stdio(log: Option<&Path>) -> Result<(), DaemonError> {
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|source| DaemonError::File { what: "cannot open", path: "/dev/null".into(), source })?;
+        .map_err(|source| DaemonError::File {
+            what: "cannot open",
+            path: "/dev/null".into(),
+            source,
+        })?;
     let err_file = match log {
         Some(p) => std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p)
-            .map_err(|source| DaemonError::File { what: "cannot open log", path: p.to_path_buf(), source })?,
+            .map_err(|source| DaemonError::File {
+                what: "cannot open log",
+                path: p.to_path_buf(),
+                source,
+            })?,
         None => null.try_clone().map_err(DaemonError::Detach)?,
     };
     // SAFETY: dup2 onto the standard descriptors with valid open fds; the
@@ -189,7 +213,11 @@ pub fn log_to(log: &Path) -> Result<(), DaemonError> {
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|source| DaemonError::File { what: "cannot open log", path: log.to_path_buf(), source })?;
+        .map_err(|source| DaemonError::File {
+            what: "cannot open log",
+            path: log.to_path_buf(),
+            source,
+        })?;
     // SAFETY: dup2 of a valid open fd onto stderr.
     unsafe { libc::dup2(f.as_raw_fd(), 2) };
     Ok(())

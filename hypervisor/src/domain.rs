@@ -94,7 +94,12 @@ impl ExitCounters {
 
     /// A copy of the counters.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counts.lock().unwrap().iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        self.counts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
     }
 }
 
@@ -119,7 +124,9 @@ pub struct Domain {
 }
 
 fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Domain {
@@ -180,7 +187,12 @@ impl Domain {
             Some((_, r, c)) => (*r, c.clone()),
             None => (None, None),
         };
-        Event { state: Self::state_of(inner), shutdown_reason, crash_reason, time: now_secs() }
+        Event {
+            state: Self::state_of(inner),
+            shutdown_reason,
+            crash_reason,
+            time: now_secs(),
+        }
     }
 
     /// Emit an event if the derived state changed; wake waiters either way.
@@ -278,7 +290,11 @@ impl Domain {
                     if now >= d {
                         break;
                     }
-                    inner = self.cond.wait_timeout(inner, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                    inner = self
+                        .cond
+                        .wait_timeout(inner, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -352,12 +368,20 @@ impl Domain {
         }
         self.changed(&mut inner);
         let deadline = Instant::now() + PAUSE_TIMEOUT;
-        while inner.vcpus.iter().any(|v| v.state == VcpuState::Running && v.thread.is_some()) {
+        while inner
+            .vcpus
+            .iter()
+            .any(|v| v.state == VcpuState::Running && v.thread.is_some())
+        {
             let now = Instant::now();
             if now >= deadline {
                 return Err(DomainError::PauseTimeout(PAUSE_TIMEOUT));
             }
-            inner = self.cond.wait_timeout(inner, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            inner = self
+                .cond
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         Ok(())
     }
@@ -382,7 +406,9 @@ impl Domain {
     }
 
     fn events_word(&self) -> Option<&std::sync::atomic::AtomicU32> {
-        self.ram.atomic_u32(self.start_info_field(guest_abi::offsets::EVENTS)).ok()
+        self.ram
+            .atomic_u32(self.start_info_field(guest_abi::offsets::EVENTS))
+            .ok()
     }
 
     /// Raise event bits for the guest and wake blocked vCPUs.
@@ -399,12 +425,16 @@ impl Domain {
         self.check_live(&self.lock())?;
         if reason == Reason::Crash {
             return Err(DomainError::Invalid(
-                "a guest cannot be asked to crash; use poweroff, reboot or halt (or destroy)".into(),
+                "a guest cannot be asked to crash; use poweroff, reboot or halt (or destroy)"
+                    .into(),
             ));
         }
         let field = self.start_info_field(guest_abi::offsets::SHUTDOWN_REQUEST);
         if let Ok(w) = self.ram.atomic_u32(field) {
-            w.store(guest_abi::ShutdownReason::from(reason) as u32, Ordering::Release);
+            w.store(
+                guest_abi::ShutdownReason::from(reason) as u32,
+                Ordering::Release,
+            );
         }
         self.raise(Events::SHUTDOWN_REQUEST);
         Ok(())
@@ -478,7 +508,11 @@ impl Domain {
                         _ => v.final_cpu_ns,
                     },
                     state: v.state,
-                    affinity: if online { stats::affinity(v.tid) } else { Vec::new() },
+                    affinity: if online {
+                        stats::affinity(v.tid)
+                    } else {
+                        Vec::new()
+                    },
                     cpu: if online { stats::last_cpu(v.tid) } else { None },
                     exits: self.vcpu_exits[i].load(Ordering::Relaxed),
                 }
@@ -497,7 +531,10 @@ impl Domain {
             crash_reason: ev.crash_reason,
             kernel: self.spec.kernel.clone(),
             cmdline: self.spec.cmdline.clone(),
-            start_time: self.start_wall.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            start_time: self
+                .start_wall
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             up_time: self.start.elapsed().as_secs_f64(),
             cpu_time_ns: vcpus.iter().map(|v| v.cpu_time_ns).sum(),
             vcpus,
@@ -565,14 +602,19 @@ impl Domain {
         let inner = self.lock();
         let _unused = self
             .cond
-            .wait_while(inner, |i| i.vcpus.iter().any(|v| v.state != VcpuState::Offline))
+            .wait_while(inner, |i| {
+                i.vcpus.iter().any(|v| v.state != VcpuState::Offline)
+            })
             .unwrap_or_else(|e| e.into_inner());
     }
 
     /// Wait until the guest has shut down or crashed.
     pub fn wait_finished(&self) -> (RunState, Option<Reason>) {
         let inner = self.lock();
-        let inner = self.cond.wait_while(inner, |i| i.finished.is_none()).unwrap_or_else(|e| e.into_inner());
+        let inner = self
+            .cond
+            .wait_while(inner, |i| i.finished.is_none())
+            .unwrap_or_else(|e| e.into_inner());
         let (state, reason, _) = inner.finished.clone().expect("waited for it");
         (state, reason)
     }
@@ -588,14 +630,25 @@ pub fn write_start_info(
     use core::mem::offset_of;
     let base = layout::START_INFO;
     let at = |off: usize| base + off as u64;
-    ram.write(at(offset_of!(StartInfo, magic)), guest_abi::START_INFO_MAGIC)?;
-    ram.write(at(offset_of!(StartInfo, abi_version)), guest_abi::ABI_VERSION)?;
+    ram.write(
+        at(offset_of!(StartInfo, magic)),
+        guest_abi::START_INFO_MAGIC,
+    )?;
+    ram.write(
+        at(offset_of!(StartInfo, abi_version)),
+        guest_abi::ABI_VERSION,
+    )?;
     ram.write(at(offset_of!(StartInfo, domid)), spec.domid)?;
     ram.write(at(offset_of!(StartInfo, nr_vcpus)), spec.vcpus)?;
     ram.write(at(offset_of!(StartInfo, mem_bytes)), spec.memory_mib << 20)?;
-    ram.write(at(offset_of!(StartInfo, max_mem_bytes)), spec.maxmem_mib << 20)?;
+    ram.write(
+        at(offset_of!(StartInfo, max_mem_bytes)),
+        spec.maxmem_mib << 20,
+    )?;
     ram.write(at(offset_of!(StartInfo, tsc_khz)), tsc_khz)?;
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     ram.write(at(offset_of!(StartInfo, boot_wallclock_ns)), wall)?;
     ram.write(at(offset_of!(StartInfo, console_gpa)), layout::CONSOLE)?;
     ram.write(at(offset_of!(StartInfo, kernel_end)), kernel_end)?;
@@ -607,6 +660,9 @@ pub fn write_start_info(
     let n = spec.cmdline.len().min(guest_abi::CMDLINE_LEN - 1);
     cmdline[..n].copy_from_slice(&spec.cmdline.as_bytes()[..n]);
     ram.write_slice(at(offset_of!(StartInfo, cmdline)), &cmdline)?;
-    ram.write(at(offset_of!(StartInfo, mem_target_kib)), spec.memory_mib * 1024)?;
+    ram.write(
+        at(offset_of!(StartInfo, mem_target_kib)),
+        spec.memory_mib * 1024,
+    )?;
     Ok(())
 }

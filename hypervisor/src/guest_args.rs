@@ -13,25 +13,36 @@ pub trait FromGuest: Sized {
 impl FromGuest for BlockArgs {
     fn read_from(ram: &GuestRam, gpa: u64) -> Result<Self, MemoryError> {
         ram.check(gpa, size_of::<Self>() as u64)?;
-        Ok(BlockArgs { timeout_ns: ram.read(gpa)?, event_mask: ram.read(gpa + 8)?, _pad: 0 })
+        Ok(BlockArgs {
+            timeout_ns: ram.read(gpa)?,
+            event_mask: ram.read(gpa + 8)?,
+            _pad: 0,
+        })
     }
 }
 
 impl FromGuest for KickArgs {
     fn read_from(ram: &GuestRam, gpa: u64) -> Result<Self, MemoryError> {
-        Ok(KickArgs { vcpu_mask: ram.read(gpa)? })
+        Ok(KickArgs {
+            vcpu_mask: ram.read(gpa)?,
+        })
     }
 }
 
 impl FromGuest for MemReleaseArgs {
     fn read_from(ram: &GuestRam, gpa: u64) -> Result<Self, MemoryError> {
         ram.check(gpa, size_of::<Self>() as u64)?;
-        Ok(MemReleaseArgs { gpa: ram.read(gpa)?, len: ram.read(gpa + 8)? })
+        Ok(MemReleaseArgs {
+            gpa: ram.read(gpa)?,
+            len: ram.read(gpa + 8)?,
+        })
     }
 }
 
 impl FromGuest for MemReportArgs {
     fn read_from(ram: &GuestRam, gpa: u64) -> Result<Self, MemoryError> {
-        Ok(MemReportArgs { used_kib: ram.read(gpa)? })
+        Ok(MemReportArgs {
+            used_kib: ram.read(gpa)?,
+        })
     }
 }

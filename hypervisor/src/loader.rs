@@ -55,11 +55,20 @@ pub struct Loaded {
 
 /// Read an image file, refusing oversized ones before reading them.
 pub fn read_image(path: &str) -> Result<Vec<u8>, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| LoadError::Read {
+        path: path.into(),
+        source,
+    })?;
     if meta.len() > MAX_IMAGE_BYTES as u64 {
-        return Err(LoadError::TooLarge { path: path.into(), size: meta.len() });
+        return Err(LoadError::TooLarge {
+            path: path.into(),
+            size: meta.len(),
+        });
     }
-    std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Load the ELF image `bytes` (named `path` in errors) into `ram`.
@@ -71,9 +80,15 @@ pub fn load_elf(ram: &GuestRam, bytes: &[u8], path: &str) -> Result<Loaded, Load
         &mut image,
         Some(GuestAddress(layout::KERNEL_BASE)),
     )
-    .map_err(|source| LoadError::Elf { path: path.into(), source })?;
+    .map_err(|source| LoadError::Elf {
+        path: path.into(),
+        source,
+    })?;
     let entry = elf_entry(bytes).unwrap_or(result.kernel_load.0);
-    Ok(Loaded { entry, end: result.kernel_end })
+    Ok(Loaded {
+        entry,
+        end: result.kernel_end,
+    })
 }
 
 /// `e_entry` of an ELF64 header (already validated by the loader).

@@ -5,7 +5,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Write one log line.
 pub fn log(msg: &str) {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let line = format!("[{}.{:06}] vmm[{}]: {msg}\n", t.as_secs(), t.subsec_micros(), std::process::id());
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let line = format!(
+        "[{}.{:06}] vmm[{}]: {msg}\n",
+        t.as_secs(),
+        t.subsec_micros(),
+        std::process::id()
+    );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

@@ -74,9 +74,16 @@ impl GuestRam {
     /// costs nothing until the guest touches it.
     pub fn new(size: u64) -> Result<GuestRam, MemoryError> {
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-        let region =
-            MmapRegion::build(None, size as usize, libc::PROT_READ | libc::PROT_WRITE, flags)
-                .map_err(|source| MemoryError::Map { mib: size >> 20, source })?;
+        let region = MmapRegion::build(
+            None,
+            size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+        )
+        .map_err(|source| MemoryError::Map {
+            mib: size >> 20,
+            source,
+        })?;
         let region = GuestRegionMmap::new(region, GuestAddress(0))
             .expect("a region at guest address 0 cannot overflow");
         let mem = GuestMemoryMmap::from_regions(vec![region])
@@ -106,7 +113,11 @@ impl GuestRam {
     pub fn check(&self, gpa: u64, len: u64) -> Result<(), MemoryError> {
         match gpa.checked_add(len) {
             Some(end) if end <= self.size => Ok(()),
-            _ => Err(MemoryError::OutOfRange { gpa, len, size: self.size }),
+            _ => Err(MemoryError::OutOfRange {
+                gpa,
+                len,
+                size: self.size,
+            }),
         }
     }
 
@@ -145,7 +156,7 @@ impl GuestRam {
     /// A u32 shared with the guest, accessed atomically.
     pub fn atomic_u32(&self, gpa: u64) -> Result<&AtomicU32, MemoryError> {
         self.check(gpa, 4)?;
-        if gpa % 4 != 0 {
+        if !gpa.is_multiple_of(4) {
             return Err(MemoryError::Misaligned { gpa, align: 4 });
         }
         // SAFETY: [gpa, gpa+4) is inside the mapping (checked above), which lives
@@ -158,7 +169,7 @@ impl GuestRam {
     /// A u64 shared with the guest, accessed atomically.
     pub fn atomic_u64(&self, gpa: u64) -> Result<&AtomicU64, MemoryError> {
         self.check(gpa, 8)?;
-        if gpa % 8 != 0 {
+        if !gpa.is_multiple_of(8) {
             return Err(MemoryError::Misaligned { gpa, align: 8 });
         }
         // SAFETY: as in `atomic_u32`, with 8-byte size and alignment.
@@ -172,9 +183,7 @@ impl GuestRam {
         let mut vec = vec![0u8; pages];
         // SAFETY: `host` is the page-aligned start of a mapping of `size` bytes
         // that outlives this call; `vec` has one byte per page as mincore needs.
-        let rc = unsafe {
-            libc::mincore(self.host.cast(), self.size as usize, vec.as_mut_ptr())
-        };
+        let rc = unsafe { libc::mincore(self.host.cast(), self.size as usize, vec.as_mut_ptr()) };
         if rc != 0 {
             return 0;
         }
@@ -185,8 +194,11 @@ impl GuestRam {
     /// zeros there afterwards.
     pub fn release(&self, gpa: u64, len: u64) -> Result<(), MemoryError> {
         self.check(gpa, len)?;
-        if gpa % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
-            return Err(MemoryError::Misaligned { gpa, align: PAGE_SIZE });
+        if !gpa.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
+            return Err(MemoryError::Misaligned {
+                gpa,
+                align: PAGE_SIZE,
+            });
         }
         if len == 0 {
             return Ok(());
@@ -196,7 +208,11 @@ impl GuestRam {
         // later read as zero. No Rust reference to those bytes is held across
         // this call except atomics, whose values becoming 0 is valid.
         unsafe {
-            libc::madvise(self.host.add(gpa as usize).cast(), len as usize, libc::MADV_DONTNEED);
+            libc::madvise(
+                self.host.add(gpa as usize).cast(),
+                len as usize,
+                libc::MADV_DONTNEED,
+            );
         }
         Ok(())
     }

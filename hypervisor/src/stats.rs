@@ -21,7 +21,10 @@ pub fn thread_cpu_ns(thread: libc::pthread_t) -> u64 {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; an invalid clock id only yields an error.
     if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
         return 0;
@@ -53,11 +56,18 @@ pub fn affinity(tid: i32) -> Vec<usize> {
 /// Restrict thread `tid` to `cpus` (empty = every online CPU).
 pub fn set_affinity(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
     let online = online_cpus();
-    let want: Vec<usize> = if cpus.is_empty() { (0..online).collect() } else { cpus.to_vec() };
+    let want: Vec<usize> = if cpus.is_empty() {
+        (0..online).collect()
+    } else {
+        cpus.to_vec()
+    };
     if let Some(bad) = want.iter().find(|&&c| c >= online) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("host CPU {bad} does not exist (this host has CPUs 0-{})", online - 1),
+            format!(
+                "host CPU {bad} does not exist (this host has CPUs 0-{})",
+                online - 1
+            ),
         ));
     }
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
@@ -92,7 +102,11 @@ pub fn rss_kib() -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
         return 0;
     };
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     pages * 4
 }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use guest_abi::{BlockArgs, Events, Hypercall, KickArgs, MemReleaseArgs, MemReportArgs, ShutdownReason};
+use guest_abi::{
+    BlockArgs, Events, Hypercall, KickArgs, MemReleaseArgs, MemReportArgs, ShutdownReason,
+};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::control::proto::{Reason, RunState};
@@ -27,10 +29,10 @@ enum Next {
 pub fn run(dom: Arc<Domain>, mut fd: VcpuFd, index: usize) {
     dom.vcpu_started(index);
     kick::register(fd.get_kvm_run());
-    if let Some(cpu) = dom.spec.cpu {
-        if let Err(e) = stats::set_affinity(stats::gettid(), &[cpu]) {
-            log(&format!("vcpu {index}: cannot pin to CPU {cpu}: {e}"));
-        }
+    if let Some(cpu) = dom.spec.cpu
+        && let Err(e) = stats::set_affinity(stats::gettid(), &[cpu])
+    {
+        log(&format!("vcpu {index}: cannot pin to CPU {cpu}: {e}"));
     }
     while dom.may_run(index) {
         let next = match fd.run() {
@@ -70,7 +72,11 @@ fn handle_exit(dom: &Domain, index: usize, exit: VcpuExit<'_>) -> Next {
                     return crash(
                         dom,
                         index,
-                        format!("hypercall {} used a {}-byte port write; the ABI uses outl", call.name(), data.len()),
+                        format!(
+                            "hypercall {} used a {}-byte port write; the ABI uses outl",
+                            call.name(),
+                            data.len()
+                        ),
                     );
                 }
                 let value = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
@@ -78,16 +84,28 @@ fn handle_exit(dom: &Domain, index: usize, exit: VcpuExit<'_>) -> Next {
             }
             None => {
                 dom.exits.add("io_unknown");
-                crash(dom, index, format!("write to I/O port {port:#x}, which is not a hypercall"))
+                crash(
+                    dom,
+                    index,
+                    format!("write to I/O port {port:#x}, which is not a hypercall"),
+                )
             }
         },
         VcpuExit::IoIn(port, _) => {
             dom.exits.add("io_unknown");
-            crash(dom, index, format!("read from I/O port {port:#x}; the ABI has no readable ports"))
+            crash(
+                dom,
+                index,
+                format!("read from I/O port {port:#x}; the ABI has no readable ports"),
+            )
         }
         VcpuExit::MmioRead(addr, _) | VcpuExit::MmioWrite(addr, _) => {
             dom.exits.add("mmio");
-            crash(dom, index, format!("access to guest-physical {addr:#x}, outside guest RAM"))
+            crash(
+                dom,
+                index,
+                format!("access to guest-physical {addr:#x}, outside guest RAM"),
+            )
         }
         VcpuExit::Hlt => {
             // No interrupts exist in this ABI, so `hlt` would sleep forever:
@@ -103,11 +121,19 @@ fn handle_exit(dom: &Domain, index: usize, exit: VcpuExit<'_>) -> Next {
         }
         VcpuExit::FailEntry(reason, cpu) => {
             dom.exits.add("fail_entry");
-            crash(dom, index, format!("VM entry failed (hardware reason {reason:#x}, cpu {cpu})"))
+            crash(
+                dom,
+                index,
+                format!("VM entry failed (hardware reason {reason:#x}, cpu {cpu})"),
+            )
         }
         VcpuExit::InternalError => {
             dom.exits.add("internal_error");
-            crash(dom, index, "KVM internal error (an instruction the emulator cannot run?)".into())
+            crash(
+                dom,
+                index,
+                "KVM internal error (an instruction the emulator cannot run?)".into(),
+            )
         }
         VcpuExit::Intr => {
             dom.exits.add("interrupted");
@@ -129,7 +155,8 @@ fn hypercall(dom: &Domain, index: usize, call: Hypercall, value: u64) -> Next {
         Hypercall::ConsoleNotify => Next::Continue,
         Hypercall::Block => match BlockArgs::read_from(&dom.ram, value) {
             Ok(args) => {
-                let timeout = (args.timeout_ns != u64::MAX).then(|| Duration::from_nanos(args.timeout_ns));
+                let timeout =
+                    (args.timeout_ns != u64::MAX).then(|| Duration::from_nanos(args.timeout_ns));
                 dom.block(index, Events::from_bits_truncate(args.event_mask), timeout);
                 Next::Continue
             }
@@ -142,11 +169,19 @@ fn hypercall(dom: &Domain, index: usize, call: Hypercall, value: u64) -> Next {
         Hypercall::Shutdown => match ShutdownReason::from_u32(value as u32) {
             Some(ShutdownReason::Crash) => {
                 log(&format!("domain {} reported a crash", dom.spec.name));
-                dom.finish(RunState::Crashed, Some(Reason::Crash), Some("the guest reported a crash".into()));
+                dom.finish(
+                    RunState::Crashed,
+                    Some(Reason::Crash),
+                    Some("the guest reported a crash".into()),
+                );
                 Next::Stop
             }
             Some(r) => {
-                log(&format!("domain {} shut down ({})", dom.spec.name, r.name()));
+                log(&format!(
+                    "domain {} shut down ({})",
+                    dom.spec.name,
+                    r.name()
+                ));
                 dom.finish(RunState::Shutdown, Some(r.into()), None);
                 Next::Stop
             }

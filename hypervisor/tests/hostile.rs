@@ -16,12 +16,22 @@ fn crashed_with(name: &str, code: &[u8], expect: &str) -> Vm {
     let vm = Vm::start(name, &["--memory", "4", "--kernel", &kernel]);
     let info = vm.wait_state(RunState::Crashed, T);
     let why = info.crash_reason.clone().unwrap_or_default();
-    assert!(why.contains(expect), "crash reason {why:?} should mention {expect:?}");
+    assert!(
+        why.contains(expect),
+        "crash reason {why:?} should mention {expect:?}"
+    );
     assert_eq!(info.shutdown_reason, Some(Reason::Crash));
-    assert!(vm.log().contains(expect), "the reason is logged too:\n{}", vm.log());
+    assert!(
+        vm.log().contains(expect),
+        "the reason is logged too:\n{}",
+        vm.log()
+    );
     // Still inspectable: every request gets a sensible answer, not a hang.
     let mut c = vm.client();
-    assert!(c.request(&Request::Pause).is_err(), "a crashed domain cannot be paused");
+    assert!(
+        c.request(&Request::Pause).is_err(),
+        "a crashed domain cannot be paused"
+    );
     assert_eq!(c.info().unwrap().state, RunState::Crashed);
     vm
 }
@@ -99,7 +109,11 @@ fn corrupt_console_ring_is_a_crash() {
     let mut code = asm::store32(0x10004, 1 << 30);
     code.extend(asm::mov_dx(0x500));
     code.push(asm::OUT_EAX);
-    destroy(crashed_with("badring", &code, "corrupted the console output ring"));
+    destroy(crashed_with(
+        "badring",
+        &code,
+        "corrupted the console output ring",
+    ));
 }
 
 #[test]
@@ -126,10 +140,16 @@ fn hypercall_flood_leaves_the_vmm_responsive() {
     let paused = c.info().unwrap();
     assert_eq!(paused.state, RunState::Paused);
     let again = c.info().unwrap();
-    assert_eq!(paused.exits.get("yield"), again.exits.get("yield"), "no exits while paused");
+    assert_eq!(
+        paused.exits.get("yield"),
+        again.exits.get("yield"),
+        "no exits while paused"
+    );
     c.request(&Request::Unpause).unwrap();
     let n = paused.exits["yield"];
-    wait_for(T, "exits to resume", || (c.info().unwrap().exits["yield"] > n).then_some(()));
+    wait_for(T, "exits to resume", || {
+        (c.info().unwrap().exits["yield"] > n).then_some(())
+    });
     destroy(vm);
 }
 
@@ -158,7 +178,12 @@ fn bad_requests_get_errors_not_hangs() {
     let s = std::os::unix::net::UnixStream::connect(&vm.socket).unwrap();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
-    for bad in ["not json", r#"{"op":"fly"}"#, r#"{"op":"set_mem_target","mib":999999}"#, r#"{"op":"pin_vcpu","vcpu":9,"cpus":[]}"#] {
+    for bad in [
+        "not json",
+        r#"{"op":"fly"}"#,
+        r#"{"op":"set_mem_target","mib":999999}"#,
+        r#"{"op":"pin_vcpu","vcpu":9,"cpus":[]}"#,
+    ] {
         writeln!(w, "{bad}").unwrap();
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
@@ -190,11 +215,21 @@ fn refuses_bad_kernels_and_specs_with_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not an x86-64 ELF kernel"), "{err}");
     let out = run(&["--memory", "4", "--kernel", "/nonexistent/kernel"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read kernel image /nonexistent/kernel"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read kernel image /nonexistent/kernel")
+    );
     if hypervisor::kvm_usable().is_ok() {
         let out = run(&["--memory", "1", "--kernel", junk.to_str().unwrap()]);
         assert!(String::from_utf8_lossy(&out.stderr).contains("too small"));
-        let out = run(&["--memory", "4", "--vcpus", "33", "--kernel", junk.to_str().unwrap()]);
+        let out = run(&[
+            "--memory",
+            "4",
+            "--vcpus",
+            "33",
+            "--kernel",
+            junk.to_str().unwrap(),
+        ]);
         assert!(String::from_utf8_lossy(&out.stderr).contains("between 1 and 32"));
     }
 }

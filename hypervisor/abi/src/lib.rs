@@ -322,9 +322,7 @@ pub mod offsets {
 
 const _: () = {
     assert!(core::mem::size_of::<StartInfo>() <= 4096);
-    assert!(
-        layout::CONSOLE + core::mem::size_of::<ConsoleRings>() as u64 <= layout::BOOT_STACKS
-    );
+    assert!(layout::CONSOLE + core::mem::size_of::<ConsoleRings>() as u64 <= layout::BOOT_STACKS);
     assert!(layout::boot_stack_top(MAX_VCPUS - 1) <= layout::KERNEL_BASE);
     assert!(layout::PD_BASE + layout::PD_COUNT * 0x1000 <= layout::CONSOLE);
 };
@@ -339,7 +337,10 @@ mod tests {
             assert_eq!(Hypercall::from_port(h.port()), Some(h));
         }
         assert_eq!(Hypercall::from_port(0x4ff), None);
-        assert_eq!(Hypercall::from_port(0x500 + Hypercall::ALL.len() as u16), None);
+        assert_eq!(
+            Hypercall::from_port(0x500 + Hypercall::ALL.len() as u16),
+            None
+        );
     }
 
     #[test]

@@ -44,7 +44,13 @@ fn segment(selector: u16, type_: u8, long: bool) -> kvm_segment {
 /// Put vCPU `index` in 64-bit mode at `entry`: `rdi` = start-info address,
 /// `rsi` = vCPU index, `rsp` = its boot stack.
 pub fn setup_vcpu(vcpu: &VcpuFd, index: u32, entry: u64) -> Result<(), ArchError> {
-    let err = |what| move |source| ArchError::Kvm { index, what, source };
+    let err = |what| {
+        move |source| ArchError::Kvm {
+            index,
+            what,
+            source,
+        }
+    };
     let mut sregs = vcpu.get_sregs().map_err(err("get_sregs"))?;
     let code = segment(CODE_SELECTOR, 0xb, true);
     let data = segment(DATA_SELECTOR, 0x3, false);
@@ -74,10 +80,9 @@ pub fn setup_vcpu(vcpu: &VcpuFd, index: u32, entry: u64) -> Result<(), ArchError
     sregs.idt.base = 0;
     sregs.idt.limit = 0;
     sregs.cr3 = layout::PML4;
-    sregs.cr4 |= (Cr4Flags::PHYSICAL_ADDRESS_EXTENSION
-        | Cr4Flags::OSFXSR
-        | Cr4Flags::OSXMMEXCPT_ENABLE)
-        .bits();
+    sregs.cr4 |=
+        (Cr4Flags::PHYSICAL_ADDRESS_EXTENSION | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE)
+            .bits();
     sregs.cr0 |= (Cr0Flags::PROTECTED_MODE_ENABLE
         | Cr0Flags::MONITOR_COPROCESSOR
         | Cr0Flags::EXTENSION_TYPE
@@ -87,7 +92,11 @@ pub fn setup_vcpu(vcpu: &VcpuFd, index: u32, entry: u64) -> Result<(), ArchError
     sregs.efer |= (EferFlags::LONG_MODE_ENABLE | EferFlags::LONG_MODE_ACTIVE).bits();
     vcpu.set_sregs(&sregs).map_err(err("set_sregs"))?;
 
-    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
     vcpu.set_fpu(&fpu).map_err(err("set_fpu"))?;
 
     let regs = kvm_regs {

@@ -77,11 +77,11 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        if let Some(l) = &args.log {
-            if let Err(e) = daemon::log_to(l) {
-                eprintln!("vmm: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Some(l) = &args.log
+            && let Err(e) = daemon::log_to(l)
+        {
+            eprintln!("vmm: {e}");
+            return ExitCode::FAILURE;
         }
         None
     };
@@ -156,7 +156,9 @@ fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
             name: args.name.clone(),
             domid: args.domid,
             socket: args.socket.clone().unwrap_or_default(),
-            start_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            start_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             memory_mib: dom.spec.memory_mib,
             maxmem_mib: dom.spec.maxmem_mib,
             vcpus: dom.spec.vcpus,
@@ -172,7 +174,12 @@ fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
         r.ready();
     }
 
-    let cleanup_paths: Vec<PathBuf> = args.socket.iter().chain(args.record.iter()).cloned().collect();
+    let cleanup_paths: Vec<PathBuf> = args
+        .socket
+        .iter()
+        .chain(args.record.iter())
+        .cloned()
+        .collect();
     let cleanup = Arc::new(move || {
         for p in &cleanup_paths {
             let _ = std::fs::remove_file(p);

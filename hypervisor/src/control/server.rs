@@ -39,7 +39,11 @@ fn send(w: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
     w.write_all(&line)
 }
 
-fn connection(stream: UnixStream, dom: &Arc<Domain>, on_destroy: &OnDestroy) -> std::io::Result<()> {
+fn connection(
+    stream: UnixStream,
+    dom: &Arc<Domain>,
+    on_destroy: &OnDestroy,
+) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -50,7 +54,10 @@ fn connection(stream: UnixStream, dom: &Arc<Domain>, on_destroy: &OnDestroy) -> 
             return Ok(());
         }
         if !line.ends_with('\n') && n as u64 == MAX_LINE {
-            send(&mut writer, &Reply::Error(format!("request longer than {MAX_LINE} bytes")))?;
+            send(
+                &mut writer,
+                &Reply::Error(format!("request longer than {MAX_LINE} bytes")),
+            )?;
             return Ok(());
         }
         let req: Request = match serde_json::from_str(line.trim()) {

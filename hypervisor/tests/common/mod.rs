@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +18,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -88,15 +90,24 @@ impl Drop for Vm {
 
 /// An attached console: collects everything the guest prints.
 pub struct Console {
-    pub stream: UnixStream,
+    pub stream: hypervisor::control::client::ConsoleStream,
     pub seen: Vec<u8>,
 }
 
 impl Console {
     pub fn attach(socket: &Path, history: bool) -> Console {
-        let stream = VmmClient::connect(socket).unwrap().console(history).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        Console { stream, seen: Vec::new() }
+        let stream = VmmClient::connect(socket)
+            .unwrap()
+            .console(history)
+            .unwrap();
+        stream
+            .socket()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Console {
+            stream,
+            seen: Vec::new(),
+        }
     }
 
     pub fn text(&self) -> String {
@@ -115,9 +126,16 @@ impl Console {
                 self.text()
             );
             match self.stream.read(&mut buf) {
-                Ok(0) => panic!("console closed while waiting for {needle:?}; got:\n{}", self.text()),
+                Ok(0) => panic!(
+                    "console closed while waiting for {needle:?}; got:\n{}",
+                    self.text()
+                ),
                 Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => panic!("console read: {e}"),
             }
         }
