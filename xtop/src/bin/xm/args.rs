@@ -18,7 +18,7 @@ pub fn parse<T: Parser>(name: &str, args: &[String]) -> Result<T> {
     })
 }
 
-/// `xm list`.
+/// List domains (the Xen 2.0 table, -l full SXP, --json).
 #[derive(Debug, Parser)]
 pub struct List {
     /// Print each domain's full SXP.
@@ -31,7 +31,7 @@ pub struct List {
     pub doms: Vec<String>,
 }
 
-/// `xm create`.
+/// Create a domain from a config file (SXP or key = value).
 #[derive(Debug, Parser)]
 pub struct Create {
     /// Attach to the console after creating.
@@ -49,14 +49,14 @@ pub struct Create {
     pub vars: Vec<String>,
 }
 
-/// One domain.
+/// Act on one domain.
 #[derive(Debug, Parser)]
 pub struct Dom {
     /// Domain name or id.
     pub dom: String,
 }
 
-/// `xm console`.
+/// Attach to a domain's console (Ctrl-] or the -e key quits).
 #[derive(Debug, Parser)]
 pub struct Console {
     /// Escape key (caret notation).
@@ -66,7 +66,7 @@ pub struct Console {
     pub dom: String,
 }
 
-/// `xm shutdown`.
+/// Shut a domain down (-w wait, -a all, -H halt, -R reboot).
 #[derive(Debug, Parser)]
 pub struct Shutdown {
     /// Wait until the domain has shut down (or rebooted, with -R).
@@ -86,7 +86,7 @@ pub struct Shutdown {
     pub dom: Option<String>,
 }
 
-/// `xm reboot`.
+/// Reboot a domain.
 #[derive(Debug, Parser)]
 pub struct Reboot {
     /// Wait until the domain has rebooted.
@@ -100,7 +100,7 @@ pub struct Reboot {
     pub dom: Option<String>,
 }
 
-/// `xm vcpu-pin`.
+/// Pin vCPUs of a domain to host CPUs.
 #[derive(Debug, Parser)]
 pub struct VcpuPin {
     /// Domain name or id.
@@ -111,7 +111,7 @@ pub struct VcpuPin {
     pub cpus: String,
 }
 
-/// `xm pincpu`.
+/// Pin every vCPU of a domain to one host CPU.
 #[derive(Debug, Parser)]
 pub struct PinCpu {
     /// Domain name or id.
@@ -120,14 +120,14 @@ pub struct PinCpu {
     pub cpu: usize,
 }
 
-/// Domains, all when none.
+/// List the vCPUs of domains (all when none given).
 #[derive(Debug, Parser)]
 pub struct Doms {
     /// Domain names or ids.
     pub doms: Vec<String>,
 }
 
-/// `xm maxmem` / `xm mem-set`.
+/// Set a domain's memory (maxmem: maximum, mem-set: target).
 #[derive(Debug, Parser)]
 pub struct Mem {
     /// Domain name or id.
@@ -136,7 +136,7 @@ pub struct Mem {
     pub mb: u64,
 }
 
-/// `xm info`.
+/// Host information, `%-23s: value` per field.
 #[derive(Debug, Parser)]
 pub struct Info {
     /// Print JSON (the API's NodeInfo).
@@ -144,7 +144,7 @@ pub struct Info {
     pub json: bool,
 }
 
-/// `xm dmesg`.
+/// Show the hypervisor log.
 #[derive(Debug, Parser)]
 pub struct Dmesg {
     /// Clear the log after printing it.
@@ -152,11 +152,11 @@ pub struct Dmesg {
     pub clear: bool,
 }
 
-/// No arguments.
+/// Takes no arguments.
 #[derive(Debug, Parser)]
 pub struct Nothing {}
 
-/// `xm call`.
+/// Call an xend API function (`xm call help` lists them).
 #[derive(Debug, Parser)]
 pub struct Call {
     /// Function name (see `xm call help`).
@@ -165,21 +165,21 @@ pub struct Call {
     pub args: Vec<String>,
 }
 
-/// `xm domid`.
+/// Print a domain's id.
 #[derive(Debug, Parser)]
 pub struct DomId {
     /// Domain name.
     pub name: String,
 }
 
-/// `xm domname`.
+/// Print a domain's name.
 #[derive(Debug, Parser)]
 pub struct DomName {
     /// Domain id.
     pub id: u32,
 }
 
-/// `xm help`.
+/// Show help.
 #[derive(Debug, Parser)]
 pub struct Help {
     /// Command to describe.
