@@ -48,3 +48,49 @@ fn pipe_mode_runs_a_command_on_a_real_domain() {
     );
     assert!(out.stderr.is_empty());
 }
+
+#[test]
+fn the_console_token_comes_from_the_option_or_the_environment() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = e2e::Xend::start_with(e2e::XendOptions {
+        token: Some("t0ken".into()),
+        ..Default::default()
+    });
+    let dom = xend.create("name = \"p2\"\nmemory = 16\n");
+    let port = xend.console_port(dom.id).to_string();
+    let run = |token_arg: Option<&str>, token_env: Option<&str>| {
+        let mut cmd = Command::new(e2e::bin("xencons"));
+        cmd.args(["--linger", "3"]);
+        if let Some(t) = token_arg {
+            cmd.args(["--token", t]);
+        }
+        cmd.args(["127.0.0.1", &port]);
+        match token_env {
+            Some(t) => cmd.env("XEND_TOKEN", t),
+            None => cmd.env_remove("XEND_TOKEN"),
+        };
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"echo in\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(run(None, None), "Authentication failed\r\n");
+    assert_eq!(run(Some("wrong"), None), "Authentication failed\r\n");
+    for (arg, env) in [(Some("t0ken"), None), (None, Some("t0ken"))] {
+        let out = run(arg, env);
+        assert!(out.contains("in\r\nminios@p2# "), "{out}");
+        // Each session must end before the next one can attach.
+        e2e::wait_for(e2e::STATE, "the console to be free", || {
+            xend.get(&format!("/xend/console/{port}"))
+                .body
+                .contains("(status listening)")
+        });
+    }
+}

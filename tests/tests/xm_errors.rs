@@ -155,3 +155,37 @@ fn unknown_domains_are_errors_from_xend() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn token_from_the_option_or_the_environment() {
+    let xend = e2e::Xend::start_with(e2e::XendOptions {
+        token: Some("s3cret".into()),
+        ..Default::default()
+    });
+    let url = xend.base_url();
+    let out = xm(&url, &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("Error: Authentication required"), "{err}");
+
+    let with_option = Command::new(e2e::bin("xm"))
+        .args(["-H", &url, "--token", "s3cret", "list"])
+        .env_remove("XEND_TOKEN")
+        .output()
+        .unwrap();
+    let with_env = Command::new(e2e::bin("xm"))
+        .args(["-H", &url, "list"])
+        .env("XEND_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    for out in [with_option, with_env] {
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with(
+                "Name              Id  Mem(MB)  CPU  State  Time(s)  Console\nDomain-0 "
+            ),
+            "{text}"
+        );
+    }
+}
