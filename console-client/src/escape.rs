@@ -43,6 +43,11 @@ impl EscapeKey {
         }
     }
 
+    /// The key for a control byte (0x00-0x1f or 0x7f), e.g. from a key map.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        (byte < 0x20 || byte == 0x7f).then_some(EscapeKey(byte))
+    }
+
     /// The byte the terminal sends for this key.
     pub fn byte(self) -> u8 {
         self.0
@@ -102,6 +107,8 @@ mod tests {
         check("^@", 0x00, "CTRL-@");
         check("^_", 0x1f, "CTRL-_");
         check("^?", 0x7f, "CTRL-?");
+        assert_eq!(EscapeKey::from_byte(0x18), Some(EscapeKey::parse("^X").unwrap()));
+        assert_eq!(EscapeKey::from_byte(b'x'), None);
         assert_eq!(EscapeKey::default().byte(), 0x1d);
     }
 

@@ -1,9 +1,36 @@
 //! `xm`: the Xen 2.0 command line, talking to xend over its HTTP API.
 //!
 //! `xm [-H URL] [--token TOKEN] COMMAND [ARGS...]`. A unique prefix of a
-//! command is accepted. Errors print `Error: <message>` on stderr and exit 1;
-//! when xend does not answer the message is
-//! `Error: Error connecting to xend, is xend running? (URL)`.
+//! command is accepted (an ambiguous one is an error naming the candidates).
+//! Errors print `Error: <message>` on stderr and exit 1; when xend does not
+//! answer the message is `Error: Error connecting to xend, is xend running?
+//! (URL)`. `-H` and `--token` go before the command (after it, `shutdown -H`
+//! means halt); `$XEND_URL` and `$XEND_TOKEN` are the defaults.
+//!
+//! Choices where the reference leaves room:
+//! - `list`: the 2.0 columns exactly. State is five letters wide as in 2.0;
+//!   xend's six-letter Xen 3 state (`rbpscd`) is cut to its first five (the
+//!   `d`, dying, is dropped). CPU is the host CPU the first vCPU last ran on
+//!   (else the pinned CPU, else -1). `-l` prints the server's own SXP through
+//!   `sxp::pretty`; `--json` prints the API's `DomainStats`.
+//! - `info`: the node SXP's fields in the server's order, `%-23s: value`.
+//! - `create`: the config is read and checked locally with `xend::config`
+//!   (errors name file:line:col), `VAR=VAL` overrides use its `apply_vars`,
+//!   `-n` prints the resulting `(vm ...)` and creates nothing. The API has no
+//!   "create paused", so `-p` pauses right after the create: the guest may run
+//!   for a moment first.
+//! - `shutdown -w` polls the domain (every 100 ms) until it is gone, or, with
+//!   `-R`, until its start time changes (restarted); it prints `Domain NAME
+//!   terminated` / `rebooted` (and `All domains terminated` with `-a`).
+//! - `pincpu DOM CPU` pins every vCPU; `vcpu-pin DOM VCPU|all CPUS|all` is
+//!   Xen 3's. `vcpu-list` uses Xen 3's layout.
+//! - `console` / `create -c`: the console-client library (interactive on a
+//!   terminal, pipe mode otherwise), on xend's host and the domain's port.
+//! - `call FN ARGS`: a table of Xen 2 `XendClient` names (`xm call help`)
+//!   mapped onto the API; the SXP reply is pretty-printed.
+//! - `top` execs the `xtop` next to `xm` with `$XEND_URL`/`$XEND_TOKEN` set.
+//! - save, restore, migrate, sysrq and the vif/vbd/vnet commands print
+//!   `Error: CMD is not supported by this xend yet`.
 mod actions;
 mod args;
 mod call;
