@@ -395,3 +395,62 @@ fn create_dry_run_variables_and_shutdown_all() {
         xend.domain_names() == ["Domain-0"]
     });
 }
+
+#[test]
+fn reboot_waits_for_the_restart() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let xm = Xm { xend: &xend };
+    let id = create(&xm, "rb", &[], "");
+    wait_prompt(&xend, id, "rb");
+    let before = xend.domain("rb");
+    assert_eq!(xm.ok(&["reboot", "-w", "rb"]), "Domain rb rebooted\n");
+    let after = xend.domain("rb");
+    assert_eq!(after.id, before.id, "a restart keeps the id");
+    assert_ne!(after.start_time, before.start_time);
+    // The console kept its history across the restart: the old shell saw the
+    // request, then the new instance booted to a new prompt.
+    let mut con = xend.console(id);
+    con.expect("minios: shutdown requested", e2e::BOOT);
+    con.expect("minios 0.1.0 (guest ABI v1) booting", e2e::BOOT);
+    con.expect("minios@rb# ", e2e::BOOT);
+}
+
+#[test]
+fn dmesg_log_and_call() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let xm = Xm { xend: &xend };
+    let id = create(&xm, "lg", &[], "");
+    let dmesg = xm.ok(&["dmesg"]);
+    assert!(
+        dmesg.contains(&format!("domain lg (id {id}) started")),
+        "{dmesg}"
+    );
+    xm.ok(&["dmesg", "-c"]);
+    assert!(
+        !xm.ok(&["dmesg"]).contains("domain lg"),
+        "dmesg -c cleared it"
+    );
+    let log = xm.ok(&["log"]);
+    assert!(log.contains("created domain lg"), "{log}");
+
+    // call: Xen 2 XendClient names, with or without the xend_ prefix.
+    xm.ok(&["call", "xend_domain_pause", "lg"]);
+    xend.wait_domain("lg", "lg paused", |d| d.state.contains('p'));
+    xm.ok(&["call", "domain_unpause", &id.to_string()]);
+    xend.wait_domain("lg", "lg running", |d| !d.state.contains('p'));
+    assert_eq!(xm.ok(&["call", "domains"]), "(Domain-0 lg)\n");
+    let node = xm.ok(&["call", "node"]);
+    assert!(node.starts_with("(node\n    (system Linux)\n"), "{node}");
+    let out = xm.run(&["call", "domain_frob", "lg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: unknown function 'domain_frob'; `xm call help` lists them\n"
+    );
+}
