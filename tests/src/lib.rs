@@ -104,7 +104,10 @@ pub struct XendOptions {
     pub token: Option<String>,
     /// `max-request-bytes`, when set.
     pub max_request_bytes: Option<u64>,
-    /// Extra config entries appended verbatim, e.g. `"(loglevel DEBUG)"`.
+    /// `loglevel` (default `DEBUG`).
+    pub loglevel: String,
+    /// Extra config entries appended verbatim, e.g. `"(log-keep 2)"` (keys
+    /// the harness writes itself may not repeat).
     pub extra_config: String,
 }
 
@@ -114,6 +117,7 @@ impl Default for XendOptions {
             min_restart_time: 1.0,
             token: None,
             max_request_bytes: None,
+            loglevel: "DEBUG".into(),
             extra_config: String::new(),
         }
     }
@@ -289,12 +293,13 @@ impl Xend {
             "# written by the e2e harness\n\
              (xend-port {})\n(xend-address 127.0.0.1)\n(xend-event-port {})\n\
              (console-port-base {})\n(console-address 127.0.0.1)\n\
-             (logfile {})\n(loglevel DEBUG)\n(dbroot {})\n(state-dir {})\n\
+             (logfile {})\n(loglevel {})\n(dbroot {})\n(state-dir {})\n\
              (vmm-path {})\n(min-restart-time {})\n",
             self.ports.api,
             self.ports.event,
             self.ports.console_base,
             d.join("log/xend.log").display(),
+            opts.loglevel,
             d.join("db").display(),
             d.join("state").display(),
             bin("vmm").display(),

@@ -416,7 +416,7 @@ fn errors_name_what_was_wrong() {
     let free = xend.get_json("/xend/node").ok().json()["free_memory"]
         .as_u64()
         .unwrap();
-    if free + 1 <= 65536 {
+    if free < 65536 {
         let cfg = format!("name='x'\nmemory={}\n", free + 1);
         let r = xend.post("/xend/domain", &[("op", "create"), ("config", &cfg)]);
         assert!(
@@ -473,6 +473,23 @@ fn errors_name_what_was_wrong() {
     );
     assert!(r.status >= 400, "{}", r.body);
 
+    // A console port that is taken fails the create.
+    let taken = xend.api_port();
+    check(
+        xend.post(
+            "/xend/domain",
+            &[
+                ("op", "create"),
+                (
+                    "config",
+                    &format!("(vm (name cp) (memory 16) (console {taken}))"),
+                ),
+            ],
+        ),
+        409,
+        &format!("console port in use: {taken}"),
+    );
+    assert!(xend.try_domain("cp").is_none());
     // Name clash.
     let dom = xend.create("(vm (name dup) (memory 16))");
     check(

@@ -325,10 +325,10 @@ impl ConsoleHub {
             inner.to_vmm = None;
             inner.vmm_tasks.pop()
         };
-        if let Some(mut reader) = reader {
-            if tokio::time::timeout(timeout, &mut reader).await.is_err() {
-                reader.abort();
-            }
+        if let Some(mut reader) = reader
+            && tokio::time::timeout(timeout, &mut reader).await.is_err()
+        {
+            reader.abort();
         }
         self.detach_vmm();
     }

@@ -16,7 +16,7 @@ const DEFAULT_CONFIG: &str = "/etc/xen/xend-config.sxp";
 struct Cli {
     /// xend-config.sxp to read (else $XEND_CONFIG, else /etc/xen/xend-config.sxp
     /// if it exists, else the built-in defaults).
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -188,14 +188,24 @@ impl Supervisor {
     }
 }
 
-/// Wait until the socket accepts connections while one of `pids` lives.
+/// Wait until the socket accepts connections while one of `pids` lives and
+/// is young enough to be still starting.
 async fn wait_socket(paths: &VmmPaths, pids: &[u32]) -> bool {
     let deadline = Instant::now() + STARTING;
     loop {
         if tokio::net::UnixStream::connect(&paths.socket).await.is_ok() {
             return true;
         }
-        if !pids.iter().any(|p| spawn::pid_alive(*p)) || Instant::now() >= deadline {
+        let starting = pids.iter().any(|p| {
+            spawn::pid_alive(*p) && spawn::process_age(*p).is_some_and(|age| age < STARTING)
+        });
+        if !starting || Instant::now() >= deadline {
+            if pids.iter().any(|p| spawn::pid_alive(*p)) {
+                tracing::error!(
+                    "VMM {pids:?} runs but its socket {} does not answer; leaving it alone",
+                    paths.socket.display()
+                );
+            }
             return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
