@@ -52,6 +52,45 @@ pub struct Args {
     /// Settings file [default: $XTOP_CONFIG or ~/.config/xtop/config.toml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// Batch mode: print xentop-compatible text to stdout, no terminal UI.
+    #[arg(short = 'b', long = "batch")]
+    pub batch: bool,
+    /// Batch: number of refreshes.
+    #[arg(short = 'i', long = "iterations", value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Batch: network rows under each domain.
+    #[arg(short = 'n', long = "networks")]
+    pub networks: bool,
+    /// Batch: block device rows under each domain.
+    #[arg(short = 'x', long = "vbds")]
+    pub vbds: bool,
+    /// Batch: vCPU rows under each domain.
+    #[arg(short = 'v', long = "vcpus")]
+    pub vcpus: bool,
+    /// Batch: repeat the header before each domain.
+    #[arg(short = 'r', long = "repeat-header")]
+    pub repeat_header: bool,
+    /// Batch: full domain names (xentop cuts them at 10).
+    #[arg(short = 'f', long = "full-name")]
+    pub full_name: bool,
+    /// Batch: Domain-0 first whatever the sort.
+    #[arg(short = 'z', long = "dom0-first")]
+    pub dom0_first: bool,
+    /// CSV to FILE (`-` = stdout), one row per domain per refresh with host totals (implies batch).
+    #[arg(long, value_name = "FILE|-")]
+    pub csv: Option<String>,
+    /// One JSON object per refresh on stdout (implies batch).
+    #[arg(long)]
+    pub json: bool,
+    /// Batch: stop at this time (`+SECS`, seconds since the epoch, `YYYY-MM-DD HH:MM:SS` or `HH:MM[:SS]`, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub end_time: Option<String>,
+    /// Script mode: run the commands in FILE (`-` = stdin), no terminal UI.
+    #[arg(long, value_name = "FILE|-")]
+    pub script: Option<String>,
+    /// Script mode: go on after a failing command (the exit status still says so).
+    #[arg(long)]
+    pub keep_going: bool,
     /// Start a local xend if none answers and create example domains if there are none, then open xtop.
     #[arg(long)]
     pub launch: bool,
@@ -93,8 +132,120 @@ async fn async_main(args: Args) -> anyhow::Result<ExitCode> {
     if args.launch || matches!(args.command, Some(Sub::Up)) {
         launch(&clients[0]).await?;
     }
+    if let Some(file) = &args.script {
+        return script_mode(&args, file, &clients[0]).await;
+    }
+    if args.batch || args.csv.is_some() || args.json {
+        return batch_mode(&args, &settings, &clients).await;
+    }
     interactive(args, settings, settings_path, clients).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn script_mode(args: &Args, file: &str, client: &Client) -> anyhow::Result<ExitCode> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the script from stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read script {file}"))?
+    };
+    let script = xtop::script::parse(&text).with_context(|| format!("script {file}"))?;
+    let opts = xtop::script::ScriptOptions {
+        keep_going: args.keep_going,
+        json: args.json,
+    };
+    let ok = xtop::script::run(client, &script, &opts, &mut std::io::stdout().lock()).await?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn batch_mode(
+    args: &Args,
+    settings: &Settings,
+    clients: &[Client],
+) -> anyhow::Result<ExitCode> {
+    use xtop::batch::{BatchOptions, Format, parse_end_time};
+    let delay = args.delay.or(settings.delay).unwrap_or(3.0);
+    if !(delay > 0.0 && delay.is_finite()) {
+        bail!("--delay {delay}: expected a positive number of seconds");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    let end_time = args
+        .end_time
+        .as_deref()
+        .map(|t| parse_end_time(t, now))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let fields = args
+        .fields
+        .as_deref()
+        .map(xtop::columns::parse_fields)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let sort = args
+        .sort
+        .as_deref()
+        .map(|s| {
+            xtop::columns::SortSpec::parse(s).with_context(|| format!("--sort {s}: unknown field"))
+        })
+        .transpose()?;
+    let filter = match &args.filter {
+        None => None,
+        Some(f) => {
+            let (inv, pat) = f
+                .strip_prefix('!')
+                .map(|p| (true, p))
+                .unwrap_or((false, f.as_str()));
+            Some((
+                regex::Regex::new(pat).with_context(|| format!("--filter {f}: bad regex"))?,
+                inv,
+            ))
+        }
+    };
+    let format = if args.json {
+        Format::Json
+    } else if args.csv.is_some() {
+        Format::Csv
+    } else {
+        Format::Text
+    };
+    let opts = BatchOptions {
+        delay: Duration::from_secs_f64(delay),
+        iterations: args.iterations,
+        nets: args.networks,
+        vbds: args.vbds,
+        vcpus: args.vcpus,
+        repeat_header: args.repeat_header,
+        full_names: args.full_name,
+        dom0_first: args.dom0_first,
+        format,
+        fields,
+        sort,
+        filter,
+        end_time,
+        cpu_mode: if args.host_cpu_percent {
+            xtop::model::CpuMode::VirtTop
+        } else {
+            settings.cpu_mode.unwrap_or_default()
+        },
+    };
+    let mut out: Box<dyn std::io::Write> = match args.csv.as_deref() {
+        Some(path) if path != "-" => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {path}"))?,
+        )),
+        _ => Box::new(std::io::stdout().lock()),
+    };
+    match xtop::batch::run(clients, &opts, &mut *out).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(xtop::batch::BatchError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn interactive(

@@ -8,11 +8,13 @@
 //! loop and the collector tasks that talk to xend.
 pub mod action;
 pub mod app;
+pub mod batch;
 pub mod columns;
 pub mod console;
 pub mod keymap;
 pub mod model;
 pub mod runtime;
+pub mod script;
 pub mod settings;
 pub mod theme;
 pub mod tui;

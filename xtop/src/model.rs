@@ -9,6 +9,11 @@ use xend::api::{DomainStats, Snapshot};
 /// How many samples of history each domain keeps (at 3 s, six minutes).
 pub const HISTORY: usize = 120;
 
+/// Rates are computed over at least this many seconds: xend's counters move in
+/// steps, so two snapshots taken close together (a refresh right after an
+/// event) would show a burst or a zero.
+pub const MIN_RATE_WINDOW: f64 = 0.9;
+
 /// Identifies a domain across refreshes: the host it runs on and its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DomKey {
@@ -161,6 +166,8 @@ pub struct Host {
     pub rows: Vec<DomRow>,
     /// Host CPU% history (share of the whole host), for the header sparkline.
     pub cpu_history: VecDeque<f64>,
+    /// The snapshot rates are measured from (at least [`MIN_RATE_WINDOW`] old).
+    base: Option<(f64, Vec<DomRow>)>,
 }
 
 /// Everything collected so far, for every host.
@@ -184,6 +191,7 @@ impl Store {
                 snapshot: None,
                 rows: Vec::new(),
                 cpu_history: VecDeque::new(),
+                base: None,
             })
             .collect();
         Store {
@@ -198,12 +206,15 @@ impl Store {
         let Some(h) = self.hosts.get_mut(host) else {
             return;
         };
-        let prev: HashMap<u32, &DomRow> = h.rows.iter().map(|r| (r.dom.id, r)).collect();
-        let dt = h
-            .snapshot
-            .as_ref()
-            .map(|p| snap.time - p.time)
-            .unwrap_or(0.0);
+        let (base_time, base_rows) = match &h.base {
+            Some((t, rows)) => (*t, rows.as_slice()),
+            None => (snap.time, &[][..]),
+        };
+        let dt = snap.time - base_time;
+        // Too close to the base: keep showing the last rates, measure later.
+        let measure = dt >= MIN_RATE_WINDOW;
+        let base: HashMap<u32, &DomRow> = base_rows.iter().map(|r| (r.dom.id, r)).collect();
+        let shown: HashMap<u32, &DomRow> = h.rows.iter().map(|r| (r.dom.id, r)).collect();
         let mut rows = Vec::with_capacity(snap.domains.len());
         for dom in &snap.domains {
             let key = DomKey { host, id: dom.id };
@@ -219,9 +230,8 @@ impl Store {
                 rd_req_rate: 0.0,
                 wr_req_rate: 0.0,
             };
-            if let Some(p) = prev.get(&dom.id).filter(|p| p.dom.name == dom.name)
-                && dt > 0.0
-            {
+            let same = |p: &&&DomRow| p.dom.name == dom.name;
+            if measure && let Some(p) = base.get(&dom.id).filter(same) {
                 let rate = |now: f64, before: f64| ((now - before) / dt).max(0.0);
                 row.cpu_pct = 100.0 * rate(dom.cpu_time, p.dom.cpu_time);
                 for (i, v) in dom.vcpu_info.iter().enumerate() {
@@ -236,26 +246,38 @@ impl Store {
                 row.wr_sect_rate = rate(f(row.vbd_sum(|v| v.wr_sect)), f(p.vbd_sum(|v| v.wr_sect)));
                 row.rd_req_rate = rate(f(row.vbd_sum(|v| v.rd_req)), f(p.vbd_sum(|v| v.rd_req)));
                 row.wr_req_rate = rate(f(row.vbd_sum(|v| v.wr_req)), f(p.vbd_sum(|v| v.wr_req)));
+            } else if !measure && let Some(p) = shown.get(&dom.id).filter(same) {
+                row.cpu_pct = p.cpu_pct;
+                if p.vcpu_pct.len() == row.vcpu_pct.len() {
+                    row.vcpu_pct.clone_from(&p.vcpu_pct);
+                }
+                row.net_tx_rate = p.net_tx_rate;
+                row.net_rx_rate = p.net_rx_rate;
+                row.rd_sect_rate = p.rd_sect_rate;
+                row.wr_sect_rate = p.wr_sect_rate;
+                row.rd_req_rate = p.rd_req_rate;
+                row.wr_req_rate = p.wr_req_rate;
             }
             rows.push(row);
         }
         let cpus = snap.node.nr_cpus.max(1) as f64;
-        let host_pct = rows
-            .iter()
-            .filter(|r| r.dom.id != 0)
-            .map(|r| r.cpu_pct)
-            .sum::<f64>()
-            / cpus;
-        if dt > 0.0 {
+        if measure {
+            let host_pct = rows
+                .iter()
+                .filter(|r| r.dom.id != 0)
+                .map(|r| r.cpu_pct)
+                .sum::<f64>()
+                / cpus;
             push_capped(&mut h.cpu_history, host_pct);
         }
         // History: drop domains that went away, extend the others.
         self.history
             .retain(|k, _| k.host != host || rows.iter().any(|r| r.key == *k));
-        if dt > 0.0 || h.snapshot.is_none() {
+        if measure || h.base.is_none() {
             for row in &rows {
                 self.history.entry(row.key).or_default().push(row);
             }
+            h.base = Some((snap.time, rows.clone()));
         }
         h.rows = rows;
         h.snapshot = Some(snap);
@@ -432,6 +454,25 @@ pub(crate) mod tests {
         assert!((a.net_tx_rate - 500.0).abs() < 1e-9);
         assert_eq!(s.history[&a.key].cpu.len(), 2);
         assert_eq!(s.hosts[0].cpu_history.back().copied(), Some(25.0));
+        // A snapshot right after (an event-driven refresh) keeps the rates.
+        s.ingest(
+            0,
+            snap(
+                102.2,
+                &[(0, "Domain-0", "r-----", 10.0), (1, "a", "-b----", 2.0)],
+            ),
+        );
+        assert!((s.hosts[0].rows[1].cpu_pct - 50.0).abs() < 1e-9);
+        assert_eq!(s.history[&s.hosts[0].rows[1].key].cpu.len(), 2);
+        // The next one measures from the last base (102.0), not from 102.2.
+        s.ingest(
+            0,
+            snap(
+                104.0,
+                &[(0, "Domain-0", "r-----", 10.0), (1, "a", "-b----", 4.0)],
+            ),
+        );
+        assert!((s.hosts[0].rows[1].cpu_pct - 100.0).abs() < 1e-9);
     }
 
     #[test]

@@ -1,0 +1,285 @@
+//! xtop's other paths end to end: batch (text, CSV, JSON), script mode,
+//! terminal hygiene on SIGTERM, a small terminal, read-only mode, several
+//! hosts, and riding out an xend restart.
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use e2e::pty::Pty;
+use e2e::{STATE, Xend, wait_for};
+
+const SCREEN: Duration = Duration::from_secs(20);
+
+fn run_xtop(xend: &Xend, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(e2e::bin("xtop"));
+    cmd.arg("-H").arg(xend.base_url());
+    if let Some(t) = xend.token() {
+        cmd.args(["--token", t]);
+    }
+    cmd.args(args)
+        .env_remove("XEND_URL")
+        .env("XTOP_CONFIG", xend.dir().join("none.toml"));
+    if let Some(input) = stdin {
+        use std::io::Write;
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run xtop");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        return child.wait_with_output().unwrap();
+    }
+    cmd.output().expect("run xtop")
+}
+
+fn spawn_tui(xend: &Xend, args: &[&str], rows: u16, cols: u16) -> Pty {
+    let url = xend.base_url();
+    let mut argv = vec!["-H", url.as_str(), "-d", "0.3"];
+    argv.extend_from_slice(args);
+    let cfg = xend.dir().join("xtop.toml");
+    let env = [
+        ("XTOP_CONFIG", cfg.to_str().unwrap()),
+        ("HOME", xend.dir().to_str().unwrap()),
+    ];
+    Pty::spawn(&e2e::bin("xtop"), &argv, &env, rows, cols)
+}
+
+const XENTOP_HEADER: &str = "      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT";
+
+#[test]
+fn batch_text_csv_and_json() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name batchdom) (memory 16) (image (minios)))");
+    let out = run_xtop(&xend, &["-b", "-i", "2", "-d", "0.2", "-z"], None);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "two records of header + 2 rows:\n{text}");
+    for record in lines.chunks(3) {
+        assert_eq!(record[0], XENTOP_HEADER);
+        assert!(record[1].trim_start().starts_with("Domain-0 "), "{text}");
+        assert!(record[2].trim_start().starts_with("batchdom "), "{text}");
+        assert_eq!(record[2].split_whitespace().count(), 18, "{}", record[2]);
+        assert_eq!(record[2].len(), XENTOP_HEADER.len(), "columns line up");
+    }
+    assert!(
+        lines[5].contains(" 16384 "),
+        "MEM(k) of a 16 MiB domain: {}",
+        lines[5]
+    );
+
+    let out = run_xtop(
+        &xend,
+        &[
+            "--csv",
+            "-",
+            "-i",
+            "1",
+            "--fields",
+            "id,name,state,mem",
+            "--filter",
+            "^batch",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "time,host_url,host_domains,host_cpu_pct,host_mem_total_k,host_mem_free_k,host_cpus,id,name,state,mem"
+    );
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows[1].ends_with(",batchdom,--b---,16384") || rows[1].ends_with(",batchdom,-----r,16384"),
+        "{csv}"
+    );
+
+    let out = run_xtop(&xend, &["--json", "-i", "1", "--sort", "-id"], None);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(v["domains"][0]["name"], "batchdom");
+    assert_eq!(v["domains"][1]["name"], "Domain-0");
+    assert_eq!(v["hosts"][0]["domains"], 2);
+    assert_eq!(v["hosts"][0]["up"], true);
+}
+
+#[test]
+fn batch_against_no_xend_says_so() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(e2e::bin("xtop"))
+        .args(["-b", "-i", "1", "-H", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "xtop: Error connecting to xend, is xend running? ({url})"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn script_mode_creates_talks_pauses_and_destroys() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let cfg = xend.dir().join("scripted.cfg");
+    std::fs::write(&cfg, "name = \"scripted\"\nmemory = 16\n").unwrap();
+    let script = format!(
+        "# a whole life\ncreate {}\nexpect scripted 'minios@scripted# ' 60\nsend scripted 'echo from-the-script'\n\
+         expect scripted from-the-script\npause scripted\nwait scripted paused 20\nprint\nunpause scripted\n\
+         destroy scripted\nwait scripted gone 20\n",
+        cfg.display()
+    );
+    let out = run_xtop(&xend, &["--script", "-"], Some(&script));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ok   2: create"), "{text}");
+    assert!(text.contains("Started domain scripted"), "{text}");
+    assert!(
+        text.contains(XENTOP_HEADER),
+        "print shows the table: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("scripted ----p-")),
+        "paused in the table: {text}"
+    );
+    assert_eq!(text.matches("\nok   ").count() + 1, 10, "{text}");
+    assert!(xend.try_domain("scripted").is_none());
+
+    let out = run_xtop(
+        &xend,
+        &["--script", "-", "--json"],
+        Some("pause nosuch\nprint\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["ok"], false);
+    assert_eq!(first["line"], 1);
+    assert!(
+        first["error"].as_str().unwrap().contains("nosuch"),
+        "{first}"
+    );
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_a_40x10_screen_works() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name tiny) (memory 16) (image (minios)))");
+    let pty = spawn_tui(&xend, &[], 10, 40);
+    let screen = pty.wait_until(SCREEN, "the domain in a 40x10 screen", |s| {
+        s.contains(" tiny ")
+    });
+    assert!(
+        screen.contains("xtop - ") && screen.contains("?Help"),
+        "{screen}"
+    );
+    assert!(pty.alternate_screen());
+    let pid = pty.pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut pty = pty;
+    let status = pty.wait_exit(SCREEN);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !pty.alternate_screen(),
+        "SIGTERM leaves the alternate screen"
+    );
+}
+
+#[test]
+fn readonly_mode_does_not_act() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name guarded) (memory 16) (image (minios)))");
+    let mut pty = spawn_tui(&xend, &["--readonly", "--filter", "^guarded$"], 30, 160);
+    pty.wait_for(" guarded ", SCREEN);
+    pty.wait_for("READ-ONLY", SCREEN);
+    pty.send(b"pd");
+    pty.send(b":pause guarded\r");
+    pty.wait_for("not allowed in read-only mode", SCREEN);
+    assert!(!xend.domain("guarded").state.contains('p'));
+    assert!(!pty.screen().contains("Destroy domain"));
+}
+
+#[test]
+fn several_hosts_in_one_table_and_an_xend_restart_is_ridden_out() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let mut a = Xend::start();
+    let b = Xend::start();
+    a.create("(vm (name on-a) (memory 16) (image (minios)))");
+    b.create("(vm (name on-b) (memory 16) (image (minios)))");
+    let url_b = b.base_url();
+    let pty = spawn_tui(&a, &["-H", &url_b], 30, 200);
+    let label_a = a.base_url().trim_start_matches("http://").to_owned();
+    let label_b = url_b.trim_start_matches("http://").to_owned();
+    let screen = pty.wait_until(SCREEN, "both hosts' domains", |s| {
+        s.contains(" on-a ") && s.contains(" on-b ")
+    });
+    assert!(screen.contains("HOST"), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains(&label_a) && l.contains(" on-a ")),
+        "{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains(&label_b) && l.contains(" on-b ")),
+        "{screen}"
+    );
+    // SIGKILL: a crash (a graceful stop waits for open event streams).
+    a.kill();
+    pty.wait_for(
+        &format!(
+            "xend at {} is unreachable: Error connecting to xend",
+            a.base_url()
+        ),
+        SCREEN,
+    );
+    pty.wait_for(" on-b ", SCREEN);
+    a.restart_foreground();
+    pty.wait_until(SCREEN, "host a recovered", |s| {
+        !s.contains("unreachable") && s.contains(" on-a ")
+    });
+    wait_for(STATE, "on-a still there", || a.try_domain("on-a").is_some());
+}

@@ -1,0 +1,424 @@
+//! Script mode (`xtop --script FILE|-`): the commands of the `:` prompt, plus
+//! `create`, `wait`, `send`, `expect`, `print` and `sleep`, one per line, with
+//! no terminal. Stops at the first failure unless told to keep going.
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use xend::client::Client;
+
+use crate::action::Action;
+use crate::app::DomOp;
+use crate::batch::{BatchOptions, Format, Printer};
+use crate::model::{CpuMode, Store};
+use crate::runtime::{do_op, error_chain, url_host, url_label};
+
+/// How long `wait` and `expect` wait unless told.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What can go wrong with one script line.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ScriptError {
+    /// The line does not parse.
+    #[error("line {line}: {message}")]
+    Parse {
+        /// Line number (1-based).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One parsed command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// An operation on a domain (the same words as the `:` prompt).
+    Op(DomOp, String),
+    /// Create a domain from a config file.
+    Create(String),
+    /// Wait until a domain is in a state (`running`, `blocked`, `paused`,
+    /// `shutdown`, `crashed`, `dying`, `present`, `gone`).
+    Wait(String, String, Duration),
+    /// Type text (and Enter) into a domain's console.
+    Send(String, String),
+    /// Wait for text in a domain's console output.
+    Expect(String, String, Duration),
+    /// Print the domains table.
+    Print,
+    /// Sleep.
+    Sleep(Duration),
+}
+
+/// Splits a line into words; single or double quotes group, `\` escapes.
+fn words(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (_, '\\') => {
+                let n = chars.next().ok_or("a trailing backslash")?;
+                cur.push(match n {
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    other => other,
+                });
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("an unclosed quote".into());
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| *v >= 0.0 && v.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{s}' is not a number of seconds"))
+}
+
+const STATES: &[&str] = &[
+    "running", "blocked", "paused", "shutdown", "crashed", "dying", "present", "gone",
+];
+
+/// Parses a script: one command per line, `#` comments, blank lines ignored.
+pub fn parse(text: &str) -> Result<Vec<(usize, String, Command)>, ScriptError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |message: String| ScriptError::Parse {
+            line: i + 1,
+            message,
+        };
+        let w = words(line).map_err(|e| err(format!("{e} in '{line}'")))?;
+        let usage = |u: &str| err(format!("usage: {u}"));
+        let cmd = match w[0].as_str() {
+            "create" if w.len() == 2 => Command::Create(w[1].clone()),
+            "create" => return Err(usage("create FILE")),
+            "wait" if (3..=4).contains(&w.len()) => {
+                if !STATES.contains(&w[2].as_str()) {
+                    return Err(err(format!(
+                        "unknown state '{}'; expected one of {}",
+                        w[2],
+                        STATES.join(", ")
+                    )));
+                }
+                let t = w
+                    .get(3)
+                    .map(|s| secs(s))
+                    .transpose()
+                    .map_err(err)?
+                    .unwrap_or(DEFAULT_TIMEOUT);
+                Command::Wait(w[1].clone(), w[2].clone(), t)
+            }
+            "wait" => return Err(usage("wait DOM STATE [TIMEOUT]")),
+            "send" if w.len() == 3 => Command::Send(w[1].clone(), w[2].clone()),
+            "send" => return Err(usage("send DOM TEXT (quote TEXT with spaces)")),
+            "expect" if (3..=4).contains(&w.len()) => {
+                let t = w
+                    .get(3)
+                    .map(|s| secs(s))
+                    .transpose()
+                    .map_err(err)?
+                    .unwrap_or(DEFAULT_TIMEOUT);
+                Command::Expect(w[1].clone(), w[2].clone(), t)
+            }
+            "expect" => return Err(usage("expect DOM TEXT [TIMEOUT] (quote TEXT with spaces)")),
+            "print" if w.len() == 1 => Command::Print,
+            "sleep" if w.len() == 2 => Command::Sleep(secs(&w[1]).map_err(err)?),
+            "sleep" => return Err(usage("sleep SECS")),
+            _ => match Action::parse(line).map_err(|e| err(e.to_string()))? {
+                Action::Pause(Some(d)) => Command::Op(DomOp::Pause, d),
+                Action::Unpause(Some(d)) => Command::Op(DomOp::Unpause, d),
+                Action::Shutdown(Some(d)) => Command::Op(DomOp::Shutdown, d),
+                Action::Reboot(Some(d)) => Command::Op(DomOp::Reboot, d),
+                Action::Destroy(Some(d)) => Command::Op(DomOp::Destroy, d),
+                Action::Pause(None)
+                | Action::Unpause(None)
+                | Action::Shutdown(None)
+                | Action::Reboot(None)
+                | Action::Destroy(None) => {
+                    return Err(err(format!("'{line}' needs a domain: {line} DOM")));
+                }
+                other => {
+                    return Err(err(format!(
+                        "'{}' works in the UI only, not in scripts",
+                        crate::action::COMMANDS
+                            .iter()
+                            .find(|c| line.starts_with(c.name))
+                            .map(|c| c.name)
+                            .unwrap_or(&format!("{other:?}"))
+                    )));
+                }
+            },
+        };
+        out.push((i + 1, line.to_owned(), cmd));
+    }
+    Ok(out)
+}
+
+/// Script mode settings.
+#[derive(Clone, Debug)]
+pub struct ScriptOptions {
+    /// Go on after a failure (the exit status still says it failed).
+    pub keep_going: bool,
+    /// Results as JSON lines.
+    pub json: bool,
+}
+
+/// Runs a parsed script against `client`; returns whether every command worked.
+pub async fn run(
+    client: &Client,
+    script: &[(usize, String, Command)],
+    opts: &ScriptOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<bool> {
+    let mut consoles: HashMap<String, console_client::Console> = HashMap::new();
+    let mut all_ok = true;
+    for (line, text, cmd) in script {
+        let start = Instant::now();
+        let result = step(client, cmd, &mut consoles).await;
+        let secs = start.elapsed().as_secs_f64();
+        match (&result, opts.json) {
+            (Ok(output), true) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"line": line, "command": text, "ok": true, "output": output, "seconds": secs})
+            )?,
+            (Err(e), true) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"line": line, "command": text, "ok": false, "error": e, "seconds": secs})
+            )?,
+            (Ok(output), false) => {
+                writeln!(out, "ok   {line}: {text}")?;
+                if !output.is_empty() {
+                    write!(out, "{output}")?;
+                    if !output.ends_with('\n') {
+                        writeln!(out)?;
+                    }
+                }
+            }
+            (Err(e), false) => writeln!(out, "FAIL {line}: {text}: {e}")?,
+        }
+        out.flush()?;
+        if result.is_err() {
+            all_ok = false;
+            if !opts.keep_going {
+                break;
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+async fn step(
+    client: &Client,
+    cmd: &Command,
+    consoles: &mut HashMap<String, console_client::Console>,
+) -> Result<String, String> {
+    match cmd {
+        Command::Op(op, dom) => {
+            do_op(client, dom, *op).await.map_err(|e| error_chain(&e))?;
+            Ok(String::new())
+        }
+        Command::Create(file) => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let d = client.create(&text).await.map_err(|e| error_chain(&e))?;
+            Ok(format!(
+                "Started domain {}{}\n",
+                d.name,
+                d.console_port
+                    .map(|p| format!(", console on port {p}"))
+                    .unwrap_or_default()
+            ))
+        }
+        Command::Wait(dom, state, timeout) => {
+            let deadline = Instant::now() + *timeout;
+            let mut last = String::new();
+            loop {
+                let r = client.domain(dom).await;
+                let ok = match (&r, state.as_str()) {
+                    (Err(xend::client::Error::Api { status: 404, .. }), "gone") => true,
+                    (Ok(_), "present") => true,
+                    (Ok(d), s) => {
+                        let letter = match s {
+                            "running" => 'r',
+                            "blocked" => 'b',
+                            "paused" => 'p',
+                            "shutdown" => 's',
+                            "crashed" => 'c',
+                            _ => 'd',
+                        };
+                        last = d.state.clone();
+                        d.state.contains(letter)
+                    }
+                    (Err(e), _) if e.is_connect() => return Err(error_chain(e)),
+                    (Err(e), _) => {
+                        last = e.to_string();
+                        false
+                    }
+                };
+                if ok {
+                    return Ok(String::new());
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "{dom} not {state} after {:.1} s (last: {last})",
+                        timeout.as_secs_f64()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Command::Send(dom, text) => {
+            let con = console(client, dom, consoles).await?;
+            let mut bytes = text.clone().into_bytes();
+            bytes.push(b'\r');
+            tokio::task::block_in_place(|| con.send(&bytes))
+                .map_err(|e| format!("console of {dom}: {e}"))?;
+            Ok(String::new())
+        }
+        Command::Expect(dom, text, timeout) => {
+            let con = console(client, dom, consoles).await?;
+            tokio::task::block_in_place(|| con.expect(text.as_bytes(), *timeout))
+                .map(|_| String::new())
+                .map_err(|e| error_chain(&e))
+        }
+        Command::Print => {
+            let snap = client.snapshot().await.map_err(|e| error_chain(&e))?;
+            let mut store = Store::new([(url_label(client.url()), client.url().to_owned())]);
+            store.ingest(0, snap);
+            let opts = BatchOptions {
+                delay: Duration::from_secs(1),
+                iterations: Some(1),
+                nets: false,
+                vbds: false,
+                vcpus: false,
+                repeat_header: false,
+                full_names: true,
+                dom0_first: true,
+                format: Format::Text,
+                fields: None,
+                sort: None,
+                filter: None,
+                end_time: None,
+                cpu_mode: CpuMode::Xentop,
+            };
+            let mut buf = Vec::new();
+            Printer::new(&opts, false)
+                .record(&store, &mut buf)
+                .map_err(|e| e.to_string())?;
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+        Command::Sleep(d) => {
+            tokio::time::sleep(*d).await;
+            Ok(String::new())
+        }
+    }
+}
+
+async fn console<'a>(
+    client: &Client,
+    dom: &str,
+    consoles: &'a mut HashMap<String, console_client::Console>,
+) -> Result<&'a mut console_client::Console, String> {
+    if !consoles.contains_key(dom) {
+        let d = client.domain(dom).await.map_err(|e| error_chain(&e))?;
+        let port = d
+            .console_port
+            .ok_or_else(|| format!("{dom} has no console"))?;
+        let host = url_host(client.url());
+        let opts = console_client::ConnectOptions {
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let con =
+            tokio::task::block_in_place(|| console_client::Console::connect(&host, port, &opts))
+                .map_err(|e| error_chain(&e))?;
+        consoles.insert(dom.to_owned(), con);
+    }
+    Ok(consoles.get_mut(dom).expect("inserted above"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_parse() {
+        let s = parse(
+            "# demo\ncreate web.cfg\n\nexpect web 'minios@web# ' 20\nsend web \"echo hi there\"\nwait web paused 2.5\npause web\nprint\nsleep 0.1\n",
+        )
+        .unwrap();
+        let cmds: Vec<&Command> = s.iter().map(|(_, _, c)| c).collect();
+        assert_eq!(
+            cmds,
+            [
+                &Command::Create("web.cfg".into()),
+                &Command::Expect("web".into(), "minios@web# ".into(), Duration::from_secs(20)),
+                &Command::Send("web".into(), "echo hi there".into()),
+                &Command::Wait("web".into(), "paused".into(), Duration::from_secs_f64(2.5)),
+                &Command::Op(DomOp::Pause, "web".into()),
+                &Command::Print,
+                &Command::Sleep(Duration::from_millis(100)),
+            ]
+        );
+        assert_eq!(s[1].0, 4, "line numbers count comments and blanks");
+    }
+
+    #[test]
+    fn script_errors_name_the_line() {
+        #[track_caller]
+        fn check(text: &str, want: &str) {
+            assert_eq!(parse(text).unwrap_err().to_string(), want);
+        }
+        check("pause", "line 1: 'pause' needs a domain: pause DOM");
+        check(
+            "\nwait web sleeping",
+            "line 2: unknown state 'sleeping'; expected one of running, blocked, paused, shutdown, crashed, dying, present, gone",
+        );
+        check(
+            "send web 'oops",
+            "line 1: an unclosed quote in 'send web 'oops'",
+        );
+        check(
+            "explode web",
+            "line 1: unknown command 'explode'; type ? for the list",
+        );
+        check(
+            "sort cpu",
+            "line 1: 'sort' works in the UI only, not in scripts",
+        );
+        check("sleep x", "line 1: 'x' is not a number of seconds");
+    }
+}
