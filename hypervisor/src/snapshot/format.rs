@@ -369,7 +369,7 @@ impl<R: Read> Reader<R> {
 
     /// The next record; `END ` is returned (with an empty body) once its
     /// checksum matched. After it, the input must end.
-    pub fn next(&mut self) -> Result<Record, FormatError> {
+    pub fn next_record(&mut self) -> Result<Record, FormatError> {
         if self.done {
             return Err(FormatError::Malformed("read past the end record".into()));
         }
@@ -459,9 +459,9 @@ mod tests {
     fn round_trip() {
         let img = sample();
         let mut r = Reader::new(&img[..]).unwrap();
-        assert_eq!(r.next().unwrap().body, b"{}");
-        assert_eq!(r.next().unwrap().tag, tag::ZERO);
-        assert_eq!(r.next().unwrap().tag, tag::END);
+        assert_eq!(r.next_record().unwrap().body, b"{}");
+        assert_eq!(r.next_record().unwrap().tag, tag::ZERO);
+        assert_eq!(r.next_record().unwrap().tag, tag::END);
         r.expect_eof().unwrap();
     }
 
@@ -473,7 +473,7 @@ mod tests {
             bad[i] ^= 0x40;
             let result = Reader::new(&bad[..]).and_then(|mut r| {
                 loop {
-                    if r.next()?.tag == tag::END {
+                    if r.next_record()?.tag == tag::END {
                         break r.expect_eof();
                     }
                 }
@@ -488,7 +488,7 @@ mod tests {
         for n in 0..img.len() {
             let result = Reader::new(&img[..n]).and_then(|mut r| {
                 loop {
-                    if r.next()?.tag == tag::END {
+                    if r.next_record()?.tag == tag::END {
                         break Ok(());
                     }
                 }
@@ -502,7 +502,7 @@ mod tests {
         let mut img = Header::current(0).encode().to_vec();
         img.extend_from_slice(&tag::RAM);
         img.extend_from_slice(&u64::MAX.to_le_bytes());
-        let err = Reader::new(&img[..]).unwrap().next().unwrap_err();
+        let err = Reader::new(&img[..]).unwrap().next_record().unwrap_err();
         assert!(matches!(err, FormatError::TooLarge { .. }), "{err}");
     }
 }

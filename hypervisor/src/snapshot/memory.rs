@@ -259,7 +259,7 @@ pub fn apply(
     let gpa = le_u64(&rec.body, 0);
     let len = if rec.tag == tag::RAM {
         let n = rec.body.len() as u64 - 8;
-        if n == 0 || n % PAGE != 0 {
+        if n == 0 || !n.is_multiple_of(PAGE) {
             return Err(rec.invalid(format!("{n} bytes of data is not a whole number of pages")));
         }
         n
@@ -271,7 +271,7 @@ pub fn apply(
             .checked_mul(PAGE)
             .ok_or_else(|| rec.invalid("page count overflows"))?
     };
-    if gpa % PAGE != 0 {
+    if !gpa.is_multiple_of(PAGE) {
         return Err(rec.invalid(format!("address {gpa:#x} is not page aligned")));
     }
     if gpa.checked_add(len).is_none_or(|end| end > ram_bytes) {
@@ -315,7 +315,7 @@ mod tests {
         let mut r = Reader::new(&img[..]).unwrap();
         let mut records = 0;
         loop {
-            let rec = r.next().unwrap();
+            let rec = r.next_record().unwrap();
             if rec.tag == tag::END {
                 break;
             }
@@ -339,7 +339,7 @@ mod tests {
         .unwrap();
         let img = w.finish().unwrap().0;
         let mut r = Reader::new(&img[..]).unwrap();
-        let rec = r.next().unwrap();
+        let rec = r.next_record().unwrap();
         let err = apply(&rec, 4 << 20, None).unwrap_err();
         assert!(err.to_string().contains("outside"), "{err}");
     }

@@ -189,7 +189,7 @@ impl Restored {
 
 /// Parse and check the `SPEC` record that must come first.
 pub fn read_spec<R: Read>(r: &mut Reader<R>) -> Result<SavedSpec, FormatError> {
-    let rec = r.next()?;
+    let rec = r.next_record()?;
     if rec.tag != tag::SPEC {
         return Err(FormatError::Malformed(format!(
             "the first record is {}, not \"SPEC\"",
@@ -233,7 +233,7 @@ fn read_body<R: Read>(
     let mut console = None;
     let mut sections: Vec<(String, Vec<u8>)> = Vec::new();
     loop {
-        let rec = r.next()?;
+        let rec = r.next_record()?;
         match rec.tag {
             tag::RAM | tag::ZERO => {
                 memory::apply(&rec, ram_bytes, ram)?;

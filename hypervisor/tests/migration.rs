@@ -1,0 +1,387 @@
+//! Migration between two real `vmm` processes on this machine, with the real
+//! minios on KVM: stop-and-copy and live (with a guest dirtying memory), and
+//! failures (wrong token, a destination that dies mid-stream, a destination
+//! that refuses the stream) that leave the domain running on the source.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Console, Vm, wait_for};
+use hypervisor::control::client::VmmClient;
+use hypervisor::control::proto::{MigrateInfo, Payload, Request, RunState};
+
+/// Generous: minios runs under an emulating KVM here.
+const T: Duration = Duration::from_secs(60);
+const TOKEN: &str = "s3cret-token";
+
+fn boot(name: &str, memory: u32) -> (Vm, Console) {
+    let vm = Vm::start(name, &["--memory", &memory.to_string(), "--vcpus", "2"]);
+    let mut con = Console::attach(&vm.socket, true);
+    con.expect(&format!("minios@{name}# "), T);
+    (vm, con)
+}
+
+/// Send a command and wait for `needle` in what follows.
+#[track_caller]
+fn run(con: &mut Console, command: &str, needle: &str) -> String {
+    let from = con.seen.len();
+    con.send(&format!("{command}\n"));
+    let deadline = Instant::now() + T;
+    let mut buf = [0u8; 4096];
+    while !con.text()[from..].contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {needle:?} after {command:?}; got:\n{}",
+            &con.text()[from..]
+        );
+        match con.stream.read(&mut buf) {
+            Ok(0) => panic!("console closed; got:\n{}", &con.text()[from..]),
+            Ok(k) => con.seen.extend_from_slice(&buf[..k]),
+            Err(_) => {}
+        }
+    }
+    con.text()[from..].to_string()
+}
+
+/// The uptime printed by `tick` number `n`.
+#[track_caller]
+fn tick(con: &mut Console, n: u64) -> f64 {
+    let out = run(con, "tick", &format!("tick {n} up "));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("tick "))
+        .unwrap()
+        .to_string();
+    let out = if line.ends_with(" s") {
+        line
+    } else {
+        run(con, "", " s\r\n")
+            .lines()
+            .next()
+            .map(|rest| format!("{line}{rest}"))
+            .unwrap()
+    };
+    out.trim_start_matches(&format!("tick {n} up "))
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap_or_else(|e| panic!("{out:?}: {e}"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A destination VMM started with `--incoming ... --detach`.
+struct Dest {
+    pid: i32,
+    port: u16,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Dest {
+    fn start(extra: &[&str]) -> Dest {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let socket = dir.path().join("dst.sock");
+        let out = Command::new(env!("CARGO_BIN_EXE_vmm"))
+            .args(["--incoming", &format!("127.0.0.1:{port}")])
+            .args(["--incoming-token", TOKEN, "--detach", "--socket"])
+            .arg(&socket)
+            .arg("--record")
+            .arg(dir.path().join("dst.json"))
+            .arg("--log")
+            .arg(dir.path().join("dst.log"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // --detach prints the pid once the port listens.
+        let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        Dest {
+            pid,
+            port,
+            socket,
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dst.log")).unwrap_or_default()
+    }
+
+    fn alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl Drop for Dest {
+    fn drop(&mut self) {
+        // SAFETY: signalling a process id this test started.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+}
+
+fn migrate(vm: &Vm, port: u16, token: &str, live: bool) -> Result<MigrateInfo, String> {
+    let req = Request::Migrate {
+        host: "127.0.0.1".into(),
+        port,
+        token: token.into(),
+        live,
+    };
+    match VmmClient::connect(&vm.socket).unwrap().request(&req) {
+        Ok(Payload::Migrated(info)) => Ok(info),
+        Ok(other) => panic!("migrate replied {other:?}"),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[track_caller]
+fn source_exits(vm: &mut Vm) {
+    let child = &mut vm.child;
+    let status = wait_for(T, "the source VMM to exit", || child.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    assert!(!vm.socket.exists(), "the source's socket was left behind");
+}
+
+#[test]
+fn stop_and_copy_moves_the_running_guest_to_the_destination() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (mut vm, mut con) = boot("mover", 64);
+    tick(&mut con, 1);
+    run(&mut con, "pattern write 8 77", "pattern: wrote 8 MiB");
+    let up_before = tick(&mut con, 2);
+    let dest = Dest::start(&[]);
+
+    // A wrong token is refused; the destination keeps waiting for the
+    // right source and the domain keeps running here.
+    let err = migrate(&vm, dest.port, "wrong", false).unwrap_err();
+    assert!(err.contains("wrong migration token"), "{err}");
+    assert!(dest.alive());
+    tick(&mut con, 3);
+
+    let started = Instant::now();
+    let info = migrate(&vm, dest.port, TOKEN, false).unwrap();
+    assert!(!info.live);
+    assert_eq!(info.rounds, 0);
+    assert!(info.pages_sent >= 2048, "{info:?}");
+    assert!(info.downtime_seconds > 0.0 && info.downtime_seconds <= info.total_seconds);
+    source_exits(&mut vm);
+
+    let mut con = Console::attach(&dest.socket, true);
+    // History moved with the domain.
+    con.expect("tick 3 up", T);
+    let up_after = tick(&mut con, 4);
+    assert!(
+        up_after >= up_before,
+        "uptime went back: {up_before} -> {up_after}"
+    );
+    assert!(
+        up_after <= up_before + started.elapsed().as_secs_f64() + 30.0,
+        "uptime jumped: {up_before} -> {up_after}"
+    );
+    run(&mut con, "pattern check 8 77", "pattern: ok (8 MiB)");
+    let i = VmmClient::connect(&dest.socket).unwrap().info().unwrap();
+    assert_eq!((i.name.as_str(), i.domid), ("mover", 7));
+    assert_eq!(i.vmm.pid as i32, dest.pid);
+    let record = std::fs::read_to_string(dest.dir.path().join("dst.json")).unwrap();
+    assert!(record.contains("\"mover\""), "{record}");
+    assert!(
+        dest.log().contains("migrated in from 127.0.0.1"),
+        "{}",
+        dest.log()
+    );
+}
+
+#[test]
+fn live_migration_copies_memory_a_busy_guest_keeps_writing() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (mut vm, mut con) = boot("livebusy", 96);
+    tick(&mut con, 1);
+    run(&mut con, "pattern write 16 5", "pattern: wrote 16 MiB");
+    let dest = Dest::start(&[]);
+    // Rewrite 48 MiB with another seed while the migration runs: the guest
+    // dirties pages the first pass has already sent.
+    con.send("pattern write 48 6\n");
+    con.expect("pattern write 48 6\r\n", T);
+    let info = migrate(&vm, dest.port, TOKEN, true).unwrap();
+    assert!(info.live);
+    // The guest dirtied pages while the first pass ran: at least one more
+    // round went out before the pause, and the final round was smaller.
+    assert!(info.rounds >= 1, "{info:?}");
+    assert!(info.final_pages < info.pages_sent, "{info:?}");
+    assert!(info.downtime_seconds <= info.total_seconds);
+    source_exits(&mut vm);
+
+    let mut con = Console::attach(&dest.socket, true);
+    con.expect("pattern: wrote 48 MiB with seed 6", T);
+    run(&mut con, "pattern check 48 6", "pattern: ok (48 MiB)");
+    tick(&mut con, 2);
+}
+
+#[test]
+fn a_paused_domain_migrates_and_stays_paused() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (mut vm, mut con) = boot("pausedmove", 32);
+    tick(&mut con, 1);
+    vm.client().request(&Request::Pause).unwrap();
+    let dest = Dest::start(&[]);
+    let info = migrate(&vm, dest.port, TOKEN, true).unwrap();
+    assert!(!info.live, "a paused domain needs no pre-copy");
+    source_exits(&mut vm);
+    let mut c = VmmClient::connect(&dest.socket).unwrap();
+    assert_eq!(c.info().unwrap().state, RunState::Paused);
+    c.request(&Request::Unpause).unwrap();
+    let mut con = Console::attach(&dest.socket, false);
+    tick(&mut con, 2);
+}
+
+/// Read a whole image stream (header, records up to and including the end
+/// record) from a reader.
+trait ReadFramed {
+    fn read_to_end_framed(&mut self, out: &mut Vec<u8>);
+}
+
+impl<R: Read> ReadFramed for R {
+    fn read_to_end_framed(&mut self, out: &mut Vec<u8>) {
+        let mut take = |n: usize, out: &mut Vec<u8>| -> Vec<u8> {
+            let mut b = vec![0u8; n];
+            self.read_exact(&mut b).unwrap();
+            out.extend_from_slice(&b);
+            b
+        };
+        take(32, out);
+        loop {
+            let head = take(12, out);
+            let len = u64::from_le_bytes(head[4..12].try_into().unwrap()) as usize;
+            take(len, out);
+            if &head[..4] == b"END " {
+                return;
+            }
+        }
+    }
+}
+
+/// A destination that accepts the token, reads `take` bytes of the stream,
+/// then does `end` (drop the connection, or answer an error line).
+fn fake_destination(
+    take: usize,
+    answer: Option<&'static str>,
+) -> (u16, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut greeting = String::new();
+        reader.read_line(&mut greeting).unwrap();
+        assert!(greeting.starts_with("XENRMIGRATE 1 "), "{greeting:?}");
+        let mut w = conn.try_clone().unwrap();
+        w.write_all(b"ok\n").unwrap();
+        let mut got = 0;
+        let mut buf = vec![0u8; 65536];
+        while got < take {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        if let Some(line) = answer {
+            // Follow the framing to the end record, then refuse the stream.
+            let mut rest = Vec::new();
+            reader.read_to_end_framed(&mut rest);
+            got += rest.len();
+            w.write_all(line.as_bytes()).unwrap();
+        }
+        // Dropping the connection here is the destination dying.
+        got
+    });
+    (port, t)
+}
+
+#[test]
+fn failed_migrations_leave_the_domain_running_on_the_source() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (vm, mut con) = boot("survivor", 64);
+    tick(&mut con, 1);
+    run(&mut con, "pattern write 16 3", "pattern: wrote 16 MiB");
+
+    // Nobody listening.
+    let err = migrate(&vm, free_port(), TOKEN, false).unwrap_err();
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
+    tick(&mut con, 2);
+
+    // The destination dies 1 MiB into the stream (stop-and-copy, then live).
+    for (n, live) in [(3, false), (4, true)] {
+        let (port, dest) = fake_destination(1 << 20, None);
+        let err = migrate(&vm, port, TOKEN, live).unwrap_err();
+        assert!(
+            err.contains("connection to the other VMM failed") || err.contains("unexpected reply"),
+            "{err}"
+        );
+        assert!(dest.join().unwrap() >= 1 << 20);
+        assert_ne!(vm.info().state, RunState::Paused);
+        tick(&mut con, n);
+    }
+
+    // The destination reads everything, then refuses it.
+    let (port, dest) = fake_destination(0, Some("error: no room here\n"));
+    let err = migrate(&vm, port, TOKEN, false).unwrap_err();
+    assert!(err.contains("the destination said: no room here"), "{err}");
+    dest.join().unwrap();
+    tick(&mut con, 5);
+    run(&mut con, "pattern check 16 3", "pattern: ok");
+    assert!(
+        vm.log().contains("failed; the domain runs on here"),
+        "{}",
+        vm.log()
+    );
+}
+
+#[test]
+fn a_destination_refuses_a_broken_stream_and_removes_its_socket() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dest = Dest::start(&[]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", dest.port)).unwrap();
+    conn.write_all(format!("XENRMIGRATE 1 {TOKEN}\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "ok\n");
+    conn.write_all(b"NOTANIMAGE-AT-ALL-NOT-EVEN-CLOSE\n")
+        .unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("error: ") && line.contains("not a domain image"),
+        "{line:?}"
+    );
+    wait_for(T, "the destination to exit", || {
+        (!dest.alive()).then_some(())
+    });
+    assert!(!dest.socket.exists());
+    assert!(!dest.dir.path().join("dst.json").exists());
+}

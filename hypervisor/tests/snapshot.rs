@@ -1,0 +1,312 @@
+//! Save and restore through the real `vmm` binary with the real minios on
+//! KVM: the guest runs on from where it stopped (counter, uptime, memory,
+//! console history), `--paused` restores stay paused, and bad images are
+//! refused before anything is created.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Console, Vm, wait_for};
+use hypervisor::control::client::VmmClient;
+use hypervisor::control::proto::{Payload, Request, RunState, SaveInfo, VcpuState};
+
+/// Generous: minios runs under an emulating KVM here.
+const T: Duration = Duration::from_secs(60);
+
+fn boot(name: &str, memory: u32, vcpus: u32) -> (Vm, Console) {
+    let vm = Vm::start(
+        name,
+        &[
+            "--memory",
+            &memory.to_string(),
+            "--vcpus",
+            &vcpus.to_string(),
+        ],
+    );
+    let mut con = Console::attach(&vm.socket, true);
+    con.expect(&format!("minios@{name}# "), T);
+    (vm, con)
+}
+
+/// Run `tick`, expecting the counter to reach `n`; returns the uptime (s).
+#[track_caller]
+fn tick(con: &mut Console, n: u64) -> f64 {
+    let from = con.seen.len();
+    con.send("tick\n");
+    let needle = format!("tick {n} up ");
+    con.expect(&needle, T);
+    // Then the rest of that line.
+    let start = from + con.text()[from..].find(&needle).unwrap() + needle.len();
+    wait_for(T, "the uptime after the tick", || {
+        let text = con.text();
+        if let Some(end) = text[start..].find(" s") {
+            return Some(text[start..start + end].parse::<f64>().unwrap());
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(k) = std::io::Read::read(&mut con.stream, &mut buf) {
+            con.seen.extend_from_slice(&buf[..k]);
+        }
+        None
+    })
+}
+
+/// Send a command and wait for `needle` in what follows.
+#[track_caller]
+fn run(con: &mut Console, command: &str, needle: &str) -> String {
+    let from = con.seen.len();
+    con.send(&format!("{command}\n"));
+    let deadline = Instant::now() + T;
+    let mut buf = [0u8; 4096];
+    while !con.text()[from..].contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {needle:?} after {command:?}; got:\n{}",
+            &con.text()[from..]
+        );
+        match std::io::Read::read(&mut con.stream, &mut buf) {
+            Ok(0) => panic!("console closed; got:\n{}", &con.text()[from..]),
+            Ok(k) => con.seen.extend_from_slice(&buf[..k]),
+            Err(_) => {}
+        }
+    }
+    con.text()[from..].to_string()
+}
+
+fn save(vm: &mut Vm, path: &Path) -> SaveInfo {
+    let reply = vm.client().request(&Request::Save {
+        path: path.to_string_lossy().into_owned(),
+    });
+    let info = match reply {
+        Ok(Payload::Saved(info)) => info,
+        other => panic!("save: {other:?}"),
+    };
+    // Like destroy: the process ends and its socket goes away.
+    let child = &mut vm.child;
+    let status = wait_for(T, "the saved VMM to exit", || child.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    assert!(!vm.socket.exists(), "the control socket was left behind");
+    info
+}
+
+fn restore(name: &str, image: &Path, extra: &[&str]) -> Vm {
+    let mut args = vec!["--restore", image.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Vm::start(name, &args)
+}
+
+#[test]
+fn saved_guest_runs_on_after_restore_with_counter_uptime_memory_and_history() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("saved.img");
+    let (mut vm, mut con) = boot("saver", 64, 2);
+    tick(&mut con, 1);
+    run(&mut con, "pattern write 8 42", "pattern: wrote 8 MiB");
+    run(&mut con, "echo before the save", "\nbefore the save");
+    let up_before = tick(&mut con, 2);
+    let saved_at = Instant::now();
+    let info = save(&mut vm, &image);
+    assert_eq!(info.vcpus, 2);
+    assert!(
+        info.ram_pages >= 2048,
+        "8 MiB of pattern are {} pages",
+        info.ram_pages
+    );
+    assert!(
+        info.ram_pages < 64 * 256 / 2,
+        "untouched RAM was saved: {} pages",
+        info.ram_pages
+    );
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), info.image_bytes);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() == 1,
+        "a temp file was left next to the image"
+    );
+
+    let vm = restore("saver", &image, &[]);
+    let mut con = Console::attach(&vm.socket, true);
+    // The console history came along.
+    con.expect("before the save", T);
+    let up_after = tick(&mut con, 3);
+    let elapsed = saved_at.elapsed().as_secs_f64();
+    assert!(
+        up_after >= up_before,
+        "uptime went back from {up_before} to {up_after}"
+    );
+    assert!(
+        up_after <= up_before + elapsed + 1.0,
+        "uptime jumped from {up_before} to {up_after} in {elapsed:.1} s"
+    );
+    run(&mut con, "pattern check 8 42", "pattern: ok (8 MiB)");
+    let wrong = run(&mut con, "pattern check 8 43", "pattern: ");
+    assert!(wrong.contains("mismatch"), "{wrong}");
+    let i = vm.info();
+    assert_eq!((i.name.as_str(), i.domid), ("saver", 7));
+    assert_eq!(i.memory.configured_kib, 64 * 1024);
+    assert_eq!(i.vcpus.len(), 2);
+    assert!(vm.log().contains("restored saver from"), "{}", vm.log());
+}
+
+#[test]
+fn restore_paused_stays_paused_until_unpause_and_takes_new_name_and_id() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("p.img");
+    let (mut vm, mut con) = boot("pauser", 32, 1);
+    tick(&mut con, 1);
+    save(&mut vm, &image);
+
+    let vm = restore("renamed", &image, &["--paused"]);
+    let i = vm.info();
+    assert_eq!(i.state, RunState::Paused);
+    assert_eq!((i.name.as_str(), i.domid), ("renamed", 7));
+    assert!(
+        i.vcpus.iter().all(|v| v.state == VcpuState::Paused),
+        "{:?}",
+        i.vcpus
+    );
+    let mut con = Console::attach(&vm.socket, false);
+    con.send("tick\n");
+    let later = vm.info();
+    assert_eq!(later.state, RunState::Paused);
+    assert_eq!(
+        later.cpu_time_ns, i.cpu_time_ns,
+        "a paused domain used CPU time"
+    );
+    vm.client().request(&Request::Unpause).unwrap();
+    // The tick typed while paused runs now, and the counter went on from 1.
+    con.expect("tick 2 up ", T);
+    // The guest sees its new name (start-info was updated).
+    con.expect("minios@renamed# ", T);
+}
+
+/// Run `vmm` expecting it to refuse to start; returns its error output.
+fn refused(args: &[&str], dir: &Path) -> String {
+    let socket = dir.join("r.sock");
+    let record = dir.join("r.json");
+    let log = dir.join("r.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(args)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--record")
+        .arg(&record)
+        .arg("--log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "vmm {args:?} started");
+    assert!(!socket.exists(), "socket left behind by {args:?}");
+    assert!(!record.exists(), "record left behind by {args:?}");
+    // Without --detach the error goes to the log (stderr is redirected
+    // there); with it, the parent prints it on its stderr.
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!log.contains("restored"), "{log}");
+    format!("{}{log}", String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn corrupted_and_truncated_images_are_refused_before_anything_is_created() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.img");
+    let (mut vm, mut con) = boot("victim", 32, 1);
+    run(&mut con, "pattern write 2 1", "pattern: wrote");
+    save(&mut vm, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let variant = |name: &str, data: &[u8]| -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x01;
+    let p = variant("flipped.img", &flipped);
+    let err = refused(&["--restore", p.to_str().unwrap()], dir.path());
+    assert!(
+        err.contains("flipped.img is refused") && err.contains("corrupted"),
+        "{err}"
+    );
+
+    let p = variant("short.img", &bytes[..bytes.len() / 3]);
+    let err = refused(&["--restore", p.to_str().unwrap()], dir.path());
+    assert!(err.contains("truncated"), "{err}");
+
+    let p = variant("no-end.img", &bytes[..bytes.len() - 1]);
+    let err = refused(&["--restore", p.to_str().unwrap()], dir.path());
+    assert!(err.contains("truncated"), "{err}");
+
+    let mut magic = bytes.clone();
+    magic[0] = b'Y';
+    let p = variant("magic.img", &magic);
+    let err = refused(&["--restore", p.to_str().unwrap()], dir.path());
+    assert!(err.contains("not a domain image"), "{err}");
+
+    let mut version = bytes.clone();
+    version[8] = 9;
+    let p = variant("version.img", &version);
+    let err = refused(&["--restore", p.to_str().unwrap()], dir.path());
+    assert!(err.contains("format version 9 is not supported"), "{err}");
+
+    let p = variant("empty.img", &[]);
+    let err = refused(&["--restore", p.to_str().unwrap()], dir.path());
+    assert!(err.contains("truncated"), "{err}");
+
+    let err = refused(&["--restore", "/nonexistent/x.img"], dir.path());
+    assert!(
+        err.contains("cannot open image /nonexistent/x.img"),
+        "{err}"
+    );
+
+    // --detach reports the refusal from the parent, with exit status 1.
+    let p = variant("flipped2.img", &flipped);
+    let err = refused(&["--restore", p.to_str().unwrap(), "--detach"], dir.path());
+    assert!(err.contains("corrupted"), "{err}");
+
+    // The good image still restores.
+    let vm = restore("victim", &good, &[]);
+    let mut con = Console::attach(&vm.socket, false);
+    run(&mut con, "pattern check 2 1", "pattern: ok");
+}
+
+#[test]
+fn a_save_that_cannot_be_written_leaves_the_domain_running() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (vm, mut con) = boot("stayer", 32, 1);
+    tick(&mut con, 1);
+    for (path, why) in [
+        ("relative.img", "must be an absolute path"),
+        ("/nonexistent-dir/x.img", "cannot create /nonexistent-dir/"),
+        ("/", "must be an absolute path to a file"),
+    ] {
+        let err = VmmClient::connect(&vm.socket)
+            .unwrap()
+            .request(&Request::Save { path: path.into() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(why), "{path}: {err}");
+    }
+    assert_ne!(vm.info().state, RunState::Paused);
+    tick(&mut con, 2);
+    // A toolstack pause survives a failed save too.
+    vm.client().request(&Request::Pause).unwrap();
+    assert!(
+        vm.client()
+            .request(&Request::Save {
+                path: "/nonexistent-dir/y".into()
+            })
+            .is_err()
+    );
+    assert_eq!(vm.info().state, RunState::Paused);
+}
