@@ -656,6 +656,16 @@ impl Xend {
         self.post(&format!("/xend/domain/{dom}"), &form)
     }
 
+    /// Poll `GET /xend/console/PORT` until no client is connected (e.g. after a
+    /// client closed its end, before another one connects).
+    #[track_caller]
+    pub fn wait_console_free(&self, port: u16) {
+        wait_for(STATE, &format!("console {port} to be free"), || {
+            let r = self.get_json(&format!("/xend/console/{port}"));
+            r.status == 200 && r.json()["status"] == "listening"
+        })
+    }
+
     /// Attach to domain `domid`'s console at its default port.
     #[track_caller]
     pub fn console(&self, domid: u32) -> Console {

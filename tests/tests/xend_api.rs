@@ -490,6 +490,17 @@ fn errors_name_what_was_wrong() {
         &format!("console port in use: {taken}"),
     );
     assert!(xend.try_domain("cp").is_none());
+    check(
+        xend.post(
+            "/xend/domain",
+            &[
+                ("op", "create"),
+                ("config", "(vm (name cp) (memory 16) (console 80))"),
+            ],
+        ),
+        400,
+        "Invalid parameter: console: port 80 is privileged; use 1024-65535",
+    );
     // Name clash.
     let dom = xend.create("(vm (name dup) (memory 16))");
     check(

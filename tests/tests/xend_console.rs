@@ -68,6 +68,7 @@ fn history_is_capped_at_64_kib() {
     con.expect(&prompt("big"), BOOT);
     con.run("echo last-marker", BOOT);
     con.close();
+    xend.wait_console_free(xend.console_port(dom.id));
     let mut late = xend.console(dom.id);
     late.expect("last-marker", STATE);
     late.expect(&prompt("big"), STATE);

@@ -70,8 +70,18 @@ fn stop_and_start_keeps_three_running_domains() {
         con.run(&format!("echo before-stop-{name}"), BOOT);
         before.push(dom);
     }
+    // An open event stream does not hold up the stop; it ends.
+    let stream = reqwest::blocking::Client::new()
+        .get(xend.url("/xend/event?op=stream"))
+        .send()
+        .unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stream).is_ok());
     let out = xend.ctl(&["stop"]);
     assert!(out.status.success(), "{out:?}");
+    assert!(
+        reader.join().unwrap(),
+        "the event stream did not end cleanly"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("xend stopped"));
     if let Some(mut child) = xend.forget_child() {
         child.wait().unwrap();

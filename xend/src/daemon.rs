@@ -17,6 +17,8 @@ use crate::state::AppState;
 use crate::supervisor::Supervisor;
 use crate::supervisor::spawn::{cmdline, pid_alive};
 
+/// How long open requests may take to finish once xend is told to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long `start` waits for the API and `stop` for the process to end.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -169,12 +171,29 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         events.clone(),
         settings.token.clone(),
     ));
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         settings: settings.clone(),
         sup: sup.clone(),
         events,
+        stopping: stopping.clone(),
     };
-    let result = serve(listener, crate::router::app(state), shutdown_signal()).await;
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let server = serve(listener, crate::router::app(state), signal);
+    let mut stopped = stopping.clone();
+    let result = tokio::select! {
+        r = server => r,
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    };
     event_task.abort();
     sup.stop();
     if running_pid(&settings).is_none() {

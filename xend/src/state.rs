@@ -14,4 +14,6 @@ pub struct AppState {
     pub sup: Arc<Supervisor>,
     /// The event bus.
     pub events: EventBus,
+    /// Turns true when xend begins to stop (long-lived responses end then).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }

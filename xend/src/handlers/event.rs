@@ -31,18 +31,26 @@ pub async fn get(
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
     let rx = state.events.subscribe();
-    let stream = futures::stream::unfold(rx, move |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => return Some((Ok::<_, std::io::Error>(line(&e, format)), rx)),
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("event stream subscriber missed {n} events");
-                    continue;
+    let stopping = state.stopping.clone();
+    let stream =
+        futures::stream::unfold((rx, stopping), move |(mut rx, mut stopping)| async move {
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stopping.wait_for(|s| *s) => return None,
+                };
+                match next {
+                    Ok(e) => {
+                        return Some((Ok::<_, std::io::Error>(line(&e, format)), (rx, stopping)));
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("event stream subscriber missed {n} events");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
+        });
     let ctype = match format {
         Format::Json => "application/x-ndjson",
         _ => SXP_MIME,

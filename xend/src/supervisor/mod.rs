@@ -320,16 +320,39 @@ impl Supervisor {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Check what the host must provide for `cfg`: memory that fits, a kernel
-    /// image that exists and is readable.
-    pub fn check_host(&self, cfg: &DomainConfig) -> Result<(), SupError> {
+    /// Check what the host must provide for `cfg`: memory that fits (now, and
+    /// with every domain's memory committed), an unprivileged console port, a
+    /// kernel image that exists and is readable. `replacing` is the domain whose
+    /// config `cfg` replaces.
+    pub fn check_host(&self, cfg: &DomainConfig, replacing: Option<u32>) -> Result<(), SupError> {
         cfg.validate()
             .map_err(|e| SupError::Invalid(e.to_string()))?;
-        let (_, free) = crate::hostinfo::memory_mib();
+        let (total, free) = crate::hostinfo::memory_mib();
         if free > 0 && cfg.memory > free {
             return Err(SupError::Invalid(format!(
                 "Invalid parameter: memory: {} MiB does not fit in the host's free memory ({free} MiB)",
                 cfg.memory
+            )));
+        }
+        let committed: u64 = self
+            .domains()
+            .iter()
+            .filter(|d| Some(d.id) != replacing)
+            .map(|d| {
+                let st = d.state();
+                st.config.maxmem.max(st.config.memory)
+            })
+            .sum();
+        let wanted = cfg.maxmem.max(cfg.memory);
+        if total > 0 && committed + wanted > total {
+            return Err(SupError::Invalid(format!(
+                "Invalid parameter: memory: {wanted} MiB more would commit {} MiB of the host's {total} MiB",
+                committed + wanted
+            )));
+        }
+        if let Some(port) = cfg.console.filter(|p| *p < 1024) {
+            return Err(SupError::Invalid(format!(
+                "Invalid parameter: console: port {port} is privileged; use 1024-65535"
             )));
         }
         if let Image::Linux { kernel, .. } = &cfg.image {
@@ -340,7 +363,7 @@ impl Supervisor {
 
     /// Create and start a domain from `cfg`.
     pub async fn create(self: &Arc<Self>, cfg: DomainConfig) -> Result<Arc<Domain>, SupError> {
-        self.check_host(&cfg)?;
+        self.check_host(&cfg, None)?;
         let (id, _res) = {
             let mut t = self.table();
             if t.doms.values().any(|d| d.name == cfg.name) || t.reserved_names.contains(&cfg.name) {
@@ -832,7 +855,7 @@ impl Supervisor {
                 dom.name, new.name
             )));
         }
-        self.check_host(&new)?;
+        self.check_host(&new, Some(dom.id))?;
         let old = dom.state().config.clone();
         let mut live = Vec::new();
         let mut next = Vec::new();
