@@ -590,6 +590,17 @@ fn events_reach_the_stream_and_the_event_port() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = BufReader::new(resp);
+    let sxp_resp = reqwest::blocking::Client::new()
+        .get(xend.url("/xend/event?op=stream"))
+        .send()
+        .unwrap();
+    assert!(
+        sxp_resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/sxp")
+    );
+    let mut sxp_stream = BufReader::new(sxp_resp);
     // Injected events reach every subscriber.
     // The event port subscribes once its connection is accepted: inject until
     // the subscriber sees one.
@@ -639,6 +650,15 @@ fn events_reach_the_stream_and_the_event_port() {
         seen.iter()
             .all(|e| e.domid == Some(dom.id) && e.name.as_deref() == Some("ev"))
     );
+    let mut line = String::new();
+    while !line.starts_with("(event xend.domain.create") {
+        line.clear();
+        assert!(sxp_stream.read_line(&mut line).unwrap() > 0);
+    }
+    assert!(
+        line.starts_with("(event xend.domain.create (domid 1) (name ev) (time "),
+        "{line}"
+    );
     port.expect_line("(event xend.domain.create (domid 1) (name ev)", STATE);
     port.expect_line("(event xend.domain.pause (domid 1) (name ev)", STATE);
     port.expect_line("(event xend.domain.destroy (domid 1) (name ev)", STATE);
@@ -665,6 +685,23 @@ fn token_guards_the_api_consoles_and_events() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 401);
+    // Browsers pass it once in the query; it is kept in a cookie.
+    let r = plain
+        .get(xend.url("/xend/?token=s3cret-token"))
+        .header("Accept", "text/html")
+        .header("User-Agent", "Mozilla/5.0")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(cookie, "xend_token=s3cret-token");
+    let r = plain
+        .get(xend.url("/xend/node"))
+        .header("Cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // The harness sends the token.
     let dom = xend.create("(vm (name tok) (memory 16))");
     let mut con = xend.console(dom.id);

@@ -115,6 +115,10 @@ fn stop_and_start_keeps_three_running_domains() {
         let out = con.run("uname", BOOT);
         assert!(out.contains("minios"), "{out}");
     }
+    // `restart` is stop then start; the domains stay.
+    let out = xend.ctl(&["restart"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(xend.domain_names(), ["Domain-0", "s1", "s2", "s3"]);
     // And xend still manages them.
     xend.act("s2", "pause", &[]).ok();
     xend.wait_domain("s2", "paused", |d| d.state == "--p---");
