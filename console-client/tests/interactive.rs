@@ -133,3 +133,33 @@ fn connection_refused_is_a_clear_error_and_leaves_the_terminal_alone() {
     assert!(!pty.text().contains("REMOTE CONSOLE"));
     assert_eq!(pty.stty(), before);
 }
+
+#[test]
+fn the_raw_mode_guard_restores_the_terminal_when_a_panic_unwinds() {
+    let pty = Pty::open();
+    let before = pty.stty();
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pty.tty_name())
+        .unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = console_client::RawModeGuard::enter(&tty).unwrap();
+        assert!(raw(&pty.stty()), "raw inside");
+        panic!("a bug in the middle of a session");
+    }));
+    assert!(result.is_err());
+    assert_eq!(pty.stty(), before, "restored by the guard's drop");
+    // Not a terminal: a clear error, nothing changed.
+    let file = tempfile_like();
+    let err = console_client::RawModeGuard::enter(&file).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "standard input is not a terminal (use pipe mode for scripts)"
+    );
+}
+
+/// Any descriptor that is not a terminal.
+fn tempfile_like() -> std::fs::File {
+    std::fs::File::open("/dev/null").unwrap()
+}

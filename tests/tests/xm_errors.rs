@@ -189,3 +189,14 @@ fn token_from_the_option_or_the_environment() {
         );
     }
 }
+
+#[test]
+fn top_runs_the_xtop_next_to_xm() {
+    // `xm top ARGS` execs `xtop ARGS` from xm's directory.
+    let out = xm(&dead_url(), &["top", "--version"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("xtop {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
