@@ -94,3 +94,27 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
         });
     }
 }
+
+#[test]
+fn a_second_client_is_refused_and_the_first_keeps_the_console() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = e2e::Xend::start();
+    let dom = xend.create("name = \"p3\"\nmemory = 16\n");
+    let mut first = xend.console(dom.id);
+    first.expect("minios@p3# ", e2e::BOOT);
+    let port = xend.console_port(dom.id);
+    let out = Command::new(e2e::bin("xencons"))
+        .args(["127.0.0.1", &port.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Cannot connect to console {0} on domain {0}\r\n", dom.id)
+    );
+    first.send("echo still mine\n");
+    first.expect("still mine\r\nminios@p3# ", e2e::STATE);
+}
