@@ -144,6 +144,7 @@ fn main() {
         .unwrap_or(500);
     let xend = Xend::start_with(XendOptions {
         loglevel: "INFO".into(),
+        console_ports: 1000,
         ..XendOptions::default()
     });
     println!(

@@ -106,6 +106,9 @@ pub struct XendOptions {
     pub max_request_bytes: Option<u64>,
     /// `loglevel` (default `DEBUG`).
     pub loglevel: String,
+    /// Console ports reserved for this instance: domain ids below this get a
+    /// console (default 100).
+    pub console_ports: u16,
     /// Extra config entries appended verbatim, e.g. `"(log-keep 2)"` (keys
     /// the harness writes itself may not repeat).
     pub extra_config: String,
@@ -118,6 +121,7 @@ impl Default for XendOptions {
             token: None,
             max_request_bytes: None,
             loglevel: "DEBUG".into(),
+            console_ports: 100,
             extra_config: String::new(),
         }
     }
@@ -131,8 +135,14 @@ struct Ports {
     console_base: u16,
 }
 
-/// Number of console ports reserved per xend instance (domain ids 0..N).
-pub const CONSOLE_PORTS: u16 = 600;
+/// Console ports are handed out in blocks of this many, below the kernel's
+/// ephemeral range (where the API and event ports come from).
+pub const CONSOLE_BLOCK: u16 = 100;
+const CONSOLE_FIRST: u16 = 20_000;
+const CONSOLE_END: u16 = 32_700;
+/// Lock port of console block `b` is `CONSOLE_LOCKS + b`: holding it reserves
+/// the block across test processes.
+const CONSOLE_LOCKS: u16 = 15_000;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -141,27 +151,35 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A console port range no one listens on: probe a few ports of a pseudo-random
-/// block (spread by pid and a counter so parallel tests get different blocks).
-fn free_console_base() -> u16 {
+/// Reserve `span` console ports (domain ids 0..span) no other harness instance
+/// uses: a run of free blocks whose lock ports this process then holds for the
+/// life of the xend instance. Returns the base and the lock listeners.
+fn reserve_console_ports(span: u16) -> (u16, Vec<TcpListener>) {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    for _ in 0..50 {
+    let blocks_needed = span.div_ceil(CONSOLE_BLOCK).max(1);
+    let blocks = (CONSOLE_END - CONSOLE_FIRST) / CONSOLE_BLOCK;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
+    for attempt in 0..u32::from(blocks) * 2 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let seed = std::process::id()
-            .wrapping_mul(2_654_435_761)
-            .wrapping_add(n * 7919);
-        let blocks = (60_000 - 20_000) / u32::from(CONSOLE_PORTS);
-        let base = 20_000 + (seed % blocks) * u32::from(CONSOLE_PORTS);
-        let base = base as u16;
-        let probe = [0u16, 1, 2, 3, 4, 5, 10, 50, 100, 200, 300, 500];
-        if probe
-            .iter()
-            .all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok())
-        {
-            return base;
+        let first = ((seed.wrapping_add((n + attempt).wrapping_mul(7919)))
+            % u32::from(blocks - blocks_needed + 1)) as u16;
+        let locks: Result<Vec<TcpListener>, _> = (first..first + blocks_needed)
+            .map(|b| TcpListener::bind(("127.0.0.1", CONSOLE_LOCKS + b)))
+            .collect();
+        let Ok(locks) = locks else { continue };
+        let base = CONSOLE_FIRST + first * CONSOLE_BLOCK;
+        let free = (1..span.min(40))
+            .chain([span / 2, span - 1])
+            .all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok());
+        if free {
+            return (base, locks);
         }
     }
-    panic!("no free console port range found");
+    panic!("no free console port range of {span} ports found");
 }
 
 /// A real xend process in its own temp dir; killed (with every VMM it started)
@@ -170,6 +188,7 @@ pub struct Xend {
     dir: TempDir,
     child: Option<Child>,
     ports: Ports,
+    _console_locks: Vec<TcpListener>,
     token: Option<String>,
     http: reqwest::blocking::Client,
 }
@@ -265,14 +284,17 @@ impl Xend {
                 event: 0,
                 console_base: 0,
             },
+            _console_locks: Vec::new(),
             token: opts.token.clone(),
             http,
         };
         for attempt in 0.. {
+            let (console_base, locks) = reserve_console_ports(opts.console_ports);
+            xend._console_locks = locks;
             xend.ports = Ports {
                 api: free_port(),
                 event: free_port(),
-                console_base: free_console_base(),
+                console_base,
             };
             xend.write_config(&opts);
             match xend.try_spawn_foreground() {
