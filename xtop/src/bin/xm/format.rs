@@ -177,6 +177,35 @@ mod tests {
     }
 
     #[test]
+    fn vcpu_rows_use_the_xen_3_layout() {
+        let mut d = dom("web1", 3, "-b----", Some(9603));
+        d.vcpu_info = vec![
+            xend::api::VcpuStats {
+                id: 0,
+                cpu_time: 1.25,
+                state: "blocked".into(),
+                affinity: vec![],
+                cpu: Some(1),
+            },
+            xend::api::VcpuStats {
+                id: 1,
+                cpu_time: 0.0,
+                state: "paused".into(),
+                affinity: vec![0, 1],
+                cpu: None,
+            },
+        ];
+        assert_eq!(
+            vcpu_rows(&d),
+            [
+                "web1                                 3     0     1   -b-       1.2 any cpu",
+                "web1                                 3     1     -   --p       0.0 0-1",
+            ]
+        );
+        assert_eq!(cpu_column(&d), 1);
+    }
+
+    #[test]
     fn info_lines() {
         assert_eq!(
             info_line("system", "Linux"),
