@@ -385,3 +385,59 @@ fn a_destination_refuses_a_broken_stream_and_removes_its_socket() {
     assert!(!dest.socket.exists());
     assert!(!dest.dir.path().join("dst.json").exists());
 }
+
+#[test]
+fn while_a_migration_holds_the_domain_it_cannot_be_unpaused_or_moved_twice() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (vm, mut con) = boot("held", 64);
+    run(&mut con, "pattern write 16 4", "pattern: wrote 16 MiB");
+    // A destination that takes the token and then stops reading.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let stalled = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut greeting = [0u8; 64];
+        let _ = conn.read(&mut greeting).unwrap();
+        conn.write_all(b"ok\n").unwrap();
+        released.recv().unwrap();
+        // Dropping the connection with unread data: the source sees a reset.
+    });
+    let socket = vm.socket.clone();
+    let mover = std::thread::spawn(move || {
+        let req = Request::Migrate {
+            host: "127.0.0.1".into(),
+            port,
+            token: TOKEN.into(),
+            live: false,
+        };
+        VmmClient::connect(&socket).unwrap().request(&req)
+    });
+    // Stop-and-copy pauses first, then blocks writing 16 MiB nobody reads.
+    wait_for(T, "the migration to pause the domain", || {
+        (vm.info().state == RunState::Paused).then_some(())
+    });
+    let mut c = vm.client();
+    let err = c.request(&Request::Unpause).unwrap_err().to_string();
+    assert!(err.contains("cannot be unpaused now"), "{err}");
+    let err = migrate(&vm, port, TOKEN, false).unwrap_err();
+    assert!(err.contains("already under way"), "{err}");
+    let err = c
+        .request(&Request::Save {
+            path: "/tmp/never.img".into(),
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already under way"), "{err}");
+
+    release.send(()).unwrap();
+    stalled.join().unwrap();
+    let reply = mover.join().unwrap();
+    assert!(reply.is_err(), "{reply:?}");
+    wait_for(T, "the domain to run again", || {
+        (vm.info().state != RunState::Paused).then_some(())
+    });
+    run(&mut con, "pattern check 16 4", "pattern: ok");
+}

@@ -502,6 +502,14 @@ pub fn save(dom: &Domain, path: &Path) -> Result<SaveInfo, SnapshotError> {
     if !path.is_absolute() || path.is_dir() {
         return Err(SnapshotError::Path(path.to_path_buf()));
     }
+    if !dir.is_dir() {
+        // Fail before pausing anything.
+        return Err(SnapshotError::File {
+            what: "save into",
+            path: dir.to_path_buf(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    }
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         file.to_string_lossy(),
