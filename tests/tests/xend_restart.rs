@@ -46,6 +46,8 @@ fn onreboot_restarts_in_place_and_keeps_the_console_client() {
         .status(202);
     let third = xend.wait_domain("rb", "second restart", |d| d.start_time > after.start_time);
     assert_eq!(third.id, id);
+    // The new instance's boot, on the same client connection.
+    con.expect("booting", BOOT);
     con.expect(&prompt("rb"), BOOT);
     // The DB record is rewritten with the restart time.
     let rec = std::fs::read_to_string(xend.db_dir().join("domain/1")).unwrap();

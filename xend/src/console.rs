@@ -355,7 +355,9 @@ impl ConsoleHub {
     }
 
     /// Close everything: client, listener, VMM stream (the domain is gone).
-    pub fn close(&self) {
+    /// Returns once the listening socket is closed, so the port can be bound
+    /// again at once (e.g. by the next domain with the same id).
+    pub async fn close(&self) {
         let (client, listener) = {
             let mut inner = self.lock();
             inner.closed = true;
@@ -370,6 +372,7 @@ impl ConsoleHub {
         }
         if let Some(l) = listener {
             l.abort();
+            let _ = l.await;
         }
     }
 

@@ -195,7 +195,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         }
     };
     event_task.abort();
-    sup.stop();
+    sup.stop().await;
     if running_pid(&settings).is_none() {
         let _ = std::fs::remove_file(settings.pid_file());
     }

@@ -152,7 +152,7 @@ impl Supervisor {
         self.table().doms.insert(domid, dom.clone());
         if let Err(e) = self.attach(&dom, true).await {
             self.table().doms.remove(&domid);
-            dom.console.close();
+            dom.console.close().await;
             return Err(e);
         }
         self.save(&dom)?;

@@ -1,0 +1,192 @@
+//! What the API asks of a running domain: destroy, shutdown, pause and the
+//! other simple requests, memory, the bulk refresh, and config replacement.
+use std::sync::Arc;
+
+use hypervisor::control::proto::{Reason, Request};
+
+use super::{Domain, LIFECYCLE_WAIT, Phase, STALE, SupError, Supervisor};
+use crate::config::DomainConfig;
+
+impl Supervisor {
+    /// Destroy `dom` now (`op=destroy`); with `reason=reboot` rebuild it.
+    pub async fn destroy(
+        self: &Arc<Self>,
+        dom: &Arc<Domain>,
+        reboot: bool,
+    ) -> Result<(), SupError> {
+        let _life = dom.lifecycle.lock().await;
+        let phase = dom.state().phase;
+        if phase == Phase::Dying || self.lookup(&dom.id.to_string()).is_none() {
+            return Ok(());
+        }
+        if reboot {
+            self.restart_locked(dom).await;
+        } else {
+            self.destroy_locked(dom, "xend.domain.destroy").await;
+        }
+        Ok(())
+    }
+
+    /// Ask the guest to shut down; `halt` cancels any restart.
+    pub async fn shutdown(&self, dom: &Domain, reason: Reason) -> Result<(), SupError> {
+        let _life = self.ready(dom).await?;
+        if reason == Reason::Halt {
+            dom.state().halted = true;
+        }
+        dom.request(&Request::Shutdown { reason }).await?;
+        Ok(())
+    }
+
+    /// Wait until no creation, restart or destruction of `dom` is under way,
+    /// then hold that off while the caller acts; `Busy` unless it is running.
+    pub async fn ready<'a>(
+        &self,
+        dom: &'a Domain,
+    ) -> Result<tokio::sync::MutexGuard<'a, ()>, SupError> {
+        let guard = tokio::time::timeout(LIFECYCLE_WAIT, dom.lifecycle.lock())
+            .await
+            .map_err(|_| SupError::Busy(dom.name.clone(), dom.state().phase.as_str()))?;
+        self.ensure_running(dom)?;
+        Ok(guard)
+    }
+
+    /// Fail with `Busy` unless the domain is in its running phase.
+    pub fn ensure_running(&self, dom: &Domain) -> Result<(), SupError> {
+        let phase = dom.state().phase;
+        if phase != Phase::Running {
+            return Err(SupError::Busy(dom.name.clone(), phase.as_str()));
+        }
+        Ok(())
+    }
+
+    /// A simple request (pause, unpause, memory, pinning) followed by a refresh.
+    pub async fn simple(&self, dom: &Domain, req: Request) -> Result<(), SupError> {
+        let _life = self.ready(dom).await?;
+        dom.request(&req).await?;
+        let _ = dom.refresh().await;
+        Ok(())
+    }
+
+    /// Set the memory target (MiB) and remember it.
+    pub async fn set_memory(&self, dom: &Domain, mib: u64) -> Result<(), SupError> {
+        self.simple(dom, Request::SetMemTarget { mib }).await?;
+        dom.state().live_memory = Some(mib);
+        Ok(())
+    }
+
+    /// Refresh the figures of every domain whose cache is stale, in the
+    /// background (the bulk endpoint answers from the cache at once).
+    pub fn refresh_stale(&self) {
+        for d in self.domains() {
+            let go = {
+                let mut st = d.state();
+                let stale = st.info_at.is_none_or(|t| t.elapsed() > STALE);
+                if stale && !st.refreshing && st.phase == Phase::Running {
+                    st.refreshing = true;
+                    true
+                } else {
+                    false
+                }
+            };
+            if go {
+                tokio::spawn(async move {
+                    let _ = d.refresh().await;
+                    d.state().refreshing = false;
+                });
+            }
+        }
+    }
+
+    /// Replace the stored config; apply what can change live. Returns the
+    /// fields applied now and those kept for the next boot.
+    pub async fn configure(
+        &self,
+        dom: &Arc<Domain>,
+        new: DomainConfig,
+    ) -> Result<(Vec<String>, Vec<String>), SupError> {
+        let _life = dom.lifecycle.lock().await;
+        self.ensure_running(dom)?;
+        if new.name != dom.name {
+            return Err(SupError::Invalid(format!(
+                "Invalid parameter: config: the name cannot change (domain {} was given name {})",
+                dom.name, new.name
+            )));
+        }
+        self.check_host(&new, Some(dom.id))?;
+        let old = dom.state().config.clone();
+        let mut live = Vec::new();
+        let mut next = Vec::new();
+        if new.maxmem > old.maxmem {
+            dom.request(&Request::SetMaxMem { mib: new.maxmem }).await?;
+            live.push("maxmem".to_string());
+        }
+        if new.memory != old.memory {
+            dom.request(&Request::SetMemTarget { mib: new.memory })
+                .await?;
+            dom.state().live_memory = Some(new.memory);
+            live.push("memory".to_string());
+        }
+        if new.maxmem < old.maxmem {
+            dom.request(&Request::SetMaxMem { mib: new.maxmem }).await?;
+            live.push("maxmem".to_string());
+        }
+        if new.cpu != old.cpu {
+            let cpus: Vec<usize> = new
+                .cpu
+                .filter(|c| *c >= 0)
+                .map(|c| c as usize)
+                .into_iter()
+                .collect();
+            for vcpu in 0..old.vcpus {
+                dom.request(&Request::PinVcpu {
+                    vcpu,
+                    cpus: cpus.clone(),
+                })
+                .await?;
+            }
+            live.push("cpu".to_string());
+        }
+        if new.restart != old.restart {
+            live.push("restart".to_string());
+        }
+        for (k, a, b) in [
+            ("on_poweroff", new.on_poweroff, old.on_poweroff),
+            ("on_reboot", new.on_reboot, old.on_reboot),
+            ("on_crash", new.on_crash, old.on_crash),
+        ] {
+            if a != b {
+                live.push(k.to_string());
+            }
+        }
+        if new.vcpus != old.vcpus {
+            next.push("vcpus".to_string());
+        }
+        if new.cpu_weight != old.cpu_weight {
+            next.push("cpu_weight".to_string());
+        }
+        if new.console != old.console {
+            next.push("console".to_string());
+        }
+        if new.image != old.image {
+            next.push("image".to_string());
+        }
+        if new.devices != old.devices {
+            next.push("device".to_string());
+        }
+        dom.state().config = new;
+        self.save(dom)?;
+        let _ = self.db.save_config(&dom.name, &dom.state().config.to_sxp());
+        let _ = dom.refresh().await;
+        self.events.domain(
+            "xend.domain.config",
+            dom.id,
+            &dom.name,
+            Some(format!(
+                "live: {}; next boot: {}",
+                live.join(" "),
+                next.join(" ")
+            )),
+        );
+        Ok((live, next))
+    }
+}

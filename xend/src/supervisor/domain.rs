@@ -1,0 +1,157 @@
+//! One domain: its identity, console, mutable state and control connection.
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use hypervisor::control::proto::{DomainInfo, Request};
+use tokio::task::JoinHandle;
+
+use super::SupError;
+use super::spawn::VmmPaths;
+use crate::api::DomainStats;
+use crate::config::DomainConfig;
+use crate::console::ConsoleHub;
+use crate::vmm_client::{VmmConn, VmmError};
+use std::sync::Arc;
+
+/// Where a domain is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Its VMM is being started.
+    Creating,
+    /// Its VMM runs (the guest may have shut down, if preserved).
+    Running,
+    /// Being rebuilt after a reboot.
+    Restarting,
+    /// Being destroyed.
+    Dying,
+}
+
+impl Phase {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Phase::Creating => "being created",
+            Phase::Running => "running",
+            Phase::Restarting => "restarting",
+            Phase::Dying => "being destroyed",
+        }
+    }
+}
+
+/// Mutable state of one domain.
+#[derive(Debug)]
+pub struct DomState {
+    /// The stored config (what the next boot uses).
+    pub config: DomainConfig,
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// Latest figures from the VMM.
+    pub info: Option<DomainInfo>,
+    /// When `info` was read.
+    pub info_at: Option<Instant>,
+    /// A refresh of `info` is under way.
+    pub(super) refreshing: bool,
+    /// A halt was requested: no restart whatever the guest does.
+    pub halted: bool,
+    /// Wall-clock time of the last restart.
+    pub restart_time: Option<f64>,
+    /// Pid of the current VMM.
+    pub pid: Option<u32>,
+    /// Bumped for each VMM instance; stale watchers check it.
+    pub(super) generation: u64,
+    pub(super) watcher: Option<JoinHandle<()>>,
+    /// Memory target set live, MiB (overrides the config's until reboot).
+    pub live_memory: Option<u64>,
+}
+
+/// One domain.
+#[derive(Debug)]
+pub struct Domain {
+    /// Domain id (never changes).
+    pub id: u32,
+    /// Domain name (never changes).
+    pub name: String,
+    /// Its console.
+    pub console: Arc<ConsoleHub>,
+    /// Runtime files of its VMM.
+    pub paths: VmmPaths,
+    pub(super) st: Mutex<DomState>,
+    pub(super) ctl: tokio::sync::Mutex<Option<VmmConn>>,
+    pub(super) lifecycle: tokio::sync::Mutex<()>,
+}
+
+impl Domain {
+    /// Lock the mutable state.
+    pub fn state(&self) -> MutexGuard<'_, DomState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Send one request on the control connection (reconnecting if needed).
+    pub async fn request(
+        &self,
+        req: &Request,
+    ) -> Result<hypervisor::control::proto::Payload, SupError> {
+        let mut ctl = self.ctl.lock().await;
+        for attempt in 0..2 {
+            if ctl.is_none() {
+                match VmmConn::connect(&self.paths.socket).await {
+                    Ok(c) => *ctl = Some(c),
+                    Err(source) => {
+                        return Err(SupError::Vmm {
+                            name: self.name.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            let conn = ctl.as_mut().expect("connected");
+            match conn.request(req).await {
+                Ok(p) => return Ok(p),
+                Err(VmmError::Refused(e)) => {
+                    return Err(SupError::Vmm {
+                        name: self.name.clone(),
+                        source: VmmError::Refused(e),
+                    });
+                }
+                Err(source) => {
+                    *ctl = None;
+                    if attempt == 1 {
+                        return Err(SupError::Vmm {
+                            name: self.name.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Fresh figures from the VMM (stored in the cache).
+    pub async fn refresh(&self) -> Result<(), SupError> {
+        let info = match self.request(&Request::Info).await? {
+            hypervisor::control::proto::Payload::Info(i) => *i,
+            other => {
+                return Err(SupError::Vmm {
+                    name: self.name.clone(),
+                    source: VmmError::Bad(format!("expected info, got {other:?}")),
+                });
+            }
+        };
+        let mut st = self.state();
+        st.info = Some(info);
+        st.info_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The domain's stats from the cache (plus its config).
+    pub fn stats(&self) -> DomainStats {
+        let st = self.state();
+        crate::render::domain_stats(self, &st)
+    }
+
+    /// The domain record stored in the DB.
+    pub fn record(&self) -> sxp::Value {
+        let st = self.state();
+        crate::render::db_record(self, &st)
+    }
+}
