@@ -719,16 +719,32 @@ impl Xend {
 impl Drop for Xend {
     fn drop(&mut self) {
         self.kill();
-        // Every VMM this instance started runs with our state dir in its
-        // command line; kill exactly those.
-        let state = self.state_dir();
-        for pid in self.vmm_pids() {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if cmdline.contains(&*state.to_string_lossy()) {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
+        // Every VMM this instance started has its socket in our state dir on
+        // its command line (records may not be written yet): kill exactly those.
+        for pid in self.vmm_processes() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
+    }
+}
+
+impl Xend {
+    /// Pids of the live processes whose command line names a socket in this
+    /// instance's `<state-dir>/vmm` (its VMMs, including ones still starting).
+    pub fn vmm_processes(&self) -> Vec<u32> {
+        let needle = format!("{}/", self.state_dir().join("vmm").display());
+        let Ok(rd) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+            .filter(|pid| {
+                let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let mut args = raw.split(|b| *b == 0).map(String::from_utf8_lossy);
+                args.any(|a| a == "--socket")
+                    && String::from_utf8_lossy(&raw).contains(&needle)
+                    && pid_alive(*pid)
+            })
+            .collect()
     }
 }
 

@@ -95,6 +95,12 @@ fn stop_and_start_keeps_three_running_domains() {
     assert!(out.status.success(), "{out:?}\n{}", xend.output());
     assert!(String::from_utf8_lossy(&out.stdout).contains("xend started"));
     assert_eq!(xend.ctl(&["status"]).status.code(), Some(0));
+    let again = xend.ctl(&["start"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("xend is already running (pid"),
+        "{again:?}"
+    );
     assert_eq!(xend.domain_names(), ["Domain-0", "s1", "s2", "s3"]);
     for old in &before {
         let now = xend.domain(&old.name);
