@@ -287,7 +287,10 @@ fn a_save_that_cannot_be_written_leaves_the_domain_running() {
     tick(&mut con, 1);
     for (path, why) in [
         ("relative.img", "must be an absolute path"),
-        ("/nonexistent-dir/x.img", "cannot save into /nonexistent-dir"),
+        (
+            "/nonexistent-dir/x.img",
+            "cannot save into /nonexistent-dir",
+        ),
         ("/", "must be an absolute path to a file"),
     ] {
         let err = VmmClient::connect(&vm.socket)
