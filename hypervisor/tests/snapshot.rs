@@ -272,6 +272,13 @@ fn corrupted_and_truncated_images_are_refused_before_anything_is_created() {
     let err = refused(&["--restore", p.to_str().unwrap(), "--detach"], dir.path());
     assert!(err.contains("corrupted"), "{err}");
 
+    // Sizes and kernel come from the image, not the command line.
+    let err = refused(
+        &["--restore", good.to_str().unwrap(), "--memory", "64"],
+        dir.path(),
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+
     // The good image still restores.
     let vm = restore("victim", &good, &[]);
     let mut con = Console::attach(&vm.socket, false);
