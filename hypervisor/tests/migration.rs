@@ -441,3 +441,48 @@ fn while_a_migration_holds_the_domain_it_cannot_be_unpaused_or_moved_twice() {
     });
     run(&mut con, "pattern check 16 4", "pattern: ok");
 }
+
+/// Every `count N up S s` line in `text`, in order.
+fn count_lines(text: &str) -> Vec<(u64, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("count ")?;
+            let (n, up) = rest.split_once(" up ")?;
+            Some((n.parse().ok()?, up.strip_suffix(" s")?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_counting_guest_keeps_counting_across_a_live_migration() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (mut vm, mut con) = boot("counter", 32);
+    run(&mut con, "count", "count 3 up ");
+    let dest = Dest::start(&[]);
+    let info = migrate(&vm, dest.port, TOKEN, true).unwrap();
+    assert!(info.live);
+    source_exits(&mut vm);
+    let last_here = count_lines(&con.text()).last().map_or(0, |c| c.0);
+
+    // The count goes on at the destination, then Ctrl-C stops it there.
+    let mut con = Console::attach(&dest.socket, true);
+    con.expect(&format!("count {} up ", last_here + 3), T);
+    con.send("\x03");
+    con.expect("count: stopped at ", T);
+    let counts = count_lines(&con.text());
+    assert!(counts.len() as u64 >= last_here + 3, "{counts:?}");
+    for (i, pair) in counts.windows(2).enumerate() {
+        assert_eq!(
+            pair[1].0,
+            pair[0].0 + 1,
+            "count skipped or restarted at {i}: {counts:?}"
+        );
+        assert!(
+            pair[1].1 >= pair[0].1,
+            "uptime went back at {i}: {counts:?}"
+        );
+    }
+    assert_eq!(counts[0].0, 1, "{counts:?}");
+}
