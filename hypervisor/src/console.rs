@@ -96,6 +96,18 @@ impl Console {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// A copy of the output history (saved in domain images).
+    pub fn history(&self) -> Vec<u8> {
+        self.out.lock().unwrap().history.iter().copied().collect()
+    }
+
+    /// Replace the output history (a restored domain's).
+    pub fn restore_history(&self, bytes: &[u8]) {
+        let mut out = self.out.lock().unwrap();
+        out.history.clear();
+        push_capped(&mut out.history, bytes, HISTORY_BYTES);
+    }
+
     /// Output bytes not yet written to the attached client.
     pub fn pending(&self) -> usize {
         self.out.lock().unwrap().pending.len()
