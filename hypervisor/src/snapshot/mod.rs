@@ -602,3 +602,138 @@ fn write_image(
     }
     Ok((bytes, stats))
 }
+
+#[cfg(test)]
+mod tests {
+    use kvm_bindings::{kvm_debugregs, kvm_mp_state, kvm_regs, kvm_sregs, kvm_vcpu_events};
+
+    use super::format::{PAGE, tag};
+    use super::vcpu::FpuState;
+    use super::*;
+
+    fn spec(vcpus: u32) -> SavedSpec {
+        SavedSpec {
+            name: "t".into(),
+            domid: 1,
+            memory_mib: 4,
+            maxmem_mib: 4,
+            vcpus,
+            kernel: "minios".into(),
+            cmdline: String::new(),
+            tsc_khz: 1_000_000,
+            max_kib: 4096,
+            target_kib: 4096,
+            guest_used_kib: 0,
+            saved_at: 0.0,
+        }
+    }
+
+    fn vcpu_record(index: u32) -> Vec<u8> {
+        vcpu::encode(&VcpuState {
+            index,
+            tsc_khz: None,
+            mp_state: kvm_mp_state::default(),
+            regs: kvm_regs::default(),
+            sregs: kvm_sregs::default(),
+            fpu: FpuState::Legacy(Box::default()),
+            xcrs: None,
+            debugregs: kvm_debugregs::default(),
+            msrs: vec![(vcpu::MSR_IA32_TSC, 5)],
+            events: kvm_vcpu_events::default(),
+        })
+    }
+
+    /// An image of `spec` with `body` records, checked like a file is.
+    fn check(spec: Option<&SavedSpec>, body: &[([u8; 4], Vec<u8>)], trailing: &[u8]) -> String {
+        let mut w = Writer::new(Vec::new(), Header::current(0)).unwrap();
+        if let Some(s) = spec {
+            write_spec(&mut w, s).unwrap();
+        }
+        for (t, b) in body {
+            w.record(*t, &[b]).unwrap();
+        }
+        let mut img = w.finish().unwrap().0;
+        img.extend_from_slice(trailing);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.img");
+        std::fs::write(&path, &img).unwrap();
+        match validate_file(&path) {
+            Ok(_) => "ok".into(),
+            Err(e) => crate::migration::error_chain(&e),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_image_validates() {
+        let ram = [0u64.to_le_bytes().to_vec(), vec![7u8; PAGE as usize]].concat();
+        let dev = sections::encode("vbd/0", b"state");
+        let body = [
+            (tag::RAM, ram),
+            (tag::VCPU, vcpu_record(0)),
+            (tag::CONS, b"hello".to_vec()),
+            (tag::DEV, dev),
+        ];
+        assert_eq!(check(Some(&spec(1)), &body, &[]), "ok");
+    }
+
+    #[test]
+    fn structural_errors_are_named() {
+        let s1 = spec(1);
+        let cases: Vec<(Option<&SavedSpec>, Vec<([u8; 4], Vec<u8>)>, &[u8], &str)> = vec![
+            (None, vec![(tag::VCPU, vcpu_record(0))], &[], "not \"SPEC\""),
+            (Some(&s1), vec![], &[], "state for 0 of 1 vCPUs"),
+            (
+                Some(&s1),
+                vec![(tag::VCPU, vcpu_record(0)), (tag::VCPU, vcpu_record(0))],
+                &[],
+                "vCPU 0 appears twice",
+            ),
+            (
+                Some(&s1),
+                vec![(tag::VCPU, vcpu_record(3))],
+                &[],
+                "vCPU 3 of a domain with 1",
+            ),
+            (
+                Some(&s1),
+                vec![
+                    (
+                        tag::ZERO,
+                        [(4u64 << 20).to_le_bytes(), 1u64.to_le_bytes()].concat(),
+                    ),
+                    (tag::VCPU, vcpu_record(0)),
+                ],
+                &[],
+                "lie outside the domain's",
+            ),
+            (
+                Some(&s1),
+                vec![(tag::SPEC, b"{}".to_vec()), (tag::VCPU, vcpu_record(0))],
+                &[],
+                "out of place",
+            ),
+            (
+                Some(&s1),
+                vec![(tag::VCPU, vcpu_record(0)[..20].to_vec())],
+                &[],
+                "vCPU state is malformed",
+            ),
+            (
+                Some(&s1),
+                vec![(tag::VCPU, vcpu_record(0))],
+                b"x",
+                "bytes follow the end record",
+            ),
+        ];
+        for (i, (spec, body, trailing, want)) in cases.into_iter().enumerate() {
+            let got = check(spec, &body, trailing);
+            assert!(got.contains(want), "case {i}: {got}");
+        }
+        let mut bad = spec(1);
+        bad.vcpus = 0;
+        assert!(check(Some(&bad), &[], &[]).contains("0 vCPUs"));
+        let mut bad = spec(1);
+        bad.maxmem_mib = 1;
+        assert!(check(Some(&bad), &[], &[]).contains("not a valid size"));
+    }
+}
