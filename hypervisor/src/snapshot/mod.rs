@@ -679,7 +679,13 @@ mod tests {
     #[test]
     fn structural_errors_are_named() {
         let s1 = spec(1);
-        let cases: Vec<(Option<&SavedSpec>, Vec<([u8; 4], Vec<u8>)>, &[u8], &str)> = vec![
+        type Case<'a> = (
+            Option<&'a SavedSpec>,
+            Vec<([u8; 4], Vec<u8>)>,
+            &'a [u8],
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (None, vec![(tag::VCPU, vcpu_record(0))], &[], "not \"SPEC\""),
             (Some(&s1), vec![], &[], "state for 0 of 1 vCPUs"),
             (
