@@ -10,7 +10,7 @@ pub struct Command {
     pub args: &'static str,
     /// One line of help.
     pub help: &'static str,
-    /// False for reference commands with no API behind them yet.
+    /// False for reference commands with no API op at all (refused by xm).
     pub supported: bool,
 }
 
@@ -85,29 +85,29 @@ pub const COMMANDS: &[Command] = &[
     cmd("domname", "ID", "Print a domain's name."),
     cmd("top", "[XTOP ARGS...]", "Run xtop, the live monitor."),
     cmd("help", "[COMMAND]", "Show help."),
-    todo_cmd("save", "DOM FILE", "Save a domain to a file."),
-    todo_cmd("restore", "FILE", "Restore a domain from a file."),
-    todo_cmd(
+    cmd("save", "DOM FILE", "Save a domain to a file."),
+    cmd("restore", "FILE", "Restore a domain from a file."),
+    cmd(
         "migrate",
         "[-l] DOM HOST",
         "Migrate a domain to another host.",
     ),
     todo_cmd("sysrq", "DOM KEY", "Send a sysrq key to a domain."),
-    todo_cmd("vif-list", "DOM", "List a domain's network interfaces."),
-    todo_cmd("vbd-list", "DOM", "List a domain's block devices."),
-    todo_cmd(
+    cmd("vif-list", "DOM", "List a domain's network interfaces."),
+    cmd("vbd-list", "DOM", "List a domain's block devices."),
+    cmd(
         "vbd-create",
         "DOM UNAME DEV MODE",
         "Add a block device to a domain.",
     ),
-    todo_cmd(
+    cmd(
         "vbd-destroy",
         "DOM DEV",
         "Remove a block device from a domain.",
     ),
-    todo_cmd("vnet-list", "[-l]", "List virtual networks."),
-    todo_cmd("vnet-create", "CONFIG", "Create a virtual network."),
-    todo_cmd("vnet-delete", "VNET", "Delete a virtual network."),
+    cmd("vnet-list", "", "List virtual networks."),
+    cmd("vnet-create", "CONFIG", "Create a virtual network."),
+    cmd("vnet-delete", "VNET", "Delete a virtual network."),
 ];
 
 /// The command named `typed`: an exact name, or the only command it is a

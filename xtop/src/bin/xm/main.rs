@@ -29,13 +29,16 @@
 //! - `call FN ARGS`: a table of Xen 2 `XendClient` names (`xm call help`)
 //!   mapped onto the API; the SXP reply is pretty-printed.
 //! - `top` execs the `xtop` next to `xm` with `$XEND_URL`/`$XEND_TOKEN` set.
-//! - save, restore, migrate, sysrq and the vif/vbd/vnet commands print
-//!   `Error: CMD is not supported by this xend yet`.
+//! - save, restore, migrate and the vif/vbd/vnet commands send the
+//!   reference's request; while xend answers 501 (not implemented) they print
+//!   `Error: CMD is not supported by this xend yet` (see `devices`). sysrq has
+//!   no API op and always says so.
 mod actions;
 mod args;
 mod call;
 mod commands;
 mod config;
+mod devices;
 mod error;
 mod format;
 mod http;
@@ -238,6 +241,8 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
             println!("{}", xm.client.domain(&a.id.to_string()).await?.name);
         }
         "top" => return actions::top(xm, rest),
+        "save" | "restore" | "migrate" | "vif-list" | "vbd-list" | "vbd-create" | "vbd-destroy"
+        | "vnet-list" | "vnet-create" | "vnet-delete" => devices::run(xm, name, rest).await?,
         other => return Err(XmError::Unsupported(other.to_string())),
     }
     Ok(ExitCode::SUCCESS)
