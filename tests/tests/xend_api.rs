@@ -750,3 +750,122 @@ fn refuses_to_listen_beyond_loopback_without_a_token() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must be mode 0600"), "{err}");
 }
+
+#[test]
+fn concurrent_creates_with_one_name_give_one_domain() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let base = xend.base_url();
+    let results: Vec<(u16, String)> = (0..4)
+        .map(|_| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let r = reqwest::blocking::Client::new()
+                    .post(format!("{base}/xend/domain"))
+                    .form(&[("op", "create"), ("config", "(vm (name race) (memory 16))")])
+                    .send()
+                    .unwrap();
+                (r.status().as_u16(), r.text().unwrap())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == 201).count(),
+        1,
+        "{results:?}"
+    );
+    for (status, body) in results.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(
+            (*status, body.as_str()),
+            (409, "(xend.err 'vm name clash: race')")
+        );
+    }
+    assert_eq!(xend.domain_names(), ["Domain-0", "race"]);
+}
+
+#[test]
+fn malformed_requests_do_not_hurt_xend() {
+    use std::io::{Read, Write};
+    let xend = Xend::start_with(XendOptions {
+        max_request_bytes: Some(64 * 1024),
+        ..XendOptions::default()
+    });
+    let raw = |bytes: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", xend.api_port())).unwrap();
+        s.set_read_timeout(Some(STATE)).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let deep = format!("config={}", "(".repeat(20_000));
+    let cases: Vec<Vec<u8>> = vec![
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"GET /xend/domain/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        format!("GET /xend/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(50_000)).into_bytes(),
+        b"POST /xend/domain HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nop=cr".to_vec(),
+        b"POST /xend/domain HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nop=".to_vec(),
+        format!(
+            "POST /xend/domain HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\nop=create&{deep}",
+            deep.len() + 10
+        )
+        .into_bytes(),
+        b"POST /xend/event HTTP/1.1\r\nHost: x\r\nContent-Length: 26\r\n\r\nop=inject&event=((((((((((".to_vec(),
+        b"DELETE /xend/domain HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /xend/console/99999999999 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"POST /xend/domain/x?op=pincpu&cpumap=0-99999999999 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    ];
+    for case in &cases {
+        raw(case);
+        assert!(
+            xend.answers(),
+            "xend stopped answering after {:?}",
+            String::from_utf8_lossy(&case[..case.len().min(80)])
+        );
+    }
+    // A config nested beyond the reader's limit is a clear 400.
+    let r = xend.post(
+        "/xend/domain",
+        &[("op", "create"), ("config", &"(".repeat(20_000))],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = xend.request("DELETE", "/xend/domain", Accept::Sxp, &[]);
+    assert_eq!(r.status, 405);
+    assert_eq!(xend.get("/xend/domain").ok().body, "(Domain-0)");
+}
+
+#[test]
+fn xend_config_from_the_environment() {
+    let xend = Xend::start();
+    let out = std::process::Command::new(e2e::bin("xend"))
+        .arg("status")
+        .env("XEND_CONFIG", xend.config_path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("xend is running (pid {})", xend.pid().unwrap())),
+        "{text}"
+    );
+    assert!(text.contains(&xend.base_url()), "{text}");
+    // A config file with an unknown key is refused with its position.
+    let bad = xend.dir().join("bad.sxp");
+    std::fs::write(&bad, "(xend-port 1)\n(xend-adress 0.0.0.0)\n").unwrap();
+    let out = std::process::Command::new(e2e::bin("xend"))
+        .args(["--config", bad.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.sxp:2:") && err.contains("xend-adress"),
+        "{err}"
+    );
+}
