@@ -247,3 +247,43 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(args: &[&str]) -> (Option<String>, Option<String>, Option<String>, Vec<String>) {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (g, cmd, rest) = split_global(&argv).unwrap();
+        (g.url, g.token, cmd, rest)
+    }
+
+    #[test]
+    fn global_options_come_before_the_command() {
+        assert_eq!(
+            split(&["-H", "http://h:1", "--token", "t", "shutdown", "-H", "web"]),
+            (
+                Some("http://h:1".into()),
+                Some("t".into()),
+                Some("shutdown".into()),
+                vec!["-H".to_string(), "web".into()]
+            )
+        );
+        assert_eq!(
+            split(&["--url=http://h:2", "--token=x", "list"]),
+            (
+                Some("http://h:2".into()),
+                Some("x".into()),
+                Some("list".into()),
+                vec![]
+            )
+        );
+        assert_eq!(split(&[]), (None, None, None, vec![]));
+        let argv = vec!["-H".to_string()];
+        let e = split_global(&argv).unwrap_err();
+        assert_eq!(e.to_string(), "option -H needs a value");
+        let argv = vec!["-x".to_string(), "list".into()];
+        let e = split_global(&argv).unwrap_err();
+        assert!(e.to_string().contains("unknown option '-x'"), "{e}");
+    }
+}
