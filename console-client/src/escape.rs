@@ -107,7 +107,10 @@ mod tests {
         check("^@", 0x00, "CTRL-@");
         check("^_", 0x1f, "CTRL-_");
         check("^?", 0x7f, "CTRL-?");
-        assert_eq!(EscapeKey::from_byte(0x18), Some(EscapeKey::parse("^X").unwrap()));
+        assert_eq!(
+            EscapeKey::from_byte(0x18),
+            Some(EscapeKey::parse("^X").unwrap())
+        );
         assert_eq!(EscapeKey::from_byte(b'x'), None);
         assert_eq!(EscapeKey::default().byte(), 0x1d);
     }
