@@ -167,6 +167,17 @@ fn list_list_long_and_info_golden() {
     assert!(raw.starts_with("(domain (id "), "{raw}");
     check_pretty(&long);
     assert_golden(&mask_long(&long), &golden_long(id, port));
+    // Without DOM: every domain, Domain-0 first, in the same form.
+    let all = xm.ok(&["list", "-l"]);
+    let (d0, rest) = all.split_once(")\n(domain\n").expect("two domains");
+    assert!(
+        d0.starts_with("(domain\n    (id 0)\n    (name Domain-0)\n"),
+        "{all}"
+    );
+    assert_golden(
+        &mask_long(&format!("(domain\n{rest}")),
+        &golden_long(id, port),
+    );
 
     let info = xm.ok(&["info"]);
     assert_golden(&mask_info(&info), GOLDEN_INFO);
