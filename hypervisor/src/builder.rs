@@ -48,6 +48,9 @@ pub enum BuildError {
     /// A thread could not be started.
     #[error("cannot start a thread")]
     Thread(#[source] std::io::Error),
+    /// A device given at boot could not be attached.
+    #[error(transparent)]
+    Device(#[from] crate::devices::DeviceError),
 }
 
 /// A running domain and what keeps it alive.
@@ -99,6 +102,16 @@ fn validate(spec: &DomainSpec) -> Result<(), BuildError> {
 
 /// Build the domain and start its vCPUs.
 pub fn start(spec: DomainSpec, image: &[u8]) -> Result<Vmm, BuildError> {
+    start_with_devices(spec, image, &[])
+}
+
+/// Like [`start`], attaching `devices` (kind and `--disk` / `--vif` string)
+/// before any vCPU runs.
+pub fn start_with_devices(
+    spec: DomainSpec,
+    image: &[u8],
+    devices: &[(crate::control::proto::DeviceClass, String)],
+) -> Result<Vmm, BuildError> {
     validate(&spec)?;
     kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
@@ -142,6 +155,10 @@ pub fn start(spec: DomainSpec, image: &[u8]) -> Result<Vmm, BuildError> {
     write_start_info(&ram, &spec, tsc_khz, loaded.end)?;
 
     let domain = Arc::new(Domain::new(spec, ram));
+    domain.devices.bind(&domain);
+    for (kind, config) in devices {
+        domain.devices.attach(&domain, *kind, config)?;
+    }
     let d = Arc::clone(&domain);
     std::thread::Builder::new()
         .name("console-out".into())

@@ -117,6 +117,8 @@ pub struct Domain {
     pub vcpu_exits: Vec<AtomicU64>,
     /// What the guest reported as used, KiB.
     pub guest_used_kib: AtomicU64,
+    /// Virtual block and network devices.
+    pub devices: crate::devices::Devices,
     start_wall: SystemTime,
     start: Instant,
     inner: Mutex<Inner>,
@@ -156,6 +158,7 @@ impl Domain {
             exits: ExitCounters::default(),
             vcpu_exits: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
             guest_used_kib: AtomicU64::new(0),
+            devices: crate::devices::Devices::new(),
             start_wall: SystemTime::now(),
             start: Instant::now(),
             spec,
@@ -555,6 +558,8 @@ impl Domain {
                 rss_kib,
                 overhead_kib: rss_kib.saturating_sub(touched_kib),
             },
+            vbds: self.devices.vbd_info(),
+            vifs: self.devices.vif_info(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod builder;
 pub mod console;
 pub mod control;
 pub mod daemon;
+pub mod devices;
 pub mod domain;
 pub mod guest_args;
 pub mod kick;

@@ -209,5 +209,9 @@ fn hypercall(dom: &Domain, index: usize, call: Hypercall, value: u64) -> Next {
             }
             Err(e) => crash(dom, index, format!("mem_report: bad argument pointer: {e}")),
         },
+        Hypercall::DeviceNotify => match dom.devices.notify(dom, value) {
+            Ok(()) => Next::Continue,
+            Err(e) => crash(dom, index, e),
+        },
     }
 }

@@ -41,7 +41,7 @@ fn banner_and_shell_round_trip() {
     let (vm, mut con) = boot("shelltest", 2, 32);
     let banner = con.text();
     assert!(
-        banner.contains("minios 0.1.0 (guest ABI v1) booting"),
+        banner.contains("minios 0.1.0 (guest ABI v2) booting"),
         "{banner}"
     );
     assert!(

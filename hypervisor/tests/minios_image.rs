@@ -358,7 +358,7 @@ mod booted {
         let mut g = Guest::boot("shell", &["--memory", "16", "--cmdline", cmdline]);
         let banner = g.expect("minios: 1/1 vCPUs online\r\n");
         assert!(
-            banner.contains("minios 0.1.0 (guest ABI v1) booting\r\n"),
+            banner.contains("minios 0.1.0 (guest ABI v2) booting\r\n"),
             "{banner}"
         );
         let config = format!("minios: domain shell id 9, 16 MiB, 1 vCPUs, cmdline '{cmdline}'");
@@ -367,7 +367,7 @@ mod booted {
         // interactive prompt.
         let prompt = "minios@shell# ";
         g.expect("minios@shell# echo auto run\r\nauto run\r\n");
-        g.expect("minios@shell# uname\r\nminios 0.1.0 x86_64 guest-abi-1\r\n");
+        g.expect("minios@shell# uname\r\nminios 0.1.0 x86_64 guest-abi-2\r\n");
         g.expect(prompt);
 
         // DEL and BS erase; CRLF is one Enter.
@@ -448,7 +448,7 @@ mod booted {
         // Input typed during a burn waits for it.
         g.send("burn 1\nuname\n");
         g.expect("burn: 2 vCPUs for 1 s\r\nburn: done\r\n");
-        g.expect("uname\r\nminios 0.1.0 x86_64 guest-abi-1\r\n");
+        g.expect("uname\r\nminios 0.1.0 x86_64 guest-abi-2\r\n");
         g.expect(prompt);
         // Ctrl-C ends a burn, a sleep and a spew long before their end;
         // what is typed after it still runs.

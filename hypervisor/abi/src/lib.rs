@@ -35,7 +35,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Version of this ABI; bumped on any incompatible layout change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// `StartInfo::magic`: "XTOPGST1" little-endian.
 pub const START_INFO_MAGIC: u64 = u64::from_le_bytes(*b"XTOPGST1");
 
@@ -72,6 +72,11 @@ pub mod layout {
     pub const PD_COUNT: u64 = 8;
     /// The [`crate::ConsoleRings`] (spans 6 pages).
     pub const CONSOLE: u64 = 0x10000;
+    /// The [`crate::DevicePage`]: descriptors of the virtual devices (ABI v2).
+    pub const DEVICES: u64 = 0x16000;
+    /// Device rings: device slot `i` owns the two pages at
+    /// [`device_ring`]`(i, 0)` and `(i, 1)`.
+    pub const DEVICE_RINGS: u64 = 0x18000;
     /// Boot stacks: vCPU `i` starts with `rsp = boot_stack_top(i)`.
     pub const BOOT_STACKS: u64 = 0x80000;
     /// Bytes of boot stack per vCPU.
@@ -80,6 +85,13 @@ pub mod layout {
     pub const KERNEL_BASE: u64 = 0x10_0000;
     /// Smallest guest RAM the layout works with (2 MiB).
     pub const MIN_RAM: u64 = 2 << 20;
+
+    /// Ring page `which` (0 or 1) of device slot `slot`: a vbd uses page 0
+    /// for its [`crate::BlkRing`]; a vif uses page 0 for TX and page 1 for RX
+    /// ([`crate::NetRing`]).
+    pub const fn device_ring(slot: u32, which: u32) -> u64 {
+        DEVICE_RINGS + (slot as u64 * 2 + which as u64) * 0x1000
+    }
 
     /// Initial stack pointer of vCPU `index` (16-byte aligned).
     pub const fn boot_stack_top(index: u32) -> u64 {
@@ -105,11 +117,15 @@ pub enum Hypercall {
     Kick = 5,
     /// Report the guest's view of memory use. Value: GPA of [`MemReportArgs`].
     MemReport = 6,
+    /// Requests are waiting on a device's ring (a vbd's requests or a vif's
+    /// TX packets). Value: the device slot index (no struct). The VMM
+    /// handles everything queued before it returns.
+    DeviceNotify = 7,
 }
 
 impl Hypercall {
     /// Every hypercall, in number order.
-    pub const ALL: [Hypercall; 7] = [
+    pub const ALL: [Hypercall; 8] = [
         Hypercall::ConsoleNotify,
         Hypercall::Block,
         Hypercall::Yield,
@@ -117,6 +133,7 @@ impl Hypercall {
         Hypercall::MemRelease,
         Hypercall::Kick,
         Hypercall::MemReport,
+        Hypercall::DeviceNotify,
     ];
 
     /// The hypercall behind an I/O port, if any.
@@ -140,6 +157,7 @@ impl Hypercall {
             Hypercall::MemRelease => "mem_release",
             Hypercall::Kick => "kick",
             Hypercall::MemReport => "mem_report",
+            Hypercall::DeviceNotify => "device_notify",
         }
     }
 }
@@ -192,6 +210,11 @@ bitflags::bitflags! {
         const CONSOLE_INPUT = 1 << 1;
         /// The host changed [`StartInfo::mem_target_kib`] (balloon target).
         const MEM_TARGET = 1 << 2;
+        /// A device made progress: block responses or received packets are
+        /// waiting in a ring.
+        const DEVICE = 1 << 3;
+        /// A device was attached or detached: rescan the [`DevicePage`].
+        const DEVICE_CHANGE = 1 << 4;
     }
 }
 
@@ -294,11 +317,194 @@ pub struct ConsoleRings {
     pub in_: [u8; CONSOLE_IN_SIZE],
 }
 
+/// Device slots in the [`DevicePage`].
+pub const MAX_DEVICES: usize = 16;
+/// Longest device name in a [`DeviceDesc`] (`xvda`, `eth0`), NUL padded.
+pub const DEVICE_NAME_LEN: usize = 16;
+
+/// What sits in a device slot ([`DeviceDesc::kind`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// An empty slot.
+    None = 0,
+    /// A virtual block device ([`BlkRing`]).
+    Vbd = 1,
+    /// A virtual network interface (two [`NetRing`]s).
+    Vif = 2,
+}
+
+impl DeviceKind {
+    /// Decode [`DeviceDesc::kind`].
+    pub fn from_u32(v: u32) -> Option<DeviceKind> {
+        match v {
+            0 => Some(DeviceKind::None),
+            1 => Some(DeviceKind::Vbd),
+            2 => Some(DeviceKind::Vif),
+            _ => None,
+        }
+    }
+}
+
+/// [`DeviceDesc::flags`] of a vbd: writes fail with [`BLK_ERR_READ_ONLY`].
+pub const VBD_READ_ONLY: u32 = 1;
+
+/// One device, as the VMM describes it to the guest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceDesc {
+    /// A [`DeviceKind`] as u32.
+    pub kind: u32,
+    /// The toolstack's index of the device among those of its kind.
+    pub id: u32,
+    /// vbd: the [`BlkRing`]; vif: the TX [`NetRing`] (guest to host).
+    pub ring_gpa: u64,
+    /// vif: the RX [`NetRing`] (host to guest); vbd: 0.
+    pub ring2_gpa: u64,
+    /// Slots in each ring ([`BLK_RING_SLOTS`] or [`NET_RING_SLOTS`]).
+    pub ring_slots: u32,
+    /// vbd: [`VBD_READ_ONLY`].
+    pub flags: u32,
+    /// vbd: size in sectors.
+    pub sectors: u64,
+    /// vbd: bytes per sector (512).
+    pub sector_size: u32,
+    /// vif: largest frame payload (1500).
+    pub mtu: u32,
+    /// vif: the guest's MAC address.
+    pub mac: [u8; 6],
+    /// Padding.
+    pub _pad: [u8; 2],
+    /// Device name in the guest (`xvda`, `eth0`), UTF-8, NUL padded.
+    pub name: [u8; DEVICE_NAME_LEN],
+}
+
+/// The device page at [`layout::DEVICES`].
+///
+/// The VMM changes descriptors only with `generation` odd (seqlock): the
+/// guest reads an even generation, copies what it needs, and retries if the
+/// generation changed meanwhile. Attach and detach bump it and raise
+/// [`Events::DEVICE_CHANGE`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct DevicePage {
+    /// Bumped before and after every change (odd while one is under way).
+    pub generation: AtomicU32,
+    /// [`MAX_DEVICES`].
+    pub nr_slots: u32,
+    /// The slots; slot `i` uses the ring pages [`layout::device_ring`]`(i, _)`.
+    pub devices: [DeviceDesc; MAX_DEVICES],
+}
+
+/// Request slots in a [`BlkRing`].
+pub const BLK_RING_SLOTS: usize = 64;
+/// Largest buffer of one block request, bytes.
+pub const BLK_MAX_IO: u32 = 128 * 1024;
+/// [`BlkSlot::op`]: read sectors into the buffer.
+pub const BLK_OP_READ: u32 = 0;
+/// [`BlkSlot::op`]: write the buffer to sectors.
+pub const BLK_OP_WRITE: u32 = 1;
+/// [`BlkSlot::op`]: make earlier writes durable (no buffer).
+pub const BLK_OP_FLUSH: u32 = 2;
+/// [`BlkSlot::status`]: done.
+pub const BLK_OK: i32 = 0;
+/// [`BlkSlot::status`]: the host's I/O failed.
+pub const BLK_ERR_IO: i32 = -1;
+/// [`BlkSlot::status`]: a write to a read-only device.
+pub const BLK_ERR_READ_ONLY: i32 = -2;
+/// [`BlkSlot::status`]: sectors beyond the end of the device.
+pub const BLK_ERR_RANGE: i32 = -3;
+/// [`BlkSlot::status`]: a bad descriptor (buffer outside RAM, length not a
+/// whole number of sectors, zero or above [`BLK_MAX_IO`], unknown op).
+pub const BLK_ERR_BAD: i32 = -4;
+/// [`BlkSlot::status`] while the request is in flight.
+pub const BLK_PENDING: i32 = 1;
+
+/// One block request; the VMM writes `status` in place when it is done.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlkSlot {
+    /// The guest's tag, untouched by the VMM.
+    pub id: u64,
+    /// First sector.
+    pub sector: u64,
+    /// Guest-physical address of the buffer.
+    pub gpa: u64,
+    /// Buffer length in bytes (a multiple of the sector size).
+    pub len: u32,
+    /// `BLK_OP_*`.
+    pub op: u32,
+    /// `BLK_*` status, written by the VMM before it advances `rsp_prod`.
+    pub status: i32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// A vbd's ring (one page). The guest fills slots `req_prod % SLOTS`,
+/// publishes `req_prod` (release) and notifies once per batch
+/// ([`Hypercall::DeviceNotify`]); the VMM handles requests in order, writes
+/// each `status`, and publishes `rsp_prod`. The guest keeps at most
+/// [`BLK_RING_SLOTS`] requests outstanding (`req_prod - rsp_prod`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct BlkRing {
+    /// Requests published by the guest.
+    pub req_prod: AtomicU32,
+    /// Requests completed by the VMM.
+    pub rsp_prod: AtomicU32,
+    /// Padding.
+    pub _pad: [u32; 2],
+    /// The requests.
+    pub slots: [BlkSlot; BLK_RING_SLOTS],
+}
+
+/// Slots in each [`NetRing`].
+pub const NET_RING_SLOTS: usize = 128;
+/// Default MTU of a vif.
+pub const NET_MTU: u32 = 1500;
+/// Largest Ethernet frame on a vif (MTU + 14-byte header, no FCS).
+pub const NET_MAX_FRAME: u32 = NET_MTU + 14;
+/// [`NetSlot::status`]: done.
+pub const NET_OK: i32 = 0;
+/// [`NetSlot::status`]: the frame was dropped (bad descriptor or host error).
+pub const NET_ERR: i32 = -1;
+
+/// One packet buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetSlot {
+    /// Guest-physical address of the buffer.
+    pub gpa: u64,
+    /// TX: frame length. RX: buffer capacity from the guest; the VMM
+    /// overwrites it with the frame length.
+    pub len: u32,
+    /// `NET_OK` / `NET_ERR`, written by the VMM before it advances `cons`.
+    pub status: i32,
+}
+
+/// One direction of a vif (one page). The guest fills `slots[prod % SLOTS]`
+/// (TX: a frame; RX: an empty buffer) and publishes `prod`; the VMM takes
+/// slots in order, writes `len`/`status`, and publishes `cons`. TX needs a
+/// [`Hypercall::DeviceNotify`] per batch; RX needs none: the VMM fills posted
+/// buffers as frames arrive and raises [`Events::DEVICE`] (no exit).
+#[repr(C)]
+#[derive(Debug)]
+pub struct NetRing {
+    /// Slots published by the guest.
+    pub prod: AtomicU32,
+    /// Slots completed by the VMM.
+    pub cons: AtomicU32,
+    /// Padding.
+    pub _pad: [u32; 2],
+    /// The buffers.
+    pub slots: [NetSlot; NET_RING_SLOTS],
+}
+
 /// Byte offsets of the fields the VMM accesses through guest memory.
 pub mod offsets {
     use core::mem::offset_of;
 
-    use super::{ConsoleRings, StartInfo};
+    use super::{BlkRing, BlkSlot, ConsoleRings, DeviceDesc, DevicePage, NetRing, NetSlot, StartInfo};
 
     /// `StartInfo::events`.
     pub const EVENTS: usize = offset_of!(StartInfo, events);
@@ -318,6 +524,30 @@ pub mod offsets {
     pub const OUT: usize = offset_of!(ConsoleRings, out);
     /// `ConsoleRings::in_`.
     pub const IN: usize = offset_of!(ConsoleRings, in_);
+    /// `DevicePage::generation`.
+    pub const DEV_GENERATION: usize = offset_of!(DevicePage, generation);
+    /// `DevicePage::devices`.
+    pub const DEV_DESCS: usize = offset_of!(DevicePage, devices);
+    /// Size of one [`DeviceDesc`].
+    pub const DEV_DESC_SIZE: usize = size_of::<DeviceDesc>();
+    /// `BlkRing::req_prod`.
+    pub const BLK_REQ_PROD: usize = offset_of!(BlkRing, req_prod);
+    /// `BlkRing::rsp_prod`.
+    pub const BLK_RSP_PROD: usize = offset_of!(BlkRing, rsp_prod);
+    /// `BlkRing::slots`.
+    pub const BLK_SLOTS: usize = offset_of!(BlkRing, slots);
+    /// Size of one [`BlkSlot`].
+    pub const BLK_SLOT_SIZE: usize = size_of::<BlkSlot>();
+    /// `BlkSlot::status`.
+    pub const BLK_SLOT_STATUS: usize = offset_of!(BlkSlot, status);
+    /// `NetRing::prod`.
+    pub const NET_PROD: usize = offset_of!(NetRing, prod);
+    /// `NetRing::cons`.
+    pub const NET_CONS: usize = offset_of!(NetRing, cons);
+    /// `NetRing::slots`.
+    pub const NET_SLOTS: usize = offset_of!(NetRing, slots);
+    /// Size of one [`NetSlot`].
+    pub const NET_SLOT_SIZE: usize = size_of::<NetSlot>();
 }
 
 const _: () = {
@@ -325,6 +555,15 @@ const _: () = {
     assert!(layout::CONSOLE + core::mem::size_of::<ConsoleRings>() as u64 <= layout::BOOT_STACKS);
     assert!(layout::boot_stack_top(MAX_VCPUS - 1) <= layout::KERNEL_BASE);
     assert!(layout::PD_BASE + layout::PD_COUNT * 0x1000 <= layout::CONSOLE);
+    assert!(layout::CONSOLE + core::mem::size_of::<ConsoleRings>() as u64 <= layout::DEVICES);
+    assert!(core::mem::size_of::<DevicePage>() <= 0x1000);
+    assert!(layout::DEVICES + 0x1000 <= layout::DEVICE_RINGS);
+    assert!(layout::device_ring(MAX_DEVICES as u32 - 1, 1) + 0x1000 <= layout::BOOT_STACKS);
+    assert!(core::mem::size_of::<BlkRing>() <= 0x1000);
+    assert!(core::mem::size_of::<NetRing>() <= 0x1000);
+    assert!(core::mem::size_of::<DeviceDesc>() == 72);
+    assert!(core::mem::size_of::<BlkSlot>() == 40);
+    assert!(core::mem::size_of::<NetSlot>() == 16);
 };
 
 #[cfg(test)]

@@ -71,3 +71,9 @@ pub fn kick(vcpu_mask: u64) {
 pub fn mem_report(used_kib: u64) {
     call_with(Hypercall::MemReport, &MemReportArgs { used_kib });
 }
+
+/// Requests are waiting on device slot `slot`'s ring (one exit; the host
+/// handles all of them before it returns).
+pub fn device_notify(slot: u32) {
+    call(Hypercall::DeviceNotify, slot);
+}

@@ -11,10 +11,13 @@
 #![no_std]
 #![no_main]
 
+mod blk;
 mod console;
+mod dev;
 mod hypercall;
 mod idt;
 mod mem;
+mod net;
 mod rt;
 mod shell;
 mod smp;
@@ -62,5 +65,7 @@ extern "C" fn kernel_main(start_info: u64, vcpu: u64) -> ! {
     let online = smp::wait_online();
     println!("minios: {}/{} vCPUs online", online, start::nr_vcpus());
     mem::report();
+    blk::list(|name, d| println!("minios: disk {name}: {} sectors{}", d.sectors, if d.read_only { ", read-only" } else { "" }));
+    net::rescan();
     shell::run()
 }

@@ -6,13 +6,15 @@ use guest_abi::{Events, ShutdownReason};
 
 use crate::hypercall::{self, NO_TIMEOUT};
 use crate::smp::Burn;
-use crate::{console, mem, print, println, start, time};
+use crate::{blk, console, mem, net, print, println, start, time};
 
 const LINE_MAX: usize = 256;
 /// What wakes the shell from its sleep in the VMM.
 const IDLE_EVENTS: Events = Events::CONSOLE_INPUT
     .union(Events::SHUTDOWN_REQUEST)
-    .union(Events::MEM_TARGET);
+    .union(Events::MEM_TARGET)
+    .union(Events::DEVICE)
+    .union(Events::DEVICE_CHANGE);
 
 const HELP: &str = "\
 commands:
@@ -30,6 +32,14 @@ commands:
   reboot            shut down and ask to be restarted
   halt              halt
   crash [fault]     end as crashed (`fault`: by a page fault)
+  disks             list the virtual disks
+  blkwrite DEV SECTOR COUNT PATTERN   fill sectors with PATTERN repeated
+  blkread DEV SECTOR COUNT            read sectors, print a checksum
+  blkverify DEV SECTOR COUNT PATTERN  check sectors hold PATTERN
+  ifconfig [eth0 ADDR/PREFIX]         show (or set) the network interface
+  ip ADDR/PREFIX    set eth0's address (also `ip=` on the command line)
+  ping ADDR [COUNT] send ICMP echo requests
+  netspew COUNT     send COUNT broadcast frames (throughput test)
 ";
 
 /// Run the `autorun=` commands, then the interactive shell, forever.
@@ -71,6 +81,15 @@ fn idle() {
         clear(Events::CONSOLE_INPUT);
         return;
     }
+    if pending.contains(Events::DEVICE_CHANGE) {
+        clear(Events::DEVICE_CHANGE);
+        net::rescan();
+        return;
+    }
+    // Clear the device bit before running the stack, so frames that arrive
+    // meanwhile still wake the block below.
+    clear(Events::DEVICE);
+    net::poll();
     // Blocking drains the console ring, so no notify is needed first.
     hypercall::block(NO_TIMEOUT, IDLE_EVENTS);
 }
@@ -158,6 +177,14 @@ fn execute(line: &str) {
             println!("minios: {}", reason.name());
             shutdown(reason);
         }
+        "disks" => blk::cmd_disks(),
+        "blkwrite" => blk::cmd_write(args),
+        "blkread" => blk::cmd_read(args),
+        "blkverify" => blk::cmd_verify(args),
+        "ifconfig" => net::cmd_ifconfig(args),
+        "ip" => net::cmd_ip(args),
+        "ping" => net::cmd_ping(args),
+        "netspew" => net::cmd_netspew(args),
         "crash" => match args.next() {
             None => {
                 println!("minios: crash requested");

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use hypervisor::builder;
-use hypervisor::control::proto::RunState;
+use hypervisor::control::proto::{DeviceClass, RunState};
 use hypervisor::control::server;
 use hypervisor::daemon::{self, ReadyPipe, Record};
 use hypervisor::domain::DomainSpec;
@@ -60,6 +60,14 @@ struct Args {
     /// shutdown, 2 for a crash) instead of waiting for `destroy`.
     #[arg(long)]
     exit_on_shutdown: bool,
+    /// A virtual disk, `file:PATH,DEV,MODE[,direct]` or `phy:/dev/X,DEV,MODE`
+    /// (MODE r, w or w!). Repeatable.
+    #[arg(long = "disk", value_name = "SPEC")]
+    disks: Vec<String>,
+    /// A virtual network interface, `mac=aa:00:00:12:34:56,bridge=BR` (both
+    /// optional; a random aa:00:00 MAC without mac=). Repeatable.
+    #[arg(long = "vif", value_name = "SPEC")]
+    vifs: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -140,7 +148,10 @@ fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
         cmdline: args.cmdline.clone(),
         cpu: args.cpu,
     };
-    let vmm = match builder::start(spec, &image) {
+    let devices: Vec<_> = (args.disks.iter().map(|d| (DeviceClass::Vbd, d.clone())))
+        .chain(args.vifs.iter().map(|v| (DeviceClass::Vif, v.clone())))
+        .collect();
+    let vmm = match builder::start_with_devices(spec, &image, &devices) {
         Ok(v) => v,
         Err(e) => {
             if let Some(s) = &args.socket {

@@ -150,6 +150,45 @@ pub enum Request {
     /// After the reply the connection carries one [`Event`] line per state change,
     /// starting with the current state.
     Events,
+    /// Hot-attach a device: `{"op":"device_attach","kind":"vbd","config":
+    /// "file:/path,xvdb,w"}` or `{"op":"device_attach","kind":"vif","config":
+    /// "mac=aa:00:00:12:34:56,bridge=xenbr0"}`. Reply [`Payload::Device`]; the
+    /// guest sees `Events::DEVICE_CHANGE` and rescans.
+    DeviceAttach {
+        /// Which kind of device.
+        kind: DeviceClass,
+        /// The device's configuration string (as `vmm --disk` / `--vif`).
+        #[serde(default)]
+        config: String,
+    },
+    /// Hot-detach device `idx` of `kind` (the `id` in `vbds` / `vifs`):
+    /// `{"op":"device_detach","kind":"vbd","idx":1}`.
+    DeviceDetach {
+        /// Which kind of device.
+        kind: DeviceClass,
+        /// Its index among the domain's devices of that kind.
+        idx: u32,
+    },
+}
+
+/// The kinds of virtual device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    /// A virtual block device.
+    Vbd,
+    /// A virtual network interface.
+    Vif,
+}
+
+impl DeviceClass {
+    /// `vbd` or `vif`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeviceClass::Vbd => "vbd",
+            DeviceClass::Vif => "vif",
+        }
+    }
 }
 
 /// A reply line: exactly one of `ok` / `error`.
@@ -170,6 +209,19 @@ pub enum Payload {
     Done,
     /// Reply to [`Request::Info`].
     Info(Box<DomainInfo>),
+    /// Reply to [`Request::DeviceAttach`]: the new device.
+    Device(DeviceRef),
+}
+
+/// A device of a domain, as [`Request::DeviceAttach`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    /// Its kind.
+    pub kind: DeviceClass,
+    /// Its index among the domain's devices of that kind (for detach).
+    pub idx: u32,
+    /// Guest device name (`xvdb`) or host interface name (`vif3.1`).
+    pub name: String,
 }
 
 /// A state change, sent on an [`Request::Events`] connection.
@@ -270,4 +322,75 @@ pub struct DomainInfo {
     pub exits: BTreeMap<String, u64>,
     /// The VMM process.
     pub vmm: VmmInfo,
+    /// Virtual block devices, by `id`.
+    #[serde(default)]
+    pub vbds: Vec<VbdInfo>,
+    /// Virtual network interfaces, by `id`.
+    #[serde(default)]
+    pub vifs: Vec<VifInfo>,
+}
+
+/// One virtual block device and its counters (Xen's VBD_* figures).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VbdInfo {
+    /// Index among the domain's vbds (what `device_detach` takes).
+    pub id: u32,
+    /// Name in the guest (`xvda`).
+    pub dev: String,
+    /// Backend as configured (`file:/path`, `phy:/dev/sdb`).
+    pub uname: String,
+    /// `r`, `w` or `w!`.
+    pub mode: String,
+    /// Size in sectors.
+    pub sectors: u64,
+    /// Bytes per sector.
+    pub sector_size: u32,
+    /// Read requests completed.
+    pub rd_req: u64,
+    /// Write requests completed.
+    pub wr_req: u64,
+    /// Sectors read.
+    pub rd_sect: u64,
+    /// Sectors written.
+    pub wr_sect: u64,
+    /// Flush requests completed.
+    pub flush_req: u64,
+    /// Requests refused for lack of space (beyond the end of the device, or
+    /// the host ran out of room).
+    pub oo_req: u64,
+    /// Requests that failed otherwise (bad descriptor, read-only, I/O error).
+    pub errors: u64,
+}
+
+/// One virtual network interface and its counters, from the guest's side:
+/// `tx_*` is what the guest sent, `rx_*` what it received.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VifInfo {
+    /// Index among the domain's vifs (`N` in `vifD.N`).
+    pub id: u32,
+    /// Host-side TAP interface (`vif3.0`).
+    pub ifname: String,
+    /// The guest's MAC address.
+    pub mac: String,
+    /// Bridge the TAP is attached to, if any.
+    pub bridge: Option<String>,
+    /// MTU.
+    pub mtu: u32,
+    /// Bytes sent by the guest.
+    pub tx_bytes: u64,
+    /// Frames sent by the guest.
+    pub tx_packets: u64,
+    /// Frames the guest sent that were malformed (bad descriptor).
+    pub tx_errors: u64,
+    /// Frames the guest sent that the host could not take.
+    pub tx_drops: u64,
+    /// Bytes delivered to the guest.
+    pub rx_bytes: u64,
+    /// Frames delivered to the guest.
+    pub rx_packets: u64,
+    /// Frames lost to a bad receive buffer the guest posted.
+    pub rx_errors: u64,
+    /// Frames dropped because the guest had no receive buffer posted (or was
+    /// paused).
+    pub rx_drops: u64,
 }

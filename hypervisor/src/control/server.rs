@@ -102,6 +102,14 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
         Request::SetMemTarget { mib } => done(dom.set_mem_target(mib)),
         Request::SetMaxMem { mib } => done(dom.set_max_mem(mib)),
         Request::PinVcpu { vcpu, cpus } => done(dom.pin(vcpu, &cpus)),
+        Request::DeviceAttach { kind, config } => match dom.devices.attach(dom, kind, &config) {
+            Ok(d) => Reply::Ok(Payload::Device(d)),
+            Err(e) => Reply::Error(e.to_string()),
+        },
+        Request::DeviceDetach { kind, idx } => match dom.devices.detach(dom, kind, idx) {
+            Ok(()) => Reply::Ok(Payload::Done),
+            Err(e) => Reply::Error(e.to_string()),
+        },
         Request::Console { .. } | Request::Events | Request::Destroy => {
             Reply::Error("this request needs its own connection".into())
         }

@@ -1,0 +1,302 @@
+//! The block backend: a vbd's ring handled on the notifying vCPU's thread,
+//! against a host file or block device.
+//!
+//! Requests are taken in order from `rsp_prod` (our own copy; the guest
+//! cannot move it) up to the guest's `req_prod`. A bad descriptor fails that
+//! request with a `BLK_ERR_*` status; only ring indices that cannot be right
+//! are an error for the caller (the domain crashes).
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::mem::offset_of;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use guest_abi::{
+    BLK_ERR_BAD, BLK_ERR_IO, BLK_ERR_RANGE, BLK_ERR_READ_ONLY, BLK_MAX_IO, BLK_OK, BLK_OP_FLUSH,
+    BLK_OP_READ, BLK_OP_WRITE, BLK_RING_SLOTS, BlkSlot, offsets,
+};
+
+use super::config::{DiskConfig, DiskMode};
+use crate::control::proto::VbdInfo;
+use crate::memory::GuestRam;
+
+/// Bytes per sector.
+pub const SECTOR_SIZE: u32 = 512;
+
+/// Errors opening a disk.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The file or device could not be opened.
+    #[error("cannot open disk {0}")]
+    Open(String, #[source] io::Error),
+    /// Another VMM holds a conflicting lock.
+    #[error(
+        "disk {path} is in use by another domain ({held}); mode w needs it to itself (use w! to share it read-write anyway)"
+    )]
+    InUse {
+        /// The disk.
+        path: String,
+        /// What the other holder has.
+        held: &'static str,
+    },
+    /// The size could not be read.
+    #[error("cannot read the size of disk {0}")]
+    Size(String, #[source] io::Error),
+    /// Smaller than one sector.
+    #[error("disk {0} is smaller than one {SECTOR_SIZE}-byte sector")]
+    Empty(String),
+}
+
+/// An opened disk, locked as its mode asks.
+pub struct Disk {
+    file: File,
+    sectors: u64,
+}
+
+impl Disk {
+    /// Open and lock `config`'s file: a shared `flock` for `r`, an exclusive
+    /// one for `w`, none for `w!`. Locks are never waited for.
+    pub fn open(config: &DiskConfig) -> Result<Disk, BlockError> {
+        let path = &config.path;
+        let mut opts = OpenOptions::new();
+        opts.read(true)
+            .write(config.mode != DiskMode::ReadOnly)
+            .custom_flags(libc::O_CLOEXEC | if config.direct { libc::O_DIRECT } else { 0 });
+        let mut file = opts
+            .open(path)
+            .map_err(|e| BlockError::Open(path.clone(), e))?;
+        let lock = match config.mode {
+            DiskMode::ReadOnly => Some(libc::LOCK_SH),
+            DiskMode::ReadWrite => Some(libc::LOCK_EX),
+            DiskMode::ReadWriteShared => None,
+        };
+        if let Some(op) = lock {
+            // SAFETY: flock on a descriptor we own; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    let held = if op == libc::LOCK_SH {
+                        "opened read-write"
+                    } else {
+                        "opened"
+                    };
+                    return Err(BlockError::InUse {
+                        path: path.clone(),
+                        held,
+                    });
+                }
+                return Err(BlockError::Open(path.clone(), e));
+            }
+        }
+        let bytes = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| BlockError::Size(path.clone(), e))?;
+        let sectors = bytes / u64::from(SECTOR_SIZE);
+        if sectors == 0 {
+            return Err(BlockError::Empty(path.clone()));
+        }
+        Ok(Disk { file, sectors })
+    }
+
+    /// Size in sectors.
+    pub fn sectors(&self) -> u64 {
+        self.sectors
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    rd_req: AtomicU64,
+    wr_req: AtomicU64,
+    rd_sect: AtomicU64,
+    wr_sect: AtomicU64,
+    flush_req: AtomicU64,
+    oo_req: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Io {
+    disk: Disk,
+    /// Bounce buffer, 4 KiB aligned at `align` (O_DIRECT needs it).
+    buf: Vec<u8>,
+    align: usize,
+    /// Requests completed so far (the ring's `rsp_prod`).
+    done: u32,
+}
+
+/// A vbd attached to the domain.
+pub struct Vbd {
+    /// Its configuration.
+    pub config: DiskConfig,
+    /// Index among the domain's vbds.
+    pub id: u32,
+    ring: u64,
+    io: Mutex<Io>,
+    stats: Counters,
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl Vbd {
+    /// A vbd whose ring lives at `ring` (zeroed by the caller).
+    pub fn new(config: DiskConfig, id: u32, disk: Disk, ring: u64) -> Vbd {
+        let buf = vec![0u8; BLK_MAX_IO as usize + 4096];
+        let align = buf.as_ptr().align_offset(4096);
+        Vbd {
+            config,
+            id,
+            ring,
+            io: Mutex::new(Io {
+                disk,
+                buf,
+                align,
+                done: 0,
+            }),
+            stats: Counters::default(),
+        }
+    }
+
+    /// Size in sectors.
+    pub fn sectors(&self) -> u64 {
+        self.io
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .disk
+            .sectors
+    }
+
+    /// Handle every request the guest has published. `Err` means the ring
+    /// itself is corrupt (the domain should crash with that reason).
+    pub fn process(&self, ram: &GuestRam) -> Result<u32, String> {
+        let bad = |e: crate::memory::MemoryError| format!("vbd {}: ring: {e}", self.config.dev);
+        let req_prod = ram
+            .atomic_u32(self.ring + offsets::BLK_REQ_PROD as u64)
+            .map_err(bad)?
+            .load(Ordering::Acquire);
+        let rsp_prod = ram
+            .atomic_u32(self.ring + offsets::BLK_RSP_PROD as u64)
+            .map_err(bad)?;
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = req_prod.wrapping_sub(io.done);
+        if waiting as usize > BLK_RING_SLOTS {
+            return Err(format!(
+                "vbd {}: request producer {req_prod} is {waiting} ahead of the {} completed; the ring has {BLK_RING_SLOTS} slots",
+                self.config.dev, io.done
+            ));
+        }
+        let mut handled = 0;
+        while io.done != req_prod {
+            let slot_gpa = self.ring
+                + offsets::BLK_SLOTS as u64
+                + (io.done as usize % BLK_RING_SLOTS * offsets::BLK_SLOT_SIZE) as u64;
+            let mut raw = [0u8; offsets::BLK_SLOT_SIZE];
+            ram.read_slice(slot_gpa, &mut raw).map_err(bad)?;
+            let status = self.one(ram, &mut io, &raw);
+            ram.write(slot_gpa + offsets::BLK_SLOT_STATUS as u64, status)
+                .map_err(bad)?;
+            io.done = io.done.wrapping_add(1);
+            rsp_prod.store(io.done, Ordering::Release);
+            handled += 1;
+        }
+        Ok(handled)
+    }
+
+    fn one(&self, ram: &GuestRam, io: &mut Io, raw: &[u8]) -> i32 {
+        let op = le_u32(raw, offset_of!(BlkSlot, op));
+        let sector = le_u64(raw, offset_of!(BlkSlot, sector));
+        let gpa = le_u64(raw, offset_of!(BlkSlot, gpa));
+        let len = le_u32(raw, offset_of!(BlkSlot, len));
+        let s = &self.stats;
+        let fail = |status: i32| {
+            if status == BLK_ERR_RANGE {
+                s.oo_req.fetch_add(1, Ordering::Relaxed);
+            } else {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            status
+        };
+        if op == BLK_OP_FLUSH {
+            return match io.disk.file.sync_data() {
+                Ok(()) => {
+                    s.flush_req.fetch_add(1, Ordering::Relaxed);
+                    BLK_OK
+                }
+                Err(_) => fail(BLK_ERR_IO),
+            };
+        }
+        if (op != BLK_OP_READ && op != BLK_OP_WRITE)
+            || len == 0
+            || len > BLK_MAX_IO
+            || !len.is_multiple_of(SECTOR_SIZE)
+            || ram.check(gpa, u64::from(len)).is_err()
+        {
+            return fail(BLK_ERR_BAD);
+        }
+        let count = u64::from(len / SECTOR_SIZE);
+        if sector
+            .checked_add(count)
+            .is_none_or(|end| end > io.disk.sectors)
+        {
+            return fail(BLK_ERR_RANGE);
+        }
+        if op == BLK_OP_WRITE && self.config.mode == DiskMode::ReadOnly {
+            return fail(BLK_ERR_READ_ONLY);
+        }
+        let offset = sector * u64::from(SECTOR_SIZE);
+        let Io {
+            disk, buf, align, ..
+        } = io;
+        let buf = &mut buf[*align..*align + len as usize];
+        if op == BLK_OP_READ {
+            if disk.file.read_exact_at(buf, offset).is_err() || ram.write_slice(gpa, buf).is_err() {
+                return fail(BLK_ERR_IO);
+            }
+            s.rd_req.fetch_add(1, Ordering::Relaxed);
+            s.rd_sect.fetch_add(count, Ordering::Relaxed);
+        } else {
+            if ram.read_slice(gpa, buf).is_err() {
+                return fail(BLK_ERR_BAD);
+            }
+            if let Err(e) = disk.file.write_all_at(buf, offset) {
+                return fail(if e.raw_os_error() == Some(libc::ENOSPC) {
+                    BLK_ERR_RANGE
+                } else {
+                    BLK_ERR_IO
+                });
+            }
+            s.wr_req.fetch_add(1, Ordering::Relaxed);
+            s.wr_sect.fetch_add(count, Ordering::Relaxed);
+        }
+        BLK_OK
+    }
+
+    /// Its figures for `info`.
+    pub fn info(&self) -> VbdInfo {
+        let s = &self.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        VbdInfo {
+            id: self.id,
+            dev: self.config.dev.clone(),
+            uname: self.config.uname.clone(),
+            mode: self.config.mode.as_str().into(),
+            sectors: self.sectors(),
+            sector_size: SECTOR_SIZE,
+            rd_req: get(&s.rd_req),
+            wr_req: get(&s.wr_req),
+            rd_sect: get(&s.rd_sect),
+            wr_sect: get(&s.wr_sect),
+            flush_req: get(&s.flush_req),
+            oo_req: get(&s.oo_req),
+            errors: get(&s.errors),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Virtual devices: block (vbd) and network (vif) backends, their slots in
+//! the guest's device page, hot attach and detach, and their statistics.
+//!
+//! # Interface for the toolstack
+//!
+//! * Boot: `vmm --disk file:/path,xvda,w` (repeatable; `phy:/dev/X`, modes
+//!   `r`, `w`, `w!`, optional `,direct` for `O_DIRECT`) and
+//!   `vmm --vif mac=aa:00:00:12:34:56,bridge=xenbr0` (repeatable; both keys
+//!   optional). A disk whose lock is held (mode `w` against any other user,
+//!   `r` against a writer) makes the VMM fail at start with the file named.
+//! * Running: `{"op":"device_attach","kind":"vbd"|"vif","config":"..."}` (reply
+//!   `{"ok":{"device":{"kind":"vbd","idx":1,"name":"xvdb"}}}`) and
+//!   `{"op":"device_detach","kind":"vbd"|"vif","idx":N}`.
+//! * Figures: `info` carries `vbds` ([`VbdInfo`]) and `vifs` ([`VifInfo`]).
+//!
+//! # Guest side
+//!
+//! Each device takes one slot of the [`guest_abi::DevicePage`] and the two
+//! ring pages of that slot. Attach and detach rewrite the slot under the
+//! page's seqlock generation and raise `Events::DEVICE_CHANGE`. The guest's
+//! `DeviceNotify(slot)` hypercall runs the vbd's requests or the vif's TX
+//! frames on the calling vCPU's thread; completions raise `Events::DEVICE`.
+pub mod block;
+pub mod config;
+pub mod net;
+pub mod tap;
+
+use std::mem::offset_of;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use guest_abi::{
+    BLK_RING_SLOTS, DEVICE_NAME_LEN, DeviceDesc, DeviceKind, Events, MAX_DEVICES, NET_MTU,
+    NET_RING_SLOTS, VBD_READ_ONLY, layout, offsets,
+};
+
+use self::block::{Disk, SECTOR_SIZE, Vbd};
+use self::config::{DiskConfig, DiskMode, VifConfig};
+use self::net::Vif;
+use crate::control::proto::{DeviceClass, DeviceRef, VbdInfo, VifInfo};
+use crate::domain::Domain;
+use crate::log::log;
+use crate::memory::{GuestRam, MemoryError};
+
+/// Errors attaching or detaching devices.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The configuration string is wrong.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The disk could not be opened or locked.
+    #[error(transparent)]
+    Block(#[from] block::BlockError),
+    /// The vif could not be set up.
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    /// Every slot of the device page is taken.
+    #[error("the domain already has {MAX_DEVICES} devices")]
+    Full,
+    /// The guest name is taken.
+    #[error("the domain already has a disk named {0}")]
+    DuplicateDev(String),
+    /// No such device.
+    #[error("the domain has no {0} with index {1}")]
+    NoDevice(&'static str, u32),
+    /// The domain has ended.
+    #[error("the domain has ended; devices can no longer change")]
+    Ended,
+    /// The device page could not be written.
+    #[error("cannot write the device page")]
+    Memory(#[from] MemoryError),
+}
+
+enum Device {
+    Vbd(Arc<Vbd>),
+    Vif(Arc<Vif>),
+}
+
+/// The devices of one domain.
+pub struct Devices {
+    slots: Mutex<Vec<Option<Device>>>,
+    dom: OnceLock<Weak<Domain>>,
+}
+
+impl Default for Devices {
+    fn default() -> Devices {
+        Devices::new()
+    }
+}
+
+impl Devices {
+    /// No devices.
+    pub fn new() -> Devices {
+        Devices {
+            slots: Mutex::new((0..MAX_DEVICES).map(|_| None).collect()),
+            dom: OnceLock::new(),
+        }
+    }
+
+    /// Remember the domain these devices belong to (receive threads need it);
+    /// called once by the builder before any device is attached.
+    pub fn bind(&self, dom: &Arc<Domain>) {
+        let _ = self.dom.set(Arc::downgrade(dom));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Device>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Attach a device described by `config` (a `--disk` / `--vif` string).
+    pub fn attach(
+        &self,
+        dom: &Domain,
+        kind: DeviceClass,
+        config: &str,
+    ) -> Result<DeviceRef, DeviceError> {
+        if dom.state().is_final() {
+            return Err(DeviceError::Ended);
+        }
+        let mut slots = self.lock();
+        let slot = slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(DeviceError::Full)?;
+        let used: Vec<u32> = slots
+            .iter()
+            .flatten()
+            .filter_map(|d| match (d, kind) {
+                (Device::Vbd(v), DeviceClass::Vbd) => Some(v.id),
+                (Device::Vif(v), DeviceClass::Vif) => Some(v.id),
+                _ => None,
+            })
+            .collect();
+        let id = (0..)
+            .find(|i| !used.contains(i))
+            .expect("fewer than u32::MAX");
+        let ring0 = layout::device_ring(slot as u32, 0);
+        let ring1 = layout::device_ring(slot as u32, 1);
+        let (device, desc, reply) = match kind {
+            DeviceClass::Vbd => {
+                let cfg = DiskConfig::parse(config)?;
+                let taken = slots
+                    .iter()
+                    .flatten()
+                    .any(|d| matches!(d, Device::Vbd(v) if v.config.dev == cfg.dev));
+                if taken {
+                    return Err(DeviceError::DuplicateDev(cfg.dev));
+                }
+                let disk = Disk::open(&cfg)?;
+                zero_rings(&dom.ram, ring0, ring1)?;
+                let desc = DeviceDesc {
+                    kind: DeviceKind::Vbd as u32,
+                    id,
+                    ring_gpa: ring0,
+                    ring2_gpa: 0,
+                    ring_slots: BLK_RING_SLOTS as u32,
+                    flags: if cfg.mode == DiskMode::ReadOnly {
+                        VBD_READ_ONLY
+                    } else {
+                        0
+                    },
+                    sectors: disk.sectors(),
+                    sector_size: SECTOR_SIZE,
+                    mtu: 0,
+                    mac: [0; 6],
+                    _pad: [0; 2],
+                    name: name_bytes(&cfg.dev),
+                };
+                let name = cfg.dev.clone();
+                log(&format!(
+                    "vbd {id} ({name}): {} mode {}, {} sectors",
+                    cfg.uname,
+                    cfg.mode.as_str(),
+                    disk.sectors()
+                ));
+                let vbd = Arc::new(Vbd::new(cfg, id, disk, ring0));
+                (Device::Vbd(vbd), desc, name)
+            }
+            DeviceClass::Vif => {
+                let cfg = VifConfig::parse(config)?;
+                zero_rings(&dom.ram, ring0, ring1)?;
+                let weak = self.dom.get().cloned().unwrap_or_default();
+                let mac = cfg.mac;
+                let vif = Vif::start(cfg, id, dom.spec.domid, ring0, ring1, weak)?;
+                let name = vif.ifname().to_string();
+                log(&format!(
+                    "vif {id}: {name} mac {} bridge {}",
+                    config::format_mac(&mac),
+                    vif.config.bridge.as_deref().unwrap_or("(none)")
+                ));
+                let desc = DeviceDesc {
+                    kind: DeviceKind::Vif as u32,
+                    id,
+                    ring_gpa: ring0,
+                    ring2_gpa: ring1,
+                    ring_slots: NET_RING_SLOTS as u32,
+                    flags: 0,
+                    sectors: 0,
+                    sector_size: 0,
+                    mtu: NET_MTU,
+                    mac,
+                    _pad: [0; 2],
+                    name: name_bytes(&format!("eth{id}")),
+                };
+                (Device::Vif(Arc::new(vif)), desc, name)
+            }
+        };
+        write_desc(&dom.ram, slot, &desc)?;
+        slots[slot] = Some(device);
+        drop(slots);
+        dom.raise(Events::DEVICE_CHANGE);
+        Ok(DeviceRef {
+            kind,
+            idx: id,
+            name: reply,
+        })
+    }
+
+    /// Detach device `idx` of `kind`: the guest loses it at once (its
+    /// requests to the slot are ignored from now on).
+    pub fn detach(&self, dom: &Domain, kind: DeviceClass, idx: u32) -> Result<(), DeviceError> {
+        let mut slots = self.lock();
+        let slot = slots
+            .iter()
+            .position(|d| match (d, kind) {
+                (Some(Device::Vbd(v)), DeviceClass::Vbd) => v.id == idx,
+                (Some(Device::Vif(v)), DeviceClass::Vif) => v.id == idx,
+                _ => false,
+            })
+            .ok_or(DeviceError::NoDevice(kind.as_str(), idx))?;
+        let device = slots[slot].take();
+        let empty = DeviceDesc {
+            kind: DeviceKind::None as u32,
+            id: 0,
+            ring_gpa: 0,
+            ring2_gpa: 0,
+            ring_slots: 0,
+            flags: 0,
+            sectors: 0,
+            sector_size: 0,
+            mtu: 0,
+            mac: [0; 6],
+            _pad: [0; 2],
+            name: [0; DEVICE_NAME_LEN],
+        };
+        let written = write_desc(&dom.ram, slot, &empty);
+        drop(slots);
+        if let Some(Device::Vif(v)) = &device {
+            v.stop();
+        }
+        log(&format!("{} {idx} detached", kind.as_str()));
+        dom.raise(Events::DEVICE_CHANGE);
+        written.map_err(DeviceError::from)
+    }
+
+    /// The guest's `DeviceNotify(slot)`: run the vbd's requests or send the
+    /// vif's frames. `Err`: a corrupt ring (crash the domain with it). A
+    /// notify for an empty slot is ignored (it may race with a detach).
+    pub fn notify(&self, dom: &Domain, slot: u64) -> Result<(), String> {
+        let device = {
+            let slots = self.lock();
+            match slots.get(slot as usize) {
+                Some(Some(Device::Vbd(v))) => Device::Vbd(Arc::clone(v)),
+                Some(Some(Device::Vif(v))) => Device::Vif(Arc::clone(v)),
+                Some(None) => return Ok(()),
+                None => {
+                    return Err(format!(
+                        "device notify for slot {slot}; the device page has {MAX_DEVICES}"
+                    ));
+                }
+            }
+        };
+        let done = match device {
+            Device::Vbd(v) => v.process(&dom.ram)?,
+            Device::Vif(v) => v.transmit(&dom.ram)?,
+        };
+        if done > 0 {
+            dom.raise(Events::DEVICE);
+        }
+        Ok(())
+    }
+
+    /// Figures of every vbd, by id.
+    pub fn vbd_info(&self) -> Vec<VbdInfo> {
+        let mut v: Vec<VbdInfo> = self
+            .lock()
+            .iter()
+            .flatten()
+            .filter_map(|d| match d {
+                Device::Vbd(v) => Some(v.info()),
+                Device::Vif(_) => None,
+            })
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    /// Figures of every vif, by id.
+    pub fn vif_info(&self) -> Vec<VifInfo> {
+        let mut v: Vec<VifInfo> = self
+            .lock()
+            .iter()
+            .flatten()
+            .filter_map(|d| match d {
+                Device::Vif(v) => Some(v.info()),
+                Device::Vbd(_) => None,
+            })
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+}
+
+fn name_bytes(name: &str) -> [u8; DEVICE_NAME_LEN] {
+    let mut b = [0u8; DEVICE_NAME_LEN];
+    let n = name.len().min(DEVICE_NAME_LEN - 1);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    b
+}
+
+fn zero_rings(ram: &GuestRam, ring0: u64, ring1: u64) -> Result<(), MemoryError> {
+    let zero = [0u8; 4096];
+    ram.write_slice(ring0, &zero)?;
+    ram.write_slice(ring1, &zero)
+}
+
+/// Rewrite slot `slot` of the device page under its seqlock.
+fn write_desc(ram: &GuestRam, slot: usize, d: &DeviceDesc) -> Result<(), MemoryError> {
+    let page = layout::DEVICES;
+    let generation = ram.atomic_u32(page + offsets::DEV_GENERATION as u64)?;
+    ram.write(
+        page + offset_of!(guest_abi::DevicePage, nr_slots) as u64,
+        MAX_DEVICES as u32,
+    )?;
+    let mut raw = [0u8; offsets::DEV_DESC_SIZE];
+    let mut put = |at: usize, bytes: &[u8]| raw[at..at + bytes.len()].copy_from_slice(bytes);
+    put(offset_of!(DeviceDesc, kind), &d.kind.to_le_bytes());
+    put(offset_of!(DeviceDesc, id), &d.id.to_le_bytes());
+    put(offset_of!(DeviceDesc, ring_gpa), &d.ring_gpa.to_le_bytes());
+    put(
+        offset_of!(DeviceDesc, ring2_gpa),
+        &d.ring2_gpa.to_le_bytes(),
+    );
+    put(
+        offset_of!(DeviceDesc, ring_slots),
+        &d.ring_slots.to_le_bytes(),
+    );
+    put(offset_of!(DeviceDesc, flags), &d.flags.to_le_bytes());
+    put(offset_of!(DeviceDesc, sectors), &d.sectors.to_le_bytes());
+    put(
+        offset_of!(DeviceDesc, sector_size),
+        &d.sector_size.to_le_bytes(),
+    );
+    put(offset_of!(DeviceDesc, mtu), &d.mtu.to_le_bytes());
+    put(offset_of!(DeviceDesc, mac), &d.mac);
+    put(offset_of!(DeviceDesc, name), &d.name);
+    generation.fetch_add(1, Ordering::AcqRel);
+    let at = page + offsets::DEV_DESCS as u64 + (slot * offsets::DEV_DESC_SIZE) as u64;
+    let result = ram.write_slice(at, &raw);
+    generation.fetch_add(1, Ordering::AcqRel);
+    result
+}
