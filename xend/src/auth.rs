@@ -55,7 +55,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     }
     let mut resp = ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "Authentication required: send Authorization: Bearer TOKEN (the token-file's contents)",
+        "Authentication required: send Authorization: Bearer TOKEN (the contents of the token file)",
     )
     .into_response();
     resp.headers_mut()

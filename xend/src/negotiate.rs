@@ -97,3 +97,38 @@ pub fn json<T: serde::Serialize>(v: &T) -> Response {
 pub fn text(body: String) -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(user_agent: Option<&str>, accept: Option<&str>, want: Format) {
+        let mut h = HeaderMap::new();
+        if let Some(ua) = user_agent {
+            h.insert(USER_AGENT, ua.parse().unwrap());
+        }
+        if let Some(a) = accept {
+            h.insert(ACCEPT, a.parse().unwrap());
+        }
+        assert_eq!(Format::from_headers(&h), want);
+    }
+
+    #[test]
+    fn the_seed_rules_plus_json() {
+        use Format::*;
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        check(None, None, Sxp);
+        check(Some("Mozilla/5.0"), None, Sxp);
+        check(None, Some(browser), Sxp);
+        check(Some("Mozilla/5.0"), Some(browser), Html);
+        check(Some("Mozilla/5.0"), Some("application/sxp, text/html"), Sxp);
+        check(Some("curl/8"), Some("*/*"), Sxp);
+        check(None, Some("application/json"), Json);
+        check(
+            Some("Mozilla/5.0"),
+            Some("application/json, text/html"),
+            Json,
+        );
+    }
+}
