@@ -256,3 +256,47 @@ fn records_of_vmms_that_are_gone_are_cleaned_and_shutdowns_while_away_are_handle
     let mut con = xend.console(keep.id);
     con.expect(&prompt("keep"), STATE);
 }
+
+#[test]
+fn a_restart_cut_short_by_a_crash_of_xend_is_finished() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let mut xend = Xend::start();
+    let (dom, _) = xend.create_booted("rs");
+    // What a SIGKILL between "old instance destroyed" and "new one started"
+    // leaves: a record marked restarting and no VMM.
+    xend.kill();
+    for pid in xend.vmm_processes() {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_for(STATE, "the VMM to die", || !pid_alive(pid));
+    }
+    let path = xend.db_dir().join(format!("domain/{}", dom.id));
+    let rec = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        rec.replacen("(config", "(phase restarting) (config", 1),
+    )
+    .unwrap();
+
+    xend.restart_foreground();
+    let d = xend.domain("rs");
+    assert_eq!((d.id, d.console_port), (dom.id, dom.console_port));
+    assert!(d.start_time > dom.start_time);
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("rs"), BOOT);
+    let log = xend.get("/xend/node/log").ok().body;
+    assert!(
+        log.contains("was restarting when xend stopped; finishing the restart"),
+        "{log}"
+    );
+    let rec = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !rec.contains("(phase restarting)") && rec.contains("(restart_time"),
+        "{rec}"
+    );
+}

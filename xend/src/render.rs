@@ -176,13 +176,20 @@ pub fn domain_full(dom: &Domain) -> (DomainStats, Value) {
     (stats, v)
 }
 
-/// The DB record: the domain sxpr plus `(restart_time T)` when restarted.
+/// The DB record: the domain sxpr plus `(restart_time T)` when restarted and
+/// `(phase restarting)` while a restart is under way (so a restart cut short
+/// by a crash of xend is finished when xend starts again).
 pub fn db_record(dom: &Domain, st: &DomState) -> Value {
     let stats = domain_stats(dom, st);
     let mut v = domain_sxp(&stats, Some(&dom.console.info()), Some(st.config.to_sxp()));
-    if let (Some(t), Value::List(items)) = (st.restart_time, &mut v) {
+    if let Value::List(items) = &mut v {
         let at = items.len() - 1;
-        items.insert(at, Value::pair("restart_time", t));
+        if st.phase == Phase::Restarting {
+            items.insert(at, Value::pair("phase", "restarting"));
+        }
+        if let Some(t) = st.restart_time {
+            items.insert(at, Value::pair("restart_time", t));
+        }
     }
     v
 }

@@ -52,6 +52,26 @@ impl Supervisor {
                 .filter(|(_, s)| *s == paths.socket)
                 .map(|(p, _)| *p)
                 .collect();
+            let restart_time = rec.child_value("restart_time").and_then(|t| t.parse().ok());
+            let port = rec
+                .child("console")
+                .and_then(|c| c.child_value("console_port"))
+                .and_then(|p| p.parse().ok());
+            if pids.is_empty() && rec.child_value("phase") == Some("restarting") {
+                tracing::warn!(
+                    "domain {name} (id {domid}) was restarting when xend stopped; finishing the restart"
+                );
+                match self.resume_restart(domid, cfg, port).await {
+                    Ok(()) => {
+                        adopted.insert(domid);
+                    }
+                    Err(e) => {
+                        tracing::error!("domain {name} (id {domid}): restart failed: {e}");
+                        let _ = self.db.remove_domain(domid);
+                    }
+                }
+                continue;
+            }
             if pids.is_empty() || !wait_socket(&paths, &pids).await {
                 tracing::warn!(
                     "domain {name} (id {domid}): its VMM is gone (host reboot or crash); \
@@ -63,11 +83,6 @@ impl Supervisor {
                 paths.remove_stale();
                 continue;
             }
-            let restart_time = rec.child_value("restart_time").and_then(|t| t.parse().ok());
-            let port = rec
-                .child("console")
-                .and_then(|c| c.child_value("console_port"))
-                .and_then(|p| p.parse().ok());
             match self.adopt_one(domid, cfg, restart_time, port).await {
                 Ok(()) => {
                     adopted.insert(domid);
@@ -161,6 +176,50 @@ impl Supervisor {
             "re-adopted domain {} (id {domid}), console on port {port}",
             dom.name
         );
+        Ok(())
+    }
+
+    /// Start a new instance of a domain whose restart was cut short.
+    async fn resume_restart(
+        self: &Arc<Self>,
+        domid: u32,
+        cfg: DomainConfig,
+        port: Option<u16>,
+    ) -> Result<(), super::SupError> {
+        let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
+        let console = self.bind_console(port, domid, &cfg.name).await?;
+        let dom = Arc::new(Domain {
+            id: domid,
+            name: cfg.name.clone(),
+            console,
+            paths: VmmPaths::new(&self.settings.state_dir, domid),
+            st: Mutex::new(DomState {
+                config: cfg,
+                phase: Phase::Restarting,
+                info: None,
+                info_at: None,
+                refreshing: false,
+                halted: false,
+                restart_time: Some(crate::events::now()),
+                pid: None,
+                generation: 0,
+                watcher: None,
+                live_memory: None,
+            }),
+            ctl: tokio::sync::Mutex::new(None),
+            lifecycle: tokio::sync::Mutex::new(()),
+        });
+        let _life = dom.lifecycle.lock().await;
+        self.table().doms.insert(domid, dom.clone());
+        if let Err(e) = self.start_instance(&dom).await {
+            self.forget(&dom).await;
+            return Err(e);
+        }
+        dom.state().phase = Phase::Running;
+        self.save(&dom)?;
+        drop(_life);
+        self.events
+            .domain("xend.domain.restart", domid, &dom.name, None);
         Ok(())
     }
 

@@ -248,6 +248,9 @@ impl Supervisor {
     /// Rebuild `dom` (lifecycle lock held): same id, name and console.
     pub(super) async fn restart_locked(self: &Arc<Self>, dom: &Arc<Domain>) {
         dom.state().phase = Phase::Restarting;
+        if let Err(e) = self.save(dom) {
+            tracing::error!("domain {}: {e}", dom.name);
+        }
         self.stop_instance(dom).await;
         {
             let mut st = dom.state();
