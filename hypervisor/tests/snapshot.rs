@@ -307,6 +307,26 @@ fn a_save_that_cannot_be_written_leaves_the_domain_running() {
             .to_string();
         assert!(err.contains(why), "{path}: {err}");
     }
+    // Malformed requests get errors, not a save.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut raw = std::os::unix::net::UnixStream::connect(&vm.socket).unwrap();
+        let mut lines = BufReader::new(raw.try_clone().unwrap());
+        for bad in [
+            r#"{"op":"save"}"#,
+            r#"{"op":"save","path":7}"#,
+            r#"{"op":"migrate","host":"127.0.0.1"}"#,
+            r#"{"op":"migrate","host":"127.0.0.1","port":99999,"token":"t"}"#,
+        ] {
+            writeln!(raw, "{bad}").unwrap();
+            let mut reply = String::new();
+            lines.read_line(&mut reply).unwrap();
+            assert!(
+                reply.starts_with(r#"{"error":"bad request"#),
+                "{bad}: {reply}"
+            );
+        }
+    }
     assert_ne!(vm.info().state, RunState::Paused);
     tick(&mut con, 2);
     // A toolstack pause survives a failed save too.
