@@ -250,6 +250,7 @@ pub async fn act(
         )));
     }
     let dom = lookup(&state, &name)?;
+    tracing::info!("domain {} (id {}): {op} requested", dom.name, dom.id);
     let back = format!("/xend/domain/{}", dom.name);
     let sup = &state.sup;
     match op.as_str() {
