@@ -149,3 +149,73 @@ fn e_edits_the_config_and_the_memory_target_changes() {
     pty.send(b"\r");
     quit(pty);
 }
+
+#[test]
+fn n_creates_a_domain_from_the_template() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name anchor) (memory 16) (image (minios)))");
+    let script = xend.dir().join("new-editor.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i 's/^name = .*/name = \"fresh\"/; s/^memory = .*/memory = 20/' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut pty = xtop(&xend, "anchor", &[("VISUAL", script.to_str().unwrap())]);
+    pty.send(b"n");
+    pty.wait_for("Review the new domain", SCREEN);
+    pty.wait_for("+ name = \"fresh\"", SCREEN);
+    pty.send(b"y");
+    pty.wait_for("Started domain fresh", SCREEN);
+    let dom = xend.domain("fresh");
+    assert_eq!(dom.memory, 20);
+    pty.send(b"\r");
+    quit(pty);
+}
+
+#[test]
+fn launch_starts_xend_and_example_domains() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let mut xend = Xend::start();
+    let url = xend.base_url();
+    // Nothing answers at the URL any more; `--launch` must start xend itself.
+    xend.kill();
+    let config = xend.config_path();
+    let settings = xend.dir().join("xtop.toml");
+    let env = [
+        ("XEND_CONFIG", config.to_str().unwrap()),
+        ("XTOP_CONFIG", settings.to_str().unwrap()),
+    ];
+    let pty = Pty::spawn(
+        &e2e::bin("xtop"),
+        &["--launch", "-H", &url, "-d", "0.5"],
+        &env,
+        30,
+        160,
+    );
+    pty.wait_until(BOOT, "the three example domains", |s| {
+        s.contains(" busy ") && s.contains(" idle ") && s.contains(" spare ")
+    });
+    // The busy one burns CPU, so its CPU% moves off zero.
+    pty.wait_until(BOOT, "busy using CPU", |s| {
+        s.lines().any(|l| {
+            l.contains(" busy ")
+                && l.split_whitespace()
+                    .nth(4)
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .is_some_and(|p| p > 1.0)
+        })
+    });
+    assert!(xend.answers());
+    quit(pty);
+    for name in ["busy", "idle", "spare"] {
+        xend.act(name, "destroy", &[]);
+    }
+    let out = xend.ctl(&["stop"]);
+    assert!(out.status.success(), "{out:?}");
+}
