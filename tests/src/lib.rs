@@ -870,6 +870,15 @@ impl Console {
         self.expect(PROMPT, timeout)
     }
 
+    /// Prove the guest answers now (not just old output from the history): run
+    /// `echo MARKER` and wait for its output line (`MARKER` at a line start;
+    /// the typed command echoes as `echo MARKER`).
+    #[track_caller]
+    pub fn echo(&mut self, marker: &str, timeout: Duration) {
+        self.send(&format!("echo {marker}\n"));
+        self.expect(&format!("\n{marker}"), timeout);
+    }
+
     /// Wait until the server closes the connection; returns everything unread.
     #[track_caller]
     pub fn expect_closed(&mut self, timeout: Duration) -> String {

@@ -118,8 +118,7 @@ fn stop_and_start_keeps_three_running_domains() {
         // The console works, with the history from before the stop.
         let mut con = xend.console(now.id);
         con.expect(&format!("before-stop-{}", old.name), STATE);
-        let out = con.run("uname", BOOT);
-        assert!(out.contains("minios"), "{out}");
+        con.echo(&format!("after-start-{}", old.name), BOOT);
     }
     // `restart` is stop then start; the domains stay.
     let out = xend.ctl(&["restart"]);
@@ -255,6 +254,7 @@ fn records_of_vmms_that_are_gone_are_cleaned_and_shutdowns_while_away_are_handle
     assert_eq!(d.id, keep.id);
     let mut con = xend.console(keep.id);
     con.expect(&prompt("keep"), STATE);
+    con.echo("keep-alive", BOOT);
 }
 
 #[test]
@@ -299,4 +299,40 @@ fn a_restart_cut_short_by_a_crash_of_xend_is_finished() {
         !rec.contains("(phase restarting)") && rec.contains("(restart_time"),
         "{rec}"
     );
+}
+
+#[test]
+fn a_running_vmm_without_a_record_is_adopted() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let mut xend = Xend::start();
+    let dom = xend.create("(vm (name orphan) (memory 24) (vcpus 2) (image (minios (args 'x=1'))))");
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("orphan"), BOOT);
+    con.close();
+    xend.kill();
+    std::fs::remove_file(xend.db_dir().join(format!("domain/{}", dom.id))).unwrap();
+    xend.restart_foreground();
+    let d = xend.domain("orphan");
+    assert_eq!((d.id, d.memory, d.vcpus), (dom.id, 24, 2));
+    assert_eq!(d.start_time, dom.start_time);
+    let cfg = xend
+        .request(
+            "GET",
+            "/xend/domain/orphan",
+            e2e::Accept::Sxp,
+            &[("op", "config")],
+        )
+        .ok()
+        .body;
+    assert!(
+        cfg.contains("(args x=1)") || cfg.contains("(args 'x=1')"),
+        "{cfg}"
+    );
+    assert!(xend.db_dir().join(format!("domain/{}", dom.id)).exists());
+    let log = xend.get("/xend/node/log").ok().body;
+    assert!(log.contains("without a DB record; adopting it"), "{log}");
+    let mut con = xend.console(dom.id);
+    con.echo("adopted-orphan", BOOT);
 }
