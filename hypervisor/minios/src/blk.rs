@@ -20,7 +20,8 @@ use crate::{dev, hypercall, println, time};
 const REQ_BYTES: usize = 16 * 1024;
 /// Requests per notify.
 const BATCH: usize = 16;
-const _: () = assert!(BATCH <= BLK_RING_SLOTS && REQ_BYTES as u32 <= guest_abi::BLK_MAX_IO);
+const _: () =
+    assert!(BATCH <= BLK_RING_SLOTS && BATCH <= 32 && REQ_BYTES as u32 <= guest_abi::BLK_MAX_IO);
 
 #[repr(C, align(4096))]
 struct Buffers([u8; REQ_BYTES * BATCH]);
@@ -105,14 +106,16 @@ pub fn find(name: &str) -> Option<Disk> {
 }
 
 /// Read or write `count` sectors from `first`. For a write, `each` fills
-/// every request's buffer (given its first sector) before it is queued; for
-/// a read, it is handed each request's data in order once it arrived.
+/// every request's buffer (given the buffer's index in the batch and the
+/// request's first sector) before it is queued; for a read, it is handed
+/// each request's data in order once it arrived. Buffers keep their bytes
+/// from one batch to the next (a constant pattern need not be rewritten).
 pub fn transfer(
     disk: &Disk,
     write: bool,
     first: u64,
     count: u64,
-    mut each: impl FnMut(u64, &mut [u8]),
+    mut each: impl FnMut(usize, u64, &mut [u8]),
 ) -> Result<(), BlkError> {
     let mut buffers = BUFFERS.lock();
     let per_req = (REQ_BYTES / disk.sector_size) as u64;
@@ -132,7 +135,7 @@ pub fn transfer(
             let len = sectors as usize * disk.sector_size;
             let buf = &mut buffers.0[n * REQ_BYTES..n * REQ_BYTES + len];
             if write {
-                each(sector, buf);
+                each(n, sector, buf);
             }
             let req = BlkSlot {
                 id: n as u64,
@@ -171,6 +174,7 @@ pub fn transfer(
             }
             if !write {
                 each(
+                    i,
                     first_sector,
                     &mut buffers.0[i * REQ_BYTES..i * REQ_BYTES + len],
                 );
@@ -205,12 +209,21 @@ impl Checksum {
 
     /// Add `data`.
     pub fn add(&mut self, data: &[u8]) {
-        for chunk in data.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(w);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        let words = data.chunks_exact(8);
+        let tail = words.remainder();
+        for word in words {
+            self.word(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
         }
+        if !tail.is_empty() {
+            let mut w = [0u8; 8];
+            w[..tail.len()].copy_from_slice(tail);
+            self.word(u64::from_le_bytes(w));
+        }
+    }
+
+    fn word(&mut self, w: u64) {
+        self.0 ^= w;
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
     }
 
     /// The value.
@@ -272,9 +285,18 @@ pub fn cmd_write<'a>(mut args: impl Iterator<Item = &'a str>) {
     };
     let size = disk.sector_size;
     let t0 = time::uptime_ms();
-    match transfer(&disk, true, sector, count, |_, buf| {
-        fill_pattern(buf, size, pattern)
-    }) {
+    // Every sector holds the same bytes: fill each buffer once (bit `n` of
+    // `full`: buffer `n` holds a whole request's worth), then reuse it.
+    let mut full = 0u32;
+    let fill = |n: usize, _: u64, buf: &mut [u8]| {
+        if full & (1 << n) == 0 {
+            fill_pattern(buf, size, pattern);
+            if buf.len() == REQ_BYTES {
+                full |= 1 << n;
+            }
+        }
+    };
+    match transfer(&disk, true, sector, count, fill) {
         Ok(()) => println!(
             "blkwrite: {name} wrote {count} sectors at {sector} in {} ms",
             time::uptime_ms() - t0
@@ -290,7 +312,7 @@ pub fn cmd_read<'a>(mut args: impl Iterator<Item = &'a str>) {
         return;
     };
     let mut sum = Checksum::new();
-    match transfer(&disk, false, sector, count, |_, buf| sum.add(buf)) {
+    match transfer(&disk, false, sector, count, |_, _, buf| sum.add(buf)) {
         Ok(()) => println!(
             "blkread: {name} read {count} sectors at {sector}, checksum {:016x}",
             sum.value()
@@ -312,7 +334,7 @@ pub fn cmd_verify<'a>(mut args: impl Iterator<Item = &'a str>) {
     let size = disk.sector_size;
     let mut expect = [0u8; 4096];
     let mut bad: Option<u64> = None;
-    let result = transfer(&disk, false, sector, count, |first, buf| {
+    let result = transfer(&disk, false, sector, count, |_, first, buf| {
         for (i, got) in buf.chunks(size).enumerate() {
             let want = &mut expect[..got.len().min(4096)];
             fill_pattern(want, size, pattern);
