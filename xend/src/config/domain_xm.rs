@@ -82,7 +82,11 @@ impl DomainConfig {
             let trimmed = text.trim_start();
             let value = if trimmed.starts_with(['[', '\'', '"']) {
                 xm::parse_value(text, key, &origin)?
-            } else if let Ok(n) = text.trim().parse::<i64>() {
+            } else if let (true, Ok(n)) = (
+                NUMERIC_KEYS.contains(&key.as_str()),
+                text.trim().parse::<i64>(),
+            ) {
+                // Only keys that hold numbers take a bare number: `name=+0` is a name.
                 XmValue::Int(n)
             } else {
                 XmValue::Str(text.clone())
@@ -96,6 +100,17 @@ impl DomainConfig {
 }
 
 /// `extra` and `args` fill the same field.
+/// Keys whose value is a number, so `KEY=12` on the command line means 12.
+const NUMERIC_KEYS: &[&str] = &[
+    "memory",
+    "maxmem",
+    "vcpus",
+    "cpu",
+    "cpu_weight",
+    "console",
+    "nics",
+];
+
 fn slot(key: &str) -> &str {
     if key == "args" { "extra" } else { key }
 }

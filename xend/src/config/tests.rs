@@ -461,6 +461,9 @@ fn apply_vars_overrides_keys() {
          (device (vbd (uname file:/x) (dev xvda) (mode w))) (device (vif (mac aa:00:00:00:00:01))) (device (vif)))"
     );
     // An explicit maxmem stays; a bad value is refused and the config is unchanged.
+    // A name that looks like a number stays a name.
+    c.apply_vars(&vars(&[("name", "+0")])).unwrap();
+    assert_eq!(c.name, "+0");
     c.apply_vars(&vars(&[("maxmem", "512")])).unwrap();
     c.apply_vars(&vars(&[("memory", "256")])).unwrap();
     assert_eq!((c.memory, c.maxmem), (256, 512));
