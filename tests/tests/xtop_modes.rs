@@ -138,7 +138,11 @@ fn script_mode_creates_talks_pauses_and_destroys() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let xend = Xend::start();
+    // With a token: the script's API calls and console both need it.
+    let xend = Xend::start_with(e2e::XendOptions {
+        token: Some("script-s3cret".into()),
+        ..Default::default()
+    });
     let cfg = xend.dir().join("scripted.cfg");
     std::fs::write(&cfg, "name = \"scripted\"\nmemory = 16\n").unwrap();
     let script = format!(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use e2e::pty::Pty;
-use e2e::{BOOT, STATE, Xend, wait_for};
+use e2e::{BOOT, STATE, Xend, XendOptions, wait_for};
 
 const SCREEN: Duration = Duration::from_secs(20);
 
@@ -105,7 +105,11 @@ fn c_attaches_the_console_and_a_typed_command_answers() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let xend = Xend::start();
+    // With a token: the API and the console both need it.
+    let xend = Xend::start_with(XendOptions {
+        token: Some("talk-s3cret".into()),
+        ..XendOptions::default()
+    });
     xend.create("(vm (name talker) (memory 16) (image (minios)))");
     let mut pty = xtop(&xend, "talker", &[]);
     pty.send(b"c");
@@ -218,4 +222,29 @@ fn launch_starts_xend_and_example_domains() {
     }
     let out = xend.ctl(&["stop"]);
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn shift_c_hands_the_terminal_to_the_console_client_and_comes_back() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    xend.create("(vm (name handed) (memory 16) (image (minios)))");
+    let mut pty = xtop(&xend, "handed", &[]);
+    pty.send(b"C");
+    pty.wait_for("REMOTE CONSOLE", SCREEN);
+    assert!(
+        !pty.alternate_screen(),
+        "the console client runs on the normal screen"
+    );
+    pty.wait_for("minios@handed# ", BOOT);
+    pty.send(b"echo handed-over\r");
+    pty.wait_until(STATE, "the command's output", |s| {
+        s.lines().any(|l| l.trim_end() == "handed-over")
+    });
+    pty.send(&[0x1d]);
+    pty.wait_for("console of handed ended: Escape", SCREEN);
+    assert!(pty.alternate_screen(), "back in xtop");
+    quit(pty);
 }

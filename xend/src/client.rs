@@ -179,6 +179,11 @@ impl Client {
         self.base.as_str().trim_end_matches('/')
     }
 
+    /// The bearer token, if any (consoles take it as their first line).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The host (`GET /xend/node`).
     pub async fn node(&self) -> Result<NodeInfo> {
         self.get_json(self.path(&["node"]), &[]).await

@@ -291,13 +291,11 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         if let Some(old) = console.take() {
                             old.task.abort();
                         }
-                        let host = url_host(clients[target.host].url());
-                        console = Some(attach_console(
-                            session,
-                            host,
-                            target.console_port.unwrap_or(0),
-                            tx.clone(),
-                        ));
+                        let client = &clients[target.host];
+                        let host = url_host(client.url());
+                        let token = client.token().map(str::to_owned);
+                        let port = target.console_port.unwrap_or(0);
+                        console = Some(attach_console(session, host, port, token, tx.clone()));
                     }
                     Effect::ConsoleSend(bytes) => {
                         if let Some(c) = &console {
@@ -311,11 +309,12 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     }
                     Effect::ConsoleFull(target) => {
                         let host = url_host(clients[target.host].url());
+                        let token = clients[target.host].token().map(str::to_owned);
                         let escape = app.opts.escape;
                         drop(input.take());
                         tui.suspend()?;
                         let r = tokio::task::spawn_blocking(move || {
-                            console_full(&host, target, escape)
+                            console_full(&host, token, target, escape)
                         })
                         .await?;
                         tui.resume()?;
@@ -433,6 +432,7 @@ fn attach_console(
     session: u64,
     host: String,
     port: u16,
+    token: Option<String>,
     tx: mpsc::UnboundedSender<Msg>,
 ) -> ConsoleConn {
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -449,6 +449,15 @@ fn attach_console(
         };
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
+        if let Some(t) = token
+            && let Err(e) = wr.write_all(format!("{t}\n").as_bytes()).await
+        {
+            let _ = tx.send(Msg::ConsoleClosed(
+                session,
+                format!("cannot send the token: {e}"),
+            ));
+            return;
+        }
         let mut buf = vec![0u8; 16384];
         loop {
             tokio::select! {
@@ -486,14 +495,19 @@ fn attach_console(
     }
 }
 
-fn console_full(host: &str, target: Target, escape: u8) -> Result<String, String> {
+fn console_full(
+    host: &str,
+    token: Option<String>,
+    target: Target,
+    escape: u8,
+) -> Result<String, String> {
     use console_client::{ConnectOptions, Console, EscapeKey, InteractiveOptions};
     let port = target
         .console_port
         .ok_or_else(|| format!("{} has no console", target.name))?;
     let opts = ConnectOptions {
         timeout: Duration::from_secs(5),
-        ..Default::default()
+        token,
     };
     let mut con = Console::connect(host, port, &opts).map_err(|e| error_chain(&e))?;
     let caret = format!("^{}", (escape + 0x40) as char);

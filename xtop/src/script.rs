@@ -360,7 +360,7 @@ async fn console<'a>(
         let host = url_host(client.url());
         let opts = console_client::ConnectOptions {
             timeout: Duration::from_secs(5),
-            ..Default::default()
+            token: client.token().map(str::to_owned),
         };
         let con =
             tokio::task::block_in_place(|| console_client::Console::connect(&host, port, &opts))
