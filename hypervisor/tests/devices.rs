@@ -414,3 +414,31 @@ fn a_corrupt_ring_index_crashes_only_the_domain() {
     // The VMM still answers and can be destroyed.
     assert_eq!(request(&vm, Request::Destroy), Reply::Ok(Payload::Done));
 }
+
+#[test]
+fn an_o_direct_disk_round_trips() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    // O_DIRECT needs a file system that supports it (not tmpfs): put the
+    // image next to the test binary's target dir.
+    let base = std::env::current_exe().unwrap();
+    let dir = tempfile::tempdir_in(base.parent().unwrap()).unwrap();
+    let path = disk(dir.path(), "direct.img", 1 << 20);
+    let spec = format!("file:{path},xvda,w,direct");
+    let (vm, mut con) = boot("direct", &["--disk", &spec]);
+    run(
+        &mut con,
+        "blkwrite xvda 16 40 direct-io",
+        "blkwrite: xvda wrote 40 sectors at 16",
+    );
+    run(
+        &mut con,
+        "blkverify xvda 16 40 direct-io",
+        "blkverify: xvda 40 sectors at 16: ok",
+    );
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(&data[16 * 512..17 * 512], &sector_of("direct-io")[..]);
+    let v = &vm.info().vbds[0];
+    assert_eq!((v.wr_sect, v.rd_sect, v.errors), (40, 40, 0), "{v:?}");
+}

@@ -29,6 +29,14 @@
 //!   [`Hypercall::Block`] and sleeps in the VMM, costing no CPU and no exits,
 //!   until an event bit is set, another vCPU kicks it, or the deadline passes.
 //! * Time: `rdtsc` does not exit; [`StartInfo::tsc_khz`] converts ticks.
+//! * Devices (v2): the [`DevicePage`] at [`layout::DEVICES`] lists vbds and
+//!   vifs, each with ring pages at [`layout::device_ring`]. A vbd's
+//!   [`BlkRing`] takes many requests per [`Hypercall::DeviceNotify`]; a vif
+//!   has a TX and an RX [`NetRing`] (RX needs no exit: the VMM fills posted
+//!   buffers and sets [`Events::DEVICE`]). Attach and detach set
+//!   [`Events::DEVICE_CHANGE`]. Every guest address in a ring is checked by
+//!   the VMM: a bad buffer fails that request, corrupt ring indices crash
+//!   the domain.
 #![no_std]
 #![forbid(unsafe_code)]
 
