@@ -346,6 +346,8 @@ pub struct App {
     pub table_area: Cell<(Rect, usize)>,
     /// Column x ranges of the last drawn header: `(x, width, column)`.
     pub header_cells: std::cell::RefCell<Vec<(u16, u16, Column)>>,
+    /// The domain drawn on each line of the last table body (for mouse clicks).
+    pub line_keys: std::cell::RefCell<Vec<Option<DomKey>>>,
     /// Rows of the last drawn page (for paging).
     pub page_rows: Cell<usize>,
     effects: Vec<Effect>,
@@ -412,6 +414,7 @@ impl App {
             log: VecDeque::new(),
             table_area: Cell::new((Rect::default(), 0)),
             header_cells: Default::default(),
+            line_keys: Default::default(),
             page_rows: Cell::new(10),
             effects: Vec::new(),
             quit: false,
@@ -546,7 +549,7 @@ impl App {
         if !matches!(self.mode, Mode::Normal) {
             return;
         }
-        let (area, first) = self.table_area.get();
+        let (area, _) = self.table_area.get();
         match ev.kind {
             MouseEventKind::Down(MouseButton::Left) => {
                 if ev.row + 1 == area.y {
@@ -561,8 +564,8 @@ impl App {
                         self.dispatch(Action::Sort(Some(SortSpec { column: c, reverse })));
                     }
                 } else if ev.row >= area.y && ev.row < area.y + area.height {
-                    let idx = first + (ev.row - area.y) as usize;
-                    let key = self.visible_rows().get(idx).map(|r| r.key);
+                    let line = (ev.row - area.y) as usize;
+                    let key = self.line_keys.borrow().get(line).copied().flatten();
                     if let Some(k) = key {
                         self.selected = Some(k);
                     }

@@ -449,6 +449,15 @@ fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
     app.table_area.set((body, first));
     draw_header_line(buf, app, &widths, Rect { height: 1, ..area });
     let hosts = app.host_labels();
+    *app.line_keys.borrow_mut() = lines
+        .iter()
+        .skip(first)
+        .take(body_h)
+        .map(|l| match l {
+            TableLine::Header => None,
+            TableLine::Dom(r) | TableLine::Extra(r, _) => Some(r.key),
+        })
+        .collect();
     for (i, line) in lines.iter().skip(first).take(body_h).enumerate() {
         let y = body.y + i as u16;
         match line {

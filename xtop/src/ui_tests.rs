@@ -544,3 +544,47 @@ fn edit_review_shows_the_diff_and_apply_sends_it() {
         "{s}"
     );
 }
+
+#[test]
+fn mouse_selects_rows_and_sorts_by_header() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut app = app();
+    let t = render(&app, 200, 12);
+    let screen = text(&t);
+    let lines: Vec<&str> = screen.lines().collect();
+    let header_y = lines.iter().position(|l| l.contains("NAME")).unwrap() as u16;
+    let web_y = lines.iter().position(|l| l.contains(" web ")).unwrap() as u16;
+    let click = |column: u16, row: u16| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.on_mouse(click(10, web_y));
+    assert_eq!(app.selected_row().unwrap().dom.name, "web");
+    let mem_x = lines[header_y as usize].find("MEM(k)").unwrap() as u16;
+    app.on_mouse(click(mem_x + 1, header_y));
+    assert_eq!(app.sort.column, crate::columns::Column::Mem);
+    render(&app, 200, 12);
+    app.on_mouse(click(mem_x + 1, header_y));
+    assert!(app.sort.reverse, "a second click reverses");
+}
+
+#[test]
+fn w_saves_the_current_settings() {
+    let mut app = app();
+    app.on_key(key('M'));
+    app.on_key(key('%'));
+    app.on_key(key('W'));
+    let effects = app.take_effects();
+    let [Effect::SaveSettings(s)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(s.sort.as_deref(), Some("mem"));
+    assert_eq!(s.cpu_mode, Some(crate::model::CpuMode::VirtTop));
+    assert_eq!(s.theme.as_deref(), Some("dark"));
+    assert_eq!(
+        s.columns.as_ref().unwrap()[..2],
+        ["id".to_owned(), "name".to_owned()]
+    );
+}
