@@ -137,6 +137,23 @@ impl Pty {
         }
     }
 
+    /// Resizes the terminal (the program gets SIGWINCH), like dragging a window.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.screen
+            .lock()
+            .unwrap()
+            .screen_mut()
+            .set_size(rows, cols);
+        self._master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("resize the pty");
+    }
+
     /// The child's pid.
     pub fn pid(&self) -> Option<u32> {
         self.child.process_id()

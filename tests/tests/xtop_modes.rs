@@ -195,7 +195,7 @@ fn script_mode_creates_talks_pauses_and_destroys() {
 }
 
 #[test]
-fn sigterm_restores_the_terminal_and_a_40x10_screen_works() {
+fn a_40x10_screen_resizes_and_sigterm_restores_the_terminal() {
     if !hypervisor::require_kvm() {
         return;
     }
@@ -210,6 +210,16 @@ fn sigterm_restores_the_terminal_and_a_40x10_screen_works() {
         "{screen}"
     );
     assert!(pty.alternate_screen());
+    // Resize at any time: the screen is laid out again for the new size.
+    let mut pty = pty;
+    pty.resize(30, 150);
+    pty.wait_until(SCREEN, "the full header after growing", |s| {
+        s.contains("[CPU% of one CPU (xentop)]") && s.contains("MAXMEM(k)")
+    });
+    pty.resize(10, 40);
+    pty.wait_until(SCREEN, "the compact header after shrinking", |s| {
+        s.contains("[%:1 CPU]") && s.contains(" tiny ")
+    });
     let pid = pty.pid().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

@@ -508,6 +508,46 @@ a-very-lon ----p-          1    0.0      65536    1.6     131072       3.1     1
     }
 
     #[test]
+    fn xentop_flags() {
+        let mut o = opts(Format::Text);
+        o.full_names = true;
+        o.repeat_header = true;
+        o.vcpus = true;
+        o.nets = true;
+        o.vbds = true;
+        o.filter = Some((Regex::new("^a-").unwrap(), false));
+        let text = print(&o, &store());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(
+            lines[1].starts_with("a-very-long-name ----p-"),
+            "-f keeps the whole name: {}",
+            lines[1]
+        );
+        assert_eq!(lines[2], "VCPUs(sec):   0:          1s");
+        assert!(
+            lines[3].starts_with("Net0 RX:     2000bytes"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[4].starts_with("VBD  xvda OO:        0   RD:        0"),
+            "{}",
+            lines[4]
+        );
+        o.filter = Some((Regex::new("^a-").unwrap(), true));
+        o.vcpus = false;
+        o.nets = false;
+        o.vbds = false;
+        let text = print(&o, &store());
+        assert_eq!(
+            text.matches("NAME").count(),
+            2,
+            "-r: a header before each domain:\n{text}"
+        );
+    }
+
+    #[test]
     fn csv_and_json() {
         let mut o = opts(Format::Csv);
         o.fields = Some(crate::columns::parse_fields("id,name,cpu").unwrap());
