@@ -147,8 +147,10 @@ fn le_u32(b: &[u8], at: usize) -> u32 {
 }
 
 impl Vbd {
-    /// A vbd whose ring lives at `ring` (zeroed by the caller).
-    pub fn new(config: DiskConfig, id: u32, disk: Disk, ring: u64) -> Vbd {
+    /// A vbd whose ring lives at `ring`, with `done` requests already
+    /// completed (0 for a fresh, zeroed ring; the ring's `rsp_prod` when
+    /// taking over a restored one).
+    pub fn new(config: DiskConfig, id: u32, disk: Disk, ring: u64, done: u32) -> Vbd {
         let buf = vec![0u8; BLK_MAX_IO as usize + 4096];
         let align = buf.as_ptr().align_offset(4096);
         Vbd {
@@ -159,7 +161,7 @@ impl Vbd {
                 disk,
                 buf,
                 align,
-                done: 0,
+                done,
             }),
             stats: Counters::default(),
         }
@@ -298,5 +300,150 @@ impl Vbd {
             oo_req: get(&s.oo_req),
             errors: get(&s.errors),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::config::DiskConfig;
+    use guest_abi::{BLK_OP_FLUSH, BLK_OP_READ, BLK_OP_WRITE};
+
+    const RING: u64 = 0x18000;
+    const BUF: u64 = 0x40000;
+
+    fn put(ram: &GuestRam, index: u32, op: u32, sector: u64, gpa: u64, len: u32) {
+        let at = RING + offsets::BLK_SLOTS as u64 + u64::from(index % 64) * 40;
+        ram.write(at + offset_of!(BlkSlot, sector) as u64, sector)
+            .unwrap();
+        ram.write(at + offset_of!(BlkSlot, gpa) as u64, gpa)
+            .unwrap();
+        ram.write(at + offset_of!(BlkSlot, len) as u64, len)
+            .unwrap();
+        ram.write(at + offset_of!(BlkSlot, op) as u64, op).unwrap();
+    }
+
+    fn status(ram: &GuestRam, index: u32) -> i32 {
+        let at = RING + offsets::BLK_SLOTS as u64 + u64::from(index % 64) * 40;
+        ram.read(at + offsets::BLK_SLOT_STATUS as u64).unwrap()
+    }
+
+    fn publish(ram: &GuestRam, prod: u32) {
+        ram.write(RING + offsets::BLK_REQ_PROD as u64, prod)
+            .unwrap();
+    }
+
+    fn vbd(mode: &str) -> (tempfile::TempDir, std::path::PathBuf, Vbd) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.img");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(64 * 512)
+            .unwrap();
+        let cfg = DiskConfig::parse(&format!("file:{},xvda,{mode}", path.display())).unwrap();
+        let disk = Disk::open(&cfg).unwrap();
+        (dir, path, Vbd::new(cfg, 0, disk, RING, 0))
+    }
+
+    #[test]
+    fn a_batch_is_handled_in_order_and_counted() {
+        let ram = GuestRam::new(2 << 20).unwrap();
+        let (_dir, path, v) = vbd("w");
+        ram.write_slice(BUF, &[0xab; 1024]).unwrap();
+        put(&ram, 0, BLK_OP_WRITE, 2, BUF, 1024);
+        put(&ram, 1, BLK_OP_READ, 2, BUF + 4096, 512);
+        put(&ram, 2, BLK_OP_FLUSH, 0, 0, 0);
+        publish(&ram, 3);
+        assert_eq!(v.process(&ram), Ok(3));
+        assert_eq!(
+            (status(&ram, 0), status(&ram, 1), status(&ram, 2)),
+            (0, 0, 0)
+        );
+        let mut back = [0u8; 512];
+        ram.read_slice(BUF + 4096, &mut back).unwrap();
+        assert_eq!(back, [0xab; 512]);
+        let file = std::fs::read(&path).unwrap();
+        assert!(file[1024..2048].iter().all(|&b| b == 0xab));
+        let rsp: u32 = ram.read(RING + offsets::BLK_RSP_PROD as u64).unwrap();
+        assert_eq!(rsp, 3);
+        let i = v.info();
+        assert_eq!(
+            (i.wr_req, i.wr_sect, i.rd_req, i.rd_sect, i.flush_req),
+            (1, 2, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn bad_requests_fail_alone_and_the_ring_wraps() {
+        let ram = GuestRam::new(2 << 20).unwrap();
+        let (_dir, _path, v) = vbd("w");
+        // 70 requests in two batches: indices wrap past the 64 slots.
+        for round in 0..2u32 {
+            for i in 0..35u32 {
+                let n = round * 35 + i;
+                match i {
+                    0 => put(&ram, n, BLK_OP_WRITE, 0, 0x7fff_0000, 512), // outside RAM
+                    1 => put(&ram, n, BLK_OP_WRITE, 63, BUF, 1024),       // past the end
+                    2 => put(&ram, n, BLK_OP_READ, 0, BUF, 100),          // not whole sectors
+                    3 => put(&ram, n, 9, 0, BUF, 512),                    // unknown op
+                    _ => put(&ram, n, BLK_OP_READ, 0, BUF, 512),
+                }
+            }
+            publish(&ram, (round + 1) * 35);
+            assert_eq!(v.process(&ram), Ok(35));
+            let base = round * 35;
+            assert_eq!(status(&ram, base), BLK_ERR_BAD);
+            assert_eq!(status(&ram, base + 1), BLK_ERR_RANGE);
+            assert_eq!(status(&ram, base + 2), BLK_ERR_BAD);
+            assert_eq!(status(&ram, base + 3), BLK_ERR_BAD);
+            assert_eq!(status(&ram, base + 4), BLK_OK);
+        }
+        let i = v.info();
+        assert_eq!((i.oo_req, i.errors, i.rd_req), (2, 6, 62));
+        // A producer more than a ring ahead is corruption.
+        publish(&ram, 70 + 65);
+        let e = v.process(&ram).unwrap_err();
+        assert!(e.contains("request producer 135 is 65 ahead"), "{e}");
+    }
+
+    #[test]
+    fn read_only_refuses_writes() {
+        let ram = GuestRam::new(2 << 20).unwrap();
+        let (_dir, path, v) = vbd("r");
+        ram.write_slice(BUF, &[1; 512]).unwrap();
+        put(&ram, 0, BLK_OP_WRITE, 0, BUF, 512);
+        publish(&ram, 1);
+        assert_eq!(v.process(&ram), Ok(1));
+        assert_eq!(status(&ram, 0), BLK_ERR_READ_ONLY);
+        assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn locks_follow_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.img");
+        std::fs::File::create(&path).unwrap().set_len(4096).unwrap();
+        let cfg =
+            |m: &str| DiskConfig::parse(&format!("file:{},xvda,{m}", path.display())).unwrap();
+        let r1 = Disk::open(&cfg("r")).unwrap();
+        let _r2 = Disk::open(&cfg("r")).expect("readers share");
+        let e = Disk::open(&cfg("w"))
+            .err()
+            .expect("a writer next to readers");
+        assert!(e.to_string().contains("is in use by another domain"), "{e}");
+        let _shared = Disk::open(&cfg("w!")).expect("w! takes no lock");
+        drop(r1);
+        drop(_r2);
+        let _w = Disk::open(&cfg("w")).expect("free again");
+        assert!(Disk::open(&cfg("r")).is_err(), "a reader next to a writer");
+        let tiny = dir.path().join("tiny.img");
+        std::fs::write(&tiny, [0u8; 100]).unwrap();
+        let e = Disk::open(&DiskConfig::parse(&format!("file:{},xvda,r", tiny.display())).unwrap())
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("smaller than one 512-byte sector"),
+            "{e}"
+        );
     }
 }

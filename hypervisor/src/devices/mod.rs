@@ -136,6 +136,9 @@ impl Devices {
             .expect("fewer than u32::MAX");
         let ring0 = layout::device_ring(slot as u32, 0);
         let ring1 = layout::device_ring(slot as u32, 1);
+        // A restored image (snapshot, migration) already has this device in
+        // the slot, with live rings: take them over instead of zeroing them.
+        let restored = read_desc(&dom.ram, slot);
         let (device, desc, reply) = match kind {
             DeviceClass::Vbd => {
                 let cfg = DiskConfig::parse(config)?;
@@ -147,7 +150,15 @@ impl Devices {
                     return Err(DeviceError::DuplicateDev(cfg.dev));
                 }
                 let disk = Disk::open(&cfg)?;
-                zero_rings(&dom.ram, ring0, ring1)?;
+                let done = match restored {
+                    Some((k, name, _)) if k == DeviceKind::Vbd as u32 && name == cfg.dev => {
+                        dom.ram.read(ring0 + offsets::BLK_RSP_PROD as u64)?
+                    }
+                    _ => {
+                        zero_rings(&dom.ram, ring0, ring1)?;
+                        0
+                    }
+                };
                 let desc = DeviceDesc {
                     kind: DeviceKind::Vbd as u32,
                     id,
@@ -173,15 +184,24 @@ impl Devices {
                     cfg.mode.as_str(),
                     disk.sectors()
                 ));
-                let vbd = Arc::new(Vbd::new(cfg, id, disk, ring0));
+                let vbd = Arc::new(Vbd::new(cfg, id, disk, ring0, done));
                 (Device::Vbd(vbd), desc, name)
             }
             DeviceClass::Vif => {
                 let cfg = VifConfig::parse(config)?;
-                zero_rings(&dom.ram, ring0, ring1)?;
+                let done = match restored {
+                    Some((k, _, mac)) if k == DeviceKind::Vif as u32 && mac == cfg.mac => (
+                        dom.ram.read(ring0 + offsets::NET_CONS as u64)?,
+                        dom.ram.read(ring1 + offsets::NET_CONS as u64)?,
+                    ),
+                    _ => {
+                        zero_rings(&dom.ram, ring0, ring1)?;
+                        (0, 0)
+                    }
+                };
                 let weak = self.dom.get().cloned().unwrap_or_default();
                 let mac = cfg.mac;
-                let vif = Vif::start(cfg, id, dom.spec.domid, ring0, ring1, weak)?;
+                let vif = Vif::start(cfg, id, dom.spec.domid, (ring0, ring1), done, weak)?;
                 let name = vif.ifname().to_string();
                 log(&format!(
                     "vif {id}: {name} mac {} bridge {}",
@@ -322,6 +342,27 @@ fn zero_rings(ram: &GuestRam, ring0: u64, ring1: u64) -> Result<(), MemoryError>
     let zero = [0u8; 4096];
     ram.write_slice(ring0, &zero)?;
     ram.write_slice(ring1, &zero)
+}
+
+/// The kind, name and MAC already in slot `slot` (a restored image's).
+fn read_desc(ram: &GuestRam, slot: usize) -> Option<(u32, String, [u8; 6])> {
+    let at = layout::DEVICES + offsets::DEV_DESCS as u64 + (slot * offsets::DEV_DESC_SIZE) as u64;
+    let mut raw = [0u8; offsets::DEV_DESC_SIZE];
+    ram.read_slice(at, &mut raw).ok()?;
+    let k = offset_of!(DeviceDesc, kind);
+    let kind = u32::from_le_bytes(raw[k..k + 4].try_into().ok()?);
+    let n = offset_of!(DeviceDesc, name);
+    let name = &raw[n..n + DEVICE_NAME_LEN];
+    let len = name.iter().position(|&b| b == 0).unwrap_or(DEVICE_NAME_LEN);
+    let m = offset_of!(DeviceDesc, mac);
+    let mac = raw[m..m + 6].try_into().ok()?;
+    (kind != DeviceKind::None as u32).then(|| {
+        (
+            kind,
+            String::from_utf8_lossy(&name[..len]).into_owned(),
+            mac,
+        )
+    })
 }
 
 /// Rewrite slot `slot` of the device page under its seqlock.

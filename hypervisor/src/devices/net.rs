@@ -94,14 +94,15 @@ fn finish_slot(
 
 impl Vif {
     /// Create TAP `vif<domid>.<id>`, bring it up, join `config.bridge`, and
-    /// start the receive thread. The rings (zeroed by the caller) are at
-    /// `tx_ring` / `rx_ring`.
+    /// start the receive thread. The rings are at `tx_ring` / `rx_ring`, with
+    /// `done` = (TX, RX) slots already completed (0 for fresh, zeroed rings;
+    /// the rings' `cons` when taking over restored ones).
     pub fn start(
         config: VifConfig,
         id: u32,
         domid: u32,
-        tx_ring: u64,
-        rx_ring: u64,
+        (tx_ring, rx_ring): (u64, u64),
+        done: (u32, u32),
         dom: Weak<Domain>,
     ) -> Result<Vif, NetError> {
         let name = format!("vif{domid}.{id}");
@@ -124,6 +125,7 @@ impl Vif {
             stats: Arc::clone(&stats),
             stop: stop.as_raw_fd(),
             dom,
+            done: done.1,
         };
         let thread = std::thread::Builder::new()
             .name(format!("{name}-rx"))
@@ -135,7 +137,7 @@ impl Vif {
             tap,
             tx_ring,
             tx: Mutex::new(Tx {
-                done: 0,
+                done: done.0,
                 frame: vec![0u8; NET_MAX_FRAME as usize],
             }),
             stats,
@@ -248,12 +250,13 @@ struct Rx {
     stats: Arc<Counters>,
     stop: i32,
     dom: Weak<Domain>,
+    done: u32,
 }
 
 impl Rx {
     fn run(self) {
         let mut frame = vec![0u8; 64 * 1024];
-        let mut done = 0u32;
+        let mut done = self.done;
         loop {
             let mut fds = [
                 libc::pollfd {
