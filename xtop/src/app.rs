@@ -340,6 +340,8 @@ pub struct App {
     pub pending: usize,
     /// The status line.
     pub status: Option<Status>,
+    /// The last event xend reported (shown at the right of the status line).
+    pub last_event: Option<String>,
     /// Recent results, newest last.
     pub log: VecDeque<Status>,
     /// Where the table was drawn (for mouse clicks): body area, first row index.
@@ -412,6 +414,7 @@ impl App {
             pending: 0,
             status: None,
             log: VecDeque::new(),
+            last_event: None,
             table_area: Cell::new((Rect::default(), 0)),
             header_cells: Default::default(),
             line_keys: Default::default(),
@@ -1170,6 +1173,25 @@ impl App {
             let first = self.visible_rows().first().map(|r| r.key);
             self.selected = first;
         }
+    }
+
+    /// xend reported an event (the collector refreshes at once as well).
+    pub fn on_event(&mut self, host: usize, ev: &xend::api::XendEvent) {
+        let what = ev.event.strip_prefix("xend.").unwrap_or(&ev.event);
+        let mut text = what.to_owned();
+        if let Some(name) = &ev.name {
+            text.push(' ');
+            text.push_str(name);
+        }
+        if let Some(d) = &ev.detail {
+            text.push_str(&format!(" ({d})"));
+        }
+        if self.store.hosts.len() > 1
+            && let Some(h) = self.store.hosts.get(host)
+        {
+            text = format!("{}: {text}", h.label);
+        }
+        self.last_event = Some(text);
     }
 
     /// An operation finished.

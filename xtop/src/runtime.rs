@@ -213,7 +213,7 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                 }
                 Step::Term(_) => {}
                 Step::Msg(Msg::Snapshot(h, r)) => app.on_snapshot(h, r),
-                Step::Msg(Msg::Event(..)) => {}
+                Step::Msg(Msg::Event(h, ev)) => app.on_event(h, &ev),
                 Step::Msg(Msg::OpDone(t, op, r)) => app.on_op_done(&t, op, r),
                 Step::Msg(Msg::ConfigFetched(h, dom, r)) => app.on_config_fetched(h, dom, r),
                 Step::Msg(Msg::Applied(p, o, e, r)) => app.on_applied(p, o, e, r),

@@ -771,7 +771,14 @@ fn draw_status(buf: &mut Buffer, app: &App, area: Rect) {
     if let Some(s) = &app.status {
         text.push_str(&s.text);
     }
-    buf.set_stringn(area.x, area.y, text, area.width as usize, style);
+    let (end, _) = buf.set_stringn(area.x, area.y, &text, area.width as usize, style);
+    if let Some(ev) = &app.last_event {
+        let label = format!("event: {ev}");
+        let w = label.chars().count() as u16;
+        if end + 2 + w <= area.right() {
+            buf.set_stringn(area.right() - w, area.y, label, w as usize, t.dim);
+        }
+    }
 }
 
 /// The key bar entries: command and label.

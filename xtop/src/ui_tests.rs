@@ -232,6 +232,14 @@ fn p_toggles_pause_and_space_tags_several() {
     app.on_key(key(' '));
     assert_eq!(app.tagged.len(), 2);
     assert!(text(&render(&app, 200, 12)).contains("[2 tagged]"));
+    let ev = xend::api::XendEvent {
+        event: "xend.domain.pause".into(),
+        name: Some("web".into()),
+        domid: Some(3),
+        ..Default::default()
+    };
+    app.on_event(0, &ev);
+    assert!(text(&render(&app, 200, 12)).contains("event: domain.pause web"));
     app.on_key(key('s'));
     let names: Vec<String> = app
         .take_effects()
