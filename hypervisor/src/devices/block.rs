@@ -10,14 +10,15 @@ use std::io::{self, Seek, SeekFrom};
 use std::mem::offset_of;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use guest_abi::{
     BLK_ERR_BAD, BLK_ERR_IO, BLK_ERR_RANGE, BLK_ERR_READ_ONLY, BLK_MAX_IO, BLK_OK, BLK_OP_FLUSH,
     BLK_OP_READ, BLK_OP_WRITE, BLK_RING_SLOTS, BlkSlot, offsets,
 };
 
+use super::Written;
 use super::config::{DiskConfig, DiskMode};
 use crate::control::proto::VbdInfo;
 use crate::memory::GuestRam;
@@ -136,6 +137,7 @@ pub struct Vbd {
     ring: u64,
     io: Mutex<Io>,
     stats: Counters,
+    written: Arc<Written>,
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
@@ -150,7 +152,14 @@ impl Vbd {
     /// A vbd whose ring lives at `ring`, with `done` requests already
     /// completed (0 for a fresh, zeroed ring; the ring's `rsp_prod` when
     /// taking over a restored one).
-    pub fn new(config: DiskConfig, id: u32, disk: Disk, ring: u64, done: u32) -> Vbd {
+    pub fn new(
+        config: DiskConfig,
+        id: u32,
+        disk: Disk,
+        ring: u64,
+        done: u32,
+        written: Arc<Written>,
+    ) -> Vbd {
         let buf = vec![0u8; BLK_MAX_IO as usize + 4096];
         let align = buf.as_ptr().align_offset(4096);
         Vbd {
@@ -164,6 +173,7 @@ impl Vbd {
                 done,
             }),
             stats: Counters::default(),
+            written,
         }
     }
 
@@ -208,6 +218,9 @@ impl Vbd {
             io.done = io.done.wrapping_add(1);
             rsp_prod.store(io.done, Ordering::Release);
             handled += 1;
+        }
+        if handled > 0 {
+            self.written.note(self.ring, 4096);
         }
         Ok(handled)
     }
@@ -262,6 +275,7 @@ impl Vbd {
             if disk.file.read_exact_at(buf, offset).is_err() || ram.write_slice(gpa, buf).is_err() {
                 return fail(BLK_ERR_IO);
             }
+            self.written.note(gpa, u64::from(len));
             s.rd_req.fetch_add(1, Ordering::Relaxed);
             s.rd_sect.fetch_add(count, Ordering::Relaxed);
         } else {
@@ -342,7 +356,7 @@ mod tests {
             .unwrap();
         let cfg = DiskConfig::parse(&format!("file:{},xvda,{mode}", path.display())).unwrap();
         let disk = Disk::open(&cfg).unwrap();
-        (dir, path, Vbd::new(cfg, 0, disk, RING, 0))
+        (dir, path, Vbd::new(cfg, 0, disk, RING, 0, Arc::default()))
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod config;
 pub mod net;
 pub mod tap;
 
+use std::collections::BTreeSet;
 use std::mem::offset_of;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -71,6 +72,39 @@ pub enum DeviceError {
     Memory(#[from] MemoryError),
 }
 
+/// Guest pages the backends wrote from VMM threads: KVM's dirty log sees
+/// only the guest's own writes, so live migration must send these again
+/// (see [`Devices::take_vmm_written`]).
+#[derive(Default)]
+pub struct Written(Mutex<BTreeSet<u64>>);
+
+impl Written {
+    /// Note a write of `len` bytes at `gpa`.
+    pub fn note(&self, gpa: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mut pages = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let last = gpa.saturating_add(len - 1) / 4096;
+        for page in gpa / 4096..=last {
+            pages.insert(page);
+        }
+    }
+
+    /// The pages noted since the last call, as `(gpa, len)` ranges.
+    pub fn take(&self) -> Vec<(u64, u64)> {
+        let pages = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for page in pages {
+            match ranges.last_mut() {
+                Some((start, len)) if *start + *len == page * 4096 => *len += 4096,
+                _ => ranges.push((page * 4096, 4096)),
+            }
+        }
+        ranges
+    }
+}
+
 enum Device {
     Vbd(Arc<Vbd>),
     Vif(Arc<Vif>),
@@ -80,6 +114,7 @@ enum Device {
 pub struct Devices {
     slots: Mutex<Vec<Option<Device>>>,
     dom: OnceLock<Weak<Domain>>,
+    written: Arc<Written>,
 }
 
 impl Default for Devices {
@@ -94,7 +129,16 @@ impl Devices {
         Devices {
             slots: Mutex::new((0..MAX_DEVICES).map(|_| None).collect()),
             dom: OnceLock::new(),
+            written: Arc::default(),
         }
+    }
+
+    /// Guest RAM the backends wrote (block reads, received frames, ring
+    /// indices and statuses) since the last call, as page-aligned `(gpa,
+    /// len)` ranges. Live migration sends these again in its final round:
+    /// KVM's dirty log does not see writes made through the VMM's mapping.
+    pub fn take_vmm_written(&self) -> Vec<(u64, u64)> {
+        self.written.take()
     }
 
     /// Remember the domain these devices belong to (receive threads need it);
@@ -184,7 +228,14 @@ impl Devices {
                     cfg.mode.as_str(),
                     disk.sectors()
                 ));
-                let vbd = Arc::new(Vbd::new(cfg, id, disk, ring0, done));
+                let vbd = Arc::new(Vbd::new(
+                    cfg,
+                    id,
+                    disk,
+                    ring0,
+                    done,
+                    Arc::clone(&self.written),
+                ));
                 (Device::Vbd(vbd), desc, name)
             }
             DeviceClass::Vif => {
@@ -201,7 +252,14 @@ impl Devices {
                 };
                 let weak = self.dom.get().cloned().unwrap_or_default();
                 let mac = cfg.mac;
-                let vif = Vif::start(cfg, id, dom.spec.domid, (ring0, ring1), done, weak)?;
+                let vif = Vif::start(
+                    cfg,
+                    id,
+                    dom.spec.domid,
+                    (ring0, ring1),
+                    done,
+                    (weak, Arc::clone(&self.written)),
+                )?;
                 let name = vif.ifname().to_string();
                 log(&format!(
                     "vif {id}: {name} mac {} bridge {}",
@@ -400,4 +458,20 @@ fn write_desc(ram: &GuestRam, slot: usize, d: &DeviceDesc) -> Result<(), MemoryE
     let result = ram.write_slice(at, &raw);
     generation.fetch_add(1, Ordering::AcqRel);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Written;
+
+    #[test]
+    fn written_pages_merge_into_ranges_and_are_taken_once() {
+        let w = Written::default();
+        w.note(0x1000, 1);
+        w.note(0x1ff0, 0x20); // spans 0x1000 and 0x2000
+        w.note(0x5000, 0x1000);
+        w.note(0x9000, 0);
+        assert_eq!(w.take(), vec![(0x1000, 0x2000), (0x5000, 0x1000)]);
+        assert!(w.take().is_empty());
+    }
 }

@@ -14,6 +14,7 @@ use guest_abi::{
     Events, NET_ERR, NET_MAX_FRAME, NET_MTU, NET_OK, NET_RING_SLOTS, NetSlot, offsets,
 };
 
+use super::Written;
 use super::config::{VifConfig, format_mac};
 use super::tap::{Tap, TapError};
 use crate::control::proto::{Reason, RunState, VifInfo};
@@ -65,6 +66,7 @@ pub struct Vif {
     stats: Arc<Counters>,
     stop: OwnedFd,
     rx_thread: Mutex<Option<JoinHandle<()>>>,
+    written: Arc<Written>,
 }
 
 fn slot_gpa(ring: u64, index: u32) -> u64 {
@@ -103,7 +105,7 @@ impl Vif {
         domid: u32,
         (tx_ring, rx_ring): (u64, u64),
         done: (u32, u32),
-        dom: Weak<Domain>,
+        (dom, written): (Weak<Domain>, Arc<Written>),
     ) -> Result<Vif, NetError> {
         let name = format!("vif{domid}.{id}");
         let tap = Arc::new(Tap::create(&name)?);
@@ -126,6 +128,7 @@ impl Vif {
             stop: stop.as_raw_fd(),
             dom,
             done: done.1,
+            written: Arc::clone(&written),
         };
         let thread = std::thread::Builder::new()
             .name(format!("{name}-rx"))
@@ -143,6 +146,7 @@ impl Vif {
             stats,
             stop,
             rx_thread: Mutex::new(Some(thread)),
+            written,
         })
     }
 
@@ -203,6 +207,9 @@ impl Vif {
             tx.done = tx.done.wrapping_add(1);
             cons.store(tx.done, Ordering::Release);
         }
+        if waiting > 0 {
+            self.written.note(self.tx_ring, 4096);
+        }
         Ok(sent)
     }
 
@@ -251,6 +258,7 @@ struct Rx {
     stop: i32,
     dom: Weak<Domain>,
     done: u32,
+    written: Arc<Written>,
 }
 
 impl Rx {
@@ -339,6 +347,10 @@ impl Rx {
         let (buf, cap) = read_slot(ram, at).map_err(bad)?;
         let len = frame.len() as u32;
         let ok = len <= cap && ram.write_slice(buf, frame).is_ok();
+        if ok {
+            self.written.note(buf, u64::from(len));
+        }
+        self.written.note(self.ring, 4096);
         finish_slot(
             ram,
             at,
