@@ -512,7 +512,9 @@ pub struct NetRing {
 pub mod offsets {
     use core::mem::offset_of;
 
-    use super::{BlkRing, BlkSlot, ConsoleRings, DeviceDesc, DevicePage, NetRing, NetSlot, StartInfo};
+    use super::{
+        BlkRing, BlkSlot, ConsoleRings, DeviceDesc, DevicePage, NetRing, NetSlot, StartInfo,
+    };
 
     /// `StartInfo::events`.
     pub const EVENTS: usize = offset_of!(StartInfo, events);
