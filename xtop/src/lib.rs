@@ -3,7 +3,7 @@
 //!
 //! Code map: [`model`] holds the collected data and rates; [`columns`] the
 //! table's columns; [`action`] every command; [`keymap`], [`theme`] and
-//! [`settings`] the user's files; [`app`] the state machine; [`ui`] the drawing;
+//! [`settings`] the user's files; [`app`] the state machine; [`ui`] the drawing (header, table, detail pane, bars, dialogs, console pane);
 //! [`console`] the console pane; [`tui`] the terminal; [`runtime`] the event
 //! loop and the collector tasks that talk to xend.
 pub mod action;

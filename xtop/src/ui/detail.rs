@@ -1,0 +1,91 @@
+//! The detail pane of the selected domain, with sparklines.
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::widgets::{Block, Paragraph, Sparkline};
+
+use crate::app::App;
+
+/// The selected domain's facts and its CPU, memory, network and disk sparklines.
+pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let Some(r) = app.selected_row() else { return };
+    let d = &r.dom;
+    let block = Block::bordered()
+        .title(format!(" {} (id {}) ", d.name, d.id))
+        .border_style(t.dialog_border);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let [facts, graphs] =
+        Layout::horizontal([Constraint::Length(44), Constraint::Min(10)]).areas(inner);
+    let up = d.up_time as u64;
+    let lines = [
+        format!("state {}  restart {}", r.xentop_state(), d.restart),
+        format!("memory {} MiB  maxmem {} MiB", d.memory, d.maxmem),
+        format!(
+            "vcpus {}  pinned {}",
+            d.vcpus,
+            d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into())
+        ),
+        format!(
+            "console port {}",
+            d.console_port
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
+        format!(
+            "uptime {}d {:02}:{:02}:{:02}",
+            up / 86400,
+            up / 3600 % 24,
+            up / 60 % 60,
+            up % 60
+        ),
+        format!(
+            "devices: {} vif, {} vbd{}",
+            d.nets.len(),
+            d.vbds.len(),
+            d.vbds
+                .first()
+                .map(|v| format!(" ({} {})", v.dev, v.uname))
+                .unwrap_or_default()
+        ),
+        d.shutdown_reason
+            .as_ref()
+            .map(|s| format!("shutdown: {s}"))
+            .unwrap_or_default(),
+    ];
+    f.render_widget(Paragraph::new(lines.join("\n")).style(t.row), facts);
+    let Some(h) = app.store.history.get(&r.key) else {
+        return;
+    };
+    let rows = Layout::vertical([Constraint::Length(2); 4]).split(graphs);
+    let take = graphs.width.saturating_sub(22) as usize;
+    let tail = |v: Vec<u64>| -> Vec<u64> { v[v.len().saturating_sub(take)..].to_vec() };
+    let series: [(String, Vec<u64>, Style); 4] = [
+        (
+            format!("CPU {:>6.1}%", r.cpu_pct),
+            tail(h.cpu.iter().map(|v| (*v * 10.0) as u64).collect()),
+            t.spark_cpu,
+        ),
+        (
+            format!("MEM {:>6}M", d.mem_kib / 1024),
+            tail(h.mem.iter().copied().collect()),
+            t.spark_mem,
+        ),
+        (
+            format!("NET {:>6.0}B/s", r.net_tx_rate + r.net_rx_rate),
+            tail(h.net.iter().map(|v| *v as u64).collect()),
+            t.spark_net,
+        ),
+        (
+            format!("DSK {:>6.0}s/s", r.rd_sect_rate + r.wr_sect_rate),
+            tail(h.disk.iter().map(|v| *v as u64).collect()),
+            t.spark_disk,
+        ),
+    ];
+    for ((label, data, style), area) in series.into_iter().zip(rows.iter()) {
+        let [l, g] = Layout::horizontal([Constraint::Length(20), Constraint::Min(1)]).areas(*area);
+        f.render_widget(Paragraph::new(label).style(style), l);
+        f.render_widget(Sparkline::default().data(&data).style(style), g);
+    }
+}
