@@ -48,6 +48,9 @@ pub enum BuildError {
     /// A thread could not be started.
     #[error("cannot start a thread")]
     Thread(#[source] std::io::Error),
+    /// The image or migration stream could not be restored.
+    #[error("cannot restore the domain")]
+    Restore(#[from] Box<crate::snapshot::SnapshotError>),
     /// A device given at boot could not be attached.
     #[error(transparent)]
     Device(#[from] crate::devices::DeviceError),
@@ -58,7 +61,7 @@ pub struct Vmm {
     /// The shared domain state.
     pub domain: Arc<Domain>,
     vcpu_threads: Vec<JoinHandle<()>>,
-    _vm: VmFd,
+    _vm: Arc<VmFd>,
     _kvm: Kvm,
 }
 
@@ -112,6 +115,26 @@ pub fn start_with_devices(
     image: &[u8],
     devices: &[(crate::control::proto::DeviceClass, String)],
 ) -> Result<Vmm, BuildError> {
+    boot(spec, Boot::Kernel(image), devices, false)
+}
+
+/// Where a domain's first state comes from.
+pub enum Boot<'a> {
+    /// Load this ELF kernel image and start every vCPU at its entry.
+    Kernel(&'a [u8]),
+    /// Load RAM, vCPU, console and device state from an image or a migration
+    /// stream; the guest runs on from where it was saved.
+    Restore(&'a mut dyn crate::snapshot::RestoreSource),
+}
+
+/// Build the domain from `how`, attach `devices`, and start its vCPUs
+/// (parked in the paused state when `paused`).
+pub fn boot(
+    spec: DomainSpec,
+    how: Boot<'_>,
+    devices: &[(crate::control::proto::DeviceClass, String)],
+    paused: bool,
+) -> Result<Vmm, BuildError> {
     validate(&spec)?;
     kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
@@ -132,9 +155,14 @@ pub fn start_with_devices(
     // VM can run, and the VM fd is dropped before or with it (struct Vmm).
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
 
-    arch::write_gdt(&ram)?;
-    arch::write_page_tables(&ram)?;
-    let loaded = loader::load_elf(&ram, image, &spec.kernel)?;
+    let (loaded, restored) = match how {
+        Boot::Kernel(image) => {
+            arch::write_gdt(&ram)?;
+            arch::write_page_tables(&ram)?;
+            (Some(loader::load_elf(&ram, image, &spec.kernel)?), None)
+        }
+        Boot::Restore(source) => (None, Some(source.load(&ram, &spec).map_err(Box::new)?)),
+    };
 
     let cpuid = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -145,19 +173,33 @@ pub fn start_with_devices(
             .create_vcpu(u64::from(i))
             .map_err(kvm_err("create_vcpu"))?;
         fd.set_cpuid2(&cpuid).map_err(kvm_err("set_cpuid2"))?;
-        arch::setup_vcpu(&fd, i, loaded.entry)?;
+        match (&loaded, &restored) {
+            (Some(l), _) => arch::setup_vcpu(&fd, i, l.entry)?,
+            (None, Some(r)) => r.restore_vcpu(&fd, i).map_err(Box::new)?,
+            (None, None) => unreachable!("a kernel or an image"),
+        }
         fds.push(fd);
     }
     let tsc_khz = fds[0]
         .get_tsc_khz()
         .map(u64::from)
         .unwrap_or_else(|_| host_tsc_khz());
-    write_start_info(&ram, &spec, tsc_khz, loaded.end)?;
+    if let Some(l) = &loaded {
+        write_start_info(&ram, &spec, tsc_khz, l.end)?;
+    }
 
     let domain = Arc::new(Domain::new(spec, ram));
+    let vm = Arc::new(vm);
+    let _ = domain.vm_fd.set(Arc::clone(&vm));
     domain.devices.bind(&domain);
     for (kind, config) in devices {
         domain.devices.attach(&domain, *kind, config)?;
+    }
+    if let Some(r) = restored {
+        r.finish(&domain).map_err(Box::new)?;
+    }
+    if paused {
+        let _ = domain.pause();
     }
     let d = Arc::clone(&domain);
     std::thread::Builder::new()
@@ -179,13 +221,21 @@ pub fn start_with_devices(
         vcpu_threads.push(t);
     }
     log(&format!(
-        "domain {} (id {}) started: {} MiB, {} vCPUs, kernel {}, entry {:#x}, tsc {} kHz",
+        "domain {} (id {}) {}: {} MiB, {} vCPUs, kernel {}, {}, tsc {} kHz",
         domain.spec.name,
         domain.spec.domid,
+        if loaded.is_some() {
+            "started"
+        } else {
+            "restored"
+        },
         domain.spec.memory_mib,
         domain.spec.vcpus,
         domain.spec.kernel,
-        loaded.entry,
+        match &loaded {
+            Some(l) => format!("entry {:#x}", l.entry),
+            None => "from an image".into(),
+        },
         tsc_khz
     ));
     Ok(Vmm {

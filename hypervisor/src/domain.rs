@@ -78,6 +78,25 @@ struct Inner {
     max_kib: u64,
     target_kib: u64,
     subscribers: Vec<Sender<Event>>,
+    /// A vCPU state capture under way (snapshot/migration).
+    capture: Option<CaptureRound>,
+}
+
+/// One request to every vCPU thread to capture its state while paused.
+struct CaptureRound {
+    msrs: std::sync::Arc<Vec<u32>>,
+    results: Vec<Option<Result<crate::snapshot::vcpu::VcpuState, String>>>,
+}
+
+/// What a vCPU thread does next (see [`Domain::gate`]).
+pub enum Gate {
+    /// Enter `KVM_RUN`.
+    Run,
+    /// Exit the thread.
+    Stop,
+    /// Capture the vCPU's state (reading these MSRs), report it with
+    /// [`Domain::capture_done`], then ask again.
+    Capture(std::sync::Arc<Vec<u32>>),
 }
 
 /// Exit counters by kind.
@@ -119,6 +138,12 @@ pub struct Domain {
     pub guest_used_kib: AtomicU64,
     /// Virtual block and network devices.
     pub devices: crate::devices::Devices,
+    /// Device state sections for images (snapshot/migration).
+    pub sections: crate::snapshot::Sections,
+    /// The KVM VM (set by the builder; used for dirty-page logging).
+    pub vm_fd: std::sync::OnceLock<std::sync::Arc<kvm_ioctls::VmFd>>,
+    /// Held while a save or migration runs (one at a time; no unpause).
+    pub transfer: Mutex<()>,
     start_wall: SystemTime,
     start: Instant,
     inner: Mutex<Inner>,
@@ -152,6 +177,7 @@ impl Domain {
                 max_kib: spec.maxmem_mib * 1024,
                 target_kib: spec.memory_mib * 1024,
                 subscribers: Vec::new(),
+                capture: None,
             }),
             cond: Condvar::new(),
             console: Console::new(layout::CONSOLE),
@@ -159,6 +185,9 @@ impl Domain {
             vcpu_exits: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
             guest_used_kib: AtomicU64::new(0),
             devices: crate::devices::Devices::new(),
+            sections: crate::snapshot::Sections::default(),
+            vm_fd: std::sync::OnceLock::new(),
+            transfer: Mutex::new(()),
             start_wall: SystemTime::now(),
             start: Instant::now(),
             spec,
@@ -233,15 +262,24 @@ impl Domain {
         slot.tid = stats::gettid();
     }
 
-    /// The gate before each `KVM_RUN`: waits while paused; `false` means stop.
-    pub fn may_run(&self, index: usize) -> bool {
+    fn capture_pending(inner: &Inner, index: usize) -> Option<std::sync::Arc<Vec<u32>>> {
+        let round = inner.capture.as_ref()?;
+        matches!(round.results.get(index), Some(None)).then(|| round.msrs.clone())
+    }
+
+    /// The gate before each `KVM_RUN`: waits while paused, and while paused
+    /// hands out state-capture requests.
+    pub fn gate(&self, index: usize) -> Gate {
         let mut inner = self.lock();
         loop {
             if inner.stop {
-                return false;
+                return Gate::Stop;
             }
             if !inner.paused {
                 break;
+            }
+            if let Some(msrs) = Self::capture_pending(&inner, index) {
+                return Gate::Capture(msrs);
             }
             if inner.vcpus[index].state != VcpuState::Paused {
                 inner.vcpus[index].state = VcpuState::Paused;
@@ -253,7 +291,7 @@ impl Domain {
             inner.vcpus[index].state = VcpuState::Running;
             self.changed(&mut inner);
         }
-        true
+        Gate::Run
     }
 
     /// The block hypercall: sleep until an event in `mask`, a kick, the
@@ -272,6 +310,11 @@ impl Domain {
                 if inner.vcpus[index].state != VcpuState::Paused {
                     inner.vcpus[index].state = VcpuState::Paused;
                     self.changed(&mut inner);
+                }
+                if Self::capture_pending(&inner, index).is_some() {
+                    // Back to the vCPU loop, whose gate runs the capture; the
+                    // guest sees an early return from block when it resumes.
+                    break;
                 }
                 inner = self.cond.wait(inner).unwrap_or_else(|e| e.into_inner());
                 continue;
@@ -301,7 +344,7 @@ impl Domain {
                 }
             }
         }
-        // The gate in `may_run` marks it running again (or paused/stopped).
+        // The gate in `gate` marks it running again (or paused/stopped).
     }
 
     /// Wake the vCPUs in `mask` from `block`.
@@ -387,6 +430,85 @@ impl Domain {
                 .0;
         }
         Ok(())
+    }
+
+    /// With the domain paused, have every vCPU thread capture its state
+    /// (see `snapshot::vcpu::capture`); returns them in vCPU order.
+    pub fn capture_vcpus(
+        &self,
+        msrs: Vec<u32>,
+    ) -> Result<Vec<crate::snapshot::vcpu::VcpuState>, DomainError> {
+        let mut inner = self.lock();
+        self.check_live(&inner)?;
+        if !inner.paused {
+            return Err(DomainError::Invalid(
+                "vCPU state can only be captured while the domain is paused".into(),
+            ));
+        }
+        let n = inner.vcpus.len();
+        inner.capture = Some(CaptureRound {
+            msrs: std::sync::Arc::new(msrs),
+            results: (0..n).map(|_| None).collect(),
+        });
+        self.cond.notify_all();
+        let deadline = Instant::now() + PAUSE_TIMEOUT;
+        loop {
+            let round = inner.capture.as_ref().expect("set above");
+            if round.results.iter().all(Option::is_some) {
+                break;
+            }
+            let gone = inner.vcpus.iter().any(|v| v.state == VcpuState::Offline);
+            let now = Instant::now();
+            if gone || now >= deadline || inner.stop {
+                inner.capture = None;
+                return Err(DomainError::Invalid(
+                    "a vCPU did not report its state (it stopped or timed out)".into(),
+                ));
+            }
+            inner = self
+                .cond
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let round = inner.capture.take().expect("checked above");
+        round
+            .results
+            .into_iter()
+            .map(|r| {
+                r.expect("all reported")
+                    .map_err(|e| DomainError::Invalid(format!("cannot capture vCPU state: {e}")))
+            })
+            .collect()
+    }
+
+    /// A vCPU thread reports the state it captured for [`Gate::Capture`].
+    pub fn capture_done(
+        &self,
+        index: usize,
+        result: Result<crate::snapshot::vcpu::VcpuState, String>,
+    ) {
+        let mut inner = self.lock();
+        if let Some(round) = inner.capture.as_mut()
+            && let Some(slot) = round.results.get_mut(index)
+        {
+            *slot = Some(result);
+        }
+        self.cond.notify_all();
+    }
+
+    /// The toolstack memory figures `(max_kib, target_kib)`.
+    pub fn memory_limits(&self) -> (u64, u64) {
+        let inner = self.lock();
+        (inner.max_kib, inner.target_kib)
+    }
+
+    /// Set the toolstack memory figures of a restored domain (the guest's
+    /// copy of the target is in its RAM already).
+    pub fn restore_memory_limits(&self, max_kib: u64, target_kib: u64) {
+        let mut inner = self.lock();
+        inner.max_kib = max_kib;
+        inner.target_kib = target_kib;
     }
 
     /// Let paused vCPUs run again.

@@ -17,7 +17,9 @@ pub mod kvm_check;
 pub mod loader;
 pub mod log;
 pub mod memory;
+pub mod migration;
 pub mod minios;
+pub mod snapshot;
 pub mod stats;
 pub mod vcpu;
 

@@ -13,7 +13,7 @@ use guest_abi::{
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::control::proto::{Reason, RunState};
-use crate::domain::Domain;
+use crate::domain::{Domain, Gate};
 use crate::guest_args::FromGuest;
 use crate::kick;
 use crate::log::log;
@@ -34,7 +34,17 @@ pub fn run(dom: Arc<Domain>, mut fd: VcpuFd, index: usize) {
     {
         log(&format!("vcpu {index}: cannot pin to CPU {cpu}: {e}"));
     }
-    while dom.may_run(index) {
+    loop {
+        match dom.gate(index) {
+            Gate::Run => {}
+            Gate::Stop => break,
+            Gate::Capture(msrs) => {
+                let state = crate::snapshot::vcpu::capture(&mut fd, index, &msrs)
+                    .map_err(|e| e.to_string());
+                dom.capture_done(index, state);
+                continue;
+            }
+        }
         let next = match fd.run() {
             Ok(exit) => handle_exit(&dom, index, exit),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {

@@ -1,6 +1,6 @@
 //! The console shell run by vCPU 0.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use guest_abi::{Events, ShutdownReason};
 
@@ -27,6 +27,10 @@ commands:
   sleep SECS        sleep in the VMM for SECS seconds
   mem MB            touch MB MiB of RAM (a smaller MB gives RAM back)
   spew KIB          print KIB KiB of text (console throughput)
+  tick              a counter that goes up by one per call, and the uptime
+  count             print a counter and the uptime every 200 ms (Ctrl-C stops)
+  pattern write MB SEED   fill MB MiB of RAM with a pattern from SEED
+  pattern check MB SEED   check that pattern (`pattern: ok` or the mismatch)
   (Ctrl-C stops burn, sleep and spew)
   poweroff          shut down
   reboot            shut down and ask to be restarted
@@ -168,6 +172,17 @@ fn execute(line: &str) {
             Some(kib) => spew(kib),
             None => println!("usage: spew KIB"),
         },
+        "tick" => {
+            let n = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+            let ms = time::uptime_ms();
+            println!("tick {n} up {}.{:03} s", ms / 1000, ms % 1000);
+        }
+        "count" => count(),
+        "pattern" => match (args.next(), number(args.next()), number(args.next())) {
+            (Some("write"), Some(mib), Some(seed)) => pattern_write(mib, seed),
+            (Some("check"), Some(mib), Some(seed)) => pattern_check(mib, seed),
+            _ => println!("usage: pattern write|check MB SEED"),
+        },
         "poweroff" | "reboot" | "halt" => {
             let reason = match command {
                 "poweroff" => ShutdownReason::Poweroff,
@@ -306,6 +321,89 @@ fn sleep(secs: u64) {
         }
         hypercall::block(left, IDLE_EVENTS);
     }
+}
+
+/// The `tick` counter (lives in guest RAM, so it survives save/restore).
+static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Where `pattern write` put its pattern, and how many MiB.
+static PATTERN_BASE: AtomicU64 = AtomicU64::new(0);
+static PATTERN_MIB: AtomicU64 = AtomicU64::new(0);
+/// The pattern has one word per this many bytes (a cache line).
+const PATTERN_STRIDE: u64 = 64;
+
+/// Print a counter and the uptime every 200 ms until Ctrl-C.
+fn count() {
+    let mut n: u64 = 0;
+    loop {
+        n += 1;
+        let ms = time::uptime_ms();
+        println!("count {n} up {}.{:03} s", ms / 1000, ms % 1000);
+        let deadline = time::deadline_ms(200);
+        loop {
+            handle_host_events(events() & !Events::CONSOLE_INPUT);
+            clear(Events::CONSOLE_INPUT);
+            if console::interrupted() {
+                println!("^C\ncount: stopped at {n}");
+                return;
+            }
+            let left = time::ns_until(deadline);
+            if left == 0 {
+                break;
+            }
+            hypercall::block(left, IDLE_EVENTS);
+        }
+    }
+}
+
+/// Word `i` of the pattern for `seed` (a splitmix64 step: plain integer ops).
+fn pattern_word(seed: u64, i: u64) -> u64 {
+    let mut x = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(i.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 29)
+}
+
+fn pattern_write(mib: u64, seed: u64) {
+    console::flush();
+    if let Err(mem::TouchError::TooBig { available_mib }) = mem::set_pool(mib) {
+        println!("pattern: only {available_mib} MiB available above the kernel");
+        return;
+    }
+    // The pool is the top `mib` MiB of what is in use.
+    let base = mem::used() - mib * (1 << 20);
+    let words = mib * (1 << 20) / PATTERN_STRIDE;
+    for i in 0..words {
+        // SAFETY: inside the pool `set_pool` just made (guest RAM above the
+        // kernel, identity mapped, used by nothing else).
+        unsafe { ((base + i * PATTERN_STRIDE) as *mut u64).write_volatile(pattern_word(seed, i)) };
+    }
+    PATTERN_BASE.store(base, Ordering::Relaxed);
+    PATTERN_MIB.store(mib, Ordering::Relaxed);
+    println!("pattern: wrote {mib} MiB with seed {seed}");
+}
+
+fn pattern_check(mib: u64, seed: u64) {
+    let base = PATTERN_BASE.load(Ordering::Relaxed);
+    let have = PATTERN_MIB.load(Ordering::Relaxed);
+    if base == 0 || have < mib || mem::used() < base + mib * (1 << 20) {
+        println!("pattern: only {have} MiB were written");
+        return;
+    }
+    let words = mib * (1 << 20) / PATTERN_STRIDE;
+    for i in 0..words {
+        let addr = base + i * PATTERN_STRIDE;
+        // SAFETY: inside the pool `pattern write` filled (checked above that
+        // it is still in use).
+        let got = unsafe { (addr as *const u64).read_volatile() };
+        let want = pattern_word(seed, i);
+        if got != want {
+            println!("pattern: mismatch at {addr:#x}: {got:#018x}, expected {want:#018x}");
+            return;
+        }
+    }
+    println!("pattern: ok ({mib} MiB)");
 }
 
 /// The line being typed.

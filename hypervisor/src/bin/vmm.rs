@@ -12,20 +12,21 @@ use hypervisor::control::server;
 use hypervisor::daemon::{self, ReadyPipe, Record};
 use hypervisor::domain::DomainSpec;
 use hypervisor::log::log;
+use hypervisor::{migration, snapshot};
 
 /// Run one domain on KVM.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Domain name.
-    #[arg(long)]
-    name: String,
-    /// Domain id.
-    #[arg(long)]
-    domid: u32,
+    /// Domain name (with --restore/--incoming: overrides the image's).
+    #[arg(long, required_unless_present_any = ["restore", "incoming"])]
+    name: Option<String>,
+    /// Domain id (with --restore/--incoming: overrides the image's).
+    #[arg(long, required_unless_present_any = ["restore", "incoming"])]
+    domid: Option<u32>,
     /// RAM at boot, MiB.
-    #[arg(long)]
-    memory: u64,
+    #[arg(long, required_unless_present_any = ["restore", "incoming"])]
+    memory: Option<u64>,
     /// Maximum RAM, MiB (default: --memory).
     #[arg(long)]
     maxmem: Option<u64>,
@@ -68,6 +69,34 @@ struct Args {
     /// optional; a random aa:00:00 MAC without mac=). Repeatable.
     #[arg(long = "vif", value_name = "SPEC")]
     vifs: Vec<String>,
+    /// Restore the domain saved in FILE instead of booting a kernel (memory,
+    /// vCPUs, kernel come from the image; --name/--domid override).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["incoming", "memory", "maxmem", "vcpus", "kernel", "cmdline"]
+    )]
+    restore: Option<PathBuf>,
+    /// Receive a migrating domain: listen on ADDR:PORT for one source, which
+    /// must present --incoming-token. Ready (for --detach) once listening.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        requires = "incoming_token",
+        conflicts_with_all = ["memory", "maxmem", "vcpus", "kernel", "cmdline"]
+    )]
+    incoming: Option<String>,
+    /// The token a migration source must present (or env VMM_INCOMING_TOKEN).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "VMM_INCOMING_TOKEN",
+        hide_env_values = true
+    )]
+    incoming_token: Option<String>,
+    /// Keep the restored (or migrated) domain paused until `unpause`.
+    #[arg(long)]
+    paused: bool,
 }
 
 fn main() -> ExitCode {
@@ -127,10 +156,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
+fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
     daemon::block_termination_signals();
     let fail = |m: String, r: Option<ReadyPipe>| (m, r);
-    let image = match builtin_or_file(&args.kernel) {
+    let booting = args.restore.is_none() && args.incoming.is_none();
+    let image = match booting.then(|| builtin_or_file(&args.kernel)).transpose() {
         Ok(i) => i,
         Err(e) => return Err(fail(e, ready)),
     };
@@ -138,34 +168,60 @@ fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
         Ok(l) => l,
         Err(e) => return Err(fail(error_chain(&e), ready)),
     };
-    let spec = DomainSpec {
-        name: args.name.clone(),
-        domid: args.domid,
-        memory_mib: args.memory,
-        maxmem_mib: args.maxmem.unwrap_or(args.memory),
-        vcpus: args.vcpus,
-        kernel: args.kernel.clone(),
-        cmdline: args.cmdline.clone(),
-        cpu: args.cpu,
-    };
     let devices: Vec<_> = (args.disks.iter().map(|d| (DeviceClass::Vbd, d.clone())))
         .chain(args.vifs.iter().map(|v| (DeviceClass::Vif, v.clone())))
         .collect();
-    let vmm = match builder::start_with_devices(spec, &image, &devices) {
+    let overrides = snapshot::Overrides {
+        name: args.name.clone(),
+        domid: args.domid,
+        cpu: args.cpu,
+    };
+    let mut ack = None;
+    let built = if let Some(path) = &args.restore {
+        snapshot::restore_file(path, &overrides, &devices, args.paused).map_err(|e| error_chain(&e))
+    } else if let Some(addr) = &args.incoming {
+        let token = args.incoming_token.as_deref().unwrap_or_default();
+        let on_listening = |_| {
+            if let Some(r) = ready.take() {
+                r.ready();
+            }
+        };
+        migration::incoming(addr, token, &overrides, &devices, args.paused, on_listening)
+            .map(|(vmm, a)| {
+                ack = Some(a);
+                vmm
+            })
+            .map_err(|e| error_chain(&e))
+    } else {
+        let memory = args.memory.unwrap_or_default();
+        let spec = DomainSpec {
+            name: args.name.clone().unwrap_or_default(),
+            domid: args.domid.unwrap_or_default(),
+            memory_mib: memory,
+            maxmem_mib: args.maxmem.unwrap_or(memory),
+            vcpus: args.vcpus,
+            kernel: args.kernel.clone(),
+            cmdline: args.cmdline.clone(),
+            cpu: args.cpu,
+        };
+        let image = image.as_deref().unwrap_or_default();
+        builder::start_with_devices(spec, image, &devices).map_err(|e| error_chain(&e))
+    };
+    let vmm = match built {
         Ok(v) => v,
         Err(e) => {
             if let Some(s) = &args.socket {
                 let _ = std::fs::remove_file(s);
             }
-            return Err(fail(error_chain(&e), ready));
+            return Err(fail(e, ready));
         }
     };
     let dom = Arc::clone(&vmm.domain);
     if let Some(path) = &args.record {
         let record = Record {
             pid: std::process::id(),
-            name: args.name.clone(),
-            domid: args.domid,
+            name: dom.spec.name.clone(),
+            domid: dom.spec.domid,
             socket: args.socket.clone().unwrap_or_default(),
             start_time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -173,16 +229,27 @@ fn run(args: &Args, ready: Option<ReadyPipe>) -> Result<(), Failure> {
             memory_mib: dom.spec.memory_mib,
             maxmem_mib: dom.spec.maxmem_mib,
             vcpus: dom.spec.vcpus,
-            kernel: args.kernel.clone(),
-            cmdline: args.cmdline.clone(),
+            kernel: dom.spec.kernel.clone(),
+            cmdline: dom.spec.cmdline.clone(),
             boot_id: daemon::boot_id(),
         };
         if let Err(e) = daemon::write_record(path, &record) {
-            return Err(fail(error_chain(&e), ready));
+            let msg = error_chain(&e);
+            if let Some(a) = ack {
+                a.failed(&msg);
+            }
+            return Err(fail(msg, ready));
         }
     }
     if let Some(r) = ready {
         r.ready();
+    }
+    if let Some(a) = ack {
+        log(&format!(
+            "domain {} migrated in from {}",
+            dom.spec.name, a.from
+        ));
+        a.running();
     }
 
     let cleanup_paths: Vec<PathBuf> = args

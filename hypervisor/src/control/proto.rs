@@ -150,6 +150,32 @@ pub enum Request {
     /// After the reply the connection carries one [`Event`] line per state change,
     /// starting with the current state.
     Events,
+    /// Save the domain to an image at `path` (absolute; written atomically:
+    /// temp file, fsync, rename): `{"op":"save","path":"/var/lib/xend/save/d1"}`.
+    /// Reply [`Payload::Saved`]; then the domain ends and the VMM exits
+    /// (socket and record removed), as after `destroy`. On failure the domain
+    /// runs on.
+    Save {
+        /// Where the image goes.
+        path: String,
+    },
+    /// Migrate the domain to the VMM waiting with `vmm --incoming HOST:PORT
+    /// --incoming-token TOKEN`: `{"op":"migrate","host":"127.0.0.1",
+    /// "port":8002,"token":"secret","live":true}`. Stop-and-copy unless
+    /// `live` (pre-copy with dirty-page logging). Reply [`Payload::Migrated`]
+    /// once the destination runs the domain; then this VMM exits as after
+    /// `destroy`. On failure the domain runs on here and the error says why.
+    Migrate {
+        /// Destination host (name or address).
+        host: String,
+        /// Destination port.
+        port: u16,
+        /// The destination's `--incoming-token`.
+        token: String,
+        /// Pre-copy RAM while the guest runs.
+        #[serde(default)]
+        live: bool,
+    },
     /// Hot-attach a device: `{"op":"device_attach","kind":"vbd","config":
     /// "file:/path,xvdb,w"}` or `{"op":"device_attach","kind":"vif","config":
     /// "mac=aa:00:00:12:34:56,bridge=xenbr0"}`. Reply [`Payload::Device`]; the
@@ -211,6 +237,48 @@ pub enum Payload {
     Info(Box<DomainInfo>),
     /// Reply to [`Request::DeviceAttach`]: the new device.
     Device(DeviceRef),
+    /// Reply to [`Request::Save`].
+    Saved(SaveInfo),
+    /// Reply to [`Request::Migrate`].
+    Migrated(MigrateInfo),
+}
+
+/// What a save wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SaveInfo {
+    /// The image file.
+    pub path: String,
+    /// Size of the image, bytes.
+    pub image_bytes: u64,
+    /// Guest RAM pages written (4 KiB each; zero and untouched pages are not).
+    pub ram_pages: u64,
+    /// vCPUs saved.
+    pub vcpus: u32,
+    /// From the request to the image on disk, seconds.
+    pub seconds: f64,
+    /// Writing the image (after the pause and state capture), seconds.
+    pub write_seconds: f64,
+}
+
+/// How a migration went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MigrateInfo {
+    /// `host:port` of the destination.
+    pub destination: String,
+    /// Live (pre-copy) or stop-and-copy.
+    pub live: bool,
+    /// From the request to the destination's "running", seconds.
+    pub total_seconds: f64,
+    /// From the pause here to the destination's "running", seconds.
+    pub downtime_seconds: f64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Pre-copy rounds while the guest ran (0 for stop-and-copy).
+    pub rounds: u32,
+    /// RAM pages sent in all (with data or as zero).
+    pub pages_sent: u64,
+    /// RAM pages sent after the pause.
+    pub final_pages: u64,
 }
 
 /// A device of a domain, as [`Request::DeviceAttach`] reports it.

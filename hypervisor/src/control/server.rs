@@ -1,12 +1,14 @@
 //! The control socket server: one thread per connection, JSON lines.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 use super::proto::{Payload, Reply, Request};
 use crate::domain::Domain;
 use crate::log::log;
+use crate::migration::error_chain;
 
 /// Longest request line accepted.
 pub const MAX_LINE: u64 = 64 * 1024;
@@ -83,8 +85,54 @@ fn connection(
                 on_destroy();
                 return Ok(());
             }
+            Request::Save { .. } | Request::Migrate { .. } => {
+                // Held until the process exits on success, so nobody can
+                // unpause the guest here once its state has left.
+                let Ok(guard) = dom.transfer.try_lock() else {
+                    send(
+                        &mut writer,
+                        &Reply::Error(
+                            "a save or migration of this domain is already under way".into(),
+                        ),
+                    )?;
+                    continue;
+                };
+                match transfer(dom, req) {
+                    Ok(payload) => {
+                        // The domain lives on in the image or at the
+                        // destination: end it here.
+                        send(&mut writer, &Reply::Ok(payload))?;
+                        on_destroy();
+                        return Ok(());
+                    }
+                    Err(msg) => {
+                        // Released before the reply, so the client's next
+                        // request finds it free.
+                        drop(guard);
+                        send(&mut writer, &Reply::Error(msg))?;
+                    }
+                }
+            }
             other => send(&mut writer, &handle(dom, other))?,
         }
+    }
+}
+
+/// Run a save or migration (the caller holds `dom.transfer`).
+fn transfer(dom: &Domain, req: Request) -> Result<Payload, String> {
+    match req {
+        Request::Save { path } => crate::snapshot::save(dom, Path::new(&path))
+            .map(Payload::Saved)
+            .map_err(|e| error_chain(&e)),
+        Request::Migrate {
+            host,
+            port,
+            token,
+            live,
+        } => crate::migration::migrate(dom, &host, port, &token, live)
+            .map(Payload::Migrated)
+            .map_err(|e| error_chain(&e)),
+        _ => Err("not a save or migration".into()),
     }
 }
 
@@ -97,6 +145,9 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
     match req {
         Request::Info => Reply::Ok(Payload::Info(Box::new(dom.info()))),
         Request::Pause => done(dom.pause()),
+        Request::Unpause if dom.transfer.try_lock().is_err() => {
+            Reply::Error("the domain is being saved or migrated; it cannot be unpaused now".into())
+        }
         Request::Unpause => done(dom.unpause()),
         Request::Shutdown { reason } => done(dom.request_shutdown(reason)),
         Request::SetMemTarget { mib } => done(dom.set_mem_target(mib)),
@@ -110,9 +161,11 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
             Ok(()) => Reply::Ok(Payload::Done),
             Err(e) => Reply::Error(e.to_string()),
         },
-        Request::Console { .. } | Request::Events | Request::Destroy => {
-            Reply::Error("this request needs its own connection".into())
-        }
+        Request::Console { .. }
+        | Request::Events
+        | Request::Destroy
+        | Request::Save { .. }
+        | Request::Migrate { .. } => Reply::Error("this request needs its own connection".into()),
     }
 }
 
