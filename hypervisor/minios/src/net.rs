@@ -23,7 +23,7 @@ use crate::{console, dev, hypercall, println, start, time};
 /// Receive buffers kept posted.
 const RX_BUFS: usize = 32;
 /// Transmit buffers.
-const TX_BUFS: usize = 32;
+const TX_BUFS: usize = 64;
 /// Bytes per buffer (a full frame fits).
 const BUF: usize = 2048;
 const _: () = assert!(RX_BUFS <= NET_RING_SLOTS && TX_BUFS <= NET_RING_SLOTS);
