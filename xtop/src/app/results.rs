@@ -1,0 +1,182 @@
+//! Results coming back from the runtime: snapshots, events, finished
+//! operations, fetched and applied configs, console output.
+use std::collections::BTreeSet;
+
+use super::{App, ApplyOutcome, DomOp, EditPurpose, EditReview, Effect, Mode, Target};
+use crate::model::DomKey;
+
+impl App {
+    // ---- results from the runtime -------------------------------------------
+
+    /// A new snapshot (or a failure) from host `host`.
+    pub fn on_snapshot(&mut self, host: usize, result: Result<xend::api::Snapshot, String>) {
+        match result {
+            Ok(s) if !self.frozen => self.store.ingest(host, s),
+            Ok(_) => {}
+            Err(reason) => self.store.host_down(host, reason),
+        }
+        let keys: BTreeSet<DomKey> = self.store.rows().map(|r| r.key).collect();
+        self.tagged.retain(|k| keys.contains(k));
+        if self.selected.is_none_or(|k| !keys.contains(&k)) {
+            let first = self.visible_rows().first().map(|r| r.key);
+            self.selected = first;
+        }
+    }
+
+    /// xend reported an event (the collector refreshes at once as well).
+    pub fn on_event(&mut self, host: usize, ev: &xend::api::XendEvent) {
+        let what = ev.event.strip_prefix("xend.").unwrap_or(&ev.event);
+        let mut text = what.to_owned();
+        if let Some(name) = &ev.name {
+            text.push(' ');
+            text.push_str(name);
+        }
+        if let Some(d) = &ev.detail {
+            text.push_str(&format!(" ({d})"));
+        }
+        if self.store.hosts.len() > 1
+            && let Some(h) = self.store.hosts.get(host)
+        {
+            text = format!("{}: {text}", h.label);
+        }
+        self.last_event = Some(text);
+    }
+
+    /// An operation finished.
+    pub fn on_op_done(&mut self, target: &Target, op: DomOp, result: Result<(), String>) {
+        self.pending = self.pending.saturating_sub(1);
+        match result {
+            Ok(()) => {
+                let what = match op {
+                    DomOp::Pause => "paused",
+                    DomOp::Unpause => "unpaused",
+                    DomOp::Shutdown => "asked to shut down",
+                    DomOp::Reboot => "asked to reboot",
+                    DomOp::Destroy => "destroyed",
+                };
+                self.set_status(format!("{} {what}", target.name), false);
+                self.effects.push(Effect::Refresh);
+            }
+            Err(e) => {
+                let line = format!("{} {} failed: {e}", op.verb(), target.name);
+                self.set_status(line.clone(), true);
+                if !matches!(self.mode, Mode::Console(_)) {
+                    self.mode = Mode::Message {
+                        title: format!("{} failed", op.verb()),
+                        lines: vec![line],
+                        error: true,
+                    };
+                }
+            }
+        }
+    }
+
+    /// The config to edit arrived.
+    pub fn on_config_fetched(&mut self, host: usize, dom: String, result: Result<String, String>) {
+        match result {
+            Ok(text) => {
+                self.status = None;
+                self.edit_text(EditPurpose::Edit { host, dom }, text.clone(), text)
+            }
+            Err(e) => {
+                let line = format!("cannot fetch the config of {dom}: {e}");
+                self.set_status(line.clone(), true);
+                self.mode = Mode::Message {
+                    title: "edit".into(),
+                    lines: vec![line],
+                    error: true,
+                };
+            }
+        }
+    }
+
+    /// The external editor returned.
+    pub fn on_edited(
+        &mut self,
+        purpose: EditPurpose,
+        original: String,
+        result: Result<String, String>,
+    ) {
+        match result {
+            Ok(edited) => self.edited(purpose, original, edited),
+            Err(e) => {
+                self.set_status(format!("editor: {e}"), true);
+                self.mode = Mode::Message {
+                    title: "editor failed".into(),
+                    lines: vec![e],
+                    error: true,
+                };
+            }
+        }
+    }
+
+    /// A config was applied (or rejected).
+    pub fn on_applied(
+        &mut self,
+        purpose: EditPurpose,
+        original: String,
+        edited: String,
+        result: Result<ApplyOutcome, String>,
+    ) {
+        self.pending = self.pending.saturating_sub(1);
+        match result {
+            Ok(outcome) => {
+                let lines = outcome.lines();
+                self.set_status(lines.join("; "), false);
+                self.mode = Mode::Message {
+                    title: format!("{}: applied", purpose.describe()),
+                    lines,
+                    error: false,
+                };
+                self.effects.push(Effect::Refresh);
+            }
+            Err(message) => {
+                self.set_status(format!("{}: rejected: {message}", purpose.describe()), true);
+                self.mode = Mode::EditError(EditReview {
+                    purpose,
+                    original,
+                    edited,
+                    message,
+                    focus: 0,
+                });
+            }
+        }
+    }
+
+    /// Console output arrived.
+    pub fn on_console_data(&mut self, data: &[u8]) {
+        if let Mode::Console(p) = &mut self.mode {
+            p.feed(data);
+        }
+    }
+
+    /// The console connection ended or failed.
+    pub fn on_console_closed(&mut self, reason: String) {
+        if let Mode::Console(p) = &mut self.mode {
+            p.closed = Some(reason);
+        }
+    }
+
+    /// The full-screen console session ended.
+    pub fn on_console_full_done(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(msg) => self.set_status(msg, false),
+            Err(e) => self.set_status(e, true),
+        }
+    }
+
+    /// The settings file was written (or not).
+    pub fn on_settings_saved(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(path) => self.set_status(format!("settings saved to {path}"), false),
+            Err(e) => self.set_status(e, true),
+        }
+    }
+
+    /// The terminal has a new size.
+    pub fn on_resize(&mut self, width: u16, height: u16) {
+        if let Mode::Console(p) = &mut self.mode {
+            p.resize(height.saturating_sub(2).max(1), width.max(1));
+        }
+    }
+}
