@@ -26,7 +26,8 @@
 //! pages or [`MAX_ROUNDS`] have run; then it pauses and sends the rest.
 //! KVM only logs writes by the guest, so the final round also re-sends the
 //! low 1 MiB the VMM itself writes (start-info, console and device rings),
-//! the ranges devices report through `DeviceState::vmm_written`, and, as
+//! the pages the device backends wrote (`Devices::take_vmm_written`, and
+//! `DeviceState::vmm_written` for other sections), and, as
 //! zeros, pages sent earlier that the guest has since released.
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -233,6 +234,8 @@ pub fn migrate(
         None
     };
     if let Some(log_) = &dirty_log {
+        // What the device backends wrote before now goes with the first pass.
+        let _ = dom.devices.take_vmm_written();
         // Everything the guest has touched, while it runs.
         let resident = memory::resident(&dom.ram);
         let stats = memory::write_pages(&mut w, &dom.ram, resident.iter(), false, Some(&mut sent))?;
@@ -262,7 +265,8 @@ pub fn migrate(
                 let mut last = log_.take()?;
                 last.union(&leftover);
                 last.insert_range(0, VMM_AREA);
-                for (gpa, len) in dom.sections.vmm_written() {
+                let devices = dom.devices.take_vmm_written();
+                for (gpa, len) in devices.into_iter().chain(dom.sections.vmm_written()) {
                     last.insert_range(gpa, len);
                 }
                 // Pages sent with data that the guest has released since.

@@ -486,3 +486,50 @@ fn a_counting_guest_keeps_counting_across_a_live_migration() {
     }
     assert_eq!(counts[0].0, 1, "{counts:?}");
 }
+
+#[test]
+fn a_domain_with_a_disk_migrates_and_its_data_and_ring_follow() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let spec = format!("file:{},xvda,w", disk.display());
+    let mut vm = Vm::start("diskmove", &["--memory", "32", "--disk", &spec]);
+    let mut con = Console::attach(&vm.socket, true);
+    con.expect("minios@diskmove# ", T);
+    run(
+        &mut con,
+        "blkwrite xvda 8 16 moving-disk",
+        "blkwrite: xvda wrote 16 sectors at 8",
+    );
+
+    // The source still holds its exclusive lock while it hands over: a
+    // destination asking for `w` is refused and the domain stays here.
+    let dest = Dest::start(&["--disk", &spec]);
+    let err = migrate(&vm, dest.port, TOKEN, true).unwrap_err();
+    assert!(err.contains("is in use by another domain"), "{err}");
+    assert_ne!(vm.info().state, RunState::Paused);
+    run(&mut con, "blkverify xvda 8 16 moving-disk", ": ok");
+
+    // On the same host the destination takes it over with `w!` (the source
+    // is paused, so their writes never overlap).
+    let shared = format!("file:{},xvda,w!", disk.display());
+    let dest = Dest::start(&["--disk", &shared]);
+    migrate(&vm, dest.port, TOKEN, true).unwrap();
+    source_exits(&mut vm);
+    let mut con = Console::attach(&dest.socket, false);
+    run(
+        &mut con,
+        "blkverify xvda 8 16 moving-disk",
+        "blkverify: xvda 16 sectors at 8: ok",
+    );
+    run(
+        &mut con,
+        "blkwrite xvda 200 2 arrived",
+        "blkwrite: xvda wrote 2 sectors at 200",
+    );
+    let data = std::fs::read(&disk).unwrap();
+    assert_eq!(&data[200 * 512..200 * 512 + 7], b"arrived");
+}

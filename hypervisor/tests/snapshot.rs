@@ -357,3 +357,47 @@ fn a_save_that_cannot_be_written_leaves_the_domain_running() {
     );
     assert_eq!(vm.info().state, RunState::Paused);
 }
+
+#[test]
+fn a_domain_with_a_disk_restores_with_its_ring_and_data() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let spec = format!("file:{},xvda,w", disk.display());
+    let image = dir.path().join("withdisk.img");
+    let vm = Vm::start("disky", &["--memory", "32", "--disk", &spec]);
+    let mut con = Console::attach(&vm.socket, true);
+    con.expect("minios@disky# ", T);
+    run(
+        &mut con,
+        "blkwrite xvda 8 16 before-save",
+        "blkwrite: xvda wrote 16 sectors at 8",
+    );
+    let mut vm = vm;
+    save(&mut vm, &image);
+
+    // Devices are not in the image: the toolstack passes the same --disk.
+    let vm = restore("disky", &image, &["--disk", &spec]);
+    let mut con = Console::attach(&vm.socket, false);
+    run(
+        &mut con,
+        "blkverify xvda 8 16 before-save",
+        "blkverify: xvda 16 sectors at 8: ok",
+    );
+    // The restored ring keeps going where the saved one stopped.
+    run(
+        &mut con,
+        "blkwrite xvda 100 4 after-restore",
+        "blkwrite: xvda wrote 4 sectors at 100",
+    );
+    run(
+        &mut con,
+        "blkverify xvda 100 4 after-restore",
+        "blkverify: xvda 4 sectors at 100: ok",
+    );
+    let data = std::fs::read(&disk).unwrap();
+    assert_eq!(&data[100 * 512..100 * 512 + 13], b"after-restore");
+}
