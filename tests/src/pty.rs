@@ -14,6 +14,7 @@ pub struct Pty {
     writer: Arc<Mutex<Box<dyn Write + Send>>>,
     screen: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
+    eof: Arc<std::sync::atomic::AtomicBool>,
     // Keeps the master side open while the child runs.
     _master: Box<dyn portable_pty::MasterPty + Send>,
 }
@@ -42,7 +43,8 @@ impl Pty {
         let writer = Arc::new(Mutex::new(pair.master.take_writer().expect("pty writer")));
         let screen = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
         let raw = Arc::new(Mutex::new(Vec::new()));
-        let (s, r, w) = (screen.clone(), raw.clone(), writer.clone());
+        let eof = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, r, w, e) = (screen.clone(), raw.clone(), writer.clone(), eof.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
@@ -63,12 +65,14 @@ impl Pty {
                 drop(parser);
                 r.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            e.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         Pty {
             child,
             writer,
             screen,
             raw,
+            eof,
             _master: pair.master,
         }
     }
@@ -125,6 +129,14 @@ impl Pty {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader take in the last output (the terminal reset)
+                // before the test looks at the screen.
+                let drained = Instant::now() + Duration::from_secs(2);
+                while !self.eof.load(std::sync::atomic::Ordering::SeqCst)
+                    && Instant::now() < drained
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status;
             }
             if Instant::now() > deadline {
