@@ -14,7 +14,7 @@ use xtop::theme::{ColorDepth, Theme};
 
 /// xtop: watch and manage xend's domains (xentop/virt-top style).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 pub struct Args {
     /// xend URL; repeat for several hosts in one table [default: $XEND_URL or http://127.0.0.1:8000].
     #[arg(short = 'H', long = "host", value_name = "URL")]
