@@ -401,3 +401,33 @@ fn a_domain_with_a_disk_restores_with_its_ring_and_data() {
     let data = std::fs::read(&disk).unwrap();
     assert_eq!(&data[100 * 512..100 * 512 + 13], b"after-restore");
 }
+
+#[test]
+fn a_save_in_the_middle_of_a_two_vcpu_burn_resumes_the_burn() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("burn.img");
+    let (mut vm, mut con) = boot("burning", 32, 2);
+    run(&mut con, "burn 3 2", "burn: 2 vCPUs for 3 s");
+    // Both vCPUs are in guest code (kicked out of KVM_RUN for the capture).
+    wait_for(T, "both vCPUs burning", || {
+        let i = vm.info();
+        i.vcpus
+            .iter()
+            .all(|v| v.state == VcpuState::Running)
+            .then_some(())
+    });
+    save(&mut vm, &image);
+    let vm = restore("burning", &image, &[]);
+    let mut con = Console::attach(&vm.socket, true);
+    con.expect("burn: done", T);
+    let i = vm.info();
+    assert!(
+        i.vcpus.iter().all(|v| v.cpu_time_ns > 100_000_000),
+        "both vCPUs went on burning after the restore: {:?}",
+        i.vcpus
+    );
+    tick(&mut con, 1);
+}
