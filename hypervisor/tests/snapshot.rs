@@ -431,3 +431,19 @@ fn a_save_in_the_middle_of_a_two_vcpu_burn_resumes_the_burn() {
     );
     tick(&mut con, 1);
 }
+
+#[test]
+fn a_domain_booted_paused_starts_only_on_unpause() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let vm = Vm::start("bootpaused", &["--memory", "16", "--paused"]);
+    let i = vm.info();
+    assert_eq!(i.state, RunState::Paused);
+    // The guest never ran: no output, no exits.
+    assert_eq!(i.console.bytes_out, 0);
+    assert_eq!(i.vcpus.iter().map(|v| v.exits).sum::<u64>(), 0);
+    let mut con = Console::attach(&vm.socket, true);
+    vm.client().request(&Request::Unpause).unwrap();
+    con.expect("minios@bootpaused# ", T);
+}

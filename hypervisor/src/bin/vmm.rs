@@ -94,7 +94,8 @@ struct Args {
         hide_env_values = true
     )]
     incoming_token: Option<String>,
-    /// Keep the restored (or migrated) domain paused until `unpause`.
+    /// Start the domain (booted, restored or migrated in) paused: its vCPUs
+    /// wait for `unpause`.
     #[arg(long)]
     paused: bool,
 }
@@ -205,7 +206,8 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
             cpu: args.cpu,
         };
         let image = image.as_deref().unwrap_or_default();
-        builder::start_with_devices(spec, image, &devices).map_err(|e| error_chain(&e))
+        builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
+            .map_err(|e| error_chain(&e))
     };
     let vmm = match built {
         Ok(v) => v,
