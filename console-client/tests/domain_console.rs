@@ -11,7 +11,7 @@ use support::pty::{Pty, wait_exit};
 
 const BANNER: &str = "************ REMOTE CONSOLE: CTRL-] TO QUIT ********";
 const EXIT_LINE: &str = "************ REMOTE CONSOLE EXITED *****************";
-const BOOT_BANNER: &str = "minios 0.1.0 (guest ABI v1) booting";
+
 const T: Duration = Duration::from_secs(30);
 
 fn create(xend: &e2e::Xend, name: &str) -> u32 {
@@ -41,7 +41,7 @@ fn xencons_banner_echo_escape_on_a_real_domain() {
     let mut child = pty.spawn(xencons.to_str().unwrap(), &["127.0.0.1", &port]);
     let at = pty.wait_for(BANNER, T);
     // The history flush shows the boot, then the shell prompt.
-    let at = pty.wait_for_from(at, BOOT_BANNER, e2e::BOOT);
+    let at = pty.wait_for_from(at, &e2e::boot_banner(), e2e::BOOT);
     let at = pty.wait_for_from(at, "minios@c1# ", e2e::BOOT);
     pty.type_bytes(b"echo hello\r");
     // minios echoes the typed line, then prints the output and a new prompt.

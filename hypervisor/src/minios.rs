@@ -15,3 +15,6 @@ pub fn elf() -> &'static [u8] {
     static ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/minios.elf"));
     ELF
 }
+
+/// The guest ABI version the embedded minios speaks (it prints it in its banner).
+pub use guest_abi::ABI_VERSION;

@@ -36,6 +36,14 @@ use xend::api::DomainStats;
 
 /// How long a guest may take to boot to its shell prompt in tests.
 pub const BOOT: Duration = Duration::from_secs(30);
+
+/// The first line minios prints when it boots (it names the guest ABI version).
+pub fn boot_banner() -> String {
+    format!(
+        "minios 0.1.0 (guest ABI v{}) booting",
+        hypervisor::minios::ABI_VERSION
+    )
+}
 /// How long xend may take to answer after being started.
 pub const XEND_READY: Duration = Duration::from_secs(30);
 /// A generous deadline for API-visible state changes.

@@ -38,12 +38,12 @@ fn pipe_mode_runs_a_command_on_a_real_domain() {
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("REMOTE CONSOLE"), "no banner in pipe mode");
+    assert!(stdout.starts_with(&e2e::boot_banner()), "{stdout}");
     assert!(
-        stdout.starts_with("minios 0.1.0 (guest ABI v1) booting"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("echo piped-$((1))\r\npiped-$((1))\r\nminios@p1# uname\r\nminios 0.1.0 x86_64 guest-abi-1\r\nminios@p1# "),
+        stdout.contains(&format!(
+            "echo piped-$((1))\r\npiped-$((1))\r\nminios@p1# uname\r\nminios 0.1.0 x86_64 guest-abi-{}\r\nminios@p1# ",
+            hypervisor::minios::ABI_VERSION
+        )),
         "{stdout}"
     );
     assert!(out.stderr.is_empty());
@@ -76,7 +76,12 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(b"echo in\n").unwrap();
+        // A refused session may end before we write: a closed pipe is fine then.
+        match child.stdin.take().unwrap().write_all(b"echo in\n") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("writing to xencons: {e}"),
+        }
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()

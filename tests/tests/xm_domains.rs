@@ -425,7 +425,7 @@ fn reboot_waits_for_the_restart() {
     // request, then the new instance booted to a new prompt.
     let mut con = xend.console(id);
     con.expect("minios: shutdown requested", e2e::BOOT);
-    con.expect("minios 0.1.0 (guest ABI v1) booting", e2e::BOOT);
+    con.expect(&e2e::boot_banner(), e2e::BOOT);
     con.expect("minios@rb# ", e2e::BOOT);
 }
 

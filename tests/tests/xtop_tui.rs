@@ -114,7 +114,7 @@ fn c_attaches_the_console_and_a_typed_command_answers() {
     let mut pty = xtop(&xend, "talker", &[]);
     pty.send(b"c");
     pty.wait_for("console talker", SCREEN);
-    pty.wait_for("minios 0.1.0 (guest ABI v1) booting", BOOT);
+    pty.wait_for(&e2e::boot_banner(), BOOT);
     pty.wait_for("minios@talker# ", BOOT);
     pty.send(b"echo xtop-was-here\r");
     pty.wait_until(STATE, "the command's output line", |s| {
