@@ -26,3 +26,8 @@ lint:
 bench:
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench -p hypervisor --bench vmm
+	$(CARGO) bench -p hypervisor --bench devices
+	$(CARGO) bench -p hypervisor --bench snapshot
+	$(CARGO) bench -p e2e --bench xend_api
+	$(CARGO) bench -p console-client --bench console
+	./target/release/xtop-bench

@@ -332,12 +332,7 @@ pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
     }
 }
 
-fn draw_header_line(
-    buf: &mut Buffer,
-    app: &App,
-    widths: &[(Column, usize)],
-    area: Rect,
-) {
+fn draw_header_line(buf: &mut Buffer, app: &App, widths: &[(Column, usize)], area: Rect) {
     let t = &app.theme;
     buf.set_style(area, t.table_header);
     if app.view != View::Domains {
