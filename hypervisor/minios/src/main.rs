@@ -65,7 +65,13 @@ extern "C" fn kernel_main(start_info: u64, vcpu: u64) -> ! {
     let online = smp::wait_online();
     println!("minios: {}/{} vCPUs online", online, start::nr_vcpus());
     mem::report();
-    blk::list(|name, d| println!("minios: disk {name}: {} sectors{}", d.sectors, if d.read_only { ", read-only" } else { "" }));
+    blk::list(|name, d| {
+        println!(
+            "minios: disk {name}: {} sectors{}",
+            d.sectors,
+            if d.read_only { ", read-only" } else { "" }
+        )
+    });
     net::rescan();
     shell::run()
 }
