@@ -18,39 +18,10 @@ use hypervisor::control::proto::{MigrateInfo, Payload, Request, RunState};
 const T: Duration = Duration::from_secs(60);
 const TOKEN: &str = "s3cret-token";
 
-fn boot(name: &str, memory: u32) -> (Vm, Console) {
-    let vm = Vm::start(name, &["--memory", &memory.to_string(), "--vcpus", "2"]);
-    let mut con = Console::attach(&vm.socket, true);
-    con.expect(&format!("minios@{name}# "), T);
-    (vm, con)
-}
-
-/// Send a command and wait for `needle` in what follows.
-#[track_caller]
-fn run(con: &mut Console, command: &str, needle: &str) -> String {
-    let from = con.seen.len();
-    con.send(&format!("{command}\n"));
-    let deadline = Instant::now() + T;
-    let mut buf = [0u8; 4096];
-    while !con.text()[from..].contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {needle:?} after {command:?}; got:\n{}",
-            &con.text()[from..]
-        );
-        match con.stream.read(&mut buf) {
-            Ok(0) => panic!("console closed; got:\n{}", &con.text()[from..]),
-            Ok(k) => con.seen.extend_from_slice(&buf[..k]),
-            Err(_) => {}
-        }
-    }
-    con.text()[from..].to_string()
-}
-
 /// The uptime printed by `tick` number `n`.
 #[track_caller]
 fn tick(con: &mut Console, n: u64) -> f64 {
-    let out = run(con, "tick", &format!("tick {n} up "));
+    let out = con.run("tick", &format!("tick {n} up "), T);
     let line = out
         .lines()
         .find(|l| l.starts_with("tick "))
@@ -59,7 +30,7 @@ fn tick(con: &mut Console, n: u64) -> f64 {
     let out = if line.ends_with(" s") {
         line
     } else {
-        run(con, "", " s\r\n")
+        con.run("", " s\r\n", T)
             .lines()
             .next()
             .map(|rest| format!("{line}{rest}"))
@@ -161,9 +132,9 @@ fn stop_and_copy_moves_the_running_guest_to_the_destination() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (mut vm, mut con) = boot("mover", 64);
+    let (mut vm, mut con) = common::boot("mover", 64, 2, T);
     tick(&mut con, 1);
-    run(&mut con, "pattern write 8 77", "pattern: wrote 8 MiB");
+    con.run("pattern write 8 77", "pattern: wrote 8 MiB", T);
     let up_before = tick(&mut con, 2);
     let dest = Dest::start(&[]);
 
@@ -194,7 +165,7 @@ fn stop_and_copy_moves_the_running_guest_to_the_destination() {
         up_after <= up_before + started.elapsed().as_secs_f64() + 30.0,
         "uptime jumped: {up_before} -> {up_after}"
     );
-    run(&mut con, "pattern check 8 77", "pattern: ok (8 MiB)");
+    con.run("pattern check 8 77", "pattern: ok (8 MiB)", T);
     let i = VmmClient::connect(&dest.socket).unwrap().info().unwrap();
     assert_eq!((i.name.as_str(), i.domid), ("mover", 7));
     assert_eq!(i.vmm.pid as i32, dest.pid);
@@ -212,9 +183,9 @@ fn live_migration_copies_memory_a_busy_guest_keeps_writing() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (mut vm, mut con) = boot("livebusy", 96);
+    let (mut vm, mut con) = common::boot("livebusy", 96, 2, T);
     tick(&mut con, 1);
-    run(&mut con, "pattern write 16 5", "pattern: wrote 16 MiB");
+    con.run("pattern write 16 5", "pattern: wrote 16 MiB", T);
     let dest = Dest::start(&[]);
     // Rewrite 48 MiB with another seed while the migration runs: the guest
     // dirties pages the first pass has already sent.
@@ -231,7 +202,7 @@ fn live_migration_copies_memory_a_busy_guest_keeps_writing() {
 
     let mut con = Console::attach(&dest.socket, true);
     con.expect("pattern: wrote 48 MiB with seed 6", T);
-    run(&mut con, "pattern check 48 6", "pattern: ok (48 MiB)");
+    con.run("pattern check 48 6", "pattern: ok (48 MiB)", T);
     tick(&mut con, 2);
 }
 
@@ -240,7 +211,7 @@ fn a_paused_domain_migrates_and_stays_paused() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (mut vm, mut con) = boot("pausedmove", 32);
+    let (mut vm, mut con) = common::boot("pausedmove", 32, 2, T);
     tick(&mut con, 1);
     vm.client().request(&Request::Pause).unwrap();
     let dest = Dest::start(&[]);
@@ -322,9 +293,9 @@ fn failed_migrations_leave_the_domain_running_on_the_source() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("survivor", 64);
+    let (vm, mut con) = common::boot("survivor", 64, 2, T);
     tick(&mut con, 1);
-    run(&mut con, "pattern write 16 3", "pattern: wrote 16 MiB");
+    con.run("pattern write 16 3", "pattern: wrote 16 MiB", T);
 
     // Nobody listening.
     let err = migrate(&vm, free_port(), TOKEN, false).unwrap_err();
@@ -350,7 +321,7 @@ fn failed_migrations_leave_the_domain_running_on_the_source() {
     assert!(err.contains("the destination said: no room here"), "{err}");
     dest.join().unwrap();
     tick(&mut con, 5);
-    run(&mut con, "pattern check 16 3", "pattern: ok");
+    con.run("pattern check 16 3", "pattern: ok", T);
     assert!(
         vm.log().contains("failed; the domain runs on here"),
         "{}",
@@ -391,8 +362,8 @@ fn while_a_migration_holds_the_domain_it_cannot_be_unpaused_or_moved_twice() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("held", 64);
-    run(&mut con, "pattern write 16 4", "pattern: wrote 16 MiB");
+    let (vm, mut con) = common::boot("held", 64, 2, T);
+    con.run("pattern write 16 4", "pattern: wrote 16 MiB", T);
     // A destination that takes the token and then stops reading.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -439,7 +410,7 @@ fn while_a_migration_holds_the_domain_it_cannot_be_unpaused_or_moved_twice() {
     wait_for(T, "the domain to run again", || {
         (vm.info().state != RunState::Paused).then_some(())
     });
-    run(&mut con, "pattern check 16 4", "pattern: ok");
+    con.run("pattern check 16 4", "pattern: ok", T);
 }
 
 /// Every `count N up S s` line in `text`, in order.
@@ -458,8 +429,8 @@ fn a_counting_guest_keeps_counting_across_a_live_migration() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (mut vm, mut con) = boot("counter", 32);
-    run(&mut con, "count", "count 3 up ");
+    let (mut vm, mut con) = common::boot("counter", 32, 2, T);
+    con.run("count", "count 3 up ", T);
     let dest = Dest::start(&[]);
     let info = migrate(&vm, dest.port, TOKEN, true).unwrap();
     assert!(info.live);
@@ -499,10 +470,10 @@ fn a_domain_with_a_disk_migrates_and_its_data_and_ring_follow() {
     let mut vm = Vm::start("diskmove", &["--memory", "32", "--disk", &spec]);
     let mut con = Console::attach(&vm.socket, true);
     con.expect("minios@diskmove# ", T);
-    run(
-        &mut con,
+    con.run(
         "blkwrite xvda 8 16 moving-disk",
         "blkwrite: xvda wrote 16 sectors at 8",
+        T,
     );
 
     // The source still holds its exclusive lock while it hands over: a
@@ -511,7 +482,7 @@ fn a_domain_with_a_disk_migrates_and_its_data_and_ring_follow() {
     let err = migrate(&vm, dest.port, TOKEN, true).unwrap_err();
     assert!(err.contains("is in use by another domain"), "{err}");
     assert_ne!(vm.info().state, RunState::Paused);
-    run(&mut con, "blkverify xvda 8 16 moving-disk", ": ok");
+    con.run("blkverify xvda 8 16 moving-disk", ": ok", T);
 
     // On the same host the destination takes it over with `w!` (the source
     // is paused, so their writes never overlap).
@@ -520,15 +491,15 @@ fn a_domain_with_a_disk_migrates_and_its_data_and_ring_follow() {
     migrate(&vm, dest.port, TOKEN, true).unwrap();
     source_exits(&mut vm);
     let mut con = Console::attach(&dest.socket, false);
-    run(
-        &mut con,
+    con.run(
         "blkverify xvda 8 16 moving-disk",
         "blkverify: xvda 16 sectors at 8: ok",
+        T,
     );
-    run(
-        &mut con,
+    con.run(
         "blkwrite xvda 200 2 arrived",
         "blkwrite: xvda wrote 2 sectors at 200",
+        T,
     );
     let data = std::fs::read(&disk).unwrap();
     assert_eq!(&data[200 * 512..200 * 512 + 7], b"arrived");

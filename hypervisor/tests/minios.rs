@@ -4,26 +4,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Console, Vm, wait_for};
+use common::{Vm, wait_for};
 use hypervisor::control::proto::{Payload, Reason, Request, RunState};
 
 /// Generous: minios runs under an emulating KVM here.
 const T: Duration = Duration::from_secs(60);
-
-fn boot(name: &str, vcpus: u32, memory: u32) -> (Vm, Console) {
-    let vm = Vm::start(
-        name,
-        &[
-            "--memory",
-            &memory.to_string(),
-            "--vcpus",
-            &vcpus.to_string(),
-        ],
-    );
-    let mut con = Console::attach(&vm.socket, true);
-    con.expect(&format!("minios@{name}# "), T);
-    (vm, con)
-}
 
 fn cpu_ms(vm: &Vm) -> Vec<u64> {
     vm.info()
@@ -38,7 +23,7 @@ fn banner_and_shell_round_trip() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("shelltest", 2, 32);
+    let (vm, mut con) = common::boot("shelltest", 32, 2, T);
     let banner = con.text();
     assert!(
         banner.contains("minios 0.1.0 (guest ABI v2) booting"),
@@ -65,7 +50,7 @@ fn burn_on_two_vcpus_accumulates_cpu_time_on_both() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("burner", 2, 32);
+    let (vm, mut con) = common::boot("burner", 32, 2, T);
     let before = cpu_ms(&vm);
     con.send("burn 2 2\n");
     con.expect("burn: 2 vCPUs for 2 s", T);
@@ -87,7 +72,7 @@ fn pause_freezes_cpu_time_and_unpause_resumes_it() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("pauser", 1, 16);
+    let (vm, mut con) = common::boot("pauser", 16, 1, T);
     con.send("burn 600\n");
     con.expect("burn: 1 vCPUs for 600 s", T);
     wait_for(T, "CPU time to build up", || {
@@ -123,7 +108,7 @@ fn each_shutdown_reason_ends_the_domain_with_that_reason() {
     }
     for reason in [Reason::Poweroff, Reason::Reboot, Reason::Halt] {
         let name = format!("ask{}", reason.as_str());
-        let (vm, mut con) = boot(&name, 1, 16);
+        let (vm, mut con) = common::boot(&name, 16, 1, T);
         vm.client().request(&Request::Shutdown { reason }).unwrap();
         let info = vm.wait_state(RunState::Shutdown, T);
         assert_eq!(info.shutdown_reason, Some(reason));
@@ -137,7 +122,7 @@ fn each_shutdown_reason_ends_the_domain_with_that_reason() {
     // And from inside the guest.
     for cmd in ["poweroff", "reboot", "halt"] {
         let name = format!("cmd{cmd}");
-        let (vm, mut con) = boot(&name, 1, 16);
+        let (vm, mut con) = common::boot(&name, 16, 1, T);
         con.send(&format!("{cmd}\n"));
         let info = vm.wait_state(RunState::Shutdown, T);
         assert_eq!(info.shutdown_reason, Reason::parse(cmd));
@@ -149,7 +134,7 @@ fn crash_command_is_reported_as_crashed() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("crasher", 1, 16);
+    let (vm, mut con) = common::boot("crasher", 16, 1, T);
     con.send("crash\n");
     let info = vm.wait_state(RunState::Crashed, T);
     assert_eq!(info.shutdown_reason, Some(Reason::Crash));
@@ -190,7 +175,7 @@ fn idle_minios_causes_no_exits() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, _con) = boot("idler", 2, 16);
+    let (vm, _con) = common::boot("idler", 16, 2, T);
     let first = vm.wait_state(RunState::Blocked, T);
     let total =
         |i: &hypervisor::control::proto::DomainInfo| i.vcpus.iter().map(|v| v.exits).sum::<u64>();
@@ -212,7 +197,7 @@ fn mem_command_touches_guest_memory() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("toucher", 1, 64);
+    let (vm, mut con) = common::boot("toucher", 64, 1, T);
     let before = vm.info().memory.touched_kib;
     con.send("mem 16\n");
     con.expect("mem: touched 16 MiB", T);
@@ -272,7 +257,7 @@ fn events_stream_reports_state_changes() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, _con) = boot("eventful", 1, 16);
+    let (vm, _con) = common::boot("eventful", 16, 1, T);
     let mut events = vm.client().events().unwrap();
     let first = events.next().unwrap();
     assert!(matches!(first.state, RunState::Blocked | RunState::Running));

@@ -15,21 +15,6 @@ use hypervisor::control::proto::{Payload, Request, RunState, SaveInfo, VcpuState
 /// Generous: minios runs under an emulating KVM here.
 const T: Duration = Duration::from_secs(60);
 
-fn boot(name: &str, memory: u32, vcpus: u32) -> (Vm, Console) {
-    let vm = Vm::start(
-        name,
-        &[
-            "--memory",
-            &memory.to_string(),
-            "--vcpus",
-            &vcpus.to_string(),
-        ],
-    );
-    let mut con = Console::attach(&vm.socket, true);
-    con.expect(&format!("minios@{name}# "), T);
-    (vm, con)
-}
-
 /// Run `tick`, expecting the counter to reach `n`; returns the uptime (s).
 #[track_caller]
 fn tick(con: &mut Console, n: u64) -> f64 {
@@ -50,28 +35,6 @@ fn tick(con: &mut Console, n: u64) -> f64 {
         }
         None
     })
-}
-
-/// Send a command and wait for `needle` in what follows.
-#[track_caller]
-fn run(con: &mut Console, command: &str, needle: &str) -> String {
-    let from = con.seen.len();
-    con.send(&format!("{command}\n"));
-    let deadline = Instant::now() + T;
-    let mut buf = [0u8; 4096];
-    while !con.text()[from..].contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {needle:?} after {command:?}; got:\n{}",
-            &con.text()[from..]
-        );
-        match std::io::Read::read(&mut con.stream, &mut buf) {
-            Ok(0) => panic!("console closed; got:\n{}", &con.text()[from..]),
-            Ok(k) => con.seen.extend_from_slice(&buf[..k]),
-            Err(_) => {}
-        }
-    }
-    con.text()[from..].to_string()
 }
 
 fn save(vm: &mut Vm, path: &Path) -> SaveInfo {
@@ -103,10 +66,10 @@ fn saved_guest_runs_on_after_restore_with_counter_uptime_memory_and_history() {
     }
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("saved.img");
-    let (mut vm, mut con) = boot("saver", 64, 2);
+    let (mut vm, mut con) = common::boot("saver", 64, 2, T);
     tick(&mut con, 1);
-    run(&mut con, "pattern write 8 42", "pattern: wrote 8 MiB");
-    run(&mut con, "echo before the save", "\nbefore the save");
+    con.run("pattern write 8 42", "pattern: wrote 8 MiB", T);
+    con.run("echo before the save", "\nbefore the save", T);
     let up_before = tick(&mut con, 2);
     let saved_at = Instant::now();
     let info = save(&mut vm, &image);
@@ -141,8 +104,8 @@ fn saved_guest_runs_on_after_restore_with_counter_uptime_memory_and_history() {
         up_after <= up_before + elapsed + 1.0,
         "uptime jumped from {up_before} to {up_after} in {elapsed:.1} s"
     );
-    run(&mut con, "pattern check 8 42", "pattern: ok (8 MiB)");
-    let wrong = run(&mut con, "pattern check 8 43", "pattern: ");
+    con.run("pattern check 8 42", "pattern: ok (8 MiB)", T);
+    let wrong = con.run("pattern check 8 43", "pattern: ", T);
     assert!(wrong.contains("mismatch"), "{wrong}");
     let i = vm.info();
     assert_eq!((i.name.as_str(), i.domid), ("saver", 7));
@@ -158,7 +121,7 @@ fn restore_paused_stays_paused_until_unpause_and_takes_new_name_and_id() {
     }
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("p.img");
-    let (mut vm, mut con) = boot("pauser", 32, 1);
+    let (mut vm, mut con) = common::boot("pauser", 32, 1, T);
     tick(&mut con, 1);
     save(&mut vm, &image);
 
@@ -235,8 +198,8 @@ fn corrupted_and_truncated_images_are_refused_before_anything_is_created() {
     }
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.img");
-    let (mut vm, mut con) = boot("victim", 32, 1);
-    run(&mut con, "pattern write 2 1", "pattern: wrote");
+    let (mut vm, mut con) = common::boot("victim", 32, 1, T);
+    con.run("pattern write 2 1", "pattern: wrote", T);
     save(&mut vm, &good);
     let bytes = std::fs::read(&good).unwrap();
     let variant = |name: &str, data: &[u8]| -> PathBuf {
@@ -299,7 +262,7 @@ fn corrupted_and_truncated_images_are_refused_before_anything_is_created() {
     // The good image still restores.
     let vm = restore("victim", &good, &[]);
     let mut con = Console::attach(&vm.socket, false);
-    run(&mut con, "pattern check 2 1", "pattern: ok");
+    con.run("pattern check 2 1", "pattern: ok", T);
 }
 
 #[test]
@@ -307,7 +270,7 @@ fn a_save_that_cannot_be_written_leaves_the_domain_running() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let (vm, mut con) = boot("stayer", 32, 1);
+    let (vm, mut con) = common::boot("stayer", 32, 1, T);
     tick(&mut con, 1);
     for (path, why) in [
         ("relative.img", "must be an absolute path"),
@@ -371,10 +334,10 @@ fn a_domain_with_a_disk_restores_with_its_ring_and_data() {
     let vm = Vm::start("disky", &["--memory", "32", "--disk", &spec]);
     let mut con = Console::attach(&vm.socket, true);
     con.expect("minios@disky# ", T);
-    run(
-        &mut con,
+    con.run(
         "blkwrite xvda 8 16 before-save",
         "blkwrite: xvda wrote 16 sectors at 8",
+        T,
     );
     let mut vm = vm;
     save(&mut vm, &image);
@@ -382,21 +345,21 @@ fn a_domain_with_a_disk_restores_with_its_ring_and_data() {
     // Devices are not in the image: the toolstack passes the same --disk.
     let vm = restore("disky", &image, &["--disk", &spec]);
     let mut con = Console::attach(&vm.socket, false);
-    run(
-        &mut con,
+    con.run(
         "blkverify xvda 8 16 before-save",
         "blkverify: xvda 16 sectors at 8: ok",
+        T,
     );
     // The restored ring keeps going where the saved one stopped.
-    run(
-        &mut con,
+    con.run(
         "blkwrite xvda 100 4 after-restore",
         "blkwrite: xvda wrote 4 sectors at 100",
+        T,
     );
-    run(
-        &mut con,
+    con.run(
         "blkverify xvda 100 4 after-restore",
         "blkverify: xvda 4 sectors at 100: ok",
+        T,
     );
     let data = std::fs::read(&disk).unwrap();
     assert_eq!(&data[100 * 512..100 * 512 + 13], b"after-restore");
@@ -409,8 +372,8 @@ fn a_save_in_the_middle_of_a_two_vcpu_burn_resumes_the_burn() {
     }
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("burn.img");
-    let (mut vm, mut con) = boot("burning", 32, 2);
-    run(&mut con, "burn 3 2", "burn: 2 vCPUs for 3 s");
+    let (mut vm, mut con) = common::boot("burning", 32, 2, T);
+    con.run("burn 3 2", "burn: 2 vCPUs for 3 s", T);
     // Both vCPUs are in guest code (kicked out of KVM_RUN for the capture).
     wait_for(T, "both vCPUs burning", || {
         let i = vm.info();

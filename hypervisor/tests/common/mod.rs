@@ -141,10 +141,49 @@ impl Console {
         }
     }
 
+    /// Send `command` and wait for `needle` in the output that follows;
+    /// returns that output.
+    #[track_caller]
+    pub fn run(&mut self, command: &str, needle: &str, timeout: Duration) -> String {
+        let from = self.seen.len();
+        self.send(&format!("{command}\n"));
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while !self.text()[from..].contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?} after {command:?}; got:\n{}",
+                &self.text()[from..]
+            );
+            match self.stream.read(&mut buf) {
+                Ok(0) => panic!("console closed; got:\n{}", &self.text()[from..]),
+                Ok(k) => self.seen.extend_from_slice(&buf[..k]),
+                Err(_) => {}
+            }
+        }
+        self.text()[from..].to_string()
+    }
+
     pub fn send(&mut self, text: &str) {
         use std::io::Write;
         self.stream.write_all(text.as_bytes()).unwrap();
     }
+}
+
+/// Boot minios with `memory` MiB and `vcpus` vCPUs and wait for its prompt.
+pub fn boot(name: &str, memory: u32, vcpus: u32, timeout: Duration) -> (Vm, Console) {
+    let vm = Vm::start(
+        name,
+        &[
+            "--memory",
+            &memory.to_string(),
+            "--vcpus",
+            &vcpus.to_string(),
+        ],
+    );
+    let mut con = Console::attach(&vm.socket, true);
+    con.expect(&format!("minios@{name}# "), timeout);
+    (vm, con)
 }
 
 /// A minimal ELF64 executable whose one PT_LOAD segment holds `code` at the
