@@ -216,3 +216,51 @@ pub struct ConfigureReply {
     /// Fields stored for the next boot.
     pub next_boot: Vec<String>,
 }
+
+/// What `op=save` did (`POST /xend/domain/DOM op=save file=NAME`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SaveReply {
+    /// The domain saved (it has ended).
+    pub name: String,
+    /// The image written (absolute, inside `save-dir`).
+    pub file: String,
+    /// Size of the image, bytes.
+    pub image_bytes: u64,
+    /// From the request to the image on disk, seconds.
+    pub seconds: f64,
+}
+
+/// What `op=migrate` did (`POST /xend/domain/DOM op=migrate destination=HOST[:PORT]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrateReply {
+    /// The domain migrated (it has left this xend).
+    pub name: String,
+    /// `HOST:PORT` of the destination xend.
+    pub destination: String,
+    /// The domain's id on the destination.
+    pub domid: u32,
+    /// Live (pre-copy) or stop-and-copy.
+    pub live: bool,
+    /// From the request to the destination running the domain, seconds.
+    pub total_seconds: f64,
+    /// How long the guest did not run, seconds.
+    pub downtime_seconds: f64,
+    /// Bytes sent between the VMMs.
+    pub bytes: u64,
+    /// Pre-copy rounds while the guest ran (0 for stop-and-copy).
+    pub rounds: u32,
+}
+
+/// What a destination xend answers to `op=migrate_receive`: where its
+/// waiting VMM listens and the one-time token it expects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrateReceive {
+    /// The id the domain gets on the destination.
+    pub domid: u32,
+    /// The domain's name.
+    pub name: String,
+    /// TCP port the waiting VMM listens on.
+    pub port: u16,
+    /// The token the source VMM must present.
+    pub token: String,
+}

@@ -81,6 +81,7 @@ mod tests {
             log_keep: 1,
             dbroot: dir.join("db"),
             state_dir: dir.join("state"),
+            save_dir: dir.join("state/save"),
             vmm_path: "vmm".into(),
             token: token.map(|t| Arc::new(t.to_string())),
             min_restart_time: 20.0,

@@ -58,6 +58,9 @@ pub struct Settings {
     pub dbroot: PathBuf,
     /// Runtime state: VMM sockets/records/logs, pid file, console logs.
     pub state_dir: PathBuf,
+    /// Saved domain images (`save-dir`): save and restore file names resolve
+    /// inside it.
+    pub save_dir: PathBuf,
     /// The VMM binary.
     pub vmm_path: PathBuf,
     /// Bearer token guarding the API, event port and consoles.
@@ -88,6 +91,7 @@ impl Settings {
             log_keep: c.log_keep as usize,
             dbroot: c.dbroot.clone(),
             state_dir: c.state_dir.clone(),
+            save_dir: c.save_dir.clone(),
             vmm_path: c.vmm_path.clone(),
             token: None,
             min_restart_time: c.min_restart_time,

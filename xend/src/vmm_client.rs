@@ -56,6 +56,18 @@ impl VmmConn {
             .map_err(|_| VmmError::Timeout(REQUEST_TIMEOUT))?
     }
 
+    /// Send `req` and wait up to `timeout` for its reply (save and migrate
+    /// take longer than ordinary requests).
+    pub async fn request_within(
+        &mut self,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Payload, VmmError> {
+        tokio::time::timeout(timeout, self.request_inner(req))
+            .await
+            .map_err(|_| VmmError::Timeout(timeout))?
+    }
+
     async fn request_inner(&mut self, req: &Request) -> Result<Payload, VmmError> {
         let mut line = serde_json::to_string(req).map_err(|e| VmmError::Bad(e.to_string()))?;
         line.push('\n');

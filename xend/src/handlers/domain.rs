@@ -20,10 +20,7 @@ use crate::supervisor::Domain;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Ops of the seed that have their own issues and are not served yet.
-const LATER: [&str; 10] = [
-    "save",
-    "migrate",
-    "restore",
+const LATER: [&str; 7] = [
     "device_create",
     "device_destroy",
     "vifs",
@@ -116,6 +113,8 @@ pub async fn create(
     match params.op() {
         None => return Err(ApiError::missing_op()),
         Some("create") => {}
+        Some("restore") => return super::save::restore(&state, format, &params).await,
+        Some("migrate_receive") => return super::migrate::receive(&state, format, &params).await,
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
     let cfg = parse_config(&params)?;
@@ -132,7 +131,8 @@ pub async fn create(
     Ok(resp)
 }
 
-fn render_domain(dom: &Domain, format: Format) -> Response {
+/// A domain in the representation asked for.
+pub fn render_domain(dom: &Domain, format: Format) -> Response {
     let (stats, v) = crate::render::domain_full(dom);
     match format {
         Format::Json => json(&stats),
@@ -254,6 +254,11 @@ pub async fn act(
     let back = format!("/xend/domain/{}", dom.name);
     let sup = &state.sup;
     match op.as_str() {
+        "save" => return super::save::save(&state, &dom, format, &params).await,
+        "migrate" => return super::migrate::migrate(&state, &dom, format, &params).await,
+        "migrate_finish" | "migrate_abort" => {
+            return super::migrate::finish_or_abort(&state, &dom, format, &op).await;
+        }
         "pause" => sup.simple(&dom, Request::Pause).await?,
         "unpause" => sup.simple(&dom, Request::Unpause).await?,
         "shutdown" => {

@@ -2,8 +2,10 @@
 pub mod console;
 pub mod domain;
 pub mod event;
+pub mod migrate;
 pub mod node;
 pub mod root;
+pub mod save;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::error::ApiError;
 use crate::negotiate::{Format, json, sxp};
 use crate::supervisor::SupError;
+use crate::supervisor::migrate::PeerError;
 use crate::vmm_client::VmmError;
 
 impl From<SupError> for ApiError {
@@ -24,6 +27,8 @@ impl From<SupError> for ApiError {
                 ..
             } => StatusCode::BAD_REQUEST,
             SupError::Vmm { .. } => StatusCode::BAD_GATEWAY,
+            SupError::Peer(PeerError::BadDestination(_)) => StatusCode::BAD_REQUEST,
+            SupError::Peer(_) => StatusCode::BAD_GATEWAY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -24,6 +24,12 @@ pub enum Phase {
     Restarting,
     /// Being destroyed.
     Dying,
+    /// Being saved to an image (the VMM ends when the image is written).
+    Saving,
+    /// Migrating to another xend (the VMM ends once the destination runs it).
+    Migrating,
+    /// Waiting for a migrating domain to arrive from another xend.
+    Incoming,
 }
 
 impl Phase {
@@ -33,6 +39,9 @@ impl Phase {
             Phase::Running => "running",
             Phase::Restarting => "restarting",
             Phase::Dying => "being destroyed",
+            Phase::Saving => "being saved",
+            Phase::Migrating => "migrating",
+            Phase::Incoming => "arriving by migration",
         }
     }
 }

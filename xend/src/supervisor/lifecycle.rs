@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hypervisor::control::proto::{Event, Reason, Request, RunState};
 
 use super::policy::{self, Decision};
-use super::{CONSOLE_DRAIN, Domain, EXIT_GRACE, Phase, SupError, Supervisor, spawn};
+use super::{CONSOLE_DRAIN, Domain, EXIT_GRACE, Launch, Phase, SupError, Supervisor, spawn};
 use crate::events::now;
 use crate::vmm_client::VmmConn;
 
@@ -16,8 +16,44 @@ impl Supervisor {
         self: &Arc<Self>,
         dom: &Arc<Domain>,
     ) -> Result<(), SupError> {
+        self.start_instance_with(dom, &Launch::Boot).await
+    }
+
+    /// Start a VMM for `dom` as `launch` says; attach to it unless it waits
+    /// for an incoming migration.
+    pub(super) async fn start_instance_with(
+        self: &Arc<Self>,
+        dom: &Arc<Domain>,
+        launch: &Launch,
+    ) -> Result<(), SupError> {
         let cfg = dom.state().config.clone();
-        let args = spawn::vmm_args(&cfg, dom.id, &dom.paths);
+        let mut env = Vec::new();
+        let args = match launch {
+            Launch::Boot => spawn::vmm_args(&cfg, dom.id, &dom.paths),
+            Launch::Restore { image, paused } => {
+                let mut a = spawn::common_args(&cfg, dom.id, &dom.paths);
+                a.push("--restore".into());
+                a.push(image.display().to_string());
+                if *paused {
+                    a.push("--paused".into());
+                }
+                a
+            }
+            Launch::Incoming {
+                listen,
+                token,
+                paused,
+            } => {
+                let mut a = spawn::common_args(&cfg, dom.id, &dom.paths);
+                a.push("--incoming".into());
+                a.push(listen.clone());
+                if *paused {
+                    a.push("--paused".into());
+                }
+                env.push(("VMM_INCOMING_TOKEN", token.as_str()));
+                a
+            }
+        };
         std::fs::create_dir_all(dom.paths.socket.parent().expect("vmm dir")).map_err(|e| {
             SupError::Spawn {
                 name: dom.name.clone(),
@@ -25,16 +61,28 @@ impl Supervisor {
             }
         })?;
         dom.paths.remove_stale();
-        let pid = spawn::spawn(&self.settings.vmm_path, &args)
+        let pid = spawn::spawn_with_env(&self.settings.vmm_path, &args, &env)
             .await
-            .map_err(|why| SupError::Spawn {
-                name: dom.name.clone(),
-                why,
+            .map_err(|why| match launch {
+                Launch::Restore { image, .. } if why.contains("is refused") => {
+                    SupError::Invalid(format!(
+                        "Invalid parameter: file: {}: {}",
+                        image.display(),
+                        why.trim_start_matches("vmm: ")
+                    ))
+                }
+                _ => SupError::Spawn {
+                    name: dom.name.clone(),
+                    why,
+                },
             })?;
         {
             let mut st = dom.state();
             st.pid = Some(pid);
             st.live_memory = None;
+        }
+        if matches!(launch, Launch::Incoming { .. }) {
+            return Ok(());
         }
         self.attach(dom, true).await
     }

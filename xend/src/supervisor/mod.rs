@@ -14,7 +14,9 @@ mod actions;
 mod adopt;
 mod domain;
 mod lifecycle;
+pub mod migrate;
 pub mod policy;
+pub mod save;
 pub mod spawn;
 
 use std::collections::BTreeMap;
@@ -39,6 +41,29 @@ const LIFECYCLE_WAIT: Duration = Duration::from_secs(30);
 const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
 /// Cached figures older than this are refreshed when the bulk endpoint reads.
 const STALE: Duration = Duration::from_millis(500);
+
+/// How a new domain's first VMM starts.
+#[derive(Clone, Debug)]
+pub enum Launch {
+    /// Boot the config's kernel.
+    Boot,
+    /// Resume the saved image `image` (`vmm --restore`), paused if asked.
+    Restore {
+        /// The image (absolute, inside `save-dir`).
+        image: std::path::PathBuf,
+        /// Keep it paused.
+        paused: bool,
+    },
+    /// Wait for a migrating domain (`vmm --incoming LISTEN`) that presents `token`.
+    Incoming {
+        /// `ADDR:PORT` the VMM listens on.
+        listen: String,
+        /// The one-time token the source VMM must present.
+        token: String,
+        /// Keep it paused on arrival.
+        paused: bool,
+    },
+}
 
 /// Errors of supervisor operations (rendered by the handlers).
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +100,9 @@ pub enum SupError {
     /// The DB could not be written.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    /// Talking to the destination xend of a migration failed.
+    #[error(transparent)]
+    Peer(#[from] migrate::PeerError),
 }
 
 struct Table {
@@ -219,6 +247,18 @@ impl Supervisor {
 
     /// Create and start a domain from `cfg`.
     pub async fn create(self: &Arc<Self>, cfg: DomainConfig) -> Result<Arc<Domain>, SupError> {
+        self.create_with(cfg, Launch::Boot).await
+    }
+
+    /// Create a domain whose first VMM starts as `launch` says: booted,
+    /// restored from an image, or waiting for a migration. For
+    /// [`Launch::Incoming`] the domain stays in [`Phase::Incoming`] until the
+    /// migrated domain runs (see `migrate.rs`).
+    pub async fn create_with(
+        self: &Arc<Self>,
+        cfg: DomainConfig,
+        launch: Launch,
+    ) -> Result<Arc<Domain>, SupError> {
         self.check_host(&cfg, None)?;
         let (id, _res) = {
             let mut t = self.table();
@@ -241,6 +281,10 @@ impl Supervisor {
         };
         let port = self.console_port(&cfg, id);
         let console = self.bind_console(port, id, &cfg.name).await?;
+        let phase = match launch {
+            Launch::Incoming { .. } => Phase::Incoming,
+            _ => Phase::Creating,
+        };
         let dom = Arc::new(Domain {
             id,
             name: cfg.name.clone(),
@@ -248,7 +292,7 @@ impl Supervisor {
             paths: VmmPaths::new(&self.settings.state_dir, id),
             st: Mutex::new(DomState {
                 config: cfg,
-                phase: Phase::Creating,
+                phase,
                 info: None,
                 info_at: None,
                 refreshing: false,
@@ -271,19 +315,35 @@ impl Supervisor {
         let _ = self.db.save_config(&dom.name, &dom.state().config.to_sxp());
         self.table().doms.insert(id, dom.clone());
         drop(_res);
-        if let Err(e) = self.start_instance(&dom).await {
+        if let Err(e) = self.start_instance_with(&dom, &launch).await {
             tracing::error!("{e}");
             self.stop_instance(&dom).await;
             self.forget(&dom).await;
             return Err(e);
         }
+        let event = match &launch {
+            Launch::Boot => "xend.domain.create",
+            Launch::Restore { .. } => "xend.domain.restore",
+            Launch::Incoming { .. } => {
+                tracing::info!(
+                    "domain {} (id {id}) waits for its migration, console on port {port}",
+                    dom.name
+                );
+                drop(_life);
+                self.spawn_incoming_wait(&dom);
+                return Ok(dom);
+            }
+        };
         dom.state().phase = Phase::Running;
         tracing::info!(
             "created domain {} (id {id}), console on port {port}",
             dom.name
         );
-        self.events
-            .domain("xend.domain.create", id, &dom.name, None);
+        let detail = match &launch {
+            Launch::Restore { image, .. } => Some(image.display().to_string()),
+            _ => None,
+        };
+        self.events.domain(event, id, &dom.name, detail);
         drop(_life);
         Ok(dom)
     }

@@ -59,6 +59,29 @@ pub fn kernel_and_cmdline(cfg: &DomainConfig) -> (String, String) {
     }
 }
 
+/// The runtime-file and identity flags every VMM gets:
+/// `--detach --name NAME --domid ID --socket S --record R --log L [--cpu N]`.
+pub fn common_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String> {
+    let mut args = vec![
+        "--detach".to_string(),
+        "--name".into(),
+        cfg.name.clone(),
+        "--domid".into(),
+        domid.to_string(),
+        "--socket".into(),
+        paths.socket.display().to_string(),
+        "--record".into(),
+        paths.record.display().to_string(),
+        "--log".into(),
+        paths.log.display().to_string(),
+    ];
+    if let Some(cpu) = cfg.cpu.filter(|c| *c >= 0) {
+        args.push("--cpu".into());
+        args.push(cpu.to_string());
+    }
+    args
+}
+
 /// The VMM command line for domain `domid`.
 pub fn vmm_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String> {
     let (kernel, cmdline) = kernel_and_cmdline(cfg);
@@ -94,8 +117,18 @@ pub fn vmm_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String>
 
 /// Run `vmm --detach ...`; returns the pid of the running VMM.
 pub async fn spawn(vmm: &Path, args: &[String]) -> Result<u32, String> {
+    spawn_with_env(vmm, args, &[]).await
+}
+
+/// [`spawn`] with extra environment variables (secrets stay out of `ps`).
+pub async fn spawn_with_env(
+    vmm: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Result<u32, String> {
     let child = tokio::process::Command::new(vmm)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
