@@ -969,3 +969,4 @@ impl EventPort {
 }
 pub mod golden;
 pub mod pty;
+pub mod save;

@@ -357,9 +357,9 @@ fn errors_name_what_was_wrong() {
         "Operation not implemented: frobnicate",
     );
     check(
-        xend.post("/xend/domain", &[("op", "restore"), ("file", "/x")]),
-        501,
-        "Operation not implemented: restore",
+        xend.post("/xend/domain", &[("op", "restore"), ("file", "")]),
+        400,
+        "Invalid parameter: file: the file name is empty",
     );
     check(
         xend.post("/xend/domain", &[("op", "create")]),
@@ -524,14 +524,14 @@ fn errors_name_what_was_wrong() {
         "Invalid parameter: target: \"lots\" is not a valid number",
     );
     check(
-        xend.act_sxp("dup", "save", &[("file", "/tmp/x")]),
-        501,
-        "Operation not implemented: save",
+        xend.act_sxp("dup", "save", &[("file", "")]),
+        400,
+        "Invalid parameter: file: the file name is empty",
     );
     check(
-        xend.act_sxp("dup", "migrate", &[("destination", "h")]),
-        501,
-        "Operation not implemented: migrate",
+        xend.act_sxp("dup", "migrate", &[("destination", "no host")]),
+        400,
+        "Invalid parameter: destination: \"no host\": expected HOST or HOST:PORT",
     );
     check(
         xend.act_sxp("dup", "device_create", &[]),

@@ -90,8 +90,7 @@ fn commands_xend_does_not_implement_yet_say_so() {
     std::fs::write(&vnet, "(vnet (id 1))\n").unwrap();
     let vnet = vnet.to_str().unwrap();
     for (args, name) in [
-        (&["restore", "/tmp/d0.save"][..], "restore"),
-        (&["vnet-c", vnet], "vnet-create"),
+        (&["vnet-c", vnet][..], "vnet-create"),
         (&["vnet-d", "1"], "vnet-delete"),
     ] {
         check_error(

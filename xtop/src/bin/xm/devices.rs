@@ -1,9 +1,13 @@
-//! Commands whose API ops xend may not implement yet: save, restore, migrate,
-//! vif-list, vbd-list, vbd-create, vbd-destroy, vnet-list, vnet-create,
-//! vnet-delete. xm sends the reference's request; when xend answers 501
-//! (`Operation not implemented`) the command reports `CMD is not supported by
-//! this xend yet`, so these commands start working as xend grows the ops,
-//! and never pretend.
+//! save, restore, migrate, and the commands whose API ops xend may not
+//! implement yet: vif-list, vbd-list, vbd-create, vbd-destroy, vnet-list,
+//! vnet-create, vnet-delete. xm sends the reference's request; when xend
+//! answers 501 (`Operation not implemented`, an older xend) the command reports
+//! `CMD is not supported by this xend yet`, so these commands start working as
+//! xend grows the ops, and never pretend.
+//!
+//! `save DOM FILE` and `migrate` print nothing on success (as in Xen);
+//! `restore [-p] FILE` prints the restored domain's SXP. FILE names an image
+//! on xend's host, inside its `save-dir`.
 use clap::Parser;
 
 use crate::error::{Result, XmError};
@@ -21,6 +25,9 @@ pub struct Save {
 /// `xm restore`.
 #[derive(Debug, Parser)]
 pub struct Restore {
+    /// Leave the restored domain paused.
+    #[arg(short = 'p', long = "paused")]
+    pub paused: bool,
     /// File on the xend host to restore from.
     pub file: String,
 }
@@ -28,12 +35,19 @@ pub struct Restore {
 /// `xm migrate`.
 #[derive(Debug, Parser)]
 pub struct Migrate {
-    /// Live migration.
+    /// Live migration: copy RAM while the guest runs, pause only for the rest.
     #[arg(short = 'l', long = "live")]
     pub live: bool,
+    /// The destination xend's API port (default 8000; or HOST:PORT).
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// The destination xend's bearer token (default: the one xm uses, which
+    /// xend then sends; or $XEND_DEST_TOKEN).
+    #[arg(long = "dest-token", env = "XEND_DEST_TOKEN", hide_env_values = true)]
+    pub dest_token: Option<String>,
     /// Domain name or id.
     pub dom: String,
-    /// Destination host.
+    /// Destination xend: HOST or HOST:PORT.
     pub host: String,
 }
 
@@ -103,18 +117,30 @@ pub async fn run(xm: &Xm, name: &str, rest: &[String]) -> Result<()> {
         }
         "restore" => {
             let a: Restore = args::parse(name, rest)?;
-            let form = [("op", "restore"), ("file", a.file.as_str())];
+            let paused = if a.paused { "1" } else { "0" };
+            let form = [
+                ("op", "restore"),
+                ("file", a.file.as_str()),
+                ("paused", paused),
+            ];
             let reply = later(name, xm.sxp.post(&["domain"], &form).await)?;
             println!("{}", sxp::pretty(&crate::queries::parse_sxp(name, &reply)?));
         }
         "migrate" => {
             let a: Migrate = args::parse(name, rest)?;
             let live = if a.live { "1" } else { "0" };
-            let form = [
+            let port = a.port.map(|p| p.to_string());
+            let mut form = vec![
                 ("op", "migrate"),
                 ("destination", a.host.as_str()),
                 ("live", live),
             ];
+            if let Some(p) = &port {
+                form.push(("port", p.as_str()));
+            }
+            if let Some(t) = &a.dest_token {
+                form.push(("token", t.as_str()));
+            }
             later(name, xm.sxp.post(&["domain", &a.dom], &form).await)?;
         }
         "vif-list" | "vbd-list" => {

@@ -29,10 +29,12 @@
 //! - `call FN ARGS`: a table of Xen 2 `XendClient` names (`xm call help`)
 //!   mapped onto the API; the SXP reply is pretty-printed.
 //! - `top` execs the `xtop` next to `xm` with `$XEND_URL`/`$XEND_TOKEN` set.
-//! - save, restore, migrate and the vif/vbd/vnet commands send the
-//!   reference's request; while xend answers 501 (not implemented) they print
-//!   `Error: CMD is not supported by this xend yet` (see `devices`). sysrq has
-//!   no API op and always says so.
+//! - save, restore and migrate use xend's `op=save` / `op=restore` /
+//!   `op=migrate` (FILE is inside xend's `save-dir`; `migrate -l` is live,
+//!   HOST[:PORT] is the destination xend, `--dest-token` its token). The
+//!   vif/vbd/vnet commands send the reference's request; while xend answers
+//!   501 (not implemented) they print `Error: CMD is not supported by this
+//!   xend yet` (see `devices`). sysrq has no API op and always says so.
 mod actions;
 mod args;
 mod call;

@@ -1,0 +1,136 @@
+//! Migration between two real xends on this machine (separate state dirs,
+//! DBs and ports; the destination guarded by a token): the guest keeps
+//! counting and keeps its memory across a stop-and-copy and a live
+//! migration, its console answers on the destination's port, and failed
+//! migrations (destination down, wrong token, name taken there) leave it
+//! running on the source.
+use std::time::Duration;
+
+use e2e::save::{MOVE, assert_no_domains, migrate, pattern_check, pattern_write, tick};
+use e2e::{EventPort, Xend, XendOptions, prompt};
+
+const EVENT: Duration = Duration::from_secs(30);
+
+fn with_token(token: &str) -> Xend {
+    Xend::start_with(XendOptions {
+        token: Some(token.into()),
+        ..XendOptions::default()
+    })
+}
+
+#[test]
+fn a_domain_migrates_there_and_back_and_runs_on() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let a = Xend::start();
+    let b = with_token("b-secret");
+    let mut a_events = EventPort::connect(&a);
+    let mut b_events = EventPort::connect(&b);
+    let dom = a.create("(vm (name rover) (memory 32) (image (minios)))");
+    let mut con = a.console(dom.id);
+    con.expect(&prompt("rover"), e2e::BOOT);
+    tick(&mut con, 1);
+    pattern_write(&mut con, 8, 5);
+    let up1 = tick(&mut con, 2);
+
+    // Stop-and-copy to b.
+    let r = migrate(&a, "rover", &b, false).ok().json();
+    assert_eq!(r["name"], "rover", "{r}");
+    assert_eq!(r["destination"], format!("127.0.0.1:{}", b.api_port()));
+    assert_eq!(r["live"], false);
+    assert!(r["bytes"].as_u64().unwrap() > 8 << 20, "{r}");
+    let b_id = r["domid"].as_u64().unwrap() as u32;
+    // Gone from a (VMM, record, console), running on b.
+    assert!(a.try_domain("rover").is_none());
+    con.expect_closed(MOVE);
+    assert_no_domains(&a);
+    assert!(
+        a_events
+            .expect_line("xend.domain.migrate", EVENT)
+            .contains("rover")
+    );
+    b_events.expect_line("xend.domain.migrate", EVENT);
+    let on_b = b.domain("rover");
+    assert_eq!(on_b.id, b_id);
+    assert_eq!(on_b.memory, 32);
+    assert_eq!(on_b.console_port, Some(b.console_port(b_id)));
+    let mut con = b.console(b_id);
+    con.echo("on-b", MOVE);
+    let up2 = tick(&mut con, 3);
+    assert!(up2 >= up1, "uptime went back: {up1} s, then {up2} s on b");
+    pattern_check(&mut con, 8, 5);
+
+    // Live, back to a (which has no token; b sends its own, a ignores it).
+    let r = migrate(&b, "rover", &a, true).ok().json();
+    assert_eq!(r["live"], true, "{r}");
+    assert!(r["downtime_seconds"].as_f64().unwrap() <= r["total_seconds"].as_f64().unwrap());
+    let a_id = r["domid"].as_u64().unwrap() as u32;
+    con.expect_closed(MOVE);
+    assert_no_domains(&b);
+    let mut con = a.console(a_id);
+    con.echo("home-again", MOVE);
+    let up3 = tick(&mut con, 4);
+    assert!(up3 >= up2, "uptime went back: {up2} s, then {up3} s on a");
+    pattern_check(&mut con, 8, 5);
+    assert_eq!(a.domain_names(), vec!["Domain-0", "rover"]);
+}
+
+#[test]
+fn a_failed_migration_leaves_the_domain_running_on_the_source() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let a = Xend::start();
+    let b = with_token("right-token");
+    let (dom, mut con) = a.create_booted("stayer");
+    tick(&mut con, 1);
+
+    // Nothing listens at the destination.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dest = format!("127.0.0.1:{port}");
+    let r = a
+        .act("stayer", "migrate", &[("destination", dest.as_str())])
+        .status(502)
+        .json();
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("cannot reach the destination xend"), "{msg}");
+
+    // The wrong token.
+    let dest = format!("127.0.0.1:{}", b.api_port());
+    let r = a
+        .act(
+            "stayer",
+            "migrate",
+            &[("destination", dest.as_str()), ("token", "wrong-token")],
+        )
+        .status(502)
+        .json();
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("refused"), "{msg}");
+    assert_no_domains(&b);
+
+    // The name is taken at the destination.
+    b.create("(vm (name stayer) (memory 16) (image (minios)))");
+    let r = migrate(&a, "stayer", &b, true).status(502).json();
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("vm name clash: stayer"), "{msg}");
+    assert_eq!(b.domain_names(), vec!["Domain-0", "stayer"]);
+
+    // A bad destination is the client's mistake.
+    a.act("stayer", "migrate", &[("destination", "no host/x")])
+        .status(400);
+
+    // Still running on a, same id, same console, counter intact.
+    let d = a.domain("stayer");
+    assert_eq!(d.id, dom.id);
+    assert!(
+        !d.state.contains('p') && !d.state.contains('c'),
+        "{}",
+        d.state
+    );
+    con.echo("still-here", MOVE);
+    tick(&mut con, 2);
+}

@@ -1,0 +1,154 @@
+//! Save and restore through xend's API with real VMMs and minios guests: the
+//! guest runs on after a restore (its `tick` counter continues, its uptime
+//! does not go back, a memory pattern written before the save checks ok),
+//! names leading outside `save-dir` are refused, and truncated, corrupted or
+//! foreign images are refused with nothing created.
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use e2e::save::{
+    MOVE, assert_no_domains, pattern_check, pattern_write, restore, save, save_dir, tick,
+};
+use e2e::{EventPort, Xend, prompt};
+
+const EVENT: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_restored_domain_runs_on_from_where_it_was_saved() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let mut events = EventPort::connect(&xend);
+    let dom = xend.create("(vm (name keeper) (memory 32) (image (minios)))");
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("keeper"), e2e::BOOT);
+    tick(&mut con, 1);
+    pattern_write(&mut con, 8, 77);
+    let up_before = tick(&mut con, 2);
+
+    let r = save(&xend, "keeper", "keeper.img").ok().json();
+    let dir = save_dir(&xend).canonicalize().unwrap();
+    let image = dir.join("keeper.img");
+    assert_eq!(r["file"], image.display().to_string(), "{r}");
+    assert_eq!(r["name"], "keeper");
+    let bytes = std::fs::metadata(&image).unwrap().len();
+    assert_eq!(r["image_bytes"], bytes, "{r}");
+    assert!(
+        bytes > 8 << 20,
+        "an image holding the 8 MiB pattern: {bytes} bytes"
+    );
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "save-dir mode {mode:o}");
+    // The domain has ended: gone from the API, its VMM, record and console.
+    assert!(xend.try_domain("keeper").is_none());
+    con.expect_closed(MOVE);
+    assert_no_domains(&xend);
+    let line = events.expect_line("xend.domain.save", EVENT);
+    assert!(
+        line.contains("keeper") && line.contains("keeper.img"),
+        "{line}"
+    );
+
+    // Restore paused: it stays paused until unpaused, then runs on.
+    let restored = restore(&xend, "keeper.img", true).status(201).json();
+    assert_eq!(restored["name"], "keeper", "{restored}");
+    let id = restored["id"].as_u64().unwrap() as u32;
+    assert!(
+        restored["state"].as_str().unwrap().contains('p'),
+        "restored paused: {restored}"
+    );
+    events.expect_line("xend.domain.restore", EVENT);
+    let mut con = xend.console(id);
+    // The console history came along in the image.
+    con.expect("\ntick 2 up ", MOVE);
+    xend.act("keeper", "unpause", &[]).ok();
+    let up_after = tick(&mut con, 3);
+    assert!(
+        up_after >= up_before,
+        "uptime went back: {up_before} s before the save, {up_after} s after"
+    );
+    pattern_check(&mut con, 8, 77);
+    let d = xend.domain("keeper");
+    assert_eq!(d.memory, 32);
+    assert!(!d.state.contains('p'), "unpaused: {}", d.state);
+}
+
+#[test]
+fn names_outside_save_dir_and_bad_images_are_refused() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (dom, mut con) = xend.create_booted("guard");
+    let outside = xend.dir().join("outside");
+    std::fs::create_dir_all(save_dir(&xend)).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, save_dir(&xend).join("escape")).unwrap();
+    let outside_abs = outside.join("x.img").display().to_string();
+    for bad in [
+        "../x.img",
+        "sub/../../x.img",
+        "escape/x.img",
+        outside_abs.as_str(),
+        "",
+    ] {
+        let r = save(&xend, "guard", bad).status(400).json();
+        let msg = r["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Invalid parameter: file: "),
+            "{bad:?}: {msg}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    // The domain still runs.
+    con.echo("still-here", MOVE);
+    assert!(!xend.domain("guard").state.contains('p'));
+
+    // A good image, then damaged copies of it.
+    save(&xend, "guard", "good.img").ok();
+    con.expect_closed(MOVE);
+    let dir = save_dir(&xend);
+    let good = std::fs::read(dir.join("good.img")).unwrap();
+    let mut corrupt = good.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x5a;
+    std::fs::write(dir.join("corrupt.img"), &corrupt).unwrap();
+    std::fs::write(dir.join("short.img"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(
+        dir.join("junk.img"),
+        b"this is not an image at all, just text\n",
+    )
+    .unwrap();
+    std::fs::write(outside.join("good.img"), &good).unwrap();
+    std::os::unix::fs::symlink(outside.join("good.img"), dir.join("link.img")).unwrap();
+    for (file, why) in [
+        ("corrupt.img", "the image is corrupted"),
+        ("short.img", "the image is truncated"),
+        ("junk.img", "not a domain image"),
+        ("link.img", "outside the save directory"),
+        ("../../outside/good.img", "outside the save directory"),
+        ("missing.img", "No such file"),
+    ] {
+        let r = restore(&xend, file, false).status(400).json();
+        let msg = r["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Invalid parameter: file: ") && msg.contains(why),
+            "{file}: {msg}"
+        );
+        assert_no_domains(&xend);
+    }
+    // The good image restores once; a second copy of the name clashes.
+    let first = restore(&xend, "good.img", false).status(201).json();
+    assert_eq!(first["name"], "guard");
+    let r = restore(&xend, "good.img", false).status(409).json();
+    assert_eq!(r["error"], "vm name clash: guard");
+    assert_eq!(xend.domain_names(), vec!["Domain-0", "guard"]);
+    let mut con = xend.console(first["id"].as_u64().unwrap() as u32);
+    con.echo("restored", MOVE);
+    let _ = dom;
+}
