@@ -175,7 +175,7 @@ pub fn boot(
         fd.set_cpuid2(&cpuid).map_err(kvm_err("set_cpuid2"))?;
         match (&loaded, &restored) {
             (Some(l), _) => arch::setup_vcpu(&fd, i, l.entry)?,
-            (None, Some(r)) => r.restore_vcpu(&fd, i).map_err(Box::new)?,
+            (None, Some(r)) => r.restore_vcpu(&fd, i, &ram).map_err(Box::new)?,
             (None, None) => unreachable!("a kernel or an image"),
         }
         fds.push(fd);

@@ -301,6 +301,12 @@ pub struct StartInfo {
     pub shutdown_request: AtomicU32,
     /// Balloon target in KiB, set by the host (see [`Events::MEM_TARGET`]).
     pub mem_target_kib: AtomicU64,
+    /// Ticks the guest subtracts (wrapping) from `rdtsc` to get its clock.
+    /// Zero at boot; after a restore or migration the VMM adds however far
+    /// the hardware TSC moved while the domain was away, so guest time
+    /// continues with no gap even where KVM cannot set the guest TSC (the
+    /// paravirtual-clock answer Xen uses). Written before any vCPU runs.
+    pub tsc_adjust: AtomicU64,
 }
 
 /// The shared console page(s) at [`StartInfo::console_gpa`].
@@ -522,6 +528,8 @@ pub mod offsets {
     pub const SHUTDOWN_REQUEST: usize = offset_of!(StartInfo, shutdown_request);
     /// `StartInfo::mem_target_kib`.
     pub const MEM_TARGET_KIB: usize = offset_of!(StartInfo, mem_target_kib);
+    /// `StartInfo::tsc_adjust`.
+    pub const TSC_ADJUST: usize = offset_of!(StartInfo, tsc_adjust);
     /// `ConsoleRings::out_cons`.
     pub const OUT_CONS: usize = offset_of!(ConsoleRings, out_cons);
     /// `ConsoleRings::out_prod`.

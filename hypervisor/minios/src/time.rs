@@ -16,8 +16,14 @@ pub fn init(tsc_khz: u64) {
     }
 }
 
-/// The time stamp counter.
+/// The guest clock in TSC ticks: the hardware counter less the host's
+/// correction for time spent saved or migrating (`StartInfo::tsc_adjust`).
 pub fn rdtsc() -> u64 {
+    raw_rdtsc().wrapping_sub(crate::start::get().tsc_adjust.load(Ordering::Acquire))
+}
+
+/// The hardware time stamp counter.
+fn raw_rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: `rdtsc` only reads the time stamp counter into edx:eax.
     unsafe {

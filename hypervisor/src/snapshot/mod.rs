@@ -30,9 +30,10 @@
 //! A file is checked completely (structure, limits, ranges, checksum) before
 //! any VM is created, so a truncated or corrupted image creates nothing.
 //! Guest RAM is sparse: only pages the host has backed (`mincore`) and that
-//! are not all zero are written. The guest's clock is its TSC, which travels
-//! as `MSR_IA32_TSC` with the other MSRs: a restored guest's uptime continues
-//! from the value it had at the save, with no gap and no reset.
+//! are not all zero are written. The guest's clock is its TSC less
+//! `StartInfo::tsc_adjust`: the TSC travels as `MSR_IA32_TSC`, and on restore
+//! the VMM adds however far the TSC really moved to `tsc_adjust`, so uptime
+//! continues with no gap and no reset even where KVM ignores TSC writes.
 //!
 //! Devices add named sections through [`Sections`] (see [`sections`]).
 pub mod format;
@@ -149,7 +150,16 @@ pub struct Restored {
 
 impl Restored {
     /// Set vCPU `index`'s saved state into `fd`.
-    pub fn restore_vcpu(&self, fd: &kvm_ioctls::VcpuFd, index: u32) -> Result<(), SnapshotError> {
+    ///
+    /// For vCPU 0 it also adds how far the TSC moved since the save to the
+    /// guest's `StartInfo::tsc_adjust`, so guest time has no gap even where
+    /// KVM ignores the restored TSC.
+    pub fn restore_vcpu(
+        &self,
+        fd: &kvm_ioctls::VcpuFd,
+        index: u32,
+        ram: &crate::memory::GuestRam,
+    ) -> Result<(), SnapshotError> {
         let state = self
             .vcpus
             .iter()
@@ -160,10 +170,17 @@ impl Restored {
             // Under a KVM that honours TSC offsets the two agree; under one
             // that does not (nested PVM) the guest's clock includes the time
             // the domain spent saved.
+            let moved = now.wrapping_sub(saved);
             log(&format!(
                 "restore: vCPU {index} TSC {saved:#x} saved, {now:#x} now ({:+} ticks)",
-                now.wrapping_sub(saved) as i64
+                moved as i64
             ));
+            if index == 0 && moved != 0 {
+                let field = guest_abi::layout::START_INFO + guest_abi::offsets::TSC_ADJUST as u64;
+                if let Ok(adjust) = ram.atomic_u64(field) {
+                    adjust.fetch_add(moved, std::sync::atomic::Ordering::AcqRel);
+                }
+            }
         }
         Ok(())
     }
