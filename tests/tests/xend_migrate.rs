@@ -134,3 +134,55 @@ fn a_failed_migration_leaves_the_domain_running_on_the_source() {
     con.echo("still-here", MOVE);
     tick(&mut con, 2);
 }
+
+/// The destination xend accepts the migration, but its VMM then refuses the
+/// source VMM (it was started with another token, by a wrapper in place of
+/// the VMM binary): the source tells the destination to abort, which kills
+/// the waiting VMM and forgets the domain, and the guest runs on at the
+/// source.
+#[test]
+fn a_migration_the_destination_vmm_refuses_is_aborted_on_both_sides() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let a = Xend::start();
+    let mut b = Xend::start();
+    let wrapper = b.dir().join("vmm-wrong-token");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nVMM_INCOMING_TOKEN=not-the-token exec {} \"$@\"\n",
+            e2e::bin("vmm").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.stop();
+    let config = std::fs::read_to_string(b.config_path()).unwrap();
+    let config = config.replace(
+        &format!("(vmm-path {})", e2e::bin("vmm").display()),
+        &format!("(vmm-path {})", wrapper.display()),
+    );
+    assert!(config.contains("vmm-wrong-token"), "{config}");
+    std::fs::write(b.config_path(), config).unwrap();
+    b.restart_foreground();
+
+    let (dom, mut con) = a.create_booted("bounced");
+    tick(&mut con, 1);
+    let r = migrate(&a, "bounced", &b, true).status(502).json();
+    let msg = r["error"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("migration to 127.0.0.1:{} failed: ", b.api_port()))
+            && msg.contains("wrong migration token"),
+        "{msg}"
+    );
+    assert_no_domains(&b);
+    let log = std::fs::read_to_string(b.log_path()).unwrap();
+    assert!(log.contains("migration aborted by the source"), "{log}");
+    let d = a.domain("bounced");
+    assert_eq!(d.id, dom.id);
+    assert!(!d.state.contains('p'), "{}", d.state);
+    con.echo("still-at-a", MOVE);
+    tick(&mut con, 2);
+}

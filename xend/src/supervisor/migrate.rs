@@ -63,6 +63,14 @@ pub enum PeerError {
         /// Its message.
         message: String,
     },
+    /// The VMMs could not move the domain.
+    #[error("migration to {dest} failed: {why}")]
+    Failed {
+        /// `HOST:PORT` of the destination xend.
+        dest: String,
+        /// What the source VMM reported.
+        why: String,
+    },
     /// The destination xend answered something unreadable.
     #[error("the destination xend at {dest} sent a bad reply: {why}")]
     Bad {
@@ -296,6 +304,13 @@ impl Supervisor {
             }
             other => {
                 let err = match other {
+                    Err(SupError::Vmm {
+                        source: VmmError::Refused(why),
+                        ..
+                    }) => SupError::Peer(PeerError::Failed {
+                        dest: dest.authority(),
+                        why,
+                    }),
                     Err(e) => e,
                     Ok(p) => SupError::Vmm {
                         name: dom.name.clone(),
