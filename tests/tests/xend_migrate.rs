@@ -186,3 +186,39 @@ fn a_migration_the_destination_vmm_refuses_is_aborted_on_both_sides() {
     con.echo("still-at-a", MOVE);
     tick(&mut con, 2);
 }
+
+/// A destination xend that dies while its VMM waits for a migration drops
+/// that VMM when it starts again (nobody would adopt what arrives; the
+/// source's migration then fails and it keeps the domain).
+#[test]
+fn a_migration_still_waiting_when_the_destination_xend_restarts_is_dropped() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let mut b = Xend::start();
+    let r = b
+        .post_json(
+            "/xend/domain",
+            &[
+                ("op", "migrate_receive"),
+                ("config", "(vm (name waiter) (memory 16) (image (minios)))"),
+            ],
+        )
+        .status(201)
+        .json();
+    assert_eq!(r["name"], "waiter", "{r}");
+    assert!(r["port"].as_u64().unwrap() > 0 && r["token"].as_str().unwrap().len() == 32);
+    assert_eq!(b.domain_names(), vec!["Domain-0", "waiter"]);
+    let waiting = b.vmm_processes();
+    assert_eq!(waiting.len(), 1, "one VMM waits: {waiting:?}");
+    b.kill();
+    assert!(e2e::pid_alive(waiting[0]), "the waiting VMM outlives xend");
+    b.restart_foreground();
+    assert_no_domains(&b);
+    assert!(!e2e::pid_alive(waiting[0]));
+    let log = std::fs::read_to_string(b.log_path()).unwrap();
+    assert!(
+        log.contains("domain waiter (id 1) was waiting for a migration when xend stopped"),
+        "{log}"
+    );
+}

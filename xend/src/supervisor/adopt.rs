@@ -57,6 +57,9 @@ impl Supervisor {
                 .child("console")
                 .and_then(|c| c.child_value("console_port"))
                 .and_then(|p| p.parse().ok());
+            if self.abort_stale_incoming(&name, domid, &paths, &pids).await {
+                continue;
+            }
             if pids.is_empty() && rec.child_value("phase") == Some("restarting") {
                 tracing::warn!(
                     "domain {name} (id {domid}) was restarting when xend stopped; finishing the restart"
@@ -177,6 +180,51 @@ impl Supervisor {
             dom.name
         );
         Ok(())
+    }
+
+    /// A VMM still waiting for an incoming migration (started with
+    /// `--incoming`, no VMM record yet: the domain has not arrived) when xend
+    /// starts: nobody will adopt what arrives, so kill it and drop the record.
+    /// The source then sees its migration fail and keeps the domain. Returns
+    /// true when it did so.
+    async fn abort_stale_incoming(
+        &self,
+        name: &str,
+        domid: u32,
+        paths: &VmmPaths,
+        pids: &[u32],
+    ) -> bool {
+        use nix::sys::signal::{Signal, kill};
+        let signal = |pid: u32, sig| kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        let waiting: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| spawn::cmdline(*p).is_some_and(|a| a.iter().any(|x| x == "--incoming")))
+            .collect();
+        if waiting.is_empty() {
+            return false;
+        }
+        // Freeze them first: the record (written atomically once the domain
+        // runs) then either exists or will not appear.
+        for pid in &waiting {
+            let _ = signal(*pid, Signal::SIGSTOP);
+        }
+        if paths.record.exists() {
+            for pid in &waiting {
+                let _ = signal(*pid, Signal::SIGCONT);
+            }
+            return false;
+        }
+        tracing::warn!(
+            "domain {name} (id {domid}) was waiting for a migration when xend stopped; aborting it"
+        );
+        for pid in waiting {
+            let _ = signal(pid, Signal::SIGKILL);
+            spawn::wait_exit(pid, super::EXIT_GRACE).await;
+        }
+        paths.remove_stale();
+        let _ = self.db.remove_domain(domid);
+        true
     }
 
     /// Start a new instance of a domain whose restart was cut short.
