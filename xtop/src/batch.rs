@@ -212,6 +212,11 @@ impl<'a> Printer<'a> {
     pub fn new(opts: &'a BatchOptions, multi_host: bool) -> Self {
         let fields = opts.fields.clone().unwrap_or_else(|| {
             let mut f = Column::XENTOP.to_vec();
+            // Machine-readable records name domains by id too (xentop's text
+            // has no ID column, so the text form stays identical to it).
+            if opts.format != Format::Text {
+                f.insert(0, Column::Id);
+            }
             if multi_host {
                 f.insert(0, Column::Host);
             }
@@ -418,7 +423,12 @@ impl<'a> Printer<'a> {
                         Column::CpuPct => json!(crate::columns::cpu_pct(r, &ctx)),
                         other => {
                             let text = other.cell(r, "", &ctx);
-                            text.parse::<f64>().map(|f| json!(f)).unwrap_or(json!(text))
+                            // Counters stay integers; rates and percentages are floats.
+                            if let Ok(n) = text.parse::<i64>() {
+                                json!(n)
+                            } else {
+                                text.parse::<f64>().map(|f| json!(f)).unwrap_or(json!(text))
+                            }
                         }
                     };
                     m.insert(c.key().to_owned(), v);
