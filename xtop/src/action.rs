@@ -129,6 +129,12 @@ pub enum Action {
     ConsoleFull(Option<String>),
     /// Edit the stored config.
     Edit(Option<String>),
+    /// Save the selected domain to FILE in xend's `save-dir` (it ends);
+    /// `None` opens the prompt.
+    Save(Option<String>),
+    /// Migrate the selected domain to the xend at HOST[:PORT], live if the
+    /// flag says so; `None` opens the prompt.
+    Migrate(Option<(String, bool)>),
     /// Create a new domain from a template.
     New,
     /// Write the settings to the config file.
@@ -248,6 +254,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         true,
     ),
     spec("edit", "[DOM]", "edit the config", true),
+    spec(
+        "save",
+        "FILE",
+        "save the selected domain to FILE in xend's save-dir (it ends there)",
+        true,
+    ),
+    spec(
+        "migrate",
+        "HOST[:PORT] [live]",
+        "migrate the selected domain to the xend at HOST[:PORT]",
+        true,
+    ),
     spec("new", "", "create a domain from a template", true),
     spec(
         "save-settings",
@@ -365,6 +383,23 @@ impl Action {
             "console" => Ok(Action::Console(target)),
             "console-full" => Ok(Action::ConsoleFull(target)),
             "edit" => Ok(Action::Edit(target)),
+            "save" if rest.is_empty() => Ok(Action::Save(None)),
+            "save" if rest.contains(char::is_whitespace) => {
+                Err(bad(format!("'{rest}' is not one file name")))
+            }
+            "save" => Ok(Action::Save(Some(rest.to_owned()))),
+            "migrate" if rest.is_empty() => Ok(Action::Migrate(None)),
+            "migrate" => {
+                let mut words = rest.split_whitespace();
+                let dest = words.next().unwrap_or_default().to_owned();
+                match (words.next(), words.next()) {
+                    (None, _) => Ok(Action::Migrate(Some((dest, false)))),
+                    (Some("live" | "-l" | "--live"), None) => {
+                        Ok(Action::Migrate(Some((dest, true))))
+                    }
+                    (Some(w), _) => Err(bad(format!("unexpected '{w}'"))),
+                }
+            }
             "new" => no_args(Action::New),
             "save-settings" => no_args(Action::SaveSettings),
             "theme" if rest.is_empty() => Err(bad("missing theme name".to_owned())),
@@ -388,6 +423,8 @@ impl Action {
                 | Action::Console(_)
                 | Action::ConsoleFull(_)
                 | Action::Edit(_)
+                | Action::Save(_)
+                | Action::Migrate(_)
                 | Action::New
         )
     }
@@ -445,6 +482,8 @@ mod tests {
                 "0-4" => format!("{} 2", c.name),
                 "FIELD" => format!("{} cpu", c.name),
                 "NAME" => format!("{} dark", c.name),
+                "FILE" => format!("{} web.img", c.name),
+                "HOST[:PORT] [live]" => format!("{} 10.0.0.2:8000 live", c.name),
                 other => panic!("no sample for {other}"),
             };
             let action = Action::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -476,6 +515,27 @@ mod tests {
         assert_eq!(
             Action::parse("delay -1").unwrap_err().to_string(),
             "delay: '-1' is not a positive number of seconds; usage: delay [SECS]"
+        );
+        assert_eq!(Action::parse("save").unwrap(), Action::Save(None));
+        assert_eq!(
+            Action::parse("save web.img").unwrap(),
+            Action::Save(Some("web.img".into()))
+        );
+        assert_eq!(
+            Action::parse("save a b").unwrap_err().to_string(),
+            "save: 'a b' is not one file name; usage: save FILE"
+        );
+        assert_eq!(
+            Action::parse("migrate h:8000").unwrap(),
+            Action::Migrate(Some(("h:8000".into(), false)))
+        );
+        assert_eq!(
+            Action::parse("migrate h live").unwrap(),
+            Action::Migrate(Some(("h".into(), true)))
+        );
+        assert_eq!(
+            Action::parse("migrate h fast").unwrap_err().to_string(),
+            "migrate: unexpected 'fast'; usage: migrate HOST[:PORT] [live]"
         );
         assert_eq!(
             Action::parse("frobnicate").unwrap_err().to_string(),

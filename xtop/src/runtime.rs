@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use xend::api::{Snapshot, XendEvent};
 use xend::client::{Client, ShutdownReason};
 
-use crate::app::{App, ApplyOutcome, DomOp, EditPurpose, Effect, Target};
+use crate::app::{App, ApplyOutcome, DomOp, EditPurpose, Effect, Move, Target};
 use crate::tui::Tui;
 
 /// Results flowing back into the loop.
@@ -23,6 +23,8 @@ pub enum Msg {
     Event(usize, XendEvent),
     /// An operation finished.
     OpDone(Target, DomOp, Result<(), String>),
+    /// A save or migration finished (summary line or error).
+    MoveDone(Target, Move, Result<String, String>),
     /// A config arrived for editing.
     ConfigFetched(usize, String, Result<String, String>),
     /// A config was applied.
@@ -215,6 +217,7 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                 Step::Msg(Msg::Snapshot(h, r)) => app.on_snapshot(h, r),
                 Step::Msg(Msg::Event(h, ev)) => app.on_event(h, &ev),
                 Step::Msg(Msg::OpDone(t, op, r)) => app.on_op_done(&t, op, r),
+                Step::Msg(Msg::MoveDone(t, how, r)) => app.on_move_done(&t, &how, r),
                 Step::Msg(Msg::ConfigFetched(h, dom, r)) => app.on_config_fetched(h, dom, r),
                 Step::Msg(Msg::Applied(p, o, e, r)) => app.on_applied(p, o, e, r),
                 Step::Msg(Msg::ConsoleData(s, data)) => {
@@ -243,6 +246,14 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                                 .await
                                 .map_err(|e| error_chain(&e));
                             let _ = tx.send(Msg::OpDone(target, op, r));
+                        });
+                    }
+                    Effect::Move { target, how } => {
+                        let client = clients[target.host].clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let r = do_move(&client, &target.name, &how).await;
+                            let _ = tx.send(Msg::MoveDone(target, how, r));
                         });
                     }
                     Effect::FetchConfig { host, dom } => {
@@ -377,6 +388,70 @@ pub async fn do_op(client: &Client, dom: &str, op: DomOp) -> Result<(), xend::cl
         DomOp::Reboot => client.shutdown(dom, ShutdownReason::Reboot).await,
         DomOp::Destroy => client.destroy(dom).await,
     }
+}
+
+/// How long a save or migration may take.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Saves or migrates `dom` through xend (`op=save` / `op=migrate`, JSON);
+/// returns the status line: the image and its size, or where the domain went
+/// and the guest's downtime.
+pub async fn do_move(client: &Client, dom: &str, how: &Move) -> Result<String, String> {
+    let mut url = reqwest::Url::parse(client.url()).map_err(|e| e.to_string())?;
+    url.path_segments_mut()
+        .map_err(|()| format!("{} cannot be a base URL", client.url()))?
+        .pop_if_empty()
+        .extend(["xend", "domain", dom]);
+    let form: Vec<(&str, &str)> = match how {
+        Move::Save(file) => vec![("op", "save"), ("file", file)],
+        Move::Migrate { dest, live } => vec![
+            ("op", "migrate"),
+            ("destination", dest),
+            ("live", if *live { "1" } else { "0" }),
+        ],
+    };
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(MOVE_TIMEOUT)
+        .form(&form);
+    if let Some(t) = client.token() {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| error_chain(&e))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| error_chain(&e))?;
+    if !status.is_success() {
+        return Err(serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{status}: {}", body.trim())));
+    }
+    let bad = |e: serde_json::Error| format!("unexpected reply from xend: {e}: {body}");
+    Ok(match how {
+        Move::Save(_) => {
+            let r: xend::api::SaveReply = serde_json::from_str(&body).map_err(bad)?;
+            format!(
+                "saved {} to {} ({:.1} MB in {:.2} s)",
+                r.name,
+                r.file,
+                r.image_bytes as f64 / 1e6,
+                r.seconds
+            )
+        }
+        Move::Migrate { .. } => {
+            let r: xend::api::MigrateReply = serde_json::from_str(&body).map_err(bad)?;
+            format!(
+                "migrated {} to {} as id {}{} (downtime {:.1} ms, total {:.2} s)",
+                r.name,
+                r.destination,
+                r.domid,
+                if r.live { ", live" } else { "" },
+                r.downtime_seconds * 1e3,
+                r.total_seconds
+            )
+        }
+    })
 }
 
 async fn apply(

@@ -52,6 +52,30 @@ impl DomOp {
     }
 }
 
+/// Moving a domain out of this xend: into an image or to another xend.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Move {
+    /// `op=save file=FILE`.
+    Save(String),
+    /// `op=migrate destination=DEST live=0|1`.
+    Migrate {
+        /// HOST[:PORT] of the destination xend.
+        dest: String,
+        /// Live (pre-copy).
+        live: bool,
+    },
+}
+
+impl Move {
+    /// The verb shown in progress lines.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Move::Save(_) => "save",
+            Move::Migrate { .. } => "migrate",
+        }
+    }
+}
+
 /// A domain an action applies to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
@@ -109,6 +133,13 @@ pub enum Effect {
         target: Target,
         /// What to do.
         op: DomOp,
+    },
+    /// Save or migrate a domain; answer with [`App::on_move_done`].
+    Move {
+        /// Which domain.
+        target: Target,
+        /// Where it goes.
+        how: Move,
     },
     /// Fetch a domain's config (xm form); answer with [`App::on_config_fetched`].
     FetchConfig {
@@ -725,6 +756,10 @@ impl App {
                     self.effects.push(Effect::ConsoleFull(target));
                 }
             }
+            Action::Save(None) => self.open_prompt(PromptKind::Command, "save ".to_owned()),
+            Action::Save(Some(file)) => self.send_move(Move::Save(file)),
+            Action::Migrate(None) => self.open_prompt(PromptKind::Command, "migrate ".to_owned()),
+            Action::Migrate(Some((dest, live))) => self.send_move(Move::Migrate { dest, live }),
             Action::Edit(t) => {
                 if let Some(target) = self.targets(t).into_iter().next() {
                     if target.id == 0 {
@@ -869,6 +904,31 @@ impl App {
         for t in self.targets(named) {
             self.send_op(t, op);
         }
+    }
+
+    /// Save or migrate the selected domain (one at a time: an image or a
+    /// destination holds one domain).
+    fn send_move(&mut self, how: Move) {
+        let targets = self.targets(None);
+        let [target] = targets.as_slice() else {
+            let why = if targets.is_empty() {
+                "no domain selected"
+            } else {
+                "one domain at a time: untag the others"
+            };
+            self.set_status(format!("{}: {why}", how.verb()), true);
+            return;
+        };
+        if target.id == 0 {
+            self.set_status(format!("{}: Domain-0 is the host", how.verb()), true);
+            return;
+        }
+        self.pending += 1;
+        self.set_status(format!("{} {}…", how.verb(), target.name), false);
+        self.effects.push(Effect::Move {
+            target: target.clone(),
+            how,
+        });
     }
 
     fn send_op(&mut self, target: Target, op: DomOp) {

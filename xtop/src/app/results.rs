@@ -2,7 +2,7 @@
 //! operations, fetched and applied configs, console output.
 use std::collections::BTreeSet;
 
-use super::{App, ApplyOutcome, DomOp, EditPurpose, EditReview, Effect, Mode, Target};
+use super::{App, ApplyOutcome, DomOp, EditPurpose, EditReview, Effect, Mode, Move, Target};
 use crate::model::DomKey;
 
 impl App {
@@ -63,6 +63,29 @@ impl App {
                 if !matches!(self.mode, Mode::Console(_)) {
                     self.mode = Mode::Message {
                         title: format!("{} failed", op.verb()),
+                        lines: vec![line],
+                        error: true,
+                    };
+                }
+            }
+        }
+    }
+
+    /// A save or migration finished; `result` is the summary line (with the
+    /// image size or the migration's downtime) or the error.
+    pub fn on_move_done(&mut self, target: &Target, how: &Move, result: Result<String, String>) {
+        self.pending = self.pending.saturating_sub(1);
+        match result {
+            Ok(summary) => {
+                self.set_status(summary, false);
+                self.effects.push(Effect::Refresh);
+            }
+            Err(e) => {
+                let line = format!("{} {} failed: {e}", how.verb(), target.name);
+                self.set_status(line.clone(), true);
+                if !matches!(self.mode, Mode::Console(_)) {
+                    self.mode = Mode::Message {
+                        title: format!("{} failed", how.verb()),
                         lines: vec![line],
                         error: true,
                     };
