@@ -968,5 +968,6 @@ impl EventPort {
     }
 }
 pub mod golden;
+pub mod netns;
 pub mod pty;
 pub mod save;

@@ -535,8 +535,8 @@ fn errors_name_what_was_wrong() {
     );
     check(
         xend.act_sxp("dup", "device_create", &[]),
-        501,
-        "Operation not implemented: device_create",
+        400,
+        "Missing parameter: config",
     );
     check(
         xend.act_sxp("dup", "pincpu", &[("cpumap", "999")]),
@@ -562,8 +562,8 @@ fn errors_name_what_was_wrong() {
     check(xend.get("/xend/vnet/7"), 404, "no such vnet: 7");
     check(
         xend.post("/xend/vnet", &[("op", "create")]),
-        501,
-        "Operation not implemented: create",
+        400,
+        "Missing parameter: config",
     );
     check(xend.get("/xend/console/1"), 404, "no console on port 1");
     // The domain is unharmed by all of this.

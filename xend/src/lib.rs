@@ -39,6 +39,8 @@ pub mod log;
 #[cfg(feature = "server")]
 pub mod negotiate;
 #[cfg(feature = "server")]
+pub mod network;
+#[cfg(feature = "server")]
 pub mod params;
 #[cfg(feature = "server")]
 pub mod render;

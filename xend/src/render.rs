@@ -84,6 +84,8 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
     d.console_bytes_in = i.console.bytes_in;
     d.exits = i.exits.values().sum();
     d.vmm_overhead_kib = i.vmm.overhead_kib;
+    d.nets = crate::supervisor::devices::net_stats(i);
+    d.vbds = crate::supervisor::devices::vbd_stats(i);
     d
 }
 
@@ -139,6 +141,9 @@ pub fn domain_sxp(d: &DomainStats, console: Option<&ConsoleInfo>, config: Option
     items.push(Value::pair("console_bytes_in", d.console_bytes_in));
     items.push(Value::pair("exits", d.exits));
     items.push(Value::pair("vmm_overhead_kib", d.vmm_overhead_kib));
+    if let Some(devices) = crate::supervisor::devices::devices_sxp(d) {
+        items.push(devices);
+    }
     if let Some(c) = config {
         items.push(Value::pair("config", c));
     }

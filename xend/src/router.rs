@@ -7,7 +7,7 @@ use axum::middleware;
 use axum::response::Redirect;
 use axum::routing::get;
 
-use crate::handlers::{console, domain, event, node, root};
+use crate::handlers::{console, domain, event, node, root, vnet};
 use crate::state::AppState;
 
 /// The application: routes, body cap, token check, error rendering, tracing.
@@ -28,8 +28,8 @@ pub fn app(state: AppState) -> Router {
             get(console::get).post(console::post),
         )
         .route("/xend/event", get(event::get).post(event::post))
-        .route("/xend/vnet", get(root::vnets).post(root::vnet_op))
-        .route("/xend/vnet/{id}", get(root::vnet).post(root::vnet_id_op))
+        .route("/xend/vnet", get(vnet::list).post(vnet::create))
+        .route("/xend/vnet/{id}", get(vnet::get).post(vnet::act))
         .fallback(|| async { crate::error::ApiError::not_found("no such resource") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
@@ -86,6 +86,7 @@ mod tests {
             token: token.map(|t| Arc::new(t.to_string())),
             min_restart_time: 20.0,
             max_request_bytes: 1024,
+            vif_bridge: "xenbr0".into(),
         });
         let events = EventBus::new();
         let db = crate::db::Db::open(&settings.dbroot).unwrap();

@@ -69,6 +69,8 @@ pub struct Settings {
     pub min_restart_time: f64,
     /// Request body cap.
     pub max_request_bytes: usize,
+    /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
+    pub vif_bridge: String,
 }
 
 impl Settings {
@@ -96,6 +98,10 @@ impl Settings {
             token: None,
             min_restart_time: c.min_restart_time,
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
+            vif_bridge: c
+                .vif_bridge
+                .clone()
+                .unwrap_or_else(|| crate::network::DEFAULT_BRIDGE.to_string()),
         }
         .check(c.token_file.as_deref())
     }

@@ -181,6 +181,9 @@ pub async fn get(
                 }
             })
         }
+        Some(op) if super::devices::GET_OPS.contains(&op) => {
+            super::devices::get(&dom, format, &params, op).await
+        }
         Some(op) if LATER.contains(&op) => Err(ApiError::not_implemented(op)),
         Some(op) => Err(ApiError::not_implemented(op)),
     }
@@ -259,6 +262,8 @@ pub async fn act(
         "migrate_finish" | "migrate_abort" => {
             return super::migrate::finish_or_abort(&state, &dom, format, &op).await;
         }
+        "device_create" => return super::devices::create(&state, &dom, format, &params).await,
+        "device_destroy" => return super::devices::destroy(&state, &dom, format, &params).await,
         "pause" => sup.simple(&dom, Request::Pause).await?,
         "unpause" => sup.simple(&dom, Request::Unpause).await?,
         "shutdown" => {

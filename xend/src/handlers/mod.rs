@@ -1,11 +1,13 @@
 //! Request handlers, one module per resource of the API.
 pub mod console;
+pub mod devices;
 pub mod domain;
 pub mod event;
 pub mod migrate;
 pub mod node;
 pub mod root;
 pub mod save;
+pub mod vnet;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};

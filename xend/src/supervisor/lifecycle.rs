@@ -54,6 +54,10 @@ impl Supervisor {
                 a
             }
         };
+        // Disks and vifs go with every launch (a restored or migrated
+        // domain gets its devices back in their slots).
+        let mut args = args;
+        args.extend(self.device_args(&cfg)?);
         std::fs::create_dir_all(dom.paths.socket.parent().expect("vmm dir")).map_err(|e| {
             SupError::Spawn {
                 name: dom.name.clone(),
@@ -71,6 +75,11 @@ impl Supervisor {
                         why.trim_start_matches("vmm: ")
                     ))
                 }
+                // A disk another domain holds: the client's config is at fault.
+                _ if why.contains("is in use by another domain") => SupError::Invalid(format!(
+                    "Invalid parameter: config: {}",
+                    why.trim_start_matches("vmm: ")
+                )),
                 _ => SupError::Spawn {
                     name: dom.name.clone(),
                     why,
@@ -84,7 +93,9 @@ impl Supervisor {
         if matches!(launch, Launch::Incoming { .. }) {
             return Ok(());
         }
-        self.attach(dom, true).await
+        self.attach(dom, true).await?;
+        self.remember_macs(dom);
+        Ok(())
     }
 
     /// Connect to `dom`'s running VMM: control, console and event connections.

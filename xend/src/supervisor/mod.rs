@@ -12,6 +12,7 @@
 //!   every domain running.
 mod actions;
 mod adopt;
+pub mod devices;
 mod domain;
 mod lifecycle;
 pub mod migrate;
@@ -211,6 +212,7 @@ impl Supervisor {
     pub fn check_host(&self, cfg: &DomainConfig, replacing: Option<u32>) -> Result<(), SupError> {
         cfg.validate()
             .map_err(|e| SupError::Invalid(e.to_string()))?;
+        devices::check(cfg)?;
         let (total, free) = crate::hostinfo::memory_mib();
         if free > 0 && cfg.memory > free {
             return Err(SupError::Invalid(format!(

@@ -105,6 +105,22 @@ pub const COMMANDS: &[Command] = &[
         "DOM DEV",
         "Remove a block device from a domain.",
     ),
+    cmd(
+        "block-attach",
+        "DOM UNAME DEV MODE",
+        "Hot-attach a block device (e.g. file:/srv/d.img xvdb w).",
+    ),
+    cmd("block-detach", "DOM DEV|IDX", "Hot-detach a block device."),
+    cmd(
+        "network-attach",
+        "DOM [mac=MAC] [bridge=BRIDGE]",
+        "Hot-attach a network interface.",
+    ),
+    cmd(
+        "network-detach",
+        "DOM IDX",
+        "Hot-detach a network interface.",
+    ),
     cmd("vnet-list", "", "List virtual networks."),
     cmd("vnet-create", "CONFIG", "Create a virtual network."),
     cmd("vnet-delete", "VNET", "Delete a virtual network."),

@@ -1,6 +1,7 @@
 //! save, restore, migrate, and the commands whose API ops xend may not
-//! implement yet: vif-list, vbd-list, vbd-create, vbd-destroy, vnet-list,
-//! vnet-create, vnet-delete. xm sends the reference's request; when xend
+//! implement yet: vif-list, vbd-list, vbd-create (block-attach), vbd-destroy
+//! (block-detach), network-attach, network-detach, vnet-list, vnet-create,
+//! vnet-delete. xm sends the reference's request; when xend
 //! answers 501 (`Operation not implemented`, an older xend) the command reports
 //! `CMD is not supported by this xend yet`, so these commands start working as
 //! xend grows the ops, and never pretend.
@@ -71,6 +72,24 @@ pub struct VbdDestroy {
     pub dom: String,
     /// Device name or index.
     pub dev: String,
+}
+
+/// `xm network-attach`.
+#[derive(Debug, Parser)]
+pub struct NetworkAttach {
+    /// Domain name or id.
+    pub dom: String,
+    /// `mac=MAC`, `bridge=BRIDGE` (also `ip=`, `script=`, `vifname=`).
+    pub settings: Vec<String>,
+}
+
+/// `xm network-detach`.
+#[derive(Debug, Parser)]
+pub struct NetworkDetach {
+    /// Domain name or id.
+    pub dom: String,
+    /// The vif's index (or its interface name or MAC).
+    pub idx: String,
 }
 
 /// `xm vnet-create`.
@@ -149,7 +168,7 @@ pub async fn run(xm: &Xm, name: &str, rest: &[String]) -> Result<()> {
             let reply = later(name, xm.sxp.get(&["domain", &a.dom], &[("op", op)]).await)?;
             print_each(name, &reply)?;
         }
-        "vbd-create" => {
+        "vbd-create" | "block-attach" => {
             let a: VbdCreate = args::parse(name, rest)?;
             let vbd = sxp::Value::list([
                 sxp::Value::str("vbd"),
@@ -161,7 +180,31 @@ pub async fn run(xm: &Xm, name: &str, rest: &[String]) -> Result<()> {
             let form = [("op", "device_create"), ("config", vbd.as_str())];
             later(name, xm.sxp.post(&["domain", &a.dom], &form).await)?;
         }
-        "vbd-destroy" => {
+        "network-attach" => {
+            let a: NetworkAttach = args::parse(name, rest)?;
+            let mut vif = vec![sxp::Value::str("vif")];
+            for s in &a.settings {
+                let Some((key, value)) = s.split_once('=') else {
+                    return Err(XmError::Usage(format!(
+                        "{name}: expected KEY=VALUE (e.g. mac=aa:00:00:12:34:56 or bridge=xenbr0), found {s:?}"
+                    )));
+                };
+                vif.push(sxp::Value::pair(key, value));
+            }
+            let vif = sxp::Value::List(vif).to_string();
+            let form = [("op", "device_create"), ("config", vif.as_str())];
+            later(name, xm.sxp.post(&["domain", &a.dom], &form).await)?;
+        }
+        "network-detach" => {
+            let a: NetworkDetach = args::parse(name, rest)?;
+            let form = [
+                ("op", "device_destroy"),
+                ("type", "vif"),
+                ("idx", a.idx.as_str()),
+            ];
+            later(name, xm.sxp.post(&["domain", &a.dom], &form).await)?;
+        }
+        "vbd-destroy" | "block-detach" => {
             let a: VbdDestroy = args::parse(name, rest)?;
             let form = [
                 ("op", "device_destroy"),

@@ -244,7 +244,8 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
         }
         "top" => return actions::top(xm, rest),
         "save" | "restore" | "migrate" | "vif-list" | "vbd-list" | "vbd-create" | "vbd-destroy"
-        | "vnet-list" | "vnet-create" | "vnet-delete" => devices::run(xm, name, rest).await?,
+        | "vnet-list" | "vnet-create" | "vnet-delete" | "block-attach" | "block-detach"
+        | "network-attach" | "network-detach" => devices::run(xm, name, rest).await?,
         other => return Err(XmError::Unsupported(other.to_string())),
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,493 @@
+//! A domain's block and network devices: the VMM's `--disk` / `--vif` flags
+//! from the config, the bridges those vifs need, the MACs the VMM chose,
+//! hot attach and detach (`device_create` / `device_destroy`), and the
+//! figures and sxprs of `op=vifs|vif|vbds|vbd`.
+//!
+//! The stored config follows the devices: a vif without a MAC gets the one
+//! the VMM picked (so a restart keeps it), a hot-attached device is appended
+//! and a detached one removed.
+use std::sync::Arc;
+
+use hypervisor::control::proto::{DeviceClass, DeviceRef, DomainInfo, Payload, Request};
+use sxp::Value;
+
+use super::{Domain, SupError, Supervisor};
+use crate::api::{DomainStats, NetStats, VbdStats};
+use crate::config::{Device, DomainConfig};
+use crate::vmm_client::VmmError;
+
+/// The VMM's `--disk` value for a vbd: `file:/abs,DEV,MODE` or
+/// `phy:/dev/X,DEV,MODE` (`phy:sda1` means `/dev/sda1`, as in Xen). Other
+/// backend types are refused.
+pub fn vmm_disk(uname: &str, dev: &str, mode: &str) -> Result<String, String> {
+    let (kind, path) = uname.split_once(':').unwrap_or(("", uname));
+    let path = match kind {
+        "file" if path.starts_with('/') => path.to_string(),
+        "file" => {
+            return Err(format!(
+                "a disk's uname file:PATH needs an absolute path (e.g. file:/srv/disk.img), found {uname:?}"
+            ));
+        }
+        "phy" if path.starts_with('/') => path.to_string(),
+        "phy" => format!("/dev/{path}"),
+        _ => {
+            return Err(format!(
+                "a disk's uname must be file:PATH or phy:DEVICE (e.g. file:/srv/disk.img or phy:sdb1), found {uname:?}"
+            ));
+        }
+    };
+    Ok(format!("{kind}:{path},{dev},{mode}"))
+}
+
+/// The VMM's `--vif` value: `mac=..,bridge=..` (the bridge defaults to `default_bridge`).
+pub fn vmm_vif(mac: Option<&str>, bridge: Option<&str>, default_bridge: &str) -> String {
+    let bridge = bridge.unwrap_or(default_bridge);
+    match mac {
+        Some(m) => format!("mac={m},bridge={bridge}"),
+        None => format!("bridge={bridge}"),
+    }
+}
+
+/// Check the devices of a config for what xend itself can tell: disk
+/// backends must be `file:` (absolute path) or `phy:`.
+pub fn check(cfg: &DomainConfig) -> Result<(), SupError> {
+    for d in &cfg.devices {
+        if let Device::Vbd { uname, dev, mode } = d {
+            vmm_disk(uname, dev, mode.as_str())
+                .map_err(|e| SupError::Invalid(format!("Invalid parameter: config: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Parse a `device_create` config: SXP `(vbd ...)` / `(vif ...)` (optionally
+/// inside `(device ...)`), or xm's `file:/p,xvdb,w` / `mac=..,bridge=..` text
+/// when `kind` (the `type` parameter) says which.
+pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, String> {
+    let text = text.trim();
+    if text.starts_with('(') {
+        let inner = match sxp::parse(text) {
+            Ok(v) if v.head() == Some("device") => match v.rest().first() {
+                Some(d) => d.to_string(),
+                None => return Err("config: (device) names no device".into()),
+            },
+            Ok(_) => text.to_string(),
+            Err(e) => return Err(format!("config:{}:{}: {}", e.line, e.col, e.message)),
+        };
+        let wrapped = format!("(vm (name device) (memory 16) (device\n{inner}))");
+        let cfg = DomainConfig::parse(&wrapped, "config").map_err(|mut e| {
+            // Line 1 is the wrapper; report positions in the client's text.
+            if e.line > 1 {
+                e.line -= 1;
+            } else {
+                e.line = 0;
+                e.col = 0;
+            }
+            e.to_string()
+        })?;
+        return cfg
+            .devices
+            .into_iter()
+            .next()
+            .ok_or_else(|| "config: expected (vbd ...) or (vif ...)".into());
+    }
+    let key = match kind {
+        Some("vbd") => "disk",
+        Some("vif") => "vif",
+        Some(other) => {
+            return Err(format!(
+                "Invalid parameter: type: {other:?}: expected vbd or vif"
+            ));
+        }
+        None => {
+            return Err(
+                "Invalid parameter: config: expected (vbd ...) or (vif ...), or give type=vbd|vif with xm's text form"
+                    .into(),
+            );
+        }
+    };
+    if text.contains(['\'', '"', '\n']) {
+        return Err(format!(
+            "Invalid parameter: config: {text:?} may not hold quotes or newlines"
+        ));
+    }
+    let prefix = format!("{key} = ['");
+    let wrapped = format!("name = 'device'\nmemory = 16\n{prefix}{text}']\n");
+    let cfg = DomainConfig::parse(&wrapped, "config").map_err(|mut e| {
+        e.line = if e.line == 3 { 1 } else { 0 };
+        e.col = if e.line == 1 {
+            e.col.saturating_sub(prefix.len() as u32).max(1)
+        } else {
+            0
+        };
+        e.to_string()
+    })?;
+    cfg.devices
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("config: no {key} in {text:?}"))
+}
+
+/// Xen's virtual device number of a guest disk name (`xvda` = 51712,
+/// `hda` = 768, `sda` = 2048), 0 when the name has no number.
+pub fn vdev(dev: &str) -> u32 {
+    let (major, letters_at, per_disk) = if let Some(r) = dev.strip_prefix("xvd") {
+        (202u32, r, 16u32)
+    } else if let Some(r) = dev.strip_prefix("hd") {
+        (3, r, 64)
+    } else if let Some(r) = dev.strip_prefix("sd") {
+        (8, r, 16)
+    } else {
+        return 0;
+    };
+    let letter = letters_at.chars().next().filter(char::is_ascii_lowercase);
+    let Some(letter) = letter else { return 0 };
+    let part: u32 = letters_at[1..].parse().unwrap_or(0);
+    let disk = letter as u32 - 'a' as u32;
+    if part >= per_disk {
+        return 0;
+    }
+    (major << 8) | (disk * per_disk + part)
+}
+
+/// The vifs of a VMM's figures.
+pub fn net_stats(info: &DomainInfo) -> Vec<NetStats> {
+    info.vifs
+        .iter()
+        .map(|v| NetStats {
+            idx: v.id,
+            vifname: v.ifname.clone(),
+            mac: v.mac.clone(),
+            bridge: v.bridge.clone().unwrap_or_default(),
+            tx_bytes: v.tx_bytes,
+            tx_packets: v.tx_packets,
+            tx_errors: v.tx_errors,
+            tx_drops: v.tx_drops,
+            rx_bytes: v.rx_bytes,
+            rx_packets: v.rx_packets,
+            rx_errors: v.rx_errors,
+            rx_drops: v.rx_drops,
+        })
+        .collect()
+}
+
+/// The vbds of a VMM's figures.
+pub fn vbd_stats(info: &DomainInfo) -> Vec<VbdStats> {
+    info.vbds
+        .iter()
+        .map(|v| VbdStats {
+            idx: v.id,
+            dev: v.dev.clone(),
+            uname: v.uname.clone(),
+            mode: v.mode.clone(),
+            oo_req: v.oo_req,
+            rd_req: v.rd_req,
+            wr_req: v.wr_req,
+            rd_sect: v.rd_sect,
+            wr_sect: v.wr_sect,
+        })
+        .collect()
+}
+
+/// `(vif (idx N) (vif N) (mac M) (vifname vifD.N) (bridge B) (tx_bytes ..) ...)`.
+pub fn vif_sxp(n: &NetStats) -> Value {
+    Value::list([
+        Value::str("vif"),
+        Value::pair("idx", n.idx),
+        Value::pair("vif", n.idx),
+        Value::pair("mac", n.mac.as_str()),
+        Value::pair("vifname", n.vifname.as_str()),
+        Value::pair("bridge", n.bridge.as_str()),
+        Value::pair("tx_bytes", n.tx_bytes),
+        Value::pair("tx_packets", n.tx_packets),
+        Value::pair("tx_errors", n.tx_errors),
+        Value::pair("tx_drops", n.tx_drops),
+        Value::pair("rx_bytes", n.rx_bytes),
+        Value::pair("rx_packets", n.rx_packets),
+        Value::pair("rx_errors", n.rx_errors),
+        Value::pair("rx_drops", n.rx_drops),
+    ])
+}
+
+/// `(vbd (idx N) (vdev V) (device V) (mode M) (dev D) (uname U) (rd_req ..) ...)`.
+pub fn vbd_sxp(v: &VbdStats) -> Value {
+    let num = vdev(&v.dev);
+    Value::list([
+        Value::str("vbd"),
+        Value::pair("idx", v.idx),
+        Value::pair("vdev", num),
+        Value::pair("device", num),
+        Value::pair("mode", v.mode.as_str()),
+        Value::pair("dev", v.dev.as_str()),
+        Value::pair("uname", v.uname.as_str()),
+        Value::pair("rd_req", v.rd_req),
+        Value::pair("wr_req", v.wr_req),
+        Value::pair("rd_sect", v.rd_sect),
+        Value::pair("wr_sect", v.wr_sect),
+        Value::pair("oo_req", v.oo_req),
+    ])
+}
+
+/// The domain sxpr's `(devices (vbd ...) ... (vif ...) ...)`, when it has any.
+pub fn devices_sxp(d: &DomainStats) -> Option<Value> {
+    if d.vbds.is_empty() && d.nets.is_empty() {
+        return None;
+    }
+    let mut items = vec![Value::str("devices")];
+    items.extend(d.vbds.iter().map(vbd_sxp));
+    items.extend(d.nets.iter().map(vif_sxp));
+    Some(Value::List(items))
+}
+
+fn refused(dom: &Domain, why: String) -> SupError {
+    SupError::Vmm {
+        name: dom.name.clone(),
+        source: VmmError::Refused(why),
+    }
+}
+
+impl Supervisor {
+    /// The bridge a vif joins: its own, else `vif-bridge`, else `xenbr0`.
+    pub fn vif_bridge<'a>(&'a self, bridge: Option<&'a str>) -> &'a str {
+        bridge.unwrap_or(self.settings.vif_bridge.as_str())
+    }
+
+    /// The VMM's `--disk` / `--vif` flags for `cfg`'s devices, in config order
+    /// (vbds, then vifs). Creates the bridges the vifs name when missing.
+    pub fn device_args(&self, cfg: &DomainConfig) -> Result<Vec<String>, SupError> {
+        let mut disks = Vec::new();
+        let mut vifs = Vec::new();
+        for d in &cfg.devices {
+            match d {
+                Device::Vbd { uname, dev, mode } => {
+                    let spec = vmm_disk(uname, dev, mode.as_str()).map_err(|e| {
+                        SupError::Invalid(format!("Invalid parameter: config: {e}"))
+                    })?;
+                    disks.extend(["--disk".to_string(), spec]);
+                }
+                Device::Vif { mac, bridge, .. } => {
+                    let bridge = self.vif_bridge(bridge.as_deref());
+                    crate::network::ensure_bridge(bridge)
+                        .map_err(|e| SupError::Invalid(format!("domain {}: {e}", cfg.name)))?;
+                    vifs.extend([
+                        "--vif".to_string(),
+                        vmm_vif(mac.as_deref(), Some(bridge), bridge),
+                    ]);
+                }
+            }
+        }
+        disks.extend(vifs);
+        Ok(disks)
+    }
+
+    /// Store the MACs the VMM chose for vifs configured without one (the
+    /// config's n-th vif is the VMM's vif n after a boot), so that a restart
+    /// keeps them. Writes the record when something changed.
+    pub fn remember_macs(&self, dom: &Domain) {
+        let changed = {
+            let mut st = dom.state();
+            let Some(info) = st.info.clone() else { return };
+            let mut vifs: Vec<_> = info.vifs.iter().collect();
+            vifs.sort_by_key(|v| v.id);
+            let mut changed = false;
+            let config_vifs = st
+                .config
+                .devices
+                .iter_mut()
+                .filter(|d| matches!(d, Device::Vif { .. }));
+            for (d, v) in config_vifs.zip(vifs) {
+                if let Device::Vif {
+                    mac: mac @ None, ..
+                } = d
+                {
+                    *mac = Some(v.mac.clone());
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.store(dom);
+        }
+    }
+
+    fn store(&self, dom: &Domain) {
+        if let Err(e) = self.save(dom) {
+            tracing::error!("domain {}: {e}", dom.name);
+        }
+        let config = dom.state().config.to_sxp();
+        if let Err(e) = self.db.save_config(&dom.name, &config) {
+            tracing::error!("domain {}: {e}", dom.name);
+        }
+    }
+
+    /// Hot-attach `dev` to the running domain and append it to the stored
+    /// config (a vif with the MAC the VMM chose). Returns the new device.
+    pub async fn device_create(
+        self: &Arc<Self>,
+        dom: &Arc<Domain>,
+        dev: Device,
+    ) -> Result<DeviceRef, SupError> {
+        let _life = self.ready(dom).await?;
+        let (kind, spec) = match &dev {
+            Device::Vbd { uname, dev, mode } => (
+                DeviceClass::Vbd,
+                vmm_disk(uname, dev, mode.as_str())
+                    .map_err(|e| SupError::Invalid(format!("Invalid parameter: config: {e}")))?,
+            ),
+            Device::Vif { mac, bridge, .. } => {
+                let bridge = self.vif_bridge(bridge.as_deref());
+                crate::network::ensure_bridge(bridge)
+                    .map_err(|e| SupError::Invalid(format!("domain {}: {e}", dom.name)))?;
+                (
+                    DeviceClass::Vif,
+                    vmm_vif(mac.as_deref(), Some(bridge), bridge),
+                )
+            }
+        };
+        let created = match dom
+            .request(&Request::DeviceAttach { kind, config: spec })
+            .await?
+        {
+            Payload::Device(d) => d,
+            other => return Err(refused(dom, format!("expected a device, got {other:?}"))),
+        };
+        let _ = dom.refresh().await;
+        let mut dev = dev;
+        if let Device::Vif { mac, .. } = &mut dev
+            && mac.is_none()
+        {
+            let st = dom.state();
+            *mac = st
+                .info
+                .as_ref()
+                .and_then(|i| i.vifs.iter().find(|v| v.id == created.idx))
+                .map(|v| v.mac.clone());
+        }
+        dom.state().config.devices.push(dev);
+        self.store(dom);
+        self.events.domain(
+            "xend.domain.device_create",
+            dom.id,
+            &dom.name,
+            Some(format!(
+                "{} {} {}",
+                kind.as_str(),
+                created.idx,
+                created.name
+            )),
+        );
+        Ok(created)
+    }
+
+    /// Hot-detach the device of `kind` named by `which` (its index, or for a
+    /// vbd its guest name, for a vif its interface name or MAC) and remove it
+    /// from the stored config.
+    pub async fn device_destroy(
+        self: &Arc<Self>,
+        dom: &Arc<Domain>,
+        kind: DeviceClass,
+        which: &str,
+    ) -> Result<u32, SupError> {
+        let _life = self.ready(dom).await?;
+        dom.refresh().await?;
+        let info = dom.state().info.clone().expect("refreshed");
+        let (idx, key) = match kind {
+            DeviceClass::Vbd => info
+                .vbds
+                .iter()
+                .find(|v| v.id.to_string() == which || v.dev == which)
+                .map(|v| (v.id, v.dev.clone())),
+            DeviceClass::Vif => info
+                .vifs
+                .iter()
+                .find(|v| v.id.to_string() == which || v.ifname == which || v.mac == which)
+                .map(|v| (v.id, v.mac.clone())),
+        }
+        .ok_or_else(|| {
+            SupError::Invalid(format!(
+                "Invalid parameter: idx: domain {} has no {} {which}",
+                dom.name,
+                kind.as_str()
+            ))
+        })?;
+        dom.request(&Request::DeviceDetach { kind, idx }).await?;
+        let _ = dom.refresh().await;
+        {
+            let mut st = dom.state();
+            let pos = st.config.devices.iter().position(|d| match d {
+                Device::Vbd { dev, .. } => kind == DeviceClass::Vbd && *dev == key,
+                Device::Vif { mac, .. } => {
+                    kind == DeviceClass::Vif
+                        && mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&key))
+                }
+            });
+            if let Some(p) = pos {
+                st.config.devices.remove(p);
+            }
+        }
+        self.store(dom);
+        self.events.domain(
+            "xend.domain.device_destroy",
+            dom.id,
+            &dom.name,
+            Some(format!("{} {idx}", kind.as_str())),
+        );
+        Ok(idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_specs() {
+        assert_eq!(
+            vmm_disk("file:/srv/d.img", "xvda", "w").unwrap(),
+            "file:/srv/d.img,xvda,w"
+        );
+        assert_eq!(
+            vmm_disk("phy:sdb1", "xvdb", "r").unwrap(),
+            "phy:/dev/sdb1,xvdb,r"
+        );
+        assert!(
+            vmm_disk("nbd:host:1", "xvda", "w")
+                .unwrap_err()
+                .contains("file:PATH or phy:")
+        );
+        assert!(
+            vmm_disk("file:rel.img", "xvda", "w")
+                .unwrap_err()
+                .contains("absolute")
+        );
+    }
+
+    #[test]
+    fn device_configs() {
+        let d = parse_device("(vbd (uname file:/x.img) (dev xvdb) (mode w!))", None).unwrap();
+        assert_eq!(d.to_xm_entry(), "file:/x.img,xvdb,w!");
+        let d = parse_device("(device (vif (bridge br1)))", None).unwrap();
+        assert_eq!(d.to_xm_entry(), "bridge=br1");
+        let d = parse_device("file:/x.img,xvdc,r", Some("vbd")).unwrap();
+        assert_eq!(d.to_xm_entry(), "file:/x.img,xvdc,r");
+        let d = parse_device("mac=aa:00:00:00:00:01, bridge=b", Some("vif")).unwrap();
+        assert_eq!(d.to_xm_entry(), "mac=aa:00:00:00:00:01, bridge=b");
+        let e = parse_device("(vbd (uname file:/x) (dev xvdb) (mode rw))", None).unwrap_err();
+        assert!(e.starts_with("config:1:"), "{e}");
+        assert!(e.contains("mode"), "{e}");
+        let e = parse_device("file:/x.img,xvdc,q", Some("vbd")).unwrap_err();
+        assert!(e.contains("mode"), "{e}");
+        assert!(parse_device("file:/x.img,xvdc,r", None).is_err());
+        assert!(parse_device("file:/x.img,xvdc,r", Some("disk")).is_err());
+    }
+
+    #[test]
+    fn device_numbers() {
+        assert_eq!(vdev("xvda"), 51712);
+        assert_eq!(vdev("xvdb"), 51728);
+        assert_eq!(vdev("hda"), 768);
+        assert_eq!(vdev("sda1"), 2049);
+        assert_eq!(vdev("disk0"), 0);
+    }
+}
