@@ -20,15 +20,7 @@ use crate::supervisor::Domain;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Ops of the seed that have their own issues and are not served yet.
-const LATER: [&str; 7] = [
-    "device_create",
-    "device_destroy",
-    "vifs",
-    "vif",
-    "vbds",
-    "vbd",
-    "device_configure",
-];
+const LATER: [&str; 1] = ["device_configure"];
 
 /// Every domain's stats, Domain-0 first, then by id.
 pub fn all_stats(state: &AppState) -> (crate::api::NodeInfo, Vec<DomainStats>) {
