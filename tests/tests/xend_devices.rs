@@ -32,7 +32,7 @@ fn a_config_disk_holds_what_the_guest_writes_and_the_figures_follow() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let xend = Xend::start();
+    let mut xend = Xend::start();
     let img = disk(xend.dir(), "d.img", 1024);
     let uname = format!("file:{}", img.display());
     let dom = xend.create(&format!(
@@ -104,6 +104,14 @@ fn a_config_disk_holds_what_the_guest_writes_and_the_figures_follow() {
         let d = snap.domains.into_iter().find(|d| d.name == "dsk")?;
         (d.vbds.first()?.rd_sect == 16 && d.vbds[0].wr_sect == 100).then_some(())
     });
+
+    // A restarted xend re-adopts the domain with its disk and figures.
+    drop(con);
+    xend.stop();
+    xend.restart_foreground();
+    let v = vbds(&xend, "dsk");
+    assert_eq!((v.len(), v[0].wr_sect, v[0].rd_sect), (1, 100, 16), "{v:?}");
+    assert!(stored_config(&xend, "dsk").contains(&format!("{uname},xvda,w")));
 }
 
 #[test]

@@ -32,9 +32,10 @@
 //! - save, restore and migrate use xend's `op=save` / `op=restore` /
 //!   `op=migrate` (FILE is inside xend's `save-dir`; `migrate -l` is live,
 //!   HOST[:PORT] is the destination xend, `--dest-token` its token). The
-//!   vif/vbd/vnet commands send the reference's request; while xend answers
-//!   501 (not implemented) they print `Error: CMD is not supported by this
-//!   xend yet` (see `devices`). sysrq has no API op and always says so.
+//!   vif/vbd/block/network/vnet commands send the reference's request
+//!   (`op=vifs|vbds`, `device_create`, `device_destroy`, `/xend/vnet`); an
+//!   older xend's 501 becomes `Error: CMD is not supported by this xend yet`
+//!   (see `devices`). sysrq has no API op and always says so.
 mod actions;
 mod args;
 mod call;
