@@ -112,6 +112,19 @@ fn a_config_disk_holds_what_the_guest_writes_and_the_figures_follow() {
     let v = vbds(&xend, "dsk");
     assert_eq!((v.len(), v[0].wr_sect, v[0].rd_sect), (1, 100, 16), "{v:?}");
     assert!(stored_config(&xend, "dsk").contains(&format!("{uname},xvda,w")));
+
+    // A reboot hands the disk (and its lock) to the new VMM: the data is there.
+    let mut con = xend.console(dom.id);
+    con.echo("live", STATE); // past the history
+    con.expect(&prompt("dsk"), STATE);
+    xend.act("dsk", "destroy", &[("reason", "reboot")]).ok();
+    con.expect(&prompt("dsk"), BOOT);
+    let out = con.run("blkverify xvda 8 100 xend-disk!", STATE);
+    assert!(
+        out.contains("blkverify: xvda 100 sectors at 8: ok"),
+        "{out}"
+    );
+    assert_eq!(vbds(&xend, "dsk")[0].rd_sect, 100);
 }
 
 #[test]

@@ -140,6 +140,19 @@ fn guests_on_xends_bridge_ping_dom0_and_each_other_and_the_counters_follow() {
     assert!(!cfg.contains(&made.mac), "{cfg}");
     let r = xend.act("n1", "device_destroy", &[("type", "vif"), ("idx", "7")]);
     assert_eq!(r.status, 400, "{}", r.body);
+    let r = xend.post_json(
+        "/xend/domain",
+        &[
+            ("op", "create"),
+            (
+                "config",
+                "(vm (name bad) (memory 16) (device (vif (bridge a-bridge-name-too-long))))",
+            ),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("bridge name"), "{}", r.body);
+    assert!(!ns.has_link("a-bridge-name-too-long"));
 
     // n2's only vif goes (named by its MAC) and a new one comes, SXP form:
     // the guest loses and regains eth0 and talks again.

@@ -49,12 +49,24 @@ pub fn vmm_vif(mac: Option<&str>, bridge: Option<&str>, default_bridge: &str) ->
 }
 
 /// Check the devices of a config for what xend itself can tell: disk
-/// backends must be `file:` (absolute path) or `phy:`.
+/// backends must be `file:` (absolute path) or `phy:`, bridge names must be
+/// ones Linux accepts.
 pub fn check(cfg: &DomainConfig) -> Result<(), SupError> {
     for d in &cfg.devices {
-        if let Device::Vbd { uname, dev, mode } = d {
-            vmm_disk(uname, dev, mode.as_str())
-                .map_err(|e| SupError::Invalid(format!("Invalid parameter: config: {e}")))?;
+        match d {
+            Device::Vbd { uname, dev, mode } => {
+                vmm_disk(uname, dev, mode.as_str())
+                    .map_err(|e| SupError::Invalid(format!("Invalid parameter: config: {e}")))?;
+            }
+            Device::Vif {
+                bridge: Some(b), ..
+            } if !crate::network::valid_bridge(b) => {
+                return Err(SupError::Invalid(format!(
+                    "Invalid parameter: config: {}",
+                    crate::network::NetError::BadBridge(b.clone())
+                )));
+            }
+            Device::Vif { .. } => {}
         }
     }
     Ok(())
