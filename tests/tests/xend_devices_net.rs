@@ -247,3 +247,30 @@ fn vnets_are_bridges_created_and_deleted_through_the_api() {
     assert!(!ns.has_link("vnet8"));
     assert_eq!(xend.get("/xend/vnet").ok().body.trim(), "()");
 }
+
+#[test]
+fn nics_join_the_configured_default_bridge_with_macs_kept_in_the_config() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let Some(ns) = Netns::enter("nics") else {
+        return;
+    };
+    let xend = Xend::start_with(e2e::XendOptions {
+        extra_config: "(vif-bridge defbr9)".into(),
+        ..e2e::XendOptions::default()
+    });
+    let d = xend.create("name = 'nn'\nmemory = 16\nnics = 2\n");
+    let v = vifs(&xend, "nn");
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert!(v.iter().all(|n| n.bridge == "defbr9"), "{v:?}");
+    assert_ne!(v[0].mac, v[1].mac);
+    assert_eq!(
+        ns.bridge_ports("defbr9"),
+        [format!("vif{}.0", d.id), format!("vif{}.1", d.id)]
+    );
+    let cfg = xend.get("/xend/domain/nn?op=config").ok().body;
+    for n in &v {
+        assert!(cfg.contains(&format!("(mac {})", n.mac)), "{cfg}");
+    }
+}
