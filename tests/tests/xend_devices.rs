@@ -95,6 +95,17 @@ fn a_config_disk_holds_what_the_guest_writes_and_the_figures_follow() {
     xend.get("/xend/domain/dsk?op=vbd").status(400);
     let sxpr = xend.get("/xend/domain/dsk").ok().body;
     assert!(sxpr.contains("(devices (vbd (idx 0)"), "{sxpr}");
+    let page = xend
+        .request("GET", "/xend/domain/dsk", e2e::Accept::Html, &[])
+        .ok()
+        .body;
+    assert!(
+        page.contains("<table id=\"vbds\">")
+            && page.contains(&format!(
+                "<td>xvda</td><td class=\"l\">{uname}</td><td>w</td>"
+            )),
+        "{page}"
+    );
 
     // The domain and the bulk endpoint carry the same figures.
     assert_eq!(xend.domain("dsk").vbds[0].wr_sect, 100);

@@ -108,6 +108,14 @@ fn guests_on_xends_bridge_ping_dom0_and_each_other_and_the_counters_follow() {
     assert_eq!(xend.domain("n2").nets[0].mac, mac2);
     let sxpr = xend.get("/xend/domain/n2").ok().body;
     assert!(sxpr.contains("(devices (vif (idx 0)"), "{sxpr}");
+    let page = xend
+        .request("GET", "/xend/domain/n2", e2e::Accept::Html, &[])
+        .ok()
+        .body;
+    assert!(
+        page.contains("<table id=\"vifs\">") && page.contains(&mac2),
+        "{page}"
+    );
 
     // A restart keeps the MAC the VMM chose.
     xend.act("n2", "destroy", &[("reason", "reboot")]).ok();

@@ -182,8 +182,9 @@ pub fn domain(dom: &Domain, d: &DomainStats) -> String {
     }
     rows.push_str("</table>");
     let body = format!(
-        "{rows}<p>{acts}</p><h2>Config</h2><pre id=\"config\">{cfg}</pre>",
+        "{rows}<p>{acts}</p>{devs}<h2>Config</h2><pre id=\"config\">{cfg}</pre>",
         acts = actions(d),
+        devs = devices(d),
         cfg = esc(&cfg)
     );
     page(
@@ -191,6 +192,64 @@ pub fn domain(dom: &Domain, d: &DomainStats) -> String {
         Some(REFRESH_SECS),
         &body,
     )
+}
+
+/// The domain's disks and network interfaces with their counters (empty
+/// when it has none).
+fn devices(d: &DomainStats) -> String {
+    let mut out = String::new();
+    if !d.vbds.is_empty() {
+        out.push_str(
+            "<h2>Block devices</h2><table id=\"vbds\"><tr><th>idx</th><th>dev</th>\
+             <th class=\"l\">uname</th><th>mode</th><th>rd_req</th><th>wr_req</th>\
+             <th>rd_sect</th><th>wr_sect</th><th>oo_req</th></tr>",
+        );
+        for v in &d.vbds {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                v.idx,
+                esc(&v.dev),
+                esc(&v.uname),
+                esc(&v.mode),
+                v.rd_req,
+                v.wr_req,
+                v.rd_sect,
+                v.wr_sect,
+                v.oo_req
+            );
+        }
+        out.push_str("</table>");
+    }
+    if !d.nets.is_empty() {
+        out.push_str(
+            "<h2>Network interfaces</h2><table id=\"vifs\"><tr><th>idx</th>\
+             <th class=\"l\">vifname</th><th class=\"l\">mac</th><th class=\"l\">bridge</th>\
+             <th>tx_bytes</th><th>tx_packets</th><th>rx_bytes</th><th>rx_packets</th>\
+             <th>errors</th><th>drops</th></tr>",
+        );
+        for n in &d.nets {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+                 <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td></tr>",
+                n.idx,
+                esc(&n.vifname),
+                esc(&n.mac),
+                esc(&n.bridge),
+                n.tx_bytes,
+                n.tx_packets,
+                n.rx_bytes,
+                n.rx_packets,
+                n.tx_errors + n.rx_errors,
+                n.tx_drops + n.rx_drops
+            );
+        }
+        out.push_str("</table>");
+    }
+    out
 }
 
 /// The host.
