@@ -315,3 +315,43 @@ fn disks_attach_and_detach_while_the_guest_runs_and_the_config_follows() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(dom.name, "hot");
 }
+
+#[test]
+fn a_saved_domain_comes_back_with_its_disk() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let img = disk(xend.dir(), "s.img", 256);
+    let dom = xend.create(&format!(
+        "name = 'sv'\nmemory = 16\ndisk = ['file:{},xvda,w']\n",
+        img.display()
+    ));
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("sv"), BOOT);
+    let out = con.run("blkwrite xvda 4 8 saved!", STATE);
+    assert!(out.contains("wrote 8 sectors at 4"), "{out}");
+    xend.act("sv", "save", &[("file", "sv.img")]).ok();
+    xend.wait_gone("sv");
+    let r = xend.post_json("/xend/domain", &[("op", "restore"), ("file", "sv.img")]);
+    assert!(
+        r.status == 200 || r.status == 201,
+        "{}\n{}",
+        r.body,
+        xend.output()
+    );
+    let v = vbds(&xend, "sv");
+    assert_eq!((v.len(), v[0].dev.as_str()), (1, "xvda"), "{v:?}");
+    let id = xend.domain("sv").id;
+    let mut con = xend.console(id);
+    con.echo("restored", STATE);
+    con.expect(&prompt("sv"), STATE);
+    let out = con.run("blkverify xvda 4 8 saved!", STATE);
+    assert!(out.contains("blkverify: xvda 8 sectors at 4: ok"), "{out}");
+    let out = con.run("blkwrite xvda 20 2 after", STATE);
+    assert!(out.contains("wrote 2 sectors at 20"), "{out}");
+    assert_eq!(
+        &std::fs::read(&img).unwrap()[20 * 512..20 * 512 + 5],
+        b"after"
+    );
+}
