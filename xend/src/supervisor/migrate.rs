@@ -407,6 +407,7 @@ impl Supervisor {
         if arrived {
             match self.attach(dom, true).await {
                 Ok(()) => {
+                    self.remember_macs(dom);
                     dom.state().phase = Phase::Running;
                     if let Err(e) = self.save(dom) {
                         tracing::error!("domain {}: {e}", dom.name);
