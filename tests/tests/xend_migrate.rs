@@ -222,3 +222,26 @@ fn a_migration_still_waiting_when_the_destination_xend_restarts_is_dropped() {
         "{log}"
     );
 }
+
+/// A domain paused by the toolstack migrates paused and stays paused at the
+/// destination until unpaused there; then it runs on.
+#[test]
+fn a_paused_domain_arrives_paused() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let a = Xend::start();
+    let b = Xend::start();
+    let (_, mut con) = a.create_booted("sleeper");
+    tick(&mut con, 1);
+    a.act("sleeper", "pause", &[]).ok();
+    let r = migrate(&a, "sleeper", &b, true).ok().json();
+    let id = r["domid"].as_u64().unwrap() as u32;
+    assert_no_domains(&a);
+    let d = b.domain("sleeper");
+    assert!(d.state.contains('p'), "arrived paused: {}", d.state);
+    let mut con = b.console(id);
+    b.act("sleeper", "unpause", &[]).ok();
+    tick(&mut con, 2);
+    assert!(!b.domain("sleeper").state.contains('p'));
+}
