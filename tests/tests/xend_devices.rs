@@ -355,3 +355,47 @@ fn a_saved_domain_comes_back_with_its_disk() {
         b"after"
     );
 }
+
+#[test]
+fn a_domain_migrates_with_a_shared_disk_and_a_held_one_is_refused_clearly() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let a = Xend::start();
+    let b = Xend::start();
+    let held = disk(a.dir(), "held.img", 256);
+    let shared = disk(a.dir(), "shared.img", 256);
+    let cfg = |name: &str, img: &Path, mode: &str| {
+        format!(
+            "name = '{name}'\nmemory = 16\ndisk = ['file:{},xvda,{mode}']\n",
+            img.display()
+        )
+    };
+    // On one host the source VMM still holds a `w` disk while the
+    // destination starts: refused, and the domain runs on where it was.
+    let d = a.create(&cfg("held", &held, "w"));
+    let r = e2e::save::migrate(&a, "held", &b, false);
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("is in use by another domain"), "{}", r.body);
+    let mut con = a.console(d.id);
+    con.expect(&prompt("held"), BOOT);
+    let out = con.run("blkwrite xvda 0 1 still-here", STATE);
+    assert!(out.contains("wrote 1 sectors"), "{out}");
+    assert!(b.try_domain("held").is_none());
+
+    // `w!` shares it: the domain arrives with its disk.
+    let d = a.create(&cfg("mover", &shared, "w!"));
+    let mut con = a.console(d.id);
+    con.expect(&prompt("mover"), BOOT);
+    let out = con.run("blkwrite xvda 3 2 moving", STATE);
+    assert!(out.contains("wrote 2 sectors at 3"), "{out}");
+    let r = e2e::save::migrate(&a, "mover", &b, false).ok().json();
+    let id = r["domid"].as_u64().unwrap() as u32;
+    let v = vbds(&b, "mover");
+    assert_eq!((v.len(), v[0].mode.as_str()), (1, "w!"), "{v:?}");
+    let mut con = b.console(id);
+    con.echo("arrived", STATE);
+    con.expect(&prompt("mover"), STATE);
+    let out = con.run("blkverify xvda 3 2 moving", STATE);
+    assert!(out.contains("blkverify: xvda 2 sectors at 3: ok"), "{out}");
+}
