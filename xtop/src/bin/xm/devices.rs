@@ -61,7 +61,7 @@ pub struct VbdCreate {
     pub uname: String,
     /// Device name in the guest.
     pub dev: String,
-    /// r or w.
+    /// r (read-only), w (read-write, exclusive) or w! (read-write, shared).
     pub mode: String,
 }
 
