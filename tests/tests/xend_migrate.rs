@@ -119,6 +119,13 @@ fn a_failed_migration_leaves_the_domain_running_on_the_source() {
     assert!(msg.contains("vm name clash: stayer"), "{msg}");
     assert_eq!(b.domain_names(), vec!["Domain-0", "stayer"]);
 
+    // The destination-side ops refuse a domain that is not arriving.
+    let r = a.act("stayer", "migrate_abort", &[]).status(400).json();
+    assert_eq!(
+        r["error"],
+        "Invalid parameter: op: domain stayer is not arriving by migration"
+    );
+
     // A bad destination is the client's mistake.
     a.act("stayer", "migrate", &[("destination", "no host/x")])
         .status(400);

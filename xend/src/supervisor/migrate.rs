@@ -477,9 +477,11 @@ impl Supervisor {
     /// waiting VMM and forget the domain.
     pub async fn migrate_abort(&self, dom: &Arc<Domain>) -> Result<(), SupError> {
         let _life = dom.lifecycle.lock().await;
-        let phase = dom.state().phase;
-        if phase != Phase::Incoming {
-            return Err(SupError::Busy(dom.name.clone(), phase.as_str()));
+        if dom.state().phase != Phase::Incoming {
+            return Err(SupError::Invalid(format!(
+                "Invalid parameter: op: domain {} is not arriving by migration",
+                dom.name
+            )));
         }
         tracing::info!(
             "domain {} (id {}): migration aborted by the source",
