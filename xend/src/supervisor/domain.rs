@@ -2,7 +2,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use hypervisor::control::proto::{DomainInfo, Request};
+use hypervisor::control::proto::{DomainInfo, Request, RunState};
 use tokio::task::JoinHandle;
 
 use super::SupError;
@@ -70,6 +70,10 @@ pub struct DomState {
     pub(super) watcher: Option<JoinHandle<()>>,
     /// Memory target set live, MiB (overrides the config's until reboot).
     pub live_memory: Option<u64>,
+    /// State in the last event from the VMM. Pause/unpause events are
+    /// derived from it alone: `info` may already show a state (refreshed
+    /// after an action) whose event has not arrived yet.
+    pub(super) event_state: Option<RunState>,
 }
 
 /// One domain.

@@ -167,7 +167,7 @@ impl Supervisor {
             if st.generation != generation {
                 return;
             }
-            let prev = st.info.as_ref().map(|i| i.state);
+            let prev = st.event_state.replace(ev.state);
             if let Some(info) = st.info.as_mut() {
                 info.state = ev.state;
                 info.shutdown_reason = ev.shutdown_reason;

@@ -304,6 +304,7 @@ impl Supervisor {
                 generation: 0,
                 watcher: None,
                 live_memory: None,
+                event_state: None,
             }),
             ctl: tokio::sync::Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
