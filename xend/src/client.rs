@@ -35,6 +35,8 @@ pub const TOKEN_ENV: &str = "XEND_TOKEN";
 
 /// How long an ordinary request may take (the event stream has no limit).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A save or a migration moves the whole guest RAM: allow it much longer.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -379,11 +381,47 @@ impl Client {
             .map_err(|source| transport_error(&url, source))
     }
 
+    /// Saves a domain to `file` inside xend's save directory; the domain ends.
+    pub async fn save(&self, dom: &str, file: &str) -> Result<crate::api::SaveReply> {
+        let url = self.path(&["domain", dom]);
+        let resp = self
+            .post_within(url.clone(), &[("op", "save"), ("file", file)], MOVE_TIMEOUT)
+            .await?;
+        decode_json(&url, resp).await
+    }
+
+    /// Migrates a domain to the xend at `destination` (`HOST[:PORT]`),
+    /// live (pre-copy) or stop-and-copy.
+    pub async fn migrate(
+        &self,
+        dom: &str,
+        destination: &str,
+        live: bool,
+    ) -> Result<crate::api::MigrateReply> {
+        let url = self.path(&["domain", dom]);
+        let form = [
+            ("op", "migrate"),
+            ("destination", destination),
+            ("live", if live { "1" } else { "0" }),
+        ];
+        let resp = self.post_within(url.clone(), &form, MOVE_TIMEOUT).await?;
+        decode_json(&url, resp).await
+    }
+
     async fn post(&self, url: Url, form: &[(&str, &str)]) -> Result<Response> {
+        self.post_within(url, form, REQUEST_TIMEOUT).await
+    }
+
+    async fn post_within(
+        &self,
+        url: Url,
+        form: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Response> {
         let req = self
             .request(Method::POST, url.clone())
             .form(form)
-            .timeout(REQUEST_TIMEOUT);
+            .timeout(timeout);
         let resp = self.send(&url, req).await?;
         check(resp).await
     }

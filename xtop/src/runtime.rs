@@ -390,58 +390,26 @@ pub async fn do_op(client: &Client, dom: &str, op: DomOp) -> Result<(), xend::cl
     }
 }
 
-/// How long a save or migration may take.
-const MOVE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Saves or migrates `dom` through xend (`op=save` / `op=migrate`, JSON);
-/// returns the status line: the image and its size, or where the domain went
-/// and the guest's downtime.
+/// Saves or migrates `dom` through xend; returns the status line: the image
+/// and its size, or where the domain went and the guest's downtime.
 pub async fn do_move(client: &Client, dom: &str, how: &Move) -> Result<String, String> {
-    let mut url = reqwest::Url::parse(client.url()).map_err(|e| e.to_string())?;
-    url.path_segments_mut()
-        .map_err(|()| format!("{} cannot be a base URL", client.url()))?
-        .pop_if_empty()
-        .extend(["xend", "domain", dom]);
-    let form: Vec<(&str, &str)> = match how {
-        Move::Save(file) => vec![("op", "save"), ("file", file)],
-        Move::Migrate { dest, live } => vec![
-            ("op", "migrate"),
-            ("destination", dest),
-            ("live", if *live { "1" } else { "0" }),
-        ],
-    };
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(MOVE_TIMEOUT)
-        .form(&form);
-    if let Some(t) = client.token() {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(|e| error_chain(&e))?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| error_chain(&e))?;
-    if !status.is_success() {
-        return Err(serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{status}: {}", body.trim())));
-    }
-    let bad = |e: serde_json::Error| format!("unexpected reply from xend: {e}: {body}");
-    Ok(match how {
-        Move::Save(_) => {
-            let r: xend::api::SaveReply = serde_json::from_str(&body).map_err(bad)?;
-            format!(
+    match how {
+        Move::Save(file) => {
+            let r = client.save(dom, file).await.map_err(|e| error_chain(&e))?;
+            Ok(format!(
                 "saved {} to {} ({:.1} MB in {:.2} s)",
                 r.name,
                 r.file,
                 r.image_bytes as f64 / 1e6,
                 r.seconds
-            )
+            ))
         }
-        Move::Migrate { .. } => {
-            let r: xend::api::MigrateReply = serde_json::from_str(&body).map_err(bad)?;
-            format!(
+        Move::Migrate { dest, live } => {
+            let r = client
+                .migrate(dom, dest, *live)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            Ok(format!(
                 "migrated {} to {} as id {}{} (downtime {:.1} ms, total {:.2} s)",
                 r.name,
                 r.destination,
@@ -449,9 +417,9 @@ pub async fn do_move(client: &Client, dom: &str, how: &Move) -> Result<String, S
                 if r.live { ", live" } else { "" },
                 r.downtime_seconds * 1e3,
                 r.total_seconds
-            )
+            ))
         }
-    })
+    }
 }
 
 async fn apply(
