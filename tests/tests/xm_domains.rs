@@ -313,9 +313,11 @@ fn actions_round_trip_through_the_api() {
     let xend = Xend::start();
     let xm = Xm { xend: &xend };
 
-    // create -p leaves it paused.
+    // create -p leaves it paused before its first instruction: the guest
+    // has printed nothing until it is unpaused.
     let id = create(&xm, "web2", &["-p"], "maxmem = 48\n");
-    xend.wait_domain("web2", "web2 paused", |d| d.state.contains('p'));
+    let d = xend.wait_domain("web2", "web2 paused", |d| d.state.contains('p'));
+    assert_eq!(d.console_bytes_out, 0, "the paused guest ran: {d:?}");
     xm.ok(&["unpause", "web2"]);
     xend.wait_domain("web2", "web2 running", |d| !d.state.contains('p'));
     wait_prompt(&xend, id, "web2");

@@ -218,9 +218,23 @@ impl Client {
 
     /// Creates a domain from a config (SXP or `key = value` text) and returns it.
     pub async fn create(&self, config: &str) -> Result<DomainStats> {
+        self.create_with(config, false).await
+    }
+
+    /// Creates a domain that stays paused before its first instruction
+    /// (`xm create -p`) until it is unpaused.
+    pub async fn create_paused(&self, config: &str) -> Result<DomainStats> {
+        self.create_with(config, true).await
+    }
+
+    async fn create_with(&self, config: &str, paused: bool) -> Result<DomainStats> {
         let url = self.path(&["domain"]);
+        let paused = if paused { "1" } else { "0" };
         let resp = self
-            .post(url.clone(), &[("op", "create"), ("config", config)])
+            .post(
+                url.clone(),
+                &[("op", "create"), ("config", config), ("paused", paused)],
+            )
             .await?;
         decode_json(&url, resp).await
     }

@@ -110,7 +110,8 @@ pub async fn create(
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
     let cfg = parse_config(&params)?;
-    let dom = state.sup.create(cfg).await?;
+    let paused = super::save::flag(&params, "paused")?;
+    let dom = state.sup.create(cfg, paused).await?;
     let location = format!("{}/xend/domain/{}", state.settings.base_url(), dom.name);
     if format == Format::Html {
         return Ok(Redirect::to("/xend/").into_response());

@@ -16,7 +16,8 @@ impl Supervisor {
         self: &Arc<Self>,
         dom: &Arc<Domain>,
     ) -> Result<(), SupError> {
-        self.start_instance_with(dom, &Launch::Boot).await
+        self.start_instance_with(dom, &Launch::Boot { paused: false })
+            .await
     }
 
     /// Start a VMM for `dom` as `launch` says; attach to it unless it waits
@@ -29,7 +30,13 @@ impl Supervisor {
         let cfg = dom.state().config.clone();
         let mut env = Vec::new();
         let args = match launch {
-            Launch::Boot => spawn::vmm_args(&cfg, dom.id, &dom.paths),
+            Launch::Boot { paused } => {
+                let mut a = spawn::vmm_args(&cfg, dom.id, &dom.paths);
+                if *paused {
+                    a.push("--paused".into());
+                }
+                a
+            }
             Launch::Restore { image, paused } => {
                 let mut a = spawn::common_args(&cfg, dom.id, &dom.paths);
                 a.push("--restore".into());

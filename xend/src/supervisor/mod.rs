@@ -46,8 +46,12 @@ const STALE: Duration = Duration::from_millis(500);
 /// How a new domain's first VMM starts.
 #[derive(Clone, Debug)]
 pub enum Launch {
-    /// Boot the config's kernel.
-    Boot,
+    /// Boot the config's kernel (paused before its first instruction if
+    /// asked: `xm create -p`).
+    Boot {
+        /// Keep it paused.
+        paused: bool,
+    },
     /// Resume the saved image `image` (`vmm --restore`), paused if asked.
     Restore {
         /// The image (absolute, inside `save-dir`).
@@ -248,8 +252,12 @@ impl Supervisor {
     }
 
     /// Create and start a domain from `cfg`.
-    pub async fn create(self: &Arc<Self>, cfg: DomainConfig) -> Result<Arc<Domain>, SupError> {
-        self.create_with(cfg, Launch::Boot).await
+    pub async fn create(
+        self: &Arc<Self>,
+        cfg: DomainConfig,
+        paused: bool,
+    ) -> Result<Arc<Domain>, SupError> {
+        self.create_with(cfg, Launch::Boot { paused }).await
     }
 
     /// Create a domain whose first VMM starts as `launch` says: booted,
@@ -325,7 +333,7 @@ impl Supervisor {
             return Err(e);
         }
         let event = match &launch {
-            Launch::Boot => "xend.domain.create",
+            Launch::Boot { .. } => "xend.domain.create",
             Launch::Restore { .. } => "xend.domain.restore",
             Launch::Incoming { .. } => {
                 tracing::info!(

@@ -22,10 +22,11 @@ pub async fn create(xm: &Xm, a: args::Create) -> Result<()> {
         println!("{}", sxp::pretty(&parsed.to_sxp()));
         return Ok(());
     }
-    let dom = xm.client.create(&text).await?;
-    if a.paused {
-        xm.client.pause(&dom.id.to_string()).await?;
-    }
+    let dom = if a.paused {
+        xm.client.create_paused(&text).await?
+    } else {
+        xm.client.create(&text).await?
+    };
     match dom.console_port {
         Some(port) => println!("Started domain {}, console on port {port}", dom.name),
         None => println!("Started domain {}", dom.name),
