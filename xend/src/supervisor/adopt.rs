@@ -5,13 +5,13 @@
 //! (xend died between spawn and record; should not happen, records come first)
 //! is adopted with a config rebuilt from what the VMM reports.
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hypervisor::control::proto::DomainInfo;
 
 use super::spawn::{self, VmmPaths};
-use super::{DomState, Domain, Phase, Supervisor};
+use super::{Domain, Phase, Supervisor};
 use crate::config::{DomainConfig, Image};
 use crate::vmm_client::VmmConn;
 
@@ -145,28 +145,14 @@ impl Supervisor {
         }
         let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
         let console = self.bind_console(port, domid, &cfg.name).await?;
-        let dom = Arc::new(Domain {
-            id: domid,
-            name: cfg.name.clone(),
+        let dom = Domain::new(
+            domid,
+            cfg,
             console,
-            paths: VmmPaths::new(&self.settings.state_dir, domid),
-            st: Mutex::new(DomState {
-                config: cfg,
-                phase: Phase::Running,
-                info: None,
-                info_at: None,
-                refreshing: false,
-                halted: false,
-                restart_time,
-                pid: None,
-                generation: 0,
-                watcher: None,
-                live_memory: None,
-                event_state: None,
-            }),
-            ctl: tokio::sync::Mutex::new(None),
-            lifecycle: tokio::sync::Mutex::new(()),
-        });
+            VmmPaths::new(&self.settings.state_dir, domid),
+            Phase::Running,
+            restart_time,
+        );
         let _life = dom.lifecycle.lock().await;
         self.table().doms.insert(domid, dom.clone());
         if let Err(e) = self.attach(&dom, true).await {
@@ -237,28 +223,14 @@ impl Supervisor {
     ) -> Result<(), super::SupError> {
         let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
         let console = self.bind_console(port, domid, &cfg.name).await?;
-        let dom = Arc::new(Domain {
-            id: domid,
-            name: cfg.name.clone(),
+        let dom = Domain::new(
+            domid,
+            cfg,
             console,
-            paths: VmmPaths::new(&self.settings.state_dir, domid),
-            st: Mutex::new(DomState {
-                config: cfg,
-                phase: Phase::Restarting,
-                info: None,
-                info_at: None,
-                refreshing: false,
-                halted: false,
-                restart_time: Some(crate::events::now()),
-                pid: None,
-                generation: 0,
-                watcher: None,
-                live_memory: None,
-                event_state: None,
-            }),
-            ctl: tokio::sync::Mutex::new(None),
-            lifecycle: tokio::sync::Mutex::new(()),
-        });
+            VmmPaths::new(&self.settings.state_dir, domid),
+            Phase::Restarting,
+            Some(crate::events::now()),
+        );
         let _life = dom.lifecycle.lock().await;
         self.table().doms.insert(domid, dom.clone());
         if let Err(e) = self.start_instance(&dom).await {

@@ -93,6 +93,39 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// A domain entering the table in `phase`, with no VMM attached yet.
+    pub(super) fn new(
+        id: u32,
+        config: DomainConfig,
+        console: Arc<ConsoleHub>,
+        paths: VmmPaths,
+        phase: Phase,
+        restart_time: Option<f64>,
+    ) -> Arc<Domain> {
+        Arc::new(Domain {
+            id,
+            name: config.name.clone(),
+            console,
+            paths,
+            st: Mutex::new(DomState {
+                config,
+                phase,
+                info: None,
+                info_at: None,
+                refreshing: false,
+                halted: false,
+                restart_time,
+                pid: None,
+                generation: 0,
+                watcher: None,
+                live_memory: None,
+                event_state: None,
+            }),
+            ctl: tokio::sync::Mutex::new(None),
+            lifecycle: tokio::sync::Mutex::new(()),
+        })
+    }
+
     /// Lock the mutable state.
     pub fn state(&self) -> MutexGuard<'_, DomState> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())

@@ -295,28 +295,14 @@ impl Supervisor {
             Launch::Incoming { .. } => Phase::Incoming,
             _ => Phase::Creating,
         };
-        let dom = Arc::new(Domain {
+        let dom = Domain::new(
             id,
-            name: cfg.name.clone(),
+            cfg,
             console,
-            paths: VmmPaths::new(&self.settings.state_dir, id),
-            st: Mutex::new(DomState {
-                config: cfg,
-                phase,
-                info: None,
-                info_at: None,
-                refreshing: false,
-                halted: false,
-                restart_time: None,
-                pid: None,
-                generation: 0,
-                watcher: None,
-                live_memory: None,
-                event_state: None,
-            }),
-            ctl: tokio::sync::Mutex::new(None),
-            lifecycle: tokio::sync::Mutex::new(()),
-        });
+            VmmPaths::new(&self.settings.state_dir, id),
+            phase,
+            None,
+        );
         let _life = dom.lifecycle.lock().await;
         // Record first: a crash from here on leaves a record to check.
         if let Err(e) = self.save(&dom) {
