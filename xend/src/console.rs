@@ -149,7 +149,8 @@ impl ConsoleHub {
         let _ = stream.set_nodelay(true);
         if let Some(token) = &self.token {
             match tokio::time::timeout(TOKEN_TIMEOUT, read_line(&mut stream)).await {
-                Ok(Some(line)) if line.trim_end() == token.as_str() => {}
+                Ok(Some(line))
+                    if crate::auth::same(line.trim_end().as_bytes(), token.as_bytes()) => {}
                 _ => {
                     tracing::warn!("console {}: {peer} sent no valid token", self.port);
                     let _ = stream.write_all(b"Authentication failed\r\n").await;

@@ -1,11 +1,9 @@
 //! The daemon: log setup, pid file, listeners, re-adoption, serving until
 //! SIGTERM/SIGINT, and the `start | stop | restart | status` controls.
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::net::TcpListener;
@@ -17,8 +15,6 @@ use crate::state::AppState;
 use crate::supervisor::Supervisor;
 use crate::supervisor::spawn::{cmdline, pid_alive};
 
-/// How long open requests may take to finish once xend is told to stop.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long `start` waits for the API and `stop` for the process to end.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -49,6 +45,12 @@ pub enum DaemonError {
     /// The log could not be opened.
     #[error(transparent)]
     Log(#[from] crate::log::LogError),
+    /// The token file could not be read or created.
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
+    /// The local socket or TLS could not be set up.
+    #[error(transparent)]
+    Listen(#[from] crate::listen::ListenError),
     /// The DB could not be opened.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
@@ -97,17 +99,6 @@ fn raise_nofile() {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 /// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -139,21 +130,44 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         return Err(DaemonError::Running(pid));
     }
     raise_nofile();
+    match settings.tcp_auth {
+        crate::config::TcpAuth::Token => {
+            let token = crate::token::load_or_create(&settings.token_file, settings.admin_gid)?;
+            settings.token = Some(Arc::new(token));
+        }
+        crate::config::TcpAuth::None => {
+            settings.token = None;
+            tracing::warn!(
+                "xend-tcp-auth is none: every local user and every program that reaches {}:{}, {}:{} and the consoles controls xend (as root); use this only on a single-user host",
+                settings.address,
+                settings.port,
+                settings.event_address,
+                settings.event_port
+            );
+        }
+    }
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(crate::listen::tls_acceptor(cert, key)?),
+        None => None,
+    };
     let listener = bind(&settings.address, settings.port).await?;
     let events_listener = bind(&settings.event_address, settings.event_port).await?;
     settings.port = listener
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(settings.port);
+    let unix = crate::listen::bind_unix(&settings.unix_path, settings.admin_gid)?;
     crate::db::write_atomic(
         &settings.pid_file(),
         format!("{}\n", std::process::id()).as_bytes(),
     )?;
     tracing::info!(
-        "xend {} starting: API {}:{}, events {}:{}, consoles {}:{}+, state {}, db {}",
+        "xend {} starting: API {}://{}:{} and {}, events {}:{}, consoles {}:{}+, state {}, db {}",
         env!("CARGO_PKG_VERSION"),
+        settings.scheme(),
         settings.address,
         settings.port,
+        settings.unix_path.display(),
         settings.event_address,
         settings.event_port,
         settings.console_address,
@@ -161,6 +175,12 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         settings.state_dir.display(),
         settings.dbroot.display()
     );
+    let csrf: Arc<str> = crate::auth::random_hex(16)
+        .map_err(|source| DaemonError::Setup {
+            path: "/dev/urandom".into(),
+            source,
+        })?
+        .into();
     let settings = Arc::new(settings);
     let db = Db::open(&settings.dbroot)?;
     let events = EventBus::new();
@@ -176,55 +196,46 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         settings: settings.clone(),
         sup: sup.clone(),
         events,
+        csrf,
         stopping: stopping.clone(),
     };
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    };
-    let server = serve(listener, crate::router::app(state), signal);
-    let mut stopped = stopping.clone();
-    let result = tokio::select! {
-        r = server => r,
-        _ = async {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
-            Ok(())
-        }
-    };
+    let app = crate::router::app(state);
+    let tcp = tokio::spawn(crate::listen::serve_tcp(
+        listener,
+        tls,
+        app.clone(),
+        settings.max_connections,
+        stopping.clone(),
+    ));
+    let local = tokio::spawn(crate::listen::serve_unix(
+        unix,
+        app,
+        settings.max_connections,
+        stopping.clone(),
+    ));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(tcp, local);
     event_task.abort();
     sup.stop().await;
     if running_pid(&settings).is_none() {
         let _ = std::fs::remove_file(settings.pid_file());
+        let _ = std::fs::remove_file(&settings.unix_path);
     }
     tracing::info!("xend stopped");
-    result.map_err(|source| DaemonError::Bind {
-        addr: format!("{}:{}", settings.address, settings.port),
-        source,
-    })
+    Ok(())
 }
 
-/// True when the API answers `GET /xend/node` (any HTTP reply counts).
+/// True when the API answers `GET /xend/node` on the local socket (any HTTP
+/// reply counts).
 pub fn answers(settings: &Settings) -> bool {
     use std::io::{Read, Write};
-    let host = match settings.address.as_str() {
-        "0.0.0.0" | "" => "127.0.0.1",
-        "::" => "::1",
-        a => a,
-    };
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &match format!("{host}:{}", settings.port).parse() {
-            Ok(a) => a,
-            Err(_) => return false,
-        },
-        Duration::from_secs(2),
-    ) else {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&settings.unix_path) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET /xend/node HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let req = "GET /xend/node HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     if s.write_all(req.as_bytes()).is_err() {
         return false;
     }

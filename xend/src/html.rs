@@ -49,7 +49,7 @@ fn page(title: &str, refresh: Option<u32>, body: &str) -> String {
     )
 }
 
-fn action(dom: &str, op: &str, extra: &[(&str, &str)], label: &str) -> String {
+fn action(csrf: &str, dom: &str, op: &str, extra: &[(&str, &str)], label: &str) -> String {
     let mut hidden = format!("<input type=\"hidden\" name=\"op\" value=\"{op}\">");
     for (k, v) in extra {
         let _ = write!(
@@ -59,7 +59,7 @@ fn action(dom: &str, op: &str, extra: &[(&str, &str)], label: &str) -> String {
         );
     }
     format!(
-        "<form class=\"inline\" method=\"post\" action=\"/xend/domain/{d}\" id=\"{op}-{d}{suffix}\">{hidden}\
+        "<form class=\"inline\" method=\"post\" action=\"/xend/domain/{d}?csrf={csrf}\" id=\"{op}-{d}{suffix}\">{hidden}\
          <button type=\"submit\">{label}</button></form>",
         d = esc(dom),
         suffix = extra
@@ -69,26 +69,27 @@ fn action(dom: &str, op: &str, extra: &[(&str, &str)], label: &str) -> String {
     )
 }
 
-fn actions(d: &DomainStats) -> String {
+fn actions(csrf: &str, d: &DomainStats) -> String {
     let n = &d.name;
     let mut out = String::new();
     if d.state.contains('p') {
-        out.push_str(&action(n, "unpause", &[], "Unpause"));
+        out.push_str(&action(csrf, n, "unpause", &[], "Unpause"));
     } else {
-        out.push_str(&action(n, "pause", &[], "Pause"));
+        out.push_str(&action(csrf, n, "pause", &[], "Pause"));
     }
     out.push_str(&action(
+        csrf,
         n,
         "shutdown",
         &[("reason", "poweroff")],
         "Shutdown",
     ));
-    out.push_str(&action(n, "shutdown", &[("reason", "reboot")], "Reboot"));
-    out.push_str(&action(n, "destroy", &[], "Destroy"));
+    out.push_str(&action(csrf, n, "shutdown", &[("reason", "reboot")], "Reboot"));
+    out.push_str(&action(csrf, n, "destroy", &[], "Destroy"));
     out
 }
 
-fn domain_rows(doms: &[DomainStats]) -> String {
+fn domain_rows(csrf: &str, doms: &[DomainStats]) -> String {
     let mut rows = String::from(
         "<table id=\"domains\"><tr><th class=\"l\">Name</th><th>Id</th><th>Mem (MiB)</th>\
          <th>VCPUs</th><th>State</th><th>Time (s)</th><th>Up (s)</th><th>Console</th>\
@@ -113,7 +114,7 @@ fn domain_rows(doms: &[DomainStats]) -> String {
             cpu = d.cpu_time,
             up = d.up_time,
             con = d.console_port.map(|p| p.to_string()).unwrap_or_default(),
-            act = if d.id == 0 { String::new() } else { actions(d) },
+            act = if d.id == 0 { String::new() } else { actions(csrf, d) },
         );
     }
     rows.push_str("</table>");
@@ -133,24 +134,24 @@ pub fn index(state: &AppState) -> String {
         free = node.free_memory,
         mem = node.memory,
         n = doms.len() - 1,
-        table = domain_rows(&doms),
+        table = domain_rows(&state.csrf, &doms),
     );
     page("xend: domains", Some(REFRESH_SECS), &body)
 }
 
 /// The create form: upload a config file or paste one (SXP or `key = value`).
-pub fn create_form() -> String {
-    let body = "<form id=\"create\" method=\"post\" action=\"/xend/domain\" enctype=\"multipart/form-data\">\
+pub fn create_form(csrf: &str) -> String {
+    let body = format!("<form id=\"create\" method=\"post\" action=\"/xend/domain?csrf={csrf}\" enctype=\"multipart/form-data\">\
         <input type=\"hidden\" name=\"op\" value=\"create\">\
         <p><label>Config file: <input type=\"file\" name=\"config_file\"></label></p>\
         <p><label for=\"config\">Or paste a config (SXP <code>(vm ...)</code> or <code>key = value</code> lines):</label><br>\
         <textarea id=\"config\" name=\"config\" rows=\"12\">name = \"mini\"\nmemory = 16\nvcpus = 1\n</textarea></p>\
-        <p><button type=\"submit\">Create</button></p></form>";
-    page("xend: create a domain", None, body)
+        <p><button type=\"submit\">Create</button></p></form>");
+    page("xend: create a domain", None, &body)
 }
 
 /// One domain: its figures, console and stored config.
-pub fn domain(dom: &Domain, d: &DomainStats) -> String {
+pub fn domain(csrf: &str, dom: &Domain, d: &DomainStats) -> String {
     let cfg = dom.state().config.to_xm();
     let con = dom.console.info();
     let mut rows = String::from("<table id=\"domain\">");
@@ -183,7 +184,7 @@ pub fn domain(dom: &Domain, d: &DomainStats) -> String {
     rows.push_str("</table>");
     let body = format!(
         "{rows}<p>{acts}</p>{devs}<h2>Config</h2><pre id=\"config\">{cfg}</pre>",
-        acts = actions(d),
+        acts = actions(csrf, d),
         devs = devices(d),
         cfg = esc(&cfg)
     );
@@ -284,12 +285,13 @@ pub fn consoles(state: &AppState) -> String {
         let _ = write!(
             rows,
             "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>\
-             <form class=\"inline\" method=\"post\" action=\"/xend/console/{}\">\
+             <form class=\"inline\" method=\"post\" action=\"/xend/console/{}?csrf={}\">\
              <input type=\"hidden\" name=\"op\" value=\"disconnect\"><button>Disconnect</button></form></td></tr>",
             esc(&d.name),
             c.console_port,
             esc(&c.status),
-            c.console_port
+            c.console_port,
+            state.csrf
         );
     }
     rows.push_str("</table>");

@@ -35,6 +35,8 @@ pub mod hostinfo;
 #[cfg(feature = "server")]
 pub mod html;
 #[cfg(feature = "server")]
+pub mod listen;
+#[cfg(feature = "server")]
 pub mod log;
 #[cfg(feature = "server")]
 pub mod negotiate;
@@ -52,5 +54,7 @@ pub mod settings;
 pub mod state;
 #[cfg(feature = "server")]
 pub mod supervisor;
+#[cfg(feature = "server")]
+pub mod token;
 #[cfg(feature = "server")]
 pub mod vmm_client;

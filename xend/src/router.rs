@@ -34,7 +34,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::require_token,
+            crate::auth::guard,
         ))
         .layer(middleware::from_fn(crate::negotiate::render_errors))
         .layer(middleware::from_fn(trace))
@@ -84,6 +84,18 @@ mod tests {
             save_dir: dir.join("state/save"),
             vmm_path: "vmm".into(),
             token: token.map(|t| Arc::new(t.to_string())),
+            token_file: dir.join("token"),
+            tcp_auth: if token.is_some() {
+                crate::config::TcpAuth::Token
+            } else {
+                crate::config::TcpAuth::None
+            },
+            unix_path: dir.join("state/xend.sock"),
+            admin_gid: None,
+            tls: None,
+            server_names: vec!["xend.example".into()],
+            event_inject_tcp: false,
+            max_connections: 16,
             min_restart_time: 20.0,
             max_request_bytes: 1024,
             vif_bridge: "xenbr0".into(),
@@ -95,6 +107,7 @@ mod tests {
             sup: Supervisor::new(settings.clone(), db, events.clone()),
             settings,
             events,
+            csrf: "c5rf".into(),
             stopping,
         }
     }
@@ -250,4 +263,127 @@ mod tests {
             .unwrap();
         assert_eq!(call(&s, req).await.0, StatusCode::UNAUTHORIZED);
     }
+
+    fn with_peer(mut req: Request<Body>, peer: crate::listen::Peer) -> Request<Body> {
+        req.extensions_mut().insert(peer);
+        req
+    }
+
+    fn tcp() -> crate::listen::Peer {
+        crate::listen::Peer::Tcp {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            tls: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_local_socket_needs_no_token_but_the_right_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path(), Some("tok"));
+        let me = nix::unistd::geteuid().as_raw();
+        let local = |uid| crate::listen::Peer::Local {
+            uid,
+            gid: 65534,
+            pid: None,
+        };
+        let (status, _, _) = call(&s, with_peer(get("/xend/node", None), local(me))).await;
+        assert_eq!(status, StatusCode::OK);
+        // Another user (not root, not xend's, no admin group) is refused.
+        let (status, _, body) = call(&s, with_peer(get("/xend/node", None), local(4242))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        // TCP without the token is not.
+        let (status, _, _) = call(&s, with_peer(get("/xend/node", None), tcp())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn hosts_that_do_not_name_xend_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path(), None);
+        for (host, want) in [
+            ("127.0.0.1:8000", 200),
+            ("[::1]:8000", 200),
+            ("localhost:8000", 200),
+            ("XEND.example:8000", 200),
+            ("evil.example:8000", 403),
+            ("127.0.0.1.evil.example", 403),
+        ] {
+            let req = Request::get("/xend/node")
+                .header("host", host)
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = call(&s, req).await;
+            assert_eq!(status.as_u16(), want, "{host}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn browser_writes_need_the_same_origin_and_the_csrf_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path(), None);
+        let form = |uri: &str, origin: Option<&str>| {
+            let mut b = Request::post(uri)
+                .header("host", "127.0.0.1:8000")
+                .header("content-type", "application/x-www-form-urlencoded");
+            if let Some(o) = origin {
+                b = b.header("origin", o);
+            }
+            b.body(Body::from("op=explode")).unwrap()
+        };
+        // A cross-site form (even with the right token), a same-origin form
+        // without it: refused before any handler runs.
+        for req in [
+            form("/xend/domain?csrf=c5rf", Some("http://evil.example")),
+            form("/xend/domain", Some("http://127.0.0.1:8000")),
+            form("/xend/domain?csrf=wrong", Some("http://127.0.0.1:8000")),
+        ] {
+            let (status, _, body) = call(&s, req).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        }
+        // Same origin with the page's token reaches the handler (which knows
+        // no such op); so does a program (no browser headers).
+        let (status, _, _) = call(
+            &s,
+            form("/xend/domain?csrf=c5rf", Some("http://127.0.0.1:8000")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        let (status, _, _) = call(&s, form("/xend/domain", None)).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        // Fetch metadata saying cross-site is refused too.
+        let mut req = form("/xend/domain?csrf=c5rf", None);
+        req.headers_mut()
+            .insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert_eq!(call(&s, req).await.0, StatusCode::FORBIDDEN);
+        // xend's pages carry the token in their forms.
+        let (_, _, body) = call(&s, get("/xend/domain?op=new", Some("text/html"))).await;
+        assert!(body.contains("action=\"/xend/domain?csrf=c5rf\""), "{body}");
+    }
+
+    #[tokio::test]
+    async fn events_under_xend_names_or_from_tcp_cannot_be_injected() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path(), None);
+        let me = nix::unistd::geteuid().as_raw();
+        let local = crate::listen::Peer::Local {
+            uid: me,
+            gid: 0,
+            pid: None,
+        };
+        let inject = |event: &str| post("/xend/event", &format!("op=inject&event={event}"));
+        let (status, _, body) = call(&s, with_peer(inject("(event x.y)"), tcp())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let (status, _, body) = call(
+            &s,
+            with_peer(inject("(event xend.domain.destroy (domid 1))"), local.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("xend.* come from xend only"), "{body}");
+        let mut rx = s.events.subscribe();
+        let (status, _, _) = call(&s, with_peer(inject("(event site.backup (domid 1))"), local)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(rx.try_recv().unwrap().event, "site.backup");
+    }
 }
+

@@ -1,29 +1,23 @@
 //! The daemon's effective settings, taken from `xend-config.sxp`
-//! ([`crate::config::XendConfig`]) and checked for safety: a non-loopback
-//! listen address needs a token file, and the token file must be private.
+//! ([`crate::config::XendConfig`]) and checked for safety: TCP listeners
+//! without authentication stay on loopback.
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use crate::config::TcpAuth;
 
 /// Errors in the settings.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// Listening beyond this host without a token.
+    /// Serving TCP beyond this host without authentication.
     #[error(
-        "xend-address {0} is not a loopback address: set token-file to a file (mode 0600) holding a bearer token, or listen on 127.0.0.1"
+        "{0} is not a loopback address and xend-tcp-auth is none: every host that reaches it would control xend; remove (xend-tcp-auth none) or listen on 127.0.0.1"
     )]
-    NeedToken(String),
-    /// The token file is readable by others.
-    #[error("token file {0} must be mode 0600 (chmod 600 {0})")]
-    TokenMode(String),
-    /// The token file cannot be read or is empty.
-    #[error("cannot read a token from token file {path}: {why}")]
-    Token {
-        /// The file.
-        path: String,
-        /// Why.
-        why: String,
-    },
+    NoAuthBeyondLoopback(String),
+    /// `xend-admin-group` names no group.
+    #[error("xend-admin-group {0}: no such group")]
+    NoSuchGroup(String),
     /// The config file is wrong.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -63,8 +57,26 @@ pub struct Settings {
     pub save_dir: PathBuf,
     /// The VMM binary.
     pub vmm_path: PathBuf,
-    /// Bearer token guarding the API, event port and consoles.
+    /// Bearer token guarding every TCP listener (API, event port, consoles);
+    /// `None` only with `(xend-tcp-auth none)`. Read (or created) from
+    /// `token_file` when the daemon starts.
     pub token: Option<Arc<String>>,
+    /// Where the token lives.
+    pub token_file: PathBuf,
+    /// What TCP clients must present.
+    pub tcp_auth: TcpAuth,
+    /// The local API socket.
+    pub unix_path: PathBuf,
+    /// The admin group's id: it may use the local socket and read the token.
+    pub admin_gid: Option<u32>,
+    /// Certificate and key for HTTPS on the API port.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra names a request's `Host` may carry.
+    pub server_names: Vec<String>,
+    /// Whether TCP clients may inject events.
+    pub event_inject_tcp: bool,
+    /// Concurrent connections per listener.
+    pub max_connections: usize,
     /// Minimum seconds between two restarts of a domain.
     pub min_restart_time: f64,
     /// Request body cap.
@@ -79,6 +91,10 @@ impl Settings {
         c: &crate::config::XendConfig,
         config_path: Option<PathBuf>,
     ) -> Result<Settings, SettingsError> {
+        let admin_gid = match &c.admin_group {
+            None => None,
+            Some(g) => Some(group_id(g).ok_or_else(|| SettingsError::NoSuchGroup(g.clone()))?),
+        };
         Settings {
             config_path,
             port: c.xend_port,
@@ -96,6 +112,14 @@ impl Settings {
             save_dir: c.save_dir.clone(),
             vmm_path: c.vmm_path.clone(),
             token: None,
+            token_file: c.token_file.clone(),
+            tcp_auth: c.tcp_auth,
+            unix_path: c.unix_path.clone(),
+            admin_gid,
+            tls: c.tls_cert.clone().zip(c.tls_key.clone()),
+            server_names: c.server_names.clone(),
+            event_inject_tcp: c.event_inject_tcp,
+            max_connections: c.max_connections as usize,
             min_restart_time: c.min_restart_time,
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c
@@ -103,7 +127,7 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| crate::network::DEFAULT_BRIDGE.to_string()),
         }
-        .check(c.token_file.as_deref())
+        .check()
     }
 
     /// The pid file.
@@ -111,52 +135,44 @@ impl Settings {
         self.state_dir.join("xend.pid")
     }
 
-    /// `http://ADDRESS:PORT`, as clients on this host reach it.
+    /// `http://ADDRESS:PORT` (`https` with TLS), as clients on this host reach it.
     pub fn base_url(&self) -> String {
         let host = match self.address.as_str() {
             "" | "0.0.0.0" => "127.0.0.1",
             "::" => "[::1]",
+            a if a.contains(':') => return format!("{}://[{a}]:{}", self.scheme(), self.port),
             a => a,
         };
-        format!("http://{host}:{}", self.port)
+        format!("{}://{host}:{}", self.scheme(), self.port)
     }
 
-    /// Check the safety rules and read the token file.
-    pub fn check(mut self, token_file: Option<&Path>) -> Result<Settings, SettingsError> {
-        if let Some(path) = token_file {
-            use std::os::unix::fs::PermissionsExt;
-            let shown = path.display().to_string();
-            let meta = std::fs::metadata(path).map_err(|e| SettingsError::Token {
-                path: shown.clone(),
-                why: e.to_string(),
-            })?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(SettingsError::TokenMode(shown));
+    /// `https` when the API serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Check the safety rules: without authentication, TCP stays on loopback.
+    pub fn check(self) -> Result<Settings, SettingsError> {
+        if self.tcp_auth == TcpAuth::None {
+            for addr in [&self.address, &self.event_address, &self.console_address] {
+                if !is_loopback(addr) {
+                    return Err(SettingsError::NoAuthBeyondLoopback(addr.clone()));
+                }
             }
-            let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Token {
-                path: shown.clone(),
-                why: e.to_string(),
-            })?;
-            let token = text.trim().to_string();
-            if token.is_empty() {
-                return Err(SettingsError::Token {
-                    path: shown,
-                    why: "it is empty".into(),
-                });
-            }
-            self.token = Some(Arc::new(token));
-        }
-        if self.token.is_none() && !is_loopback(&self.address) {
-            return Err(SettingsError::NeedToken(self.address.clone()));
-        }
-        if self.token.is_none() && !is_loopback(&self.event_address) {
-            return Err(SettingsError::NeedToken(self.event_address.clone()));
-        }
-        if self.token.is_none() && !is_loopback(&self.console_address) {
-            return Err(SettingsError::NeedToken(self.console_address.clone()));
         }
         Ok(self)
     }
+}
+
+/// The id of group `name` (a name in the group database, or a number).
+pub fn group_id(name: &str) -> Option<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Some(gid);
+    }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
 }
 
 /// `localhost`, `127.x.y.z` and `::1` are loopback; `''` (all interfaces) is not.

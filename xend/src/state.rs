@@ -14,6 +14,8 @@ pub struct AppState {
     pub sup: Arc<Supervisor>,
     /// The event bus.
     pub events: EventBus,
+    /// The CSRF token xend's pages embed in their forms (new at every start).
+    pub csrf: Arc<str>,
     /// Turns true when xend begins to stop (long-lived responses end then).
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -16,12 +16,17 @@ use xtop::theme::{ColorDepth, Theme};
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
-    /// xend URL; repeat for several hosts in one table [default: $XEND_URL or http://127.0.0.1:8000].
+    /// xend URL (http://, https:// or unix:PATH); repeat for several hosts in one table
+    /// [default: $XEND_URL, else the local socket named in xend's config].
     #[arg(short = 'H', long = "host", value_name = "URL")]
     pub hosts: Vec<String>,
-    /// Bearer token for xend [default: $XEND_TOKEN].
+    /// Bearer token for xend [default: $XEND_TOKEN, else xend's token file if readable].
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// PEM file of CA certificates to trust for https:// URLs instead of the system's
+    /// [default: $XEND_CACERT].
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// No actions: pause, shutdown, destroy, console, edit and new are not bound.
     #[arg(long)]
     pub readonly: bool,
@@ -127,7 +132,13 @@ async fn async_main(args: Args) -> anyhow::Result<ExitCode> {
     };
     let clients = urls
         .iter()
-        .map(|u| Client::from_env(*u, args.token.clone()))
+        .map(|u| {
+            Client::connect(&xend::client::ClientOptions {
+                url: u.map(str::to_owned),
+                token: args.token.clone(),
+                cacert: args.cacert.clone(),
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if args.launch || matches!(args.command, Some(Sub::Up)) {
         launch(&clients[0]).await?;

@@ -51,22 +51,11 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The host part of a URL (`http://h:1/x` -> `h`).
-pub fn url_host(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let authority = authority
-        .rsplit_once('@')
-        .map(|(_, a)| a)
-        .unwrap_or(authority);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6).to_owned();
-    }
-    authority.split(':').next().unwrap_or(authority).to_owned()
-}
-
-/// A label for a URL: `host:port`.
+/// A label for a URL: `host:port`, or `localhost` for the local socket.
 pub fn url_label(url: &str) -> String {
+    if url.starts_with("unix:") {
+        return "localhost".to_owned();
+    }
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     rest.split('/').next().unwrap_or(rest).to_owned()
 }
@@ -303,8 +292,8 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                             old.task.abort();
                         }
                         let client = &clients[target.host];
-                        let host = url_host(client.url());
-                        let token = client.token().map(str::to_owned);
+                        let host = client.console_host().to_owned();
+                        let token = client.token();
                         let port = target.console_port.unwrap_or(0);
                         console = Some(attach_console(session, host, port, token, tx.clone()));
                     }
@@ -319,8 +308,8 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         }
                     }
                     Effect::ConsoleFull(target) => {
-                        let host = url_host(clients[target.host].url());
-                        let token = clients[target.host].token().map(str::to_owned);
+                        let host = clients[target.host].console_host().to_owned();
+                        let token = clients[target.host].token();
                         let escape = app.opts.escape;
                         drop(input.take());
                         tui.suspend()?;
@@ -571,9 +560,7 @@ mod tests {
 
     #[test]
     fn url_parts() {
-        assert_eq!(url_host("http://127.0.0.1:8000"), "127.0.0.1");
-        assert_eq!(url_host("http://[::1]:8000/x"), "::1");
-        assert_eq!(url_host("http://u@h"), "h");
+        assert_eq!(url_label("unix:/var/run/xend/xend.sock"), "localhost");
         assert_eq!(url_label("http://h:8000/"), "h:8000");
     }
 }

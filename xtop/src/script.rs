@@ -11,7 +11,7 @@ use crate::action::Action;
 use crate::app::DomOp;
 use crate::batch::{BatchOptions, Format, Printer};
 use crate::model::{CpuMode, Store};
-use crate::runtime::{do_op, error_chain, url_host, url_label};
+use crate::runtime::{do_op, error_chain, url_label};
 
 /// How long `wait` and `expect` wait unless told.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -357,10 +357,10 @@ async fn console<'a>(
         let port = d
             .console_port
             .ok_or_else(|| format!("{dom} has no console"))?;
-        let host = url_host(client.url());
+        let host = client.console_host().to_owned();
         let opts = console_client::ConnectOptions {
             timeout: Duration::from_secs(5),
-            token: client.token().map(str::to_owned),
+            token: client.token(),
         };
         let con =
             tokio::task::block_in_place(|| console_client::Console::connect(&host, port, &opts))

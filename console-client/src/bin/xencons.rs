@@ -27,9 +27,13 @@ struct Args {
     /// Escape key that ends the session, in caret notation.
     #[arg(short = 'e', long = "escape", default_value = "^]", value_parser = EscapeKey::parse)]
     escape: EscapeKey,
-    /// Token sent as the first line, for consoles that require one.
+    /// Token sent as the first line [default: $XEND_TOKEN, else the token file].
     #[arg(long, env = "XEND_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the token [default: $XEND_TOKEN_FILE, else xend's token-file
+    /// from $XEND_CONFIG or /etc/xen/xend-config.sxp], read when this user can.
+    #[arg(long, env = "XEND_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
     /// Pipe mode: seconds to keep copying output after the input ends.
     #[arg(long, default_value_t = 1.0)]
     linger: f64,
@@ -48,8 +52,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitReason, String> {
+    let token = args.token.filter(|t| !t.is_empty()).or_else(|| {
+        let file = args
+            .token_file
+            .unwrap_or_else(|| xend::config::client_config().token_file);
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| xend::config::parse_token(&text))
+    });
     let opts = ConnectOptions {
-        token: args.token.filter(|t| !t.is_empty()),
+        token,
         ..ConnectOptions::default()
     };
     if !(args.linger.is_finite() && args.linger >= 0.0) {

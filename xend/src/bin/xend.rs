@@ -61,6 +61,9 @@ fn load(path: Option<&Path>) -> Result<Settings, String> {
 }
 
 fn main() -> ExitCode {
+    // Everything xend creates is private unless it says otherwise (set before
+    // any thread starts; the VMMs inherit it).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     let path = config_path(&cli);
     let settings = match load(path.as_deref()) {

@@ -706,7 +706,11 @@ fn xend_config_defaults() {
             .unwrap()
             .join("vmm")
     );
-    assert_eq!(c.token_file, None);
+    assert_eq!(c.token_file, Path::new("/var/lib/xen/xend-token"));
+    assert_eq!(c.unix_path, Path::new("/var/run/xend/xend.sock"));
+    assert_eq!(c.tcp_auth, TcpAuth::Token);
+    assert_eq!((c.admin_group.as_deref(), c.event_inject_tcp), (None, false));
+    assert_eq!((c.tls_cert.as_deref(), c.tls_key.as_deref()), (None, None));
     assert_eq!(c.min_restart(), std::time::Duration::from_secs(20));
     assert_eq!(c.max_request_bytes, 1 << 20);
     assert_eq!(c, XendConfig::default());
@@ -731,7 +735,8 @@ fn xend_config_both_file_shapes() {
         );
         assert_eq!(c.loglevel, LogLevel::Debug);
         assert_eq!(c.min_restart_time, 0.5);
-        assert_eq!(c.token_file.as_deref(), Some(Path::new("/etc/xen/token")));
+        assert_eq!(c.token_file, Path::new("/etc/xen/token"));
+        assert_eq!(c.unix_path, Path::new("/tmp/s/xend.sock"), "the socket follows state-dir");
         // to_sxp reads back to the same settings.
         assert_eq!(
             XendConfig::from_sxp_str(&sxp::pretty(&c.to_sxp()), "x").unwrap(),
@@ -813,5 +818,40 @@ fn xend_config_errors() {
     xend_err(
         "xend-port",
         "xend-config.sxp:1:1: expected a setting (key value), e.g. (xend-port 8000), found xend-port",
+    );
+    xend_err(
+        "(xend-tcp-auth maybe)",
+        "xend-config.sxp:1:16: xend-tcp-auth must be token or none, found \"maybe\"",
+    );
+    xend_err(
+        "(xend-tls-cert /c.pem)",
+        "xend-config.sxp:1:1: xend-tls-cert needs xend-tls-key (the certificate's private key)",
+    );
+    xend_err(
+        "(xend-server-names ok.example 'bad name')",
+        "xend-config.sxp:1:31: xend-server-names lists host names (letters, digits, '-' and '.'), found 'bad name'",
+    );
+    xend_err(
+        "(xend-admin-group 'a b')",
+        "xend-config.sxp:1:19: xend-admin-group must be a group name or number, found \"a b\"",
+    );
+}
+
+#[test]
+fn xend_config_access_keys_read_back() {
+    let text = "(xend-unix-path /run/x.sock) (xend-admin-group xenadm) (xend-tcp-auth none)\n\
+                (xend-tls-cert /c.pem) (xend-tls-key /k.pem) (xend-server-names Xen1.Example.org xen1)\n\
+                (xend-event-inject-tcp yes) (xend-max-connections 64)";
+    let c = XendConfig::from_sxp_str(text, "x").unwrap();
+    assert_eq!(c.unix_path, Path::new("/run/x.sock"));
+    assert_eq!(c.admin_group.as_deref(), Some("xenadm"));
+    assert_eq!(c.tcp_auth, TcpAuth::None);
+    assert_eq!(c.tls_cert.as_deref(), Some(Path::new("/c.pem")));
+    assert_eq!(c.server_names, ["xen1.example.org", "xen1"]);
+    assert!(c.event_inject_tcp);
+    assert_eq!(c.max_connections, 64);
+    assert_eq!(
+        XendConfig::from_sxp_str(&sxp::pretty(&c.to_sxp()), "x").unwrap(),
+        c
     );
 }

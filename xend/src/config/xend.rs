@@ -33,12 +33,26 @@ pub const XEND_KEYS: &[&str] = &[
     "save-dir",
     "vmm-path",
     "token-file",
+    "xend-unix-path",
+    "xend-admin-group",
+    "xend-tcp-auth",
+    "xend-tls-cert",
+    "xend-tls-key",
+    "xend-server-names",
+    "xend-event-inject-tcp",
+    "xend-max-connections",
     "min-restart-time",
     "max-request-bytes",
     "network-script",
     "vif-bridge",
     "vif-script",
 ];
+
+/// Where xend keeps the bearer token unless `token-file` says otherwise.
+pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/xen/xend-token";
+/// Where xend reads its config unless told otherwise (clients read it too, to
+/// find the local socket and the token file).
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/xen/xend-config.sxp";
 
 /// The daemon's settings, with the reference's defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,8 +85,29 @@ pub struct XendConfig {
     pub save_dir: PathBuf,
     /// The VMM executable (`vmm-path`, default `vmm` next to the running executable).
     pub vmm_path: PathBuf,
-    /// File holding the API bearer token (`token-file`, none).
-    pub token_file: Option<PathBuf>,
+    /// File holding the bearer token every TCP listener requires
+    /// (`token-file`, /var/lib/xen/xend-token; created on first start).
+    pub token_file: PathBuf,
+    /// The local API socket (`xend-unix-path`, default `<state-dir>/xend.sock`).
+    /// Its file permissions are the authorization: root and `xend-admin-group`.
+    pub unix_path: PathBuf,
+    /// Group allowed to use the local socket and read the token file, logs and
+    /// state (`xend-admin-group`, none: root only).
+    pub admin_group: Option<String>,
+    /// Whether TCP clients must send the token (`xend-tcp-auth`, `token`; `none`
+    /// serves every TCP client unauthenticated, on loopback only).
+    pub tcp_auth: TcpAuth,
+    /// PEM certificate chain served by the API over HTTPS (`xend-tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (`xend-tls-key`).
+    pub tls_key: Option<PathBuf>,
+    /// Host names (besides the listener's address, `localhost` on loopback and
+    /// this host's name) that requests may carry in `Host` (`xend-server-names`).
+    pub server_names: Vec<String>,
+    /// Whether TCP clients may `op=inject` events (`xend-event-inject-tcp`, no).
+    pub event_inject_tcp: bool,
+    /// Concurrent connections served per listener (`xend-max-connections`, 512).
+    pub max_connections: u32,
     /// Seconds that must pass between two restarts of a domain (`min-restart-time`, 20).
     pub min_restart_time: f64,
     /// Largest request body accepted, bytes (`max-request-bytes`, 1 MiB).
@@ -83,6 +118,25 @@ pub struct XendConfig {
     pub vif_bridge: Option<String>,
     /// vif hotplug script (`vif-script`; kept for the device work).
     pub vif_script: Option<String>,
+}
+
+/// `xend-tcp-auth`: what a TCP client must present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpAuth {
+    /// The bearer token (the default).
+    Token,
+    /// Nothing: every TCP client is trusted (loopback only, logged loudly).
+    None,
+}
+
+impl TcpAuth {
+    /// The spelling in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpAuth::Token => "token",
+            TcpAuth::None => "none",
+        }
+    }
 }
 
 /// Log levels of `loglevel`.
@@ -144,9 +198,17 @@ impl Default for XendConfig {
             log_keep: 5,
             dbroot: PathBuf::from("/var/lib/xen/xend-db"),
             save_dir: state_dir.join("save"),
+            unix_path: state_dir.join("xend.sock"),
             state_dir,
             vmm_path: default_vmm_path(),
-            token_file: None,
+            token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
+            admin_group: None,
+            tcp_auth: TcpAuth::Token,
+            tls_cert: None,
+            tls_key: None,
+            server_names: Vec::new(),
+            event_inject_tcp: false,
+            max_connections: 512,
             min_restart_time: 20.0,
             max_request_bytes: 1 << 20,
             network_script: None,
@@ -210,9 +272,27 @@ impl XendConfig {
             Value::pair("save-dir", path(&self.save_dir)),
             Value::pair("vmm-path", path(&self.vmm_path)),
         ];
-        if let Some(token) = &self.token_file {
-            items.push(Value::pair("token-file", path(token)));
+        items.push(Value::pair("token-file", path(&self.token_file)));
+        items.push(Value::pair("xend-unix-path", path(&self.unix_path)));
+        if let Some(group) = &self.admin_group {
+            items.push(Value::pair("xend-admin-group", group.as_str()));
         }
+        items.push(Value::pair("xend-tcp-auth", self.tcp_auth.as_str()));
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            items.push(Value::pair("xend-tls-cert", path(cert)));
+            items.push(Value::pair("xend-tls-key", path(key)));
+        }
+        if !self.server_names.is_empty() {
+            let mut names = vec![Value::str("xend-server-names")];
+            names.extend(self.server_names.iter().map(|n| Value::str(n.as_str())));
+            items.push(Value::List(names));
+        }
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        items.push(Value::pair(
+            "xend-event-inject-tcp",
+            yes_no(self.event_inject_tcp),
+        ));
+        items.push(Value::pair("xend-max-connections", self.max_connections));
         items.push(Value::pair("min-restart-time", self.min_restart_time));
         items.push(Value::pair("max-request-bytes", self.max_request_bytes));
         for (key, v) in [
@@ -261,6 +341,21 @@ impl XendConfig {
                         first.line, first.col
                     ),
                 ));
+            }
+            if key == "xend-server-names" {
+                for v in field.rest() {
+                    let name = v.as_str().filter(|n| valid_server_name(n)).ok_or_else(|| {
+                        err(
+                            Pos::of(v),
+                            format!(
+                                "xend-server-names lists host names (letters, digits, '-' and '.'), found {}",
+                                v.to_value()
+                            ),
+                        )
+                    })?;
+                    config.server_names.push(name.to_ascii_lowercase());
+                }
+                continue;
             }
             let (value, vpos) = match field.rest() {
                 [v] => match v.as_str() {
@@ -351,7 +446,43 @@ impl XendConfig {
                 "state-dir" => config.state_dir = path()?,
                 "save-dir" => config.save_dir = path()?,
                 "vmm-path" => config.vmm_path = path()?,
-                "token-file" => config.token_file = Some(path()?),
+                "token-file" => config.token_file = path()?,
+                "xend-unix-path" => config.unix_path = path()?,
+                "xend-admin-group" => {
+                    if value.is_empty() || value.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
+                        return Err(bad(format!(
+                            "xend-admin-group must be a group name or number, found {value:?}"
+                        )));
+                    }
+                    config.admin_group = Some(value.to_owned());
+                }
+                "xend-tcp-auth" => {
+                    config.tcp_auth = match value {
+                        "token" => TcpAuth::Token,
+                        "none" => TcpAuth::None,
+                        _ => {
+                            return Err(bad(format!(
+                                "xend-tcp-auth must be token or none, found {value:?}"
+                            )));
+                        }
+                    }
+                }
+                "xend-tls-cert" => config.tls_cert = Some(path()?),
+                "xend-tls-key" => config.tls_key = Some(path()?),
+                "xend-event-inject-tcp" => config.event_inject_tcp = yes_no(value).ok_or_else(|| {
+                    bad(format!("xend-event-inject-tcp must be yes or no, found {value:?}"))
+                })?,
+                "xend-max-connections" => {
+                    let n = whole("512")?;
+                    config.max_connections = u32::try_from(n)
+                        .ok()
+                        .filter(|n| (1..=100_000).contains(n))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "xend-max-connections must be between 1 and 100000, found {n}"
+                            ))
+                        })?;
+                }
                 "min-restart-time" => {
                     config.min_restart_time = value
                         .parse::<f64>()
@@ -384,6 +515,67 @@ impl XendConfig {
         if !seen.contains_key("save-dir") {
             config.save_dir = config.state_dir.join("save");
         }
+        if !seen.contains_key("xend-unix-path") {
+            config.unix_path = config.state_dir.join("xend.sock");
+        }
+        match (seen.get("xend-tls-cert"), seen.get("xend-tls-key")) {
+            (Some(_), None) => {
+                return Err(err(
+                    seen["xend-tls-cert"],
+                    "xend-tls-cert needs xend-tls-key (the certificate's private key)".into(),
+                ));
+            }
+            (None, Some(pos)) => {
+                return Err(err(
+                    *pos,
+                    "xend-tls-key needs xend-tls-cert (the certificate chain it belongs to)".into(),
+                ));
+            }
+            _ => {}
+        }
         Ok(config)
     }
+}
+
+/// `yes`/`no` (also `true`/`false`, `1`/`0`), as the original's boolean keys.
+fn yes_no(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" => Some(true),
+        "no" | "false" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A DNS host name: labels of letters, digits and `-`, joined by `.`.
+pub fn valid_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// The token a token file's text holds: its first line, trimmed, printable
+/// ASCII without spaces.
+pub fn parse_token(text: &str) -> Option<String> {
+    let token = text.lines().next()?.trim();
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())).then(|| token.to_owned())
+}
+
+/// The xend config a client on this host reads to find the local socket and
+/// the token file: `$XEND_CONFIG`, else [`DEFAULT_CONFIG_FILE`] when it
+/// exists; the defaults when there is none or it cannot be read (the server
+/// reports config errors; a client only looks for paths).
+pub fn client_config() -> XendConfig {
+    let path = std::env::var("XEND_CONFIG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()));
+    path.as_deref()
+        .and_then(|p| XendConfig::load(p).ok())
+        .unwrap_or_default()
 }

@@ -55,7 +55,7 @@ pub async fn list(
         }
         Some("list") => {}
         Some("new") if format == Format::Html => {
-            return Ok(Html(crate::html::create_form()).into_response());
+            return Ok(Html(crate::html::create_form(&state.csrf)).into_response());
         }
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
@@ -116,7 +116,7 @@ pub async fn create(
     if format == Format::Html {
         return Ok(Redirect::to("/xend/").into_response());
     }
-    let mut resp = render_domain(&dom, format);
+    let mut resp = render_domain(&state, &dom, format);
     *resp.status_mut() = StatusCode::CREATED;
     if let Ok(v) = location.parse() {
         resp.headers_mut().insert(LOCATION, v);
@@ -125,11 +125,11 @@ pub async fn create(
 }
 
 /// A domain in the representation asked for.
-pub fn render_domain(dom: &Domain, format: Format) -> Response {
+pub fn render_domain(state: &AppState, dom: &Domain, format: Format) -> Response {
     let (stats, v) = crate::render::domain_full(dom);
     match format {
         Format::Json => json(&stats),
-        Format::Html => Html(crate::html::domain(dom, &stats)).into_response(),
+        Format::Html => Html(crate::html::domain(&state.csrf, dom, &stats)).into_response(),
         Format::Sxp => sxp(&v),
     }
 }
@@ -155,7 +155,7 @@ pub async fn get(
     match params.op() {
         None => {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), dom.refresh()).await;
-            Ok(render_domain(&dom, format))
+            Ok(render_domain(&state, &dom, format))
         }
         Some("config") => {
             let cfg = dom.state().config.clone();

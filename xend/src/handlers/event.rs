@@ -1,5 +1,6 @@
 //! `/xend/event`: the streaming subscription and `op=inject`.
 use axum::body::Body;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -7,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::{ApiError, ApiResult};
+use crate::listen::Peer;
 use crate::negotiate::{Format, SXP_MIME};
 use crate::params::Params;
 use crate::state::AppState;
@@ -67,8 +69,13 @@ pub async fn get(
 }
 
 /// `POST /xend/event op=inject event=SXP`: publish an event.
+///
+/// Only local clients may inject (TCP clients too with
+/// `(xend-event-inject-tcp yes)`), and never under xend's own `xend.` names:
+/// subscribers trust those to come from xend.
 pub async fn post(
     State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
     format: Format,
     params: Params,
 ) -> ApiResult<Response> {
@@ -77,11 +84,27 @@ pub async fn post(
         Some("inject") => {}
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
+    let local = peer.is_some_and(|Extension(p)| p.is_local());
+    if !local && !state.settings.event_inject_tcp {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden: op=inject is for local clients (the local socket); set (xend-event-inject-tcp yes) to allow it over TCP",
+        ));
+    }
     let text = params.required("event")?;
     let v = sxp::parse(text).map_err(|e| ApiError::invalid("event", e))?;
     let event = crate::events::from_sxp(&v).ok_or_else(|| {
         ApiError::invalid("event", "expected (event NAME (domid N) ...) or (NAME ...)")
     })?;
+    if event.event == "xend" || event.event.starts_with("xend.") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Forbidden: events named xend.* come from xend only; inject {} under another name",
+                event.event
+            ),
+        ));
+    }
     state.events.send(event);
     Ok(super::done(format, StatusCode::OK, "/xend/"))
 }

@@ -92,5 +92,5 @@ pub async fn finish_or_abort(
         return Ok(super::done(format, StatusCode::OK, "/xend/"));
     }
     state.sup.migrate_finish(dom).await?;
-    Ok(super::domain::render_domain(dom, format))
+    Ok(super::domain::render_domain(state, dom, format))
 }

@@ -61,7 +61,7 @@ pub async fn restore(state: &AppState, format: Format, params: &Params) -> ApiRe
     if format == Format::Html {
         return Ok(Redirect::to("/xend/").into_response());
     }
-    let mut resp = super::domain::render_domain(&dom, format);
+    let mut resp = super::domain::render_domain(state, &dom, format);
     *resp.status_mut() = StatusCode::CREATED;
     let location = format!("{}/xend/domain/{}", state.settings.base_url(), dom.name);
     if let Ok(v) = location.parse() {

@@ -149,9 +149,12 @@ pub fn resolve(typed: &str) -> Result<&'static Command> {
 /// The help text: usage and every command.
 pub fn help() -> String {
     let mut out = String::from(
-        "Usage: xm [-H URL] [--token TOKEN] COMMAND [ARGS...]\n\n\
-         xend is found at -H URL, else $XEND_URL, else http://127.0.0.1:8000;\n\
-         the token at --token, else $XEND_TOKEN. A unique prefix of a command is accepted.\n\n\
+        "Usage: xm [-H URL] [--token TOKEN] [--cacert FILE] COMMAND [ARGS...]\n\n\
+         xend is found at -H URL (http://, https:// or unix:PATH), else $XEND_URL, else\n\
+         at the local socket named in xend's config ($XEND_CONFIG or /etc/xen/xend-config.sxp);\n\
+         the token at --token, else $XEND_TOKEN, else xend's token file when readable.\n\
+         https:// certificates are checked against the system's CAs, or --cacert FILE.\n\
+         A unique prefix of a command is accepted.\n\n\
          Commands:\n",
     );
     for c in COMMANDS {

@@ -1,73 +1,44 @@
 //! Raw SXP requests to xend, for what the typed client does not return: the
 //! server's own SXP (`xm list -l`, `xm info`, `xm consoles`, `xm call`).
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::ACCEPT;
 use reqwest::{Method, Url};
-use xend::client::Error;
+use xend::client::{Client, Error};
 
-/// A client for the SXP form of xend's API.
+/// A client for the SXP form of xend's API, over the typed client's
+/// connection (socket, TLS, token).
 #[derive(Debug, Clone)]
 pub struct SxpClient {
-    http: reqwest::Client,
-    base: Url,
-    token: Option<String>,
+    client: Client,
 }
 
 impl SxpClient {
-    /// For xend at `base` (as normalised by the typed client).
-    pub fn new(base: &str, token: Option<String>) -> Result<Self, Error> {
-        let bad = |reason: String| Error::BadUrl {
-            url: base.to_string(),
-            reason,
-        };
-        let base = Url::parse(base).map_err(|e| bad(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .user_agent(concat!("xm/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
-        Ok(Self { http, base, token })
-    }
-
-    /// The URL of `/xend/<segments...>`.
-    pub fn path(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().push("xend");
-            path.extend(segments);
-        }
-        url
+    /// Over `client`'s connection.
+    pub fn new(client: Client) -> Self {
+        Self { client }
     }
 
     /// `GET` with a query; the reply body as text.
     pub async fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, Error> {
-        let url = self.path(segments);
-        let req = self.request(Method::GET, url.clone()).query(query);
-        self.send(url, req).await
+        let (url, req) = self.request(Method::GET, segments);
+        self.send(url, req.query(query)).await
     }
 
     /// `POST` with a form; the reply body as text.
     pub async fn post(&self, segments: &[&str], form: &[(&str, &str)]) -> Result<String, Error> {
-        let url = self.path(segments);
-        let req = self.request(Method::POST, url.clone()).form(form);
-        self.send(url, req).await
+        let (url, req) = self.request(Method::POST, segments);
+        self.send(url, req.form(form)).await
     }
 
-    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(ACCEPT, "application/sxp");
-        if let Some(token) = &self.token {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
-        req
+    fn request(&self, method: Method, segments: &[&str]) -> (Url, reqwest::RequestBuilder) {
+        let (url, req) = self.client.raw_request(method, segments);
+        (url, req.header(ACCEPT, "application/sxp"))
     }
 
     async fn send(&self, url: Url, req: reqwest::RequestBuilder) -> Result<String, Error> {
         let transport = |source: reqwest::Error| {
             if source.is_connect() {
                 Error::Connect {
-                    url: self.base.as_str().trim_end_matches('/').to_string(),
+                    url: self.client.url().to_string(),
                     source,
                 }
             } else {

@@ -1,11 +1,12 @@
 //! `xm`: the Xen 2.0 command line, talking to xend over its HTTP API.
 //!
-//! `xm [-H URL] [--token TOKEN] COMMAND [ARGS...]`. A unique prefix of a
+//! `xm [-H URL] [--token TOKEN] [--cacert FILE] COMMAND [ARGS...]`. A unique prefix of a
 //! command is accepted (an ambiguous one is an error naming the candidates).
 //! Errors print `Error: <message>` on stderr and exit 1; when xend does not
 //! answer the message is `Error: Error connecting to xend, is xend running?
 //! (URL)`. `-H` and `--token` go before the command (after it, `shutdown -H`
-//! means halt); `$XEND_URL` and `$XEND_TOKEN` are the defaults.
+//! means halt); `$XEND_URL` and `$XEND_TOKEN` are the defaults, then the
+//! local socket and token file named in xend's config.
 //!
 //! Choices where the reference leaves room:
 //! - `list`: the 2.0 columns exactly. State is five letters wide as in 2.0;
@@ -63,23 +64,20 @@ pub struct Xm {
 }
 
 impl Xm {
-    fn new(url: Option<&str>, token: Option<String>) -> Result<Self> {
-        let client = Client::from_env(url, token.clone())?;
-        let token = token.or_else(|| {
-            std::env::var(xend::client::TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.is_empty())
-        });
-        let sxp = http::SxpClient::new(client.url(), token.clone())?;
+    fn new(global: &Global) -> Result<Self> {
+        let client = Client::connect(&xend::client::ClientOptions {
+            url: global.url.clone(),
+            token: global.token.clone(),
+            cacert: global.cacert.clone(),
+        })?;
+        let token = client.token();
+        let sxp = http::SxpClient::new(client.clone());
         Ok(Self { client, sxp, token })
     }
 
-    /// The host name of xend's URL (consoles listen there too).
+    /// Where xend's consoles listen.
     pub fn host(&self) -> String {
-        reqwest::Url::parse(self.client.url())
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
-            .unwrap_or_else(|| "127.0.0.1".into())
+        self.client.console_host().to_owned()
     }
 }
 
@@ -88,6 +86,7 @@ impl Xm {
 struct Global {
     url: Option<String>,
     token: Option<String>,
+    cacert: Option<std::path::PathBuf>,
     help: bool,
     version: bool,
 }
@@ -114,6 +113,10 @@ fn split_global(argv: &[String]) -> Result<(Global, Option<String>, Vec<String>)
                 g.token = Some(need(i, a)?);
                 i += 2;
             }
+            "--cacert" => {
+                g.cacert = Some(need(i, a)?.into());
+                i += 2;
+            }
             "-h" | "--help" => {
                 g.help = true;
                 i += 1;
@@ -130,9 +133,13 @@ fn split_global(argv: &[String]) -> Result<(Global, Option<String>, Vec<String>)
                 g.token = Some(a["--token=".len()..].to_string());
                 i += 1;
             }
+            _ if a.starts_with("--cacert=") => {
+                g.cacert = Some(a["--cacert=".len()..].into());
+                i += 1;
+            }
             _ if a.starts_with('-') && a.len() > 1 => {
                 return Err(XmError::Usage(format!(
-                    "unknown option '{a}'; global options are -H URL and --token TOKEN"
+                    "unknown option '{a}'; global options are -H URL, --token TOKEN and --cacert FILE"
                 )));
             }
             _ => return Ok((g, Some(a.to_string()), argv[i + 1..].to_vec())),
@@ -170,7 +177,7 @@ fn run(argv: &[String]) -> Result<ExitCode> {
         let a: args::Help = args::parse("help", &rest)?;
         return queries::help(a.command.as_deref()).map(|()| ExitCode::SUCCESS);
     }
-    let xm = Xm::new(global.url.as_deref(), global.token)?;
+    let xm = Xm::new(&global)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -26,7 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{DomainStats, NodeInfo, Snapshot, XendEvent};
 
-/// Where xend listens unless told otherwise.
+pub mod endpoint;
+pub use endpoint::{ClientOptions, Endpoint};
+
+/// xend's TCP API on this host with the default port (clients use the local
+/// socket unless given a URL).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8000";
 /// Environment variable naming xend's URL.
 pub const URL_ENV: &str = "XEND_URL";
@@ -38,7 +42,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// A save or a migration moves the whole guest RAM: allow it much longer.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What can go wrong talking to xend.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +82,9 @@ pub enum Error {
         detail: String,
     },
     /// The base URL given is not usable.
-    #[error("invalid xend URL '{url}': {reason}; expected e.g. http://127.0.0.1:8000")]
+    #[error(
+        "invalid xend URL '{url}': {reason}; expected e.g. http://127.0.0.1:8000, https://host:8000 or unix:/var/run/xend/xend.sock"
+    )]
     BadUrl {
         /// The URL given.
         url: String,
@@ -145,45 +151,89 @@ pub enum ConfigFormat {
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    token: Option<String>,
+    endpoint: Endpoint,
+    display: String,
 }
 
 impl Client {
-    /// A client for xend at `url` (e.g. `http://127.0.0.1:8000`; a bare
-    /// `host:port` gets `http://`), sending `token` as a bearer token if given.
+    /// A client for xend at `url` exactly (`http(s)://HOST:PORT`, a bare
+    /// `HOST:PORT`, or `unix:PATH`), sending `token` if given.
     pub fn new(url: &str, token: Option<String>) -> Result<Self> {
-        let base = parse_base(url)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("xend-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::BadUrl {
-                url: url.to_owned(),
-                reason: format!("cannot build an HTTP client ({e})"),
-            })?;
-        Ok(Client { http, base, token })
+        let transport = endpoint::parse_url(url)?;
+        let console_host = match &transport {
+            endpoint::Transport::Tcp(u) => u
+                .host_str()
+                .unwrap_or("127.0.0.1")
+                .trim_matches(['[', ']'])
+                .to_string(),
+            endpoint::Transport::Unix(_) => "127.0.0.1".into(),
+        };
+        Client::with_endpoint(Endpoint {
+            transport,
+            console_host,
+            token: endpoint::TokenSource::given(token),
+            cacert: None,
+        })
     }
 
-    /// A client for the URL given (else `$XEND_URL`, else [`DEFAULT_URL`]) and the
-    /// token given (else `$XEND_TOKEN`, else none).
+    /// A client for the URL given (else `$XEND_URL`, else xend's local socket)
+    /// and the token given (else `$XEND_TOKEN`, else xend's token file when
+    /// readable): see [`endpoint`].
     pub fn from_env(url: Option<&str>, token: Option<String>) -> Result<Self> {
-        let env_url = std::env::var(URL_ENV).ok().filter(|u| !u.is_empty());
-        let url = url
-            .map(str::to_owned)
-            .or(env_url)
-            .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let token = token.or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()));
-        Client::new(&url, token)
+        Client::connect(&ClientOptions {
+            url: url.map(str::to_owned),
+            token,
+            cacert: None,
+        })
     }
 
-    /// The base URL, as given (normalised, without the trailing slash).
+    /// A client for these options, completed from the environment and
+    /// xend's config file.
+    pub fn connect(opts: &ClientOptions) -> Result<Self> {
+        Client::with_endpoint(opts.resolve()?)
+    }
+
+    fn with_endpoint(endpoint: Endpoint) -> Result<Self> {
+        let (http, base) = endpoint::http_client(
+            &endpoint,
+            concat!("xend-client/", env!("CARGO_PKG_VERSION")),
+        )?;
+        Ok(Client {
+            http,
+            base,
+            display: endpoint.display(),
+            endpoint,
+        })
+    }
+
+    /// Where xend is, as shown to people: the URL (normalised, without the
+    /// trailing slash) or `unix:PATH`.
     pub fn url(&self) -> &str {
-        self.base.as_str().trim_end_matches('/')
+        &self.display
     }
 
-    /// The bearer token, if any (consoles take it as their first line).
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// The bearer token, if any (consoles and the event port take it as their
+    /// first line).
+    pub fn token(&self) -> Option<String> {
+        self.endpoint.token.get()
+    }
+
+    /// The host where this xend's consoles listen.
+    pub fn console_host(&self) -> &str {
+        &self.endpoint.console_host
+    }
+
+    /// A request to `/xend/<segments...>` with the token, and no `Accept`:
+    /// for callers that want another representation than JSON.
+    pub fn raw_request(&self, method: Method, segments: &[&str]) -> (Url, RequestBuilder) {
+        let url = self.path(segments);
+        let mut req = self.http.request(method, url.clone());
+        if matches!(self.endpoint.transport, endpoint::Transport::Tcp(_))
+            && let Some(token) = self.token()
+        {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        (url, req)
     }
 
     /// The host (`GET /xend/node`).
@@ -358,7 +408,9 @@ impl Client {
             .http
             .request(method, url)
             .header(ACCEPT, "application/json");
-        if let Some(token) = &self.token {
+        if matches!(self.endpoint.transport, endpoint::Transport::Tcp(_))
+            && let Some(token) = self.token()
+        {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         req
@@ -522,38 +574,6 @@ impl EventStream {
             ),
         })
     }
-}
-
-fn parse_base(url: &str) -> Result<Url> {
-    let bad = |reason: String| Error::BadUrl {
-        url: url.to_owned(),
-        reason,
-    };
-    let with_scheme = if url.contains("://") {
-        url.to_owned()
-    } else {
-        format!("http://{url}")
-    };
-    let mut parsed = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad(format!(
-            "scheme '{}' is not http or https",
-            parsed.scheme()
-        )));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host".to_owned()));
-    }
-    // A base given as `.../xend` or `.../xend/` means the same as the server root.
-    let trimmed = parsed
-        .path()
-        .trim_end_matches('/')
-        .trim_end_matches("/xend")
-        .to_owned();
-    parsed.set_path(&trimmed);
-    parsed.set_query(None);
-    parsed.set_fragment(None);
-    Ok(parsed)
 }
 
 fn transport_error(url: &Url, source: reqwest::Error) -> Error {

@@ -1,0 +1,351 @@
+//! The API's listeners: the local Unix socket and the TCP port (plain HTTP or
+//! HTTPS), each with its own accept loop built on hyper, so that every
+//! connection is bounded (a cap on concurrent connections, a header-read
+//! timeout, a TLS handshake deadline) and every request knows its [`Peer`]:
+//! which listener it came through and who is on the other end. The access
+//! rules that use the peer live in [`crate::auth`].
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+/// How long a client may take to send a request's header.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections may take to finish once xend stops.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// Who sent a request: attached to every request as an extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A process on this host, through the local socket; the kernel vouches
+    /// for its credentials.
+    Local {
+        /// Its user id.
+        uid: u32,
+        /// Its primary group id.
+        gid: u32,
+        /// Its process id, when the kernel says.
+        pid: Option<i32>,
+    },
+    /// A TCP client.
+    Tcp {
+        /// Its address.
+        addr: SocketAddr,
+        /// Whether the connection is TLS.
+        tls: bool,
+    },
+}
+
+impl Peer {
+    /// True for the local socket.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Peer::Local { .. })
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Local { uid, pid, .. } => match pid {
+                Some(pid) => write!(f, "local uid {uid} pid {pid}"),
+                None => write!(f, "local uid {uid}"),
+            },
+            Peer::Tcp { addr, tls: true } => write!(f, "{addr} (TLS)"),
+            Peer::Tcp { addr, tls: false } => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// Errors setting up a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The socket could not be created, bound or given its mode.
+    #[error("cannot {action} the local API socket {path}")]
+    Unix {
+        /// What was being done.
+        action: &'static str,
+        /// The socket path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file where the socket goes is not a socket: xend will not remove it.
+    #[error("{0} exists and is not a socket; remove it or set xend-unix-path")]
+    NotASocket(String),
+    /// The certificate or key could not be read.
+    #[error("cannot read TLS {what} {path}")]
+    TlsFile {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// rustls refused the certificate and key.
+    #[error("TLS certificate {cert} and key {key} do not make a server configuration")]
+    Tls {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+/// Bind the local socket at `path`: a stale socket left by a dead xend is
+/// replaced (the caller has checked no xend runs), anything else is refused.
+/// Mode 0600, or 0660 with group `gid`.
+pub fn bind_unix(path: &Path, gid: Option<u32>) -> Result<UnixListener, ListenError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let shown = || path.display().to_string();
+    let err = |action| {
+        move |source| ListenError::Unix {
+            action,
+            path: path.display().to_string(),
+            source,
+        }
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(err("remove the stale"))?;
+        }
+        Ok(_) => return Err(ListenError::NotASocket(shown())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err("inspect")(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(err("bind"))?;
+    let mode = match gid {
+        Some(gid) => {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(err("set the group of"))?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(err("set the mode of"))?;
+    Ok(listener)
+}
+
+/// A TLS acceptor for the PEM certificate chain and key in these files.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, ListenError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| ListenError::TlsFile {
+            what: "certificate",
+            path: cert.display().to_string(),
+            source,
+        })?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|source| ListenError::TlsFile {
+        what: "key",
+        path: key.display().to_string(),
+        source,
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
+        .map_err(|source| ListenError::Tls {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+            source,
+        })?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// What every connection of one listener shares.
+#[derive(Clone)]
+struct Shared {
+    app: Router,
+    slots: Arc<Semaphore>,
+}
+
+/// Serve `app` on the TCP `listener` (TLS when `tls` is given) until
+/// `stopping` turns true, then let open connections finish for up to
+/// [`DRAIN`].
+pub async fn serve_tcp(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    max_connections: usize,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let shared = Shared {
+        app,
+        slots: Arc::new(Semaphore::new(max_connections.max(1))),
+    };
+    let graceful = GracefulShutdown::new();
+    loop {
+        let Some(slot) = acquire(&shared.slots, &mut stopping).await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stopping.wait_for(|s| *s) => break,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                accept_failed(&e).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Peer::Tcp {
+            addr,
+            tls: tls.is_some(),
+        };
+        let shared = shared.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    connection(stream, peer, shared.app, watcher).await;
+                    drop(slot);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!("TLS handshake with {addr} failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake with {addr} timed out");
+                                return;
+                            }
+                        };
+                    connection(stream, peer, shared.app, watcher).await;
+                    drop(slot);
+                });
+            }
+        }
+    }
+    drain(graceful).await;
+}
+
+/// Serve `app` on the local socket until `stopping` turns true.
+pub async fn serve_unix(
+    listener: UnixListener,
+    app: Router,
+    max_connections: usize,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let shared = Shared {
+        app,
+        slots: Arc::new(Semaphore::new(max_connections.max(1))),
+    };
+    let graceful = GracefulShutdown::new();
+    loop {
+        let Some(slot) = acquire(&shared.slots, &mut stopping).await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stopping.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                accept_failed(&e).await;
+                continue;
+            }
+        };
+        let peer = match stream.peer_cred() {
+            Ok(c) => Peer::Local {
+                uid: c.uid(),
+                gid: c.gid(),
+                pid: c.pid(),
+            },
+            Err(e) => {
+                tracing::warn!("local API client without credentials refused: {e}");
+                continue;
+            }
+        };
+        let app = shared.app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            connection(stream, peer, app, watcher).await;
+            drop(slot);
+        });
+    }
+    drain(graceful).await;
+}
+
+/// A free connection slot, or `None` once xend stops.
+async fn acquire(
+    slots: &Arc<Semaphore>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        permit = slots.clone().acquire_owned() => permit.ok(),
+        _ = stopping.wait_for(|s| *s) => None,
+    }
+}
+
+/// Accepting failed (e.g. out of file descriptors): say so, at most once a
+/// second, and give the process a moment before trying again.
+async fn accept_failed(e: &std::io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!("accept error: {e}");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Serve one HTTP/1.1 connection to its end (or until xend stops): every
+/// request carries `peer`.
+async fn connection<I>(io: I, peer: Peer, app: Router, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        app.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!("connection ended: {e}");
+    }
+}
+
+async fn drain(graceful: GracefulShutdown) {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN:?}; stopping anyway");
+    }
+}
