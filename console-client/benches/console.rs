@@ -83,10 +83,13 @@ fn throughput(con: &mut Console, prompt: &str) {
     );
 }
 
-fn keystrokes_xencons(port: u16, prompt: &str) {
+fn keystrokes_xencons(port: u16, token: &str, prompt: &str) {
     let mut term = pty::Pty::open();
     let xencons = e2e::bin("xencons");
-    let mut child = term.spawn(xencons.to_str().unwrap(), &["127.0.0.1", &port.to_string()]);
+    let mut child = term.spawn(
+        xencons.to_str().unwrap(),
+        &["--token", token, "127.0.0.1", &port.to_string()],
+    );
     let mut at = term.wait_for("TO QUIT", T);
     term.type_bytes(b"echo ready\r");
     at = term.wait_for_from(at, &format!("ready\r\n{prompt}"), T);
@@ -138,5 +141,5 @@ fn main() {
             .body
             .contains("(status listening)")
     });
-    keystrokes_xencons(port, &prompt);
+    keystrokes_xencons(port, xend.token().unwrap_or_default(), &prompt);
 }

@@ -38,7 +38,11 @@ fn xencons_banner_echo_escape_on_a_real_domain() {
     let mut pty = Pty::open();
     let before = pty.stty();
     let xencons = e2e::bin("xencons");
-    let mut child = pty.spawn(xencons.to_str().unwrap(), &["127.0.0.1", &port]);
+    let token = xend.token().unwrap();
+    let mut child = pty.spawn(
+        xencons.to_str().unwrap(),
+        &["--token", token, "127.0.0.1", &port],
+    );
     let at = pty.wait_for(BANNER, T);
     // The history flush shows the boot, then the shell prompt.
     let at = pty.wait_for_from(at, &e2e::boot_banner(), e2e::BOOT);
@@ -65,7 +69,11 @@ fn xencons_ends_cleanly_when_the_domain_is_destroyed() {
     let pty = Pty::open();
     let before = pty.stty();
     let xencons = e2e::bin("xencons");
-    let mut child = pty.spawn(xencons.to_str().unwrap(), &["-e", "^X", "127.0.0.1", &port]);
+    let token = xend.token().unwrap();
+    let mut child = pty.spawn(
+        xencons.to_str().unwrap(),
+        &["-e", "^X", "--token", token, "127.0.0.1", &port],
+    );
     let at = pty.wait_for("************ REMOTE CONSOLE: CTRL-X TO QUIT ********", T);
     pty.wait_for_from(at, "minios@c2# ", e2e::BOOT);
     xend.act("c2", "destroy", &[]).ok();
@@ -81,6 +89,7 @@ fn xm_console_and_create_c_attach_in_a_terminal() {
     }
     let xend = e2e::Xend::start();
     let url = xend.base_url();
+    let token = xend.token().unwrap();
     let xm = e2e::bin("xm");
     let cfg = xend.dir().join("c3.cfg");
     std::fs::write(&cfg, "name = \"c3\"\nmemory = 16\n").unwrap();
@@ -90,7 +99,15 @@ fn xm_console_and_create_c_attach_in_a_terminal() {
     let before = pty.stty();
     let mut child = pty.spawn(
         xm.to_str().unwrap(),
-        &["-H", &url, "create", "-c", cfg.to_str().unwrap()],
+        &[
+            "-H",
+            &url,
+            "--token",
+            token,
+            "create",
+            "-c",
+            cfg.to_str().unwrap(),
+        ],
     );
     let at = pty.wait_for("Started domain c3, console on port ", T);
     let at = pty.wait_for_from(at, BANNER, T);
@@ -108,7 +125,7 @@ fn xm_console_and_create_c_attach_in_a_terminal() {
     let mut pty = Pty::open();
     let mut child = pty.spawn(
         xm.to_str().unwrap(),
-        &["-H", &url, "console", &id.to_string()],
+        &["-H", &url, "--token", token, "console", &id.to_string()],
     );
     let at = pty.wait_for(BANNER, T);
     // History: what the last session saw is replayed first.

@@ -107,9 +107,14 @@ pub fn wait_for(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
 pub struct XendOptions {
     /// `min-restart-time` in seconds (default 1, to keep restart tests quick).
     pub min_restart_time: f64,
-    /// When set, written to a token file (mode 0600) named by `token-file`; the
-    /// HTTP helpers and [`Console`] then send it.
+    /// The token xend requires on every TCP listener, written to the token
+    /// file (mode 0600) named by `token-file`; the HTTP helpers, [`Console`]
+    /// and clients started with [`Xend::command`] use it. Default: a random
+    /// one. `None` writes `(xend-tcp-auth none)` instead (the opt-out).
     pub token: Option<String>,
+    /// Write the token file before xend starts (default). When false, xend
+    /// must create it; the harness reads the token from it once xend answers.
+    pub write_token_file: bool,
     /// `max-request-bytes`, when set.
     pub max_request_bytes: Option<u64>,
     /// `loglevel` (default `DEBUG`).
@@ -126,13 +131,23 @@ impl Default for XendOptions {
     fn default() -> Self {
         XendOptions {
             min_restart_time: 1.0,
-            token: None,
+            token: Some(random_token()),
+            write_token_file: true,
             max_request_bytes: None,
             loglevel: "DEBUG".into(),
             console_ports: 100,
             extra_config: String::new(),
         }
     }
+}
+
+/// A fresh random token for one test xend.
+pub fn random_token() -> String {
+    let mut raw = [0u8; 16];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .expect("read /dev/urandom");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The ports one xend instance uses.
@@ -306,6 +321,11 @@ impl Xend {
             };
             xend.write_config(&opts);
             match xend.try_spawn_foreground() {
+                Ok(()) if !opts.write_token_file && opts.token.is_some() => {
+                    let text = fs::read_to_string(xend.token_file()).expect("xend's token file");
+                    xend.token = Some(text.trim().to_string());
+                    break;
+                }
                 Ok(()) => break,
                 Err(e) if attempt < 3 => eprintln!("xend did not start ({e}); retrying"),
                 Err(e) => panic!("xend did not start: {e}\n{}", xend.output()),
@@ -335,12 +355,24 @@ impl Xend {
             bin("vmm").display(),
             opts.min_restart_time,
         );
-        if let Some(token) = &opts.token {
-            let path = d.join("token");
-            fs::write(&path, format!("{token}\n")).expect("write token");
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-            cfg.push_str(&format!("(token-file {})\n", path.display()));
+        let path = self.token_file();
+        cfg.push_str(&format!("(token-file {})\n", path.display()));
+        match &opts.token {
+            Some(_) if !opts.write_token_file => {
+                let _ = fs::remove_file(&path);
+            }
+            Some(token) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = fs::remove_file(&path);
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(format!("{token}\n").as_bytes()))
+                    .expect("write token");
+            }
+            None => cfg.push_str("(xend-tcp-auth none)\n"),
         }
         if let Some(max) = opts.max_request_bytes {
             cfg.push_str(&format!("(max-request-bytes {max})\n"));
@@ -389,13 +421,13 @@ impl Xend {
         }
     }
 
-    /// True when `GET /xend/node` answers 200 now.
+    /// True when `GET /xend/node` answers 200 now on the local socket.
     pub fn answers(&self) -> bool {
-        self.http
-            .get(self.url("/xend/node"))
+        reqwest::blocking::Client::builder()
+            .unix_socket(self.unix_path())
             .timeout(Duration::from_secs(2))
-            .headers(self.auth_headers())
-            .send()
+            .build()
+            .and_then(|c| c.get("http://localhost/xend/node").send())
             .map(|r| r.status().is_success())
             .unwrap_or(false)
     }
@@ -495,9 +527,49 @@ impl Xend {
         self.ports.console_base + domid as u16
     }
 
-    /// The bearer token, when one is configured.
+    /// The bearer token (`None` with `(xend-tcp-auth none)`).
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+
+    /// The token file named in the config.
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.path().join("token")
+    }
+
+    /// The local API socket (`<state-dir>/xend.sock`).
+    pub fn unix_path(&self) -> PathBuf {
+        self.state_dir().join("xend.sock")
+    }
+
+    /// `unix:<socket>`, the local API as a client URL.
+    pub fn unix_url(&self) -> String {
+        format!("unix:{}", self.unix_path().display())
+    }
+
+    /// The environment a client (`xm`, `xtop`, `xencons`) needs to find this
+    /// xend as a local admin would: `XEND_CONFIG` names this instance's config
+    /// (local socket and token file); no `XEND_URL`/`XEND_TOKEN` leak in.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        vec![(
+            "XEND_CONFIG".into(),
+            self.config_path().display().to_string(),
+        )]
+    }
+
+    /// `bin(name)` as a command with [`Xend::client_env`].
+    pub fn command(&self, name: &str) -> Command {
+        self.command_for(&bin(name))
+    }
+
+    /// `program` as a command with [`Xend::client_env`].
+    pub fn command_for(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        for var in ["XEND_URL", "XEND_TOKEN", "XEND_TOKEN_FILE", "XEND_CACERT"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.client_env());
+        cmd
     }
 
     /// The instance's temp dir.
@@ -591,6 +663,30 @@ impl Xend {
     /// POST a form asking for JSON.
     pub fn post_json(&self, path: &str, form: &[(&str, &str)]) -> Reply {
         self.request("POST", path, Accept::Json, form)
+    }
+
+    /// POST a form over the local socket (no token: the socket's mode is the
+    /// authorization), as a program (SXP reply).
+    pub fn post_local(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        let http = reqwest::blocking::Client::builder()
+            .unix_socket(self.unix_path())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let resp = http
+            .post(format!("http://localhost{path}"))
+            .form(form)
+            .send()
+            .unwrap_or_else(|e| panic!("POST (local) {path}: {e}"));
+        reply(resp)
+    }
+
+    /// `Bearer TOKEN` for an `Authorization` header ("" without a token).
+    pub fn authorization(&self) -> String {
+        self.token
+            .as_deref()
+            .map(|t| format!("Bearer {t}"))
+            .unwrap_or_default()
     }
 
     /// POST a raw body with the given content type.

@@ -21,7 +21,8 @@ fn pipe_mode_runs_a_command_on_a_real_domain() {
             .body
             .contains("(status listening)")
     });
-    let mut child = Command::new(e2e::bin("xencons"))
+    let mut child = xend
+        .command("xencons")
         .args(["--linger", "3", "127.0.0.1", &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -71,6 +72,8 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
             Some(t) => cmd.env("XEND_TOKEN", t),
             None => cmd.env_remove("XEND_TOKEN"),
         };
+        // No token file either: only what the test passes.
+        cmd.env("XEND_TOKEN_FILE", "/dev/null");
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -110,7 +113,8 @@ fn a_second_client_is_refused_and_the_first_keeps_the_console() {
     let mut first = xend.console(dom.id);
     first.expect("minios@p3# ", e2e::BOOT);
     let port = xend.console_port(dom.id);
-    let out = Command::new(e2e::bin("xencons"))
+    let out = xend
+        .command("xencons")
         .args(["127.0.0.1", &port.to_string()])
         .stdin(Stdio::null())
         .output()

@@ -582,12 +582,14 @@ fn events_reach_the_stream_and_the_event_port() {
     let resp = reqwest::blocking::Client::new()
         .get(xend.url("/xend/event?op=stream"))
         .header("Accept", "application/json")
+        .header("Authorization", xend.authorization())
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = BufReader::new(resp);
     let sxp_resp = reqwest::blocking::Client::new()
         .get(xend.url("/xend/event?op=stream"))
+        .header("Authorization", xend.authorization())
         .send()
         .unwrap();
     assert!(
@@ -601,7 +603,7 @@ fn events_reach_the_stream_and_the_event_port() {
     // The event port subscribes once its connection is accepted: inject until
     // the subscriber sees one.
     wait_for(STATE, "the event port subscription", || {
-        xend.post(
+        xend.post_local(
             "/xend/event",
             &[("op", "inject"), ("event", "(event test.hello (detail x))")],
         )
@@ -658,7 +660,7 @@ fn events_reach_the_stream_and_the_event_port() {
     port.expect_line("(event xend.domain.create (domid 1) (name ev)", STATE);
     port.expect_line("(event xend.domain.pause (domid 1) (name ev)", STATE);
     port.expect_line("(event xend.domain.destroy (domid 1) (name ev)", STATE);
-    let r = xend.post("/xend/event", &[("op", "inject"), ("event", "(unclosed")]);
+    let r = xend.post_local("/xend/event", &[("op", "inject"), ("event", "(unclosed")]);
     assert_eq!(r.status, 400, "{}", r.body);
 }
 
@@ -714,13 +716,14 @@ fn token_guards_the_api_consoles_and_events() {
 }
 
 #[test]
-fn refuses_to_listen_beyond_loopback_without_a_token() {
+fn refuses_to_listen_beyond_loopback_without_authentication() {
     let xend = Xend::start();
     let cfg = std::fs::read_to_string(xend.config_path()).unwrap();
     let path = xend.dir().join("open.sxp");
     std::fs::write(
         &path,
-        cfg.replace("(xend-address 127.0.0.1)", "(xend-address 0.0.0.0)"),
+        cfg.replace("(xend-address 127.0.0.1)", "(xend-address 0.0.0.0)")
+            + "(xend-tcp-auth none)\n",
     )
     .unwrap();
     let out = std::process::Command::new(e2e::bin("xend"))
@@ -732,7 +735,7 @@ fn refuses_to_listen_beyond_loopback_without_a_token() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("not a loopback address") && err.contains("token-file"),
+        err.contains("0.0.0.0 is not a loopback address and xend-tcp-auth is none"),
         "{err}"
     );
     // A token file others can read is refused too.
@@ -740,15 +743,24 @@ fn refuses_to_listen_beyond_loopback_without_a_token() {
     std::fs::write(&token, "abc\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::write(&path, format!("{cfg}\n(token-file {})\n", token.display())).unwrap();
+    let other = cfg.replace(
+        &format!("(token-file {})", xend.token_file().display()),
+        &format!("(token-file {})", token.display()),
+    );
+    let other = other.replace(
+        &format!("(state-dir {})", xend.state_dir().display()),
+        &format!("(state-dir {})", xend.dir().join("state2").display()),
+    );
+    std::fs::write(&path, other).unwrap();
     let out = std::process::Command::new(e2e::bin("xend"))
         .arg("--config")
         .arg(&path)
-        .arg("status")
+        .arg("foreground")
         .output()
         .unwrap();
+    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("must be mode 0600"), "{err}");
+    assert!(err.contains("is mode 0644"), "{err}");
 }
 
 #[test]
@@ -758,12 +770,15 @@ fn concurrent_creates_with_one_name_give_one_domain() {
     }
     let xend = Xend::start();
     let base = xend.base_url();
+    let auth = xend.authorization();
     let results: Vec<(u16, String)> = (0..4)
         .map(|_| {
             let base = base.clone();
+            let auth = auth.clone();
             std::thread::spawn(move || {
                 let r = reqwest::blocking::Client::new()
                     .post(format!("{base}/xend/domain"))
+                    .header("Authorization", auth)
                     .form(&[("op", "create"), ("config", "(vm (name race) (memory 16))")])
                     .send()
                     .unwrap();
@@ -795,10 +810,14 @@ fn malformed_requests_do_not_hurt_xend() {
         max_request_bytes: Some(64 * 1024),
         ..XendOptions::default()
     });
+    // Each case carries the token after its request line, so that what it
+    // sends reaches the handlers.
+    let auth = format!("\r\nAuthorization: {}\r\n", xend.authorization());
     let raw = |bytes: &[u8]| {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", xend.api_port())).unwrap();
         s.set_read_timeout(Some(STATE)).unwrap();
-        let _ = s.write_all(bytes);
+        let text = String::from_utf8_lossy(bytes).replacen("\r\n", &auth, 1);
+        let _ = s.write_all(text.as_bytes());
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
@@ -807,19 +826,19 @@ fn malformed_requests_do_not_hurt_xend() {
     let deep = format!("config={}", "(".repeat(20_000));
     let cases: Vec<Vec<u8>> = vec![
         b"GARBAGE\r\n\r\n".to_vec(),
-        b"GET /xend/domain/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-        format!("GET /xend/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(50_000)).into_bytes(),
-        b"POST /xend/domain HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nop=cr".to_vec(),
-        b"POST /xend/domain HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nop=".to_vec(),
+        b"GET /xend/domain/%ff%fe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        format!("GET /xend/{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "a".repeat(50_000)).into_bytes(),
+        b"POST /xend/domain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nop=cr".to_vec(),
+        b"POST /xend/domain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\nop=".to_vec(),
         format!(
-            "POST /xend/domain HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\nop=create&{deep}",
+            "POST /xend/domain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\nop=create&{deep}",
             deep.len() + 10
         )
         .into_bytes(),
-        b"POST /xend/event HTTP/1.1\r\nHost: x\r\nContent-Length: 26\r\n\r\nop=inject&event=((((((((((".to_vec(),
-        b"DELETE /xend/domain HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-        b"GET /xend/console/99999999999 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-        b"POST /xend/domain/x?op=pincpu&cpumap=0-99999999999 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        b"POST /xend/event HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 26\r\n\r\nop=inject&event=((((((((((".to_vec(),
+        b"DELETE /xend/domain HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        b"GET /xend/console/99999999999 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        b"POST /xend/domain/x?op=pincpu&cpumap=0-99999999999 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".to_vec(),
     ];
     for case in &cases {
         raw(case);

@@ -16,9 +16,11 @@ fn xtop(xend: &Xend, name: &str) -> Pty {
     let filter = format!("^{name}$");
     let url = xend.base_url();
     let args = ["-H", url.as_str(), "-d", "0.5", "--filter", filter.as_str()];
+    let xend_config = xend.config_path();
     let env = [
         ("XTOP_CONFIG", config.to_str().unwrap()),
         ("HOME", home.as_str()),
+        ("XEND_CONFIG", xend_config.to_str().unwrap()),
     ];
     let pty = Pty::spawn(&e2e::bin("xtop"), &args, &env, 40, 160);
     pty.wait_until(SCREEN, "the domain row", |s| {

@@ -73,6 +73,7 @@ fn stop_and_start_keeps_three_running_domains() {
     // An open event stream does not hold up the stop; it ends.
     let stream = reqwest::blocking::Client::new()
         .get(xend.url("/xend/event?op=stream"))
+        .header("Authorization", xend.authorization())
         .send()
         .unwrap();
     let reader = std::thread::spawn(move || std::io::read_to_string(stream).is_ok());
@@ -139,15 +140,18 @@ fn sigkill_during_a_burst_of_creates_leaves_a_consistent_db() {
     }
     let mut xend = Xend::start();
     let base = xend.base_url();
+    let auth = xend.authorization();
     let workers: Vec<_> = (0..3)
         .map(|t| {
             let base = base.clone();
+            let auth = auth.clone();
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::new();
                 for i in 0..6 {
                     let config = format!("(vm (name b{t}x{i}) (memory 16))");
                     if http
                         .post(format!("{base}/xend/domain"))
+                        .header("Authorization", auth.as_str())
                         .form(&[("op", "create"), ("config", config.as_str())])
                         .send()
                         .is_err()

@@ -1,18 +1,16 @@
 //! xm's device and vnet commands end to end: a real xend (in a network
 //! namespace the test creates, so its bridges never touch the host's
 //! interfaces), a real minios guest, and the API checked after each command.
-use std::process::{Command, Output};
+use std::process::Output;
 
 use e2e::netns::Netns;
 use e2e::{STATE, Xend};
 
 fn xm(xend: &Xend, args: &[&str]) -> Output {
-    Command::new(e2e::bin("xm"))
+    xend.command("xm")
         .arg("-H")
         .arg(xend.base_url())
         .args(args)
-        .env_remove("XEND_URL")
-        .env_remove("XEND_TOKEN")
         .output()
         .expect("run xm")
 }

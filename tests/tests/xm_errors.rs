@@ -3,6 +3,7 @@
 //! no KVM).
 use std::process::{Command, Output};
 
+/// xm at `url` with no token from anywhere (not even this host's token file).
 fn xm(url: &str, args: &[&str]) -> Output {
     Command::new(e2e::bin("xm"))
         .arg("-H")
@@ -10,8 +11,15 @@ fn xm(url: &str, args: &[&str]) -> Output {
         .args(args)
         .env_remove("XEND_URL")
         .env_remove("XEND_TOKEN")
+        .env("XEND_TOKEN_FILE", "/dev/null")
         .output()
         .expect("run xm")
+}
+
+/// xm as a local admin runs it against `xend`: the local socket and token
+/// file named by its config.
+fn xm_local(xend: &e2e::Xend, args: &[&str]) -> Output {
+    xend.command("xm").args(args).output().expect("run xm")
 }
 
 #[track_caller]
@@ -85,17 +93,19 @@ fn commands_xend_does_not_implement_yet_say_so() {
     // vnets makes bridges: that is tested inside a network namespace, in
     // xm_devices.rs.)
     let xend = e2e::Xend::start();
-    let url = xend.base_url();
-    check_error(&xm(&url, &["vnet-d", "1"]), "Error: no such vnet: 1\n");
+    check_error(
+        &xm_local(&xend, &["vnet-d", "1"]),
+        "Error: no such vnet: 1\n",
+    );
     // An unknown domain is still an unknown domain.
-    let out = xm(&url, &["save", "nosuch", "/tmp/x"]);
+    let out = xm_local(&xend, &["save", "nosuch", "/tmp/x"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("nosuch") && !err.contains("not supported"),
         "{err}"
     );
     // vnet-list is served: no vnets.
-    let out = xm(&url, &["vnet-list"]);
+    let out = xm_local(&xend, &["vnet-list"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     // sysrq has no API op at all: xm refuses without asking.
@@ -154,7 +164,7 @@ fn unknown_domains_are_errors_from_xend() {
         &["domid", "nosuch"],
         &["console", "nosuch"],
     ] {
-        let out = xm(&xend.base_url(), args);
+        let out = xm_local(&xend, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -180,11 +190,13 @@ fn token_from_the_option_or_the_environment() {
     let with_option = Command::new(e2e::bin("xm"))
         .args(["-H", &url, "--token", "s3cret", "list"])
         .env_remove("XEND_TOKEN")
+        .env("XEND_TOKEN_FILE", "/dev/null")
         .output()
         .unwrap();
     let with_env = Command::new(e2e::bin("xm"))
         .args(["-H", &url, "list"])
         .env("XEND_TOKEN", "s3cret")
+        .env("XEND_TOKEN_FILE", "/dev/null")
         .output()
         .unwrap();
     for out in [with_option, with_env] {

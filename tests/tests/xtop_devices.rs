@@ -1,14 +1,14 @@
 //! xtop's device columns and per-device lines show the real figures of a
 //! guest's disk and vif (xend's bulk endpoint, fed by the VMM), inside a
 //! network namespace the test creates (never the host's interfaces).
-use std::process::Command;
 
 use e2e::netns::Netns;
 use e2e::{BOOT, STATE, Xend, prompt, wait_until};
 use serde_json::Value;
 
 fn xtop(xend: &Xend, args: &[&str]) -> String {
-    let out = Command::new(e2e::bin("xtop"))
+    let out = xend
+        .command("xtop")
         .args(["-H", &xend.base_url()])
         .args(args)
         .output()

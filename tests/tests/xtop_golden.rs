@@ -3,7 +3,6 @@
 //! timestamps) are masked after checking their kind; everything else, every
 //! fixed figure of the domain included, must match exactly.
 use std::ops::Range;
-use std::process::Command;
 
 use e2e::Xend;
 use e2e::golden::{Column, Kind, assert_golden, mask_columns};
@@ -13,7 +12,8 @@ use serde_json::{Value, json};
 const HEADER: &str = "      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT";
 
 fn xtop(xend: &Xend, args: &[&str]) -> String {
-    let out = Command::new(e2e::bin("xtop"))
+    let out = xend
+        .command("xtop")
         .args(["-H", &xend.base_url()])
         .args(args)
         .output()

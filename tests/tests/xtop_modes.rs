@@ -10,7 +10,7 @@ use e2e::{STATE, Xend, wait_for};
 const SCREEN: Duration = Duration::from_secs(20);
 
 fn run_xtop(xend: &Xend, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(e2e::bin("xtop"));
+    let mut cmd = xend.command("xtop");
     cmd.arg("-H").arg(xend.base_url());
     if let Some(t) = xend.token() {
         cmd.args(["--token", t]);
@@ -40,9 +40,11 @@ fn spawn_tui(xend: &Xend, args: &[&str], rows: u16, cols: u16) -> Pty {
     let mut argv = vec!["-H", url.as_str(), "-d", "0.3"];
     argv.extend_from_slice(args);
     let cfg = xend.dir().join("xtop.toml");
+    let xend_config = xend.config_path();
     let env = [
         ("XTOP_CONFIG", cfg.to_str().unwrap()),
         ("HOME", xend.dir().to_str().unwrap()),
+        ("XEND_CONFIG", xend_config.to_str().unwrap()),
     ];
     Pty::spawn(&e2e::bin("xtop"), &argv, &env, rows, cols)
 }
@@ -257,8 +259,14 @@ fn several_hosts_in_one_table_and_an_xend_restart_is_ridden_out() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let mut a = Xend::start();
-    let b = Xend::start();
+    // Two hosts sharing one token file, as a cluster would (xtop sends one token).
+    let token = e2e::random_token();
+    let opts = || e2e::XendOptions {
+        token: Some(token.clone()),
+        ..Default::default()
+    };
+    let mut a = Xend::start_with(opts());
+    let b = Xend::start_with(opts());
     a.create("(vm (name on-a) (memory 16) (image (minios)))");
     b.create("(vm (name on-b) (memory 16) (image (minios)))");
     let url_b = b.base_url();

@@ -91,6 +91,24 @@ async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
         })
 }
 
+/// The state dir holds the local socket: private to xend (0700), or open to
+/// the admin group (0750, group-owned) so its members reach the socket.
+fn share_with_admins(dir: &Path, gid: Option<u32>) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| DaemonError::Setup {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mode = match gid {
+        Some(gid) => {
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+            0o750
+        }
+        None => 0o700,
+    };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)
+}
+
 /// Raise the open-file limit to its hard maximum (three sockets per domain).
 fn raise_nofile() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -129,6 +147,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     if let Some(pid) = running_pid(&settings) {
         return Err(DaemonError::Running(pid));
     }
+    share_with_admins(&settings.state_dir, settings.admin_gid)?;
     raise_nofile();
     match settings.tcp_auth {
         crate::config::TcpAuth::Token => {

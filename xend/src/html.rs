@@ -84,7 +84,13 @@ fn actions(csrf: &str, d: &DomainStats) -> String {
         &[("reason", "poweroff")],
         "Shutdown",
     ));
-    out.push_str(&action(csrf, n, "shutdown", &[("reason", "reboot")], "Reboot"));
+    out.push_str(&action(
+        csrf,
+        n,
+        "shutdown",
+        &[("reason", "reboot")],
+        "Reboot",
+    ));
     out.push_str(&action(csrf, n, "destroy", &[], "Destroy"));
     out
 }
@@ -114,7 +120,11 @@ fn domain_rows(csrf: &str, doms: &[DomainStats]) -> String {
             cpu = d.cpu_time,
             up = d.up_time,
             con = d.console_port.map(|p| p.to_string()).unwrap_or_default(),
-            act = if d.id == 0 { String::new() } else { actions(csrf, d) },
+            act = if d.id == 0 {
+                String::new()
+            } else {
+                actions(csrf, d)
+            },
         );
     }
     rows.push_str("</table>");
@@ -141,12 +151,14 @@ pub fn index(state: &AppState) -> String {
 
 /// The create form: upload a config file or paste one (SXP or `key = value`).
 pub fn create_form(csrf: &str) -> String {
-    let body = format!("<form id=\"create\" method=\"post\" action=\"/xend/domain?csrf={csrf}\" enctype=\"multipart/form-data\">\
+    let body = format!(
+        "<form id=\"create\" method=\"post\" action=\"/xend/domain?csrf={csrf}\" enctype=\"multipart/form-data\">\
         <input type=\"hidden\" name=\"op\" value=\"create\">\
         <p><label>Config file: <input type=\"file\" name=\"config_file\"></label></p>\
         <p><label for=\"config\">Or paste a config (SXP <code>(vm ...)</code> or <code>key = value</code> lines):</label><br>\
         <textarea id=\"config\" name=\"config\" rows=\"12\">name = \"mini\"\nmemory = 16\nvcpus = 1\n</textarea></p>\
-        <p><button type=\"submit\">Create</button></p></form>");
+        <p><button type=\"submit\">Create</button></p></form>"
+    );
     page("xend: create a domain", None, &body)
 }
 

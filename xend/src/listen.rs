@@ -224,20 +224,22 @@ pub async fn serve_tcp(
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!("TLS handshake with {addr} failed: {e}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!("TLS handshake with {addr} timed out");
-                                return;
-                            }
-                        };
+                    let stream = match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake with {addr} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake with {addr} timed out");
+                            return;
+                        }
+                    };
                     connection(stream, peer, shared.app, watcher).await;
                     drop(slot);
                 });

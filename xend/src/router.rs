@@ -375,15 +375,21 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         let (status, _, body) = call(
             &s,
-            with_peer(inject("(event xend.domain.destroy (domid 1))"), local.clone()),
+            with_peer(
+                inject("(event xend.domain.destroy (domid 1))"),
+                local.clone(),
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert!(body.contains("xend.* come from xend only"), "{body}");
         let mut rx = s.events.subscribe();
-        let (status, _, _) = call(&s, with_peer(inject("(event site.backup (domid 1))"), local)).await;
+        let (status, _, _) = call(
+            &s,
+            with_peer(inject("(event site.backup (domid 1))"), local),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(rx.try_recv().unwrap().event, "site.backup");
     }
 }
-

@@ -133,7 +133,10 @@ impl ClientOptions {
             transport,
             console_host,
             token,
-            cacert: self.cacert.clone().or_else(|| env(CACERT_ENV).map(PathBuf::from)),
+            cacert: self
+                .cacert
+                .clone()
+                .or_else(|| env(CACERT_ENV).map(PathBuf::from)),
         })
     }
 }
@@ -214,12 +217,8 @@ pub fn http_client(endpoint: &Endpoint, user_agent: &str) -> Result<(reqwest::Cl
     if let Some(file) = &endpoint.cacert {
         let pem = std::fs::read(file)
             .map_err(|e| bad(format!("cannot read the CA file {}: {e}", file.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            bad(format!(
-                "{} holds no PEM certificate: {e}",
-                file.display()
-            ))
-        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(format!("{} holds no PEM certificate: {e}", file.display())))?;
         builder = builder.tls_built_in_root_certs(false);
         for cert in certs {
             builder = builder.add_root_certificate(cert);

@@ -64,6 +64,22 @@ pub enum Error {
         /// The server's message (`{"error": msg}` or `(xend.err 'msg')`).
         message: String,
     },
+    /// Connecting failed after something answered (TLS refused, reset, ...).
+    #[error("cannot talk to xend at {url}: {detail}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The deepest cause.
+        detail: String,
+    },
+    /// The local socket exists but this user may not use it.
+    #[error(
+        "Permission denied on xend's local socket {path}: it serves root and the members of xend-admin-group"
+    )]
+    LocalDenied {
+        /// The socket.
+        path: String,
+    },
     /// The request failed after connecting (reset, timeout, ...).
     #[error("request to {url} failed")]
     Http {
@@ -96,7 +112,7 @@ pub enum Error {
 impl Error {
     /// True when xend could not be reached at all (as opposed to refusing a request).
     pub fn is_connect(&self) -> bool {
-        matches!(self, Error::Connect { .. })
+        matches!(self, Error::Connect { .. } | Error::Unreachable { .. })
     }
 }
 
@@ -391,6 +407,42 @@ impl Client {
         })
     }
 
+    /// A request that could not be sent: xend unreachable (named as the user
+    /// gave it), the local socket refused to this user, or a transport error.
+    pub fn send_error(&self, url: &Url, source: reqwest::Error) -> Error {
+        if !source.is_connect() {
+            return transport_error(url, source);
+        }
+        let kind = io_kind(&source);
+        if let endpoint::Transport::Unix(path) = &self.endpoint.transport
+            && kind == Some(std::io::ErrorKind::PermissionDenied)
+        {
+            return Error::LocalDenied {
+                path: path.display().to_string(),
+            };
+        }
+        let nobody_there = matches!(
+            kind,
+            None | Some(
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::TimedOut
+            )
+        );
+        if nobody_there {
+            return Error::Connect {
+                url: self.display.clone(),
+                source,
+            };
+        }
+        // Something answered but the connection failed: say why (a TLS
+        // certificate that is not trusted, a reset, ...).
+        Error::Unreachable {
+            url: self.display.clone(),
+            detail: innermost(&source),
+        }
+    }
+
     fn path(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         {
@@ -419,7 +471,7 @@ impl Client {
     async fn send(&self, url: &Url, req: RequestBuilder) -> Result<Response> {
         req.send()
             .await
-            .map_err(|source| transport_error(url, source))
+            .map_err(|source| self.send_error(url, source))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
@@ -574,6 +626,27 @@ impl EventStream {
             ),
         })
     }
+}
+
+/// The message of the deepest cause of `e`.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// The kind of the I/O error at the bottom of `e`, if there is one.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 fn transport_error(url: &Url, source: reqwest::Error) -> Error {

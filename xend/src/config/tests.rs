@@ -709,7 +709,10 @@ fn xend_config_defaults() {
     assert_eq!(c.token_file, Path::new("/var/lib/xen/xend-token"));
     assert_eq!(c.unix_path, Path::new("/var/run/xend/xend.sock"));
     assert_eq!(c.tcp_auth, TcpAuth::Token);
-    assert_eq!((c.admin_group.as_deref(), c.event_inject_tcp), (None, false));
+    assert_eq!(
+        (c.admin_group.as_deref(), c.event_inject_tcp),
+        (None, false)
+    );
     assert_eq!((c.tls_cert.as_deref(), c.tls_key.as_deref()), (None, None));
     assert_eq!(c.min_restart(), std::time::Duration::from_secs(20));
     assert_eq!(c.max_request_bytes, 1 << 20);
@@ -736,7 +739,11 @@ fn xend_config_both_file_shapes() {
         assert_eq!(c.loglevel, LogLevel::Debug);
         assert_eq!(c.min_restart_time, 0.5);
         assert_eq!(c.token_file, Path::new("/etc/xen/token"));
-        assert_eq!(c.unix_path, Path::new("/tmp/s/xend.sock"), "the socket follows state-dir");
+        assert_eq!(
+            c.unix_path,
+            Path::new("/tmp/s/xend.sock"),
+            "the socket follows state-dir"
+        );
         // to_sxp reads back to the same settings.
         assert_eq!(
             XendConfig::from_sxp_str(&sxp::pretty(&c.to_sxp()), "x").unwrap(),

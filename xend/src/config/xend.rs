@@ -449,7 +449,9 @@ impl XendConfig {
                 "token-file" => config.token_file = path()?,
                 "xend-unix-path" => config.unix_path = path()?,
                 "xend-admin-group" => {
-                    if value.is_empty() || value.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
+                    if value.is_empty()
+                        || value.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control())
+                    {
                         return Err(bad(format!(
                             "xend-admin-group must be a group name or number, found {value:?}"
                         )));
@@ -469,9 +471,13 @@ impl XendConfig {
                 }
                 "xend-tls-cert" => config.tls_cert = Some(path()?),
                 "xend-tls-key" => config.tls_key = Some(path()?),
-                "xend-event-inject-tcp" => config.event_inject_tcp = yes_no(value).ok_or_else(|| {
-                    bad(format!("xend-event-inject-tcp must be yes or no, found {value:?}"))
-                })?,
+                "xend-event-inject-tcp" => {
+                    config.event_inject_tcp = yes_no(value).ok_or_else(|| {
+                        bad(format!(
+                            "xend-event-inject-tcp must be yes or no, found {value:?}"
+                        ))
+                    })?
+                }
                 "xend-max-connections" => {
                     let n = whole("512")?;
                     config.max_connections = u32::try_from(n)

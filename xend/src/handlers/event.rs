@@ -1,6 +1,6 @@
 //! `/xend/event`: the streaming subscription and `op=inject`.
-use axum::body::Body;
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;

@@ -35,19 +35,7 @@ impl SxpClient {
     }
 
     async fn send(&self, url: Url, req: reqwest::RequestBuilder) -> Result<String, Error> {
-        let transport = |source: reqwest::Error| {
-            if source.is_connect() {
-                Error::Connect {
-                    url: self.client.url().to_string(),
-                    source,
-                }
-            } else {
-                Error::Http {
-                    url: url.to_string(),
-                    source,
-                }
-            }
-        };
+        let transport = |source: reqwest::Error| self.client.send_error(&url, source);
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let body = resp.text().await.map_err(transport)?;
