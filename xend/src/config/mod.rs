@@ -22,4 +22,4 @@ mod tests;
 pub use check::{MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, valid_name};
 pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode};
 pub use error::ConfigError;
-pub use xend::{LogLevel, XEND_KEYS, XendConfig};
+pub use xend::{DEFAULT_DISK_DIRS, DEFAULT_KERNEL_DIRS, LogLevel, XEND_KEYS, XendConfig};
