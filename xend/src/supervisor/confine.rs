@@ -382,14 +382,11 @@ fn resolve(path: &Path) -> Resolved {
             return Resolved::Unresolvable;
         };
         at = parent;
-        match fs::canonicalize(at) {
-            Ok(mut c) => {
-                // A missing name below a file (ENOTDIR) still resolves here;
-                // it is missing either way.
-                c.extend(tail.iter().rev());
-                return Resolved::Missing(c);
-            }
-            Err(_) => {}
+        // A missing name below a file (ENOTDIR) also ends here: it is
+        // missing either way.
+        if let Ok(mut c) = fs::canonicalize(at) {
+            c.extend(tail.iter().rev());
+            return Resolved::Missing(c);
         }
     }
 }
