@@ -125,6 +125,9 @@ pub struct XendOptions {
     /// Extra config entries appended verbatim, e.g. `"(log-keep 2)"` (keys
     /// the harness writes itself may not repeat).
     pub extra_config: String,
+    /// Directories allowed for disks and kernels besides the instance's own
+    /// [`Xend::images_dir`] (written as `disk-dirs` and `kernel-dirs`).
+    pub disk_dirs: Vec<PathBuf>,
 }
 
 impl Default for XendOptions {
@@ -137,6 +140,7 @@ impl Default for XendOptions {
             loglevel: "DEBUG".into(),
             console_ports: 100,
             extra_config: String::new(),
+            disk_dirs: Vec::new(),
         }
     }
 }
@@ -336,7 +340,7 @@ impl Xend {
 
     fn write_config(&self, opts: &XendOptions) {
         let d = self.dir.path();
-        for sub in ["state", "db", "log"] {
+        for sub in ["state", "db", "log", "images"] {
             fs::create_dir_all(d.join(sub)).expect("mkdir");
         }
         let mut cfg = format!(
@@ -374,6 +378,12 @@ impl Xend {
             }
             None => cfg.push_str("(xend-tcp-auth none)\n"),
         }
+        let dirs: Vec<String> = std::iter::once(self.images_dir())
+            .chain(opts.disk_dirs.iter().cloned())
+            .map(|d| d.display().to_string())
+            .collect();
+        let dirs = dirs.join(" ");
+        cfg.push_str(&format!("(disk-dirs {dirs})\n(kernel-dirs {dirs})\n"));
         if let Some(max) = opts.max_request_bytes {
             cfg.push_str(&format!("(max-request-bytes {max})\n"));
         }
@@ -575,6 +585,12 @@ impl Xend {
     /// The instance's temp dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// `<dir>/images`: the instance's `disk-dirs` and `kernel-dirs` (with
+    /// [`XendOptions::disk_dirs`]); tests put disk images and kernels here.
+    pub fn images_dir(&self) -> PathBuf {
+        self.dir.path().join("images")
     }
 
     /// The generated `xend-config.sxp`.

@@ -421,34 +421,41 @@ fn errors_name_what_was_wrong() {
             r.body
         );
     }
-    // Host paths: only a kernel image, and it must exist and be a file.
-    check(
+    // Host paths: only a kernel image inside kernel-dirs (403 elsewhere,
+    // whether or not it exists), and there it must exist and be a file.
+    let images = xend.images_dir();
+    let kernel = |path: &str| {
         xend.post(
             "/xend/domain",
             &[
                 ("op", "create"),
                 (
                     "config",
-                    "(vm (name k) (memory 16) (image (linux (kernel /nonexistent/vmlinuz))))",
+                    &format!("(vm (name k) (memory 16) (image (linux (kernel {path}))))"),
                 ),
             ],
-        ),
+        )
+    };
+    for outside in ["/nonexistent/vmlinuz", "/tmp"] {
+        check(
+            kernel(outside),
+            403,
+            &format!(
+                "kernel {outside} is outside the allowed kernel directories ({}); add its directory to kernel-dirs in xend-config.sxp",
+                images.display()
+            ),
+        );
+    }
+    let missing = images.join("vmlinuz");
+    check(
+        kernel(&missing.display().to_string()),
         400,
-        "Kernel image does not exist: /nonexistent/vmlinuz",
+        &format!("Kernel image does not exist: {}", missing.display()),
     );
     check(
-        xend.post(
-            "/xend/domain",
-            &[
-                ("op", "create"),
-                (
-                    "config",
-                    "(vm (name k) (memory 16) (image (linux (kernel /tmp))))",
-                ),
-            ],
-        ),
+        kernel(&images.display().to_string()),
         400,
-        "Kernel image is not a regular file: /tmp",
+        &format!("Kernel image is not a regular file: {}", images.display()),
     );
     // Body cap.
     let big = "#".repeat(8192);

@@ -5,7 +5,7 @@
 //! with the stored config following.
 use std::path::{Path, PathBuf};
 
-use e2e::{BOOT, STATE, Xend, prompt, wait_until};
+use e2e::{BOOT, STATE, Xend, XendOptions, prompt, wait_until};
 use xend::api::{Snapshot, VbdStats};
 
 /// A zeroed disk image of `kib` KiB.
@@ -33,7 +33,7 @@ fn a_config_disk_holds_what_the_guest_writes_and_the_figures_follow() {
         return;
     }
     let mut xend = Xend::start();
-    let img = disk(xend.dir(), "d.img", 1024);
+    let img = disk(&xend.images_dir(), "d.img", 1024);
     let uname = format!("file:{}", img.display());
     let dom = xend.create(&format!(
         "name = 'dsk'\nmemory = 16\ndisk = ['{uname},xvda,w']\n"
@@ -144,8 +144,8 @@ fn read_only_disks_refuse_writes_and_a_writer_excludes_others_unless_shared() {
         return;
     }
     let xend = Xend::start();
-    let shared = disk(xend.dir(), "shared.img", 256);
-    let ro = disk(xend.dir(), "ro.img", 256);
+    let shared = disk(&xend.images_dir(), "shared.img", 256);
+    let ro = disk(&xend.images_dir(), "ro.img", 256);
     let cfg = |name: &str, disks: &str| format!("name = '{name}'\nmemory = 16\ndisk = [{disks}]\n");
 
     let a = xend.create(&cfg(
@@ -232,8 +232,8 @@ fn disks_attach_and_detach_while_the_guest_runs_and_the_config_follows() {
         return;
     }
     let xend = Xend::start();
-    let img = disk(xend.dir(), "hot.img", 256);
-    let img2 = disk(xend.dir(), "hot2.img", 256);
+    let img = disk(&xend.images_dir(), "hot.img", 256);
+    let img2 = disk(&xend.images_dir(), "hot2.img", 256);
     let (dom, mut con) = xend.create_booted("hot");
     assert!(vbds(&xend, "hot").is_empty());
 
@@ -322,7 +322,7 @@ fn a_saved_domain_comes_back_with_its_disk() {
         return;
     }
     let xend = Xend::start();
-    let img = disk(xend.dir(), "s.img", 256);
+    let img = disk(&xend.images_dir(), "s.img", 256);
     let dom = xend.create(&format!(
         "name = 'sv'\nmemory = 16\ndisk = ['file:{},xvda,w']\n",
         img.display()
@@ -362,9 +362,13 @@ fn a_domain_migrates_with_a_shared_disk_and_a_held_one_is_refused_clearly() {
         return;
     }
     let a = Xend::start();
-    let b = Xend::start();
-    let held = disk(a.dir(), "held.img", 256);
-    let shared = disk(a.dir(), "shared.img", 256);
+    // One host: the destination must allow the source's image directory.
+    let b = Xend::start_with(XendOptions {
+        disk_dirs: vec![a.images_dir()],
+        ..XendOptions::default()
+    });
+    let held = disk(&a.images_dir(), "held.img", 256);
+    let shared = disk(&a.images_dir(), "shared.img", 256);
     let cfg = |name: &str, img: &Path, mode: &str| {
         format!(
             "name = '{name}'\nmemory = 16\ndisk = ['file:{},xvda,{mode}']\n",

@@ -36,7 +36,7 @@ fn xm_attaches_lists_and_detaches_disks_and_vifs_and_manages_vnets() {
         return;
     };
     let xend = Xend::start();
-    let img = xend.dir().join("x.img");
+    let img = xend.images_dir().join("x.img");
     std::fs::File::create(&img)
         .unwrap()
         .set_len(256 * 1024)

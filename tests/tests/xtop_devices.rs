@@ -26,7 +26,7 @@ fn device_columns_and_lines_follow_the_guests_disk_and_network_traffic() {
         return;
     };
     let xend = Xend::start();
-    let img = xend.dir().join("d.img");
+    let img = xend.images_dir().join("d.img");
     std::fs::File::create(&img)
         .unwrap()
         .set_len(512 * 1024)

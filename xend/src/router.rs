@@ -82,6 +82,7 @@ mod tests {
             dbroot: dir.join("db"),
             state_dir: dir.join("state"),
             save_dir: dir.join("state/save"),
+            confinement: Default::default(),
             vmm_path: "vmm".into(),
             token: token.map(|t| Arc::new(t.to_string())),
             token_file: dir.join("token"),

@@ -55,6 +55,9 @@ pub struct Settings {
     /// Saved domain images (`save-dir`): save and restore file names resolve
     /// inside it.
     pub save_dir: PathBuf,
+    /// Where disks, kernels and ramdisks may come from (`disk-dirs`,
+    /// `kernel-dirs`).
+    pub confinement: crate::supervisor::confine::Confinement,
     /// The VMM binary.
     pub vmm_path: PathBuf,
     /// Bearer token guarding every TCP listener (API, event port, consoles);
@@ -110,6 +113,10 @@ impl Settings {
             dbroot: c.dbroot.clone(),
             state_dir: c.state_dir.clone(),
             save_dir: c.save_dir.clone(),
+            confinement: crate::supervisor::confine::Confinement::new(
+                c.disk_dirs.clone(),
+                c.kernel_dirs.clone(),
+            ),
             vmm_path: c.vmm_path.clone(),
             token: None,
             token_file: c.token_file.clone(),

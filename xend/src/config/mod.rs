@@ -23,6 +23,6 @@ pub use check::{MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MI
 pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode};
 pub use error::ConfigError;
 pub use xend::{
-    DEFAULT_CONFIG_FILE, DEFAULT_TOKEN_FILE, LogLevel, TcpAuth, XEND_KEYS, XendConfig,
-    client_config, parse_token, valid_server_name,
+    DEFAULT_CONFIG_FILE, DEFAULT_DISK_DIRS, DEFAULT_KERNEL_DIRS, DEFAULT_TOKEN_FILE, LogLevel,
+    TcpAuth, XEND_KEYS, XendConfig, client_config, parse_token, valid_server_name,
 };

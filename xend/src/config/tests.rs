@@ -716,7 +716,51 @@ fn xend_config_defaults() {
     assert_eq!((c.tls_cert.as_deref(), c.tls_key.as_deref()), (None, None));
     assert_eq!(c.min_restart(), std::time::Duration::from_secs(20));
     assert_eq!(c.max_request_bytes, 1 << 20);
+    assert_eq!(c.disk_dirs, [Path::new("/var/lib/xen/images")]);
+    assert_eq!(
+        c.kernel_dirs,
+        [
+            Path::new("/boot"),
+            Path::new("/var/lib/xen/images"),
+            Path::new("/usr/lib/xen/boot")
+        ]
+    );
     assert_eq!(c, XendConfig::default());
+}
+
+#[test]
+fn xend_config_directory_lists() {
+    let c = XendConfig::from_sxp_str(
+        "(disk-dirs /srv/images /var/lib/xen/images)\n(kernel-dirs)",
+        "x",
+    )
+    .unwrap();
+    assert_eq!(
+        c.disk_dirs,
+        [Path::new("/srv/images"), Path::new("/var/lib/xen/images")]
+    );
+    assert!(c.kernel_dirs.is_empty(), "an empty list allows nothing");
+    assert_eq!(
+        XendConfig::from_sxp_str(&sxp::pretty(&c.to_sxp()), "x").unwrap(),
+        c
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xend-config.sxp");
+    std::fs::write(&path, "(disk-dirs images /abs)").unwrap();
+    let c = XendConfig::load(&path).unwrap();
+    assert_eq!(c.disk_dirs, [dir.path().join("images"), "/abs".into()]);
+    xend_err(
+        "(disk-dirs images)",
+        "xend-config.sxp:1:12: disk-dirs must list absolute directory paths, found \"images\"",
+    );
+    xend_err(
+        "(kernel-dirs /boot (x))",
+        "xend-config.sxp:1:20: kernel-dirs takes directory paths, e.g. (kernel-dirs /var/lib/xen/images /srv/xen), found a list (x)",
+    );
+    xend_err(
+        "(disk-dirs /a)\n(disk-dirs /b)",
+        "xend-config.sxp:2:1: duplicate key disk-dirs: it is already set at 1:1",
+    );
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub const XEND_KEYS: &[&str] = &[
     "dbroot",
     "state-dir",
     "save-dir",
+    "disk-dirs",
+    "kernel-dirs",
     "vmm-path",
     "token-file",
     "xend-unix-path",
@@ -53,6 +55,10 @@ pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/xen/xend-token";
 /// Where xend reads its config unless told otherwise (clients read it too, to
 /// find the local socket and the token file).
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/xen/xend-config.sxp";
+/// Default `disk-dirs`: where `file:` disk images may lie.
+pub const DEFAULT_DISK_DIRS: &[&str] = &["/var/lib/xen/images"];
+/// Default `kernel-dirs`: where kernels and ramdisks may lie.
+pub const DEFAULT_KERNEL_DIRS: &[&str] = &["/boot", "/var/lib/xen/images", "/usr/lib/xen/boot"];
 
 /// The daemon's settings, with the reference's defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +89,13 @@ pub struct XendConfig {
     pub state_dir: PathBuf,
     /// Saved domain images (`save-dir`, default `<state-dir>/save`).
     pub save_dir: PathBuf,
+    /// Directories `file:` disk backends must canonicalize into (`disk-dirs
+    /// DIR ...`, default `/var/lib/xen/images`); `phy:` backends must be block
+    /// devices under `/dev`.
+    pub disk_dirs: Vec<PathBuf>,
+    /// Directories kernels and ramdisks must canonicalize into (`kernel-dirs
+    /// DIR ...`, default `/boot /var/lib/xen/images /usr/lib/xen/boot`).
+    pub kernel_dirs: Vec<PathBuf>,
     /// The VMM executable (`vmm-path`, default `vmm` next to the running executable).
     pub vmm_path: PathBuf,
     /// File holding the bearer token every TCP listener requires
@@ -200,6 +213,8 @@ impl Default for XendConfig {
             save_dir: state_dir.join("save"),
             unix_path: state_dir.join("xend.sock"),
             state_dir,
+            disk_dirs: DEFAULT_DISK_DIRS.iter().map(PathBuf::from).collect(),
+            kernel_dirs: DEFAULT_KERNEL_DIRS.iter().map(PathBuf::from).collect(),
             vmm_path: default_vmm_path(),
             token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
             admin_group: None,
@@ -270,8 +285,16 @@ impl XendConfig {
             Value::pair("dbroot", path(&self.dbroot)),
             Value::pair("state-dir", path(&self.state_dir)),
             Value::pair("save-dir", path(&self.save_dir)),
-            Value::pair("vmm-path", path(&self.vmm_path)),
         ];
+        for (key, dirs) in [
+            ("disk-dirs", &self.disk_dirs),
+            ("kernel-dirs", &self.kernel_dirs),
+        ] {
+            let mut list = vec![Value::str(key)];
+            list.extend(dirs.iter().map(|d| path(d)));
+            items.push(Value::List(list));
+        }
+        items.push(Value::pair("vmm-path", path(&self.vmm_path)));
         items.push(Value::pair("token-file", path(&self.token_file)));
         items.push(Value::pair("xend-unix-path", path(&self.unix_path)));
         if let Some(group) = &self.admin_group {
@@ -341,6 +364,14 @@ impl XendConfig {
                         first.line, first.col
                     ),
                 ));
+            }
+            if matches!(key, "disk-dirs" | "kernel-dirs") {
+                let dirs = dir_list(key, field.rest(), base, origin)?;
+                match key {
+                    "disk-dirs" => config.disk_dirs = dirs,
+                    _ => config.kernel_dirs = dirs,
+                }
+                continue;
             }
             if key == "xend-server-names" {
                 for v in field.rest() {
@@ -584,4 +615,40 @@ pub fn client_config() -> XendConfig {
     path.as_deref()
         .and_then(|p| XendConfig::load(p).ok())
         .unwrap_or_default()
+}
+
+/// The directories of `(disk-dirs DIR ...)` / `(kernel-dirs DIR ...)`:
+/// absolute paths, or relative to the config file's directory. An empty list
+/// allows no directory at all.
+fn dir_list(
+    key: &str,
+    values: &[Spanned],
+    base: Option<&Path>,
+    origin: &str,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            let bad = |m: String| ConfigError::at(origin, Pos::of(v), m);
+            let Some(s) = v.as_str() else {
+                return Err(bad(format!(
+                    "{key} takes directory paths, e.g. ({key} /var/lib/xen/images /srv/xen), found a list {}",
+                    v.to_value()
+                )));
+            };
+            if s.is_empty() {
+                return Err(bad(format!("{key} must list directory paths, found ''")));
+            }
+            let p = PathBuf::from(s);
+            Ok(match base {
+                Some(base) if p.is_relative() => base.join(p),
+                _ if p.is_relative() => {
+                    return Err(bad(format!(
+                        "{key} must list absolute directory paths, found {s:?}"
+                    )));
+                }
+                _ => p,
+            })
+        })
+        .collect()
 }

@@ -24,6 +24,8 @@ impl From<SupError> for ApiError {
             SupError::NameClash(_) | SupError::Busy(..) => StatusCode::CONFLICT,
             SupError::Console(crate::console::ConsoleError::PortInUse(_)) => StatusCode::CONFLICT,
             SupError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SupError::Confine(c) if c.is_forbidden() => StatusCode::FORBIDDEN,
+            SupError::Confine(_) => StatusCode::BAD_REQUEST,
             SupError::Vmm {
                 source: VmmError::Refused(_),
                 ..

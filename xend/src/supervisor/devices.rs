@@ -11,32 +11,25 @@ use std::sync::Arc;
 use hypervisor::control::proto::{DeviceClass, DeviceRef, DomainInfo, Payload, Request};
 use sxp::Value;
 
+use super::confine::{ConfineError, Confinement};
 use super::{Domain, SupError, Supervisor};
 use crate::api::{DomainStats, NetStats, VbdStats};
 use crate::config::{Device, DomainConfig};
 use crate::vmm_client::VmmError;
 
-/// The VMM's `--disk` value for a vbd: `file:/abs,DEV,MODE` or
-/// `phy:/dev/X,DEV,MODE` (`phy:sda1` means `/dev/sda1`, as in Xen). Other
-/// backend types are refused.
-pub fn vmm_disk(uname: &str, dev: &str, mode: &str) -> Result<String, String> {
-    let (kind, path) = uname.split_once(':').unwrap_or(("", uname));
-    let path = match kind {
-        "file" if path.starts_with('/') => path.to_string(),
-        "file" => {
-            return Err(format!(
-                "a disk's uname file:PATH needs an absolute path (e.g. file:/srv/disk.img), found {uname:?}"
-            ));
-        }
-        "phy" if path.starts_with('/') => path.to_string(),
-        "phy" => format!("/dev/{path}"),
-        _ => {
-            return Err(format!(
-                "a disk's uname must be file:PATH or phy:DEVICE (e.g. file:/srv/disk.img or phy:sdb1), found {uname:?}"
-            ));
-        }
-    };
-    Ok(format!("{kind}:{path},{dev},{mode}"))
+/// The VMM's `--disk` value for a vbd: `file:/canonical,DEV,MODE` or
+/// `phy:/dev/X,DEV,MODE` (`phy:sda1` means `/dev/sda1`, as in Xen), once
+/// `policy` allows the backend (see [`super::confine`]: `file:` inside
+/// `disk-dirs`, `phy:` a block device under `/dev`). Every path by which a
+/// disk reaches a VMM (create, restart, hot attach, restore, migration)
+/// goes through here, at the moment the VMM is asked to open it.
+pub fn vmm_disk(
+    policy: &Confinement,
+    uname: &str,
+    dev: &str,
+    mode: &str,
+) -> Result<String, ConfineError> {
+    Ok(policy.disk(uname)?.vmm_spec(dev, mode))
 }
 
 /// The VMM's `--vif` value: `mac=..,bridge=..` (the bridge defaults to `default_bridge`).
@@ -49,14 +42,13 @@ pub fn vmm_vif(mac: Option<&str>, bridge: Option<&str>, default_bridge: &str) ->
 }
 
 /// Check the devices of a config for what xend itself can tell: disk
-/// backends must be `file:` (absolute path) or `phy:`, bridge names must be
-/// ones Linux accepts.
-pub fn check(cfg: &DomainConfig) -> Result<(), SupError> {
+/// backends must be ones `policy` allows, bridge names must be ones Linux
+/// accepts.
+pub fn check(cfg: &DomainConfig, policy: &Confinement) -> Result<(), SupError> {
     for d in &cfg.devices {
         match d {
-            Device::Vbd { uname, dev, mode } => {
-                vmm_disk(uname, dev, mode.as_str())
-                    .map_err(|e| SupError::Invalid(format!("Invalid parameter: config: {e}")))?;
+            Device::Vbd { uname, .. } => {
+                policy.disk(uname)?;
             }
             Device::Vif {
                 bridge: Some(b), ..
@@ -272,9 +264,7 @@ impl Supervisor {
         for d in &cfg.devices {
             match d {
                 Device::Vbd { uname, dev, mode } => {
-                    let spec = vmm_disk(uname, dev, mode.as_str()).map_err(|e| {
-                        SupError::Invalid(format!("Invalid parameter: config: {e}"))
-                    })?;
+                    let spec = vmm_disk(&self.settings.confinement, uname, dev, mode.as_str())?;
                     disks.extend(["--disk".to_string(), spec]);
                 }
                 Device::Vif { mac, bridge, .. } => {
@@ -344,8 +334,7 @@ impl Supervisor {
         let (kind, spec) = match &dev {
             Device::Vbd { uname, dev, mode } => (
                 DeviceClass::Vbd,
-                vmm_disk(uname, dev, mode.as_str())
-                    .map_err(|e| SupError::Invalid(format!("Invalid parameter: config: {e}")))?,
+                vmm_disk(&self.settings.confinement, uname, dev, mode.as_str())?,
             ),
             Device::Vif { mac, bridge, .. } => {
                 let bridge = self.vif_bridge(bridge.as_deref());
@@ -455,24 +444,35 @@ mod tests {
 
     #[test]
     fn disk_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(images.join("d.img"), b"").unwrap();
+        let policy = Confinement::new(vec![images.clone()], vec![]);
         assert_eq!(
-            vmm_disk("file:/srv/d.img", "xvda", "w").unwrap(),
-            "file:/srv/d.img,xvda,w"
+            vmm_disk(
+                &policy,
+                &format!("file:{}/./d.img", images.display()),
+                "xvda",
+                "w"
+            )
+            .unwrap(),
+            format!("file:{}/d.img,xvda,w", images.display())
         );
-        assert_eq!(
-            vmm_disk("phy:sdb1", "xvdb", "r").unwrap(),
-            "phy:/dev/sdb1,xvdb,r"
-        );
-        assert!(
-            vmm_disk("nbd:host:1", "xvda", "w")
-                .unwrap_err()
-                .contains("file:PATH or phy:")
-        );
-        assert!(
-            vmm_disk("file:rel.img", "xvda", "w")
-                .unwrap_err()
-                .contains("absolute")
-        );
+        let e = vmm_disk(&policy, "phy:null", "xvdb", "r").unwrap_err();
+        assert!(e.is_forbidden(), "{e}");
+        let e = vmm_disk(&policy, "file:/srv/d.img", "xvda", "w").unwrap_err();
+        assert!(e.is_forbidden(), "{e}");
+        for (uname, says) in [
+            ("nbd:host:1", "file:PATH or phy:"),
+            ("file:rel.img", "absolute"),
+        ] {
+            let e = vmm_disk(&policy, uname, "xvda", "w").unwrap_err();
+            assert!(!e.is_forbidden() && e.to_string().contains(says), "{e}");
+            assert!(
+                e.to_string().starts_with("Invalid parameter: config: "),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -31,7 +31,10 @@ impl Supervisor {
         let mut env = Vec::new();
         let args = match launch {
             Launch::Boot { paused } => {
-                let mut a = spawn::vmm_args(&cfg, dom.id, &dom.paths);
+                // Checked again at every boot (a restart, a reboot): the
+                // VMM loads the canonical path, whatever a symlink says now.
+                let kernel = self.confined_kernel(&cfg)?;
+                let mut a = spawn::vmm_args(&cfg, kernel.as_deref(), dom.id, &dom.paths);
                 if *paused {
                     a.push("--paused".into());
                 }

@@ -12,6 +12,7 @@
 //!   every domain running.
 mod actions;
 mod adopt;
+pub mod confine;
 pub mod devices;
 mod domain;
 mod lifecycle;
@@ -21,6 +22,7 @@ pub mod save;
 pub mod spawn;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -79,6 +81,10 @@ pub enum SupError {
     /// The config is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// A disk, kernel or ramdisk path the policy refuses (403), or a mistake
+    /// in one inside the allowed directories (400).
+    #[error(transparent)]
+    Confine(#[from] confine::ConfineError),
     /// The console port is taken.
     #[error(transparent)]
     Console(#[from] ConsoleError),
@@ -209,14 +215,16 @@ impl Supervisor {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Check what the host must provide for `cfg`: memory that fits (now, and
-    /// with every domain's memory committed), an unprivileged console port, a
-    /// kernel image that exists and is readable. `replacing` is the domain whose
-    /// config `cfg` replaces.
+    /// Check what the host must provide for `cfg`: disks, kernel and ramdisk
+    /// the confinement policy allows (`disk-dirs`, `kernel-dirs`: 403
+    /// otherwise), memory that fits (now, and with every domain's memory
+    /// committed), an unprivileged console port, a kernel image that exists
+    /// and is readable. `replacing` is the domain whose config `cfg` replaces.
     pub fn check_host(&self, cfg: &DomainConfig, replacing: Option<u32>) -> Result<(), SupError> {
         cfg.validate()
             .map_err(|e| SupError::Invalid(e.to_string()))?;
-        devices::check(cfg)?;
+        devices::check(cfg, &self.settings.confinement)?;
+        self.confined_kernel(cfg)?;
         let (total, free) = crate::hostinfo::memory_mib();
         if free > 0 && cfg.memory > free {
             return Err(SupError::Invalid(format!(
@@ -245,10 +253,24 @@ impl Supervisor {
                 "Invalid parameter: console: port {port} is privileged; use 1024-65535"
             )));
         }
-        if let Image::Linux { kernel, .. } = &cfg.image {
-            check_kernel(kernel)?;
-        }
         Ok(())
+    }
+
+    /// The canonical kernel path of `cfg` (`None` for the built-in minios),
+    /// once the policy allows it and its ramdisk (see [`confine`]).
+    pub fn confined_kernel(&self, cfg: &DomainConfig) -> Result<Option<PathBuf>, SupError> {
+        let Image::Linux {
+            kernel, ramdisk, ..
+        } = &cfg.image
+        else {
+            return Ok(None);
+        };
+        let policy = &self.settings.confinement;
+        let kernel = policy.kernel("kernel", kernel)?;
+        if let Some(r) = ramdisk {
+            policy.kernel("ramdisk", r)?;
+        }
+        Ok(Some(kernel))
     }
 
     /// Create and start a domain from `cfg`.
@@ -391,19 +413,4 @@ impl Supervisor {
         }
         dom.paths.remove_stale();
     }
-}
-
-/// The kernel image an API client names must be a readable regular file.
-pub fn check_kernel(path: &std::path::Path) -> Result<(), SupError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|_| SupError::Invalid(format!("Kernel image does not exist: {shown}")))?;
-    if !meta.is_file() {
-        return Err(SupError::Invalid(format!(
-            "Kernel image is not a regular file: {shown}"
-        )));
-    }
-    std::fs::File::open(path)
-        .map_err(|e| SupError::Invalid(format!("Kernel image is not readable: {shown}: {e}")))?;
-    Ok(())
 }

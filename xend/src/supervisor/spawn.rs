@@ -82,9 +82,17 @@ pub fn common_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<Stri
     args
 }
 
-/// The VMM command line for domain `domid`.
-pub fn vmm_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String> {
-    let (kernel, cmdline) = kernel_and_cmdline(cfg);
+/// The VMM command line for domain `domid`. `kernel` is the canonical path
+/// the confinement policy gave for the config's kernel (`None`: the config's
+/// own, e.g. `minios`).
+pub fn vmm_args(
+    cfg: &DomainConfig,
+    kernel: Option<&Path>,
+    domid: u32,
+    paths: &VmmPaths,
+) -> Vec<String> {
+    let (configured, cmdline) = kernel_and_cmdline(cfg);
+    let kernel = kernel.map_or(configured, |k| k.display().to_string());
     let mut args = vec![
         "--detach".to_string(),
         "--name".into(),
