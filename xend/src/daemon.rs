@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::db::Db;
 use crate::events::EventBus;
+use crate::fsutil::{Create, FileModes};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::supervisor::Supervisor;
@@ -73,11 +74,22 @@ pub fn running_pid(settings: &Settings) -> Option<u32> {
     (pid_alive(pid) && is_xend && pid != std::process::id()).then_some(pid)
 }
 
-fn setup_dir(path: &Path) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(path).map_err(|source| DaemonError::Setup {
-        path: path.to_path_buf(),
-        source,
-    })
+/// Create (or lock down) one of xend's own directories ([`FileModes::own_dir`]).
+fn setup_dir(path: &Path, modes: FileModes) -> Result<(), DaemonError> {
+    match modes.own_dir(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(
+                "{} looks shared (sticky or world-writable); its mode is left alone",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(source) => Err(DaemonError::Setup {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
@@ -126,6 +138,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         &settings.loglevel,
         settings.log_max_bytes,
         settings.log_keep,
+        settings.file_modes,
     )?;
     for dir in [
         settings.state_dir.clone(),
@@ -133,7 +146,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         settings.state_dir.join("console"),
         settings.dbroot.clone(),
     ] {
-        setup_dir(&dir)?;
+        setup_dir(&dir, settings.file_modes)?;
     }
     if let Some(pid) = running_pid(&settings) {
         return Err(DaemonError::Running(pid));
@@ -148,6 +161,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     crate::db::write_atomic(
         &settings.pid_file(),
         format!("{}\n", std::process::id()).as_bytes(),
+        settings.file_modes,
     )?;
     tracing::info!(
         "xend {} starting: API {}:{}, events {}:{}, consoles {}:{}+, state {}, db {}",
@@ -162,7 +176,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         settings.dbroot.display()
     );
     let settings = Arc::new(settings);
-    let db = Db::open(&settings.dbroot)?;
+    let db = Db::open_with(&settings.dbroot, settings.file_modes)?;
     let events = EventBus::new();
     let sup = Supervisor::new(settings.clone(), db, events.clone());
     sup.adopt_all().await;
@@ -238,12 +252,11 @@ pub fn start(settings: &Settings, exe: &Path, config: Option<&Path>) -> Result<u
     if let Some(pid) = running_pid(settings) {
         return Err(DaemonError::Running(pid));
     }
-    setup_dir(&settings.state_dir)?;
+    setup_dir(&settings.state_dir, settings.file_modes)?;
     let out_path = settings.state_dir.join("xend.out");
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&out_path)
+    let out = settings
+        .file_modes
+        .open(&out_path, Create::Append)
         .map_err(|source| DaemonError::Setup {
             path: out_path.clone(),
             source,

@@ -82,6 +82,7 @@ mod tests {
             dbroot: dir.join("db"),
             state_dir: dir.join("state"),
             save_dir: dir.join("state/save"),
+            file_modes: Default::default(),
             vmm_path: "vmm".into(),
             token: token.map(|t| Arc::new(t.to_string())),
             min_restart_time: 20.0,

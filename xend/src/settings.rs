@@ -61,6 +61,9 @@ pub struct Settings {
     /// Saved domain images (`save-dir`): save and restore file names resolve
     /// inside it.
     pub save_dir: PathBuf,
+    /// Modes (and group) of every file and directory xend creates
+    /// ([`crate::fsutil`]); 0700/0600 until an admin group is configured.
+    pub file_modes: crate::fsutil::FileModes,
     /// The VMM binary.
     pub vmm_path: PathBuf,
     /// Bearer token guarding the API, event port and consoles.
@@ -94,6 +97,7 @@ impl Settings {
             dbroot: c.dbroot.clone(),
             state_dir: c.state_dir.clone(),
             save_dir: c.save_dir.clone(),
+            file_modes: crate::fsutil::FileModes::default(),
             vmm_path: c.vmm_path.clone(),
             token: None,
             min_restart_time: c.min_restart_time,
