@@ -23,7 +23,7 @@ impl Supervisor {
     /// Re-adopt every running domain and clean stale records (xend start).
     pub async fn adopt_all(self: &Arc<Self>) {
         let vmm_dir = self.settings.state_dir.join("vmm");
-        let _ = std::fs::create_dir_all(&vmm_dir);
+        let _ = self.settings.file_modes.own_dir(&vmm_dir);
         let running = spawn::find_vmms(&vmm_dir);
         let (records, bad) = self.db.load_domains();
         for e in bad {
