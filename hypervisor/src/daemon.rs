@@ -272,3 +272,49 @@ pub fn wait_for_termination() -> i32 {
         sig
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn records_and_logs_are_private_and_symlinks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let record = Record {
+            pid: 1,
+            name: "a".into(),
+            domid: 1,
+            socket: dir.path().join("1.sock"),
+            start_time: 0.0,
+            memory_mib: 16,
+            maxmem_mib: 16,
+            vcpus: 1,
+            kernel: "minios".into(),
+            cmdline: String::new(),
+            boot_id: String::new(),
+        };
+        let path = dir.path().join("1.json");
+        // A symlink planted at the temp name is removed, not written through.
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        write_record(&path, &record).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let log = dir.path().join("1.log");
+        std::fs::write(&log, "old\n").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        private_file(&log, true).unwrap();
+        assert_eq!(mode(&log), 0o600, "an existing log is made private");
+        let link = dir.path().join("2.log");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(private_file(&link, true).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(mode(&victim), 0o644);
+    }
+}
