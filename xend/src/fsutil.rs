@@ -110,6 +110,37 @@ impl FileModes {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.dir))
     }
 
+    /// Give the existing regular file `path` the file mode and group, without
+    /// following a symlink there (e.g. rotated logs an older xend left 0644).
+    /// A missing file is fine.
+    pub fn restrict(&self, path: &Path) -> io::Result<()> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (refused)",
+            ));
+        }
+        if let Some(gid) = self.gid
+            && meta.gid() != gid
+        {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+        }
+        if meta.mode() & 0o7777 != self.file {
+            file.set_permissions(std::fs::Permissions::from_mode(self.file))?;
+        }
+        Ok(())
+    }
+
     /// Open `path` for writing as `how` says, with `O_NOFOLLOW`: a symlink at
     /// `path` is refused. Only a regular file with a single link is accepted
     /// (no FIFO, device or hard link to someone else's file); it gets the file
@@ -243,6 +274,12 @@ mod tests {
         m.open(&old, Create::Append).unwrap();
         assert_eq!(mode(&old), 0o600, "an existing file is made private");
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "x");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        m.restrict(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert!(m.restrict(&link).is_err(), "restrict followed a symlink");
+        assert_eq!(mode(&victim), 0o644);
+        m.restrict(&root.path().join("none")).unwrap();
         m.open(&old, Create::TruncateExisting).unwrap();
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "");
         assert!(

@@ -62,6 +62,11 @@ impl RotatingFile {
         }
         let file = modes.open(path, how)?;
         let size = file.metadata()?.len();
+        // Rotated files an older xend left readable become private too
+        // (best effort: anything odd there is renamed away by rotation).
+        for n in 1..=keep {
+            let _ = modes.restrict(&numbered(path, n));
+        }
         Ok(RotatingFile {
             path: path.to_path_buf(),
             max,
@@ -270,6 +275,9 @@ mod tests {
     fn rotates_by_size_and_keeps_n_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("xend.log");
+        std::fs::write(numbered(&path, 1), "old\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(numbered(&path, 1), fs::Permissions::from_mode(0o644)).unwrap();
         let mut f = RotatingFile::open(&path, 100, 2, FileModes::default()).unwrap();
         for i in 0..10 {
             writeln!(f, "line {i:02} {}", "x".repeat(40)).unwrap();
@@ -280,7 +288,6 @@ mod tests {
         assert!(numbered(&path, 2).exists());
         assert!(!numbered(&path, 3).exists());
         assert!(fs::metadata(&path).unwrap().len() <= 100);
-        use std::os::unix::fs::PermissionsExt;
         for p in [path.clone(), numbered(&path, 1), numbered(&path, 2)] {
             let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", p.display());
