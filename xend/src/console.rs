@@ -111,8 +111,13 @@ fn open_log(spec: &LogSpec, domid: u32) -> (u64, Option<RotatingFile>) {
     match spec.lifetime {
         Lifetime::Continue(stamp) => (stamp, opened(stamp, Create::Append).map_err(warn).ok()),
         Lifetime::New => {
-            let mut stamp = now_ms();
-            // Two lifetimes of one id within a millisecond: take the next one.
+            // Later than every earlier lifetime of this id, even if the clock
+            // went back; two lifetimes within a millisecond take the next one.
+            let newest = logs_of(&spec.dir, domid)
+                .into_iter()
+                .filter_map(|(_, s)| s)
+                .max();
+            let mut stamp = newest.map_or(0, |s| s + 1).max(now_ms());
             for _ in 0..1000 {
                 match opened(stamp, Create::New) {
                     Ok(f) => {
@@ -131,15 +136,13 @@ fn open_log(spec: &LogSpec, domid: u32) -> (u64, Option<RotatingFile>) {
     }
 }
 
-/// A new lifetime `current` of `domid` began: keep the newest older lifetime's
-/// log (the previous domain with this id, for a look at how it ended) and
-/// remove the rest, including the `<domid>.log` of earlier xend versions.
-fn prune_logs(dir: &Path, domid: u32, current: u64) {
+/// The console log files of `domid` in `dir` with their lifetime stamps
+/// (`None`: a `<domid>.log` of an earlier xend version).
+fn logs_of(dir: &Path, domid: u32) -> Vec<(String, Option<u64>)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
-    let files: Vec<(String, Option<u64>)> = rd
-        .flatten()
+    rd.flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .filter_map(|f| {
             let legacy = f == format!("{domid}.log") || f == format!("{domid}.log.1");
@@ -149,7 +152,14 @@ fn prune_logs(dir: &Path, domid: u32, current: u64) {
                 None => None,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A new lifetime `current` of `domid` began: keep the newest older lifetime's
+/// log (the previous domain with this id, for a look at how it ended) and
+/// remove the rest, including the `<domid>.log` of earlier xend versions.
+fn prune_logs(dir: &Path, domid: u32, current: u64) {
+    let files = logs_of(dir, domid);
     let previous = files
         .iter()
         .filter_map(|(_, s)| *s)
@@ -576,10 +586,17 @@ mod tests {
             std::fs::read_to_string(log_path(d, 3, b)).unwrap(),
             "second domain\nmore\n"
         );
-        // A third lifetime keeps only the previous one.
+        // A third lifetime keeps only the previous one, and comes after it
+        // even if the clock went back.
+        std::fs::write(log_path(d, 3, u64::MAX / 2), "from the future").unwrap();
         let (e, _) = open_log(&spec(d, Lifetime::New), 3);
+        assert_eq!(e, u64::MAX / 2 + 1);
+        assert!(log_path(d, 3, u64::MAX / 2).exists());
+        assert!(!log_path(d, 3, b).exists());
+        let (e, _) = open_log(&spec(d, Lifetime::New), 3);
+        assert_eq!(e, u64::MAX / 2 + 2);
         assert!(!log_path(d, 3, a).exists());
-        assert!(log_path(d, 3, b).exists() && log_path(d, 3, e).exists());
+        assert!(log_path(d, 3, e - 1).exists() && log_path(d, 3, e).exists());
         assert!(d.join("30-5.log").exists(), "other ids untouched");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(log_path(d, 3, e))
