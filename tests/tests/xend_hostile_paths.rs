@@ -76,6 +76,10 @@ fn a_domain_name_that_is_a_path_is_refused_and_writes_nothing() {
     let xend = Xend::start();
     let (vdir, victim) = victim();
     let before = snapshot(vdir.path());
+    let srv_victim = Path::new("/srv/victim.txt");
+    let srv_before = std::fs::symlink_metadata(srv_victim)
+        .ok()
+        .map(|m| (m.len(), m.mode()));
     let config_dir = xend.db_dir().join("config");
     let traversal = climbing(&config_dir, &victim);
     assert!(traversal.starts_with("../../"), "{traversal}");

@@ -290,4 +290,23 @@ mod tests {
                 .is_symlink()
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends as a name, a config path xend accepts is
+        /// a direct child of `<dbroot>/config`.
+        #[test]
+        fn config_paths_stay_in_the_config_dir(
+            name in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-z./\\-+: \\n\\x00]{0,8}",
+            ]
+        ) {
+            let db = Db { root: PathBuf::from("/var/lib/xen/xend-db"), modes: FileModes::default() };
+            if let Ok(path) = db.config_path(&name) {
+                let dir = db.config_dir();
+                proptest::prop_assert_eq!(path.parent(), Some(dir.as_path()));
+                proptest::prop_assert_eq!(path.file_name().and_then(|f| f.to_str()), Some(name.as_str()));
+            }
+        }
+    }
 }

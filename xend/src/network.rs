@@ -429,4 +429,22 @@ mod tests {
         assert_eq!(mode(&store.dir), 0o700);
         assert_eq!(store.get("1010").unwrap().bridge, "vnet1010");
     }
+
+    proptest::proptest! {
+        /// Whatever id a client sends, a vnet record path xend accepts is a
+        /// direct child of `<dbroot>/vnet`.
+        #[test]
+        fn vnet_paths_stay_in_the_store(
+            id in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-z0-9./\\-+: \\n\\x00]{0,8}",
+            ]
+        ) {
+            let store = Vnets::new(Path::new("/var/lib/xen/xend-db"), FileModes::default());
+            if let Ok(path) = store.path(&id) {
+                proptest::prop_assert_eq!(path.parent(), Some(store.dir.as_path()));
+                proptest::prop_assert_eq!(path.file_name().and_then(|f| f.to_str()), Some(id.as_str()));
+            }
+        }
+    }
 }
