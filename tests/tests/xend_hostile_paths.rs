@@ -112,6 +112,13 @@ fn a_domain_name_that_is_a_path_is_refused_and_writes_nothing() {
         "the victim's directory changed"
     );
     assert_eq!(
+        std::fs::symlink_metadata(srv_victim)
+            .ok()
+            .map(|m| (m.len(), m.mode())),
+        srv_before,
+        "/srv/victim.txt changed"
+    );
+    assert_eq!(
         std::fs::read_to_string(&victim).unwrap(),
         "root's precious data\n"
     );
