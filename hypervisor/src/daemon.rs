@@ -72,7 +72,8 @@ pub fn write_record(path: &Path, record: &Record) -> Result<(), DaemonError> {
         source,
     };
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| err("cannot create", e))?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = private_file(&tmp, false).map_err(|e| err("cannot create", e))?;
     let body = serde_json::to_vec_pretty(record).expect("records always serialize");
     f.write_all(&body)
         .and_then(|()| f.sync_all())
@@ -84,6 +85,32 @@ pub fn write_record(path: &Path, record: &Record) -> Result<(), DaemonError> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Create `path` for writing, mode 0600, without following a symlink at
+/// `path` (`O_NOFOLLOW`): new (`O_EXCL`) unless `append`, which appends to an
+/// existing file (made 0600 if it was not).
+pub fn private_file(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    if append {
+        opts.create(true).append(true);
+    } else {
+        opts.create_new(true);
+    }
+    let f = opts.open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.permissions().mode() & 0o777 != 0o600 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
 }
 
 /// Bind the control socket with mode 0600, replacing a stale socket file but
@@ -185,15 +212,11 @@ pub fn redirect_stdio(log: Option<&Path>) -> Result<(), DaemonError> {
             source,
         })?;
     let err_file = match log {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .map_err(|source| DaemonError::File {
-                what: "cannot open log",
-                path: p.to_path_buf(),
-                source,
-            })?,
+        Some(p) => private_file(p, true).map_err(|source| DaemonError::File {
+            what: "cannot open log",
+            path: p.to_path_buf(),
+            source,
+        })?,
         None => null.try_clone().map_err(DaemonError::Detach)?,
     };
     // SAFETY: dup2 onto the standard descriptors with valid open fds; the
@@ -209,15 +232,11 @@ pub fn redirect_stdio(log: Option<&Path>) -> Result<(), DaemonError> {
 /// Send stderr to `log` (append).
 pub fn log_to(log: &Path) -> Result<(), DaemonError> {
     use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|source| DaemonError::File {
-            what: "cannot open log",
-            path: log.to_path_buf(),
-            source,
-        })?;
+    let f = private_file(log, true).map_err(|source| DaemonError::File {
+        what: "cannot open log",
+        path: log.to_path_buf(),
+        source,
+    })?;
     // SAFETY: dup2 of a valid open fd onto stderr.
     unsafe { libc::dup2(f.as_raw_fd(), 2) };
     Ok(())
@@ -251,5 +270,51 @@ pub fn wait_for_termination() -> i32 {
         let mut sig = 0;
         libc::sigwait(&set, &mut sig);
         sig
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn records_and_logs_are_private_and_symlinks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let record = Record {
+            pid: 1,
+            name: "a".into(),
+            domid: 1,
+            socket: dir.path().join("1.sock"),
+            start_time: 0.0,
+            memory_mib: 16,
+            maxmem_mib: 16,
+            vcpus: 1,
+            kernel: "minios".into(),
+            cmdline: String::new(),
+            boot_id: String::new(),
+        };
+        let path = dir.path().join("1.json");
+        // A symlink planted at the temp name is removed, not written through.
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        write_record(&path, &record).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let log = dir.path().join("1.log");
+        std::fs::write(&log, "old\n").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        private_file(&log, true).unwrap();
+        assert_eq!(mode(&log), 0o600, "an existing log is made private");
+        let link = dir.path().join("2.log");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(private_file(&link, true).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(mode(&victim), 0o644);
     }
 }

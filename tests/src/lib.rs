@@ -598,9 +598,39 @@ impl Xend {
         self.dir.path().join("xend-config.sxp")
     }
 
-    /// `state-dir` (runtime: `vmm/<domid>.{sock,json,log}`, `xend.pid`, consoles).
+    /// `state-dir` (runtime: `vmm/<domid>.{sock,json,log}`, `xend.pid`,
+    /// `console/<domid>-<lifetime>.log`).
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// The console logs of domain id `domid`, oldest lifetime first
+    /// (`<state-dir>/console/<domid>-<lifetime>.log`; one per domain that had
+    /// this id, the older ones pruned by xend).
+    pub fn console_logs(&self, domid: u32) -> Vec<PathBuf> {
+        let prefix = format!("{domid}-");
+        let mut logs: Vec<(u64, PathBuf)> = fs::read_dir(self.state_dir().join("console"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        let stamp = name.strip_prefix(&prefix)?.strip_suffix(".log")?;
+                        Some((stamp.parse().ok()?, e.path()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The console log of the domain that has id `domid` now (its newest
+    /// lifetime); panics when there is none.
+    #[track_caller]
+    pub fn console_log(&self, domid: u32) -> PathBuf {
+        self.console_logs(domid)
+            .pop()
+            .unwrap_or_else(|| panic!("no console log for domain {domid}"))
     }
 
     /// `dbroot` (persistent: `domain/<domid>`).

@@ -42,7 +42,7 @@ fn history_single_client_and_disconnect() {
     third.echo("third-client", BOOT);
 
     // Everything was logged.
-    let log = std::fs::read_to_string(xend.state_dir().join("console/1.log")).unwrap();
+    let log = std::fs::read_to_string(xend.console_log(dom.id)).unwrap();
     assert!(
         log.contains("marker-one") && log.contains("still-here"),
         "{log}"

@@ -2,13 +2,20 @@
 //! stream. Raw bytes both ways; the last 64 KiB of output is kept and flushed to
 //! a client when it connects; one client at a time (a second one is told
 //! `Cannot connect to console <id> on domain <dom>` and closed); every byte of
-//! output is also appended to a per-domain log file. The hub outlives VMM
+//! output is also appended to the domain's console log. The hub outlives VMM
 //! instances: on a reboot-restart the new VMM's stream is attached to the same
-//! listener and client.
+//! listener, client and log.
+//!
+//! Console logs belong to one domain lifetime: `<dir>/<domid>-<lifetime>.log`,
+//! where the lifetime stamp is the creation time in milliseconds since the
+//! epoch, kept in the domain's DB record so that a re-adopted domain goes on
+//! writing its own file. A new domain's log is created new (`O_EXCL`), so a
+//! domain that reuses an id never starts with another domain's output; of the
+//! older lifetimes of that id only the newest log is kept.
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::ConsoleInfo;
 use crate::events::EventBus;
+use crate::fsutil::{Create, FileModes};
 use crate::log::RotatingFile;
 
 /// Output kept for new clients.
@@ -45,6 +53,124 @@ pub enum ConsoleError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Which lifetime's log a console writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// A new domain: a new log file, named from the time now.
+    New,
+    /// The domain whose lifetime has this stamp (re-adopted, or restarted):
+    /// append to its log.
+    Continue(u64),
+}
+
+/// Where a console's log goes.
+#[derive(Clone, Debug)]
+pub struct LogSpec {
+    /// The console log directory (`<state-dir>/console`).
+    pub dir: PathBuf,
+    /// New or continued lifetime.
+    pub lifetime: Lifetime,
+    /// Modes of the file.
+    pub modes: FileModes,
+}
+
+/// The console log of lifetime `stamp` of domain `domid`.
+pub fn log_path(dir: &Path, domid: u32, stamp: u64) -> PathBuf {
+    dir.join(format!("{domid}-{stamp}.log"))
+}
+
+/// The lifetime stamp of a console log file name of `domid`
+/// (`<domid>-<stamp>.log` or its rotated `.log.1`).
+fn stamp_of(file: &str, domid: u32) -> Option<u64> {
+    let rest = file.strip_prefix(&format!("{domid}-"))?;
+    let stamp = rest
+        .strip_suffix(".log")
+        .or_else(|| rest.strip_suffix(".log.1"))?;
+    stamp.parse().ok()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Open the log `spec` names for domain `domid`: returns the lifetime stamp
+/// and the file (none when it cannot be opened; that is logged).
+fn open_log(spec: &LogSpec, domid: u32) -> (u64, Option<RotatingFile>) {
+    let opened = |stamp, how| {
+        let path = log_path(&spec.dir, domid, stamp);
+        RotatingFile::open_as(&path, how, LOG_BYTES, 1, spec.modes).map_err(|e| (path, e))
+    };
+    let warn = |(path, e): (PathBuf, std::io::Error)| {
+        tracing::warn!("console log {}: {e}", path.display());
+    };
+    match spec.lifetime {
+        Lifetime::Continue(stamp) => (stamp, opened(stamp, Create::Append).map_err(warn).ok()),
+        Lifetime::New => {
+            // Later than every earlier lifetime of this id, even if the clock
+            // went back; two lifetimes within a millisecond take the next one.
+            let newest = logs_of(&spec.dir, domid)
+                .into_iter()
+                .filter_map(|(_, s)| s)
+                .max();
+            let mut stamp = newest.map_or(0, |s| s + 1).max(now_ms());
+            for _ in 0..1000 {
+                match opened(stamp, Create::New) {
+                    Ok(f) => {
+                        prune_logs(&spec.dir, domid, stamp);
+                        return (stamp, Some(f));
+                    }
+                    Err((_, e)) if e.kind() == std::io::ErrorKind::AlreadyExists => stamp += 1,
+                    Err(e) => {
+                        warn(e);
+                        break;
+                    }
+                }
+            }
+            (stamp, None)
+        }
+    }
+}
+
+/// The console log files of `domid` in `dir` with their lifetime stamps
+/// (`None`: a `<domid>.log` of an earlier xend version).
+fn logs_of(dir: &Path, domid: u32) -> Vec<(String, Option<u64>)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|f| {
+            let legacy = f == format!("{domid}.log") || f == format!("{domid}.log.1");
+            match stamp_of(&f, domid) {
+                Some(s) => Some((f, Some(s))),
+                None if legacy => Some((f, None)),
+                None => None,
+            }
+        })
+        .collect()
+}
+
+/// A new lifetime `current` of `domid` began: keep the newest older lifetime's
+/// log (the previous domain with this id, for a look at how it ended) and
+/// remove the rest, including the `<domid>.log` of earlier xend versions.
+fn prune_logs(dir: &Path, domid: u32, current: u64) {
+    let files = logs_of(dir, domid);
+    let previous = files
+        .iter()
+        .filter_map(|(_, s)| *s)
+        .filter(|s| *s < current)
+        .max();
+    for (f, stamp) in files {
+        let keep = matches!(stamp, Some(s) if s == current || Some(s) == previous);
+        if !keep {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
 }
 
 struct Client {
@@ -80,6 +206,8 @@ pub struct ConsoleHub {
     pub port: u16,
     /// Domain id.
     pub domid: u32,
+    /// The lifetime stamp of its log (see the module doc).
+    pub lifetime: u64,
     name: String,
     token: Option<Arc<String>>,
     events: EventBus,
@@ -96,13 +224,13 @@ impl std::fmt::Debug for ConsoleHub {
 }
 
 impl ConsoleHub {
-    /// Listen on `addr:port` for domain `domid` and log output to `log_path`.
+    /// Listen on `addr:port` for domain `domid` and log output as `log` says.
     pub async fn bind(
         addr: &str,
         port: u16,
         domid: u32,
         name: &str,
-        log_path: &Path,
+        log: &LogSpec,
         token: Option<Arc<String>>,
         events: EventBus,
     ) -> Result<Arc<ConsoleHub>, ConsoleError> {
@@ -113,12 +241,11 @@ impl ConsoleHub {
                 ConsoleError::Bind { port, source }
             }
         })?;
-        let log = RotatingFile::open(log_path, LOG_BYTES, 1)
-            .map_err(|e| tracing::warn!("console log {}: {e}", log_path.display()))
-            .ok();
+        let (lifetime, log) = open_log(log, domid);
         let hub = Arc::new(ConsoleHub {
             port,
             domid,
+            lifetime,
             name: name.to_string(),
             token,
             events,
@@ -423,4 +550,63 @@ async fn read_line(stream: &mut TcpStream) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, lifetime: Lifetime) -> LogSpec {
+        LogSpec {
+            dir: dir.to_path_buf(),
+            lifetime,
+            modes: FileModes::default(),
+        }
+    }
+
+    #[test]
+    fn each_lifetime_has_its_own_log_and_old_ones_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("3.log"), "legacy").unwrap();
+        std::fs::write(d.join("30-5.log"), "another id").unwrap();
+        let (a, f) = open_log(&spec(d, Lifetime::New), 3);
+        f.unwrap().write_all(b"first domain\n").unwrap();
+        assert!(!d.join("3.log").exists(), "legacy log pruned");
+        // The same id again, as fast as possible: a new, empty file.
+        let (b, f) = open_log(&spec(d, Lifetime::New), 3);
+        assert!(b > a);
+        let mut f = f.unwrap();
+        assert_eq!(std::fs::read(f.path()).unwrap(), b"");
+        f.write_all(b"second domain\n").unwrap();
+        // Re-adoption continues the same file.
+        let (c, f) = open_log(&spec(d, Lifetime::Continue(b)), 3);
+        assert_eq!(c, b);
+        f.unwrap().write_all(b"more\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(log_path(d, 3, b)).unwrap(),
+            "second domain\nmore\n"
+        );
+        // A third lifetime keeps only the previous one, and comes after it
+        // even if the clock went back.
+        std::fs::write(log_path(d, 3, u64::MAX / 2), "from the future").unwrap();
+        let (e, _) = open_log(&spec(d, Lifetime::New), 3);
+        assert_eq!(e, u64::MAX / 2 + 1);
+        assert!(log_path(d, 3, u64::MAX / 2).exists());
+        assert!(!log_path(d, 3, b).exists());
+        let (e, _) = open_log(&spec(d, Lifetime::New), 3);
+        assert_eq!(e, u64::MAX / 2 + 2);
+        assert!(!log_path(d, 3, a).exists());
+        assert!(log_path(d, 3, e - 1).exists() && log_path(d, 3, e).exists());
+        assert!(d.join("30-5.log").exists(), "other ids untouched");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(log_path(d, 3, e))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(stamp_of("3-17.log.1", 3), Some(17));
+        assert_eq!(stamp_of("33-17.log", 3), None);
+        assert_eq!(stamp_of("3-x.log", 3), None);
+    }
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::db::Db;
 use crate::events::EventBus;
+use crate::fsutil::{Create, FileModes};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::supervisor::Supervisor;
@@ -75,11 +76,22 @@ pub fn running_pid(settings: &Settings) -> Option<u32> {
     (pid_alive(pid) && is_xend && pid != std::process::id()).then_some(pid)
 }
 
-fn setup_dir(path: &Path) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(path).map_err(|source| DaemonError::Setup {
-        path: path.to_path_buf(),
-        source,
-    })
+/// Create (or lock down) one of xend's own directories ([`FileModes::own_dir`]).
+fn setup_dir(path: &Path, modes: FileModes) -> Result<(), DaemonError> {
+    match modes.own_dir(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(
+                "{} looks shared (sticky or world-writable); its mode is left alone",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(source) => Err(DaemonError::Setup {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
@@ -89,24 +101,6 @@ async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
             addr: format!("{addr}:{port}"),
             source,
         })
-}
-
-/// The state dir holds the local socket: private to xend (0700), or open to
-/// the admin group (0750, group-owned) so its members reach the socket.
-fn share_with_admins(dir: &Path, gid: Option<u32>) -> Result<(), DaemonError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |source| DaemonError::Setup {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mode = match gid {
-        Some(gid) => {
-            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
-            0o750
-        }
-        None => 0o700,
-    };
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)
 }
 
 /// Raise the open-file limit to its hard maximum (three sockets per domain).
@@ -135,6 +129,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         &settings.loglevel,
         settings.log_max_bytes,
         settings.log_keep,
+        settings.file_modes,
     )?;
     for dir in [
         settings.state_dir.clone(),
@@ -142,12 +137,11 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         settings.state_dir.join("console"),
         settings.dbroot.clone(),
     ] {
-        setup_dir(&dir)?;
+        setup_dir(&dir, settings.file_modes)?;
     }
     if let Some(pid) = running_pid(&settings) {
         return Err(DaemonError::Running(pid));
     }
-    share_with_admins(&settings.state_dir, settings.admin_gid)?;
     raise_nofile();
     match settings.tcp_auth {
         crate::config::TcpAuth::Token => {
@@ -179,6 +173,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     crate::db::write_atomic(
         &settings.pid_file(),
         format!("{}\n", std::process::id()).as_bytes(),
+        settings.file_modes,
     )?;
     tracing::info!(
         "xend {} starting: API {}://{}:{} and {}, events {}:{}, consoles {}:{}+, state {}, db {}",
@@ -201,7 +196,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         })?
         .into();
     let settings = Arc::new(settings);
-    let db = Db::open(&settings.dbroot)?;
+    let db = Db::open_with(&settings.dbroot, settings.file_modes)?;
     let events = EventBus::new();
     let sup = Supervisor::new(settings.clone(), db, events.clone());
     sup.adopt_all().await;
@@ -268,12 +263,11 @@ pub fn start(settings: &Settings, exe: &Path, config: Option<&Path>) -> Result<u
     if let Some(pid) = running_pid(settings) {
         return Err(DaemonError::Running(pid));
     }
-    setup_dir(&settings.state_dir)?;
+    setup_dir(&settings.state_dir, settings.file_modes)?;
     let out_path = settings.state_dir.join("xend.out");
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&out_path)
+    let out = settings
+        .file_modes
+        .open(&out_path, Create::Append)
         .map_err(|source| DaemonError::Setup {
             path: out_path.clone(),
             source,

@@ -5,9 +5,18 @@
 //! over the old file, `fsync` of the directory. A crash at any moment leaves the
 //! old record or the new one, never a torn one; leftover temp files (`.tmp-*`)
 //! are ignored and removed on the next start.
-use std::fs::{self, File, OpenOptions};
+//!
+//! Files and directories are private ([`FileModes`]: 0600 and 0700 by
+//! default) and created without following symlinks; a config is only ever
+//! stored under a name that passes the name rule
+//! ([`crate::config::check_file_name`]), so it stays in `<dbroot>/config`.
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::NameError;
+use crate::fsutil::{Create, FileModes};
 
 /// Errors reading or writing records.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +31,15 @@ pub enum DbError {
         /// Why.
         #[source]
         source: io::Error,
+    },
+    /// A name that cannot name a record file.
+    #[error("cannot store a config under the name {name:?}: {why}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        why: NameError,
     },
     /// A record does not parse.
     #[error("bad record {path}: {message}")]
@@ -38,24 +56,32 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DbError 
     move |source| DbError::Io { what, path, source }
 }
 
-/// Write `contents` to `path` atomically (temp file, fsync, rename, fsync dir).
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DbError> {
+/// Write `contents` to `path` atomically (temp file, fsync, rename, fsync
+/// dir). The temp file is new (`O_EXCL`, no symlink followed) and has the file
+/// mode of `modes`; a missing directory is created with its directory mode.
+pub fn write_atomic(path: &Path, contents: &[u8], modes: FileModes) -> Result<(), DbError> {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    modes.dir_all(dir).map_err(io_err("create", dir))?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("record");
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        f.write_all(contents).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
+    let tmp = dir.join(format!(
+        ".tmp-{name}-{}-{}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = modes
+        .open(&tmp, Create::New)
+        .map_err(io_err("create", &tmp))
+        .and_then(|mut f| {
+            f.write_all(contents).map_err(io_err("write", &tmp))?;
+            f.sync_all().map_err(io_err("fsync", &tmp))
+        });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
     fs::rename(&tmp, path).map_err(io_err("rename to", path))?;
     sync_dir(dir)
@@ -80,16 +106,25 @@ pub fn remove(path: &Path) -> Result<(), DbError> {
 #[derive(Clone, Debug)]
 pub struct Db {
     root: PathBuf,
+    modes: FileModes,
 }
 
 impl Db {
-    /// Open (create) the DB directories and drop leftover temp files.
+    /// Open (create) the DB directories, private, and drop leftover temp files.
     pub fn open(root: &Path) -> Result<Db, DbError> {
+        Db::open_with(root, FileModes::default())
+    }
+
+    /// [`Db::open`] with the given modes: `dbroot`, `domain` and `config` are
+    /// xend's own directories and get the directory mode even if they existed.
+    pub fn open_with(root: &Path, modes: FileModes) -> Result<Db, DbError> {
         let db = Db {
             root: root.to_path_buf(),
+            modes,
         };
+        modes.own_dir(root).map_err(io_err("create", root))?;
         for dir in [db.domain_dir(), db.config_dir()] {
-            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            modes.own_dir(&dir).map_err(io_err("create", &dir))?;
             if let Ok(rd) = fs::read_dir(&dir) {
                 for e in rd.flatten() {
                     if e.file_name().to_string_lossy().starts_with(".tmp-") {
@@ -111,6 +146,26 @@ impl Db {
         self.root.join("config")
     }
 
+    /// The modes records are written with.
+    pub fn modes(&self) -> FileModes {
+        self.modes
+    }
+
+    /// The kept config of domain `name`: `<dbroot>/config/<name>`, for a name
+    /// that passes the name rule only.
+    pub fn config_path(&self, name: &str) -> Result<PathBuf, DbError> {
+        crate::config::check_file_name(name).map_err(|why| DbError::BadName {
+            name: name.to_string(),
+            why,
+        })?;
+        Ok(self.config_dir().join(name))
+    }
+
+    /// The kept config of domain `name`, if there is one (and the name is valid).
+    pub fn load_config(&self, name: &str) -> Option<String> {
+        fs::read_to_string(self.config_path(name).ok()?).ok()
+    }
+
     /// The record file of domain `domid`.
     pub fn domain_path(&self, domid: u32) -> PathBuf {
         self.domain_dir().join(domid.to_string())
@@ -123,7 +178,7 @@ impl Db {
             crate::events::now(),
             sxp::pretty(record)
         );
-        write_atomic(&self.domain_path(domid), text.as_bytes())
+        write_atomic(&self.domain_path(domid), text.as_bytes(), self.modes)
     }
 
     /// Remove domain `domid`'s record.
@@ -166,8 +221,9 @@ impl Db {
 
     /// Keep the config of domain `name` (persists after the domain is gone).
     pub fn save_config(&self, name: &str, config: &sxp::Value) -> Result<(), DbError> {
+        let path = self.config_path(name)?;
         let text = format!("# last config of domain {name}\n{}\n", sxp::pretty(config));
-        write_atomic(&self.config_dir().join(name), text.as_bytes())
+        write_atomic(&path, text.as_bytes(), self.modes)
     }
 }
 
@@ -193,5 +249,64 @@ mod tests {
         db.remove_domain(3).unwrap();
         db.remove_domain(3).unwrap();
         assert!(db.load_domains().0.is_empty());
+    }
+
+    #[test]
+    fn records_are_private_and_names_cannot_leave_the_config_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("db");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let db = Db::open(&root).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700, "an existing dbroot is made private");
+        assert_eq!(mode(&db.domain_dir()), 0o700);
+        assert_eq!(mode(&db.config_dir()), 0o700);
+        let cfg = sxp::parse("(vm (name a))").unwrap();
+        db.save_domain(1, &cfg).unwrap();
+        db.save_config("a", &cfg).unwrap();
+        assert_eq!(mode(&db.domain_path(1)), 0o600);
+        assert_eq!(mode(&db.config_path("a").unwrap()), 0o600);
+        assert!(db.load_config("a").unwrap().contains("(name a)"));
+
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, "precious").unwrap();
+        for bad in ["../victim.txt", "../../x", "..", ".", "a/b", "-x", ""] {
+            assert!(
+                matches!(db.save_config(bad, &cfg), Err(DbError::BadName { .. })),
+                "{bad:?}"
+            );
+            assert!(db.load_config(bad).is_none());
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // A symlink planted at a config name is replaced, never written through.
+        std::os::unix::fs::symlink(&victim, db.config_dir().join("b")).unwrap();
+        db.save_config("b", &cfg).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            !fs::symlink_metadata(db.config_dir().join("b"))
+                .unwrap()
+                .is_symlink()
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends as a name, a config path xend accepts is
+        /// a direct child of `<dbroot>/config`.
+        #[test]
+        fn config_paths_stay_in_the_config_dir(
+            name in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-z./\\-+: \\n\\x00]{0,8}",
+            ]
+        ) {
+            let db = Db { root: PathBuf::from("/var/lib/xen/xend-db"), modes: FileModes::default() };
+            if let Ok(path) = db.config_path(&name) {
+                let dir = db.config_dir();
+                proptest::prop_assert_eq!(path.parent(), Some(dir.as_path()));
+                proptest::prop_assert_eq!(path.file_name().and_then(|f| f.to_str()), Some(name.as_str()));
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! HTML), [`error`], [`params`], [`auth`], [`supervisor`] (domains, VMM
 //! processes, restart policy, re-adoption), [`vmm_client`], [`console`],
 //! [`events`] and [`eventport`], [`db`], [`render`] (SXP forms), [`html`],
-//! [`hostinfo`], [`log`], [`settings`].
+//! [`hostinfo`], [`log`], [`settings`], [`fsutil`] (private files).
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
@@ -28,6 +28,8 @@ pub mod error;
 pub mod eventport;
 #[cfg(feature = "server")]
 pub mod events;
+#[cfg(feature = "server")]
+pub mod fsutil;
 #[cfg(feature = "server")]
 pub mod handlers;
 #[cfg(feature = "server")]

@@ -9,11 +9,17 @@
 //! ports are listed with `ip -o link show` too).
 //!
 //! Vnets are stored as `<dbroot>/vnet/<id>` files holding their sxpr, so they
-//! survive a restart of xend.
+//! survive a restart of xend. A vnet id follows the name rule
+//! ([`crate::config::check_file_name`]: it may start with a digit, as Xen's
+//! vnet ids do), so it always names a file inside that directory; bridge
+//! names follow Linux's interface-name rule and never start with `-`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sxp::Value;
+
+use crate::config::NameError;
+use crate::fsutil::{Create, FileModes};
 
 /// The default bridge vifs join when neither the vif nor `vif-bridge` names one.
 pub const DEFAULT_BRIDGE: &str = "xenbr0";
@@ -29,12 +35,19 @@ pub enum NetError {
         /// `ip`'s message.
         why: String,
     },
-    /// A bridge name Linux would refuse.
-    #[error("bridge name {0:?} must be 1-15 letters, digits, '.', '_' or '-'")]
+    /// A bridge name Linux would refuse, or one that reads as an option.
+    #[error(
+        "bridge name {0:?} must be 1-15 letters, digits, '.', '_' or '-', not starting with '-', and not . or .."
+    )]
     BadBridge(String),
     /// A vnet id that cannot name a file.
-    #[error("vnet id {0:?} must be 1-32 letters, digits, '.', '_', ':' or '-'")]
-    BadId(String),
+    #[error("vnet id {id:?}: {why}; {rule} (digits first are fine)", rule = crate::config::NAME_RULE)]
+    BadId {
+        /// The id.
+        id: String,
+        /// What is wrong with it.
+        why: NameError,
+    },
     /// The vnet config is not `(vnet (id ID) ...)`.
     #[error("{0}")]
     BadConfig(String),
@@ -55,10 +68,16 @@ pub enum NetError {
     Store(String, std::io::Error),
 }
 
-/// Whether `name` is a valid Linux interface name for a bridge.
+/// Whether `name` is a valid bridge name: what Linux accepts as an interface
+/// name (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or
+/// whitespace), narrowed to letters, digits, `.`, `_` and `-`, and never
+/// starting with `-` (it is an argument to `ip`).
 pub fn valid_bridge(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name.starts_with('-')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
@@ -138,6 +157,9 @@ pub fn ensure_bridge(name: &str) -> Result<bool, NetError> {
 
 /// Delete bridge `name`.
 pub fn delete_bridge(name: &str) -> Result<(), NetError> {
+    if !valid_bridge(name) {
+        return Err(NetError::BadBridge(name.into()));
+    }
     ip(&format!("delete bridge {name}"), &["link", "del", name])
 }
 
@@ -232,31 +254,29 @@ impl Vnet {
 }
 
 fn check_id(id: &str) -> Result<(), NetError> {
-    let ok = !id.is_empty()
-        && id.len() <= 32
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
-        && !id.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(NetError::BadId(id.into()))
-    }
+    crate::config::check_file_name(id).map_err(|why| NetError::BadId { id: id.into(), why })
 }
 
 /// The vnets stored under `<dbroot>/vnet`.
 #[derive(Clone, Debug)]
 pub struct Vnets {
     dir: PathBuf,
+    modes: FileModes,
 }
 
 impl Vnets {
-    /// The store under `dbroot`.
-    pub fn new(dbroot: &Path) -> Vnets {
+    /// The store under `dbroot`; files get `modes`.
+    pub fn new(dbroot: &Path, modes: FileModes) -> Vnets {
         Vnets {
             dir: dbroot.join("vnet"),
+            modes,
         }
+    }
+
+    /// The record of vnet `id` (checked: inside the store).
+    fn path(&self, id: &str) -> Result<PathBuf, NetError> {
+        check_id(id)?;
+        Ok(self.dir.join(id))
     }
 
     fn store_err(&self, e: std::io::Error) -> NetError {
@@ -279,27 +299,29 @@ impl Vnets {
 
     /// The vnet `id`.
     pub fn get(&self, id: &str) -> Result<Vnet, NetError> {
-        check_id(id).map_err(|_| NetError::NoVnet(id.into()))?;
-        let text =
-            std::fs::read_to_string(self.dir.join(id)).map_err(|_| NetError::NoVnet(id.into()))?;
+        let path = self.path(id).map_err(|_| NetError::NoVnet(id.into()))?;
+        let text = std::fs::read_to_string(path).map_err(|_| NetError::NoVnet(id.into()))?;
         Vnet::parse(&text)
     }
 
     /// Create `vnet`: its bridge (which must not exist yet) and its record.
     pub fn create(&self, vnet: &Vnet) -> Result<(), NetError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.store_err(e))?;
-        if self.dir.join(&vnet.id).exists() {
+        let path = self.path(&vnet.id)?;
+        if !valid_bridge(&vnet.bridge) {
+            return Err(NetError::BadBridge(vnet.bridge.clone()));
+        }
+        self.modes
+            .own_dir(&self.dir)
+            .map_err(|e| self.store_err(e))?;
+        if std::fs::symlink_metadata(&path).is_ok() {
             return Err(NetError::VnetExists(vnet.id.clone()));
         }
         if self.list().iter().any(|v| v.bridge == vnet.bridge) {
             return Err(NetError::BridgeExists(vnet.bridge.clone()));
         }
-        let path = self.dir.join(&vnet.id);
         // Reserve the id first (two creations of one id: one wins).
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        self.modes
+            .open(&path, Create::New)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => NetError::VnetExists(vnet.id.clone()),
                 _ => self.store_err(e),
@@ -310,7 +332,7 @@ impl Vnets {
             ensure_bridge(&vnet.bridge).map(|_| ())
         };
         let saved = made.and_then(|()| {
-            crate::db::write_atomic(&path, format!("{}\n", vnet.to_sxp()).as_bytes())
+            crate::db::write_atomic(&path, format!("{}\n", vnet.to_sxp()).as_bytes(), self.modes)
                 .map_err(|e| self.store_err(std::io::Error::other(e.to_string())))
         });
         if saved.is_err() {
@@ -329,7 +351,7 @@ impl Vnets {
         if bridge_exists(&vnet.bridge) {
             delete_bridge(&vnet.bridge)?;
         }
-        std::fs::remove_file(self.dir.join(id)).map_err(|e| self.store_err(e))?;
+        std::fs::remove_file(self.path(id)?).map_err(|e| self.store_err(e))?;
         Ok(vnet)
     }
 }
@@ -353,7 +375,14 @@ mod tests {
             "(vnet (bridge b))",
             "(vif (id 1))",
             "(vnet (id ../x))",
+            "(vnet (id ..))",
+            "(vnet (id -help))",
+            "(vnet (id a/b))",
+            "(vnet (id .x))",
             "(vnet (id 1) (bridge has/slash))",
+            "(vnet (id 1) (bridge -help))",
+            "(vnet (id 1) (bridge ..))",
+            "(vnet (id 1) (bridge a:b))",
             "(vnet (id 1) (colour red))",
             "(vnet (id 1",
         ] {
@@ -367,5 +396,55 @@ mod tests {
         assert!(!valid_bridge("a-name-longer-than-15"));
         assert!(!valid_bridge("a b"));
         assert!(!valid_bridge(""));
+        assert!(valid_bridge("br-0.1_x"));
+        assert!(valid_bridge(&"b".repeat(15)));
+        for bad in [
+            "-help", "-", ".", "..", "a/b", "a:b", "a\tb", "a\nb", "br\u{e9}",
+        ] {
+            assert!(!valid_bridge(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_vnet_store_stays_in_its_directory_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Vnets::new(dir.path(), FileModes::default());
+        for bad in ["../x", "..", "a/b", "-x", ""] {
+            assert!(
+                matches!(store.path(bad), Err(NetError::BadId { .. })),
+                "{bad:?}"
+            );
+            assert!(
+                matches!(store.get(bad), Err(NetError::NoVnet(_))),
+                "{bad:?}"
+            );
+        }
+        let p = store.path("1010").unwrap();
+        assert_eq!(p.parent(), Some(dir.path().join("vnet").as_path()));
+        store.modes.own_dir(&store.dir).unwrap();
+        crate::db::write_atomic(&p, b"(vnet (id 1010))\n", store.modes).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(&store.dir), 0o700);
+        assert_eq!(store.get("1010").unwrap().bridge, "vnet1010");
+    }
+
+    proptest::proptest! {
+        /// Whatever id a client sends, a vnet record path xend accepts is a
+        /// direct child of `<dbroot>/vnet`.
+        #[test]
+        fn vnet_paths_stay_in_the_store(
+            id in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-z0-9./\\-+: \\n\\x00]{0,8}",
+            ]
+        ) {
+            let store = Vnets::new(Path::new("/var/lib/xen/xend-db"), FileModes::default());
+            if let Ok(path) = store.path(&id) {
+                proptest::prop_assert_eq!(path.parent(), Some(store.dir.as_path()));
+                proptest::prop_assert_eq!(path.file_name().and_then(|f| f.to_str()), Some(id.as_str()));
+            }
+        }
     }
 }

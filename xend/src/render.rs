@@ -181,7 +181,8 @@ pub fn domain_full(dom: &Domain) -> (DomainStats, Value) {
     (stats, v)
 }
 
-/// The DB record: the domain sxpr plus `(restart_time T)` when restarted and
+/// The DB record: the domain sxpr plus `(lifetime STAMP)` (its console log's
+/// lifetime, see [`crate::console`]), `(restart_time T)` when restarted and
 /// `(phase restarting)` while a restart is under way (so a restart cut short
 /// by a crash of xend is finished when xend starts again).
 pub fn db_record(dom: &Domain, st: &DomState) -> Value {
@@ -189,6 +190,7 @@ pub fn db_record(dom: &Domain, st: &DomState) -> Value {
     let mut v = domain_sxp(&stats, Some(&dom.console.info()), Some(st.config.to_sxp()));
     if let Value::List(items) = &mut v {
         let at = items.len() - 1;
+        items.insert(at, Value::pair("lifetime", dom.console.lifetime));
         if st.phase == Phase::Restarting {
             items.insert(at, Value::pair("phase", "restarting"));
         }

@@ -83,6 +83,7 @@ mod tests {
             state_dir: dir.join("state"),
             save_dir: dir.join("state/save"),
             confinement: Default::default(),
+            file_modes: Default::default(),
             vmm_path: "vmm".into(),
             token: token.map(|t| Arc::new(t.to_string())),
             token_file: dir.join("token"),

@@ -58,6 +58,9 @@ pub struct Settings {
     /// Where disks, kernels and ramdisks may come from (`disk-dirs`,
     /// `kernel-dirs`).
     pub confinement: crate::supervisor::confine::Confinement,
+    /// Modes (and group) of every file and directory xend creates
+    /// ([`crate::fsutil`]): 0700/0600, or 0750/0640 and the admin group.
+    pub file_modes: crate::fsutil::FileModes,
     /// The VMM binary.
     pub vmm_path: PathBuf,
     /// Bearer token guarding every TCP listener (API, event port, consoles);
@@ -117,6 +120,14 @@ impl Settings {
                 c.disk_dirs.clone(),
                 c.kernel_dirs.clone(),
             ),
+            file_modes: match admin_gid {
+                Some(gid) => crate::fsutil::FileModes {
+                    dir: 0o750,
+                    file: 0o640,
+                    gid: Some(gid),
+                },
+                None => crate::fsutil::FileModes::default(),
+            },
             vmm_path: c.vmm_path.clone(),
             token: None,
             token_file: c.token_file.clone(),

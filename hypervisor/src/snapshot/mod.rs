@@ -587,6 +587,7 @@ fn write_image(
         .create(true)
         .truncate(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(tmp)
         .map_err(file_err("create", tmp))?;
     let flags = if was_paused { FLAG_PAUSED } else { 0 };

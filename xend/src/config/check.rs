@@ -20,25 +20,83 @@ pub const MAX_CPU: i64 = 4095;
 /// Largest credit-scheduler weight.
 pub const MAX_CPU_WEIGHT: u32 = 65535;
 
-/// Whether `name` is a valid domain name: 1 to 64 characters, letters, digits and
-/// `_-.:/+`, not starting with a digit (the reference's rule).
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.chars().count() <= MAX_NAME_LEN
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.:/+".contains(c))
+/// Why a name is refused by [`check_file_name`] or [`check_domain_name`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Nothing given.
+    #[error("it is empty")]
+    Empty,
+    /// Over [`MAX_NAME_LEN`] characters.
+    #[error("it is longer than {MAX_NAME_LEN} characters")]
+    TooLong,
+    /// A character outside the allowed set (`/`, whitespace, controls, ...).
+    #[error("{0:?} is not allowed")]
+    BadChar(char),
+    /// `.`, `..`, or `..` inside (a path, not a name).
+    #[error("'..' and a lone '.' are not allowed")]
+    Dots,
+    /// A leading `-` (it would read as an option to a command).
+    #[error("it starts with '-'")]
+    LeadingDash,
+    /// A leading `.` (a hidden file, and the DB's temp-file prefix).
+    #[error("it starts with '.'")]
+    LeadingDot,
+    /// A leading digit (a domain name would read as a domain id).
+    #[error("it starts with a digit")]
+    LeadingDigit,
 }
 
-pub(crate) fn name(found: &str, name: &str) -> Result<(), String> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid vm name: a name is 1 to {MAX_NAME_LEN} letters, digits and _-.:/+, not starting with a digit, found {found}"
-        ))
+/// The one rule for every client-chosen name that becomes a file name (domain
+/// names, vnet ids): 1 to 64 characters, each a letter, digit or one of
+/// `_-.:+` (so no `/`, whitespace or control characters), not starting with
+/// `-` or `.`, and no `..` anywhere. Such a name is always exactly one normal
+/// path component: `dir.join(name)` stays directly inside `dir`.
+pub fn check_file_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
     }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(NameError::TooLong);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_-.:+".contains(*c)))
+    {
+        return Err(NameError::BadChar(c));
+    }
+    if name.contains("..") || name == "." {
+        return Err(NameError::Dots);
+    }
+    if name.starts_with('-') {
+        return Err(NameError::LeadingDash);
+    }
+    if name.starts_with('.') {
+        return Err(NameError::LeadingDot);
+    }
+    Ok(())
+}
+
+/// A domain name: [`check_file_name`], and not starting with a digit (the
+/// reference's rule: `lookup` tries names first, then ids).
+pub fn check_domain_name(name: &str) -> Result<(), NameError> {
+    check_file_name(name)?;
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(NameError::LeadingDigit);
+    }
+    Ok(())
+}
+
+/// Whether `name` is a valid domain name ([`check_domain_name`]).
+pub fn valid_name(name: &str) -> bool {
+    check_domain_name(name).is_ok()
+}
+
+/// How the name rule reads in messages.
+pub const NAME_RULE: &str = "a name is 1 to 64 letters, digits and _-.:+, not starting with a digit, '-' or '.', without '..'";
+
+pub(crate) fn name(found: &str, name: &str) -> Result<(), String> {
+    check_domain_name(name)
+        .map_err(|why| format!("invalid vm name: {why}; {NAME_RULE}, found {found}"))
 }
 
 pub(crate) fn memory(key: &str, mib: u64) -> Result<(), String> {
@@ -155,4 +213,84 @@ pub(crate) fn ip(s: &str) -> Result<(), String> {
     s.parse::<IpAddr>()
         .map(|_| ())
         .map_err(|_| format!("a vif's ip must be an IP address (e.g. 10.0.0.2), found {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::{Component, Path};
+
+    /// What "stays inside its directory" means for one accepted name.
+    fn assert_inside(name: &str) -> Result<(), TestCaseError> {
+        let dir = Path::new("/var/lib/xen/xend-db/config");
+        let joined = dir.join(name);
+        prop_assert_eq!(joined.parent(), Some(dir), "{:?} left its directory", name);
+        prop_assert!(joined.starts_with(dir));
+        prop_assert_eq!(joined.file_name().and_then(|f| f.to_str()), Some(name));
+        prop_assert!(!name.contains('/'));
+        let parts: Vec<Component> = Path::new(name).components().collect();
+        prop_assert_eq!(parts.len(), 1, "{:?} is not one component", name);
+        prop_assert!(matches!(parts[0], Component::Normal(_)), "{:?}", name);
+        for c in joined.components() {
+            prop_assert!(
+                !matches!(c, Component::ParentDir | Component::CurDir),
+                "{:?} has a . or .. component",
+                name
+            );
+        }
+        prop_assert!(!name.starts_with('-') && !name.chars().any(char::is_control));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn accepted_names_stay_inside_their_directory(
+            name in prop_oneof![
+                any::<String>(),
+                // The characters that make paths and options, densely.
+                "[a-z0-9./+:_ \\-\n\t\x00\x1b]{0,8}",
+                "(\\.\\.|\\.|/|-|a|1|:){1,6}",
+            ]
+        ) {
+            if check_file_name(&name).is_ok() {
+                assert_inside(&name)?;
+            }
+            if check_domain_name(&name).is_ok() {
+                prop_assert!(check_file_name(&name).is_ok());
+                assert_inside(&name)?;
+            }
+        }
+    }
+
+    #[track_caller]
+    fn check(name: &str, want: Result<(), NameError>) {
+        assert_eq!(check_domain_name(name), want, "{name:?}");
+    }
+
+    #[test]
+    fn the_name_rule() {
+        check("Domain-0", Ok(()));
+        check("web1.example.com:8+x_y", Ok(()));
+        check(&"a".repeat(64), Ok(()));
+        check("", Err(NameError::Empty));
+        check(&"a".repeat(65), Err(NameError::TooLong));
+        check("../../../../srv/victim.txt", Err(NameError::BadChar('/')));
+        check("a/b", Err(NameError::BadChar('/')));
+        check("..", Err(NameError::Dots));
+        check(".", Err(NameError::Dots));
+        check("a..b", Err(NameError::Dots));
+        check("-help", Err(NameError::LeadingDash));
+        check(".hidden", Err(NameError::LeadingDot));
+        check("1abc", Err(NameError::LeadingDigit));
+        check("a b", Err(NameError::BadChar(' ')));
+        check("a\nb", Err(NameError::BadChar('\n')));
+        check("a\0b", Err(NameError::BadChar('\0')));
+        check("caf\u{e9}", Err(NameError::BadChar('\u{e9}')));
+        // Vnet ids may start with a digit; the rest is the same.
+        assert_eq!(check_file_name("1010"), Ok(()));
+        assert_eq!(check_file_name("-1"), Err(NameError::LeadingDash));
+    }
 }

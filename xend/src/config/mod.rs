@@ -19,7 +19,10 @@ mod xm;
 #[cfg(test)]
 mod tests;
 
-pub use check::{MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, valid_name};
+pub use check::{
+    MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, NAME_RULE, NameError,
+    check_domain_name, check_file_name, valid_name,
+};
 pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode};
 pub use error::ConfigError;
 pub use xend::{

@@ -104,8 +104,8 @@ fn xm_form() {
         "(vm (name a) (memory 64) (maxmem 64) (vcpus 1) (restart onreboot) (image (minios)))",
     );
     check(
-        "# a comment\n\n  name = \"web-1.x:y/z+\"   # trailing comment\nmemory = \"64\" ; \nvcpus=4\nmaxmem=96\nargs = 'hello world'\n",
-        "(vm (name 'web-1.x:y/z+') (memory 64) (maxmem 96) (vcpus 4) (restart onreboot) (image (minios (args 'hello world'))))",
+        "# a comment\n\n  name = \"web-1.x:y_z+\"   # trailing comment\nmemory = \"64\" ; \nvcpus=4\nmaxmem=96\nargs = 'hello world'\n",
+        "(vm (name 'web-1.x:y_z+') (memory 64) (maxmem 96) (vcpus 4) (restart onreboot) (image (minios (args 'hello world'))))",
     );
     check(
         "name='a'\nmemory=64\ncpu=-1\ncpu_weight=512\nconsole=9700\nrestart='never'\non_crash='preserve'\non_poweroff=\"restart\"\non_reboot='destroy'",
@@ -237,16 +237,16 @@ fn xm_errors_have_positions() {
     );
     check_err(
         "name = '1abc'\nmemory = 64",
-        "dom.cfg:1:8: invalid vm name: a name is 1 to 64 letters, digits and _-.:/+, not starting with a digit, found \"1abc\"",
+        "dom.cfg:1:8: invalid vm name: it starts with a digit; a name is 1 to 64 letters, digits and _-.:+, not starting with a digit, '-' or '.', without '..', found \"1abc\"",
     );
     check_err(
         "name = 'a b'\nmemory = 64",
-        "dom.cfg:1:8: invalid vm name: a name is 1 to 64 letters, digits and _-.:/+, not starting with a digit, found \"a b\"",
+        "dom.cfg:1:8: invalid vm name: ' ' is not allowed; a name is 1 to 64 letters, digits and _-.:+, not starting with a digit, '-' or '.', without '..', found \"a b\"",
     );
     check_err(
         &format!("name = '{}'\nmemory = 64", "a".repeat(65)),
         &format!(
-            "dom.cfg:1:8: invalid vm name: a name is 1 to 64 letters, digits and _-.:/+, not starting with a digit, found \"{}\"",
+            "dom.cfg:1:8: invalid vm name: it is longer than 64 characters; a name is 1 to 64 letters, digits and _-.:+, not starting with a digit, '-' or '.', without '..', found \"{}\"",
             "a".repeat(65)
         ),
     );
@@ -547,7 +547,15 @@ fn validate_checks_configs_built_in_code() {
     );
     assert!(
         valid_name("Domain-0")
-            && valid_name("a.b:c/d+e_f")
+            && valid_name("a.b:c-d+e_f")
+            && !valid_name("a/b")
+            && !valid_name("../x")
+            && !valid_name("-help")
+            && !valid_name(".")
+            && !valid_name(".hidden")
+            && !valid_name("a..b")
+            && !valid_name("a\nb")
+            && !valid_name("a\0b")
             && !valid_name("")
             && !valid_name("0a")
             && !valid_name("a b")
@@ -613,7 +621,7 @@ fn action() -> impl Strategy<Value = Option<ExitAction>> {
 
 prop_compose! {
     fn config()(
-        name in "[a-zA-Z_.:/+-][a-zA-Z0-9_.:/+-]{0,63}",
+        name in "[a-zA-Z_:+][a-zA-Z0-9_:+-]{0,30}(\\.[a-zA-Z0-9_:+-]{1,15}){0,2}",
         (memory, extra) in (MIN_MEMORY_MIB..=MAX_MEMORY_MIB).prop_flat_map(|m| (Just(m), 0..=MAX_MEMORY_MIB - m)),
         vcpus in 1..=MAX_VCPUS,
         cpu in proptest::option::of(0i64..=64),

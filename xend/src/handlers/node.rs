@@ -88,10 +88,10 @@ pub async fn dmesg_op(
         None => Err(ApiError::missing_op()),
         Some("clear") => {
             for log in vmm_logs(&state) {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(&log)
+                state
+                    .settings
+                    .file_modes
+                    .open(&log, crate::fsutil::Create::TruncateExisting)
                     .map_err(|e| {
                         ApiError::internal(format!("cannot clear {}: {e}", log.display()))
                     })?;

@@ -30,7 +30,7 @@ fn to_json(v: &Vnet) -> VnetJson {
 }
 
 fn store(state: &AppState) -> Vnets {
-    Vnets::new(&state.settings.dbroot)
+    Vnets::new(&state.settings.dbroot, state.settings.file_modes)
 }
 
 fn api_err(e: NetError) -> ApiError {
@@ -39,7 +39,7 @@ fn api_err(e: NetError) -> ApiError {
         NetError::VnetExists(_) | NetError::BridgeExists(_) | NetError::Busy(..) => {
             StatusCode::CONFLICT
         }
-        NetError::BadBridge(_) | NetError::BadId(_) | NetError::BadConfig(_) => {
+        NetError::BadBridge(_) | NetError::BadId { .. } | NetError::BadConfig(_) => {
             StatusCode::BAD_REQUEST
         }
         NetError::Ip { .. } | NetError::Store(..) => StatusCode::INTERNAL_SERVER_ERROR,

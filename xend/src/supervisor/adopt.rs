@@ -13,6 +13,7 @@ use hypervisor::control::proto::DomainInfo;
 use super::spawn::{self, VmmPaths};
 use super::{Domain, Phase, Supervisor};
 use crate::config::{DomainConfig, Image};
+use crate::console::Lifetime;
 use crate::vmm_client::VmmConn;
 
 /// How long a VMM found starting up may take to open its socket.
@@ -22,7 +23,7 @@ impl Supervisor {
     /// Re-adopt every running domain and clean stale records (xend start).
     pub async fn adopt_all(self: &Arc<Self>) {
         let vmm_dir = self.settings.state_dir.join("vmm");
-        let _ = std::fs::create_dir_all(&vmm_dir);
+        let _ = self.settings.file_modes.own_dir(&vmm_dir);
         let running = spawn::find_vmms(&vmm_dir);
         let (records, bad) = self.db.load_domains();
         for e in bad {
@@ -53,6 +54,12 @@ impl Supervisor {
                 .map(|(p, _)| *p)
                 .collect();
             let restart_time = rec.child_value("restart_time").and_then(|t| t.parse().ok());
+            // Records of an older xend have no lifetime: such a domain starts
+            // a new console log.
+            let lifetime = rec
+                .child_value("lifetime")
+                .and_then(|t| t.parse().ok())
+                .map_or(Lifetime::New, Lifetime::Continue);
             let port = rec
                 .child("console")
                 .and_then(|c| c.child_value("console_port"))
@@ -64,7 +71,7 @@ impl Supervisor {
                 tracing::warn!(
                     "domain {name} (id {domid}) was restarting when xend stopped; finishing the restart"
                 );
-                match self.resume_restart(domid, cfg, port).await {
+                match self.resume_restart(domid, cfg, port, lifetime).await {
                     Ok(()) => {
                         adopted.insert(domid);
                     }
@@ -79,14 +86,17 @@ impl Supervisor {
                 tracing::warn!(
                     "domain {name} (id {domid}): its VMM is gone (host reboot or crash); \
                      stale runtime record removed, config kept in {}",
-                    self.db.config_dir().join(&name).display()
+                    self.db.config_dir().display()
                 );
                 let _ = self.db.save_config(&name, &cfg.to_sxp());
                 let _ = self.db.remove_domain(domid);
                 paths.remove_stale();
                 continue;
             }
-            match self.adopt_one(domid, cfg, restart_time, port).await {
+            match self
+                .adopt_one(domid, cfg, restart_time, port, lifetime)
+                .await
+            {
                 Ok(()) => {
                     adopted.insert(domid);
                 }
@@ -119,7 +129,7 @@ impl Supervisor {
                         "VMM {pid} runs domain {} (id {domid}) without a DB record; adopting it",
                         info.name
                     );
-                    match self.adopt_one(domid, cfg, None, None).await {
+                    match self.adopt_one(domid, cfg, None, None, Lifetime::New).await {
                         Ok(()) => {
                             adopted.insert(domid);
                         }
@@ -139,12 +149,13 @@ impl Supervisor {
         cfg: DomainConfig,
         restart_time: Option<f64>,
         port: Option<u16>,
+        lifetime: Lifetime,
     ) -> Result<(), super::SupError> {
         if self.lookup(&cfg.name).is_some() {
             return Err(super::SupError::NameClash(cfg.name));
         }
         let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
-        let console = self.bind_console(port, domid, &cfg.name).await?;
+        let console = self.bind_console(port, domid, &cfg.name, lifetime).await?;
         let dom = Domain::new(
             domid,
             cfg,
@@ -214,15 +225,17 @@ impl Supervisor {
         true
     }
 
-    /// Start a new instance of a domain whose restart was cut short.
+    /// Start a new instance of a domain whose restart was cut short (the
+    /// same domain: it keeps its console log).
     async fn resume_restart(
         self: &Arc<Self>,
         domid: u32,
         cfg: DomainConfig,
         port: Option<u16>,
+        lifetime: Lifetime,
     ) -> Result<(), super::SupError> {
         let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
-        let console = self.bind_console(port, domid, &cfg.name).await?;
+        let console = self.bind_console(port, domid, &cfg.name, lifetime).await?;
         let dom = Domain::new(
             domid,
             cfg,

@@ -68,12 +68,14 @@ impl Supervisor {
         // domain gets its devices back in their slots).
         let mut args = args;
         args.extend(self.device_args(&cfg)?);
-        std::fs::create_dir_all(dom.paths.socket.parent().expect("vmm dir")).map_err(|e| {
-            SupError::Spawn {
+        let vmm_dir = dom.paths.socket.parent().expect("vmm dir");
+        self.settings
+            .file_modes
+            .dir_all(vmm_dir)
+            .map_err(|e| SupError::Spawn {
                 name: dom.name.clone(),
                 why: format!("cannot create {}: {e}", dom.paths.socket.display()),
-            }
-        })?;
+            })?;
         dom.paths.remove_stale();
         let pid = spawn::spawn_with_env(&self.settings.vmm_path, &args, &env)
             .await

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::{DomainConfig, Image};
-use crate::console::{ConsoleError, ConsoleHub};
+use crate::console::{ConsoleError, ConsoleHub, Lifetime, LogSpec};
 use crate::db::Db;
 use crate::events::EventBus;
 use crate::settings::Settings;
@@ -312,7 +312,9 @@ impl Supervisor {
             )
         };
         let port = self.console_port(&cfg, id);
-        let console = self.bind_console(port, id, &cfg.name).await?;
+        let console = self
+            .bind_console(port, id, &cfg.name, Lifetime::New)
+            .await?;
         let phase = match launch {
             Launch::Incoming { .. } => Phase::Incoming,
             _ => Phase::Creating,
@@ -372,17 +374,20 @@ impl Supervisor {
             .unwrap_or_else(|| self.settings.console_base.saturating_add(id as u16))
     }
 
+    /// Listen on domain `id`'s console port; its log is the one of `lifetime`
+    /// (a new domain gets a new log: see [`crate::console`]).
     async fn bind_console(
         &self,
         port: u16,
         id: u32,
         name: &str,
+        lifetime: Lifetime,
     ) -> Result<Arc<ConsoleHub>, SupError> {
-        let log = self
-            .settings
-            .state_dir
-            .join("console")
-            .join(format!("{id}.log"));
+        let log = LogSpec {
+            dir: self.settings.state_dir.join("console"),
+            lifetime,
+            modes: self.settings.file_modes,
+        };
         Ok(ConsoleHub::bind(
             &self.settings.console_address,
             port,

@@ -1,9 +1,14 @@
 //! Saving a domain to an image and restoring one.
 //!
-//! Image names resolve inside `save-dir` (created mode 0700 on first use): a
-//! relative name is taken below it, an absolute path must lie in it, and the
-//! directory a name leads to is canonicalized (symlinks and `..` followed)
-//! before its prefix is checked, so nothing is written or read outside it.
+//! Image names resolve inside `save-dir` (xend's own directory, mode 0700): a
+//! relative name is taken below it, an absolute path must lie in it. A name
+//! whose `..`s climb out is refused before the filesystem is looked at; then
+//! the directory a name leads to is canonicalized (symlinks followed) before
+//! its prefix is checked, so nothing is written or read outside it.
+//!
+//! A restore that finds no image answers the same whatever the reason
+//! (missing, outside the save directory, not a regular file), so it cannot be
+//! used to learn whether some file outside the save directory exists.
 //! The VMM writes the image (`{"op":"save"}`) and then ends; a restore spawns
 //! `vmm --restore IMAGE`, which checks the whole image before it creates
 //! anything.
@@ -16,6 +21,7 @@ use hypervisor::snapshot::{self, SavedSpec};
 
 use super::{Domain, EXIT_GRACE, Launch, Phase, SupError, Supervisor, spawn};
 use crate::config::{DomainConfig, Image};
+use crate::fsutil::FileModes;
 use crate::vmm_client::{VmmConn, VmmError};
 
 /// How long the VMM may take to write an image.
@@ -33,6 +39,10 @@ pub enum PathError {
     /// The name does not end in a file name.
     #[error("{0} does not name a file")]
     NotAFile(String),
+    /// No image to restore under this name in `save-dir`, for whatever
+    /// reason (the one answer for missing files and names outside).
+    #[error("{0}: no such image in the save directory {1}")]
+    NoImage(String, String),
     /// The directory the name leads to does not exist or cannot be read.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
@@ -47,22 +57,16 @@ impl From<PathError> for SupError {
     }
 }
 
-/// Create `dir` (and its parents) with mode 0700 when missing; returns its
+/// Create `dir` (and its missing parents) with the directory mode of `modes`,
+/// and give an existing one that mode too (it is xend's own); returns its
 /// canonical path.
-pub fn ensure_save_dir(dir: &Path) -> Result<PathBuf, SupError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                SupError::Invalid(format!(
-                    "cannot create the save directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-    }
+pub fn ensure_save_dir(dir: &Path, modes: FileModes) -> Result<PathBuf, SupError> {
+    modes.own_dir(dir).map_err(|e| {
+        SupError::Invalid(format!(
+            "cannot create the save directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     dir.canonicalize().map_err(|e| {
         SupError::Invalid(format!(
             "cannot use the save directory {}: {e}",
@@ -71,11 +75,30 @@ pub fn ensure_save_dir(dir: &Path) -> Result<PathBuf, SupError> {
     })
 }
 
+/// `save_dir.join(name)` with `.` and `..` resolved lexically (no filesystem
+/// access), if it stays strictly inside `save_dir`.
+fn lexically_inside(save_dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in save_dir.join(name).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    (out.starts_with(save_dir) && out != save_dir).then_some(out)
+}
+
 /// Where image `name` goes in `save_dir` (canonical): the canonical parent
 /// directory (which must exist inside `save_dir`) joined with the file name.
 pub fn resolve_for_save(save_dir: &Path, name: &str) -> Result<PathBuf, PathError> {
     if name.trim().is_empty() {
         return Err(PathError::Empty);
+    }
+    if lexically_inside(save_dir, name).is_none() {
+        return Err(outside(name, save_dir));
     }
     let joined = save_dir.join(name);
     let file = match joined.components().next_back() {
@@ -109,22 +132,19 @@ pub fn resolve_for_save(save_dir: &Path, name: &str) -> Result<PathBuf, PathErro
 }
 
 /// The existing image `name` in `save_dir` (canonical, symlinks followed):
-/// it must be a regular file inside `save_dir`.
+/// it must be a regular file inside `save_dir`. Every way of not finding one
+/// is the same [`PathError::NoImage`] (no existence oracle), and a name that
+/// climbs out of `save_dir` is refused without looking at the filesystem.
 pub fn resolve_for_restore(save_dir: &Path, name: &str) -> Result<PathBuf, PathError> {
     if name.trim().is_empty() {
         return Err(PathError::Empty);
     }
-    let path = save_dir
-        .join(name)
-        .canonicalize()
-        .map_err(|e| PathError::Io(name.to_string(), e))?;
-    if !path.starts_with(save_dir) {
-        return Err(outside(name, save_dir));
+    let no_image = || PathError::NoImage(name.to_string(), save_dir.display().to_string());
+    let inside = lexically_inside(save_dir, name).ok_or_else(no_image)?;
+    match inside.canonicalize() {
+        Ok(path) if path.starts_with(save_dir) && path.is_file() => Ok(path),
+        _ => Err(no_image()),
     }
-    if !path.is_file() {
-        return Err(PathError::NotAFile(name.to_string()));
-    }
-    Ok(path)
 }
 
 fn outside(name: &str, save_dir: &Path) -> PathError {
@@ -169,7 +189,7 @@ pub fn restored_config(kept: Option<DomainConfig>, spec: &SavedSpec) -> DomainCo
 impl Supervisor {
     /// The canonical `save-dir`, created (0700) when missing.
     pub fn save_dir(&self) -> Result<PathBuf, SupError> {
-        ensure_save_dir(&self.settings.save_dir)
+        ensure_save_dir(&self.settings.save_dir, self.settings.file_modes)
     }
 
     /// Save `dom` to image `name` (inside `save-dir`); the domain ends once
@@ -239,8 +259,9 @@ impl Supervisor {
         let spec = tokio::task::spawn_blocking(move || read_image_spec(&p, &n))
             .await
             .map_err(|e| SupError::Invalid(format!("cannot read the image: {e}")))??;
-        let kept = std::fs::read_to_string(self.db.config_dir().join(&spec.name))
-            .ok()
+        let kept = self
+            .db
+            .load_config(&spec.name)
             .and_then(|t| DomainConfig::parse(&t, "kept config").ok());
         let cfg = restored_config(kept, &spec);
         tracing::info!(
@@ -313,7 +334,7 @@ mod tests {
     #[test]
     fn names_resolve_inside_the_save_dir_only() {
         let root = tempfile::tempdir().unwrap();
-        let dir = ensure_save_dir(&root.path().join("save")).unwrap();
+        let dir = ensure_save_dir(&root.path().join("save"), FileModes::default()).unwrap();
         std::fs::create_dir(dir.join("sub")).unwrap();
         std::os::unix::fs::symlink(root.path(), dir.join("out")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join("pw")).unwrap();
@@ -342,6 +363,32 @@ mod tests {
         );
         for bad in ["pw", "../save/../x", "/etc/passwd", "sub", "missing", ""] {
             assert!(resolve_for_restore(&dir, bad).is_err(), "{bad:?} accepted");
+        }
+        // No existence oracle: a file that exists outside, one that does not,
+        // a missing one inside, a symlink out and a directory all answer alike.
+        let shown = dir.display().to_string();
+        let outside_file = root.path().join("exists.img");
+        std::fs::write(&outside_file, "x").unwrap();
+        for (name, kind) in [
+            (outside_file.display().to_string(), "existing outside"),
+            (
+                root.path().join("nope.img").display().to_string(),
+                "missing outside",
+            ),
+            ("../exists.img".to_string(), "existing outside, relative"),
+            ("../nope.img".to_string(), "missing outside, relative"),
+            ("missing.img".to_string(), "missing inside"),
+            ("pw".to_string(), "symlink out"),
+            ("sub".to_string(), "directory"),
+        ] {
+            let e = SupError::from(resolve_for_restore(&dir, &name).unwrap_err()).to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "Invalid parameter: file: {name}: no such image in the save directory {shown}"
+                ),
+                "{kind}"
+            );
         }
         let e = SupError::from(resolve_for_save(&dir, "/tmp/x").unwrap_err()).to_string();
         assert!(

@@ -1024,7 +1024,7 @@ fn destroy_confirm(targets: Vec<Target>) -> Confirm {
 pub const NEW_TEMPLATE: &str = r#"# New domain. Edit, save and quit to create it; leave it unchanged to cancel.
 # Lines are `key = value`; strings in quotes; `#` starts a comment.
 
-# Name: letters, digits and _-.:/+ ; must not start with a digit.
+# Name: letters, digits and _-.:+ ; must not start with a digit, - or . (no ..).
 name = "newdom"
 
 # Memory target and maximum, MiB.
