@@ -1109,6 +1109,7 @@ impl EventPort {
         }
     }
 }
+pub mod browser;
 pub mod golden;
 pub mod netns;
 pub mod pty;

@@ -88,6 +88,8 @@ pub struct Destination {
     pub host: String,
     /// The xend's HTTP port.
     pub port: u16,
+    /// Whether its API speaks HTTPS (`https://HOST:PORT` was given).
+    pub tls: bool,
 }
 
 impl Destination {
@@ -96,6 +98,11 @@ impl Destination {
     pub fn parse(text: &str, port: Option<u16>) -> Result<Destination, PeerError> {
         let bad = || PeerError::BadDestination(text.to_string());
         let t = text.trim();
+        let (tls, t) = match t.strip_prefix("https://") {
+            Some(rest) => (true, rest),
+            None => (false, t.strip_prefix("http://").unwrap_or(t)),
+        };
+        let t = t.trim_end_matches('/');
         let (host, p) = if let Some(rest) = t.strip_prefix('[') {
             let (h, after) = rest.split_once(']').ok_or_else(bad)?;
             match after.strip_prefix(':') {
@@ -120,6 +127,7 @@ impl Destination {
         Ok(Destination {
             host: host.to_string(),
             port,
+            tls,
         })
     }
 
@@ -137,6 +145,7 @@ impl Destination {
 struct Peer {
     http: reqwest::Client,
     dest: String,
+    scheme: &'static str,
     token: Option<String>,
 }
 
@@ -153,6 +162,7 @@ impl Peer {
         Ok(Peer {
             http,
             dest: dest.authority(),
+            scheme: if dest.tls { "https" } else { "http" },
             token,
         })
     }
@@ -163,7 +173,7 @@ impl Peer {
         path: &str,
         form: &[(&str, &str)],
     ) -> Result<T, PeerError> {
-        let url = format!("http://{}/xend/{path}", self.dest);
+        let url = format!("{}://{}/xend/{path}", self.scheme, self.dest);
         let mut req = self
             .http
             .post(&url)
@@ -502,6 +512,7 @@ mod tests {
         let d = |h: &str, p| Destination {
             host: h.into(),
             port: p,
+            tls: false,
         };
         assert_eq!(Destination::parse("h", None).unwrap(), d("h", 8000));
         assert_eq!(Destination::parse("h", Some(9)).unwrap(), d("h", 9));
@@ -510,6 +521,9 @@ mod tests {
             d("10.0.0.2", 8002)
         );
         assert_eq!(Destination::parse("[::1]:7", None).unwrap(), d("::1", 7));
+        assert_eq!(Destination::parse("http://h:7/", None).unwrap(), d("h", 7));
+        let tls = Destination::parse("https://h:8443", None).unwrap();
+        assert_eq!((tls.tls, tls.authority()), (true, "h:8443".into()));
         assert_eq!(
             Destination::parse("[::1]", None).unwrap().authority(),
             "[::1]:8000"
