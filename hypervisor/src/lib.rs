@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod devices;
 pub mod domain;
 pub mod guest_args;
+pub mod heap;
 pub mod kick;
 pub mod kvm_check;
 pub mod loader;

@@ -103,12 +103,33 @@ async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
         })
 }
 
-/// Raise the open-file limit to its hard maximum (three sockets per domain).
-fn raise_nofile() {
+/// Raise the open-file limit to its hard maximum (three sockets per domain)
+/// and return it.
+fn raise_nofile() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Err(_) => 1024,
     }
+}
+
+/// The connection cap per listener: as configured, but never more than a
+/// quarter of the open-file limit each, so the API's two listeners leave
+/// half of the descriptors to domains (consoles, control sockets) and files.
+fn connection_cap(configured: usize, nofile: u64) -> usize {
+    let quarter = usize::try_from(nofile / 4).unwrap_or(usize::MAX).max(16);
+    if configured > quarter {
+        tracing::warn!(
+            "xend-max-connections {configured} lowered to {quarter}: the open-file limit is {nofile}"
+        );
+    }
+    configured.min(quarter)
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -142,7 +163,8 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     if let Some(pid) = running_pid(&settings) {
         return Err(DaemonError::Running(pid));
     }
-    raise_nofile();
+    let nofile = raise_nofile();
+    settings.max_connections = connection_cap(settings.max_connections, nofile);
     match settings.tcp_auth {
         crate::config::TcpAuth::Token => {
             let token = crate::token::load_or_create(&settings.token_file, settings.admin_gid)?;
@@ -214,17 +236,22 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         stopping: stopping.clone(),
     };
     let app = crate::router::app(state);
+    let limits = crate::listen::Limits {
+        max_connections: settings.max_connections,
+        header_timeout: settings.header_timeout,
+        body_timeout: settings.body_timeout,
+    };
     let tcp = tokio::spawn(crate::listen::serve_tcp(
         listener,
         tls,
         app.clone(),
-        settings.max_connections,
+        limits,
         stopping.clone(),
     ));
     let local = tokio::spawn(crate::listen::serve_unix(
         unix,
         app,
-        settings.max_connections,
+        limits,
         stopping.clone(),
     ));
     shutdown_signal().await;

@@ -18,8 +18,10 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-/// How long a client may take to send a request's header.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The header timeout while more than half of the connection slots are in
+/// use (when shorter than the configured one): slow clients are shed faster
+/// when they crowd out others.
+pub const BUSY_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections may take to finish once xend stops.
@@ -170,11 +172,84 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// How a listener bounds its connections (from `xend-max-connections`,
+/// `xend-header-timeout`, `xend-body-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a request header may take, and a kept-alive connection idle.
+    pub header_timeout: Duration,
+    /// How long a request body may take, from its header on.
+    pub body_timeout: Duration,
+}
+
 /// What every connection of one listener shares.
 #[derive(Clone)]
 struct Shared {
     app: Router,
     slots: Arc<Semaphore>,
+    limits: Limits,
+    burst: Arc<Burst>,
+}
+
+/// Connections open now and the most open since the heap was last trimmed:
+/// when a burst (e.g. a slowloris) has mostly gone, its memory goes back to
+/// the system instead of staying in the allocator.
+#[derive(Default)]
+struct Burst {
+    open: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+/// Bursts smaller than this are not worth a trim.
+const BURST: usize = 64;
+
+impl Burst {
+    fn opened(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.open.fetch_add(1, Relaxed) + 1;
+        self.peak.fetch_max(now, Relaxed);
+    }
+
+    fn closed(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.open.fetch_sub(1, Relaxed) - 1;
+        let peak = self.peak.load(Relaxed);
+        if peak >= BURST
+            && now * 4 <= peak
+            && self
+                .peak
+                .compare_exchange(peak, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            tokio::task::spawn_blocking(hypervisor::heap::release_free_memory);
+        }
+    }
+}
+
+impl Shared {
+    fn new(app: Router, limits: Limits) -> Shared {
+        let max = limits.max_connections.max(1);
+        Shared {
+            app,
+            slots: Arc::new(Semaphore::new(max)),
+            limits: Limits {
+                max_connections: max,
+                ..limits
+            },
+            burst: Arc::default(),
+        }
+    }
+
+    /// The header timeout for a connection accepted now.
+    fn header_timeout(&self) -> Duration {
+        if self.slots.available_permits() * 2 < self.limits.max_connections {
+            self.limits.header_timeout.min(BUSY_HEADER_TIMEOUT)
+        } else {
+            self.limits.header_timeout
+        }
+    }
 }
 
 /// Serve `app` on the TCP `listener` (TLS when `tls` is given) until
@@ -184,16 +259,13 @@ pub async fn serve_tcp(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
-    max_connections: usize,
+    limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let shared = Shared {
-        app,
-        slots: Arc::new(Semaphore::new(max_connections.max(1))),
-    };
+    let shared = Shared::new(app, limits);
     let graceful = GracefulShutdown::new();
     loop {
-        let Some(slot) = acquire(&shared.slots, &mut stopping).await else {
+        let Some(slot) = acquire(&shared, &mut stopping).await else {
             break;
         };
         let accepted = tokio::select! {
@@ -213,11 +285,13 @@ pub async fn serve_tcp(
             tls: tls.is_some(),
         };
         let shared = shared.clone();
+        let timeout = shared.header_timeout();
         let watcher = graceful.watcher();
         match &tls {
             None => {
                 tokio::spawn(async move {
-                    connection(stream, peer, shared.app, watcher).await;
+                    let body = shared.limits.body_timeout;
+                    connection(stream, peer, shared.app, (timeout, body), watcher).await;
                     drop(slot);
                 });
             }
@@ -240,7 +314,8 @@ pub async fn serve_tcp(
                             return;
                         }
                     };
-                    connection(stream, peer, shared.app, watcher).await;
+                    let body = shared.limits.body_timeout;
+                    connection(stream, peer, shared.app, (timeout, body), watcher).await;
                     drop(slot);
                 });
             }
@@ -253,16 +328,13 @@ pub async fn serve_tcp(
 pub async fn serve_unix(
     listener: UnixListener,
     app: Router,
-    max_connections: usize,
+    limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let shared = Shared {
-        app,
-        slots: Arc::new(Semaphore::new(max_connections.max(1))),
-    };
+    let shared = Shared::new(app, limits);
     let graceful = GracefulShutdown::new();
     loop {
-        let Some(slot) = acquire(&shared.slots, &mut stopping).await else {
+        let Some(slot) = acquire(&shared, &mut stopping).await else {
             break;
         };
         let accepted = tokio::select! {
@@ -288,24 +360,40 @@ pub async fn serve_unix(
             }
         };
         let app = shared.app.clone();
+        let timeouts = (shared.header_timeout(), shared.limits.body_timeout);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            connection(stream, peer, app, watcher).await;
+            connection(stream, peer, app, timeouts, watcher).await;
             drop(slot);
         });
     }
     drain(graceful).await;
 }
 
-/// A free connection slot, or `None` once xend stops.
-async fn acquire(
-    slots: &Arc<Semaphore>,
-    stopping: &mut watch::Receiver<bool>,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    tokio::select! {
-        permit = slots.clone().acquire_owned() => permit.ok(),
-        _ = stopping.wait_for(|s| *s) => None,
+/// A connection's place among a listener's `max_connections`; given back
+/// (and counted out of the burst) when dropped.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    burst: Arc<Burst>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.burst.closed();
     }
+}
+
+/// A free connection slot, or `None` once xend stops.
+async fn acquire(shared: &Shared, stopping: &mut watch::Receiver<bool>) -> Option<Slot> {
+    let permit = tokio::select! {
+        permit = shared.slots.clone().acquire_owned() => permit.ok()?,
+        _ = stopping.wait_for(|s| *s) => return None,
+    };
+    shared.burst.opened();
+    Some(Slot {
+        _permit: permit,
+        burst: shared.burst.clone(),
+    })
 }
 
 /// Accepting failed (e.g. out of file descriptors): say so, at most once a
@@ -324,22 +412,80 @@ async fn accept_failed(e: &std::io::Error) {
 }
 
 /// Serve one HTTP/1.1 connection to its end (or until xend stops): every
-/// request carries `peer`.
-async fn connection<I>(io: I, peer: Peer, app: Router, watcher: Watcher)
-where
+/// request carries `peer`; `(header, body)` are its timeouts.
+async fn connection<I>(
+    io: I,
+    peer: Peer,
+    app: Router,
+    (header_timeout, body_timeout): (Duration, Duration),
+    watcher: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(|body| DeadlineBody::new(body, body_timeout));
         req.extensions_mut().insert(peer.clone());
         app.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!("connection ended: {e}");
+    }
+}
+
+/// A request body that fails once its deadline passes, so a client that
+/// announces a body and never sends it cannot hold a handler forever.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, limit: Duration) -> DeadlineBody {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+}
+
+/// The body did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(Duration);
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = hyper::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

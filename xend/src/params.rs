@@ -104,12 +104,26 @@ impl FromRequest<AppState> for Params {
         }
         let body = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| too_large(limit))?;
+            .map_err(|e| body_error(e, limit))?;
         if !body.is_empty() {
             add_form(&mut params, &body);
         }
         Ok(params)
     }
+}
+
+/// 413 when the body is over the limit, else 400 saying why it could not be
+/// read (e.g. it did not arrive in time).
+fn body_error(e: axum::Error, limit: usize) -> ApiError {
+    use std::error::Error;
+    let mut cur: Option<&(dyn Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return too_large(limit);
+        }
+        cur = err.source();
+    }
+    ApiError::bad_request(format!("Cannot read the request body: {e}"))
 }
 
 fn add_form(params: &mut Params, body: &Bytes) {

@@ -98,6 +98,8 @@ mod tests {
             server_names: vec!["xend.example".into()],
             event_inject_tcp: false,
             max_connections: 16,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
             min_restart_time: 20.0,
             max_request_bytes: 1024,
             vif_bridge: "xenbr0".into(),

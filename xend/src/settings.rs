@@ -83,6 +83,10 @@ pub struct Settings {
     pub event_inject_tcp: bool,
     /// Concurrent connections per listener.
     pub max_connections: usize,
+    /// How long a request header may take (and a kept-alive connection idle).
+    pub header_timeout: std::time::Duration,
+    /// How long a request body may take.
+    pub body_timeout: std::time::Duration,
     /// Minimum seconds between two restarts of a domain.
     pub min_restart_time: f64,
     /// Request body cap.
@@ -138,6 +142,8 @@ impl Settings {
             server_names: c.server_names.clone(),
             event_inject_tcp: c.event_inject_tcp,
             max_connections: c.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs_f64(c.header_timeout),
+            body_timeout: std::time::Duration::from_secs_f64(c.body_timeout),
             min_restart_time: c.min_restart_time,
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c

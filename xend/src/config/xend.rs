@@ -43,6 +43,8 @@ pub const XEND_KEYS: &[&str] = &[
     "xend-server-names",
     "xend-event-inject-tcp",
     "xend-max-connections",
+    "xend-header-timeout",
+    "xend-body-timeout",
     "min-restart-time",
     "max-request-bytes",
     "network-script",
@@ -119,7 +121,13 @@ pub struct XendConfig {
     pub server_names: Vec<String>,
     /// Whether TCP clients may `op=inject` events (`xend-event-inject-tcp`, no).
     pub event_inject_tcp: bool,
-    /// Concurrent connections served per listener (`xend-max-connections`, 512).
+    /// Seconds a client may take to send a request header, and a kept-alive
+    /// connection may stay idle (`xend-header-timeout`, 10).
+    pub header_timeout: f64,
+    /// Seconds a client may take to send a request body (`xend-body-timeout`, 30).
+    pub body_timeout: f64,
+    /// Concurrent connections served per listener (`xend-max-connections`, 4096;
+    /// at most half the open-file limit).
     pub max_connections: u32,
     /// Seconds that must pass between two restarts of a domain (`min-restart-time`, 20).
     pub min_restart_time: f64,
@@ -223,7 +231,9 @@ impl Default for XendConfig {
             tls_key: None,
             server_names: Vec::new(),
             event_inject_tcp: false,
-            max_connections: 512,
+            max_connections: 4096,
+            header_timeout: 10.0,
+            body_timeout: 30.0,
             min_restart_time: 20.0,
             max_request_bytes: 1 << 20,
             network_script: None,
@@ -316,6 +326,8 @@ impl XendConfig {
             yes_no(self.event_inject_tcp),
         ));
         items.push(Value::pair("xend-max-connections", self.max_connections));
+        items.push(Value::pair("xend-header-timeout", self.header_timeout));
+        items.push(Value::pair("xend-body-timeout", self.body_timeout));
         items.push(Value::pair("min-restart-time", self.min_restart_time));
         items.push(Value::pair("max-request-bytes", self.max_request_bytes));
         for (key, v) in [
@@ -510,7 +522,7 @@ impl XendConfig {
                     })?
                 }
                 "xend-max-connections" => {
-                    let n = whole("512")?;
+                    let n = whole("4096")?;
                     config.max_connections = u32::try_from(n)
                         .ok()
                         .filter(|n| (1..=100_000).contains(n))
@@ -519,6 +531,22 @@ impl XendConfig {
                                 "xend-max-connections must be between 1 and 100000, found {n}"
                             ))
                         })?;
+                }
+                "xend-header-timeout" | "xend-body-timeout" => {
+                    let secs = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| t.is_finite() && (0.1..=3600.0).contains(t))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "{key} must be a number of seconds between 0.1 and 3600, found {value:?}"
+                            ))
+                        })?;
+                    if key == "xend-header-timeout" {
+                        config.header_timeout = secs;
+                    } else {
+                        config.body_timeout = secs;
+                    }
                 }
                 "min-restart-time" => {
                     config.min_restart_time = value
