@@ -128,6 +128,11 @@ pub struct XendOptions {
     /// Directories allowed for disks and kernels besides the instance's own
     /// [`Xend::images_dir`] (written as `disk-dirs` and `kernel-dirs`).
     pub disk_dirs: Vec<PathBuf>,
+    /// `dbroot` (default `<dir>/db`), e.g. a small filesystem of the test's.
+    pub dbroot: Option<PathBuf>,
+    /// A command that runs xend (`PREFIX... xend --config F foreground`), e.g.
+    /// `nsenter -t PID -m --` to run it in a test's mount namespace.
+    pub command_prefix: Vec<String>,
 }
 
 impl Default for XendOptions {
@@ -141,6 +146,8 @@ impl Default for XendOptions {
             console_ports: 100,
             extra_config: String::new(),
             disk_dirs: Vec::new(),
+            dbroot: None,
+            command_prefix: Vec::new(),
         }
     }
 }
@@ -218,6 +225,8 @@ pub struct Xend {
     _console_locks: Vec<TcpListener>,
     token: Option<String>,
     http: reqwest::blocking::Client,
+    dbroot: PathBuf,
+    command_prefix: Vec<String>,
 }
 
 impl std::fmt::Debug for Xend {
@@ -314,7 +323,13 @@ impl Xend {
             _console_locks: Vec::new(),
             token: opts.token.clone(),
             http,
+            dbroot: PathBuf::new(),
+            command_prefix: opts.command_prefix.clone(),
         };
+        xend.dbroot = opts
+            .dbroot
+            .clone()
+            .unwrap_or_else(|| xend.dir.path().join("db"));
         for attempt in 0.. {
             let (console_base, locks) = reserve_console_ports(opts.console_ports);
             xend._console_locks = locks;
@@ -354,7 +369,10 @@ impl Xend {
             self.ports.console_base,
             d.join("log/xend.log").display(),
             opts.loglevel,
-            d.join("db").display(),
+            opts.dbroot
+                .clone()
+                .unwrap_or_else(|| d.join("db"))
+                .display(),
             d.join("state").display(),
             bin("vmm").display(),
             opts.min_restart_time,
@@ -398,7 +416,15 @@ impl Xend {
             .append(true)
             .open(self.dir.path().join("xend.out"))
             .expect("open xend.out");
-        let child = Command::new(bin("xend"))
+        let mut cmd = match self.command_prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("xend"));
+                c
+            }
+            None => Command::new(bin("xend")),
+        };
+        let child = cmd
             .arg("--config")
             .arg(self.config_path())
             .arg("foreground")
@@ -635,7 +661,7 @@ impl Xend {
 
     /// `dbroot` (persistent: `domain/<domid>`).
     pub fn db_dir(&self) -> PathBuf {
-        self.dir.path().join("db")
+        self.dbroot.clone()
     }
 
     /// The xend logfile.

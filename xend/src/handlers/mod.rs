@@ -33,9 +33,11 @@ impl From<SupError> for ApiError {
             SupError::Vmm { .. } => StatusCode::BAD_GATEWAY,
             SupError::Peer(PeerError::BadDestination(_)) => StatusCode::BAD_REQUEST,
             SupError::Peer(_) => StatusCode::BAD_GATEWAY,
+            // A full disk is the host's condition, not a client's mistake.
+            _ if crate::error::is_storage_full(&e) => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.to_string())
+        ApiError::new(status, crate::error::chain(&e))
     }
 }
 

@@ -82,7 +82,19 @@ impl Supervisor {
                 }
                 continue;
             }
-            if pids.is_empty() || !wait_socket(&paths, &pids).await {
+            if !pids.is_empty() && !wait_socket(&paths, &pids).await {
+                // A live VMM is never orphaned: its record, socket and id stay.
+                tracing::error!(
+                    "domain {name} (id {domid}): VMM {pids:?} runs but does not answer on {}; \
+                     its record, id and name are kept reserved (stop it with kill {})",
+                    paths.socket.display(),
+                    pids[0]
+                );
+                self.reserve_forever(domid, &name);
+                adopted.insert(domid);
+                continue;
+            }
+            if pids.is_empty() {
                 tracing::warn!(
                     "domain {name} (id {domid}): its VMM is gone (host reboot or crash); \
                      stale runtime record removed, config kept in {}",
@@ -116,6 +128,8 @@ impl Supervisor {
             }
             let paths = VmmPaths::new(&self.settings.state_dir, domid);
             if !wait_socket(&paths, &[*pid]).await {
+                self.reserve_forever(domid, "");
+                adopted.insert(domid);
                 continue;
             }
             let info = match VmmConn::connect(&paths.socket).await {
@@ -136,10 +150,20 @@ impl Supervisor {
                         Err(e) => tracing::error!("cannot adopt VMM {pid}: {e}"),
                     }
                 }
-                Err(e) => tracing::error!("VMM {pid} ({}) does not answer: {e}", sock.display()),
+                Err(e) => {
+                    tracing::error!("VMM {pid} ({}) does not answer: {e}", sock.display());
+                    self.reserve_forever(domid, "");
+                    adopted.insert(domid);
+                }
             }
         }
-        self.clean_stale_files(&adopted);
+        // Files of every live VMM stay, adopted or not.
+        let live: BTreeSet<u32> = running
+            .iter()
+            .filter_map(|(_, sock)| spawn::domid_of_socket(sock))
+            .chain(adopted.iter().copied())
+            .collect();
+        self.clean_stale_files(&live);
         tracing::info!("{} running domain(s) adopted", adopted.len());
     }
 
@@ -171,7 +195,15 @@ impl Supervisor {
             dom.console.close().await;
             return Err(e);
         }
-        self.save(&dom)?;
+        // The VMM is the truth: a record that cannot be written (a full
+        // disk) leaves the old one, and the domain adopted all the same.
+        if let Err(e) = self.save(&dom) {
+            tracing::error!(
+                "domain {} (id {domid}) adopted, but its record was not updated: {}",
+                dom.name,
+                crate::error::chain(&e)
+            );
+        }
         drop(_life);
         tracing::info!(
             "re-adopted domain {} (id {domid}), console on port {port}",
@@ -258,8 +290,19 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Remove VMM records and sockets in the state dir that belong to no live VMM.
-    fn clean_stale_files(&self, adopted: &BTreeSet<u32>) {
+    /// Keep `domid` (and `name`, when known) from ever being handed out
+    /// again by this xend: a live VMM holds them that xend cannot manage.
+    fn reserve_forever(&self, domid: u32, name: &str) {
+        let mut t = self.table();
+        t.reserved_ids.push(domid);
+        if !name.is_empty() {
+            t.reserved_names.push(name.to_string());
+        }
+    }
+
+    /// Remove VMM records and sockets in the state dir that belong to no live
+    /// VMM (`live`: the ids of every VMM process found, adopted or not).
+    fn clean_stale_files(&self, live: &BTreeSet<u32>) {
         let dir = self.settings.state_dir.join("vmm");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return;
@@ -274,7 +317,7 @@ impl Supervisor {
                 continue;
             };
             let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
-            if (ext == "json" || ext == "sock") && !adopted.contains(&id) {
+            if (ext == "json" || ext == "sock") && !live.contains(&id) {
                 tracing::warn!("removing stale VMM file {}", path.display());
                 let _ = std::fs::remove_file(&path);
             }

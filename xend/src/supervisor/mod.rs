@@ -292,6 +292,11 @@ impl Supervisor {
         launch: Launch,
     ) -> Result<Arc<Domain>, SupError> {
         self.check_host(&cfg, None)?;
+        // Ids any live VMM holds (managed or not) are never reused.
+        let max_running = spawn::live_domids(&self.settings.state_dir.join("vmm"))
+            .into_iter()
+            .max()
+            .unwrap_or(0);
         let (id, _res) = {
             let mut t = self.table();
             if t.doms.values().any(|d| d.name == cfg.name) || t.reserved_names.contains(&cfg.name) {
@@ -299,7 +304,7 @@ impl Supervisor {
             }
             let max_live = t.doms.keys().copied().max().unwrap_or(0);
             let max_res = t.reserved_ids.iter().copied().max().unwrap_or(0);
-            let id = max_live.max(max_res) + 1;
+            let id = max_live.max(max_res).max(max_running) + 1;
             t.reserved_names.push(cfg.name.clone());
             t.reserved_ids.push(id);
             (

@@ -229,6 +229,20 @@ pub fn find_vmms(dir: &Path) -> Vec<(u32, PathBuf)> {
     found
 }
 
+/// The domain id a VMM socket path names (`<state-dir>/vmm/<id>.sock`).
+pub fn domid_of_socket(sock: &Path) -> Option<u32> {
+    sock.file_stem()?.to_str()?.parse().ok()
+}
+
+/// Ids held by live VMM processes of this state dir, whether xend manages
+/// them or not: never handed out again.
+pub fn live_domids(dir: &Path) -> Vec<u32> {
+    find_vmms(dir)
+        .iter()
+        .filter_map(|(_, sock)| domid_of_socket(sock))
+        .collect()
+}
+
 /// Wait until `pid` is gone; SIGKILL it after `grace`. Returns true if it had
 /// to be killed.
 pub async fn wait_exit(pid: u32, grace: Duration) -> bool {
