@@ -30,5 +30,6 @@ bench:
 	$(CARGO) bench -p hypervisor --bench snapshot
 	$(CARGO) bench -p e2e --bench xend_api
 	$(CARGO) bench -p e2e --bench xend_save
+	$(CARGO) bench -p e2e --bench xend_soak
 	$(CARGO) bench -p console-client --bench console
 	./target/release/xtop-bench

@@ -32,11 +32,13 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(port: u16, path: &str, accept: &str) -> Conn {
+    fn new(port: u16, auth: &str, path: &str, accept: &str) -> Conn {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_nodelay(true).unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\n\r\n")
-            .into_bytes();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\nAccept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
         Conn {
             rd: BufReader::new(s.try_clone().unwrap()),
             wr: s,
@@ -49,6 +51,8 @@ impl Conn {
         self.wr.write_all(&self.request).unwrap();
         let mut len = 0usize;
         let mut line = String::new();
+        self.rd.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 200"), "xend answered {line}");
         loop {
             line.clear();
             self.rd.read_line(&mut line).unwrap();
@@ -71,7 +75,7 @@ impl Conn {
 }
 
 fn latency(xend: &Xend, path: &str, accept: &str, n: usize) -> (Duration, Duration, usize) {
-    let mut c = Conn::new(xend.api_port(), path, accept);
+    let mut c = Conn::new(xend.api_port(), &xend.authorization(), path, accept);
     let mut size = 0;
     for _ in 0..20 {
         size = c.get();
@@ -91,12 +95,14 @@ fn throughput(xend: &Xend, clients: usize, secs: f64) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let port = xend.api_port();
+    let auth = xend.authorization();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let stop = stop.clone();
             let count = count.clone();
+            let auth = auth.clone();
             std::thread::spawn(move || {
-                let mut c = Conn::new(port, "/xend/node", "application/json");
+                let mut c = Conn::new(port, &auth, "/xend/node", "application/json");
                 while !stop.load(Ordering::Relaxed) {
                     c.get();
                     count.fetch_add(1, Ordering::Relaxed);

@@ -103,6 +103,28 @@ async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
         })
 }
 
+/// Say so when the token would cross a network in clear: a plain-HTTP API,
+/// or consoles and the event port (always plain TCP), beyond loopback.
+fn warn_plain_listeners(settings: &Settings) {
+    use crate::settings::is_loopback;
+    if settings.tls.is_none() && !is_loopback(&settings.address) {
+        tracing::warn!(
+            "the API listens on {} in plain HTTP: tokens and domain data cross the network in clear; set xend-tls-cert and xend-tls-key",
+            settings.address
+        );
+    }
+    for (what, addr) in [
+        ("consoles", &settings.console_address),
+        ("the event port", &settings.event_address),
+    ] {
+        if !is_loopback(addr) {
+            tracing::warn!(
+                "{what} listen on {addr} in plain TCP (no TLS): the token and guest output cross the network in clear; keep them on 127.0.0.1 and reach them over SSH"
+            );
+        }
+    }
+}
+
 /// Raise the open-file limit to its hard maximum (three sockets per domain)
 /// and return it.
 fn raise_nofile() -> u64 {
@@ -185,6 +207,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         Some((cert, key)) => Some(crate::listen::tls_acceptor(cert, key)?),
         None => None,
     };
+    warn_plain_listeners(&settings);
     let listener = bind(&settings.address, settings.port).await?;
     let events_listener = bind(&settings.event_address, settings.event_port).await?;
     settings.port = listener

@@ -157,7 +157,12 @@ fn main() -> anyhow::Result<()> {
     let client = args
         .host
         .as_deref()
-        .map(|h| Client::new(h, std::env::var("XEND_TOKEN").ok()))
+        .map(|h| {
+            Client::connect(&xend::client::ClientOptions {
+                url: Some(h.to_owned()),
+                ..Default::default()
+            })
+        })
         .transpose()?;
     let mut created = Vec::new();
     if let (Some(c), Some(n)) = (&client, args.create) {
