@@ -133,6 +133,8 @@ pub struct XendOptions {
     /// A command that runs xend (`PREFIX... xend --config F foreground`), e.g.
     /// `nsenter -t PID -m --` to run it in a test's mount namespace.
     pub command_prefix: Vec<String>,
+    /// Extra environment for xend (e.g. `NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for XendOptions {
@@ -148,6 +150,7 @@ impl Default for XendOptions {
             disk_dirs: Vec::new(),
             dbroot: None,
             command_prefix: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -227,6 +230,7 @@ pub struct Xend {
     http: reqwest::blocking::Client,
     dbroot: PathBuf,
     command_prefix: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Xend {
@@ -325,6 +329,7 @@ impl Xend {
             http,
             dbroot: PathBuf::new(),
             command_prefix: opts.command_prefix.clone(),
+            env: opts.env.clone(),
         };
         xend.dbroot = opts
             .dbroot
@@ -425,6 +430,7 @@ impl Xend {
             None => Command::new(bin("xend")),
         };
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(self.config_path())
             .arg("foreground")

@@ -277,7 +277,9 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         limits,
         stopping.clone(),
     ));
+    crate::notify::notify("READY=1");
     shutdown_signal().await;
+    crate::notify::notify("STOPPING=1");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(tcp, local);
     event_task.abort();

@@ -45,6 +45,8 @@ pub mod negotiate;
 #[cfg(feature = "server")]
 pub mod network;
 #[cfg(feature = "server")]
+pub mod notify;
+#[cfg(feature = "server")]
 pub mod params;
 #[cfg(feature = "server")]
 pub mod render;
