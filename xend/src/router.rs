@@ -100,6 +100,7 @@ mod tests {
             max_connections: 16,
             min_restart_time: 20.0,
             max_request_bytes: 1024,
+            vmm_timeout: std::time::Duration::from_secs(2),
             vif_bridge: "xenbr0".into(),
         });
         let events = EventBus::new();

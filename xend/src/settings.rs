@@ -87,6 +87,8 @@ pub struct Settings {
     pub min_restart_time: f64,
     /// Request body cap.
     pub max_request_bytes: usize,
+    /// How long a VMM has to answer an ordinary request (`vmm-timeout`).
+    pub vmm_timeout: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
 }
@@ -139,6 +141,7 @@ impl Settings {
             event_inject_tcp: c.event_inject_tcp,
             max_connections: c.max_connections as usize,
             min_restart_time: c.min_restart_time,
+            vmm_timeout: std::time::Duration::from_secs_f64(c.vmm_timeout),
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c
                 .vif_bridge

@@ -144,8 +144,8 @@ fn sxp_form() {
          (device (vbd (uname phy:/dev/sdb) (dev xvdb) (mode r))) (device (vif (mac aa:00:00:00:00:02))))",
     );
     check(
-        "(vm (name a) (memory 64) (image (minios (args '-v'))) (cpu 3) (console 1) (vcpus 32) (maxmem 65536))",
-        "(vm (name a) (memory 64) (maxmem 65536) (cpu 3) (vcpus 32) (restart onreboot) (console 1) (image (minios (args -v))))",
+        "(vm (name a) (memory 64) (image (minios (args '-v'))) (cpu 3) (console 1) (vcpus 32) (maxmem 8192))",
+        "(vm (name a) (memory 64) (maxmem 8192) (cpu 3) (vcpus 32) (restart onreboot) (console 1) (image (minios (args -v))))",
     );
 }
 
@@ -196,11 +196,11 @@ fn xm_errors_have_positions() {
     );
     check_err(
         "name = 'a'\nmemory = 1",
-        "dom.cfg:2:10: memory must be between 2 and 65536 MiB, found 1",
+        "dom.cfg:2:10: memory must be between 2 and 8192 MiB, found 1",
     );
     check_err(
-        "name = 'a'\nmemory = 65537",
-        "dom.cfg:2:10: memory must be between 2 and 65536 MiB, found 65537",
+        "name = 'a'\nmemory = 8193",
+        "dom.cfg:2:10: memory must be between 2 and 8192 MiB, found 8193",
     );
     check_err(
         "name = 'a'\nmemory = 64\nmaxmem = 32",
@@ -416,7 +416,7 @@ fn sxp_errors_have_positions() {
     let e = DomainConfig::from_sxp(&sxp::parse("(vm (name a) (memory 1))").unwrap()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "<sxp>: memory must be between 2 and 65536 MiB, found 1"
+        "<sxp>: memory must be between 2 and 8192 MiB, found 1"
     );
 }
 

@@ -87,8 +87,9 @@ impl Supervisor {
                         why.trim_start_matches("vmm: ")
                     ))
                 }
-                // A disk another domain holds: the client's config is at fault.
-                _ if why.contains("is in use by another domain") => SupError::Invalid(format!(
+                // The VMM refused the config (a disk it cannot open or use,
+                // one another domain holds): the client's config is at fault.
+                _ if spawn::is_config_refusal(&why) => SupError::Invalid(format!(
                     "Invalid parameter: config: {}",
                     why.trim_start_matches("vmm: ")
                 )),
@@ -101,6 +102,7 @@ impl Supervisor {
             let mut st = dom.state();
             st.pid = Some(pid);
             st.live_memory = None;
+            st.unresponsive_since = None;
         }
         if matches!(launch, Launch::Incoming { .. }) {
             return Ok(());
@@ -355,12 +357,27 @@ impl Supervisor {
             w.abort();
         }
         let pid = dom.state().pid.take();
-        if let Err(e) = dom.request(&Request::Destroy).await {
-            tracing::debug!("domain {}: destroy: {e}", dom.name);
-        }
+        // A VMM already marked unresponsive is not asked: it gets SIGTERM,
+        // then SIGKILL, at once.
+        let answered = !dom.unresponsive()
+            && match dom.request(&Request::Destroy).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::debug!("domain {}: destroy: {e}", dom.name);
+                    !dom.unresponsive()
+                }
+            };
         *dom.ctl.lock().await = None;
         if let Some(pid) = pid {
-            spawn::wait_exit(pid, EXIT_GRACE).await;
+            let grace = if answered {
+                EXIT_GRACE
+            } else {
+                std::time::Duration::ZERO
+            };
+            match spawn::end_vmm(pid, &dom.paths.socket, grace).await {
+                spawn::Ending::Exited => {}
+                how => tracing::warn!("domain {} (id {}): VMM {pid} {how:?}", dom.name, dom.id),
+            }
         }
         // The instance's last words (e.g. "minios: reboot") reach the console.
         dom.console.finish_vmm(CONSOLE_DRAIN).await;

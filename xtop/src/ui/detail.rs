@@ -19,6 +19,14 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let [facts, graphs] =
         Layout::horizontal([Constraint::Length(44), Constraint::Min(10)]).areas(inner);
     let up = d.up_time as u64;
+    // "For how long" as of the snapshot the row came from.
+    let snapshot_time = app
+        .store
+        .hosts
+        .get(r.key.host)
+        .and_then(|h| h.snapshot.as_ref())
+        .map(|s| s.time)
+        .unwrap_or_default();
     let lines = [
         format!("state {}  restart {}", r.xentop_state(), d.restart),
         format!("memory {} MiB  maxmem {} MiB", d.memory, d.maxmem),
@@ -49,10 +57,14 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
                 .map(|v| format!(" ({} {})", v.dev, v.uname))
                 .unwrap_or_default()
         ),
-        d.shutdown_reason
-            .as_ref()
-            .map(|s| format!("shutdown: {s}"))
-            .unwrap_or_default(),
+        match d.unresponsive_note(snapshot_time) {
+            Some(note) => note,
+            None => d
+                .shutdown_reason
+                .as_ref()
+                .map(|s| format!("shutdown: {s}"))
+                .unwrap_or_default(),
+        },
     ];
     f.render_widget(Paragraph::new(lines.join("\n")).style(t.row), facts);
     let Some(h) = app.store.history.get(&r.key) else {
