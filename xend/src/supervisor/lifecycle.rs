@@ -367,7 +367,11 @@ impl Supervisor {
                     !dom.unresponsive()
                 }
             };
-        *dom.ctl.lock().await = None;
+        // A request still waiting on a hung VMM holds the connection until
+        // its deadline and drops it itself: do not wait for it.
+        if let Ok(mut ctl) = dom.ctl.try_lock() {
+            *ctl = None;
+        }
         if let Some(pid) = pid {
             let grace = if answered {
                 EXIT_GRACE
