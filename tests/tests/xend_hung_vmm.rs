@@ -99,7 +99,9 @@ fn a_stopped_vmm_is_marked_and_every_call_to_it_is_bounded() {
     assert!(took < DEADLINE + MARGIN, "GET hung took {took:?}");
     let v = wait_marked(&xend, "hung", true);
     let since = v["unresponsive_since"].as_f64().unwrap();
-    let last = v["last_answer"].as_f64().expect("the time it last answered");
+    let last = v["last_answer"]
+        .as_f64()
+        .expect("the time it last answered");
     assert!(last <= since, "{v}");
 
     // Marked: the hung domain, the other one and the bulk listing answer at once.
@@ -125,6 +127,7 @@ fn a_stopped_vmm_is_marked_and_every_call_to_it_is_bounded() {
     // SXP: `(unresponsive (since T) (last_answer T))` in the record.
     let sxp = xend.get("/xend/domain/hung").body;
     assert!(sxp.contains("(unresponsive (since "), "{sxp}");
+    assert!(sxp.contains(" (last_answer "), "{sxp}");
     let bulk = xend.get("/xend/domain?op=stats").body;
     assert_eq!(bulk.matches("(unresponsive (since ").count(), 1, "{bulk}");
 
@@ -264,7 +267,9 @@ fn memory_above_the_one_limit_is_a_400_with_its_position() {
 #[test]
 fn cpu_must_be_one_the_host_has() {
     let xend = Xend::start();
-    let nr = xend.get_json("/xend/node").json()["nr_cpus"].as_u64().unwrap();
+    let nr = xend.get_json("/xend/node").json()["nr_cpus"]
+        .as_u64()
+        .unwrap();
     let r = create_status(&xend, "name = 'pinned'\nmemory = 16\ncpu = 99\n");
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
@@ -286,7 +291,10 @@ fn configure_with_a_cpu_the_host_lacks_is_a_400() {
     let r = xend.act(
         "a",
         "configure",
-        &[("config", "(vm (name a) (memory 16) (cpu 99) (image (minios)))")],
+        &[(
+            "config",
+            "(vm (name a) (memory 16) (cpu 99) (image (minios)))",
+        )],
     );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("cpu: 99: this host has"), "{}", r.body);
@@ -308,7 +316,11 @@ fn a_disk_the_vmm_cannot_use_is_a_400_with_its_message() {
     );
     let r = create_status(&xend, &cfg);
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("is smaller than one 512-byte sector"), "{}", r.body);
+    assert!(
+        r.body.contains("is smaller than one 512-byte sector"),
+        "{}",
+        r.body
+    );
     assert!(xend.try_domain("tiny").is_none());
 
     // One it cannot open for writing (immutable; root included), where the

@@ -153,13 +153,11 @@ pub fn domain_sxp(d: &DomainStats, console: Option<&ConsoleInfo>, config: Option
     Value::List(items)
 }
 
-/// `(last_answer T)` when the VMM has answered, and `(unresponsive (since T)
-/// (last_answer T))` while it does not.
+/// `(unresponsive (since T) (last_answer T))` while the VMM does not answer;
+/// nothing while it does (a healthy domain's record is as before; JSON has
+/// `last_answer` always).
 fn health_sxp(d: &DomainStats) -> Vec<Value> {
     let mut items = Vec::new();
-    if let Some(t) = d.last_answer {
-        items.push(Value::pair("last_answer", t));
-    }
     if let Some(since) = d.unresponsive_since {
         let mut u = vec![Value::str("unresponsive"), Value::pair("since", since)];
         if let Some(t) = d.last_answer {
@@ -282,7 +280,7 @@ mod tests {
         let v = domain_sxp(&d, None, Some(Value::list([Value::str("vm")])));
         let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
         let n = heads.len();
-        assert_eq!(heads[n - 3..], ["last_answer", "unresponsive", "config"]);
+        assert_eq!(heads[n - 2..], ["unresponsive", "config"]);
         let u = v.child("unresponsive").unwrap();
         assert_eq!(u.child_value("since"), Some("102.5"));
         assert_eq!(u.child_value("last_answer"), Some("100.5"));
@@ -290,7 +288,11 @@ mod tests {
             unresponsive_since: None,
             ..d
         };
-        assert!(domain_sxp(&healthy, None, None).child("unresponsive").is_none());
+        assert!(
+            domain_sxp(&healthy, None, None)
+                .child("unresponsive")
+                .is_none()
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(2000);
 
 /// Set the deadline of every ordinary request (`vmm-timeout`; done once at start).
 pub fn set_request_timeout(timeout: Duration) {
-    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     REQUEST_TIMEOUT_MS.store(ms, Ordering::Relaxed);
 }
 
@@ -173,9 +175,18 @@ mod tests {
     #[test]
     fn timeouts_state_their_deadline_in_seconds() {
         let msg = |d| VmmError::Timeout(d).to_string();
-        assert_eq!(msg(Duration::from_secs(2)), "the VMM did not answer within 2 s");
-        assert_eq!(msg(Duration::from_millis(500)), "the VMM did not answer within 0.5 s");
-        assert_eq!(msg(Duration::from_secs(600)), "the VMM did not answer within 600 s");
+        assert_eq!(
+            msg(Duration::from_secs(2)),
+            "the VMM did not answer within 2 s"
+        );
+        assert_eq!(
+            msg(Duration::from_millis(500)),
+            "the VMM did not answer within 0.5 s"
+        );
+        assert_eq!(
+            msg(Duration::from_secs(600)),
+            "the VMM did not answer within 600 s"
+        );
     }
 
     #[tokio::test]
@@ -192,6 +203,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, VmmError::Timeout(d) if d == Duration::from_millis(200)));
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }

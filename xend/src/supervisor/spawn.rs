@@ -128,13 +128,17 @@ pub fn vmm_args(
 }
 
 /// What the VMM says when it refuses the config it was given (its disk
-/// errors, `hypervisor::devices::block::DiskError`, and its own checks,
-/// `BuildError::Invalid`), as opposed to failing by itself.
+/// errors, `hypervisor::devices::block::DiskError`; its kernel errors,
+/// `hypervisor::loader::LoadError`; its own checks, `BuildError::Invalid`),
+/// as opposed to failing by itself.
 const CONFIG_REFUSALS: &[&str] = &[
     "cannot open disk ",
     "is in use by another domain",
     "cannot read the size of disk ",
     "is smaller than one",
+    "cannot read kernel image ",
+    "is not an x86-64 ELF kernel",
+    "bytes; the limit is",
     "invalid domain: ",
 ];
 
@@ -349,6 +353,7 @@ mod tests {
             "vmm: disk /img/a.img is smaller than one 512-byte sector",
             "vmm: disk /img/a.img is in use by another domain (write lock); ...",
             "vmm: invalid domain: maxmem 9000 MiB is above the limit of 8192 MiB",
+            "vmm: kernel image /boot/x is not an x86-64 ELF kernel for this ABI (...)",
         ] {
             assert!(is_config_refusal(why), "{why}");
         }
@@ -394,7 +399,10 @@ mod tests {
 
     #[tokio::test]
     async fn end_vmm_leaves_a_process_that_is_not_the_vmm_alone() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let socket = Path::new("/nonexistent/vmm/1.sock");
         // Its command line names no such socket: never signalled.

@@ -57,15 +57,31 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
                 .map(|v| format!(" ({} {})", v.dev, v.uname))
                 .unwrap_or_default()
         ),
-        match d.unresponsive_note(snapshot_time) {
-            Some(note) => note,
-            None => d
-                .shutdown_reason
-                .as_ref()
-                .map(|s| format!("shutdown: {s}"))
-                .unwrap_or_default(),
-        },
+        d.shutdown_reason
+            .as_ref()
+            .map(|s| format!("shutdown: {s}"))
+            .unwrap_or_default(),
     ];
+    // Two short lines (the facts column is 44 wide) right under the state:
+    // they matter more than the facts the 7-line pane then cuts.
+    let hung = d.unresponsive_since.map(|since| {
+        let clock = |t: f64| xend::api::utc_clock(t).trim_end_matches(" UTC").to_owned();
+        let last = d
+            .last_answer
+            .map(|t| format!(", last answer {}", clock(t)))
+            .unwrap_or_default();
+        [
+            format!(
+                "VMM unresponsive for {:.0} s",
+                (snapshot_time - since).max(0.0)
+            ),
+            format!("since {}{last} UTC", clock(since)),
+        ]
+    });
+    let mut lines = lines.to_vec();
+    if let Some(hung) = hung {
+        lines.splice(1..1, hung);
+    }
     f.render_widget(Paragraph::new(lines.join("\n")).style(t.row), facts);
     let Some(h) = app.store.history.get(&r.key) else {
         return;
