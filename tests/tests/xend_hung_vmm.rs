@@ -11,7 +11,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use e2e::pty::Pty;
-use e2e::{STATE, Xend, wait_for};
+use e2e::{STATE, Xend, XendOptions, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -215,6 +215,37 @@ fn the_mark_clears_when_the_vmm_answers_again_and_xtop_shows_it() {
     assert_eq!(r.status, 200, "{}", r.body);
     pty.send(b"q");
     assert!(pty.wait_exit(STATE).success());
+}
+
+#[test]
+fn the_deadline_is_the_configured_one_and_the_message_says_it() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        extra_config: "(vmm-timeout 0.5)".into(),
+        ..XendOptions::default()
+    });
+    let dom = xend.create("(vm (name brief) (memory 16) (image (minios)))");
+    signal(vmm_pid(&xend, dom.id), Signal::SIGSTOP);
+    let (r, took) = timed(|| xend.act("brief", "pause", &[]));
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(
+        r.body
+            .contains("domain brief: the VMM did not answer within 0.5 s"),
+        "{}",
+        r.body
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(500) + MARGIN,
+        "pause took {took:?}"
+    );
+    wait_marked(&xend, "brief", true);
+    let log = xend.output();
+    assert!(
+        log.contains("did not answer within 0.5 s; marked unresponsive"),
+        "{log}"
+    );
 }
 
 /// xtop on a pty against `xend`, showing only `name`.
