@@ -130,6 +130,11 @@ fn a_stopped_vmm_is_marked_and_every_call_to_it_is_bounded() {
     assert!(sxp.contains(" (last_answer "), "{sxp}");
     let bulk = xend.get("/xend/domain?op=stats").body;
     assert_eq!(bulk.matches("(unresponsive (since ").count(), 1, "{bulk}");
+    // The browser's page says it too.
+    let page = xend
+        .request("GET", "/xend/domain/hung", e2e::Accept::Html, &[])
+        .body;
+    assert!(page.contains("VMM unresponsive for"), "{page}");
 
     // xm list: the row says hung, and a warning says since when.
     let (out, err) = xm_list(&xend);
