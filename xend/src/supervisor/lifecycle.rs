@@ -356,7 +356,14 @@ impl Supervisor {
         if let Some(w) = dom.state().watcher.take() {
             w.abort();
         }
-        let pid = dom.state().pid.take();
+        // The pid xend knows, else the live VMM serving this domain's socket.
+        let pid = dom.state().pid.take().or_else(|| {
+            let dir = dom.paths.socket.parent()?;
+            spawn::find_vmms(dir)
+                .into_iter()
+                .find(|(_, sock)| *sock == dom.paths.socket)
+                .map(|(pid, _)| pid)
+        });
         // A VMM already marked unresponsive is not asked: it gets SIGTERM,
         // then SIGKILL, at once.
         let answered = !dom.unresponsive()
