@@ -148,9 +148,16 @@ fn a_stopped_vmm_is_marked_and_every_call_to_it_is_bounded() {
         "{err}"
     );
 
-    // Actions answer within the deadline, saying so.
-    for op in ["pause", "unpause", "shutdown"] {
-        let (r, took) = timed(|| xend.act("hung", op, &[]));
+    // Actions answer within the deadline, saying so (save too: it checks
+    // that the VMM answers before giving it its own, longer deadline).
+    for (op, params) in [
+        ("pause", &[][..]),
+        ("unpause", &[]),
+        ("shutdown", &[]),
+        ("mem_target_set", &[("target", "12")]),
+        ("save", &[("file", "hung.img")]),
+    ] {
+        let (r, took) = timed(|| xend.act("hung", op, params));
         assert_eq!(r.status, 504, "{op}: {}", r.body);
         assert!(
             r.body
