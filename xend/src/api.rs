@@ -158,6 +158,37 @@ pub struct DomainStats {
     pub nets: Vec<NetStats>,
     /// Block devices.
     pub vbds: Vec<VbdStats>,
+    /// Wall-clock time (seconds since the Unix epoch) the domain's VMM last
+    /// answered xend; the figures above are from then.
+    pub last_answer: Option<f64>,
+    /// Set while the VMM is unresponsive: when it first missed a deadline
+    /// (`vmm-timeout`). The figures are stale; the state letters are the last
+    /// known ones.
+    pub unresponsive_since: Option<f64>,
+}
+
+impl DomainStats {
+    /// What clients show for an unresponsive VMM, as of wall-clock `now`:
+    /// `VMM unresponsive for 12 s (since 08:01:02 UTC, last answer 08:01:00 UTC)`;
+    /// `None` while it answers.
+    pub fn unresponsive_note(&self, now: f64) -> Option<String> {
+        let since = self.unresponsive_since?;
+        let last = self
+            .last_answer
+            .map(|t| format!(", last answer {}", utc_clock(t)))
+            .unwrap_or_default();
+        Some(format!(
+            "VMM unresponsive for {:.0} s (since {}{last})",
+            (now - since).max(0.0),
+            utc_clock(since)
+        ))
+    }
+}
+
+/// `HH:MM:SS UTC` of a time in seconds since the Unix epoch.
+pub fn utc_clock(t: f64) -> String {
+    let s = t.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// The bulk endpoint (`GET /xend/domain?op=stats`): the host and every domain in

@@ -116,7 +116,11 @@ fn domain_rows(csrf: &str, doms: &[DomainStats]) -> String {
             id = d.id,
             mem = d.memory,
             vcpus = d.vcpus,
-            state = esc(&d.state),
+            state = esc(if d.unresponsive_since.is_some() {
+                "hung"
+            } else {
+                &d.state
+            }),
             cpu = d.cpu_time,
             up = d.up_time,
             con = d.console_port.map(|p| p.to_string()).unwrap_or_default(),
@@ -170,7 +174,13 @@ pub fn domain(csrf: &str, dom: &Domain, d: &DomainStats) -> String {
     let fields: Vec<(&str, String)> = vec![
         ("Id", d.id.to_string()),
         ("Name", d.name.clone()),
-        ("State", d.state.clone()),
+        (
+            "State",
+            match d.unresponsive_note(crate::events::now()) {
+                Some(note) => format!("{} ({note})", d.state),
+                None => d.state.clone(),
+            },
+        ),
         (
             "Shutdown reason",
             d.shutdown_reason.clone().unwrap_or_default(),

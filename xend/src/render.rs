@@ -48,6 +48,8 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         maxmem_kib: cfg.maxmem * 1024,
         console_port: Some(dom.console.port),
         restart: cfg.restart.as_str().to_string(),
+        last_answer: st.last_answer,
+        unresponsive_since: st.unresponsive_since,
         ..DomainStats::default()
     };
     let Some(i) = &st.info else { return d };
@@ -144,10 +146,26 @@ pub fn domain_sxp(d: &DomainStats, console: Option<&ConsoleInfo>, config: Option
     if let Some(devices) = crate::supervisor::devices::devices_sxp(d) {
         items.push(devices);
     }
+    items.extend(health_sxp(d));
     if let Some(c) = config {
         items.push(Value::pair("config", c));
     }
     Value::List(items)
+}
+
+/// `(unresponsive (since T) (last_answer T))` while the VMM does not answer;
+/// nothing while it does (a healthy domain's record is as before; JSON has
+/// `last_answer` always).
+fn health_sxp(d: &DomainStats) -> Vec<Value> {
+    let mut items = Vec::new();
+    if let Some(since) = d.unresponsive_since {
+        let mut u = vec![Value::str("unresponsive"), Value::pair("since", since)];
+        if let Some(t) = d.last_answer {
+            u.push(Value::pair("last_answer", t));
+        }
+        items.push(Value::List(u));
+    }
+    items
 }
 
 /// `(console (status ..) (id ..) (domain ..) (local_port ..) (remote_port ..)
@@ -248,6 +266,33 @@ mod tests {
         assert_eq!(state_letters(Some(RunState::Shutdown), false), "---s--");
         assert_eq!(state_letters(Some(RunState::Crashed), true), "----cd");
         assert_eq!(state_letters(None, false), "------");
+    }
+
+    #[test]
+    fn an_unresponsive_domain_says_so_after_its_figures() {
+        let d = DomainStats {
+            name: "hung".into(),
+            state: "-b----".into(),
+            last_answer: Some(100.5),
+            unresponsive_since: Some(102.5),
+            ..DomainStats::default()
+        };
+        let v = domain_sxp(&d, None, Some(Value::list([Value::str("vm")])));
+        let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
+        let n = heads.len();
+        assert_eq!(heads[n - 2..], ["unresponsive", "config"]);
+        let u = v.child("unresponsive").unwrap();
+        assert_eq!(u.child_value("since"), Some("102.5"));
+        assert_eq!(u.child_value("last_answer"), Some("100.5"));
+        let healthy = DomainStats {
+            unresponsive_since: None,
+            ..d
+        };
+        assert!(
+            domain_sxp(&healthy, None, None)
+                .child("unresponsive")
+                .is_none()
+        );
     }
 
     #[test]

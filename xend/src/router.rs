@@ -102,6 +102,7 @@ mod tests {
             body_timeout: std::time::Duration::from_secs(30),
             min_restart_time: 20.0,
             max_request_bytes: 1024,
+            vmm_timeout: std::time::Duration::from_secs(2),
             vif_bridge: "xenbr0".into(),
         });
         let events = EventBus::new();

@@ -91,6 +91,8 @@ pub struct Settings {
     pub min_restart_time: f64,
     /// Request body cap.
     pub max_request_bytes: usize,
+    /// How long a VMM has to answer an ordinary request (`vmm-timeout`).
+    pub vmm_timeout: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
 }
@@ -145,6 +147,7 @@ impl Settings {
             header_timeout: std::time::Duration::from_secs_f64(c.header_timeout),
             body_timeout: std::time::Duration::from_secs_f64(c.body_timeout),
             min_restart_time: c.min_restart_time,
+            vmm_timeout: std::time::Duration::from_secs_f64(c.vmm_timeout),
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c
                 .vif_bridge

@@ -1,14 +1,42 @@
 //! An async client of a VMM's control socket (JSON lines of
 //! `hypervisor::control::proto` over a Unix stream).
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hypervisor::control::proto::{DomainInfo, Event, Payload, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-/// How long one request may take before the VMM counts as unresponsive.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an ordinary request may take before the VMM counts as
+/// unresponsive, unless `vmm-timeout` says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The deadline of ordinary requests, milliseconds (`vmm-timeout`).
+static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(2000);
+
+/// Set the deadline of every ordinary request (`vmm-timeout`; done once at start).
+pub fn set_request_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    REQUEST_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The deadline of ordinary requests (connect, info, pause, ...).
+pub fn request_timeout() -> Duration {
+    Duration::from_millis(REQUEST_TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// A duration as people read it in messages: `2 s`, `0.5 s`, `600 s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{} s", (s * 1000.0).round() / 1000.0)
+    }
+}
 
 /// Errors talking to a VMM.
 #[derive(Debug, thiserror::Error)]
@@ -19,8 +47,8 @@ pub enum VmmError {
     /// The VMM closed the connection.
     #[error("VMM closed the connection")]
     Closed,
-    /// The VMM did not answer in time.
-    #[error("VMM did not answer within {0:?}")]
+    /// The VMM did not answer in time (it is hung, stopped or overloaded).
+    #[error("the VMM did not answer within {}", seconds(*.0))]
     Timeout(Duration),
     /// A line that is not a reply.
     #[error("VMM sent a bad reply: {0}")]
@@ -40,9 +68,15 @@ pub struct VmmConn {
 impl VmmConn {
     /// Connect to the socket at `path`.
     pub async fn connect(path: &Path) -> Result<VmmConn, VmmError> {
-        let stream = tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(path))
-            .await
-            .map_err(|_| VmmError::Timeout(REQUEST_TIMEOUT))??;
+        let limit = request_timeout();
+        let stream = match tokio::time::timeout(limit, UnixStream::connect(path)).await {
+            Err(_) => return Err(VmmError::Timeout(limit)),
+            // A full accept backlog: the VMM has stopped accepting.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(VmmError::Timeout(limit));
+            }
+            Ok(r) => r?,
+        };
         Ok(VmmConn {
             stream: BufReader::new(stream),
             line: String::new(),
@@ -51,13 +85,12 @@ impl VmmConn {
 
     /// Send `req` and wait for its reply.
     pub async fn request(&mut self, req: &Request) -> Result<Payload, VmmError> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.request_inner(req))
-            .await
-            .map_err(|_| VmmError::Timeout(REQUEST_TIMEOUT))?
+        self.request_within(req, request_timeout()).await
     }
 
     /// Send `req` and wait up to `timeout` for its reply (save and migrate
-    /// take longer than ordinary requests).
+    /// take longer than ordinary requests). After a timeout the connection
+    /// is out of step (a late reply may still come): drop it.
     pub async fn request_within(
         &mut self,
         req: &Request,
@@ -132,5 +165,47 @@ impl EventLines {
                 Err(e) => return Some(Err(e.into())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_state_their_deadline_in_seconds() {
+        let msg = |d| VmmError::Timeout(d).to_string();
+        assert_eq!(
+            msg(Duration::from_secs(2)),
+            "the VMM did not answer within 2 s"
+        );
+        assert_eq!(
+            msg(Duration::from_millis(500)),
+            "the VMM did not answer within 0.5 s"
+        );
+        assert_eq!(
+            msg(Duration::from_secs(600)),
+            "the VMM did not answer within 600 s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vmm_that_never_answers_times_out_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hung.sock");
+        // Listening, never reading: what a SIGSTOPped VMM looks like.
+        let _listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let mut conn = VmmConn::connect(&path).await.unwrap();
+        let started = std::time::Instant::now();
+        let err = conn
+            .request_within(&Request::Info, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VmmError::Timeout(d) if d == Duration::from_millis(200)));
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }

@@ -108,11 +108,18 @@ impl DomRow {
     pub fn has_state(&self, letter: char) -> bool {
         self.dom.state.contains(letter)
     }
-    /// State in xentop's order `dsbcpr`, `-` where unset.
+    /// State in xentop's order `dsbcpr`, `-` where unset; [`HUNG`] while the
+    /// domain's VMM does not answer (its letters would be stale).
     pub fn xentop_state(&self) -> String {
+        if self.dom.unresponsive_since.is_some() {
+            return HUNG.to_string();
+        }
         xentop_state(&self.dom.state)
     }
 }
+
+/// The state cell of a domain whose VMM does not answer.
+pub const HUNG: &str = "?hung?";
 
 /// Turns the API's `rbpscd` letters into xentop's `dsbcpr` order.
 pub fn xentop_state(state: &str) -> String {

@@ -230,7 +230,7 @@ impl Theme {
 
     /// The style for a state cell (xentop letters).
     pub fn state(&self, state: &str) -> Style {
-        if state.contains('c') || state.contains('d') {
+        if state.contains('c') || state.contains('d') || state.trim() == crate::model::HUNG {
             self.crashed
         } else if state.contains('s') {
             self.shutdown

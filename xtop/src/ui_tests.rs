@@ -386,6 +386,40 @@ fn other_views_and_detail() {
 }
 
 #[test]
+fn an_unresponsive_vmm_is_marked_on_its_row_and_in_the_detail_pane() {
+    let mut app = app();
+    let mut s = snap(
+        1006.0,
+        &[
+            (0, "Domain-0", "r-----", 106.0),
+            (3, "web", "-b----", 13.0),
+            (7, "busy", "r-----", 11.0),
+        ],
+    );
+    s.domains[1].last_answer = Some(1000.0);
+    s.domains[1].unresponsive_since = Some(1002.0);
+    app.on_snapshot(0, Ok(s));
+    let screen = text(&render(&app, 200, 12));
+    let row = |screen: &str, name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no {name} row:\n{screen}"))
+            .to_owned()
+    };
+    assert!(row(&screen, "web").contains("?hung?"), "{screen}");
+    assert!(!row(&screen, "busy").contains("?hung?"), "{screen}");
+    select(&mut app, "web");
+    app.dispatch(Action::Detail);
+    let screen = text(&render(&app, 120, 30));
+    assert!(
+        screen.contains("VMM unresponsive for 4 s")
+            && screen.contains("since 00:16:42, last answer 00:16:40 UTC"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn column_chooser_hides_columns() {
     let mut app = app();
     app.on_key(key('F'));

@@ -6,10 +6,14 @@ use std::path::Path;
 
 /// Smallest memory a domain may have, in MiB.
 pub const MIN_MEMORY_MIB: u64 = 2;
-/// Largest memory (and maxmem) a domain may have, in MiB.
-pub const MAX_MEMORY_MIB: u64 = 65536;
-/// Most vCPUs a domain may have. This is `guest_abi::MAX_VCPUS`; the value is
-/// repeated here so that the config formats do not depend on the guest ABI crate.
+/// Largest memory (and maxmem) a domain may have, in MiB: what the VMM can
+/// map (`hypervisor::builder::MAX_MEMORY_MIB`). These limits are the only
+/// ones xend checks; the values are repeated here so that the config formats
+/// (also built into the clients) do not depend on the hypervisor crate, and
+/// the daemon asserts at compile time that they agree
+/// (`supervisor::spawn`).
+pub const MAX_MEMORY_MIB: u64 = 8192;
+/// Most vCPUs a domain may have (`guest_abi::MAX_VCPUS`, asserted as above).
 pub const MAX_VCPUS: u32 = 32;
 /// Longest domain name, in characters.
 pub const MAX_NAME_LEN: usize = 64;

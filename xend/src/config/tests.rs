@@ -144,8 +144,8 @@ fn sxp_form() {
          (device (vbd (uname phy:/dev/sdb) (dev xvdb) (mode r))) (device (vif (mac aa:00:00:00:00:02))))",
     );
     check(
-        "(vm (name a) (memory 64) (image (minios (args '-v'))) (cpu 3) (console 1) (vcpus 32) (maxmem 65536))",
-        "(vm (name a) (memory 64) (maxmem 65536) (cpu 3) (vcpus 32) (restart onreboot) (console 1) (image (minios (args -v))))",
+        "(vm (name a) (memory 64) (image (minios (args '-v'))) (cpu 3) (console 1) (vcpus 32) (maxmem 8192))",
+        "(vm (name a) (memory 64) (maxmem 8192) (cpu 3) (vcpus 32) (restart onreboot) (console 1) (image (minios (args -v))))",
     );
 }
 
@@ -196,11 +196,11 @@ fn xm_errors_have_positions() {
     );
     check_err(
         "name = 'a'\nmemory = 1",
-        "dom.cfg:2:10: memory must be between 2 and 65536 MiB, found 1",
+        "dom.cfg:2:10: memory must be between 2 and 8192 MiB, found 1",
     );
     check_err(
-        "name = 'a'\nmemory = 65537",
-        "dom.cfg:2:10: memory must be between 2 and 65536 MiB, found 65537",
+        "name = 'a'\nmemory = 8193",
+        "dom.cfg:2:10: memory must be between 2 and 8192 MiB, found 8193",
     );
     check_err(
         "name = 'a'\nmemory = 64\nmaxmem = 32",
@@ -416,7 +416,7 @@ fn sxp_errors_have_positions() {
     let e = DomainConfig::from_sxp(&sxp::parse("(vm (name a) (memory 1))").unwrap()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "<sxp>: memory must be between 2 and 65536 MiB, found 1"
+        "<sxp>: memory must be between 2 and 8192 MiB, found 1"
     );
 }
 
@@ -724,6 +724,7 @@ fn xend_config_defaults() {
     assert_eq!((c.tls_cert.as_deref(), c.tls_key.as_deref()), (None, None));
     assert_eq!(c.min_restart(), std::time::Duration::from_secs(20));
     assert_eq!(c.max_request_bytes, 1 << 20);
+    assert_eq!(c.vmm_timeout, 2.0);
     assert_eq!(c.disk_dirs, [Path::new("/var/lib/xen/images")]);
     assert_eq!(
         c.kernel_dirs,
@@ -773,8 +774,8 @@ fn xend_config_directory_lists() {
 
 #[test]
 fn xend_config_both_file_shapes() {
-    let wrapped = "# xend settings\n(xend-config (xend-port 8100) (xend-address '') (state-dir /tmp/s) (loglevel debug)\n  (min-restart-time 0.5) (token-file /etc/xen/token))";
-    let flat = "(xend-port 8100)\n(xend-address '')\n(state-dir /tmp/s)\n(loglevel DEBUG) (min-restart-time 0.5)\n(token-file /etc/xen/token)";
+    let wrapped = "# xend settings\n(xend-config (xend-port 8100) (xend-address '') (state-dir /tmp/s) (loglevel debug)\n  (min-restart-time 0.5) (token-file /etc/xen/token) (vmm-timeout 0.5))";
+    let flat = "(xend-port 8100)\n(xend-address '')\n(state-dir /tmp/s)\n(loglevel DEBUG) (min-restart-time 0.5)\n(token-file /etc/xen/token) (vmm-timeout 0.5)";
     for text in [wrapped, flat] {
         let c = XendConfig::from_sxp_str(text, "x").unwrap();
         assert_eq!(c.xend_port, 8100);
@@ -790,6 +791,7 @@ fn xend_config_both_file_shapes() {
         );
         assert_eq!(c.loglevel, LogLevel::Debug);
         assert_eq!(c.min_restart_time, 0.5);
+        assert_eq!(c.vmm_timeout, 0.5);
         assert_eq!(c.token_file, Path::new("/etc/xen/token"));
         assert_eq!(
             c.unix_path,
@@ -861,6 +863,10 @@ fn xend_config_errors() {
     xend_err(
         "(min-restart-time soon)",
         "xend-config.sxp:1:19: min-restart-time must be a number of seconds between 0 and 86400 (e.g. (min-restart-time 20)), found \"soon\"",
+    );
+    xend_err(
+        "(vmm-timeout 0)",
+        "xend-config.sxp:1:14: vmm-timeout must be a number of seconds between 0.1 and 300 (e.g. (vmm-timeout 2)), found \"0\"",
     );
     xend_err(
         "(max-request-bytes 10)",

@@ -16,6 +16,13 @@ use sxp::{Spanned, Value};
 
 use super::error::{ConfigError, Pos};
 
+/// Default seconds a VMM has to answer an ordinary request (`vmm-timeout`).
+pub const DEFAULT_VMM_TIMEOUT: f64 = 2.0;
+/// Bounds of `vmm-timeout`, seconds.
+pub const MIN_VMM_TIMEOUT: f64 = 0.1;
+/// See [`MIN_VMM_TIMEOUT`].
+pub const MAX_VMM_TIMEOUT: f64 = 300.0;
+
 /// The keys of `xend-config.sxp`, in the order [`XendConfig::to_sxp`] writes them.
 pub const XEND_KEYS: &[&str] = &[
     "xend-port",
@@ -47,6 +54,7 @@ pub const XEND_KEYS: &[&str] = &[
     "xend-body-timeout",
     "min-restart-time",
     "max-request-bytes",
+    "vmm-timeout",
     "network-script",
     "vif-bridge",
     "vif-script",
@@ -133,6 +141,9 @@ pub struct XendConfig {
     pub min_restart_time: f64,
     /// Largest request body accepted, bytes (`max-request-bytes`, 1 MiB).
     pub max_request_bytes: u64,
+    /// Seconds a VMM has to answer an ordinary request before it is marked
+    /// unresponsive (`vmm-timeout`, 2).
+    pub vmm_timeout: f64,
     /// Network setup script (`network-script`; kept for the device work).
     pub network_script: Option<String>,
     /// Default bridge for vifs (`vif-bridge`; kept for the device work).
@@ -236,6 +247,7 @@ impl Default for XendConfig {
             body_timeout: 30.0,
             min_restart_time: 20.0,
             max_request_bytes: 1 << 20,
+            vmm_timeout: DEFAULT_VMM_TIMEOUT,
             network_script: None,
             vif_bridge: None,
             vif_script: None,
@@ -330,6 +342,7 @@ impl XendConfig {
         items.push(Value::pair("xend-body-timeout", self.body_timeout));
         items.push(Value::pair("min-restart-time", self.min_restart_time));
         items.push(Value::pair("max-request-bytes", self.max_request_bytes));
+        items.push(Value::pair("vmm-timeout", self.vmm_timeout));
         for (key, v) in [
             ("network-script", &self.network_script),
             ("vif-bridge", &self.vif_bridge),
@@ -567,6 +580,17 @@ impl XendConfig {
                         )));
                     }
                     config.max_request_bytes = n;
+                }
+                "vmm-timeout" => {
+                    config.vmm_timeout = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| t.is_finite() && (MIN_VMM_TIMEOUT..=MAX_VMM_TIMEOUT).contains(t))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "vmm-timeout must be a number of seconds between {MIN_VMM_TIMEOUT} and {MAX_VMM_TIMEOUT} (e.g. (vmm-timeout 2)), found {value:?}"
+                            ))
+                        })?;
                 }
                 "network-script" => config.network_script = Some(value.to_owned()),
                 "vif-bridge" => config.vif_bridge = Some(value.to_owned()),

@@ -154,7 +154,14 @@ pub async fn get(
     let dom = lookup(&state, &name)?;
     match params.op() {
         None => {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), dom.refresh()).await;
+            if dom.unresponsive() {
+                // Answer at once from the cache, marked unresponsive; a
+                // background refresh notices when the VMM answers again.
+                state.sup.refresh_in_background(&dom);
+            } else {
+                // Bounded by `vmm-timeout`; a miss marks the domain.
+                let _ = dom.refresh().await;
+            }
             Ok(render_domain(&state, &dom, format))
         }
         Some("config") => {

@@ -30,6 +30,11 @@ impl From<SupError> for ApiError {
                 source: VmmError::Refused(_),
                 ..
             } => StatusCode::BAD_REQUEST,
+            // The VMM missed its deadline: 504, the message states it.
+            SupError::Vmm {
+                source: VmmError::Timeout(_),
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
             SupError::Vmm { .. } => StatusCode::BAD_GATEWAY,
             SupError::Peer(PeerError::BadDestination(_)) => StatusCode::BAD_REQUEST,
             SupError::Peer(_) => StatusCode::BAD_GATEWAY,

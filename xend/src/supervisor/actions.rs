@@ -78,23 +78,28 @@ impl Supervisor {
     /// background (the bulk endpoint answers from the cache at once).
     pub fn refresh_stale(&self) {
         for d in self.domains() {
-            let go = {
-                let mut st = d.state();
-                let stale = st.info_at.is_none_or(|t| t.elapsed() > STALE);
-                if stale && !st.refreshing && st.phase == Phase::Running {
-                    st.refreshing = true;
-                    true
-                } else {
-                    false
-                }
-            };
-            if go {
-                tokio::spawn(async move {
-                    let _ = d.refresh().await;
-                    d.state().refreshing = false;
-                });
+            let stale = d.state().info_at.is_none_or(|t| t.elapsed() > STALE);
+            if stale {
+                self.refresh_in_background(&d);
             }
         }
+    }
+
+    /// Refresh `dom`'s figures in a task of its own, unless one is under
+    /// way or the domain is not running.
+    pub fn refresh_in_background(&self, dom: &Arc<Domain>) {
+        {
+            let mut st = dom.state();
+            if st.refreshing || st.phase != Phase::Running {
+                return;
+            }
+            st.refreshing = true;
+        }
+        let d = dom.clone();
+        tokio::spawn(async move {
+            let _ = d.refresh().await;
+            d.state().refreshing = false;
+        });
     }
 
     /// Replace the stored config; apply what can change live. Returns the

@@ -1,6 +1,6 @@
 //! One domain: its identity, console, mutable state and control connection.
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hypervisor::control::proto::{DomainInfo, Request, RunState};
 use tokio::task::JoinHandle;
@@ -70,6 +70,12 @@ pub struct DomState {
     pub(super) watcher: Option<JoinHandle<()>>,
     /// Memory target set live, MiB (overrides the config's until reboot).
     pub live_memory: Option<u64>,
+    /// Wall-clock time the VMM last answered a request (any answer, a
+    /// refusal included).
+    pub last_answer: Option<f64>,
+    /// Wall-clock time the VMM first missed a deadline, while it has not
+    /// answered since (it is hung, stopped or overloaded).
+    pub unresponsive_since: Option<f64>,
     /// State in the last event from the VMM. Pause/unpause events are
     /// derived from it alone: `info` may already show a state (refreshed
     /// after an action) whose event has not arrived yet.
@@ -119,6 +125,8 @@ impl Domain {
                 generation: 0,
                 watcher: None,
                 live_memory: None,
+                last_answer: None,
+                unresponsive_since: None,
                 event_state: None,
             }),
             ctl: tokio::sync::Mutex::new(None),
@@ -132,44 +140,96 @@ impl Domain {
     }
 
     /// Send one request on the control connection (reconnecting if needed).
+    /// The whole call, waiting for the connection included, ends by the
+    /// deadline ([`crate::vmm_client::request_timeout`], `vmm-timeout`); a VMM
+    /// that misses it is marked unresponsive until it answers again.
     pub async fn request(
         &self,
         req: &Request,
     ) -> Result<hypervisor::control::proto::Payload, SupError> {
-        let mut ctl = self.ctl.lock().await;
+        let limit = crate::vmm_client::request_timeout();
+        let result = self.request_by(req, limit).await;
+        self.note_answer(&result);
+        result.map_err(|source| SupError::Vmm {
+            name: self.name.clone(),
+            source,
+        })
+    }
+
+    async fn request_by(
+        &self,
+        req: &Request,
+        limit: Duration,
+    ) -> Result<hypervisor::control::proto::Payload, VmmError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut ctl = tokio::time::timeout_at(deadline, self.ctl.lock())
+            .await
+            .map_err(|_| VmmError::Timeout(limit))?;
         for attempt in 0..2 {
             if ctl.is_none() {
-                match VmmConn::connect(&self.paths.socket).await {
-                    Ok(c) => *ctl = Some(c),
-                    Err(source) => {
-                        return Err(SupError::Vmm {
-                            name: self.name.clone(),
-                            source,
-                        });
-                    }
-                }
+                let conn = tokio::time::timeout_at(deadline, VmmConn::connect(&self.paths.socket))
+                    .await
+                    .map_err(|_| VmmError::Timeout(limit))?
+                    .map_err(|e| match e {
+                        VmmError::Timeout(_) => VmmError::Timeout(limit),
+                        e => e,
+                    })?;
+                *ctl = Some(conn);
             }
             let conn = ctl.as_mut().expect("connected");
-            match conn.request(req).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match conn.request_within(req, left).await {
                 Ok(p) => return Ok(p),
-                Err(VmmError::Refused(e)) => {
-                    return Err(SupError::Vmm {
-                        name: self.name.clone(),
-                        source: VmmError::Refused(e),
-                    });
+                Err(e @ VmmError::Refused(_)) => return Err(e),
+                Err(VmmError::Timeout(_)) => {
+                    // A late reply would be read as the next request's.
+                    *ctl = None;
+                    return Err(VmmError::Timeout(limit));
                 }
-                Err(source) => {
+                Err(e) => {
                     *ctl = None;
                     if attempt == 1 {
-                        return Err(SupError::Vmm {
-                            name: self.name.clone(),
-                            source,
-                        });
+                        return Err(e);
                     }
                 }
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// Record whether the VMM answered: any reply (a refusal too) clears
+    /// the unresponsive mark; a missed deadline sets it.
+    fn note_answer<T>(&self, result: &Result<T, VmmError>) {
+        let now = crate::events::now();
+        let mut st = self.state();
+        match result {
+            Ok(_) | Err(VmmError::Refused(_)) => {
+                st.last_answer = Some(now);
+                if let Some(since) = st.unresponsive_since.take() {
+                    tracing::info!(
+                        "domain {} (id {}): its VMM answers again (unresponsive for {:.1} s)",
+                        self.name,
+                        self.id,
+                        now - since
+                    );
+                }
+            }
+            Err(VmmError::Timeout(limit)) if st.unresponsive_since.is_none() => {
+                st.unresponsive_since = Some(now);
+                tracing::warn!(
+                    "domain {} (id {}): its VMM did not answer within {}; marked unresponsive",
+                    self.name,
+                    self.id,
+                    crate::vmm_client::seconds(*limit)
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// True while the VMM is marked unresponsive.
+    pub fn unresponsive(&self) -> bool {
+        self.state().unresponsive_since.is_some()
     }
 
     /// Fresh figures from the VMM (stored in the cache).

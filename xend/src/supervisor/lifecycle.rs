@@ -87,8 +87,9 @@ impl Supervisor {
                         why.trim_start_matches("vmm: ")
                     ))
                 }
-                // A disk another domain holds: the client's config is at fault.
-                _ if why.contains("is in use by another domain") => SupError::Invalid(format!(
+                // The VMM refused the config (a disk it cannot open or use,
+                // one another domain holds): the client's config is at fault.
+                _ if spawn::is_config_refusal(&why) => SupError::Invalid(format!(
                     "Invalid parameter: config: {}",
                     why.trim_start_matches("vmm: ")
                 )),
@@ -101,6 +102,7 @@ impl Supervisor {
             let mut st = dom.state();
             st.pid = Some(pid);
             st.live_memory = None;
+            st.unresponsive_since = None;
         }
         if matches!(launch, Launch::Incoming { .. }) {
             return Ok(());
@@ -354,13 +356,39 @@ impl Supervisor {
         if let Some(w) = dom.state().watcher.take() {
             w.abort();
         }
-        let pid = dom.state().pid.take();
-        if let Err(e) = dom.request(&Request::Destroy).await {
-            tracing::debug!("domain {}: destroy: {e}", dom.name);
+        // The pid xend knows, else the live VMM serving this domain's socket.
+        let pid = dom.state().pid.take().or_else(|| {
+            let dir = dom.paths.socket.parent()?;
+            spawn::find_vmms(dir)
+                .into_iter()
+                .find(|(_, sock)| *sock == dom.paths.socket)
+                .map(|(pid, _)| pid)
+        });
+        // A VMM already marked unresponsive is not asked: it gets SIGTERM,
+        // then SIGKILL, at once.
+        let answered = !dom.unresponsive()
+            && match dom.request(&Request::Destroy).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::debug!("domain {}: destroy: {e}", dom.name);
+                    !dom.unresponsive()
+                }
+            };
+        // A request still waiting on a hung VMM holds the connection until
+        // its deadline and drops it itself: do not wait for it.
+        if let Ok(mut ctl) = dom.ctl.try_lock() {
+            *ctl = None;
         }
-        *dom.ctl.lock().await = None;
         if let Some(pid) = pid {
-            spawn::wait_exit(pid, EXIT_GRACE).await;
+            let grace = if answered {
+                EXIT_GRACE
+            } else {
+                std::time::Duration::ZERO
+            };
+            match spawn::end_vmm(pid, &dom.paths.socket, grace).await {
+                spawn::Ending::Exited => {}
+                how => tracing::warn!("domain {} (id {}): VMM {pid} {how:?}", dom.name, dom.id),
+            }
         }
         // The instance's last words (e.g. "minios: reboot") reach the console.
         dom.console.finish_vmm(CONSOLE_DRAIN).await;

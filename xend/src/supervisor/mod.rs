@@ -159,6 +159,7 @@ impl Drop for Reservation<'_> {
 impl Supervisor {
     /// A supervisor with no domains yet (call [`Supervisor::adopt_all`]).
     pub fn new(settings: Arc<Settings>, db: Db, events: EventBus) -> Arc<Supervisor> {
+        crate::vmm_client::set_request_timeout(settings.vmm_timeout);
         Arc::new(Supervisor {
             settings,
             db,
@@ -225,6 +226,15 @@ impl Supervisor {
             .map_err(|e| SupError::Invalid(e.to_string()))?;
         devices::check(cfg, &self.settings.confinement)?;
         self.confined_kernel(cfg)?;
+        if let Some(cpu) = cfg.cpu.filter(|c| *c >= 0) {
+            let nr = crate::hostinfo::node_info().nr_cpus;
+            if cpu >= i64::from(nr) {
+                return Err(SupError::Invalid(format!(
+                    "Invalid parameter: cpu: {cpu}: this host has {nr} CPUs (0-{}); use one of them or -1 for no pinning",
+                    nr.saturating_sub(1)
+                )));
+            }
+        }
         let (total, free) = crate::hostinfo::memory_mib();
         if free > 0 && cfg.memory > free {
             return Err(SupError::Invalid(format!(

@@ -323,6 +323,8 @@ pub(super) async fn long_request(
         name: dom.name.clone(),
         source,
     };
+    // A hung VMM fails here within the ordinary deadline, not after `timeout`.
+    dom.refresh().await?;
     let mut conn = VmmConn::connect(&dom.paths.socket).await.map_err(vmm_err)?;
     conn.request_within(req, timeout).await.map_err(vmm_err)
 }

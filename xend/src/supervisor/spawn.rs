@@ -8,6 +8,10 @@ use nix::unistd::Pid;
 
 use crate::config::{DomainConfig, Image};
 
+// The config's limits are the VMM's: one limit, checked when a config is parsed.
+const _: () = assert!(crate::config::MAX_MEMORY_MIB == hypervisor::builder::MAX_MEMORY_MIB);
+const _: () = assert!(crate::config::MAX_VCPUS == guest_abi::MAX_VCPUS);
+
 /// How long a VMM may take to report ready.
 pub const SPAWN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -121,6 +125,27 @@ pub fn vmm_args(
         args.push(cpu.to_string());
     }
     args
+}
+
+/// What the VMM says when it refuses the config it was given (its disk
+/// errors, `hypervisor::devices::block::DiskError`; its kernel errors,
+/// `hypervisor::loader::LoadError`; its own checks, `BuildError::Invalid`),
+/// as opposed to failing by itself.
+const CONFIG_REFUSALS: &[&str] = &[
+    "cannot open disk ",
+    "is in use by another domain",
+    "cannot read the size of disk ",
+    "is smaller than one",
+    "cannot read kernel image ",
+    "is not an x86-64 ELF kernel",
+    "bytes; the limit is",
+    "invalid domain: ",
+];
+
+/// True when a VMM's start-up error is a refusal of the client's config
+/// (answered 400 with the VMM's message, not 500).
+pub fn is_config_refusal(why: &str) -> bool {
+    CONFIG_REFUSALS.iter().any(|p| why.contains(p))
 }
 
 /// Run `vmm --detach ...`; returns the pid of the running VMM.
@@ -260,4 +285,144 @@ pub async fn wait_exit(pid: u32, grace: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     false
+}
+
+/// How long a VMM that did not answer `destroy` gets to handle SIGTERM
+/// before SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
+/// How long the kernel gets to end a SIGKILLed process.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How [`end_vmm`] ended a VMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited by itself within the grace time (or was already gone).
+    Exited,
+    /// It exited on SIGTERM.
+    Terminated,
+    /// It had to be SIGKILLed.
+    Killed,
+    /// It is still there after SIGKILL (in uninterruptible sleep, say).
+    Stuck,
+}
+
+/// True while `pid` is alive and still the VMM serving `socket` (so a pid
+/// reused by another process is never signalled).
+fn is_vmm(pid: u32, socket: &Path) -> bool {
+    pid_alive(pid)
+        && cmdline(pid).is_some_and(|args| {
+            args.windows(2)
+                .any(|w| w[0] == "--socket" && Path::new(&w[1]) == socket)
+        })
+}
+
+async fn wait_gone(pid: u32, socket: &Path, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if !is_vmm(pid, socket) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// End the VMM `pid` serving `socket`: wait `grace` for it to exit by
+/// itself, then SIGTERM (with SIGCONT, so a stopped VMM can handle it) and
+/// [`TERM_GRACE`], then SIGKILL (which also ends a stopped process).
+pub async fn end_vmm(pid: u32, socket: &Path, grace: Duration) -> Ending {
+    if wait_gone(pid, socket, grace).await {
+        return Ending::Exited;
+    }
+    let target = Pid::from_raw(pid as i32);
+    tracing::warn!("VMM {pid} did not exit; sending SIGTERM");
+    let _ = kill(target, Signal::SIGTERM);
+    let _ = kill(target, Signal::SIGCONT);
+    if wait_gone(pid, socket, TERM_GRACE).await {
+        return Ending::Terminated;
+    }
+    tracing::warn!(
+        "VMM {pid} did not exit within {} of SIGTERM; killing it",
+        crate::vmm_client::seconds(TERM_GRACE)
+    );
+    let _ = kill(target, Signal::SIGKILL);
+    if wait_gone(pid, socket, KILL_WAIT).await {
+        Ending::Killed
+    } else {
+        tracing::error!("VMM {pid} is still there after SIGKILL");
+        Ending::Stuck
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vmm_refusing_a_config_is_told_from_it_failing() {
+        for why in [
+            "vmm: cannot open disk /img/a.img: Permission denied (os error 13)",
+            "vmm: disk /img/a.img is smaller than one 512-byte sector",
+            "vmm: disk /img/a.img is in use by another domain (write lock); ...",
+            "vmm: invalid domain: maxmem 9000 MiB is above the limit of 8192 MiB",
+            "vmm: kernel image /boot/x is not an x86-64 ELF kernel for this ABI (...)",
+        ] {
+            assert!(is_config_refusal(why), "{why}");
+        }
+        for why in [
+            "vmm: KVM create_vm failed: Cannot allocate memory",
+            "the VMM did not start within 60 s",
+            "vmm: cannot start a thread",
+        ] {
+            assert!(!is_config_refusal(why), "{why}");
+        }
+    }
+
+    #[tokio::test]
+    async fn end_vmm_kills_a_stopped_vmm_that_ignores_sigterm() {
+        let socket = Path::new("/nonexistent/vmm/7.sock");
+        // perl with SIGTERM ignored, `--socket` on its command line.
+        let mut child = std::process::Command::new("perl")
+            .args(["-e", "$SIG{TERM} = 'IGNORE'; sleep 1 while 1;", "--"])
+            .args(["--socket", "/nonexistent/vmm/7.sock"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Wait until perl ignores SIGTERM (bit 15 of SigIgn).
+        let ignores_term = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("SigIgn:"))?;
+                    u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).ok()
+                })
+                .is_some_and(|mask| mask & (1 << 14) != 0)
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while !(is_vmm(pid, socket) && ignores_term()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+        let started = Instant::now();
+        assert_eq!(end_vmm(pid, socket, Duration::ZERO).await, Ending::Killed);
+        assert!(started.elapsed() < TERM_GRACE + Duration::from_secs(2));
+        child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn end_vmm_leaves_a_process_that_is_not_the_vmm_alone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let socket = Path::new("/nonexistent/vmm/1.sock");
+        // Its command line names no such socket: never signalled.
+        assert_eq!(end_vmm(pid, socket, Duration::ZERO).await, Ending::Exited);
+        assert!(pid_alive(pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }

@@ -19,6 +19,14 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let [facts, graphs] =
         Layout::horizontal([Constraint::Length(44), Constraint::Min(10)]).areas(inner);
     let up = d.up_time as u64;
+    // "For how long" as of the snapshot the row came from.
+    let snapshot_time = app
+        .store
+        .hosts
+        .get(r.key.host)
+        .and_then(|h| h.snapshot.as_ref())
+        .map(|s| s.time)
+        .unwrap_or_default();
     let lines = [
         format!("state {}  restart {}", r.xentop_state(), d.restart),
         format!("memory {} MiB  maxmem {} MiB", d.memory, d.maxmem),
@@ -54,6 +62,26 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
             .map(|s| format!("shutdown: {s}"))
             .unwrap_or_default(),
     ];
+    // Two short lines (the facts column is 44 wide) right under the state:
+    // they matter more than the facts the 7-line pane then cuts.
+    let hung = d.unresponsive_since.map(|since| {
+        let clock = |t: f64| xend::api::utc_clock(t).trim_end_matches(" UTC").to_owned();
+        let last = d
+            .last_answer
+            .map(|t| format!(", last answer {}", clock(t)))
+            .unwrap_or_default();
+        [
+            format!(
+                "VMM unresponsive for {:.0} s",
+                (snapshot_time - since).max(0.0)
+            ),
+            format!("since {}{last} UTC", clock(since)),
+        ]
+    });
+    let mut lines = lines.to_vec();
+    if let Some(hung) = hung {
+        lines.splice(1..1, hung);
+    }
     f.render_widget(Paragraph::new(lines.join("\n")).style(t.row), facts);
     let Some(h) = app.store.history.get(&r.key) else {
         return;

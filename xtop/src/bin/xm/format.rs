@@ -29,16 +29,26 @@ pub fn cpu_column(d: &DomainStats) -> i64 {
         .unwrap_or(-1)
 }
 
-/// One `xm list` row: `%-16s %3d  %7d  %3d  %5s  %7.1f    %4s`.
+/// What the State column shows for a domain whose VMM does not answer: its
+/// letters would be stale, so a word no script mistakes for a state.
+pub const HUNG: &str = "hung";
+
+/// One `xm list` row: `%-16s %3d  %7d  %3d  %5s  %7.1f    %4s`. A domain
+/// whose VMM is unresponsive shows [`HUNG`] as its state.
 pub fn list_row(d: &DomainStats) -> String {
     let console = d.console_port.map(|p| p.to_string()).unwrap_or_default();
+    let state = if d.unresponsive_since.is_some() {
+        HUNG.to_string()
+    } else {
+        state5(&d.state)
+    };
     format!(
         "{:<16} {:>3}  {:>7}  {:>3}  {:>5}  {:>7.1}    {:>4}",
         d.name,
         d.id,
         d.memory,
         cpu_column(d),
-        state5(&d.state),
+        state,
         d.cpu_time,
         console
     )
@@ -164,6 +174,12 @@ mod tests {
         assert_eq!(state5("--p---"), "--p--");
         assert_eq!(state5("---s-d"), "---s-");
         assert_eq!(state5("r"), "r----");
+        let mut hung = dom("ttylinux", 5, "-b----", Some(9605));
+        hung.unresponsive_since = Some(100.0);
+        assert_eq!(
+            list_row(&hung),
+            "ttylinux           5       63    0   hung      3.0    9605"
+        );
     }
 
     #[test]

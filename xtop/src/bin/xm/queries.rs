@@ -54,6 +54,19 @@ pub async fn list(xm: &Xm, a: args::List) -> Result<()> {
         for d in &doms {
             writeln!(out, "{}", format::list_row(d)).ok();
         }
+        // Stale figures are pointed out where scripts do not read them.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        for d in &doms {
+            if let Some(note) = d.unresponsive_note(now) {
+                eprintln!(
+                    "Warning: {} (id {}): {note}; its figures are stale (xm destroy {} ends it)",
+                    d.name, d.id, d.name
+                );
+            }
+        }
     }
     Ok(())
 }
