@@ -1,0 +1,131 @@
+//! A console input flood: a client writes as fast as it can into a paused
+//! domain's console. xend holds it back (a small per-console buffer, then it
+//! stops reading the socket), so its memory stays flat, it keeps answering
+//! other requests meanwhile, and its memory is back near idle once the client
+//! left and the domain was destroyed.
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::{STATE, Xend};
+
+/// How much the flood tries to write.
+const FLOOD: u64 = 256 << 20;
+/// How long it may try.
+const FLOOD_TIME: Duration = Duration::from_secs(8);
+/// xend's RSS may grow this much above idle during the flood.
+const SLACK_KIB: u64 = 32 << 10;
+
+/// xend's resident set size in KiB (`VmRSS`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("xend's status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn a_console_input_flood_is_held_back_and_xend_stays_small_and_fast() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let pid = xend.pid().expect("xend's pid");
+    let (dom, con) = xend.create_booted("flood");
+    con.close();
+    let port = xend.console_port(dom.id);
+    xend.wait_console_free(port);
+    xend.act("flood", "pause", &[]).ok();
+    xend.wait_domain("flood", "paused", |d| d.state.contains('p'));
+    // Idle: after a few requests, so the API's own buffers are counted.
+    for _ in 0..20 {
+        xend.get("/xend/domain").ok();
+    }
+    let idle = rss_kib(pid);
+
+    let written = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (written, done) = (written.clone(), done.clone());
+        let token = xend.token().map(str::to_owned);
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the console");
+            if let Some(t) = token {
+                s.write_all(format!("{t}\n").as_bytes()).unwrap();
+            }
+            // Writes that block are retried until the deadline: xend holding
+            // the input back is what the test expects.
+            s.set_write_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let chunk = vec![b'x'; 1 << 20];
+            let deadline = Instant::now() + FLOOD_TIME;
+            while written.load(Ordering::SeqCst) < FLOOD && Instant::now() < deadline {
+                match s.write(&chunk) {
+                    Ok(n) => {
+                        written.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => panic!("console write: {e}"),
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            // The client leaves here (the socket is closed).
+        })
+    };
+
+    // During the flood: memory bounded, and the API answers quickly.
+    let mut peak = idle;
+    let mut slowest = Duration::ZERO;
+    while !done.load(Ordering::SeqCst) {
+        peak = peak.max(rss_kib(pid));
+        let t = Instant::now();
+        xend.get("/xend/domain/flood").ok();
+        slowest = slowest.max(t.elapsed());
+    }
+    flood.join().expect("the flood thread");
+    let sent = written.load(Ordering::SeqCst);
+    eprintln!(
+        "flood: {} MiB accepted in {FLOOD_TIME:?}; xend RSS idle {idle} KiB, peak {peak} KiB; slowest GET {slowest:?}",
+        sent >> 20
+    );
+    assert!(
+        peak < idle + SLACK_KIB,
+        "xend grew from {idle} KiB to {peak} KiB during the flood"
+    );
+    assert!(
+        sent < 64 << 20,
+        "xend took {} MiB of input for a paused domain: not held back",
+        sent >> 20
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a GET took {slowest:?} during the flood"
+    );
+
+    // The client left without reading the history xend sent it, so its
+    // close reset the connection: xend notices even while it holds the
+    // client's input back, and frees the console.
+    xend.wait_console_free(port);
+    let after_client = rss_kib(pid);
+    xend.act("flood", "destroy", &[]).ok();
+    xend.wait_gone("flood");
+    let mut after = 0;
+    e2e::wait_for(STATE, "xend's RSS to be within 2x idle", || {
+        after = rss_kib(pid);
+        after <= 2 * idle
+    });
+    eprintln!(
+        "flood: xend RSS after the client left {after_client} KiB, after destroy {after} KiB"
+    );
+    // xend still answers, and a new domain gets a working console.
+    let (_, mut con) = xend.create_booted("again");
+    con.echo("after-the-flood", e2e::BOOT);
+}
