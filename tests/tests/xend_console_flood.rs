@@ -188,5 +188,8 @@ fn paste_throughput_into_a_running_domain() {
     let _ = s.shutdown(std::net::Shutdown::Both);
     drop(s);
     xend.wait_console_free(port);
-    eprintln!("paste: console free {:?} after the client left mid-paste", t.elapsed());
+    eprintln!(
+        "paste: console free {:?} after the client left mid-paste",
+        t.elapsed()
+    );
 }
