@@ -193,3 +193,60 @@ fn paste_throughput_into_a_running_domain() {
         t.elapsed()
     );
 }
+
+/// Event subscribers cannot grow xend: the bus keeps a fixed number of
+/// events, a subscriber that never reads only falls behind (and skips), and
+/// an injected event is at most 4 KiB (longer ones are refused with 400).
+#[test]
+fn an_event_subscriber_that_never_reads_does_not_grow_xend() {
+    let xend = Xend::start();
+    let pid = xend.pid().expect("xend's pid");
+    let long = format!("(event test.big (detail {}))", "x".repeat(8192));
+    let r = xend.post_local("/xend/event", &[("op", "inject"), ("event", &long)]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("4096"), "{}", r.body);
+    let event = format!("(event test.flood (detail {}))", "x".repeat(4000));
+    // One client for the many injections (over the local socket).
+    let http = reqwest::blocking::Client::builder()
+        .unix_socket(xend.unix_path())
+        .build()
+        .unwrap();
+    let inject = || {
+        let r = http
+            .post("http://localhost/xend/event")
+            .form(&[("op", "inject"), ("event", &event)])
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text());
+    };
+    for _ in 0..20 {
+        inject();
+    }
+    let idle = rss_kib(pid);
+    // Subscribers that never read: the event port and the HTTP stream.
+    let mut port = TcpStream::connect(("127.0.0.1", xend.event_port())).unwrap();
+    if let Some(t) = xend.token() {
+        port.write_all(format!("{t}\n").as_bytes()).unwrap();
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", xend.api_port())).unwrap();
+    write!(
+        stream,
+        "GET /xend/event?op=stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\r\n",
+        xend.authorization()
+    )
+    .unwrap();
+    // 3000 events of 4 KiB: 12 MiB, more than the socket buffers and the
+    // bus's ring (1024 events) hold.
+    for _ in 0..3000 {
+        inject();
+    }
+    let after = rss_kib(pid);
+    eprintln!(
+        "events: xend RSS {idle} KiB before, {after} KiB after 12 MiB of events to two stuck subscribers"
+    );
+    assert!(
+        after < idle + SLACK_KIB,
+        "xend grew from {idle} KiB to {after} KiB"
+    );
+    drop((port, stream));
+}
