@@ -6,10 +6,17 @@
 //! input after a session ends, so an embedding program (xm, xtop) gets its
 //! terminal back intact.
 //!
+//! Input to the console is written without blocking, through a bounded
+//! queue ([`MAX_QUEUED_INPUT`]): xend holds a console's input back when the
+//! guest does not take it (a paused domain, a long paste), and the session
+//! must still see the escape key, signals, hang-ups and console output
+//! meanwhile. While the queue is full, input is not read.
+//!
 //! Window size: the console protocol is raw bytes with no way to tell the
 //! guest a window size (xend speaks no telnet NAWS), so a resize (`SIGWINCH`)
 //! only re-reads the size and hands it to [`InteractiveOptions::on_resize`];
 //! no bytes are sent to the guest.
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -128,6 +135,83 @@ impl Default for PipeOptions {
 
 const SOCKET_BUF: usize = 64 * 1024;
 
+/// Input read but not yet accepted by the console socket; past this much the
+/// session stops reading its input until the console takes some.
+pub const MAX_QUEUED_INPUT: usize = 4 << 20;
+
+/// Input on its way to the console socket (see the module doc).
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<u8>,
+    /// The socket refused input at least once: the console held it back.
+    held_back: bool,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Room for more input.
+    fn has_room(&self) -> bool {
+        self.queue.len() < MAX_QUEUED_INPUT
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.queue.extend(bytes);
+    }
+
+    /// Writes what the socket takes now (it is non-blocking).
+    fn flush(&mut self, mut socket: &std::net::TcpStream) -> io::Result<()> {
+        while !self.queue.is_empty() {
+            let (front, _) = self.queue.as_slices();
+            match socket.write(front) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.queue.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.held_back = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The console socket during a session: non-blocking, with the input on its
+/// way. When dropped (the session ends on any path) the socket is blocking
+/// again, and if the console held input back, closing it will reset the
+/// connection: a plain close would queue its FIN behind the input xend has
+/// not read, so xend would go on counting this client as connected until the
+/// guest took it all. The input not yet taken is abandoned either way.
+struct Link<'a> {
+    stream: &'a std::net::TcpStream,
+    outbox: Outbox,
+}
+
+impl<'a> Link<'a> {
+    fn new(stream: &'a std::net::TcpStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(Self {
+            stream,
+            outbox: Outbox::default(),
+        })
+    }
+}
+
+impl Drop for Link<'_> {
+    fn drop(&mut self) {
+        if self.outbox.held_back {
+            let _ = rustix::net::sockopt::set_socket_linger(self.stream, Some(Duration::ZERO));
+        }
+        let _ = self.stream.set_nonblocking(false);
+    }
+}
+
 impl Console {
     /// Runs an interactive session on this process's terminal (standard
     /// input and output): raw mode, banner, copy both ways until the escape
@@ -185,8 +269,15 @@ impl Console {
         let escape = opts.escape.byte();
         let mut sock_buf = vec![0u8; SOCKET_BUF];
         let mut in_buf = [0u8; 4096];
+        let stream = self
+            .stream
+            .try_clone()
+            .map_err(|e| socket_err(&self.addr, e))?;
+        let mut link = Link::new(&stream).map_err(|e| socket_err(&self.addr, e))?;
+        let outbox = &mut link.outbox;
         loop {
-            let ready = wait(&self.stream, Some(stdin.as_fd()), signals, None)?;
+            let input_fd = outbox.has_room().then(|| stdin.as_fd());
+            let ready = wait(&stream, !outbox.is_empty(), input_fd, signals, None)?;
             if let Some(sig) = ready.signal {
                 if sig == signals::RESIZE {
                     if let (Some(size), Some(cb)) = (
@@ -199,10 +290,22 @@ impl Console {
                     return Ok(ExitReason::Signal(sig));
                 }
             }
+            if ready.writable {
+                outbox
+                    .flush(&stream)
+                    .map_err(|e| socket_err(&self.addr, e))?;
+            }
             if ready.socket {
-                let n = match (&self.stream).read(&mut sock_buf) {
+                let n = match (&stream).read(&mut sock_buf) {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                        ) =>
+                    {
+                        continue;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
                     Err(e) => return Err(socket_err(&self.addr, e)),
                 };
@@ -229,12 +332,14 @@ impl Console {
                     Some(pos) => (&typed[..pos], true),
                     None => (typed, false),
                 };
-                if !send.is_empty() {
-                    self.send(send).map_err(|e| socket_err(&self.addr, e))?;
-                }
                 if quit {
+                    // Input still queued is dropped with the session.
                     return Ok(ExitReason::Escape);
                 }
+                outbox.push(send);
+                outbox
+                    .flush(&stream)
+                    .map_err(|e| socket_err(&self.addr, e))?;
             }
         }
     }
@@ -261,27 +366,55 @@ impl Console {
             .map_err(SessionError::Local)?;
         let mut sock_buf = vec![0u8; SOCKET_BUF];
         let mut in_buf = vec![0u8; SOCKET_BUF];
+        let mut input_done = false;
         let mut quiet_deadline: Option<Instant> = None;
+        let socket_err = |addr: &str, source| SessionError::Socket {
+            addr: addr.to_string(),
+            source,
+        };
+        let stream = self
+            .stream
+            .try_clone()
+            .map_err(|e| socket_err(&self.addr, e))?;
+        let mut link = Link::new(&stream).map_err(|e| socket_err(&self.addr, e))?;
+        let outbox = &mut link.outbox;
         loop {
-            let input_fd = quiet_deadline.is_none().then(|| input.as_fd());
+            // The linger starts once the input ended and all of it was sent.
+            if input_done && outbox.is_empty() && quiet_deadline.is_none() {
+                quiet_deadline = Some(Instant::now() + opts.linger);
+            }
+            let input_fd = (!input_done && outbox.has_room()).then(|| input.as_fd());
             let timeout = quiet_deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = wait(&self.stream, input_fd, signals.as_ref(), timeout)?;
+            let ready = wait(
+                &stream,
+                !outbox.is_empty(),
+                input_fd,
+                signals.as_ref(),
+                timeout,
+            )?;
             if let Some(sig) = ready.signal
                 && sig != signals::RESIZE
             {
                 return Ok(ExitReason::Signal(sig));
             }
+            if ready.writable {
+                outbox
+                    .flush(&stream)
+                    .map_err(|e| socket_err(&self.addr, e))?;
+            }
             if ready.socket {
-                let n = match (&self.stream).read(&mut sock_buf) {
+                let n = match (&stream).read(&mut sock_buf) {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
-                    Err(e) => {
-                        return Err(SessionError::Socket {
-                            addr: self.addr.clone(),
-                            source: e,
-                        });
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                        ) =>
+                    {
+                        continue;
                     }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+                    Err(e) => return Err(socket_err(&self.addr, e)),
                 };
                 if n == 0 {
                     return Ok(ExitReason::RemoteClosed);
@@ -294,19 +427,19 @@ impl Console {
                     quiet_deadline = Some(Instant::now() + opts.linger);
                 }
             }
-            if ready.input && quiet_deadline.is_none() {
+            if ready.input && !input_done {
                 let n = match input.read(&mut in_buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(SessionError::Local(e)),
                 };
                 if n == 0 {
-                    quiet_deadline = Some(Instant::now() + opts.linger);
+                    input_done = true;
                 } else {
-                    self.send(&in_buf[..n]).map_err(|e| SessionError::Socket {
-                        addr: self.addr.clone(),
-                        source: e,
-                    })?;
+                    outbox.push(&in_buf[..n]);
+                    outbox
+                        .flush(&stream)
+                        .map_err(|e| socket_err(&self.addr, e))?;
                 }
             }
             if quiet_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -320,15 +453,18 @@ impl Console {
 #[derive(Debug, Default)]
 struct Ready {
     socket: bool,
+    writable: bool,
     input: bool,
     signal: Option<i32>,
 }
 
-/// Waits until the socket, the input or a signal pipe is ready, or the
-/// timeout passes (then nothing is ready). Hangups and errors count as ready
-/// so that the following read reports them.
+/// Waits until the socket (readable, or writable when `write` is set), the
+/// input or a signal pipe is ready, or the timeout passes (then nothing is
+/// ready). Hangups and errors count as ready so that the following read
+/// reports them.
 fn wait(
     socket: &impl AsFd,
+    write: bool,
     input: Option<std::os::fd::BorrowedFd<'_>>,
     signals: Option<&SignalPipes>,
     timeout: Option<Duration>,
@@ -336,7 +472,12 @@ fn wait(
     let socket = socket.as_fd();
     let sig_fds: Vec<_> = signals.map(|s| s.fds().collect()).unwrap_or_default();
     let mut fds = Vec::with_capacity(2 + sig_fds.len());
-    fds.push(PollFd::new(&socket, PollFlags::IN));
+    let socket_events = if write {
+        PollFlags::IN | PollFlags::OUT
+    } else {
+        PollFlags::IN
+    };
+    fds.push(PollFd::new(&socket, socket_events));
     if let Some(input) = &input {
         fds.push(PollFd::new(input, PollFlags::IN));
     }
@@ -358,6 +499,7 @@ fn wait(
     };
     let mut ready = Ready {
         socket: hit(&fds[0]),
+        writable: write && fds[0].revents().intersects(PollFlags::OUT | PollFlags::ERR),
         ..Ready::default()
     };
     let mut next = 1;

@@ -17,6 +17,9 @@ const XENCONS: &str = env!("CARGO_BIN_EXE_xencons");
 fn pipe_mode_round_trip() {
     let server = EchoServer::start();
     let mut child = Command::new(XENCONS)
+        // The test servers want no token: not the host's token file, if any.
+        .env("XEND_TOKEN_FILE", "/nonexistent/xend-token")
+        .env_remove("XEND_TOKEN")
         .args(["--linger", "0.3", "127.0.0.1", &server.port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -42,6 +45,9 @@ fn pipe_mode_ends_when_the_server_closes() {
     let server = EchoServer::start();
     // A long linger: only the remote close can end this quickly.
     let mut child = Command::new(XENCONS)
+        // The test servers want no token: not the host's token file, if any.
+        .env("XEND_TOKEN_FILE", "/nonexistent/xend-token")
+        .env_remove("XEND_TOKEN")
         .args(["--linger", "600", "127.0.0.1", &server.port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

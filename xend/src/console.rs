@@ -12,14 +12,31 @@
 //! writing its own file. A new domain's log is created new (`O_EXCL`), so a
 //! domain that reuses an id never starts with another domain's output; of the
 //! older lifetimes of that id only the newest log is kept.
+//!
+//! Every buffer a client or the guest can fill is bounded, so xend's memory
+//! does not depend on what anybody sends:
+//!
+//! - Input: at most [`INPUT_BUFFER`] bytes wait between the client's socket
+//!   and the VMM's console stream. When the VMM does not take them (the guest
+//!   is paused or slow), xend stops reading the client's socket, and TCP flow
+//!   control holds the client back. Input with no VMM attached is discarded.
+//!   While held back, a client that leaves is noticed only when it resets the
+//!   connection (its FIN waits behind its unread data); the console clients
+//!   do that when they leave with input held back, and `op=disconnect` or
+//!   the domain's end frees the console in any case.
+//! - Output: the history is [`HISTORY_BYTES`]; a client that falls more than
+//!   [`CLIENT_QUEUE_BYTES`] (or [`CLIENT_QUEUE`] chunks) behind is dropped.
+//!
+//! Each buffer belongs to its client or VMM stream and is freed with it.
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -32,7 +49,14 @@ use crate::log::RotatingFile;
 /// Output kept for new clients.
 pub const HISTORY_BYTES: usize = 64 * 1024;
 /// Chunks queued for a client before it counts as stuck and is dropped.
-const CLIENT_QUEUE: usize = 4096;
+pub const CLIENT_QUEUE: usize = 4096;
+/// Output bytes queued for a client before it counts as stuck and is dropped.
+pub const CLIENT_QUEUE_BYTES: usize = 4 << 20;
+/// Client input buffered on its way to the VMM; past it xend stops reading
+/// the client's socket until the VMM takes some.
+pub const INPUT_BUFFER: usize = 64 * 1024;
+/// Size of one input read (so [`INPUT_BUFFER`] is this many chunks deep).
+const INPUT_CHUNK: usize = 4096;
 /// Console log files rotate at this size (one old file kept).
 const LOG_BYTES: u64 = 4 << 20;
 /// How long a client has to send its token line.
@@ -177,7 +201,21 @@ struct Client {
     serial: u64,
     peer: SocketAddr,
     tx: mpsc::Sender<Vec<u8>>,
+    /// Output bytes queued in `tx` and not yet written to the socket.
+    queued: Arc<AtomicUsize>,
     tasks: [JoinHandle<()>; 2],
+}
+
+impl Client {
+    /// Queue output for the client; false when it is too far behind.
+    fn offer(&self, bytes: &[u8]) -> bool {
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued + bytes.len() > CLIENT_QUEUE_BYTES {
+            return false;
+        }
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.tx.try_send(bytes.to_vec()).is_ok()
+    }
 }
 
 impl Drop for Client {
@@ -193,7 +231,8 @@ struct Inner {
     history: VecDeque<u8>,
     client: Option<Client>,
     serial: u64,
-    to_vmm: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// Input to the current VMM stream (bounded: see [`INPUT_BUFFER`]).
+    to_vmm: Option<mpsc::Sender<Vec<u8>>>,
     vmm_tasks: Vec<JoinHandle<()>>,
     listener: Option<JoinHandle<()>>,
     closed: bool,
@@ -310,28 +349,49 @@ impl ConsoleHub {
         inner.serial += 1;
         let serial = inner.serial;
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CLIENT_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let history: Vec<u8> = inner.history.iter().copied().collect();
         if !history.is_empty() {
+            queued.fetch_add(history.len(), Ordering::Relaxed);
             let _ = tx.try_send(history);
         }
+        let written = Arc::clone(&queued);
         let writer = tokio::spawn(async move {
             while let Some(chunk) = rx.recv().await {
                 if wr.write_all(&chunk).await.is_err() {
                     break;
                 }
+                written.fetch_sub(chunk.len(), Ordering::Relaxed);
             }
             let _ = wr.shutdown().await;
         });
         let weak = Arc::downgrade(&self);
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
             loop {
+                // A new buffer per read: it moves into the bounded queue.
+                let mut buf = vec![0u8; INPUT_CHUNK];
                 let n = match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                let Some(hub) = weak.upgrade() else { return };
-                hub.input(&buf[..n]);
+                buf.truncate(n);
+                // No strong reference while waiting: the hub may go away.
+                let to_vmm = match weak.upgrade() {
+                    Some(hub) => hub.lock().to_vmm.clone(),
+                    None => return,
+                };
+                // Waits while the VMM is behind: this is the backpressure
+                // (the socket is not read meanwhile). A VMM that went away
+                // drops its receiver, and the input with it.
+                // Meanwhile only a reset is noticed: a closed client's FIN
+                // waits behind the data not yet read (console clients reset
+                // a connection they leave while input is held back).
+                if let Some(to_vmm) = to_vmm {
+                    tokio::select! {
+                        _ = to_vmm.send(buf) => {}
+                        _ = rd.ready(Interest::ERROR) => break,
+                    }
+                }
             }
             if let Some(hub) = weak.upgrade() {
                 hub.drop_client(serial);
@@ -341,6 +401,7 @@ impl ConsoleHub {
             serial,
             peer,
             tx,
+            queued,
             tasks: [writer, reader],
         });
         drop(inner);
@@ -374,13 +435,6 @@ impl ConsoleHub {
         );
     }
 
-    /// Keyboard input from the client, to the VMM.
-    fn input(&self, bytes: &[u8]) {
-        if let Some(tx) = &self.lock().to_vmm {
-            let _ = tx.send(bytes.to_vec());
-        }
-    }
-
     /// Guest output: keep it, log it, pass it on to the client.
     pub fn output(&self, bytes: &[u8]) {
         let mut inner = self.lock();
@@ -394,7 +448,7 @@ impl ConsoleHub {
             h.drain(..excess);
         }
         let stuck = match &inner.client {
-            Some(c) => c.tx.try_send(bytes.to_vec()).is_err(),
+            Some(c) => !c.offer(bytes),
             None => false,
         };
         if stuck {
@@ -416,7 +470,7 @@ impl ConsoleHub {
         if !buffered.is_empty() {
             self.output(&buffered);
         }
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(INPUT_BUFFER / INPUT_CHUNK);
         let writer = tokio::spawn(async move {
             while let Some(chunk) = rx.recv().await {
                 if wr.write_all(&chunk).await.is_err() {

@@ -4,8 +4,14 @@ use tokio::sync::broadcast;
 
 use crate::api::XendEvent;
 
-/// Events a slow subscriber may fall behind by before it misses some.
-const BACKLOG: usize = 1024;
+/// Events a slow subscriber may fall behind by before it misses some (the
+/// bus holds this many whatever its subscribers do: xend's own events are
+/// small, injected ones at most [`MAX_EVENT_BYTES`]).
+pub const BACKLOG: usize = 1024;
+
+/// Longest injected event (its SXP text): with [`BACKLOG`], what injections
+/// can make xend hold is bounded (4 MiB).
+pub const MAX_EVENT_BYTES: usize = 4096;
 
 /// The broadcast bus. Cheap to clone.
 #[derive(Clone, Debug)]

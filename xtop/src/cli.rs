@@ -116,7 +116,11 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async_main(args))
+    let result = runtime.block_on(async_main(args));
+    // Do not wait for blocking work (a DNS lookup, a console session) left
+    // behind by a quit on a signal or a hang-up.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 async fn async_main(args: Args) -> anyhow::Result<ExitCode> {

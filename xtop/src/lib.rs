@@ -4,13 +4,14 @@
 //! Code map: [`model`] holds the collected data and rates; [`columns`] the
 //! table's columns; [`action`] every command; [`keymap`], [`theme`] and
 //! [`settings`] the user's files; [`app`] the state machine; [`ui`] the drawing (header, table, detail pane, bars, dialogs, console pane);
-//! [`console`] the console pane; [`tui`] the terminal; [`runtime`] the event
+//! [`console`] the console pane; [`tui`] the terminal; [`hangup`] notices when it goes away; [`runtime`] the event
 //! loop and the collector tasks that talk to xend.
 pub mod action;
 pub mod app;
 pub mod batch;
 pub mod columns;
 pub mod console;
+pub mod hangup;
 pub mod keymap;
 pub mod model;
 pub mod runtime;

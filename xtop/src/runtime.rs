@@ -33,6 +33,8 @@ pub enum Msg {
     ConsoleData(u64, Vec<u8>),
     /// Console session N ended.
     ConsoleClosed(u64, String),
+    /// The terminal hung up (see [`crate::hangup`]).
+    Hangup,
 }
 
 /// An error with its causes, as one line.
@@ -154,6 +156,10 @@ struct ConsoleConn {
 pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let collectors = Collectors::start(&clients, app.delay, &tx);
+    let hangup_tx = tx.clone();
+    crate::hangup::watch(move || {
+        let _ = hangup_tx.send(Msg::Hangup);
+    })?;
     let mut input = Some(EventStream::new());
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -195,7 +201,7 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                 Input::Quit => Step::Quit,
             };
             match item {
-                Step::Quit => app.dispatch(crate::action::Action::Quit),
+                Step::Quit | Step::Msg(Msg::Hangup) => app.dispatch(crate::action::Action::Quit),
                 Step::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
                 Step::Term(Event::Mouse(m)) => app.on_mouse(m),
                 Step::Term(Event::Resize(w, h)) => {
@@ -313,10 +319,17 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         let escape = app.opts.escape;
                         drop(input.take());
                         tui.suspend()?;
-                        let r = tokio::task::spawn_blocking(move || {
+                        let (r, end) = tokio::task::spawn_blocking(move || {
                             console_full(&host, token, target, escape)
                         })
                         .await?;
+                        if end {
+                            // SIGTERM, SIGHUP or SIGINT (their tokio streams
+                            // saw it too), or the terminal hung up: leave
+                            // with the terminal as the session restored it.
+                            app.dispatch(crate::action::Action::Quit);
+                            continue;
+                        }
                         tui.resume()?;
                         input = Some(EventStream::new());
                         app.on_console_full_done(r);
@@ -341,6 +354,10 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     Effect::Redraw => tui.terminal.clear()?,
                     Effect::SetMouse(on) => tui.set_mouse(on)?,
                 }
+            }
+            if app.quit {
+                // Nothing after a quit touches the terminal: it may be gone.
+                break;
             }
         }
         if app.quit {
@@ -527,31 +544,49 @@ fn attach_console(
     }
 }
 
+/// The full-screen console session (the terminal is the console). Returns
+/// its status line, and true when xtop should quit: a signal ended it or
+/// the terminal hung up.
 fn console_full(
     host: &str,
     token: Option<String>,
     target: Target,
     escape: u8,
-) -> Result<String, String> {
-    use console_client::{ConnectOptions, Console, EscapeKey, InteractiveOptions};
-    let port = target
-        .console_port
-        .ok_or_else(|| format!("{} has no console", target.name))?;
+) -> (Result<String, String>, bool) {
+    use console_client::{ConnectOptions, Console, EscapeKey, ExitReason, InteractiveOptions};
+    let Some(port) = target.console_port else {
+        return (Err(format!("{} has no console", target.name)), false);
+    };
     let opts = ConnectOptions {
         timeout: Duration::from_secs(5),
         token,
     };
-    let mut con = Console::connect(host, port, &opts).map_err(|e| error_chain(&e))?;
+    let mut con = match Console::connect(host, port, &opts) {
+        Ok(c) => c,
+        Err(e) => return (Err(error_chain(&e)), false),
+    };
     let caret = format!("^{}", (escape + 0x40) as char);
     let escape = EscapeKey::parse(&caret).unwrap_or(EscapeKey::DEFAULT);
     let iopts = InteractiveOptions {
         escape,
         banner: true,
-        handle_signals: false,
+        // The session must end on SIGTERM/SIGHUP/SIGINT: xtop's own (tokio)
+        // handlers stay installed and see the signal too, so xtop quits next.
+        handle_signals: true,
         on_resize: None,
     };
-    let reason = con.run_interactive(iopts).map_err(|e| error_chain(&e))?;
-    Ok(format!("console of {} ended: {reason:?}", target.name))
+    match con.run_interactive(iopts) {
+        Ok(reason) => {
+            let end = matches!(reason, ExitReason::Signal(_) | ExitReason::InputClosed);
+            (
+                Ok(format!("console of {} ended: {reason:?}", target.name)),
+                end,
+            )
+        }
+        // Standard input or output failing means the terminal is gone.
+        Err(e @ console_client::SessionError::Local(_)) => (Err(error_chain(&e)), true),
+        Err(e) => (Err(error_chain(&e)), false),
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ impl Pty {
         cmd.args(args);
         cmd.cwd(std::env::temp_dir());
         cmd.env("TERM", "xterm");
+        // The test servers want no token: not the host's token file, if any.
+        cmd.env("XEND_TOKEN_FILE", "/nonexistent/xend-token");
+        cmd.env_remove("XEND_TOKEN");
         self.slave.spawn_command(cmd).expect("spawn in the pty")
     }
 

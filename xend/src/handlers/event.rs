@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::{ApiError, ApiResult};
+use crate::events::MAX_EVENT_BYTES;
 use crate::listen::Peer;
 use crate::negotiate::{Format, SXP_MIME};
 use crate::params::Params;
@@ -92,6 +93,15 @@ pub async fn post(
         ));
     }
     let text = params.required("event")?;
+    if text.len() > MAX_EVENT_BYTES {
+        return Err(ApiError::invalid(
+            "event",
+            format!(
+                "{} bytes, longer than the limit of {MAX_EVENT_BYTES}; send a shorter detail",
+                text.len()
+            ),
+        ));
+    }
     let v = sxp::parse(text).map_err(|e| ApiError::invalid("event", e))?;
     let event = crate::events::from_sxp(&v).ok_or_else(|| {
         ApiError::invalid("event", "expected (event NAME (domid N) ...) or (NAME ...)")

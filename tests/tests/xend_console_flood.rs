@@ -1,0 +1,252 @@
+//! A console input flood: a client writes as fast as it can into a paused
+//! domain's console. xend holds it back (a small per-console buffer, then it
+//! stops reading the socket), so its memory stays flat, it keeps answering
+//! other requests meanwhile, and its memory is back near idle once the client
+//! left and the domain was destroyed.
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::{STATE, Xend};
+
+/// How much the flood tries to write.
+const FLOOD: u64 = 256 << 20;
+/// How long it may try.
+const FLOOD_TIME: Duration = Duration::from_secs(8);
+/// xend's RSS may grow this much above idle during the flood.
+const SLACK_KIB: u64 = 32 << 10;
+
+/// xend's resident set size in KiB (`VmRSS`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("xend's status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn a_console_input_flood_is_held_back_and_xend_stays_small_and_fast() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let pid = xend.pid().expect("xend's pid");
+    let (dom, con) = xend.create_booted("flood");
+    con.close();
+    let port = xend.console_port(dom.id);
+    xend.wait_console_free(port);
+    xend.act("flood", "pause", &[]).ok();
+    xend.wait_domain("flood", "paused", |d| d.state.contains('p'));
+    // Idle: after a few requests, so the API's own buffers are counted.
+    for _ in 0..20 {
+        xend.get("/xend/domain").ok();
+    }
+    let idle = rss_kib(pid);
+
+    let written = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (written, done) = (written.clone(), done.clone());
+        let token = xend.token().map(str::to_owned);
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the console");
+            if let Some(t) = token {
+                s.write_all(format!("{t}\n").as_bytes()).unwrap();
+            }
+            // Writes that block are retried until the deadline: xend holding
+            // the input back is what the test expects.
+            s.set_write_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let chunk = vec![b'x'; 1 << 20];
+            let deadline = Instant::now() + FLOOD_TIME;
+            while written.load(Ordering::SeqCst) < FLOOD && Instant::now() < deadline {
+                match s.write(&chunk) {
+                    Ok(n) => {
+                        written.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => panic!("console write: {e}"),
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            // The client leaves here (the socket is closed).
+        })
+    };
+
+    // During the flood: memory bounded, and the API answers quickly.
+    let mut peak = idle;
+    let mut slowest = Duration::ZERO;
+    while !done.load(Ordering::SeqCst) {
+        peak = peak.max(rss_kib(pid));
+        let t = Instant::now();
+        xend.get("/xend/domain/flood").ok();
+        slowest = slowest.max(t.elapsed());
+    }
+    flood.join().expect("the flood thread");
+    let sent = written.load(Ordering::SeqCst);
+    eprintln!(
+        "flood: {} MiB accepted in {FLOOD_TIME:?}; xend RSS idle {idle} KiB, peak {peak} KiB; slowest GET {slowest:?}",
+        sent >> 20
+    );
+    assert!(
+        peak < idle + SLACK_KIB,
+        "xend grew from {idle} KiB to {peak} KiB during the flood"
+    );
+    assert!(
+        sent < 64 << 20,
+        "xend took {} MiB of input for a paused domain: not held back",
+        sent >> 20
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a GET took {slowest:?} during the flood"
+    );
+
+    // The client left without reading the history xend sent it, so its
+    // close reset the connection: xend notices even while it holds the
+    // client's input back, and frees the console.
+    xend.wait_console_free(port);
+    let after_client = rss_kib(pid);
+    xend.act("flood", "destroy", &[]).ok();
+    xend.wait_gone("flood");
+    let mut after = 0;
+    e2e::wait_for(STATE, "xend's RSS to be within 2x idle", || {
+        after = rss_kib(pid);
+        after <= 2 * idle
+    });
+    eprintln!(
+        "flood: xend RSS after the client left {after_client} KiB, after destroy {after} KiB"
+    );
+    // xend still answers, and a new domain gets a working console.
+    let (_, mut con) = xend.create_booted("again");
+    con.echo("after-the-flood", e2e::BOOT);
+}
+
+/// A measurement, not a timed test (`cargo test -p e2e --test
+/// xend_console_flood -- --ignored --nocapture`): a 1 MiB paste (lines of
+/// text) into a running minios shell, written as fast as xend takes it, while
+/// the main thread times GETs for 30 s. Prints the rate at which the guest
+/// takes input (the VMM's `console_bytes_in`), then leaves mid-paste and
+/// times how long until the console is free.
+#[test]
+#[ignore]
+fn paste_throughput_into_a_running_domain() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    const PASTE: usize = 1 << 20;
+    const WINDOW: Duration = Duration::from_secs(30);
+    let xend = Xend::start();
+    let pid = xend.pid().expect("xend's pid");
+    let (dom, con) = xend.create_booted("paste");
+    con.close();
+    let port = xend.console_port(dom.id);
+    xend.wait_console_free(port);
+    let idle = rss_kib(pid);
+    let before = xend.domain("paste").console_bytes_in;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the console");
+    if let Some(t) = xend.token() {
+        s.write_all(format!("{t}\n").as_bytes()).unwrap();
+    }
+    // Read (and drop) the echo and the shell's answers.
+    let mut reader = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(std::io::Read::read(&mut reader, &mut buf), Ok(n) if n > 0) {}
+    });
+    let line = format!("{}\n", "x".repeat(63));
+    let text = line.repeat(PASTE / line.len());
+    let mut w = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = w.write_all(text.as_bytes());
+    });
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut peak = idle;
+    let mut taken = 0;
+    while start.elapsed() < WINDOW && taken < PASTE as u64 {
+        let t = Instant::now();
+        taken = xend.domain("paste").console_bytes_in - before;
+        slowest = slowest.max(t.elapsed());
+        peak = peak.max(rss_kib(pid));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "paste: the guest took {} KiB in {secs:.1} s ({:.1} KiB/s); slowest GET {slowest:?}; xend RSS idle {idle} KiB, peak {peak} KiB",
+        taken >> 10,
+        taken as f64 / 1024.0 / secs,
+    );
+    let t = Instant::now();
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    drop(s);
+    xend.wait_console_free(port);
+    eprintln!(
+        "paste: console free {:?} after the client left mid-paste",
+        t.elapsed()
+    );
+}
+
+/// Event subscribers cannot grow xend: the bus keeps a fixed number of
+/// events, a subscriber that never reads only falls behind (and skips), and
+/// an injected event is at most 4 KiB (longer ones are refused with 400).
+#[test]
+fn an_event_subscriber_that_never_reads_does_not_grow_xend() {
+    let xend = Xend::start();
+    let pid = xend.pid().expect("xend's pid");
+    let long = format!("(event test.big (detail {}))", "x".repeat(8192));
+    let r = xend.post_local("/xend/event", &[("op", "inject"), ("event", &long)]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("4096"), "{}", r.body);
+    let event = format!("(event test.flood (detail {}))", "x".repeat(4000));
+    // One client for the many injections (over the local socket).
+    let http = reqwest::blocking::Client::builder()
+        .unix_socket(xend.unix_path())
+        .build()
+        .unwrap();
+    let inject = || {
+        let r = http
+            .post("http://localhost/xend/event")
+            .form(&[("op", "inject"), ("event", &event)])
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text());
+    };
+    for _ in 0..20 {
+        inject();
+    }
+    let idle = rss_kib(pid);
+    // Subscribers that never read: the event port and the HTTP stream.
+    let mut port = TcpStream::connect(("127.0.0.1", xend.event_port())).unwrap();
+    if let Some(t) = xend.token() {
+        port.write_all(format!("{t}\n").as_bytes()).unwrap();
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", xend.api_port())).unwrap();
+    write!(
+        stream,
+        "GET /xend/event?op=stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\r\n",
+        xend.authorization()
+    )
+    .unwrap();
+    // 3000 events of 4 KiB: 12 MiB, more than the socket buffers and the
+    // bus's ring (1024 events) hold.
+    for _ in 0..3000 {
+        inject();
+    }
+    let after = rss_kib(pid);
+    eprintln!(
+        "events: xend RSS {idle} KiB before, {after} KiB after 12 MiB of events to two stuck subscribers"
+    );
+    assert!(
+        after < idle + SLACK_KIB,
+        "xend grew from {idle} KiB to {after} KiB"
+    );
+    drop((port, stream));
+}
