@@ -143,6 +143,9 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         return Err(DaemonError::Running(pid));
     }
     raise_nofile();
+    for warning in &settings.config_warnings {
+        tracing::warn!("{warning}");
+    }
     match settings.tcp_auth {
         crate::config::TcpAuth::Token => {
             let token = crate::token::load_or_create(&settings.token_file, settings.admin_gid)?;

@@ -135,6 +135,7 @@ mod tests {
             min_restart_time: 20.0,
             max_request_bytes: 1024,
             vif_bridge: "xenbr0".into(),
+            config_warnings: Vec::new(),
         });
         let events = EventBus::new();
         let db = crate::db::Db::open(&settings.dbroot).unwrap();

@@ -89,6 +89,9 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
+    /// What the config file said that was ignored (unknown keys), logged as
+    /// warnings once logging starts.
+    pub config_warnings: Vec<String>,
 }
 
 impl Settings {
@@ -144,6 +147,7 @@ impl Settings {
                 .vif_bridge
                 .clone()
                 .unwrap_or_else(|| crate::network::DEFAULT_BRIDGE.to_string()),
+            config_warnings: c.ignored.clone(),
         }
         .check()
     }
