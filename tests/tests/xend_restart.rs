@@ -90,7 +90,7 @@ fn restart_modes_and_exit_actions() {
     let d = xend.wait_domain("pc", "crashed and preserved", |d| d.state == "----c-");
     assert_eq!(d.shutdown_reason.as_deref(), Some("crash"));
     let sx = sxp::parse(&xend.get("/xend/domain/pc").ok().body).unwrap();
-    assert_eq!(sx.child_value("state"), Some("----c-"));
+    assert_eq!(sx.child_value("state"), Some("----c"));
     xend.act("pc", "destroy", &[]).ok();
     xend.wait_gone("pc");
     // on_reboot = destroy overrides restart = always.
