@@ -246,6 +246,9 @@ pub async fn act(
         )));
     }
     let dom = lookup(&state, &name)?;
+    if let Some(e) = super::sched::unsupported(&op) {
+        return Err(e);
+    }
     tracing::info!("domain {} (id {}): {op} requested", dom.name, dom.id);
     let back = format!("/xend/domain/{}", dom.name);
     let sup = &state.sup;
