@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 
 use crate::error::ApiError;
 
-const LATER: &str = "per-domain CPU weights and caps come with the VMM isolation work; \
-                     pin vCPUs to host CPUs with op=pincpu meanwhile";
+const LATER: &str =
+    "per-domain CPU weights and caps come with the VMM isolation work (op=pincpu works now)";
 
 /// The 501 answer for a 2.0 scheduler op on a domain or the node, or `None`
 /// when `op` is not one.
@@ -21,7 +21,7 @@ pub fn unsupported(op: &str) -> Option<ApiError> {
         "cpu_bvt_slice_set" => "has no BVT scheduler (no context switch allowance)",
         "cpu_fbvt_slice_set" => "has no fair BVT scheduler (no context switch allowance)",
         "cpu_rrobin_slice_set" => {
-            "has no round-robin scheduler: the host's Linux scheduler sets time slices"
+            "has no round-robin scheduler: Linux sets the time slices"
         }
         _ => return None,
     };
