@@ -89,11 +89,13 @@ fn domain_lifecycle_in_sxp_and_json() {
         return;
     }
     let xend = Xend::start();
-    // Create from SXP, as a program: 201, Location, the domain sxpr.
+    // Create from SXP, as a program: 201, Location, the domain sxpr. (An SXP
+    // create without `paused` is Xen 2.0's: built paused for the client to
+    // unpause; `tests/tests/xen2_compat.rs` covers that.)
     let r = xend
         .post(
             "/xend/domain",
-            &[("op", "create"), ("config", "(vm (name alpha) (memory 16) (maxmem 32) (vcpus 2) (image (minios (args 'quiet=1'))))")],
+            &[("op", "create"), ("config", "(vm (name alpha) (memory 16) (maxmem 32) (vcpus 2) (image (minios (args 'quiet=1'))))"), ("paused", "0")],
         )
         .status(201);
     assert!(

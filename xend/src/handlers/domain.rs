@@ -96,7 +96,13 @@ fn parse_config(params: &Params) -> ApiResult<DomainConfig> {
     DomainConfig::parse(text, "config").map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// `POST /xend/domain`: `op=create config=TEXT` (SXP or `key = value`).
+/// `POST /xend/domain`: `op=create config=TEXT` (SXP or `key = value`),
+/// `paused=0|1`.
+///
+/// Without `paused`, a client asking for SXP gets Xen 2.0's create: the
+/// domain is built paused and the client unpauses it (2.0's `xm create` sends
+/// `op=unpause` next; `xm create -p` does not). JSON and browser clients
+/// without `paused` get a running domain; our own clients always say.
 pub async fn create(
     State(state): State<AppState>,
     format: Format,
@@ -110,7 +116,10 @@ pub async fn create(
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
     let cfg = parse_config(&params)?;
-    let paused = super::save::flag(&params, "paused")?;
+    let paused = match params.get("paused") {
+        Some(_) => super::save::flag(&params, "paused")?,
+        None => format == Format::Sxp,
+    };
     let dom = state.sup.create(cfg, paused).await?;
     let location = format!("{}/xend/domain/{}", state.settings.base_url(), dom.name);
     if format == Format::Html {
