@@ -137,7 +137,10 @@ mod tests {
              --b0b\r\nContent-Disposition: form-data; name=\"config\"; filename=\"/x/web.sxp\"\r\n\
              Content-Type: application/octet-stream\r\n\r\n(vm (name web)\n    (memory 16))\n\
              --b0b--\r\n",
-            &[("op", "create"), ("config", "(vm (name web)\n    (memory 16))")],
+            &[
+                ("op", "create"),
+                ("config", "(vm (name web)\n    (memory 16))"),
+            ],
         );
         // A file with no final newline: the boundary follows on its line.
         check(
@@ -165,7 +168,10 @@ mod tests {
     fn malformed_bodies_say_what_is_wrong() {
         assert_eq!(parse(b"nothing", "b0b"), Err(MultipartError::NoParts));
         assert_eq!(
-            parse(b"--b0b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b0b--", "b0b"),
+            parse(
+                b"--b0b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b0b--",
+                "b0b"
+            ),
             Err(MultipartError::NoName(1))
         );
         assert_eq!(

@@ -345,7 +345,10 @@ mod tests {
         assert!(v.child("console").is_none() && v.child("config").is_none());
         assert_eq!(v.child_value("cpu"), Some("-1"));
         assert_eq!(v.child_value("state"), Some("r----"));
-        assert_eq!(v.child("devices").map(|d| d.to_string()).as_deref(), Some("(devices)"));
+        assert_eq!(
+            v.child("devices").map(|d| d.to_string()).as_deref(),
+            Some("(devices)")
+        );
     }
 
     #[test]

@@ -15,10 +15,7 @@ use crate::state::AppState;
 /// `/xend/domain/` is `/xend/domain` for every route at once.
 pub fn app(state: AppState) -> Router {
     let routes = routes(state);
-    Router::new().fallback_service(tower::ServiceExt::map_request(
-        routes,
-        trim_trailing_slash,
-    ))
+    Router::new().fallback_service(tower::ServiceExt::map_request(routes, trim_trailing_slash))
 }
 
 /// Xen 2.0's client names collections with a trailing `/` (`GET
@@ -304,10 +301,7 @@ mod tests {
         let (status, _, body) = call(&s, post("/xend/domain/", "op=explode")).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
         assert_eq!(call(&s, get("/xend/", None)).await.0, StatusCode::OK);
-        assert_eq!(
-            call(&s, get("/xend", None)).await.0,
-            StatusCode::SEE_OTHER
-        );
+        assert_eq!(call(&s, get("/xend", None)).await.0, StatusCode::SEE_OTHER);
     }
 
     #[tokio::test]

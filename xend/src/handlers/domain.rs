@@ -69,7 +69,12 @@ pub async fn list(
         let node = crate::hostinfo::node_info();
         let d0 = crate::hostinfo::domain0(&node);
         let mut stats = vec![d0.clone()];
-        let mut items = vec![crate::render::domain_sxp(&d0, None, Default::default(), None)];
+        let mut items = vec![crate::render::domain_sxp(
+            &d0,
+            None,
+            Default::default(),
+            None,
+        )];
         for d in state.sup.domains() {
             let (s, v) = crate::render::domain_full(&d);
             stats.push(s);
@@ -199,7 +204,12 @@ fn domain0(format: Format, params: Params) -> ApiResult<Response> {
     let d0 = crate::hostinfo::domain0(&node);
     Ok(match format {
         Format::Json => json(&d0),
-        _ => sxp(&crate::render::domain_sxp(&d0, None, Default::default(), None)),
+        _ => sxp(&crate::render::domain_sxp(
+            &d0,
+            None,
+            Default::default(),
+            None,
+        )),
     })
 }
 

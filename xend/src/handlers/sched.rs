@@ -20,9 +20,7 @@ pub fn unsupported(op: &str) -> Option<ApiError> {
         "cpu_atropos_set" => "has no Atropos scheduler",
         "cpu_bvt_slice_set" => "has no BVT scheduler (no context switch allowance)",
         "cpu_fbvt_slice_set" => "has no fair BVT scheduler (no context switch allowance)",
-        "cpu_rrobin_slice_set" => {
-            "has no round-robin scheduler: Linux sets the time slices"
-        }
+        "cpu_rrobin_slice_set" => "has no round-robin scheduler: Linux sets the time slices",
         _ => return None,
     };
     Some(ApiError::new(
@@ -47,10 +45,17 @@ mod tests {
         ] {
             let e = unsupported(op).unwrap();
             assert_eq!(e.status, StatusCode::NOT_IMPLEMENTED);
-            assert!(e.message.starts_with(&format!("{op}: the KVM hypervisor has no ")));
+            assert!(
+                e.message
+                    .starts_with(&format!("{op}: the KVM hypervisor has no "))
+            );
             assert!(e.message.contains("VMM isolation work"), "{}", e.message);
             // Whole in a 2.0 client's reason phrase.
-            assert!(e.message.len() <= crate::negotiate::MAX_REASON, "{}", e.message);
+            assert!(
+                e.message.len() <= crate::negotiate::MAX_REASON,
+                "{}",
+                e.message
+            );
         }
         assert!(unsupported("pause").is_none());
     }
