@@ -133,10 +133,7 @@ pub fn domain_sxp(
         .first()
         .and_then(|v| v.cpu)
         .and_then(|c| i64::try_from(c).ok());
-    items.push(Value::pair(
-        "cpu",
-        last_cpu.or(d.cpu.map(i64::from)).unwrap_or(-1),
-    ));
+    items.push(Value::pair("cpu", last_cpu.or(d.cpu).unwrap_or(-1)));
     items.push(Value::pair("cpu_time", d.cpu_time));
     items.push(Value::pair("up_time", d.up_time));
     items.push(Value::pair("start_time", d.start_time));
