@@ -489,3 +489,68 @@ fn xm_create_and_create_p_as_xen_2_0_sequences_them() {
     xend.wait_gone("web");
     xend.wait_gone("web2");
 }
+
+#[test]
+fn the_event_port_speaks_xen_2_0s_protocol() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = xend();
+    let mut port = e2e::EventPort::connect(&xend);
+    // (help) lists the requests; replies are (ok VALUE).
+    port.send("(help)\n");
+    let help = port.expect_line("(ok (help quit info", STATE);
+    assert!(
+        help.contains("sys.subscribe") && help.contains("sys.inject"),
+        "{help}"
+    );
+    // An unknown request and 2.0's Python debugging switches: (err ...).
+    port.send("(bogus)\n");
+    port.expect_line(
+        "(err (type XendError) (value 'Invalid operation: bogus'))",
+        STATE,
+    );
+    port.send("(traceon)\n");
+    // (pretty-printed as 2.0 did: a reply wider than 80 columns spans lines)
+    port.expect_line("(type XendError)", STATE);
+    port.expect_line("'traceon: xend is not a Python process to trace", STATE);
+    // Injection over TCP is off by default, and says where it is allowed.
+    port.send("(sys.inject (site.backup (detail ok)))\n");
+    port.expect_line("'sys.inject: events are injected by local clients", STATE);
+
+    // Subscribed to everything: a domain's life as 2.0's events.
+    let dom = xend.create("(vm (name ev) (memory 16))");
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("ev"), BOOT);
+    port.expect_line(
+        &format!("(event xend.domain.create (ev {}))", dom.id),
+        STATE,
+    );
+    // (info): every console.
+    port.send("(info)\n");
+    port.expect_line("(info", STATE);
+    port.expect_line("(console", STATE);
+    port.expect_line(
+        &format!("(console_port {})", xend.console_port(dom.id)),
+        STATE,
+    );
+    // Only what is subscribed to, with 2.0's patterns.
+    port.send("(sys.subscribe xend.domain.?)\n");
+    port.expect_line("(ok (ok))", STATE);
+    let pause = format!("(event xend.domain.pause (ev {}))", dom.id);
+    xend.act("ev", "pause", &[]).ok();
+    port.expect_line(&pause, STATE);
+    port.send("(sys.subscribe xend.domain.unpause)\n");
+    port.expect_line("(ok (ok))", STATE);
+    xend.act("ev", "pause", &[]).ok();
+    xend.act("ev", "unpause", &[]).ok();
+    // The pause in between is not sent: the next event line is the unpause.
+    let line = port.expect_line("(event ", STATE);
+    assert_eq!(line, format!("(event xend.domain.unpause (ev {}))", dom.id));
+    // (quit) closes the connection.
+    port.send("(quit)\n");
+    port.expect_closed(STATE);
+    con.close();
+    xend.act("ev", "destroy", &[]).ok();
+    xend.wait_gone("ev");
+}

@@ -205,8 +205,12 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     sup.adopt_all().await;
     let event_task = tokio::spawn(crate::eventport::serve(
         events_listener,
-        events.clone(),
-        settings.token.clone(),
+        crate::eventport::EventPort {
+            events: events.clone(),
+            token: settings.token.clone(),
+            sup: sup.clone(),
+            inject: settings.event_inject_tcp,
+        },
     ));
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
