@@ -15,6 +15,10 @@ pub enum MultipartError {
     /// The `Content-Type` has no `boundary=` parameter.
     #[error("the Content-Type names no boundary")]
     NoBoundary,
+    /// The boundary is longer than RFC 2046 allows (which also bounds the
+    /// cost of searching a body for it).
+    #[error("the boundary is longer than {MAX_BOUNDARY} characters")]
+    LongBoundary,
     /// The body never contains `--BOUNDARY`.
     #[error("the body has no part (no boundary line)")]
     NoParts,
@@ -25,6 +29,9 @@ pub enum MultipartError {
     #[error("part {0} has no Content-Disposition name")]
     NoName(usize),
 }
+
+/// The longest boundary RFC 2046 allows.
+pub const MAX_BOUNDARY: usize = 70;
 
 /// One part: its field name and its bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +52,13 @@ pub fn boundary(content_type: &str) -> Result<&str, MultipartError> {
         .map(|(_, v)| v.trim().trim_matches('"'))
         .filter(|b| !b.is_empty())
         .ok_or(MultipartError::NoBoundary)
+        .and_then(|b| {
+            if b.len() > MAX_BOUNDARY {
+                Err(MultipartError::LongBoundary)
+            } else {
+                Ok(b)
+            }
+        })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -194,5 +208,7 @@ mod tests {
             boundary("multipart/form-data"),
             Err(MultipartError::NoBoundary)
         );
+        let long = format!("multipart/form-data; boundary={}", "b".repeat(71));
+        assert_eq!(boundary(&long), Err(MultipartError::LongBoundary));
     }
 }
