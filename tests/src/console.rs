@@ -165,6 +165,17 @@ impl EventPort {
         }
     }
 
+    /// Send a request (Xen 2.0's protocol: `(help)`, `(sys.subscribe ...)`).
+    pub fn send(&mut self, text: &str) {
+        self.inner.send(text);
+    }
+
+    /// Wait until xend closes the connection; returns what was left unread.
+    #[track_caller]
+    pub fn expect_closed(&mut self, timeout: Duration) -> String {
+        self.inner.expect_closed(timeout)
+    }
+
     /// Like [`EventPort::expect_line`] but `None` on timeout.
     pub fn try_line(&mut self, needle: &str, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;

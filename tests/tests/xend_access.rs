@@ -283,7 +283,7 @@ fn events_cannot_be_forged() {
         )
         .ok();
         port.try_line(
-            "(event site.backup (detail ok)",
+            "(event site.backup (site.backup (detail ok)))",
             std::time::Duration::from_millis(100),
         )
         .is_some()

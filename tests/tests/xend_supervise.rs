@@ -152,7 +152,13 @@ fn sigkill_during_a_burst_of_creates_leaves_a_consistent_db() {
                     if http
                         .post(format!("{base}/xend/domain"))
                         .header("Authorization", auth.as_str())
-                        .form(&[("op", "create"), ("config", config.as_str())])
+                        // paused=0: an SXP create without it is Xen 2.0's
+                        // (built paused for the client to unpause).
+                        .form(&[
+                            ("op", "create"),
+                            ("config", config.as_str()),
+                            ("paused", "0"),
+                        ])
                         .send()
                         .is_err()
                     {

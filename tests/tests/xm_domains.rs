@@ -252,6 +252,10 @@ const GOLDEN_LONG: &str = "
         (remote_port 1)
         (console_port <port>)
     )
+    (devices)
+    (config
+        (vm (name web1) (memory 16) (maxmem 16) (vcpus 1) (restart onreboot) (image (minios)))
+    )
     (vcpus 1)
     (vcpu_info
         (vcpu (id 0) (cpu_time <cpu_time>) (state <state>) (affinity <affinity>) (cpu <cpu>))
@@ -264,9 +268,6 @@ const GOLDEN_LONG: &str = "
     (console_bytes_in <console_bytes_in>)
     (exits <exits>)
     (vmm_overhead_kib <vmm_overhead_kib>)
-    (config
-        (vm (name web1) (memory 16) (maxmem 16) (vcpus 1) (restart onreboot) (image (minios)))
-    )
 )
 ";
 

@@ -187,6 +187,9 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     }
     let nofile = raise_nofile();
     settings.max_connections = connection_cap(settings.max_connections, nofile);
+    for warning in &settings.config_warnings {
+        tracing::warn!("{warning}");
+    }
     match settings.tcp_auth {
         crate::config::TcpAuth::Token => {
             let token = crate::token::load_or_create(&settings.token_file, settings.admin_gid)?;
@@ -247,8 +250,12 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     sup.adopt_all().await;
     let event_task = tokio::spawn(crate::eventport::serve(
         events_listener,
-        events.clone(),
-        settings.token.clone(),
+        crate::eventport::EventPort {
+            events: events.clone(),
+            token: settings.token.clone(),
+            sup: sup.clone(),
+            inject: settings.event_inject_tcp,
+        },
     ));
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {

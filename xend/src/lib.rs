@@ -41,6 +41,8 @@ pub mod listen;
 #[cfg(feature = "server")]
 pub mod log;
 #[cfg(feature = "server")]
+pub mod multipart;
+#[cfg(feature = "server")]
 pub mod negotiate;
 #[cfg(feature = "server")]
 pub mod network;

@@ -65,7 +65,7 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
         return resp;
     };
     let status = resp.status();
-    match format {
+    let mut resp = match format {
         Format::Sxp => resp,
         Format::Json => {
             let body = serde_json::json!({ "error": message }).to_string();
@@ -75,7 +75,42 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
             r
         }
         Format::Html => (status, Html(crate::html::error_page(status, &message))).into_response(),
+    };
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&message)) {
+        resp.extensions_mut().insert(reason);
     }
+    resp
+}
+
+/// The longest reason phrase sent, in bytes.
+pub const MAX_REASON: usize = 200;
+
+/// `message` as an HTTP reason phrase: Xen 2.0's client shows only the status
+/// line's reason (`Error: <reason>`) and never reads the body, so the message
+/// goes there too. One line of printable ASCII (control characters become
+/// spaces, runs of spaces one, anything else `\u{..}`), at most
+/// [`MAX_REASON`] bytes (cut with `...`).
+pub fn reason_phrase(message: &str) -> String {
+    let mut out = String::new();
+    for c in message.chars() {
+        let piece = if c.is_control() || c.is_whitespace() {
+            if out.is_empty() || out.ends_with(' ') {
+                continue;
+            }
+            " ".to_string()
+        } else if c.is_ascii() {
+            c.to_string()
+        } else {
+            c.escape_unicode().to_string()
+        };
+        if out.len() + piece.len() > MAX_REASON - 3 {
+            out.push_str("...");
+            return out;
+        }
+        out.push_str(&piece);
+    }
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// An SXP response body.
@@ -112,6 +147,26 @@ mod tests {
             h.insert(ACCEPT, a.parse().unwrap());
         }
         assert_eq!(Format::from_headers(&h), want);
+    }
+
+    #[test]
+    fn reason_phrases_are_one_bounded_printable_line() {
+        #[track_caller]
+        fn check(message: &str, want: &str) {
+            let got = reason_phrase(message);
+            assert_eq!(got, want);
+            assert!(hyper::ext::ReasonPhrase::try_from(got).is_ok());
+        }
+        check("invalid domain:x", "invalid domain:x");
+        check(
+            "config:3:9: bad value\r\nSet-Cookie: x=1\n",
+            "config:3:9: bad value Set-Cookie: x=1",
+        );
+        check("tab\there\x00nul \x7f", "tab here nul");
+        check("caf\u{e9}", "caf\\u{e9}");
+        let long = reason_phrase(&"x".repeat(1000));
+        assert_eq!(long.len(), MAX_REASON);
+        assert!(long.ends_with("..."));
     }
 
     #[test]

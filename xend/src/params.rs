@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 
 use crate::error::ApiError;
+use crate::multipart::{self, MultipartError};
 use crate::state::AppState;
 
 /// Request parameters by name (the first occurrence wins).
@@ -62,49 +63,26 @@ impl FromRequest<AppState> for Params {
                 params.add(k.into_owned(), v.into_owned());
             }
         }
-        let ctype = req
+        let ctype_raw = req
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
-            .to_ascii_lowercase();
-        if ctype.starts_with("multipart/form-data") {
-            let mut mp = Multipart::from_request(req, state)
-                .await
-                .map_err(|e| ApiError::bad_request(format!("Bad multipart body: {e}")))?;
-            let mut total = 0usize;
-            loop {
-                let field = match mp.next_field().await {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                        return Err(too_large(limit));
-                    }
-                    Err(e) => {
-                        return Err(ApiError::bad_request(format!("Bad multipart body: {e}")));
-                    }
-                };
-                let name = field.name().unwrap_or("").to_string();
-                let data = field.bytes().await.map_err(|e| {
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        too_large(limit)
-                    } else {
-                        ApiError::bad_request(format!("Bad multipart body: {e}"))
-                    }
-                })?;
-                total += data.len();
-                if total > limit {
-                    return Err(too_large(limit));
-                }
-                let text = String::from_utf8(data.to_vec())
-                    .map_err(|_| ApiError::invalid(&name, "not UTF-8 text"))?;
-                params.add(name, text);
-            }
-            return Ok(params);
-        }
+            .to_string();
+        let ctype = ctype_raw.to_ascii_lowercase();
         let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|e| body_error(e, limit))?;
+        if ctype.starts_with("multipart/form-data") {
+            let bad = |e: MultipartError| ApiError::bad_request(format!("Bad multipart body: {e}"));
+            let boundary = multipart::boundary(&ctype_raw).map_err(bad)?;
+            for part in multipart::parse(&body, boundary).map_err(bad)? {
+                let text = String::from_utf8(part.data.to_vec())
+                    .map_err(|_| ApiError::invalid(&part.name, "not UTF-8 text"))?;
+                params.add(part.name, text);
+            }
+            return Ok(params);
+        }
         if !body.is_empty() {
             add_form(&mut params, &body);
         }

@@ -97,27 +97,63 @@ fn opt_str(items: &mut Vec<Value>, key: &str, v: &Option<String>) {
     }
 }
 
-/// The domain sxpr: reference fields in the reference's order (`id name memory
-/// maxmem state [shutdown_reason] cpu cpu_time up_time start_time console`),
-/// then the figures Xen 3 and xentop add, then `(config (vm ...))`.
-pub fn domain_sxp(d: &DomainStats, console: Option<&ConsoleInfo>, config: Option<Value>) -> Value {
+/// A domain's restart bookkeeping, as Xen 2.0's record showed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RestartInfo {
+    /// `booting` while a restart is under way (2.0 also had `pending`, for a
+    /// restart waiting on a dead domain; ours restart at once).
+    pub state: Option<&'static str>,
+    /// When the domain last restarted (seconds since the epoch).
+    pub time: Option<f64>,
+}
+
+/// The domain sxpr. First Xen 2.0.6's `XendDomainInfo.sxpr()`, field for field
+/// and in its order: `id name memory maxmem state [shutdown_reason] cpu
+/// cpu_time up_time start_time [console] [restart_state] [restart_time]
+/// (devices ...) [(config ...)]`, with a five-letter `rbpsc` state (2.0's
+/// `xm list` columns expect five) and `cpu` the physical CPU vCPU 0 last ran
+/// on. Then what Xen 3, xentop and this xend add (`crash_reason`, `vcpus`,
+/// `vcpu_info`, ...), always after the 2.0 fields.
+pub fn domain_sxp(
+    d: &DomainStats,
+    console: Option<&ConsoleInfo>,
+    restart: RestartInfo,
+    config: Option<Value>,
+) -> Value {
+    let state: String = d.state.chars().take(5).collect();
     let mut items = vec![
         Value::str("domain"),
         Value::pair("id", d.id),
         Value::pair("name", &d.name),
         Value::pair("memory", d.memory),
         Value::pair("maxmem", d.maxmem),
-        Value::pair("state", &d.state),
+        Value::pair("state", state),
     ];
     opt_str(&mut items, "shutdown_reason", &d.shutdown_reason);
-    opt_str(&mut items, "crash_reason", &d.crash_reason);
-    items.push(Value::pair("cpu", d.cpu.unwrap_or(-1)));
+    let last_cpu = d
+        .vcpu_info
+        .first()
+        .and_then(|v| v.cpu)
+        .and_then(|c| i64::try_from(c).ok());
+    items.push(Value::pair("cpu", last_cpu.or(d.cpu).unwrap_or(-1)));
     items.push(Value::pair("cpu_time", d.cpu_time));
     items.push(Value::pair("up_time", d.up_time));
     items.push(Value::pair("start_time", d.start_time));
     if let Some(c) = console {
         items.push(console_sxp(c));
     }
+    if let Some(state) = restart.state {
+        items.push(Value::pair("restart_state", state));
+    }
+    if let Some(t) = restart.time {
+        items.push(Value::pair("restart_time", t));
+    }
+    items.push(crate::supervisor::devices::devices_sxp(d));
+    if let Some(c) = config {
+        items.push(Value::pair("config", c));
+    }
+    // Ours, after every 2.0 field.
+    opt_str(&mut items, "crash_reason", &d.crash_reason);
     items.push(Value::pair("vcpus", d.vcpus));
     let mut vcpus = vec![Value::str("vcpu_info")];
     for v in &d.vcpu_info {
@@ -143,13 +179,7 @@ pub fn domain_sxp(d: &DomainStats, console: Option<&ConsoleInfo>, config: Option
     items.push(Value::pair("console_bytes_in", d.console_bytes_in));
     items.push(Value::pair("exits", d.exits));
     items.push(Value::pair("vmm_overhead_kib", d.vmm_overhead_kib));
-    if let Some(devices) = crate::supervisor::devices::devices_sxp(d) {
-        items.push(devices);
-    }
     items.extend(health_sxp(d));
-    if let Some(c) = config {
-        items.push(Value::pair("config", c));
-    }
     Value::List(items)
 }
 
@@ -194,26 +224,38 @@ pub fn console_sxp(c: &ConsoleInfo) -> Value {
 /// A domain's full sxpr (`GET /xend/domain/DOM`).
 pub fn domain_full(dom: &Domain) -> (DomainStats, Value) {
     let stats = dom.stats();
-    let config = dom.state().config.to_sxp();
-    let v = domain_sxp(&stats, Some(&dom.console.info()), Some(config));
+    let (config, restart) = {
+        let st = dom.state();
+        (st.config.to_sxp(), restart_info(&st))
+    };
+    let v = domain_sxp(&stats, Some(&dom.console.info()), restart, Some(config));
     (stats, v)
 }
 
+/// A domain's [`RestartInfo`].
+pub fn restart_info(st: &DomState) -> RestartInfo {
+    RestartInfo {
+        state: (st.phase == Phase::Restarting).then_some("booting"),
+        time: st.restart_time,
+    }
+}
+
 /// The DB record: the domain sxpr plus `(lifetime STAMP)` (its console log's
-/// lifetime, see [`crate::console`]), `(restart_time T)` when restarted and
+/// lifetime, see [`crate::console`]) and
 /// `(phase restarting)` while a restart is under way (so a restart cut short
 /// by a crash of xend is finished when xend starts again).
 pub fn db_record(dom: &Domain, st: &DomState) -> Value {
     let stats = domain_stats(dom, st);
-    let mut v = domain_sxp(&stats, Some(&dom.console.info()), Some(st.config.to_sxp()));
+    let mut v = domain_sxp(
+        &stats,
+        Some(&dom.console.info()),
+        restart_info(st),
+        Some(st.config.to_sxp()),
+    );
     if let Value::List(items) = &mut v {
-        let at = items.len() - 1;
-        items.insert(at, Value::pair("lifetime", dom.console.lifetime));
+        items.push(Value::pair("lifetime", dom.console.lifetime));
         if st.phase == Phase::Restarting {
-            items.insert(at, Value::pair("phase", "restarting"));
-        }
-        if let Some(t) = st.restart_time {
-            items.insert(at, Value::pair("restart_time", t));
+            items.push(Value::pair("phase", "restarting"));
         }
     }
     v
@@ -244,7 +286,11 @@ pub fn node_sxp(n: &NodeInfo) -> Value {
 /// `(snapshot (time T) (xend_version V) (node ...) (domains (domain ...) ...))`.
 pub fn snapshot_sxp(s: &Snapshot) -> Value {
     let mut doms = vec![Value::str("domains")];
-    doms.extend(s.domains.iter().map(|d| domain_sxp(d, None, None)));
+    doms.extend(
+        s.domains
+            .iter()
+            .map(|d| domain_sxp(d, None, RestartInfo::default(), None)),
+    );
     Value::list([
         Value::str("snapshot"),
         Value::pair("time", s.time),
@@ -268,8 +314,27 @@ mod tests {
         assert_eq!(state_letters(None, false), "------");
     }
 
+    /// Xen 2.0.6's `XendDomainInfo.sxpr()` field order.
+    const XEN_2_0_6_ORDER: [&str; 15] = [
+        "id",
+        "name",
+        "memory",
+        "maxmem",
+        "state",
+        "shutdown_reason",
+        "cpu",
+        "cpu_time",
+        "up_time",
+        "start_time",
+        "console",
+        "restart_state",
+        "restart_time",
+        "devices",
+        "config",
+    ];
+
     #[test]
-    fn an_unresponsive_domain_says_so_after_its_figures() {
+    fn an_unresponsive_domain_says_so_at_the_end() {
         let d = DomainStats {
             name: "hung".into(),
             state: "-b----".into(),
@@ -277,10 +342,14 @@ mod tests {
             unresponsive_since: Some(102.5),
             ..DomainStats::default()
         };
-        let v = domain_sxp(&d, None, Some(Value::list([Value::str("vm")])));
+        let v = domain_sxp(
+            &d,
+            None,
+            RestartInfo::default(),
+            Some(Value::list([Value::str("vm")])),
+        );
         let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
-        let n = heads.len();
-        assert_eq!(heads[n - 2..], ["unresponsive", "config"]);
+        assert_eq!(heads.last(), Some(&"unresponsive"));
         let u = v.child("unresponsive").unwrap();
         assert_eq!(u.child_value("since"), Some("102.5"));
         assert_eq!(u.child_value("last_answer"), Some("100.5"));
@@ -289,7 +358,7 @@ mod tests {
             ..d
         };
         assert!(
-            domain_sxp(&healthy, None, None)
+            domain_sxp(&healthy, None, RestartInfo::default(), None)
                 .child("unresponsive")
                 .is_none()
         );
@@ -302,10 +371,10 @@ mod tests {
             state: "r-----".into(),
             ..DomainStats::default()
         };
-        let v = domain_sxp(&d, None, None);
+        let v = domain_sxp(&d, None, RestartInfo::default(), None);
         let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
         assert_eq!(
-            &heads[..9],
+            &heads[..10],
             [
                 "id",
                 "name",
@@ -315,10 +384,54 @@ mod tests {
                 "cpu",
                 "cpu_time",
                 "up_time",
-                "start_time"
+                "start_time",
+                "devices"
             ]
         );
         assert!(v.child("console").is_none() && v.child("config").is_none());
         assert_eq!(v.child_value("cpu"), Some("-1"));
+        assert_eq!(v.child_value("state"), Some("r----"));
+        assert_eq!(
+            v.child("devices").map(|d| d.to_string()).as_deref(),
+            Some("(devices)")
+        );
+    }
+
+    #[test]
+    fn a_full_record_has_every_2_0_field_first_in_2_0_order() {
+        let d = DomainStats {
+            name: "web".into(),
+            state: "---s-d".into(),
+            shutdown_reason: Some("crash".into()),
+            crash_reason: Some("triple fault".into()),
+            cpu: Some(1),
+            vcpu_info: vec![VcpuStats {
+                cpu: Some(3),
+                ..VcpuStats::default()
+            }],
+            ..DomainStats::default()
+        };
+        let console = ConsoleInfo::default();
+        let restart = RestartInfo {
+            state: Some("booting"),
+            time: Some(1234.5),
+        };
+        let config = Value::list([Value::str("vm"), Value::pair("name", "web")]);
+        let v = domain_sxp(&d, Some(&console), restart, Some(config));
+        let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
+        assert_eq!(&heads[..15], XEN_2_0_6_ORDER, "{v}");
+        assert_eq!(heads[15], "crash_reason");
+        assert_eq!(v.child_value("state"), Some("---s-"));
+        // The physical CPU vCPU 0 last ran on, not the pin.
+        assert_eq!(v.child_value("cpu"), Some("3"));
+        assert_eq!(v.child_value("restart_time"), Some("1234.5"));
+        // Without figures from the VMM: the pin, else -1.
+        let d = DomainStats {
+            cpu: Some(1),
+            ..DomainStats::default()
+        };
+        let v = domain_sxp(&d, None, RestartInfo::default(), None);
+        assert_eq!(v.child_value("cpu"), Some("1"));
+        assert!(v.child("restart_state").is_none() && v.child("restart_time").is_none());
     }
 }

@@ -11,7 +11,38 @@ use crate::handlers::{console, domain, event, node, root, vnet};
 use crate::state::AppState;
 
 /// The application: routes, body cap, token check, error rendering, tracing.
+/// Every request's path is normalized first ([`trim_trailing_slash`]), so
+/// `/xend/domain/` is `/xend/domain` for every route at once.
 pub fn app(state: AppState) -> Router {
+    let routes = routes(state);
+    Router::new().fallback_service(tower::ServiceExt::map_request(routes, trim_trailing_slash))
+}
+
+/// Xen 2.0's client names collections with a trailing `/` (`GET
+/// /xend/domain/?detail=1`, `/xend/node/`), and its xend ignored empty path
+/// segments: drop trailing slashes, except on `/` and the root `/xend/`.
+fn trim_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.len() == path.len() || trimmed.is_empty() || trimmed == "/xend" {
+        return req;
+    }
+    let pq = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    match pq.parse() {
+        Ok(pq) => parts.path_and_query = Some(pq),
+        Err(_) => return req,
+    }
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+fn routes(state: AppState) -> Router {
     let limit = state.settings.max_request_bytes;
     Router::new()
         .route("/", get(|| async { Redirect::to("/xend/") }))
@@ -104,6 +135,7 @@ mod tests {
             max_request_bytes: 1024,
             vmm_timeout: std::time::Duration::from_secs(2),
             vif_bridge: "xenbr0".into(),
+            config_warnings: Vec::new(),
         });
         let events = EventBus::new();
         let db = crate::db::Db::open(&settings.dbroot).unwrap();
@@ -245,6 +277,34 @@ mod tests {
             body.contains("<p class=\"err\" id=\"error\">invalid domain:x</p>"),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_trailing_slash_names_the_same_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path(), None);
+        for (with, without) in [
+            ("/xend/node/", "/xend/node"),
+            ("/xend/domain/", "/xend/domain"),
+            ("/xend/domain/?detail=1", "/xend/domain?detail=1"),
+            ("/xend/domain//", "/xend/domain"),
+            ("/xend/console/", "/xend/console"),
+            ("/xend/vnet/", "/xend/vnet"),
+            ("/xend/domain/Domain-0/", "/xend/domain/Domain-0"),
+        ] {
+            let a = call(&s, get(with, None)).await;
+            let b = call(&s, get(without, None)).await;
+            assert_eq!(a.0, StatusCode::OK, "{with}: {a:?}");
+            // Figures (free memory, CPU time) move between two calls: the
+            // same resource is the same kind of answer.
+            let head = |body: &str| body.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            assert_eq!((a.0, head(&a.2)), (b.0, head(&b.2)), "{with}");
+        }
+        // POST too; the root keeps its slash (`/xend` redirects to it).
+        let (status, _, body) = call(&s, post("/xend/domain/", "op=explode")).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+        assert_eq!(call(&s, get("/xend/", None)).await.0, StatusCode::OK);
+        assert_eq!(call(&s, get("/xend", None)).await.0, StatusCode::SEE_OTHER);
     }
 
     #[tokio::test]

@@ -95,6 +95,9 @@ pub struct Settings {
     pub vmm_timeout: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
+    /// What the config file said that was ignored (unknown keys), logged as
+    /// warnings once logging starts.
+    pub config_warnings: Vec<String>,
 }
 
 impl Settings {
@@ -153,6 +156,7 @@ impl Settings {
                 .vif_bridge
                 .clone()
                 .unwrap_or_else(|| crate::network::DEFAULT_BRIDGE.to_string()),
+            config_warnings: c.ignored.clone(),
         }
         .check()
     }

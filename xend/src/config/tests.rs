@@ -831,12 +831,50 @@ fn xend_config_load_resolves_relative_paths() {
     );
 }
 
+/// Xen 2.0.6's `tools/examples/xend-config.sxp`, its settings and comments.
+const XEN_2_0_6_XEND_CONFIG: &str = "# Xend configuration file.
+(xend-port         8000)
+(xend-event-port   8001)
+(xend-address      'localhost')
+(console-port-base 9600)
+(console-address   'localhost')
+#(network-script     network-route)
+#(vif-script         vif-route)
+(network-script    network)
+(vif-bridge        xen-br0)
+(vif-script        vif-bridge)
+(vif-antispoof     no)
+(block-file block-file)
+(block-enbd block-enbd)
+";
+
+#[test]
+fn xen_2_0_6_stock_config_reads_with_its_unused_keys_ignored() {
+    let c = XendConfig::from_sxp_str(XEN_2_0_6_XEND_CONFIG, "xend-config.sxp").unwrap();
+    assert_eq!(c.xend_port, 8000);
+    assert_eq!(c.xend_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(c.vif_bridge.as_deref(), Some("xen-br0"));
+    assert_eq!(
+        c.ignored,
+        [
+            "xend-config.sxp:12:1: unknown key vif-antispoof ignored (this xend does not use it)",
+            "xend-config.sxp:13:1: unknown key block-file ignored (this xend does not use it)",
+            "xend-config.sxp:14:1: unknown key block-enbd ignored (this xend does not use it)",
+        ]
+    );
+    // Known keys with malformed values still refuse to start.
+    xend_err(
+        &XEN_2_0_6_XEND_CONFIG.replace("8001", "lots"),
+        "xend-config.sxp:3:20: xend-event-port must be a TCP port between 0 and 65535 (e.g. (xend-event-port 8000)), found \"lots\"",
+    );
+}
+
 #[test]
 fn xend_config_errors() {
     xend_err(
         "(xend-config\n  (xend-adress 0.0.0.0))",
         &format!(
-            "xend-config.sxp:2:3: unknown key xend-adress; known keys: {}",
+            "xend-config.sxp:2:3: unknown key xend-adress (did you mean xend-address?); known keys: {}",
             XEND_KEYS.join(", ")
         ),
     );

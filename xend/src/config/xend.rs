@@ -1,10 +1,12 @@
 //! xend's own settings: `xend-config.sxp`.
 //!
 //! The file is either `(xend-config (key value) ...)` or a sequence of
-//! top-level `(key value)` lists, as the original accepted. Unknown keys are an
-//! error with their position: a misspelt `xend-adress` silently ignored would
-//! leave xend listening somewhere the user did not ask for. An empty file gives
-//! the defaults.
+//! top-level `(key value)` lists, as the original accepted. Keys this xend does
+//! not use (Xen 2.0.6's stock file has `vif-antispoof`, `block-file`,
+//! `block-enbd`) are ignored with a warning naming their position, as the
+//! original ignored them; but a key one or two letters away from a known one
+//! is an error: a misspelt `xend-adress` ignored would leave xend listening
+//! somewhere the user did not ask for. An empty file gives the defaults.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -150,6 +152,9 @@ pub struct XendConfig {
     pub vif_bridge: Option<String>,
     /// vif hotplug script (`vif-script`; kept for the device work).
     pub vif_script: Option<String>,
+    /// Keys this xend does not use, ignored: one `file:line:col: ...` warning
+    /// each, for the log.
+    pub ignored: Vec<String>,
 }
 
 /// `xend-tcp-auth`: what a TCP client must present.
@@ -251,6 +256,7 @@ impl Default for XendConfig {
             network_script: None,
             vif_bridge: None,
             vif_script: None,
+            ignored: Vec::new(),
         }
     }
 }
@@ -376,10 +382,27 @@ impl XendConfig {
                 ));
             };
             if !XEND_KEYS.contains(&key) {
-                return Err(err(
-                    pos,
-                    format!("unknown key {key}; known keys: {}", XEND_KEYS.join(", ")),
-                ));
+                let near = XEND_KEYS
+                    .iter()
+                    .filter(|k| super::domain_xm::edit_distance(k, key) <= 2)
+                    .min_by_key(|k| super::domain_xm::edit_distance(k, key));
+                if let Some(near) = near {
+                    return Err(err(
+                        pos,
+                        format!(
+                            "unknown key {key} (did you mean {near}?); known keys: {}",
+                            XEND_KEYS.join(", ")
+                        ),
+                    ));
+                }
+                config.ignored.push(
+                    err(
+                        pos,
+                        format!("unknown key {key} ignored (this xend does not use it)"),
+                    )
+                    .to_string(),
+                );
+                continue;
             }
             if let Some(first) = seen.insert(key, pos) {
                 return Err(err(

@@ -69,7 +69,12 @@ pub async fn list(
         let node = crate::hostinfo::node_info();
         let d0 = crate::hostinfo::domain0(&node);
         let mut stats = vec![d0.clone()];
-        let mut items = vec![crate::render::domain_sxp(&d0, None, None)];
+        let mut items = vec![crate::render::domain_sxp(
+            &d0,
+            None,
+            Default::default(),
+            None,
+        )];
         for d in state.sup.domains() {
             let (s, v) = crate::render::domain_full(&d);
             stats.push(s);
@@ -96,7 +101,13 @@ fn parse_config(params: &Params) -> ApiResult<DomainConfig> {
     DomainConfig::parse(text, "config").map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// `POST /xend/domain`: `op=create config=TEXT` (SXP or `key = value`).
+/// `POST /xend/domain`: `op=create config=TEXT` (SXP or `key = value`),
+/// `paused=0|1`.
+///
+/// Without `paused`, a client asking for SXP gets Xen 2.0's create: the
+/// domain is built paused and the client unpauses it (2.0's `xm create` sends
+/// `op=unpause` next; `xm create -p` does not). JSON and browser clients
+/// without `paused` get a running domain; our own clients always say.
 pub async fn create(
     State(state): State<AppState>,
     format: Format,
@@ -110,7 +121,10 @@ pub async fn create(
         Some(op) => return Err(ApiError::not_implemented(op)),
     }
     let cfg = parse_config(&params)?;
-    let paused = super::save::flag(&params, "paused")?;
+    let paused = match params.get("paused") {
+        Some(_) => super::save::flag(&params, "paused")?,
+        None => format == Format::Sxp,
+    };
     let dom = state.sup.create(cfg, paused).await?;
     let location = format!("{}/xend/domain/{}", state.settings.base_url(), dom.name);
     if format == Format::Html {
@@ -197,7 +211,12 @@ fn domain0(format: Format, params: Params) -> ApiResult<Response> {
     let d0 = crate::hostinfo::domain0(&node);
     Ok(match format {
         Format::Json => json(&d0),
-        _ => sxp(&crate::render::domain_sxp(&d0, None, None)),
+        _ => sxp(&crate::render::domain_sxp(
+            &d0,
+            None,
+            Default::default(),
+            None,
+        )),
     })
 }
 
@@ -253,6 +272,9 @@ pub async fn act(
         )));
     }
     let dom = lookup(&state, &name)?;
+    if let Some(e) = super::sched::unsupported(&op) {
+        return Err(e);
+    }
     tracing::info!("domain {} (id {}): {op} requested", dom.name, dom.id);
     let back = format!("/xend/domain/{}", dom.name);
     let sup = &state.sup;

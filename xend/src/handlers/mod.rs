@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod node;
 pub mod root;
 pub mod save;
+pub mod sched;
 pub mod vnet;
 
 use axum::http::StatusCode;

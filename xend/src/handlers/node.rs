@@ -23,10 +23,11 @@ pub async fn info(State(state): State<AppState>, format: Format) -> Response {
     }
 }
 
-/// `POST /xend/node`: `op=shutdown` and `op=reboot` of the host are refused.
+/// `POST /xend/node`: `op=shutdown` and `op=reboot` of the host are refused;
+/// 2.0's scheduler ops say why they are not there ([`super::sched`]).
 pub async fn op(params: Params) -> ApiResult<Response> {
     let op = params.op().ok_or_else(ApiError::missing_op)?;
-    Err(ApiError::not_implemented(op))
+    Err(super::sched::unsupported(op).unwrap_or_else(|| ApiError::not_implemented(op)))
 }
 
 fn vmm_logs(state: &AppState) -> Vec<PathBuf> {

@@ -232,15 +232,13 @@ pub fn vbd_sxp(v: &VbdStats) -> Value {
     ])
 }
 
-/// The domain sxpr's `(devices (vbd ...) ... (vif ...) ...)`, when it has any.
-pub fn devices_sxp(d: &DomainStats) -> Option<Value> {
-    if d.vbds.is_empty() && d.nets.is_empty() {
-        return None;
-    }
+/// The domain sxpr's `(devices (vbd ...) ... (vif ...) ...)`, `(devices)` when it has
+/// none (Xen 2.0 always printed it).
+pub fn devices_sxp(d: &DomainStats) -> Value {
     let mut items = vec![Value::str("devices")];
     items.extend(d.vbds.iter().map(vbd_sxp));
     items.extend(d.nets.iter().map(vif_sxp));
-    Some(Value::List(items))
+    Value::List(items)
 }
 
 fn refused(dom: &Domain, why: String) -> SupError {
