@@ -423,9 +423,23 @@ async fn connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut req = req.map(|body| DeadlineBody::new(body, body_timeout));
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut req = req.map(|body| DeadlineBody::new(body, body_timeout, read.clone()));
         req.extensions_mut().insert(peer.clone());
-        app.clone().oneshot(req)
+        let reply = app.clone().oneshot(req);
+        async move {
+            let mut resp = reply.await?;
+            // Answered before the body was read (401, 413, ...): the
+            // connection ends after this reply, so say so, or a client could
+            // send its next request on it and see it closed.
+            if !read.load(std::sync::atomic::Ordering::Relaxed) {
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -439,18 +453,25 @@ async fn connection<I>(
 
 /// A request body that fails once its deadline passes, so a client that
 /// announces a body and never sends it cannot hold a handler forever.
+/// It also notes when the body has been read to its end.
 struct DeadlineBody {
     inner: Incoming,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     limit: Duration,
+    read: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, limit: Duration) -> DeadlineBody {
+    fn new(inner: Incoming, limit: Duration, read: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        use hyper::body::Body;
+        if inner.is_end_stream() {
+            read.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(limit)),
             limit,
+            read,
         }
     }
 }
@@ -472,7 +493,16 @@ impl hyper::body::Body for DeadlineBody {
         use std::task::Poll;
         let this = &mut *self;
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(None) => {
+                this.read.store(true, std::sync::atomic::Ordering::Relaxed);
+                Poll::Ready(None)
+            }
+            Poll::Ready(frame) => {
+                if this.inner.is_end_stream() {
+                    this.read.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
                 Poll::Pending => Poll::Pending,

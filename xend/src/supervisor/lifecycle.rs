@@ -181,7 +181,12 @@ impl Supervisor {
             if st.generation != generation {
                 return;
             }
-            let prev = st.event_state.replace(ev.state);
+            // What xend knew before this event: the last event, else the
+            // last info (a pause that happened before the event stream's
+            // first message is still a pause).
+            let known = st.event_state.or_else(|| st.info.as_ref().map(|i| i.state));
+            st.event_state = Some(ev.state);
+            let prev = known;
             if let Some(info) = st.info.as_mut() {
                 info.state = ev.state;
                 info.shutdown_reason = ev.shutdown_reason;
@@ -190,12 +195,15 @@ impl Supervisor {
             prev
         };
         let was_paused = prev == Some(RunState::Paused);
+        // On the stream's first message only a change from what xend knew
+        // counts (a re-adopted paused domain is not a new pause).
+        let changed = !first || prev.is_some_and(|p| p != ev.state);
         match ev.state {
-            RunState::Paused if !was_paused && !first => {
+            RunState::Paused if !was_paused && changed => {
                 self.events
                     .domain("xend.domain.pause", dom.id, &dom.name, None);
             }
-            RunState::Running | RunState::Blocked if was_paused && !first => {
+            RunState::Running | RunState::Blocked if was_paused && changed => {
                 self.events
                     .domain("xend.domain.unpause", dom.id, &dom.name, None);
             }
