@@ -264,62 +264,27 @@ pub async fn serve_tcp(
 ) {
     let shared = Shared::new(app, limits);
     let graceful = GracefulShutdown::new();
-    loop {
-        let Some(slot) = acquire(&shared, &mut stopping).await else {
-            break;
-        };
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stopping.wait_for(|s| *s) => break,
-        };
-        let (stream, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                accept_failed(&e).await;
-                continue;
-            }
-        };
+    while let Some((slot, (stream, addr))) =
+        next_connection(&shared, &mut stopping, || listener.accept()).await
+    {
         let _ = stream.set_nodelay(true);
         let peer = Peer::Tcp {
             addr,
             tls: tls.is_some(),
         };
-        let shared = shared.clone();
-        let timeout = shared.header_timeout();
-        let watcher = graceful.watcher();
-        match &tls {
-            None => {
-                tokio::spawn(async move {
-                    let body = shared.limits.body_timeout;
-                    connection(stream, peer, shared.app, (timeout, body), watcher).await;
-                    drop(slot);
-                });
+        let timeouts = (shared.header_timeout(), shared.limits.body_timeout);
+        let (app, watcher, tls) = (shared.app.clone(), graceful.watcher(), tls.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(acceptor) = tls else {
+                return connection(stream, peer, app, timeouts, watcher).await;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => connection(stream, peer, app, timeouts, watcher).await,
+                Ok(Err(e)) => tracing::debug!("TLS handshake with {addr} failed: {e}"),
+                Err(_) => tracing::debug!("TLS handshake with {addr} timed out"),
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!("TLS handshake with {addr} failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake with {addr} timed out");
-                            return;
-                        }
-                    };
-                    let body = shared.limits.body_timeout;
-                    connection(stream, peer, shared.app, (timeout, body), watcher).await;
-                    drop(slot);
-                });
-            }
-        }
+        });
     }
     drain(graceful).await;
 }
@@ -333,21 +298,9 @@ pub async fn serve_unix(
 ) {
     let shared = Shared::new(app, limits);
     let graceful = GracefulShutdown::new();
-    loop {
-        let Some(slot) = acquire(&shared, &mut stopping).await else {
-            break;
-        };
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stopping.wait_for(|s| *s) => break,
-        };
-        let stream = match accepted {
-            Ok((s, _)) => s,
-            Err(e) => {
-                accept_failed(&e).await;
-                continue;
-            }
-        };
+    while let Some((slot, (stream, _))) =
+        next_connection(&shared, &mut stopping, || listener.accept()).await
+    {
         let peer = match stream.peer_cred() {
             Ok(c) => Peer::Local {
                 uid: c.uid(),
@@ -359,15 +312,38 @@ pub async fn serve_unix(
                 continue;
             }
         };
-        let app = shared.app.clone();
         let timeouts = (shared.header_timeout(), shared.limits.body_timeout);
-        let watcher = graceful.watcher();
+        let (app, watcher) = (shared.app.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let _slot = slot;
             connection(stream, peer, app, timeouts, watcher).await;
-            drop(slot);
         });
     }
     drain(graceful).await;
+}
+
+/// The next connection `accept` gives, with its slot (waiting for a free
+/// one first); `None` once xend stops. Failed accepts are logged and retried.
+async fn next_connection<T, F, Fut>(
+    shared: &Shared,
+    stopping: &mut watch::Receiver<bool>,
+    accept: F,
+) -> Option<(Slot, T)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    loop {
+        let slot = acquire(shared, stopping).await?;
+        let accepted = tokio::select! {
+            r = accept() => r,
+            _ = stopping.wait_for(|s| *s) => return None,
+        };
+        match accepted {
+            Ok(conn) => return Some((slot, conn)),
+            Err(e) => accept_failed(&e).await,
+        }
+    }
 }
 
 /// A connection's place among a listener's `max_connections`; given back
