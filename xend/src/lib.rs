@@ -17,6 +17,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
 pub mod console;
 #[cfg(feature = "server")]
 pub mod daemon;
