@@ -4,7 +4,7 @@ use clap::Parser;
 
 use crate::EscapeKey;
 
-/// Attach to a domain console served by xend.
+/// Attach this terminal to a domain console served by xend.
 #[derive(Debug, Parser)]
 #[command(name = "xencons", version)]
 pub struct Args {

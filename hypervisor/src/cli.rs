@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Run one domain on KVM.
+/// Run one domain on KVM (one VMM process per domain, started by xend).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 pub struct Args {
     /// Domain name (with --restore/--incoming: overrides the image's).
     #[arg(long, required_unless_present_any = ["restore", "incoming"])]

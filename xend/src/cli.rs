@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// xend: the control daemon (HTTP API, domain supervision, consoles, events).
+/// The control daemon: HTTP API, domain supervision, consoles, events.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 pub struct Cli {
     /// xend-config.sxp to read (else $XEND_CONFIG, else /etc/xen/xend-config.sxp
     /// if it exists, else the built-in defaults).
@@ -16,6 +16,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What xend does.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start xend in the background; returns once the API answers.

@@ -2,7 +2,7 @@
 //! completions can be generated from it).
 use clap::Parser;
 
-/// xtop: watch and manage xend's domains (xentop/virt-top style).
+/// Watch and manage xend's domains (xentop/virt-top style).
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
