@@ -79,6 +79,18 @@ fn make_install_lays_out_binaries_config_unit_and_docs() {
             "{page}: no {title}"
         );
         assert!(text.contains(".SH NAME"), "{page}");
+        // Where groff is installed, the page renders without a warning.
+        if let Ok(out) = Command::new("groff")
+            .args(["-man", "-ww", "-z", "-Tutf8"])
+            .arg(r.join(page))
+            .output()
+        {
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{page}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
     // Completions for every command, in each shell's directory; bash accepts
     // the bash ones.
