@@ -107,6 +107,26 @@ mod tests {
         }
     }
 
+    /// xend-config.sxp(5) names every key of xend/README.md's table.
+    #[test]
+    fn xend_config_page_lists_every_key() {
+        let readme = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../xend/README.md"),
+        )
+        .unwrap();
+        let table = &readme[readme.find("| key | default | meaning |").unwrap()..];
+        let page = std::fs::read_to_string(dist_dir().join("man/xend-config.sxp.5")).unwrap();
+        let mut n = 0;
+        for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+            for key in row.split('|').nth(1).unwrap().split(',') {
+                let key = key.trim().trim_matches('`').replace('-', "\\-");
+                assert!(page.contains(&format!("\\fB{key}\\fR")), "{key}");
+                n += 1;
+            }
+        }
+        assert!(n > 25, "{n} keys");
+    }
+
     /// xm's hand-written page and completions list every command of its table.
     #[test]
     fn xm_docs_list_every_command() {
