@@ -16,6 +16,7 @@
 //! - [`Console::run_pipe`]: for scripts, when standard input is not a terminal.
 //! - [`Console::send`] / [`Console::expect`]: programmatic use (xtop scripts).
 
+pub mod cli;
 pub mod console;
 pub mod escape;
 pub mod session;

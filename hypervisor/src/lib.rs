@@ -6,6 +6,7 @@
 //! in [`console`], and the control protocol in [`control`].
 pub mod arch;
 pub mod builder;
+pub mod cli;
 pub mod console;
 pub mod control;
 pub mod daemon;

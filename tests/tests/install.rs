@@ -59,6 +59,57 @@ fn make_install_lays_out_binaries_config_unit_and_docs() {
         unit.contains("KillMode=process"),
         "domains outlive xend: {unit}"
     );
+    // Man pages: a roff header naming the page, in the right section.
+    for (page, title) in [
+        ("usr/share/man/man1/xtop.1", ".TH xtop 1"),
+        ("usr/share/man/man1/xm.1", ".TH XM 1"),
+        ("usr/share/man/man1/xencons.1", ".TH xencons 1"),
+        ("usr/share/man/man8/xend.8", ".TH xend 8"),
+        ("usr/share/man/man8/vmm.8", ".TH vmm 8"),
+        (
+            "usr/share/man/man5/xend-config.sxp.5",
+            ".TH XEND\\-CONFIG.SXP 5",
+        ),
+        ("usr/share/man/man5/xmdomain.cfg.5", ".TH XMDOMAIN.CFG 5"),
+    ] {
+        assert_eq!(mode(&r.join(page)), 0o644, "{page}");
+        let text = std::fs::read_to_string(r.join(page)).unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with(title)),
+            "{page}: no {title}"
+        );
+        assert!(text.contains(".SH NAME"), "{page}");
+        // Where groff is installed, the page renders without a warning.
+        if let Ok(out) = Command::new("groff")
+            .args(["-man", "-ww", "-z", "-Tutf8"])
+            .arg(r.join(page))
+            .output()
+        {
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{page}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // Completions for every command, in each shell's directory; bash accepts
+    // the bash ones.
+    for cmd in ["xtop", "xm", "xencons", "xend", "vmm"] {
+        let bash = r.join("usr/share/bash-completion/completions").join(cmd);
+        let zsh = r.join(format!("usr/share/zsh/site-functions/_{cmd}"));
+        let fish = r.join(format!("usr/share/fish/vendor_completions.d/{cmd}.fish"));
+        for f in [&bash, &zsh, &fish] {
+            assert_eq!(mode(f), 0o644, "{}", f.display());
+        }
+        let out = Command::new("bash").arg("-n").arg(&bash).output().unwrap();
+        assert!(out.status.success(), "{}: {out:?}", bash.display());
+        let text = std::fs::read_to_string(&bash).unwrap();
+        assert!(text.contains(&format!(" {cmd}")), "{}", bash.display());
+        let zsh = std::fs::read_to_string(&zsh).unwrap();
+        assert!(zsh.starts_with(&format!("#compdef {cmd}")), "_{cmd}: {zsh}");
+        let fish = std::fs::read_to_string(&fish).unwrap();
+        assert!(fish.contains(&format!("complete -c {cmd}")), "{cmd}.fish");
+    }
     // The installed config is xend's defaults, and xend reads it.
     let out = Command::new(r.join("usr/sbin/xend"))
         .arg("--config")

@@ -8,7 +8,7 @@
 //! HTML), [`error`], [`params`], [`auth`], [`supervisor`] (domains, VMM
 //! processes, restart policy, re-adoption), [`vmm_client`], [`console`],
 //! [`events`] and [`eventport`], [`db`], [`render`] (SXP forms), [`html`],
-//! [`hostinfo`], [`log`], [`settings`], [`fsutil`] (private files).
+//! [`hostinfo`], [`metrics`] (Prometheus), [`log`], [`settings`], [`fsutil`] (private files).
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
@@ -16,6 +16,8 @@ pub mod config;
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod cli;
 #[cfg(feature = "server")]
 pub mod console;
 #[cfg(feature = "server")]
@@ -40,6 +42,8 @@ pub mod html;
 pub mod listen;
 #[cfg(feature = "server")]
 pub mod log;
+#[cfg(feature = "server")]
+pub mod metrics;
 #[cfg(feature = "server")]
 pub mod multipart;
 #[cfg(feature = "server")]

@@ -7,7 +7,7 @@ use axum::middleware;
 use axum::response::Redirect;
 use axum::routing::get;
 
-use crate::handlers::{console, domain, event, node, root, vnet};
+use crate::handlers::{console, domain, event, metrics, node, root, vnet};
 use crate::state::AppState;
 
 /// The application: routes, body cap, token check, error rendering, tracing.
@@ -61,6 +61,7 @@ fn routes(state: AppState) -> Router {
         .route("/xend/event", get(event::get).post(event::post))
         .route("/xend/vnet", get(vnet::list).post(vnet::create))
         .route("/xend/vnet/{id}", get(vnet::get).post(vnet::act))
+        .route("/metrics", get(metrics::get))
         .fallback(|| async { crate::error::ApiError::not_found("no such resource") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
@@ -327,6 +328,26 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(call(&s, req).await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn metrics_behind_the_token_in_the_text_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path(), Some("tok"));
+        let (status, _, _) = call(&s, get("/metrics", None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let req = Request::get("/metrics")
+            .header("authorization", "Bearer tok")
+            .body(Body::empty())
+            .unwrap();
+        let (status, ctype, body) = call(&s, req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(ctype, crate::metrics::CONTENT_TYPE);
+        assert!(body.contains("xend_domains 0\n"), "{body}");
+        assert!(
+            body.contains("xend_domain_state{domain=\"Domain-0\",domid=\"0\",state=\"running\"} 1"),
+            "{body}"
+        );
     }
 
     fn with_peer(mut req: Request<Body>, peer: crate::listen::Peer) -> Request<Body> {

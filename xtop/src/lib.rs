@@ -8,6 +8,7 @@
 //! loop and the collector tasks that talk to xend.
 pub mod action;
 pub mod app;
+pub mod args;
 pub mod batch;
 pub mod columns;
 pub mod console;

@@ -12,32 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use console_client::{
-    ConnectOptions, Console, EscapeKey, ExitReason, InteractiveOptions, PipeOptions,
-};
-
-/// Attach to a domain console served by xend.
-#[derive(Debug, Parser)]
-#[command(name = "xencons", version)]
-struct Args {
-    /// Host of the console (xend's console address).
-    host: String,
-    /// TCP port of the console (9600 + domain id by default in xend).
-    port: u16,
-    /// Escape key that ends the session, in caret notation.
-    #[arg(short = 'e', long = "escape", default_value = "^]", value_parser = EscapeKey::parse)]
-    escape: EscapeKey,
-    /// Token sent as the first line [default: $XEND_TOKEN, else the token file].
-    #[arg(long, env = "XEND_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// File holding the token [default: $XEND_TOKEN_FILE, else xend's token-file
-    /// from $XEND_CONFIG or /etc/xen/xend-config.sxp], read when this user can.
-    #[arg(long, env = "XEND_TOKEN_FILE", value_name = "FILE")]
-    token_file: Option<std::path::PathBuf>,
-    /// Pipe mode: seconds to keep copying output after the input ends.
-    #[arg(long, default_value_t = 1.0)]
-    linger: f64,
-}
+use console_client::cli::Args;
+use console_client::{ConnectOptions, Console, ExitReason, InteractiveOptions, PipeOptions};
 
 fn main() -> ExitCode {
     let args = Args::parse();

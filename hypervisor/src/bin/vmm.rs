@@ -7,98 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use hypervisor::builder;
+use hypervisor::cli::Args;
 use hypervisor::control::proto::{DeviceClass, RunState};
 use hypervisor::control::server;
 use hypervisor::daemon::{self, ReadyPipe, Record};
 use hypervisor::domain::DomainSpec;
 use hypervisor::log::log;
 use hypervisor::{migration, snapshot};
-
-/// Run one domain on KVM.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Domain name (with --restore/--incoming: overrides the image's).
-    #[arg(long, required_unless_present_any = ["restore", "incoming"])]
-    name: Option<String>,
-    /// Domain id (with --restore/--incoming: overrides the image's).
-    #[arg(long, required_unless_present_any = ["restore", "incoming"])]
-    domid: Option<u32>,
-    /// RAM at boot, MiB.
-    #[arg(long, required_unless_present_any = ["restore", "incoming"])]
-    memory: Option<u64>,
-    /// Maximum RAM, MiB (default: --memory).
-    #[arg(long)]
-    maxmem: Option<u64>,
-    /// Number of vCPUs.
-    #[arg(long, default_value_t = 1)]
-    vcpus: u32,
-    /// `minios` (built in) or the path of an ELF64 kernel built for our ABI.
-    #[arg(long, default_value = "minios")]
-    kernel: String,
-    /// Kernel command line.
-    #[arg(long, default_value = "")]
-    cmdline: String,
-    /// Pin every vCPU to this host CPU.
-    #[arg(long)]
-    cpu: Option<usize>,
-    /// Control socket path (mode 0600).
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Runtime record (JSON) written once the socket is ready.
-    #[arg(long)]
-    record: Option<PathBuf>,
-    /// Log file (default: stderr).
-    #[arg(long)]
-    log: Option<PathBuf>,
-    /// Run in the background in its own session; print the pid once ready.
-    #[arg(long, conflicts_with = "stdio")]
-    detach: bool,
-    /// Console on stdin/stdout.
-    #[arg(long)]
-    stdio: bool,
-    /// Exit when the guest shuts down or crashes (exit code 0 for a clean
-    /// shutdown, 2 for a crash) instead of waiting for `destroy`.
-    #[arg(long)]
-    exit_on_shutdown: bool,
-    /// A virtual disk, `file:PATH,DEV,MODE[,direct]` or `phy:/dev/X,DEV,MODE`
-    /// (MODE r, w or w!). Repeatable.
-    #[arg(long = "disk", value_name = "SPEC")]
-    disks: Vec<String>,
-    /// A virtual network interface, `mac=aa:00:00:12:34:56,bridge=BR` (both
-    /// optional; a random aa:00:00 MAC without mac=). Repeatable.
-    #[arg(long = "vif", value_name = "SPEC")]
-    vifs: Vec<String>,
-    /// Restore the domain saved in FILE instead of booting a kernel (memory,
-    /// vCPUs, kernel come from the image; --name/--domid override).
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with_all = ["incoming", "memory", "maxmem", "vcpus", "kernel", "cmdline"]
-    )]
-    restore: Option<PathBuf>,
-    /// Receive a migrating domain: listen on ADDR:PORT for one source, which
-    /// must present --incoming-token. Ready (for --detach) once listening.
-    #[arg(
-        long,
-        value_name = "ADDR:PORT",
-        requires = "incoming_token",
-        conflicts_with_all = ["memory", "maxmem", "vcpus", "kernel", "cmdline"]
-    )]
-    incoming: Option<String>,
-    /// The token a migration source must present (or env VMM_INCOMING_TOKEN).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "VMM_INCOMING_TOKEN",
-        hide_env_values = true
-    )]
-    incoming_token: Option<String>,
-    /// Start the domain (booted, restored or migrated in) paused: its vCPUs
-    /// wait for `unpause`.
-    #[arg(long)]
-    paused: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -2,43 +2,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use xend::cli::{Cli, Command};
 use xend::config::XendConfig;
 use xend::daemon;
 use xend::settings::Settings;
 
 /// The default config file.
 const DEFAULT_CONFIG: &str = "/etc/xen/xend-config.sxp";
-
-/// xend: the control daemon (HTTP API, domain supervision, consoles, events).
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Cli {
-    /// xend-config.sxp to read (else $XEND_CONFIG, else /etc/xen/xend-config.sxp
-    /// if it exists, else the built-in defaults).
-    #[arg(long, short = 'c', value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Start xend in the background; returns once the API answers.
-    Start,
-    /// Stop the running xend (domains keep running) and wait until it has exited.
-    Stop,
-    /// Stop, then start.
-    Restart,
-    /// Exit 0 when xend is running and answers, 3 when it is not.
-    Status,
-    /// Run in the foreground (development, service managers, tests).
-    Foreground {
-        /// Internal: started by `xend start`; detach into a new session.
-        #[arg(long, hide = true)]
-        detached: bool,
-    },
-}
 
 fn config_path(cli: &Cli) -> Option<PathBuf> {
     if let Some(c) = &cli.config {

@@ -30,6 +30,19 @@ pub fn all_stats(state: &AppState) -> (crate::api::NodeInfo, Vec<DomainStats>) {
     (node, doms)
 }
 
+/// The bulk snapshot from the cached figures (stale ones are refreshed in
+/// the background for the next call; no VMM is asked here).
+pub fn snapshot(state: &AppState) -> Snapshot {
+    state.sup.refresh_stale();
+    let (node, domains) = all_stats(state);
+    Snapshot {
+        time: crate::events::now(),
+        xend_version: VERSION.to_string(),
+        node,
+        domains,
+    }
+}
+
 /// `GET /xend/domain`: names (`detail=1`: every domain sxpr); `op=stats`: the
 /// bulk snapshot.
 pub async fn list(
@@ -40,14 +53,7 @@ pub async fn list(
     match params.op() {
         None => {}
         Some("stats") => {
-            state.sup.refresh_stale();
-            let (node, domains) = all_stats(&state);
-            let snap = Snapshot {
-                time: crate::events::now(),
-                xend_version: VERSION.to_string(),
-                node,
-                domains,
-            };
+            let snap = snapshot(&state);
             return Ok(match format {
                 Format::Json => json(&snap),
                 _ => sxp(&crate::render::snapshot_sxp(&snap)),

@@ -3,6 +3,7 @@ pub mod console;
 pub mod devices;
 pub mod domain;
 pub mod event;
+pub mod metrics;
 pub mod migrate;
 pub mod node;
 pub mod root;
