@@ -298,3 +298,48 @@ mod tests {
         assert_eq!(check_file_name("-1"), Err(NameError::LeadingDash));
     }
 }
+
+/// A domain UUID in the canonical form `8-4-4-4-12` lowercase hex digits
+/// (`6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90`), as every Xen 3-era tool wrote it.
+/// `found` is how the value looked in the source.
+pub(crate) fn uuid(found: &str, s: &str) -> Result<uuid::Uuid, String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let canonical = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    let parsed = uuid::Uuid::try_parse(s).ok();
+    match parsed {
+        Some(u) if canonical => Ok(u),
+        Some(u) => Err(format!(
+            "uuid must be 8-4-4-4-12 lowercase hex digits, found {found}: write {}",
+            u.hyphenated()
+        )),
+        None => Err(format!(
+            "uuid must be 8-4-4-4-12 lowercase hex digits (e.g. 6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90), found {found}"
+        )),
+    }
+}
+
+/// Whether `s` is a UUID in the canonical form (for looking domains up).
+pub fn is_uuid(s: &str) -> bool {
+    uuid(s, s).is_ok()
+}
+
+/// `vcpu_avail`, the bitmap of online vCPUs later Xen tools sent: only "all
+/// of them" can be honoured (vCPUs cannot be plugged or unplugged).
+pub(crate) fn vcpu_avail(mask: u64, vcpus: u32) -> Result<(), String> {
+    let all = if vcpus >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << vcpus) - 1
+    };
+    if mask == all {
+        Ok(())
+    } else {
+        Err(format!(
+            "vcpu_avail {mask} leaves some of the {vcpus} vCPUs offline (all of them is {all}); \
+             vCPU hot-plug is not supported: set vcpus to the number wanted and drop vcpu_avail"
+        ))
+    }
+}
