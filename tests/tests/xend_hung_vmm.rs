@@ -235,7 +235,7 @@ fn the_deadline_is_the_configured_one_and_the_message_says_it() {
         return;
     }
     let xend = Xend::start_with(XendOptions {
-        extra_config: "(vmm-timeout 0.5 (image (minios)))".into(),
+        extra_config: "(vmm-timeout 0.5)".into(),
         ..XendOptions::default()
     });
     let dom = xend.create("(vm (name brief) (memory 16) (image (minios)))");

@@ -168,8 +168,8 @@ fn a_migration_the_destination_vmm_refuses_is_aborted_on_both_sides() {
     b.stop();
     let config = std::fs::read_to_string(b.config_path()).unwrap();
     let config = config.replace(
-        &format!("(vmm-path {} (image (minios)))", e2e::bin("vmm").display()),
-        &format!("(vmm-path {} (image (minios)))", wrapper.display()),
+        &format!("(vmm-path {})", e2e::bin("vmm").display()),
+        &format!("(vmm-path {})", wrapper.display()),
     );
     assert!(config.contains("vmm-wrong-token"), "{config}");
     std::fs::write(b.config_path(), config).unwrap();

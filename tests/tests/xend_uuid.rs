@@ -46,9 +46,16 @@ fn a_given_uuid_is_kept_shown_and_looked_up() {
         .iter()
         .filter_map(|v| v.head())
         .collect();
-    assert_eq!(heads[..5], ["id", "name", "memory", "maxmem", "state"], "{heads:?}");
+    assert_eq!(
+        heads[..5],
+        ["id", "name", "memory", "maxmem", "state"],
+        "{heads:?}"
+    );
     let at = |k: &str| heads.iter().position(|h| *h == k).unwrap();
-    assert!(at("uuid") > at("config") && at("uuid") > at("vmm_overhead_kib"), "{heads:?}");
+    assert!(
+        at("uuid") > at("config") && at("uuid") > at("vmm_overhead_kib"),
+        "{heads:?}"
+    );
     assert_eq!(rec.child_value("uuid"), Some(GIVEN));
     let config = rec.child("config").unwrap().to_string();
     assert!(config.contains(&format!("(uuid {GIVEN})")), "{config}");
@@ -69,15 +76,16 @@ fn a_given_uuid_is_kept_shown_and_looked_up() {
     // The stored config, both forms.
     let sxp_cfg = xend.get("/xend/domain/given?op=config").ok().body;
     assert!(sxp_cfg.contains(&format!("(uuid {GIVEN})")), "{sxp_cfg}");
-    let xm_cfg = xend
-        .get("/xend/domain/given?op=config&format=xm")
-        .ok()
-        .body;
+    let xm_cfg = xend.get("/xend/domain/given?op=config&format=xm").ok().body;
     assert!(xm_cfg.contains(&format!("uuid = \"{GIVEN}\"")), "{xm_cfg}");
     assert!(xm_cfg.contains("localtime = 1"), "{xm_cfg}");
 
     // xm: list -l shows it, and xm takes a uuid where it takes a name.
-    let out = xend.command("xm").args(["list", "-l", "given"]).output().unwrap();
+    let out = xend
+        .command("xm")
+        .args(["list", "-l", "given"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains(&format!("(uuid {GIVEN})")), "{text}");
@@ -170,7 +178,8 @@ fn a_generated_uuid_survives_reboot_xend_restart_save_restore_and_migration() {
 fn e2e_is_v4(s: &str) -> bool {
     s.len() == 36
         && s.as_bytes()[14] == b'4'
-        && s.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+        && s.chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 #[test]
@@ -237,7 +246,10 @@ fn configs_of_later_tools_that_can_be_honoured_are_accepted() {
          (vcpu_avail 3) (localtime 0) (on_poweroff destroy) (on_reboot restart) \
          (on_crash destroy) (image (minios)))",
     );
-    assert_eq!(dom.uuid.as_deref(), Some("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"));
+    assert_eq!(
+        dom.uuid.as_deref(),
+        Some("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+    );
     assert_eq!(dom.vcpus, 2);
     // The xm form's default stays: no kernel line boots minios.
     let dom = xend.create("name = 'plain'\nmemory = 16\nvcpu_avail = 1\nbuilder = 'linux'");
