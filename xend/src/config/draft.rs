@@ -118,7 +118,7 @@ impl Draft {
         }
 
         let uuid = match &self.uuid {
-            Some(s) => Some(check::uuid(&s.shown, &s.text).map_err(at(s))?),
+            Some(s) => Some(check::uuid(&s.shown, &s.text).map_err(|e| at(s)(e.to_string()))?),
             None => None,
         };
 
@@ -163,7 +163,7 @@ impl Draft {
         if let Some(s) = &self.vcpu_avail {
             let mask: u64 =
                 whole(s, "vcpu_avail", "a bitmap of online vCPUs", "3").map_err(at(s))?;
-            check::vcpu_avail(mask, vcpus).map_err(at(s))?;
+            check::vcpu_avail(mask, vcpus).map_err(|e| at(s)(e.to_string()))?;
         }
 
         let cpu = match &self.cpu {
