@@ -130,7 +130,10 @@ fn create_n(xend: &Xend, from: usize, to: usize) {
             "/xend/domain",
             &[
                 ("op", "create"),
-                ("config", &format!("(vm (name b{i}) (memory 8))")),
+                (
+                    "config",
+                    &format!("(vm (name b{i}) (memory 8) (image (minios)))"),
+                ),
             ],
         );
         assert_eq!(r.status, 201, "create b{i}: {}", r.body);
@@ -169,7 +172,10 @@ fn main() {
             "/xend/domain",
             &[
                 ("op", "create"),
-                ("config", &format!("(vm (name {name}) (memory 16))")),
+                (
+                    "config",
+                    &format!("(vm (name {name}) (memory 16) (image (minios)))"),
+                ),
             ],
         );
         assert_eq!(r.status, 201, "{}", r.body);

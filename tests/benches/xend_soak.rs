@@ -70,7 +70,9 @@ fn main() {
     }));
     let mut ids = Vec::new();
     for i in 0..domains {
-        let d = xend.create(&format!("(vm (name s{i}) (memory 16) (restart never))"));
+        let d = xend.create(&format!(
+            "(vm (name s{i}) (memory 16) (restart never) (image (minios)))"
+        ));
         ids.push((d.id as u64, d.name));
     }
     let healthy: Vec<String> = ids[victims..].iter().map(|(_, n)| n.clone()).collect();

@@ -213,7 +213,7 @@ fn error_messages_are_in_the_reason_phrase() {
     // The body still says it, for modern clients.
     assert_eq!(r.body, "(xend.err 'invalid domain:nosuch')");
     // A config with an error: its line:column message, on one line.
-    let cfg = "(vm (name web)\n    (memory lots))";
+    let cfg = "(vm (name web)\n    (memory lots) (image (minios)))";
     let r = form(
         port,
         "/xend/domain",
@@ -378,7 +378,7 @@ fn xm_create_and_create_p_as_xen_2_0_sequences_them() {
     let port = xend.api_port();
 
     // `xm create -F web.sxp`: multipart create, then (no -p) unpause.
-    let cfg = "(vm (name web)\n    (memory 16))\n";
+    let cfg = "(vm (name web)\n    (memory 16)\n    (image (minios)))\n";
     let r = create_from_file(port, "/tmp/web.sxp", cfg);
     assert_eq!((r.status, r.reason.as_str()), (201, "Created"), "{r:?}");
     let created = r.ok();
@@ -400,7 +400,7 @@ fn xm_create_and_create_p_as_xen_2_0_sequences_them() {
 
     // `xm create -p` (urlencoded SXP, as xm create FILE sends it): no
     // unpause, so it stays paused; xm unpause later starts it.
-    let cfg = "(vm (name web2) (memory 16))";
+    let cfg = "(vm (name web2) (memory 16) (image (minios)))";
     let r = form(
         port,
         "/xend/domain",
@@ -419,7 +419,11 @@ fn xm_create_and_create_p_as_xen_2_0_sequences_them() {
     con2.expect(&prompt("web2"), BOOT);
 
     // A name clash: the 2.0 client says "Error: vm name clash: web".
-    let r = create_from_file(port, "/tmp/web.sxp", "(vm (name web) (memory 16))\n");
+    let r = create_from_file(
+        port,
+        "/tmp/web.sxp",
+        "(vm (name web) (memory 16) (image (minios)))\n",
+    );
     assert_eq!(r.err(409), "vm name clash: web");
 
     // The domain record, Xen 2.0.6's XendDomainInfo.sxpr() order first.
@@ -519,7 +523,7 @@ fn the_event_port_speaks_xen_2_0s_protocol() {
     port.expect_line("'sys.inject: events are injected by local clients", STATE);
 
     // Subscribed to everything: a domain's life as 2.0's events.
-    let dom = xend.create("(vm (name ev) (memory 16))");
+    let dom = xend.create("(vm (name ev) (memory 16) (image (minios)))");
     let mut con = xend.console(dom.id);
     con.expect(&prompt("ev"), BOOT);
     port.expect_line(

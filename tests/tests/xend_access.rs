@@ -64,7 +64,10 @@ fn every_tcp_listener_wants_the_token_by_default() {
     let r = plain
         .post(xend.url("/xend/domain"))
         .header("Authorization", "Bearer nope")
-        .form(&[("op", "create"), ("config", "(vm (name x) (memory 16))")])
+        .form(&[
+            ("op", "create"),
+            ("config", "(vm (name x) (memory 16) (image (minios)))"),
+        ])
         .send()
         .unwrap();
     assert_eq!(r.status(), 401);
@@ -189,7 +192,10 @@ fn browsers_from_other_sites_and_rebound_names_are_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let create = [("op", "create"), ("config", "(vm (name evil) (memory 16))")];
+    let create = [
+        ("op", "create"),
+        ("config", "(vm (name evil) (memory 16) (image (minios)))"),
+    ];
     // DNS rebinding: a name that resolves here but is not this xend's.
     let r = http
         .get(xend.url("/xend/node"))

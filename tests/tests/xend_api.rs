@@ -382,7 +382,10 @@ fn errors_name_what_was_wrong() {
         "/xend/domain",
         &[
             ("op", "create"),
-            ("config", "(vm (name x)\n  (memory 16)\n  (vcpus many))"),
+            (
+                "config",
+                "(vm (name x)\n  (memory 16)\n  (vcpus many) (image (minios)))",
+            ),
         ],
     );
     assert_eq!(r.status, 400);
@@ -393,14 +396,20 @@ fn errors_name_what_was_wrong() {
     );
     let r = xend.post(
         "/xend/domain",
-        &[("op", "create"), ("config", "(vm (name 9bad) (memory 16))")],
+        &[
+            ("op", "create"),
+            ("config", "(vm (name 9bad) (memory 16) (image (minios)))"),
+        ],
     );
     assert_eq!(r.status, 400, "{}", r.body);
     let r = xend.post(
         "/xend/domain",
         &[
             ("op", "create"),
-            ("config", "(vm (name x) (memory 16) (restart sometimes))"),
+            (
+                "config",
+                "(vm (name x) (memory 16) (restart sometimes) (image (minios)))",
+            ),
         ],
     );
     assert!(r.status == 400 && r.body.contains("restart"), "{}", r.body);
@@ -490,7 +499,7 @@ fn errors_name_what_was_wrong() {
                 ("op", "create"),
                 (
                     "config",
-                    &format!("(vm (name cp) (memory 16) (console {taken}))"),
+                    &format!("(vm (name cp) (memory 16) (console {taken}) (image (minios)))"),
                 ),
             ],
         ),
@@ -503,14 +512,17 @@ fn errors_name_what_was_wrong() {
             "/xend/domain",
             &[
                 ("op", "create"),
-                ("config", "(vm (name cp) (memory 16) (console 80))"),
+                (
+                    "config",
+                    "(vm (name cp) (memory 16) (console 80) (image (minios)))",
+                ),
             ],
         ),
         400,
         "Invalid parameter: console: port 80 is privileged; use 1024-65535",
     );
     // Name clash.
-    let dom = xend.create("(vm (name dup) (memory 16))");
+    let dom = xend.create("(vm (name dup) (memory 16) (image (minios)))");
     check(
         xend.post(
             "/xend/domain",
@@ -564,7 +576,7 @@ fn errors_name_what_was_wrong() {
     let r = xend.act_sxp(
         "dup",
         "configure",
-        &[("config", "(vm (name other) (memory 16))")],
+        &[("config", "(vm (name other) (memory 16) (image (minios)))")],
     );
     assert!(
         r.status == 400 && r.body.contains("name cannot change"),
@@ -626,7 +638,7 @@ fn events_reach_the_stream_and_the_event_port() {
         )
         .is_some()
     });
-    let dom = xend.create("(vm (name ev) (memory 16))");
+    let dom = xend.create("(vm (name ev) (memory 16) (image (minios)))");
     xend.act("ev", "pause", &[]).ok();
     xend.act("ev", "destroy", &[]).ok();
     let mut seen = Vec::new();
@@ -714,7 +726,7 @@ fn token_guards_the_api_consoles_and_events() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // The harness sends the token.
-    let dom = xend.create("(vm (name tok) (memory 16))");
+    let dom = xend.create("(vm (name tok) (memory 16) (image (minios)))");
     let mut con = xend.console(dom.id);
     con.expect(&prompt("tok"), BOOT);
     // A console client without the token is turned away.
@@ -792,7 +804,10 @@ fn concurrent_creates_with_one_name_give_one_domain() {
                 let r = reqwest::blocking::Client::new()
                     .post(format!("{base}/xend/domain"))
                     .header("Authorization", auth)
-                    .form(&[("op", "create"), ("config", "(vm (name race) (memory 16))")])
+                    .form(&[
+                        ("op", "create"),
+                        ("config", "(vm (name race) (memory 16) (image (minios)))"),
+                    ])
                     .send()
                     .unwrap();
                 (r.status().as_u16(), r.text().unwrap())

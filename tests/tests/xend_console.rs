@@ -8,7 +8,7 @@ fn history_single_client_and_disconnect() {
         return;
     }
     let xend = Xend::start();
-    let dom = xend.create("(vm (name con) (memory 16))");
+    let dom = xend.create("(vm (name con) (memory 16) (image (minios)))");
     let port = xend.console_port(dom.id);
     let mut first = xend.console(dom.id);
     first.expect(&prompt("con"), BOOT);
@@ -55,7 +55,7 @@ fn history_is_capped_at_64_kib() {
         return;
     }
     let xend = Xend::start();
-    let dom = xend.create("(vm (name big) (memory 16))");
+    let dom = xend.create("(vm (name big) (memory 16) (image (minios)))");
     let mut con = xend.console(dom.id);
     con.expect(&prompt("big"), BOOT);
     // A marker, then ~100 KiB of output, then another marker.

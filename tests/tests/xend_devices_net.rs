@@ -154,7 +154,7 @@ fn guests_on_xends_bridge_ping_dom0_and_each_other_and_the_counters_follow() {
             ("op", "create"),
             (
                 "config",
-                "(vm (name bad) (memory 16) (device (vif (bridge a-bridge-name-too-long))))",
+                "(vm (name bad) (memory 16) (device (vif (bridge a-bridge-name-too-long))) (image (minios)))",
             ),
         ],
     );

@@ -246,8 +246,9 @@ fn incoming_migration_configs_are_confined_too() {
     let xend = Xend::start();
     let victim = Victim::new(xend.dir());
     let uname = victim.uname();
-    let config =
-        format!("(vm (name moved) (memory 16) (device (vbd (uname {uname}) (dev xvda) (mode w))))");
+    let config = format!(
+        "(vm (name moved) (memory 16) (device (vbd (uname {uname}) (dev xvda) (mode w))) (image (minios)))"
+    );
     let r = xend.post_json(
         "/xend/domain",
         &[("op", "migrate_receive"), ("config", &config)],

@@ -93,7 +93,10 @@ fn a_domain_name_that_is_a_path_is_refused_and_writes_nothing() {
         ("a\nb", "'\\n' is not allowed"),
         ("a\tb", "'\\t' is not allowed"),
     ] {
-        let mut configs = vec![format!("(vm (name {}) (memory 16))", sxp::Value::str(name))];
+        let mut configs = vec![format!(
+            "(vm (name {}) (memory 16) (image (minios)))",
+            sxp::Value::str(name)
+        )];
         if !name.chars().any(char::is_control) {
             configs.push(format!("name = \"{name}\"\nmemory = 16\n"));
         }

@@ -12,7 +12,7 @@ fn the_page_lists_domains_and_its_forms_work_in_chromium() {
     let Some(binary) = chromium() else { return };
     let xend = Xend::start();
     let mut browser = Browser::start(&binary, &xend.dir().join("chromium"));
-    xend.create("(vm (name web) (memory 16))");
+    xend.create("(vm (name web) (memory 16) (image (minios)))");
     xend.wait_domain("web", "booted", |d| {
         d.state == "-b----" || d.state == "r-----"
     });

@@ -297,7 +297,10 @@ fn memory_above_the_one_limit_is_a_400_with_its_position() {
         "{}",
         r.body
     );
-    let r = create_status(&xend, "(vm (name big) (memory 64) (maxmem 9000))");
+    let r = create_status(
+        &xend,
+        "(vm (name big) (memory 64) (maxmem 9000) (image (minios)))",
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.body.contains("maxmem must be between 2 and 8192 MiB"),

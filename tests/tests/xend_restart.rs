@@ -18,7 +18,7 @@ fn onreboot_restarts_in_place_and_keeps_the_console_client() {
     }
     let xend = Xend::start();
     let mut events = e2e::EventPort::connect(&xend);
-    let (id, mut con) = boot(&xend, "rb", "(vm (name rb) (memory 16))");
+    let (id, mut con) = boot(&xend, "rb", "(vm (name rb) (memory 16) (image (minios)))");
     let first = xend.domain("rb");
     // Reboot from inside the guest: same id, name, console port; the connected
     // client sees the new boot on the same connection.
@@ -66,7 +66,11 @@ fn restart_modes_and_exit_actions() {
     never.send("reboot\n");
     xend.wait_gone("nv");
     // always: a poweroff restarts it.
-    let (id, mut always) = boot(&xend, "al", "(vm (name al) (memory 16) (restart always))");
+    let (id, mut always) = boot(
+        &xend,
+        "al",
+        "(vm (name al) (memory 16) (restart always) (image (minios)))",
+    );
     let t0 = xend.domain("al").start_time;
     always.send("poweroff\n");
     let d = xend.wait_domain("al", "restart after poweroff", |d| d.start_time > t0);
@@ -94,7 +98,7 @@ fn restart_modes_and_exit_actions() {
     let (_, mut od) = boot(
         &xend,
         "od",
-        "(vm (name od) (memory 16) (restart always) (on_reboot destroy))",
+        "(vm (name od) (memory 16) (restart always) (on_reboot destroy) (image (minios)))",
     );
     od.send("reboot\n");
     xend.wait_gone("od");
@@ -131,7 +135,7 @@ fn restarting_too_fast_destroys_the_domain() {
     let (id, mut con) = boot(
         &xend,
         "fast",
-        "(vm (name fast) (memory 16) (restart always))",
+        "(vm (name fast) (memory 16) (restart always) (image (minios)))",
     );
     let t0 = xend.domain("fast").start_time;
     // The first restart is allowed.

@@ -148,7 +148,7 @@ fn sigkill_during_a_burst_of_creates_leaves_a_consistent_db() {
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::new();
                 for i in 0..6 {
-                    let config = format!("(vm (name b{t}x{i}) (memory 16))");
+                    let config = format!("(vm (name b{t}x{i}) (memory 16) (image (minios)))");
                     if http
                         .post(format!("{base}/xend/domain"))
                         .header("Authorization", auth.as_str())

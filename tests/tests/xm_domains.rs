@@ -204,6 +204,7 @@ fn mask_long(text: &str) -> String {
             ("console_bytes_in", Kind::Int),
             ("exits", Kind::Int),
             ("vmm_overhead_kib", Kind::Int),
+            ("uuid", Kind::Text),
         ],
     ))
 }
@@ -254,7 +255,7 @@ const GOLDEN_LONG: &str = "
     )
     (devices)
     (config
-        (vm (name web1) (memory 16) (maxmem 16) (vcpus 1) (restart onreboot) (image (minios)))
+        (vm (name web1) (uuid <uuid>) (memory 16) (maxmem 16) (vcpus 1) (restart onreboot) (image (minios)))
     )
     (vcpus 1)
     (vcpu_info
@@ -268,6 +269,7 @@ const GOLDEN_LONG: &str = "
     (console_bytes_in <console_bytes_in>)
     (exits <exits>)
     (vmm_overhead_kib <vmm_overhead_kib>)
+    (uuid <uuid>)
 )
 ";
 

@@ -116,6 +116,10 @@ pub struct DomainStats {
     pub id: u32,
     /// Domain name.
     pub name: String,
+    /// Domain UUID, canonical lowercase form (`None` for Domain-0, and for a
+    /// domain re-adopted without a config).
+    #[serde(default)]
+    pub uuid: Option<String>,
     /// Memory target, MiB.
     pub memory: u64,
     /// Maximum memory, MiB.

@@ -39,6 +39,7 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
     let mut d = DomainStats {
         id: dom.id,
         name: dom.name.clone(),
+        uuid: dom.uuid.map(|u| u.to_string()),
         memory: st.live_memory.unwrap_or(cfg.memory),
         maxmem: cfg.maxmem,
         state: state_letters(None, dying),
@@ -179,6 +180,8 @@ pub fn domain_sxp(
     items.push(Value::pair("console_bytes_in", d.console_bytes_in));
     items.push(Value::pair("exits", d.exits));
     items.push(Value::pair("vmm_overhead_kib", d.vmm_overhead_kib));
+    opt_str(&mut items, "uuid", &d.uuid);
+    // Last of all (a hung VMM's mark).
     items.extend(health_sxp(d));
     Value::List(items)
 }

@@ -630,3 +630,33 @@ fn w_saves_the_current_settings() {
         ["id".to_owned(), "name".to_owned()]
     );
 }
+
+#[test]
+fn the_detail_pane_title_shows_the_uuid() {
+    const UUID: &str = "6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90";
+    let mut app = app();
+    let mut s = snap(
+        1006.0,
+        &[
+            (0, "Domain-0", "r-----", 106.0),
+            (3, "web", "-b----", 13.0),
+            (7, "busy", "r-----", 11.0),
+        ],
+    );
+    s.domains[1].uuid = Some(UUID.into());
+    app.on_snapshot(0, Ok(s));
+    select(&mut app, "web");
+    app.dispatch(Action::Detail);
+    let screen = text(&render(&app, 120, 30));
+    assert!(
+        screen.contains(&format!(" web (id 3) uuid {UUID} ")),
+        "{screen}"
+    );
+    // A domain without one (Domain-0, an older xend): the title as before.
+    select(&mut app, "busy");
+    let screen = text(&render(&app, 120, 30));
+    assert!(
+        screen.contains(" busy (id 7) ") && !screen.contains("uuid"),
+        "{screen}"
+    );
+}

@@ -219,6 +219,75 @@ pub(crate) fn ip(s: &str) -> Result<(), String> {
         .map_err(|_| format!("a vif's ip must be an IP address (e.g. 10.0.0.2), found {s:?}"))
 }
 
+/// Why a `uuid` value is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UuidError {
+    /// A UUID, but not written in the canonical form.
+    #[error("uuid must be 8-4-4-4-12 lowercase hex digits, found {found}: write {canonical}")]
+    NotCanonical {
+        /// The value as given.
+        found: String,
+        /// The same UUID in the canonical form.
+        canonical: uuid::Uuid,
+    },
+    /// Not a UUID at all.
+    #[error(
+        "uuid must be 8-4-4-4-12 lowercase hex digits (e.g. 6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90), found {0}"
+    )]
+    Malformed(String),
+}
+
+/// A domain UUID in the canonical form `8-4-4-4-12` lowercase hex digits
+/// (`6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90`), as every Xen 3-era tool wrote it.
+/// `found` is how the value looked in the source.
+pub(crate) fn uuid(found: &str, s: &str) -> Result<uuid::Uuid, UuidError> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let canonical = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    match uuid::Uuid::try_parse(s) {
+        Ok(u) if canonical => Ok(u),
+        Ok(u) => Err(UuidError::NotCanonical {
+            found: found.to_owned(),
+            canonical: u,
+        }),
+        Err(_) => Err(UuidError::Malformed(found.to_owned())),
+    }
+}
+
+/// Whether `s` is a UUID in the canonical form (for looking domains up).
+pub fn is_uuid(s: &str) -> bool {
+    uuid(s, s).is_ok()
+}
+
+/// `vcpu_avail` names a vCPU that would be offline.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "vcpu_avail {mask} leaves some of the {vcpus} vCPUs offline (all of them is {all}); \
+     vCPU hot-plug is not supported: set vcpus to the number wanted and drop vcpu_avail"
+)]
+pub(crate) struct VcpuAvailError {
+    mask: u64,
+    vcpus: u32,
+    all: u64,
+}
+
+/// `vcpu_avail`, the bitmap of online vCPUs later Xen tools sent: only "all
+/// of them" can be honoured (vCPUs cannot be plugged or unplugged).
+pub(crate) fn vcpu_avail(mask: u64, vcpus: u32) -> Result<(), VcpuAvailError> {
+    let all = if vcpus >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << vcpus) - 1
+    };
+    if mask == all {
+        Ok(())
+    } else {
+        Err(VcpuAvailError { mask, vcpus, all })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,10 @@ use super::xm::quote;
 pub struct DomainConfig {
     /// Domain name (see [`super::valid_name`]).
     pub name: String,
+    /// The domain's UUID (`uuid`), if given. xend gives every domain one when
+    /// it is created and stores it in the config, so it stays across restarts,
+    /// save/restore and migration.
+    pub uuid: Option<uuid::Uuid>,
     /// Initial memory, MiB.
     pub memory: u64,
     /// Memory ceiling, MiB (at least `memory`).
@@ -40,6 +44,10 @@ pub struct DomainConfig {
     pub on_crash: Option<ExitAction>,
     /// Console TCP port; `None` means `console-port-base + domid`.
     pub console: Option<u16>,
+    /// `localtime`: the guest's clock is meant to run in the host's local
+    /// time zone rather than UTC. Stored and shown only: our guests read the
+    /// host's UTC wall clock and keep no time zone.
+    pub localtime: bool,
     /// What to boot.
     pub image: Image,
     /// Block and network devices, block devices first (stored for the device
@@ -298,6 +306,7 @@ impl DomainConfig {
     pub fn new(name: impl Into<String>, memory: u64) -> DomainConfig {
         DomainConfig {
             name: name.into(),
+            uuid: None,
             memory,
             maxmem: memory,
             vcpus: 1,
@@ -308,6 +317,7 @@ impl DomainConfig {
             on_reboot: None,
             on_crash: None,
             console: None,
+            localtime: false,
             image: Image::Minios { args: None },
             devices: Vec::new(),
         }
@@ -398,16 +408,16 @@ impl DomainConfig {
         self.devices.iter().try_for_each(Device::validate)
     }
 
-    /// The config as SXP, in the reference's order: name, memory, maxmem, cpu,
-    /// cpu_weight, vcpus, restart, on_poweroff, on_reboot, on_crash, console,
-    /// image, then the devices (vbds, then vifs).
+    /// The config as SXP, in the reference's order: name, uuid, memory,
+    /// maxmem, cpu, cpu_weight, vcpus, restart, on_poweroff, on_reboot,
+    /// on_crash, console, localtime, image, then the devices (vbds, then vifs).
     pub fn to_sxp(&self) -> Value {
-        let mut vm = vec![
-            Value::str("vm"),
-            Value::pair("name", &self.name),
-            Value::pair("memory", self.memory),
-            Value::pair("maxmem", self.maxmem),
-        ];
+        let mut vm = vec![Value::str("vm"), Value::pair("name", &self.name)];
+        if let Some(uuid) = self.uuid {
+            vm.push(Value::pair("uuid", uuid.to_string()));
+        }
+        vm.push(Value::pair("memory", self.memory));
+        vm.push(Value::pair("maxmem", self.maxmem));
         if let Some(cpu) = self.cpu {
             vm.push(Value::pair("cpu", cpu));
         }
@@ -423,6 +433,9 @@ impl DomainConfig {
         }
         if let Some(port) = self.console {
             vm.push(Value::pair("console", port));
+        }
+        if self.localtime {
+            vm.push(Value::pair("localtime", 1));
         }
         vm.push(Value::pair("image", self.image_sxp()));
         for kind in ["vbd", "vif"] {
@@ -485,11 +498,12 @@ impl DomainConfig {
 
     /// The xm entries as `(key, value text)` pairs, in file order.
     pub(crate) fn xm_entries(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![
-            ("name", quote(&self.name)),
-            ("memory", self.memory.to_string()),
-            ("maxmem", self.maxmem.to_string()),
-        ];
+        let mut out = vec![("name", quote(&self.name))];
+        if let Some(uuid) = self.uuid {
+            out.push(("uuid", quote(&uuid.to_string())));
+        }
+        out.push(("memory", self.memory.to_string()));
+        out.push(("maxmem", self.maxmem.to_string()));
         if let Some(cpu) = self.cpu {
             out.push(("cpu", cpu.to_string()));
         }
@@ -505,6 +519,9 @@ impl DomainConfig {
         }
         if let Some(port) = self.console {
             out.push(("console", port.to_string()));
+        }
+        if self.localtime {
+            out.push(("localtime", "1".to_string()));
         }
         match &self.image {
             Image::Minios { args } => {

@@ -9,9 +9,15 @@ use super::domain::{Device, DomainConfig, VbdMode};
 use super::draft::{Draft, Form, Scalar};
 use super::error::{ConfigError, Pos};
 
+/// Keys later Xen-era tools (libvirt's xend driver) sent that are read but
+/// never written: `vcpu_avail` (accepted when it names every vCPU) and
+/// `bootloader` (refused with a message).
+pub(crate) const LATER_KEYS: &[&str] = &["vcpu_avail", "bootloader"];
+
 /// Keys of `(vm ...)`, in the order `to_sxp` writes them.
 pub(crate) const VM_KEYS: &[&str] = &[
     "name",
+    "uuid",
     "memory",
     "maxmem",
     "cpu",
@@ -22,6 +28,7 @@ pub(crate) const VM_KEYS: &[&str] = &[
     "on_reboot",
     "on_crash",
     "console",
+    "localtime",
     "image",
     "device",
 ];
@@ -209,7 +216,7 @@ impl Reader<'_> {
                 draft.devices.push((self.device(item)?, Pos::of(item)));
                 continue;
             }
-            if !VM_KEYS.contains(&key) {
+            if !VM_KEYS.contains(&key) && !LATER_KEYS.contains(&key) {
                 return Err(self.unknown(item, key, "(vm ...)", VM_KEYS));
             }
             self.first_time(&mut seen, key, item)?;
@@ -220,6 +227,10 @@ impl Reader<'_> {
             let value = Some(self.scalar(item, key)?);
             match key {
                 "name" => draft.name = value,
+                "uuid" => draft.uuid = value,
+                "localtime" => draft.localtime = value,
+                "vcpu_avail" => draft.vcpu_avail = value,
+                "bootloader" => draft.bootloader = value,
                 "memory" => draft.memory = value,
                 "maxmem" => draft.maxmem = value,
                 "cpu" => draft.cpu = value,
@@ -230,10 +241,20 @@ impl Reader<'_> {
                 "on_reboot" => draft.on_reboot = value,
                 "on_crash" => draft.on_crash = value,
                 "console" => draft.console = value,
-                _ => unreachable!("every key of VM_KEYS is handled"),
+                _ => unreachable!("every key of VM_KEYS and LATER_KEYS is handled"),
             }
         }
-        draft.finish(self.origin, Form::Sxp)
+        let config = draft.finish(self.origin, Form::Sxp)?;
+        // As in Xen 2.0, the SXP form names what it boots (the xm form's
+        // "no kernel line boots minios" is that form's documented default).
+        if !seen.keys.contains_key("image") {
+            return Err(self.err(
+                Pos::of(vm),
+                "(vm ...) has no (image ...): add (image (minios)) for the built-in guest, \
+                 or (image (linux (kernel /path/to/image)))",
+            ));
+        }
+        Ok(config)
     }
 
     fn image(&self, item: &Spanned, draft: &mut Draft) -> Result<(), ConfigError> {
@@ -244,6 +265,15 @@ impl Reader<'_> {
             Some("linux") => {
                 draft.linux = Some(Pos::of(image));
                 ("(linux ...)", &["kernel", "ramdisk", "root", "args"])
+            }
+            Some("hvm") => {
+                return Err(self.err(
+                    Pos::of(image),
+                    format!(
+                        "image type hvm is not supported: HVM (fully virtualised) guests \
+                         cannot run here; only paravirtual images boot: {EXAMPLE}"
+                    ),
+                ));
             }
             _ => {
                 return Err(self.err(

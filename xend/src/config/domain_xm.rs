@@ -12,6 +12,7 @@ use super::xm::{self, Entry, XmValue};
 /// Keys of the xm form.
 pub(crate) const XM_KEYS: &[&str] = &[
     "name",
+    "uuid",
     "memory",
     "maxmem",
     "vcpus",
@@ -22,6 +23,10 @@ pub(crate) const XM_KEYS: &[&str] = &[
     "on_reboot",
     "on_crash",
     "console",
+    "localtime",
+    "vcpu_avail",
+    "bootloader",
+    "builder",
     "kernel",
     "ramdisk",
     "root",
@@ -109,6 +114,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "cpu_weight",
     "console",
     "nics",
+    "localtime",
+    "vcpu_avail",
 ];
 
 fn slot(key: &str) -> &str {
@@ -193,6 +200,11 @@ fn from_entries(entries: Vec<Entry>, origin: &str) -> Result<DomainConfig, Confi
         let value = Some(scalar(entry, origin)?);
         match key {
             "name" => draft.name = value,
+            "uuid" => draft.uuid = value,
+            "localtime" => draft.localtime = value,
+            "vcpu_avail" => draft.vcpu_avail = value,
+            "bootloader" => draft.bootloader = value,
+            "builder" => draft.builder = value,
             "memory" => draft.memory = value,
             "maxmem" => draft.maxmem = value,
             "vcpus" => draft.vcpus = value,

@@ -42,6 +42,13 @@ pub(crate) struct Draft {
     /// Where the whole config starts (for "X is required").
     pub start: Pos,
     pub name: Option<Scalar>,
+    pub uuid: Option<Scalar>,
+    pub localtime: Option<Scalar>,
+    pub vcpu_avail: Option<Scalar>,
+    /// `bootloader` (refused: we boot the image ourselves).
+    pub bootloader: Option<Scalar>,
+    /// xm `builder` (`linux` accepted, `hvm` refused).
+    pub builder: Option<Scalar>,
     pub memory: Option<Scalar>,
     pub maxmem: Option<Scalar>,
     pub vcpus: Option<Scalar>,
@@ -87,6 +94,49 @@ impl Draft {
         )?;
         check::name(&name.shown, &name.text).map_err(at(&name))?;
 
+        if let Some(s) = &self.bootloader {
+            return Err(at(s)(format!(
+                "bootloader is not supported (found {}): xend boots the image itself; \
+                 drop bootloader and name the kernel in the config, or none for the built-in minios",
+                s.shown
+            )));
+        }
+        if let Some(s) = &self.builder {
+            match s.text.as_str() {
+                "linux" => {}
+                "hvm" => {
+                    return Err(at(s)(format!(
+                        "builder {} is not supported: HVM (fully virtualised) guests cannot \
+                         run here; only paravirtual images boot (builder = 'linux', the default)",
+                        s.shown
+                    )));
+                }
+                _ => {
+                    return Err(at(s)(format!("builder must be linux, found {}", s.shown)));
+                }
+            }
+        }
+
+        let uuid = match &self.uuid {
+            Some(s) => Some(check::uuid(&s.shown, &s.text).map_err(|e| at(s)(e.to_string()))?),
+            None => None,
+        };
+
+        let localtime = match &self.localtime {
+            Some(s) => match s.text.trim() {
+                "0" => false,
+                "1" => true,
+                _ => {
+                    return Err(at(s)(format!(
+                        "localtime must be 0 or 1 (e.g. {}), found {}",
+                        form.example("localtime", "1"),
+                        s.shown
+                    )));
+                }
+            },
+            None => false,
+        };
+
         let memory = required(&self.memory, "memory", "64")?;
         let memory_mib: u64 =
             whole(&memory, "memory", "a whole number of MiB", "64").map_err(at(&memory))?;
@@ -110,6 +160,11 @@ impl Draft {
             }
             None => 1,
         };
+        if let Some(s) = &self.vcpu_avail {
+            let mask: u64 =
+                whole(s, "vcpu_avail", "a bitmap of online vCPUs", "3").map_err(at(s))?;
+            check::vcpu_avail(mask, vcpus).map_err(|e| at(s)(e.to_string()))?;
+        }
 
         let cpu = match &self.cpu {
             Some(s) => {
@@ -233,6 +288,7 @@ impl Draft {
 
         Ok(DomainConfig {
             name: name.text,
+            uuid,
             memory: memory_mib,
             maxmem,
             vcpus,
@@ -243,6 +299,7 @@ impl Draft {
             on_reboot,
             on_crash,
             console,
+            localtime,
             image,
             devices,
         })

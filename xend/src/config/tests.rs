@@ -135,7 +135,7 @@ args = 'tab\there \'q\' "d" \x41\101 back\\slash \q'"#,
 #[test]
 fn sxp_form() {
     check(
-        "(vm (name a) (memory 64))",
+        "(vm (name a) (memory 64) (image (minios)))",
         "(vm (name a) (memory 64) (maxmem 64) (vcpus 1) (restart onreboot) (image (minios)))",
     );
     check(
@@ -161,25 +161,28 @@ fn restart_defaults_follow_the_restart_mode() {
         );
     }
     use ExitAction::*;
-    actions("(vm (name a) (memory 64))", [Destroy, Restart, Destroy]);
     actions(
-        "(vm (name a) (memory 64) (restart onreboot))",
+        "(vm (name a) (memory 64) (image (minios)))",
         [Destroy, Restart, Destroy],
     );
     actions(
-        "(vm (name a) (memory 64) (restart always))",
+        "(vm (name a) (memory 64) (image (minios)) (restart onreboot))",
+        [Destroy, Restart, Destroy],
+    );
+    actions(
+        "(vm (name a) (memory 64) (image (minios)) (restart always))",
         [Restart, Restart, Destroy],
     );
     actions(
-        "(vm (name a) (memory 64) (restart never))",
+        "(vm (name a) (memory 64) (image (minios)) (restart never))",
         [Destroy, Destroy, Destroy],
     );
     actions(
-        "(vm (name a) (memory 64) (restart never) (on_crash restart))",
+        "(vm (name a) (memory 64) (image (minios)) (restart never) (on_crash restart))",
         [Destroy, Destroy, Restart],
     );
     actions(
-        "(vm (name a) (memory 64) (restart always) (on_poweroff preserve))",
+        "(vm (name a) (memory 64) (image (minios)) (restart always) (on_poweroff preserve))",
         [Preserve, Restart, Destroy],
     );
 }
@@ -224,8 +227,9 @@ fn xm_errors_have_positions() {
     );
     check_err(
         "name = 'a'\nmemory = 64\nmemroy = 64",
-        "dom.cfg:3:1: unknown key memroy (did you mean memory?); known keys: name, memory, maxmem, vcpus, cpu, \
-         cpu_weight, restart, on_poweroff, on_reboot, on_crash, console, kernel, ramdisk, root, extra, args, disk, vif, nics",
+        "dom.cfg:3:1: unknown key memroy (did you mean memory?); known keys: name, uuid, memory, maxmem, vcpus, cpu, \
+         cpu_weight, restart, on_poweroff, on_reboot, on_crash, console, localtime, vcpu_avail, bootloader, builder, \
+         kernel, ramdisk, root, extra, args, disk, vif, nics",
     );
     check_err(
         "name = 'a'\nmemory = 64\n  memory = 65",
@@ -340,7 +344,7 @@ fn xm_errors_have_positions() {
 #[test]
 fn sxp_errors_have_positions() {
     check_err(
-        "(vm (name a)\n    (memory lots))",
+        "(vm (name a)\n    (memory lots) (image (minios)))",
         "dom.cfg:2:13: memory must be a whole number of MiB (e.g. (memory 64)), found \"lots\"",
     );
     check_err(
@@ -352,9 +356,9 @@ fn sxp_errors_have_positions() {
         "dom.cfg:1:1: expected a domain config (vm (name NAME) (memory MIB) ...), found (domain (name a))",
     );
     check_err(
-        "(vm (name a) (memory 64) (memroy 64))",
-        "dom.cfg:1:26: unknown key memroy in (vm ...); known keys: name, memory, maxmem, cpu, cpu_weight, vcpus, \
-         restart, on_poweroff, on_reboot, on_crash, console, image, device",
+        "(vm (name a) (memory 64) (memroy 64) (image (minios)))",
+        "dom.cfg:1:26: unknown key memroy in (vm ...); known keys: name, uuid, memory, maxmem, cpu, cpu_weight, vcpus, \
+         restart, on_poweroff, on_reboot, on_crash, console, localtime, image, device",
     );
     check_err(
         "(vm (name a)\n (memory 64)\n (memory 65))",
@@ -369,15 +373,15 @@ fn sxp_errors_have_positions() {
         "dom.cfg:1:25: (memory ...) takes one value, found another: \"65\"",
     );
     check_err(
-        "(vm (name a) (memory (64)))",
+        "(vm (name a) (memory (64)) (image (minios)))",
         "dom.cfg:1:22: memory must be a single value, found a list (64)",
     );
     check_err(
-        "(vm (name a) memory)",
+        "(vm (name a) memory (image (minios)))",
         "dom.cfg:1:14: expected a field (key value) in (vm ...), found \"memory\"",
     );
     check_err(
-        "(vm (memory 64))",
+        "(vm (memory 64) (image (minios)))",
         "dom.cfg:1:1: name is required (e.g. (name web1))",
     );
     check_err(
@@ -393,19 +397,19 @@ fn sxp_errors_have_positions() {
         "dom.cfg:1:41: unknown key kernel in (minios ...); known keys: args",
     );
     check_err(
-        "(vm (name a) (memory 64)\n (device (vbd (uname file:/x) (dev xvda))))",
+        "(vm (name a) (memory 64)\n (device (vbd (uname file:/x) (dev xvda))) (image (minios)))",
         "dom.cfg:2:10: (vbd ...) needs (mode r|w|w!)",
     );
     check_err(
-        "(vm (name a) (memory 64) (device (vbd (uname file:/x) (dev xvda) (mode rw))))",
+        "(vm (name a) (memory 64) (device (vbd (uname file:/x) (dev xvda) (mode rw))) (image (minios)))",
         "dom.cfg:1:72: a disk's mode must be r, w or w!, found \"rw\"",
     );
     check_err(
-        "(vm (name a) (memory 64) (device (vif (ip 10.0.0.300))))",
+        "(vm (name a) (memory 64) (device (vif (ip 10.0.0.300))) (image (minios)))",
         "dom.cfg:1:43: a vif's ip must be an IP address (e.g. 10.0.0.2), found \"10.0.0.300\"",
     );
     check_err(
-        "(vm (name a) (memory 64) (device (nic)))",
+        "(vm (name a) (memory 64) (device (nic)) (image (minios)))",
         "dom.cfg:1:34: unknown device type \"nic\": expected (device (vbd (uname file:/path) (dev xvda) (mode w))) or (device (vif (mac ...)))",
     );
     check_err(
@@ -413,7 +417,9 @@ fn sxp_errors_have_positions() {
         "dom.cfg:1:27: expected one SXP value, but another value starts here",
     );
     // Errors on a value read without positions say so by leaving the position out.
-    let e = DomainConfig::from_sxp(&sxp::parse("(vm (name a) (memory 1))").unwrap()).unwrap_err();
+    let e =
+        DomainConfig::from_sxp(&sxp::parse("(vm (name a) (memory 1) (image (minios)))").unwrap())
+            .unwrap_err();
     assert_eq!(
         e.to_string(),
         "<sxp>: memory must be between 2 and 8192 MiB, found 1"
@@ -423,7 +429,7 @@ fn sxp_errors_have_positions() {
 #[test]
 fn form_detection_skips_comments_and_blank_lines() {
     assert_eq!(
-        parse_ok("\n  # (not sxp\n\n(vm (name a) (memory 64))").name,
+        parse_ok("\n  # (not sxp\n\n(vm (name a) (memory 64) (image (minios)))").name,
         "a"
     );
     assert_eq!(parse_ok("# (vm)\nname = 'b'\nmemory = 64").name, "b");
@@ -629,13 +635,15 @@ prop_compose! {
         restart in prop::sample::select(RestartMode::ALL),
         (on_poweroff, on_reboot, on_crash) in (action(), action(), action()),
         console in proptest::option::of(1u16..),
+        uuid in proptest::option::of(any::<u128>().prop_map(uuid::Uuid::from_u128)),
+        localtime in any::<bool>(),
         image in image(),
         mut devices in proptest::collection::vec(device(), 0..5),
     ) -> DomainConfig {
         devices.sort_by_key(|d| d.kind() != "vbd");
         DomainConfig {
-            name, memory, maxmem: memory + extra, vcpus, cpu, cpu_weight, restart,
-            on_poweroff, on_reboot, on_crash, console, image, devices,
+            name, uuid, memory, maxmem: memory + extra, vcpus, cpu, cpu_weight, restart,
+            on_poweroff, on_reboot, on_crash, console, localtime, image, devices,
         }
     }
 }
@@ -956,5 +964,143 @@ fn xend_config_access_keys_read_back() {
     assert_eq!(
         XendConfig::from_sxp_str(&sxp::pretty(&c.to_sxp()), "x").unwrap(),
         c
+    );
+}
+
+const UUID: &str = "6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90";
+
+#[test]
+fn uuid_is_read_in_both_forms_and_written_after_the_name() {
+    let sxp = parse_ok(&format!(
+        "(vm (name a) (uuid {UUID}) (memory 64) (image (minios)))"
+    ));
+    let xm = parse_ok(&format!("name = 'a'\nuuid = \"{UUID}\"\nmemory = 64"));
+    assert_eq!(sxp, xm);
+    assert_eq!(sxp.uuid.map(|u| u.to_string()).as_deref(), Some(UUID));
+    assert_eq!(
+        sxp.to_sxp().to_string(),
+        format!(
+            "(vm (name a) (uuid {UUID}) (memory 64) (maxmem 64) (vcpus 1) (restart onreboot) (image (minios)))"
+        )
+    );
+    assert!(
+        sxp.to_xm()
+            .starts_with(&format!("name = \"a\"\nuuid = \"{UUID}\"\n")),
+        "{}",
+        sxp.to_xm()
+    );
+    assert_eq!(parse_ok(&sxp.to_xm()), sxp);
+    // No uuid given: none in the config (xend gives one at create).
+    assert_eq!(parse_ok("name = 'a'\nmemory = 64").uuid, None);
+}
+
+#[test]
+fn malformed_uuids_are_refused_with_their_position() {
+    for bad in [
+        "6f1c2a4e0b7d4c8e9a513d2f0e6b7c90",
+        "{6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90}",
+        "6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c9",
+        "6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c9g",
+        "urn:uuid:6f1c2a4e-0b7d-4c8e-9a51-3d2f0e6b7c90",
+    ] {
+        let e = DomainConfig::parse(
+            &format!("name = 'a'\nmemory = 64\nuuid = '{bad}'"),
+            "dom.cfg",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (3, 8), "{bad}: {e}");
+        assert!(e.message.contains("8-4-4-4-12 lowercase hex"), "{e}");
+    }
+    check_err(
+        "(vm (name a) (memory 64)\n (uuid 6F1C2A4E-0B7D-4C8E-9A51-3D2F0E6B7C90) (image (minios)))",
+        &format!(
+            "dom.cfg:2:8: uuid must be 8-4-4-4-12 lowercase hex digits, found \"6F1C2A4E-0B7D-4C8E-9A51-3D2F0E6B7C90\": write {UUID}"
+        )
+        .replace(UUID, &UUID.to_lowercase()),
+    );
+}
+
+#[test]
+fn localtime_is_kept_and_written_back() {
+    let c = parse_ok("(vm (name a) (memory 64) (localtime 1) (image (minios)))");
+    assert!(c.localtime);
+    assert_eq!(parse_ok(&c.to_xm()), c);
+    assert_eq!(
+        DomainConfig::from_sxp_str(&c.to_sxp().to_string(), "t").unwrap(),
+        c
+    );
+    assert!(!parse_ok("name = 'a'\nmemory = 64\nlocaltime = 0").localtime);
+    check_err(
+        "name = 'a'\nmemory = 64\nlocaltime = 'yes'",
+        "dom.cfg:3:13: localtime must be 0 or 1 (e.g. localtime = 1), found \"yes\"",
+    );
+}
+
+#[test]
+fn vcpu_avail_is_accepted_only_when_every_vcpu_is_online() {
+    let c = parse_ok("(vm (name a) (memory 64) (vcpus 2) (vcpu_avail 3) (image (minios)))");
+    assert_eq!(c.vcpus, 2);
+    assert_eq!(parse_ok("name = 'a'\nmemory = 64\nvcpu_avail = 1").vcpus, 1);
+    check_err(
+        "(vm (name a) (memory 64) (vcpus 2) (vcpu_avail 1) (image (minios)))",
+        "dom.cfg:1:48: vcpu_avail 1 leaves some of the 2 vCPUs offline (all of them is 3); \
+         vCPU hot-plug is not supported: set vcpus to the number wanted and drop vcpu_avail",
+    );
+}
+
+#[test]
+fn later_xen_keys_that_cannot_be_honoured_are_refused_by_name() {
+    check_err(
+        "(vm (name a) (memory 64) (bootloader /usr/bin/pygrub) (image (minios)))",
+        "dom.cfg:1:38: bootloader is not supported (found \"/usr/bin/pygrub\"): xend boots the image itself; \
+         drop bootloader and name the kernel in the config, or none for the built-in minios",
+    );
+    let e = DomainConfig::parse(
+        "name = 'a'\nmemory = 64\nbootloader = '/usr/bin/pygrub'",
+        "dom.cfg",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (3, 14), "{e}");
+    assert!(e.message.starts_with("bootloader is not supported"), "{e}");
+    check_err(
+        "name = 'a'\nmemory = 64\nbuilder = 'hvm'",
+        "dom.cfg:3:11: builder \"hvm\" is not supported: HVM (fully virtualised) guests cannot \
+         run here; only paravirtual images boot (builder = 'linux', the default)",
+    );
+    assert_eq!(
+        parse_ok("name = 'a'\nmemory = 64\nbuilder = 'linux'").name,
+        "a"
+    );
+    let e = DomainConfig::parse(
+        "(vm (name a) (memory 64)\n  (image (hvm (kernel /usr/lib/xen/boot/hvmloader))))",
+        "dom.cfg",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (2, 10), "{e}");
+    assert!(
+        e.message.starts_with("image type hvm is not supported"),
+        "{e}"
+    );
+    // Unknown keys keep being refused with their position.
+    let e = DomainConfig::parse(
+        "(vm (name a) (memory 64) (pae 1) (image (minios)))",
+        "dom.cfg",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (1, 26), "{e}");
+    assert!(e.message.starts_with("unknown key pae"), "{e}");
+}
+
+#[test]
+fn sxp_without_an_image_is_refused_naming_the_minios_image() {
+    check_err(
+        "(vm (name a)\n    (memory 64))",
+        "dom.cfg:1:1: (vm ...) has no (image ...): add (image (minios)) for the built-in guest, \
+         or (image (linux (kernel /path/to/image)))",
+    );
+    // The xm form's default stays: no kernel line boots minios.
+    assert_eq!(
+        parse_ok("name = 'a'\nmemory = 64").image,
+        Image::Minios { args: None }
     );
 }

@@ -23,7 +23,9 @@ use crate::vmm_client::VmmError;
 impl From<SupError> for ApiError {
     fn from(e: SupError) -> Self {
         let status = match &e {
-            SupError::NameClash(_) | SupError::Busy(..) => StatusCode::CONFLICT,
+            SupError::NameClash(_) | SupError::UuidClash { .. } | SupError::Busy(..) => {
+                StatusCode::CONFLICT
+            }
             SupError::Console(crate::console::ConsoleError::PortInUse(_)) => StatusCode::CONFLICT,
             SupError::Invalid(_) => StatusCode::BAD_REQUEST,
             SupError::Confine(c) if c.is_forbidden() => StatusCode::FORBIDDEN,

@@ -107,7 +107,7 @@ impl Supervisor {
     pub async fn configure(
         &self,
         dom: &Arc<Domain>,
-        new: DomainConfig,
+        mut new: DomainConfig,
     ) -> Result<(Vec<String>, Vec<String>), SupError> {
         let _life = dom.lifecycle.lock().await;
         self.ensure_running(dom)?;
@@ -116,6 +116,17 @@ impl Supervisor {
                 "Invalid parameter: config: the name cannot change (domain {} was given name {})",
                 dom.name, new.name
             )));
+        }
+        // A config without a uuid keeps the domain's; another one is refused.
+        match (new.uuid, dom.uuid) {
+            (Some(given), Some(own)) if given != own => {
+                return Err(SupError::Invalid(format!(
+                    "Invalid parameter: config: the uuid cannot change (domain {} has uuid {own}, was given {given})",
+                    dom.name
+                )));
+            }
+            (None, own) => new.uuid = own,
+            _ => {}
         }
         self.check_host(&new, Some(dom.id))?;
         let old = dom.state().config.clone();
@@ -171,6 +182,9 @@ impl Supervisor {
         }
         if new.console != old.console {
             next.push("console".to_string());
+        }
+        if new.localtime != old.localtime {
+            next.push("localtime".to_string());
         }
         if new.image != old.image {
             next.push("image".to_string());

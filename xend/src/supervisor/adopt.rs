@@ -170,7 +170,7 @@ impl Supervisor {
     async fn adopt_one(
         self: &Arc<Self>,
         domid: u32,
-        cfg: DomainConfig,
+        mut cfg: DomainConfig,
         restart_time: Option<f64>,
         port: Option<u16>,
         lifetime: Lifetime,
@@ -178,6 +178,9 @@ impl Supervisor {
         if self.lookup(&cfg.name).is_some() {
             return Err(super::SupError::NameClash(cfg.name));
         }
+        // A record of an xend from before UUIDs: the domain gets one now (the
+        // record written below keeps it).
+        cfg.uuid.get_or_insert_with(uuid::Uuid::new_v4);
         let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
         let console = self.bind_console(port, domid, &cfg.name, lifetime).await?;
         let dom = Domain::new(

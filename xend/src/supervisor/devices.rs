@@ -78,7 +78,7 @@ pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, String> {
             Ok(_) => text.to_string(),
             Err(e) => return Err(format!("config:{}:{}: {}", e.line, e.col, e.message)),
         };
-        let wrapped = format!("(vm (name device) (memory 16) (device\n{inner}))");
+        let wrapped = format!("(vm (name device) (memory 16) (device\n{inner}) (image (minios)))");
         let cfg = DomainConfig::parse(&wrapped, "config").map_err(|mut e| {
             // Line 1 is the wrapper; report positions in the client's text.
             if e.line > 1 {

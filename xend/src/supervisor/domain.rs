@@ -89,6 +89,9 @@ pub struct Domain {
     pub id: u32,
     /// Domain name (never changes).
     pub name: String,
+    /// Domain UUID (never changes; every domain xend creates has one, a
+    /// domain re-adopted from a record of an older xend may not).
+    pub uuid: Option<uuid::Uuid>,
     /// Its console.
     pub console: Arc<ConsoleHub>,
     /// Runtime files of its VMM.
@@ -111,6 +114,7 @@ impl Domain {
         Arc::new(Domain {
             id,
             name: config.name.clone(),
+            uuid: config.uuid,
             console,
             paths,
             st: Mutex::new(DomState {

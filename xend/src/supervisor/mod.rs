@@ -78,6 +78,14 @@ pub enum SupError {
     /// The name is taken.
     #[error("vm name clash: {0}")]
     NameClash(String),
+    /// Another domain has the UUID (409 like a name clash).
+    #[error("vm uuid clash: {uuid} is domain {name}'s")]
+    UuidClash {
+        /// The UUID.
+        uuid: uuid::Uuid,
+        /// The domain that has it.
+        name: String,
+    },
     /// The config is not acceptable.
     #[error("{0}")]
     Invalid(String),
@@ -121,6 +129,8 @@ struct Table {
     /// Names and ids being created (not yet in `doms`).
     reserved_names: Vec<String>,
     reserved_ids: Vec<u32>,
+    /// UUIDs of domains being created, with their names.
+    reserved_uuids: Vec<(uuid::Uuid, String)>,
 }
 
 /// The supervisor: every domain xend knows.
@@ -153,6 +163,7 @@ impl Drop for Reservation<'_> {
         let mut t = self.sup.table();
         t.reserved_names.retain(|n| n != &self.name);
         t.reserved_ids.retain(|i| *i != self.id);
+        t.reserved_uuids.retain(|(_, n)| n != &self.name);
     }
 }
 
@@ -168,6 +179,7 @@ impl Supervisor {
                 doms: BTreeMap::new(),
                 reserved_names: Vec::new(),
                 reserved_ids: Vec::new(),
+                reserved_uuids: Vec::new(),
             }),
             stopping: AtomicBool::new(false),
         })
@@ -182,14 +194,36 @@ impl Supervisor {
         self.table().doms.values().cloned().collect()
     }
 
-    /// A domain by name, else by id (names are tried first, as in Xen).
+    /// A domain by name, else by UUID (canonical form), else by id (names
+    /// are tried first, as in Xen).
     pub fn lookup(&self, dom: &str) -> Option<Arc<Domain>> {
         let t = self.table();
         if let Some(d) = t.doms.values().find(|d| d.name == dom) {
             return Some(d.clone());
         }
+        if crate::config::is_uuid(dom) {
+            return t
+                .doms
+                .values()
+                .find(|d| d.uuid.is_some_and(|u| u.to_string() == dom))
+                .cloned();
+        }
         let id: u32 = dom.parse().ok()?;
         t.doms.get(&id).cloned()
+    }
+
+    /// The name of the live domain (other than `except`) with `uuid`, if any.
+    fn uuid_owner(&self, t: &Table, uuid: uuid::Uuid, except: Option<u32>) -> Option<String> {
+        t.doms
+            .values()
+            .find(|d| Some(d.id) != except && d.uuid == Some(uuid))
+            .map(|d| d.name.clone())
+            .or_else(|| {
+                t.reserved_uuids
+                    .iter()
+                    .find(|(u, _)| *u == uuid)
+                    .map(|(_, n)| n.clone())
+            })
     }
 
     /// The domain whose console listens on `port`.
@@ -298,10 +332,13 @@ impl Supervisor {
     /// migrated domain runs (see `migrate.rs`).
     pub async fn create_with(
         self: &Arc<Self>,
-        cfg: DomainConfig,
+        mut cfg: DomainConfig,
         launch: Launch,
     ) -> Result<Arc<Domain>, SupError> {
         self.check_host(&cfg, None)?;
+        // Every domain has a UUID from now on; it is kept in the stored
+        // config, so restarts, save/restore and migration keep it.
+        let uuid = *cfg.uuid.get_or_insert_with(uuid::Uuid::new_v4);
         // Ids any live VMM holds (managed or not) are never reused.
         let max_running = spawn::live_domids(&self.settings.state_dir.join("vmm"))
             .into_iter()
@@ -312,11 +349,15 @@ impl Supervisor {
             if t.doms.values().any(|d| d.name == cfg.name) || t.reserved_names.contains(&cfg.name) {
                 return Err(SupError::NameClash(cfg.name.clone()));
             }
+            if let Some(name) = self.uuid_owner(&t, uuid, None) {
+                return Err(SupError::UuidClash { uuid, name });
+            }
             let max_live = t.doms.keys().copied().max().unwrap_or(0);
             let max_res = t.reserved_ids.iter().copied().max().unwrap_or(0);
             let id = max_live.max(max_res).max(max_running) + 1;
             t.reserved_names.push(cfg.name.clone());
             t.reserved_ids.push(id);
+            t.reserved_uuids.push((uuid, cfg.name.clone()));
             (
                 id,
                 Reservation {

@@ -12,7 +12,11 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let Some(r) = app.selected_row() else { return };
     let d = &r.dom;
     let block = Block::bordered()
-        .title(format!(" {} (id {}) ", d.name, d.id))
+        .title(match &d.uuid {
+            // The UUID in the title: the facts column has no line to spare.
+            Some(uuid) => format!(" {} (id {}) uuid {uuid} ", d.name, d.id),
+            None => format!(" {} (id {}) ", d.name, d.id),
+        })
         .border_style(t.dialog_border);
     let inner = block.inner(area);
     f.render_widget(block, area);
