@@ -10,18 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use e2e::Xend;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use e2e::rss_kib;
 
 fn main() {
     if !hypervisor::require_kvm() {

@@ -78,6 +78,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The resident memory of process `pid`, KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Poll `f` every few milliseconds until it returns `Some`, and return that.
 /// Panics naming `what` when `timeout` passes first.
 #[track_caller]

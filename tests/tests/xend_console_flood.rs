@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use e2e::rss_kib;
 use e2e::{STATE, Xend};
 
 /// How much the flood tries to write.
@@ -17,16 +18,6 @@ const FLOOD: u64 = 256 << 20;
 const FLOOD_TIME: Duration = Duration::from_secs(8);
 /// xend's RSS may grow this much above idle during the flood.
 const SLACK_KIB: u64 = 32 << 10;
-
-/// xend's resident set size in KiB (`VmRSS`).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("xend's status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 #[test]
 fn a_console_input_flood_is_held_back_and_xend_stays_small_and_fast() {

@@ -16,17 +16,6 @@ fn quick_xend() -> Xend {
     })
 }
 
-/// xend's resident memory, KiB.
-fn rss_kib(xend: &Xend) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", xend.pid().unwrap())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS")
-}
-
 /// Reads until the server closes the connection (or `limit` passes);
 /// returns what was read and whether it closed.
 fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, bool) {
@@ -114,7 +103,7 @@ fn a_slowloris_does_not_stop_other_clients_and_memory_comes_back() {
             .map(|r| r.status().as_u16())
     };
     assert_eq!(ask().unwrap(), 200);
-    let idle = rss_kib(&xend);
+    let idle = e2e::rss_kib(xend.pid().unwrap());
     let mut held = Vec::with_capacity(HELD);
     for _ in 0..HELD {
         let mut s = TcpStream::connect(("127.0.0.1", xend.api_port())).unwrap();
@@ -127,7 +116,7 @@ fn a_slowloris_does_not_stop_other_clients_and_memory_comes_back() {
         assert_eq!(ask().unwrap(), 200);
         assert!(xend.answers(), "the local socket answers");
     }
-    let during = rss_kib(&xend);
+    let during = e2e::rss_kib(xend.pid().unwrap());
     // Every held connection is dropped by xend within the (busy) timeout.
     let deadline = Instant::now() + Duration::from_secs(30);
     for s in &mut held {
@@ -139,10 +128,10 @@ fn a_slowloris_does_not_stop_other_clients_and_memory_comes_back() {
     assert_eq!(ask().unwrap(), 200);
     // Memory comes back to within 2x of idle.
     e2e::wait_for(Duration::from_secs(10), "xend's RSS to come back", || {
-        rss_kib(&xend) <= 2 * idle
+        e2e::rss_kib(xend.pid().unwrap()) <= 2 * idle
     });
     eprintln!(
         "xend RSS: idle {idle} KiB, {HELD} slow connections {during} KiB, after {} KiB",
-        rss_kib(&xend)
+        e2e::rss_kib(xend.pid().unwrap())
     );
 }
