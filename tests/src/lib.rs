@@ -26,7 +26,6 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -177,61 +176,6 @@ pub fn random_token() -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The ports one xend instance uses.
-#[derive(Clone, Copy, Debug)]
-struct Ports {
-    api: u16,
-    event: u16,
-    console_base: u16,
-}
-
-/// Console ports are handed out in blocks of this many, below the kernel's
-/// ephemeral range (where the API and event ports come from).
-pub const CONSOLE_BLOCK: u16 = 100;
-const CONSOLE_FIRST: u16 = 20_000;
-const CONSOLE_END: u16 = 32_700;
-/// Lock port of console block `b` is `CONSOLE_LOCKS + b`: holding it reserves
-/// the block across test processes.
-const CONSOLE_LOCKS: u16 = 15_000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// Reserve `span` console ports (domain ids 0..span) no other harness instance
-/// uses: a run of free blocks whose lock ports this process then holds for the
-/// life of the xend instance. Returns the base and the lock listeners.
-fn reserve_console_ports(span: u16) -> (u16, Vec<TcpListener>) {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let blocks_needed = span.div_ceil(CONSOLE_BLOCK).max(1);
-    let blocks = (CONSOLE_END - CONSOLE_FIRST) / CONSOLE_BLOCK;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
-    for attempt in 0..u32::from(blocks) * 2 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let first = ((seed.wrapping_add((n + attempt).wrapping_mul(7919)))
-            % u32::from(blocks - blocks_needed + 1)) as u16;
-        let locks: Result<Vec<TcpListener>, _> = (first..first + blocks_needed)
-            .map(|b| TcpListener::bind(("127.0.0.1", CONSOLE_LOCKS + b)))
-            .collect();
-        let Ok(locks) = locks else { continue };
-        let base = CONSOLE_FIRST + first * CONSOLE_BLOCK;
-        let free = (1..span.min(40))
-            .chain([span / 2, span - 1])
-            .all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok());
-        if free {
-            return (base, locks);
-        }
-    }
-    panic!("no free console port range of {span} ports found");
-}
-
 /// A real xend process in its own temp dir; killed (with every VMM it started)
 /// on drop.
 pub struct Xend {
@@ -259,6 +203,21 @@ impl Xend {
     /// Start xend with default options.
     pub fn start() -> Xend {
         Xend::start_with(XendOptions::default())
+    }
+
+    /// Two xends sharing one token file, as a cluster would (migration
+    /// between them and one xtop over both need no other token).
+    pub fn start_pair() -> (Xend, Xend) {
+        let opts = || XendOptions {
+            token: Some(random_token()),
+            ..XendOptions::default()
+        };
+        let a = Xend::start_with(opts());
+        let b = Xend::start_with(XendOptions {
+            token: a.token.clone(),
+            ..opts()
+        });
+        (a, b)
     }
 
     /// Start xend with `opts`: writes the config, runs `xend --config F foreground`
@@ -806,8 +765,11 @@ mod console;
 pub mod golden;
 mod http;
 pub mod netns;
+mod ports;
 pub mod pty;
 pub mod save;
 
 pub use console::{Console, EventPort};
 pub use http::{Accept, Reply};
+pub use ports::CONSOLE_BLOCK;
+use ports::{Ports, free_port, reserve_console_ports};

@@ -35,13 +35,7 @@ fn x_saves_the_selected_domain_and_m_migrates_it() {
         return;
     }
     // Two xends sharing a token file: the source's token opens the destination.
-    let token = e2e::random_token();
-    let opts = || e2e::XendOptions {
-        token: Some(token.clone()),
-        ..Default::default()
-    };
-    let a = Xend::start_with(opts());
-    let b = Xend::start_with(opts());
+    let (a, b) = Xend::start_pair();
     let (dom, mut con) = a.create_booted("mover");
     tick(&mut con, 1);
 

@@ -129,13 +129,7 @@ fn a_generated_uuid_survives_reboot_xend_restart_save_restore_and_migration() {
         return;
     }
     // Two xends sharing a token: the source's token opens the destination.
-    let token = e2e::random_token();
-    let opts = || e2e::XendOptions {
-        token: Some(token.clone()),
-        ..Default::default()
-    };
-    let mut a = Xend::start_with(opts());
-    let b = Xend::start_with(opts());
+    let (mut a, b) = Xend::start_pair();
     let (dom, mut con) = a.create_booted("keeper");
     let uuid = dom.uuid.clone().expect("a generated uuid");
     assert!(e2e_is_v4(&uuid), "{uuid}");

@@ -260,13 +260,7 @@ fn several_hosts_in_one_table_and_an_xend_restart_is_ridden_out() {
         return;
     }
     // Two hosts sharing one token file, as a cluster would (xtop sends one token).
-    let token = e2e::random_token();
-    let opts = || e2e::XendOptions {
-        token: Some(token.clone()),
-        ..Default::default()
-    };
-    let mut a = Xend::start_with(opts());
-    let b = Xend::start_with(opts());
+    let (mut a, b) = Xend::start_pair();
     a.create("(vm (name on-a) (memory 16) (image (minios)))");
     b.create("(vm (name on-b) (memory 16) (image (minios)))");
     let url_b = b.base_url();
