@@ -16,7 +16,8 @@ use guest_abi::{Events, StartInfo, layout};
 
 use crate::console::Console;
 use crate::control::proto::{
-    ConsoleStats, DomainInfo, Event, MemoryInfo, Reason, RunState, VcpuInfo, VcpuState, VmmInfo,
+    ConsoleStats, DomainInfo, Event, MemoryInfo, Reason, RunState, SampleTime, VcpuInfo, VcpuState,
+    VmmInfo,
 };
 use crate::kick;
 use crate::memory::GuestRam;
@@ -619,6 +620,7 @@ impl Domain {
 
     /// Everything `info` reports.
     pub fn info(&self) -> DomainInfo {
+        let sampled_at = SampleTime::now();
         let inner = self.lock();
         let vcpus: Vec<VcpuInfo> = inner
             .vcpus
@@ -661,6 +663,7 @@ impl Domain {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             up_time: self.start.elapsed().as_secs_f64(),
+            sampled_at,
             cpu_time_ns: vcpus.iter().map(|v| v.cpu_time_ns).sum(),
             vcpus,
             memory: MemoryInfo {

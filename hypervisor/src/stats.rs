@@ -20,6 +20,11 @@ pub fn thread_cpu_ns(thread: libc::pthread_t) -> u64 {
     clock_ns(clock)
 }
 
+/// `CLOCK_MONOTONIC`, seconds: the same clock in every process on this host.
+pub fn monotonic_secs() -> f64 {
+    clock_ns(libc::CLOCK_MONOTONIC) as f64 / 1e9
+}
+
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

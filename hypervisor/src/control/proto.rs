@@ -346,6 +346,29 @@ pub struct ConsoleStats {
     pub bytes_in: u64,
 }
 
+/// When a sample was taken, on two clocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleTime {
+    /// `CLOCK_MONOTONIC`, seconds (host-wide; comparable between domains on
+    /// one host, never between hosts).
+    pub mono: f64,
+    /// Wall clock, seconds since the Unix epoch.
+    pub wall: f64,
+}
+
+impl SampleTime {
+    /// The current time on both clocks.
+    pub fn now() -> Self {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Self {
+            mono: crate::stats::monotonic_secs(),
+            wall,
+        }
+    }
+}
+
 /// The VMM process's own cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VmmInfo {
@@ -378,6 +401,10 @@ pub struct DomainInfo {
     pub start_time: f64,
     /// Seconds since boot.
     pub up_time: f64,
+    /// When the VMM took these figures. Rates divide by the gap between two
+    /// samples' `sampled_at.mono`, never by when an answer arrived.
+    #[serde(default)]
+    pub sampled_at: SampleTime,
     /// Sum of all vCPU times, nanoseconds.
     pub cpu_time_ns: u64,
     /// Per-vCPU figures.
