@@ -6,6 +6,8 @@
 //! SXP spelling (`cpu_time`, `maxmem`, `console_port`, ...).
 use serde::{Deserialize, Serialize};
 
+pub use hypervisor::control::proto::SampleTime;
+
 /// The host (`GET /xend/node`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -162,6 +164,11 @@ pub struct DomainStats {
     pub nets: Vec<NetStats>,
     /// Block devices.
     pub vbds: Vec<VbdStats>,
+    /// When the VMM took the figures above (its monotonic and wall clocks).
+    /// Rates are computed between two samples' `mono`; `None` for Domain-0
+    /// and for a domain whose VMM has not answered yet.
+    #[serde(default)]
+    pub sampled_at: Option<SampleTime>,
     /// Wall-clock time (seconds since the Unix epoch) the domain's VMM last
     /// answered xend; the figures above are from then.
     pub last_answer: Option<f64>,
