@@ -5,7 +5,11 @@
 //! [`GuestRam::check`] (directly or via vm-memory's checked `Bytes` methods)
 //! before it is touched: a wild pointer is an error for the caller to turn
 //! into a crashed domain, never a VMM fault.
+mod tracked;
+
 use std::sync::atomic::{AtomicU32, AtomicU64};
+
+pub use tracked::{TrackedRam, WriteLog};
 
 use vm_memory::{
     Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestRegionMmap, MmapRegion,
@@ -176,18 +180,25 @@ impl GuestRam {
         Ok(unsafe { &*(self.host.add(gpa as usize) as *const AtomicU64) })
     }
 
-    /// Bytes of guest RAM currently backed by host pages (touched by the guest
-    /// or the VMM), from `mincore`.
-    pub fn touched_bytes(&self) -> u64 {
+    /// Which pages of guest RAM are backed by host memory now (touched by
+    /// the guest or the VMM and not released), from `mincore`: the only
+    /// pages that can hold anything but zeros.
+    pub fn resident_pages(&self) -> std::io::Result<ResidentPages> {
         let pages = self.size.div_ceil(PAGE_SIZE) as usize;
         let mut vec = vec![0u8; pages];
         // SAFETY: `host` is the page-aligned start of a mapping of `size` bytes
         // that outlives this call; `vec` has one byte per page as mincore needs.
         let rc = unsafe { libc::mincore(self.host.cast(), self.size as usize, vec.as_mut_ptr()) };
         if rc != 0 {
-            return 0;
+            return Err(std::io::Error::last_os_error());
         }
-        vec.iter().filter(|b| *b & 1 != 0).count() as u64 * PAGE_SIZE
+        Ok(ResidentPages(vec))
+    }
+
+    /// Bytes of guest RAM currently backed by host pages (0 if `mincore`
+    /// fails).
+    pub fn touched_bytes(&self) -> u64 {
+        self.resident_pages().map_or(0, |r| r.count() * PAGE_SIZE)
     }
 
     /// Give pages back to the host (balloon release, shutdown). The guest reads
@@ -218,6 +229,25 @@ impl GuestRam {
     }
 }
 
+/// The answer of [`GuestRam::resident_pages`]: one `mincore` byte per page.
+pub struct ResidentPages(Vec<u8>);
+
+impl ResidentPages {
+    /// Numbers (gpa / [`PAGE_SIZE`]) of the resident pages, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| *b & 1 != 0)
+            .map(|(p, _)| p as u64)
+    }
+
+    /// How many pages are resident.
+    pub fn count(&self) -> u64 {
+        self.0.iter().filter(|b| *b & 1 != 0).count() as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +273,8 @@ mod tests {
         assert_eq!(ram.touched_bytes(), 10 * PAGE_SIZE);
         ram.release(0, 5 * PAGE_SIZE).unwrap();
         assert_eq!(ram.touched_bytes(), 5 * PAGE_SIZE);
+        let pages: Vec<u64> = ram.resident_pages().unwrap().iter().collect();
+        assert_eq!(pages, vec![5, 6, 7, 8, 9]);
         assert_eq!(ram.read::<u8>(0).unwrap(), 0);
     }
 }
