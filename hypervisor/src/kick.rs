@@ -55,8 +55,15 @@ pub fn unregister() {
 }
 
 /// Kick thread `thread` out of `KVM_RUN`.
-pub fn kick(thread: libc::pthread_t) {
-    // SAFETY: `thread` is a live thread of this process (the caller holds the
-    // domain lock, and vCPU threads go offline under it before exiting).
+///
+/// # Safety
+///
+/// `thread` must be a live thread of this process for the whole call (a
+/// `pthread_t` of a thread that has exited may name another thread, or
+/// nothing: `pthread_kill` on it is undefined behaviour). The domain gives
+/// this guarantee by kicking only under its lock, under which a vCPU thread
+/// clears its handle before it exits.
+pub unsafe fn kick(thread: libc::pthread_t) {
+    // SAFETY: `thread` is live (the caller's contract above).
     unsafe { libc::pthread_kill(thread, kick_signal()) };
 }

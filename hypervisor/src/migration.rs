@@ -26,8 +26,8 @@
 //! pages or [`MAX_ROUNDS`] have run; then it pauses and sends the rest.
 //! KVM only logs writes by the guest, so the final round also re-sends the
 //! low 1 MiB the VMM itself writes (start-info, console and device rings),
-//! the pages the device backends wrote (`Devices::take_vmm_written`, and
-//! `DeviceState::vmm_written` for other sections), and, as
+//! the pages the device backends wrote (`Domain::device_writes`, filled by
+//! the [`crate::memory::TrackedRam`] every device writes through), and, as
 //! zeros, pages sent earlier that the guest has since released.
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -80,6 +80,9 @@ pub enum MigrationError {
     /// KVM dirty logging failed.
     #[error("KVM {0} failed")]
     Kvm(&'static str, #[source] kvm_ioctls::Error),
+    /// The domain cannot be migrated now (ended, or a transfer under way).
+    #[error(transparent)]
+    Domain(#[from] crate::domain::DomainError),
     /// Pausing or capturing state failed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -151,11 +154,7 @@ impl<'a> DirtyLog<'a> {
     }
 
     fn start(dom: &'a Domain) -> Result<DirtyLog<'a>, MigrationError> {
-        let vm = dom
-            .vm_fd
-            .get()
-            .cloned()
-            .ok_or_else(|| MigrationError::Invalid("the domain has no KVM VM".into()))?;
+        let vm = std::sync::Arc::clone(&dom.vm);
         Self::set(dom, &vm, KVM_MEM_LOG_DIRTY_PAGES)?;
         Ok(DirtyLog { dom, vm })
     }
@@ -198,6 +197,9 @@ pub fn migrate(
 ) -> Result<MigrateInfo, MigrationError> {
     let destination = format!("{host}:{port}");
     let started = Instant::now();
+    // Held to the end: on success the domain stays paused until this VMM
+    // exits; dropped on failure, it lets the domain run again here.
+    let transfer = dom.begin_transfer()?;
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| MigrationError::Connect(destination.clone(), e))?
@@ -213,7 +215,7 @@ pub fn migrate(
     raw.write_all(format!("{GREETING} {PROTOCOL_VERSION} {token}\n").as_bytes())?;
     expect_line(&mut reader, "ok")?;
 
-    let was_paused = dom.state() == crate::control::proto::RunState::Paused;
+    let was_paused = transfer.was_paused();
     let mut flags = FLAG_STREAM;
     if was_paused {
         flags |= FLAG_PAUSED;
@@ -235,7 +237,7 @@ pub fn migrate(
     };
     if let Some(log_) = &dirty_log {
         // What the device backends wrote before now goes with the first pass.
-        let _ = dom.devices.take_vmm_written();
+        let _ = dom.device_writes.take();
         // Everything the guest has touched, while it runs.
         let resident = memory::resident(&dom.ram);
         let stats = memory::write_pages(&mut w, &dom.ram, resident.iter(), false, Some(&mut sent))?;
@@ -257,7 +259,7 @@ pub fn migrate(
     }
 
     // Stop the guest: from here on, failure must unpause it.
-    let (states, _) = snapshot::pause_and_capture(dom)?;
+    let states = snapshot::pause_and_capture(dom, &transfer)?;
     let paused_at = Instant::now();
     let result = (|| -> Result<u64, MigrationError> {
         let final_pages = match &dirty_log {
@@ -265,8 +267,7 @@ pub fn migrate(
                 let mut last = log_.take()?;
                 last.union(&leftover);
                 last.insert_range(0, VMM_AREA);
-                let devices = dom.devices.take_vmm_written();
-                for (gpa, len) in devices.into_iter().chain(dom.sections.vmm_written()) {
+                for (gpa, len) in dom.device_writes.take() {
                     last.insert_range(gpa, len);
                 }
                 // Pages sent with data that the guest has released since.
@@ -316,12 +317,11 @@ pub fn migrate(
                 info.downtime_seconds * 1000.0,
                 info.total_seconds * 1000.0
             ));
+            transfer.complete();
             Ok(info)
         }
         Err(e) => {
-            if !was_paused {
-                let _ = dom.unpause();
-            }
+            drop(transfer);
             log(&format!(
                 "migration of {} to {destination} failed; the domain runs on here",
                 dom.spec.name

@@ -1,5 +1,6 @@
 //! `vmm`: runs one domain. Started by xend (with `--detach`), or by hand with
 //! `--stdio` to talk to the guest console directly.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,7 +23,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let ready = if args.detach {
-        match daemon::detach(args.log.as_deref()) {
+        // SAFETY: nothing has started a thread yet: this is the first thing
+        // main does after parsing its arguments.
+        match unsafe { daemon::detach(args.log.as_deref()) } {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("vmm: {e}");
