@@ -45,7 +45,13 @@ pub fn install_handler() {
 }
 
 /// Register the calling thread's `kvm_run` (call from the vCPU thread).
-pub fn register(run: *mut kvm_run) {
+///
+/// # Safety
+///
+/// `run` must be the `kvm_run` mapping of the calling thread's vCPU and stay
+/// mapped until [`unregister`] is called on this thread: the kick handler
+/// writes through it whenever the signal arrives.
+pub unsafe fn register(run: *mut kvm_run) {
     KVM_RUN.with(|c| c.set(run));
 }
 
