@@ -111,7 +111,7 @@ pub fn boot(
     let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
 
     let size = (spec.maxmem_mib << 20).next_multiple_of(2 << 20);
-    let ram = GuestRam::new(size)?;
+    let ram = GuestRam::with_reserve(size, growth_reserve())?;
     let region = kvm_userspace_memory_region {
         slot: 0,
         flags: 0,
@@ -211,6 +211,16 @@ pub fn boot(
         _vm: vm,
         _kvm: kvm,
     })
+}
+
+/// Address space reserved for guest RAM to grow into when the toolstack
+/// raises maxmem: the host's memory, at most what the boot page tables can
+/// map ([`MAX_MEMORY_MIB`]). Reserved with `MAP_NORESERVE` and `PROT_NONE`,
+/// it costs nothing until it becomes RAM.
+pub fn growth_reserve() -> u64 {
+    let host = crate::stats::host_memory_bytes().unwrap_or(0);
+    host.min(MAX_MEMORY_MIB << 20)
+        .next_multiple_of(crate::memory::GROW_ALIGN)
 }
 
 /// Pick up console output while some vCPU runs (a busy guest need not exit

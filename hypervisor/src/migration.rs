@@ -39,6 +39,7 @@ use crate::builder::{self, Boot, BuildError, Vmm};
 use crate::control::proto::{DeviceClass, MigrateInfo};
 use crate::domain::Domain;
 use crate::log::log;
+use crate::memory::Region;
 use crate::snapshot::format::{
     FLAG_PAUSED, FLAG_STREAM, FormatError, Header, PAGE, Reader, Writer,
 };
@@ -131,47 +132,60 @@ fn expect_line(r: &mut impl BufRead, want: &str) -> Result<(), MigrationError> {
     }
 }
 
-/// Turns dirty logging on for the RAM slot, and off again when dropped.
+/// Turns dirty logging on for every RAM slot, and off again when dropped.
+/// Guest RAM cannot grow while a migration holds the domain, so the slots
+/// stay the same throughout.
 struct DirtyLog<'a> {
     dom: &'a Domain,
-    vm: std::sync::Arc<kvm_ioctls::VmFd>,
+    regions: Vec<Region>,
 }
 
 impl<'a> DirtyLog<'a> {
-    fn set(dom: &Domain, vm: &kvm_ioctls::VmFd, flags: u32) -> Result<(), MigrationError> {
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            flags,
-            guest_phys_addr: 0,
-            memory_size: dom.ram.size(),
-            userspace_addr: dom.ram.host_base(),
-        };
-        // SAFETY: the same region the builder registered (guest RAM's whole
-        // mapping, owned by the Domain that outlives the VM), changing only
-        // its flags.
-        unsafe { vm.set_user_memory_region(region) }
-            .map_err(|e| MigrationError::Kvm("set_user_memory_region (dirty logging)", e))
+    fn set(dom: &Domain, regions: &[Region], flags: u32) -> Result<(), MigrationError> {
+        for r in regions {
+            let region = kvm_userspace_memory_region {
+                slot: r.slot,
+                flags,
+                guest_phys_addr: r.gpa,
+                memory_size: r.len,
+                userspace_addr: r.host,
+            };
+            // SAFETY: a region the domain registered (part of guest RAM's
+            // mapping, owned by the Domain that outlives the VM), changing
+            // only its flags.
+            unsafe { dom.vm.set_user_memory_region(region) }
+                .map_err(|e| MigrationError::Kvm("set_user_memory_region (dirty logging)", e))?;
+        }
+        Ok(())
     }
 
     fn start(dom: &'a Domain) -> Result<DirtyLog<'a>, MigrationError> {
-        let vm = std::sync::Arc::clone(&dom.vm);
-        Self::set(dom, &vm, KVM_MEM_LOG_DIRTY_PAGES)?;
-        Ok(DirtyLog { dom, vm })
+        let regions = dom.ram.regions();
+        Self::set(dom, &regions, KVM_MEM_LOG_DIRTY_PAGES)?;
+        Ok(DirtyLog { dom, regions })
     }
 
     /// Pages the guest wrote since the last call (or since logging began).
     fn take(&self) -> Result<PageSet, MigrationError> {
-        let bits = self
-            .vm
-            .get_dirty_log(0, self.dom.ram.size() as usize)
-            .map_err(|e| MigrationError::Kvm("get_dirty_log", e))?;
-        Ok(PageSet::from_bitmap(bits, self.dom.ram.size() / PAGE))
+        let mut set = PageSet::new(self.dom.ram.size() / PAGE);
+        for r in &self.regions {
+            let bits = self
+                .dom
+                .vm
+                .get_dirty_log(r.slot, r.len as usize)
+                .map_err(|e| MigrationError::Kvm("get_dirty_log", e))?;
+            let first = r.gpa / PAGE;
+            for p in PageSet::from_bitmap(bits, r.len / PAGE).iter() {
+                set.insert(first + p);
+            }
+        }
+        Ok(set)
     }
 }
 
 impl Drop for DirtyLog<'_> {
     fn drop(&mut self) {
-        if let Err(e) = Self::set(self.dom, &self.vm, 0) {
+        if let Err(e) = Self::set(self.dom, &self.regions, 0) {
             log(&format!("migration: cannot turn dirty logging off: {e}"));
         }
     }

@@ -106,6 +106,15 @@ pub fn last_cpu(tid: i32) -> Option<usize> {
     rest.split_whitespace().nth(36)?.parse().ok()
 }
 
+/// The host's memory (`MemTotal` in `/proc/meminfo`), bytes; `None` if it
+/// cannot be read.
+pub fn host_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Resident set size of this process, KiB.
 pub fn rss_kib() -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {

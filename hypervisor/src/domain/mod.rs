@@ -20,7 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use guest_abi::{Events, layout};
 
-use self::machine::{Ending, Refused, RunMachine, Step};
+use kvm_bindings::kvm_userspace_memory_region;
+
+use self::machine::{Control, Ending, Refused, RunMachine, Step};
 pub use self::spec::{DomainSpec, SpecError};
 pub use self::start_info::write_start_info;
 use crate::console::Console;
@@ -54,6 +56,9 @@ pub enum DomainError {
     /// vCPUs did not stop in time.
     #[error("vCPUs did not stop within {0:?}")]
     PauseTimeout(Duration),
+    /// Guest RAM could not grow (or its page tables be written).
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
 }
 
 /// The host side of one vCPU thread.
@@ -609,18 +614,67 @@ impl Domain {
         Ok(())
     }
 
-    /// Set the maximum memory.
+    /// Set the maximum memory. Above the RAM mapped now, guest RAM grows
+    /// (up to the address space reserved at boot: the host's memory, at most
+    /// what the page tables map) before the new maximum takes effect.
     pub fn set_max_mem(&self, mib: u64) -> Result<(), DomainError> {
         let mut inner = self.lock();
         self.check_live(&inner)?;
-        let limit = self.ram.size() >> 20;
-        if mib * 1024 < inner.target_kib || mib > limit {
+        let limit = self.ram.reserved() >> 20;
+        if mib.saturating_mul(1024) < inner.target_kib || mib > limit {
             return Err(DomainError::Invalid(format!(
-                "maximum memory {mib} MiB must be between the current target {} MiB and the boot-time maximum {limit} MiB",
-                inner.target_kib / 1024
+                "maximum memory {mib} MiB must be between the current target {} MiB and {limit} MiB (the host's memory, at most {} MiB)",
+                inner.target_kib / 1024,
+                spec::MAX_MEMORY_MIB
             )));
         }
+        if mib << 20 > self.ram.size() {
+            if matches!(inner.machine.control(), Control::Transferring { .. }) {
+                // Migration logs dirty pages per region; no new ones now.
+                return Err(DomainError::TransferUnderWay);
+            }
+            self.grow_ram(mib << 20)?;
+        }
         inner.max_kib = mib * 1024;
+        Ok(())
+    }
+
+    /// Make guest RAM `bytes` large: a new KVM memory slot over the
+    /// reserved range, page-table entries for it, and the new size in the
+    /// start-info page. Called with the domain lock held.
+    fn grow_ram(&self, bytes: u64) -> Result<(), DomainError> {
+        let from = self.ram.size();
+        let grown = self.ram.grow(bytes, |r| {
+            let region = kvm_userspace_memory_region {
+                slot: r.slot,
+                flags: 0,
+                guest_phys_addr: r.gpa,
+                memory_size: r.len,
+                userspace_addr: r.host,
+            };
+            // SAFETY: the region is part of `ram`'s own mapping, just made
+            // accessible, which the Domain (and so the VM's users) keeps
+            // alive as long as the VM fd; the slot number is new.
+            unsafe { self.vm.set_user_memory_region(region) }
+                .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+        })?;
+        let Some(region) = grown else {
+            return Ok(());
+        };
+        crate::arch::map_ram(&self.ram, from, self.ram.size())?;
+        let field =
+            self.start_info_field(core::mem::offset_of!(guest_abi::StartInfo, max_mem_bytes));
+        self.ram
+            .atomic_u64(field)?
+            .store(self.ram.size(), Ordering::Release);
+        crate::log::log(&format!(
+            "domain {}: guest RAM grows to {} MiB (slot {}, {} MiB at {:#x})",
+            self.spec.name,
+            self.ram.size() >> 20,
+            region.slot,
+            region.len >> 20,
+            region.gpa
+        ));
         Ok(())
     }
 

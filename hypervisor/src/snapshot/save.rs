@@ -45,7 +45,9 @@ pub fn saved_spec(dom: &Domain, states: &[VcpuState]) -> SavedSpec {
         name: dom.spec.name.clone(),
         domid: dom.spec.domid,
         memory_mib: dom.spec.memory_mib,
-        maxmem_mib: dom.spec.maxmem_mib,
+        // All the RAM mapped now (more than at boot if maxmem was raised):
+        // the restored domain maps it at once.
+        maxmem_mib: dom.ram.size() >> 20,
         vcpus: dom.spec.vcpus,
         kernel: dom.spec.kernel.clone(),
         cmdline: dom.spec.cmdline.clone(),
