@@ -573,3 +573,39 @@ fn looks_like_sxp(text: &str) -> bool {
     }
     false
 }
+
+/// Xen's virtual device number of a guest disk name (`xvda` = 51712,
+/// `hda` = 768, `sda` = 2048), 0 when the name has no number.
+pub fn vdev(dev: &str) -> u32 {
+    let (major, letters_at, per_disk) = if let Some(r) = dev.strip_prefix("xvd") {
+        (202u32, r, 16u32)
+    } else if let Some(r) = dev.strip_prefix("hd") {
+        (3, r, 64)
+    } else if let Some(r) = dev.strip_prefix("sd") {
+        (8, r, 16)
+    } else {
+        return 0;
+    };
+    let letter = letters_at.chars().next().filter(char::is_ascii_lowercase);
+    let Some(letter) = letter else { return 0 };
+    let part: u32 = letters_at[1..].parse().unwrap_or(0);
+    let disk = letter as u32 - 'a' as u32;
+    if part >= per_disk {
+        return 0;
+    }
+    (major << 8) | (disk * per_disk + part)
+}
+
+#[cfg(test)]
+mod vdev_tests {
+    use super::vdev;
+
+    #[test]
+    fn device_numbers() {
+        assert_eq!(vdev("xvda"), 51712);
+        assert_eq!(vdev("xvdb"), 51728);
+        assert_eq!(vdev("hda"), 768);
+        assert_eq!(vdev("sda1"), 2049);
+        assert_eq!(vdev("disk0"), 0);
+    }
+}

@@ -8,10 +8,10 @@ use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use hypervisor::control::proto::{Reason, Request};
 
-use crate::api::{ConfigureReply, DomainStats, Snapshot};
+use crate::api::{ConfigureReply, DomainRecord, DomainStats, Snapshot};
 use crate::config::DomainConfig;
 use crate::error::{ApiError, ApiResult};
-use crate::negotiate::{Format, SXP_MIME, json, sxp, text};
+use crate::negotiate::{Format, SXP_MIME, json, sxp, sxp_text, text};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::supervisor::Domain;
@@ -30,10 +30,9 @@ pub fn all_stats(state: &AppState) -> (crate::api::NodeInfo, Vec<DomainStats>) {
     (node, doms)
 }
 
-/// The bulk snapshot from the cached figures (stale ones are refreshed in
-/// the background for the next call; no VMM is asked here).
+/// The bulk snapshot from the figures the sampler keeps (see
+/// [`crate::supervisor::sampler`]); no VMM is asked here.
 pub fn snapshot(state: &AppState) -> Snapshot {
-    state.sup.refresh_stale();
     let (node, domains) = all_stats(state);
     Snapshot {
         time: crate::events::now(),
@@ -56,7 +55,7 @@ pub async fn list(
             let snap = snapshot(&state);
             return Ok(match format {
                 Format::Json => json(&snap),
-                _ => sxp(&crate::render::snapshot_sxp(&snap)),
+                _ => sxp_text(crate::render::snapshot_text(&snap)),
             });
         }
         Some("list") => {}
@@ -69,26 +68,19 @@ pub async fn list(
         .get("detail")
         .is_some_and(|d| d == "1" || d == "true");
     if format == Format::Html {
-        return Ok(Html(crate::html::index(&state)).into_response());
+        let (node, doms) = all_stats(&state);
+        return Ok(Html(crate::html::index(&state.csrf, &node, &doms)).into_response());
     }
     if detail {
         let node = crate::hostinfo::node_info();
-        let d0 = crate::hostinfo::domain0(&node);
-        let mut stats = vec![d0.clone()];
-        let mut items = vec![crate::render::domain_sxp(
-            &d0,
-            None,
-            Default::default(),
-            None,
-        )];
-        for d in state.sup.domains() {
-            let (s, v) = crate::render::domain_full(&d);
-            stats.push(s);
-            items.push(v);
-        }
+        let mut records = vec![DomainRecord {
+            stats: crate::hostinfo::domain0(&node),
+            ..DomainRecord::default()
+        }];
+        records.extend(state.sup.domains().iter().map(|d| d.record()));
         return Ok(match format {
-            Format::Json => json(&stats),
-            _ => sxp(&sxp::Value::List(items)),
+            Format::Json => json(&records.iter().map(|r| &r.stats).collect::<Vec<_>>()),
+            _ => sxp_text(crate::render::records_text(&records)),
         });
     }
     let mut names = vec!["Domain-0".to_string()];
@@ -146,11 +138,14 @@ pub async fn create(
 
 /// A domain in the representation asked for.
 pub fn render_domain(state: &AppState, dom: &Domain, format: Format) -> Response {
-    let (stats, v) = crate::render::domain_full(dom);
+    let record = dom.record();
     match format {
-        Format::Json => json(&stats),
-        Format::Html => Html(crate::html::domain(&state.csrf, dom, &stats)).into_response(),
-        Format::Sxp => sxp(&v),
+        Format::Json => json(&record.stats),
+        Format::Html => {
+            let config = dom.state().config.to_xm();
+            Html(crate::html::domain(&state.csrf, &record, &config)).into_response()
+        }
+        Format::Sxp => sxp(&crate::render::record_sxp(&record)),
     }
 }
 
