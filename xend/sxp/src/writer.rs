@@ -93,6 +93,42 @@ impl Write for NumBuf {
     }
 }
 
+/// For `1e-4 <= x < 1e12` (where `%.12g` prints the fixed form), `x`
+/// rounded to 12 significant digits, half to even, as an integer of exactly
+/// 12 digits, with the decimal exponent of its first digit; computed exactly
+/// in integers (`x` is `mant * 2^exp2`; `mant * 10^p` fits in 128 bits).
+fn digits12(x: f64) -> Option<(u64, i32)> {
+    const LOW: u128 = 100_000_000_000; // 10^11
+    const HIGH: u128 = 1_000_000_000_000; // 10^12
+    if !(1e-4..1e12).contains(&x) {
+        return None;
+    }
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    // Normal numbers only in this range: mant < 2^53, exp2 in -66..=-13.
+    let mant = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+    let shift = u32::try_from(1075 - biased).ok()?;
+    let mut e = x.log10().floor() as i32;
+    for _ in 0..3 {
+        let p = u32::try_from(11 - e).ok()?;
+        let n = mant * 10u128.checked_pow(p)?;
+        let mut r = n >> shift;
+        let rem = n - (r << shift);
+        let half = 1u128 << (shift - 1);
+        if rem > half || (rem == half && r % 2 == 1) {
+            r += 1;
+        }
+        if r >= HIGH {
+            e += 1;
+        } else if r < LOW {
+            e -= 1;
+        } else {
+            return Some((u64::try_from(r).ok()?, e));
+        }
+    }
+    None
+}
+
 /// Appends [`format_float`]'s text to `out`, formatting the number once and
 /// without a heap allocation of its own.
 pub(crate) fn write_float(out: &mut String, x: f64) {
@@ -106,34 +142,46 @@ pub(crate) fn write_float(out: &mut String, x: f64) {
     if x == 0.0 {
         return out.push_str(if x.is_sign_negative() { "-0" } else { "0" });
     }
-    // Round to 12 significant digits once (`d.ddddddddddde<exp>`); the
-    // exponent of the rounded value decides the form, and the fixed form
-    // has exactly these digits (both round the same exact value to 12
-    // significant digits).
-    let mut buf = NumBuf {
-        bytes: [0; 48],
-        len: 0,
-    };
-    if write!(buf, "{:.*e}", (DIGITS - 1) as usize, x.abs()).is_err() {
-        // Cannot happen (at most 18 bytes); fall back to Rust's own form.
-        let _ = write!(out, "{x}");
-        return;
-    }
-    let sci = &buf.bytes[..buf.len];
-    let e_at = sci.iter().position(|&b| b == b'e').unwrap_or(sci.len());
-    let exp: i32 = std::str::from_utf8(&sci[e_at + 1..])
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
-    // The 12 digits, without the point.
-    let mut digits = [0u8; DIGITS as usize];
-    let mut n = 0;
-    for &b in &sci[..e_at] {
-        if b.is_ascii_digit() && n < digits.len() {
-            digits[n] = b;
-            n += 1;
+    // The 12 significant digits and the decimal exponent of the rounded
+    // value, which decides the form; the fixed form has exactly these digits
+    // (both round the same exact value to 12 significant digits).
+    let mut digits = [b'0'; DIGITS as usize];
+    let (n, exp) = match digits12(x.abs()) {
+        Some((r, exp)) => {
+            let mut r = r;
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (r % 10) as u8;
+                r /= 10;
+            }
+            (digits.len(), exp)
         }
-    }
+        None => {
+            // Outside the fast range: let the formatter round (`d.ddddddddddde<exp>`).
+            let mut buf = NumBuf {
+                bytes: [0; 48],
+                len: 0,
+            };
+            if write!(buf, "{:.*e}", (DIGITS - 1) as usize, x.abs()).is_err() {
+                // Cannot happen (at most 18 bytes); fall back to Rust's own form.
+                let _ = write!(out, "{x}");
+                return;
+            }
+            let sci = &buf.bytes[..buf.len];
+            let e_at = sci.iter().position(|&b| b == b'e').unwrap_or(sci.len());
+            let exp: i32 = std::str::from_utf8(&sci[e_at + 1..])
+                .ok()
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(0);
+            let mut n = 0;
+            for &b in &sci[..e_at] {
+                if b.is_ascii_digit() && n < digits.len() {
+                    digits[n] = b;
+                    n += 1;
+                }
+            }
+            (n, exp)
+        }
+    };
     // Trailing zeros never print (`%g` strips them, and the point with them).
     let mut sig = n;
     while sig > 1 && digits[sig - 1] == b'0' {
@@ -205,6 +253,13 @@ mod tests {
         check_float(100.0, "100");
         check_float(-1e-300, "-1e-300");
         check_float(123.0e100, "1.23e+102");
+        check_float(1764757312.123456, "1764757312.12");
+        check_float(0.0001, "0.0001");
+        check_float(999999999999.4, "999999999999");
+        // Exact halves at the 12th digit round as the formatter does.
+        for x in [123456789012.5, 12345678901.25, 0.5, 2.5, 1234.56789012125] {
+            assert_eq!(format_float(x), reference_g12(x), "{x:?}");
+        }
     }
 
     proptest::proptest! {
@@ -212,6 +267,20 @@ mod tests {
         #[test]
         fn one_pass_floats_match_the_definition(x in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL) {
             proptest::prop_assert_eq!(format_float(x), reference_g12(x));
+        }
+
+        /// The same over the range the integer path serves, including
+        /// decimal values with 12 to 14 digits (rounding and carries).
+        #[test]
+        fn fixed_form_floats_match_the_definition(
+            x in 1e-4f64..1e12,
+            m in 1u64..100_000_000_000_000,
+            k in 0i32..18,
+        ) {
+            proptest::prop_assert_eq!(format_float(x), reference_g12(x));
+            let y = m as f64 / 10f64.powi(k);
+            proptest::prop_assert_eq!(format_float(y), reference_g12(y));
+            proptest::prop_assert_eq!(format_float(-y), reference_g12(-y));
         }
     }
 
