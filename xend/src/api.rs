@@ -6,7 +6,17 @@
 //! SXP spelling (`cpu_time`, `maxmem`, `console_port`, ...).
 use serde::{Deserialize, Serialize};
 
-pub use hypervisor::control::proto::SampleTime;
+/// When a VMM took a sample, on two clocks (the VMM's own stamp, the
+/// control protocol's `SampleTime`; defined here too so clients need no VMM
+/// crate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleTime {
+    /// `CLOCK_MONOTONIC`, seconds (host-wide; comparable between domains on
+    /// one host, never between hosts).
+    pub mono: f64,
+    /// Wall clock, seconds since the Unix epoch.
+    pub wall: f64,
+}
 
 /// The host (`GET /xend/node`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

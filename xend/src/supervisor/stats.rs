@@ -5,7 +5,9 @@
 use hypervisor::control::proto::{DomainInfo, RunState, VcpuState};
 
 use super::{DomState, Domain, Phase};
-use crate::api::{DomainRecord, DomainStats, NetStats, RestartInfo, VbdStats, VcpuStats};
+use crate::api::{
+    DomainRecord, DomainStats, NetStats, RestartInfo, SampleTime, VbdStats, VcpuStats,
+};
 
 /// The six state letters `rbpscd` (`-` where unset).
 pub fn state_letters(state: Option<RunState>, dying: bool) -> String {
@@ -65,7 +67,10 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         d.shutdown_reason = Some("crash".into());
     }
     d.cpu_time = i.cpu_time_ns as f64 / 1e9;
-    d.sampled_at = (i.sampled_at.mono > 0.0).then_some(i.sampled_at);
+    d.sampled_at = (i.sampled_at.mono > 0.0).then_some(SampleTime {
+        mono: i.sampled_at.mono,
+        wall: i.sampled_at.wall,
+    });
     d.start_time = i.start_time;
     d.up_time = i.up_time;
     d.vcpus = i.vcpus.len() as u32;
