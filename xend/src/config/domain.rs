@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use sxp::Value;
 
-use super::check;
+use super::check::{self, ValueError};
 use super::error::{ConfigError, Pos};
 use super::xm::quote;
 
@@ -180,7 +180,7 @@ impl Device {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ValueError> {
         match self {
             Device::Vbd { uname, dev, .. } => {
                 check::uname(uname)?;
@@ -362,15 +362,15 @@ impl DomainConfig {
     /// Checks every field against the limits both text forms enforce (for
     /// configs built or changed in code). The error has no position.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(|message| ConfigError {
+        self.check().map_err(|e| ConfigError {
             origin: "<config>".into(),
             line: Pos::NONE.line,
             col: Pos::NONE.col,
-            message,
+            message: e.to_string(),
         })
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ValueError> {
         check::name(&format!("{:?}", self.name), &self.name)?;
         check::memory("memory", self.memory)?;
         check::memory("maxmem", self.maxmem)?;
@@ -400,10 +400,7 @@ impl DomainConfig {
             .filter(|d| matches!(d, Device::Vif { .. }))
             .count();
         if vifs > check::MAX_NICS {
-            return Err(format!(
-                "at most {} vifs are allowed, found {vifs}",
-                check::MAX_NICS
-            ));
+            return Err(ValueError::TooManyVifs(vifs));
         }
         self.devices.iter().try_for_each(Device::validate)
     }

@@ -21,7 +21,7 @@ mod tests;
 
 pub use check::{
     MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, NAME_RULE, NameError,
-    check_domain_name, check_file_name, is_uuid, valid_name,
+    ValueError, check_domain_name, check_file_name, is_uuid, valid_name,
 };
 pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode, vdev};
 pub use error::ConfigError;
