@@ -63,7 +63,10 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         d.shutdown_reason = Some("crash".into());
     }
     d.cpu_time = i.cpu_time_ns as f64 / 1e9;
-    d.sampled_at = (i.sampled_at.mono > 0.0).then_some(i.sampled_at);
+    d.sampled_at = (i.sampled_at.mono > 0.0).then_some(crate::api::SampleTime {
+        mono: i.sampled_at.mono,
+        wall: i.sampled_at.wall,
+    });
     d.start_time = i.start_time;
     d.up_time = if i.state.is_final() {
         i.up_time
