@@ -660,3 +660,28 @@ fn the_detail_pane_title_shows_the_uuid() {
         "{screen}"
     );
 }
+
+#[test]
+fn frozen_keeps_the_screen_but_ingests_so_rates_are_right_on_resume() {
+    use crate::model::tests::snap_at;
+    let mut app = app();
+    let doms = |cpu: f64| [(0, "Domain-0", "r-----", 1.0), (3, "web", "-b----", cpu)];
+    app.on_snapshot(0, Ok(snap_at(1010.0, Some(500.0), &doms(20.0))));
+    app.on_snapshot(0, Ok(snap_at(1013.0, Some(501.0), &doms(20.5))));
+    let web = |app: &App| app.store.find("web").unwrap().cpu_pct;
+    assert!((web(&app) - 50.0).abs() < 1e-9, "{}", web(&app));
+    app.on_key(key('Z'));
+    let before = text(&render(&app, 200, 12));
+    assert!(before.contains("frozen"), "{before}");
+    // Two samples arrive while frozen: 100% then 25%.
+    app.on_snapshot(0, Ok(snap_at(1016.0, Some(502.0), &doms(21.5))));
+    app.on_snapshot(0, Ok(snap_at(1019.0, Some(506.0), &doms(22.5))));
+    assert!((web(&app) - 50.0).abs() < 1e-9, "the screen stays frozen");
+    assert_eq!(text(&render(&app, 200, 12)), before);
+    // Resuming shows the rate between the last two samples at once, not a
+    // rate against the picture the screen froze on.
+    app.on_key(key('Z'));
+    assert!((web(&app) - 25.0).abs() < 1e-9, "{}", web(&app));
+    let h = &app.store.history[&app.store.find("web").unwrap().key];
+    assert_eq!(h.cpu.back().copied(), Some(25.0));
+}

@@ -366,8 +366,10 @@ pub struct App {
     pub repeat_header: bool,
     /// The detail pane.
     pub show_detail: bool,
-    /// Table updates stopped.
-    pub frozen: bool,
+    /// While frozen (`Z`): the live data, still ingesting every snapshot so
+    /// rates are right the moment the screen resumes; [`App::store`] is the
+    /// frozen picture shown meanwhile.
+    pub frozen: Option<Box<Store>>,
     /// Mouse capture on.
     pub mouse: bool,
     /// Operations sent and not answered yet.
@@ -444,7 +446,7 @@ impl App {
             show_vcpus: false,
             repeat_header: false,
             show_detail: false,
-            frozen: false,
+            frozen: None,
             pending: 0,
             status: None,
             log: VecDeque::new(),
@@ -640,9 +642,16 @@ impl App {
             Action::Refresh => self.effects.push(Effect::Refresh),
             Action::Redraw => self.effects.push(Effect::Redraw),
             Action::Freeze => {
-                self.frozen = !self.frozen;
+                self.frozen = match self.frozen.take() {
+                    None => Some(Box::new(self.store.clone())),
+                    Some(live) => {
+                        self.store = *live;
+                        self.forget_gone();
+                        None
+                    }
+                };
                 self.set_status(
-                    if self.frozen {
+                    if self.frozen.is_some() {
                         "frozen: Z to resume"
                     } else {
                         "updating"

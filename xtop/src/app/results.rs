@@ -10,11 +10,22 @@ impl App {
 
     /// A new snapshot (or a failure) from host `host`.
     pub fn on_snapshot(&mut self, host: usize, result: Result<xend::api::Snapshot, String>) {
-        match result {
-            Ok(s) if !self.frozen => self.store.ingest(host, s),
-            Ok(_) => {}
-            Err(reason) => self.store.host_down(host, reason),
+        match (result, &mut self.frozen) {
+            (Ok(s), None) => self.store.ingest(host, s),
+            (Ok(s), Some(live)) => live.ingest(host, s),
+            (Err(reason), live) => {
+                // Shown even while frozen, as the header's host line.
+                if let Some(live) = live {
+                    live.host_down(host, reason.clone());
+                }
+                self.store.host_down(host, reason);
+            }
         }
+        self.forget_gone();
+    }
+
+    /// Drops tags and the selection of domains no longer shown.
+    pub(super) fn forget_gone(&mut self) {
         let keys: BTreeSet<DomKey> = self.store.rows().map(|r| r.key).collect();
         self.tagged.retain(|k| keys.contains(k));
         if self.selected.is_none_or(|k| !keys.contains(&k)) {

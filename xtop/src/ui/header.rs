@@ -38,7 +38,7 @@ pub(super) fn draw_header(buf: &mut Buffer, app: &App, area: Rect, small: bool) 
             app.view.title()
         ));
     }
-    if app.frozen {
+    if app.frozen.is_some() {
         title.push_str("   FROZEN");
     }
     if app.opts.readonly {
