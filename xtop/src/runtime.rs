@@ -169,7 +169,12 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
     let mut dirty = true;
     loop {
         if dirty {
-            tui.terminal.draw(|f| crate::ui::draw(f, &app))?;
+            let mut layout = None;
+            tui.terminal
+                .draw(|f| layout = Some(crate::ui::draw(f, &app)))?;
+            if let Some(l) = layout {
+                app.on_layout(l);
+            }
             dirty = false;
         }
         let first = tokio::select! {

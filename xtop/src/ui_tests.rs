@@ -54,7 +54,19 @@ fn app() -> App {
 
 fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| crate::ui::draw(f, app)).unwrap();
+    t.draw(|f| {
+        crate::ui::draw(f, app);
+    })
+    .unwrap();
+    t
+}
+
+/// Renders and hands the drawn layout back, as the runtime does.
+fn render_mut(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut layout = None;
+    t.draw(|f| layout = Some(crate::ui::draw(f, app))).unwrap();
+    app.on_layout(layout.unwrap());
     t
 }
 
@@ -337,7 +349,7 @@ fn sorting_keys() {
     assert_eq!(names(&app), ["Domain-0", "busy", "database-primary", "web"]);
     app.on_key(key('S'));
     assert_eq!(
-        app.sort.column,
+        app.table.sort.column,
         crate::columns::Column::State,
         "S moves to the next column"
     );
@@ -591,7 +603,7 @@ fn edit_review_shows_the_diff_and_apply_sends_it() {
 fn mouse_selects_rows_and_sorts_by_header() {
     use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
     let mut app = app();
-    let t = render(&app, 200, 12);
+    let t = render_mut(&mut app, 200, 12);
     let screen = text(&t);
     let lines: Vec<&str> = screen.lines().collect();
     let header_y = lines.iter().position(|l| l.contains("NAME")).unwrap() as u16;
@@ -606,10 +618,10 @@ fn mouse_selects_rows_and_sorts_by_header() {
     assert_eq!(app.selected_row().unwrap().dom.name, "web");
     let mem_x = lines[header_y as usize].find("MEM(k)").unwrap() as u16;
     app.on_mouse(click(mem_x + 1, header_y));
-    assert_eq!(app.sort.column, crate::columns::Column::Mem);
-    render(&app, 200, 12);
+    assert_eq!(app.table.sort.column, crate::columns::Column::Mem);
+    render_mut(&mut app, 200, 12);
     app.on_mouse(click(mem_x + 1, header_y));
-    assert!(app.sort.reverse, "a second click reverses");
+    assert!(app.table.sort.reverse, "a second click reverses");
 }
 
 #[test]

@@ -4,9 +4,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 use regex::Regex;
 
+use super::mode::destroy_confirm;
 use super::{
     App, Confirm, DomOp, EditPurpose, EditReview, Effect, Mode, NEW_TEMPLATE, Prompt, PromptKind,
-    destroy_confirm,
 };
 use crate::action::{self, Action};
 use crate::columns::{Column, SortSpec};
@@ -69,9 +69,9 @@ impl App {
                 .map(|x| (true, x))
                 .unwrap_or((false, &p.input));
             if pat.is_empty() {
-                self.filter = None;
+                self.table.filter = None;
             } else if let Ok(re) = Regex::new(pat) {
-                self.filter = Some((re, inv));
+                self.table.filter = Some((re, inv));
             }
         }
         self.mode = Mode::Prompt(p);

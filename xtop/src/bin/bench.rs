@@ -209,7 +209,11 @@ fn main() -> anyhow::Result<()> {
         n_domains = snap.domains.len();
         app.on_snapshot(0, Ok(snap));
         let (c1, w1) = (cpu_time(), Instant::now());
-        term.draw(|f| xtop::ui::draw(f, &app))?;
+        let mut layout = None;
+        term.draw(|f| layout = Some(xtop::ui::draw(f, &app)))?;
+        if let Some(l) = layout {
+            app.on_layout(l);
+        }
         let (c2, w2) = (cpu_time(), Instant::now());
         collect += w1 - w0;
         render += w2 - w1;

@@ -26,16 +26,16 @@ pub(super) fn draw_header(buf: &mut Buffer, app: &App, area: Rect, small: bool) 
         .unwrap_or_default();
     let mut title = format!("xtop - {time}   {version}");
     if small {
-        title.push_str(match app.cpu_mode {
+        title.push_str(match app.table.cpu_mode {
             crate::model::CpuMode::Xentop => "  [%:1 CPU]",
             crate::model::CpuMode::VirtTop => "  [%:host]",
         });
     } else {
-        title.push_str(&format!("   [{}]", app.cpu_mode.label()));
+        title.push_str(&format!("   [{}]", app.table.cpu_mode.label()));
         title.push_str(&format!(
             "   view {}: {}",
-            app.view.number(),
-            app.view.title()
+            app.table.view.number(),
+            app.table.view.title()
         ));
     }
     if app.frozen.is_some() {
