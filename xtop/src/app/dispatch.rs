@@ -116,6 +116,39 @@ impl App {
                 self.tagged.extend(keys);
             }
             Action::UntagAll => self.tagged.clear(),
+            a @ (Action::TogglePause(_)
+            | Action::Pause(_)
+            | Action::Unpause(_)
+            | Action::Shutdown(_)
+            | Action::Reboot(_)
+            | Action::Destroy(_)
+            | Action::Console(_)
+            | Action::ConsoleFull(_)
+            | Action::Save(_)
+            | Action::Migrate(_)
+            | Action::Edit(_)
+            | Action::New) => self.act_on_domains(a),
+            Action::SaveSettings => self.save_settings(),
+            Action::Theme(name) => {
+                match crate::theme::Theme::load(&name, crate::theme::ColorDepth::detect()) {
+                    Ok(t) => {
+                        self.theme = t;
+                        self.opts.theme_name = name;
+                    }
+                    Err(e) => self.set_status(e.to_string(), true),
+                }
+            }
+            Action::Mouse => {
+                self.mouse = !self.mouse;
+                self.effects.push(Effect::SetMouse(self.mouse));
+            }
+            Action::Suspend => self.effects.push(Effect::Suspend),
+        }
+    }
+
+    /// The actions that act on domains ([`Action::acts`]; not in read-only mode).
+    fn act_on_domains(&mut self, action: Action) {
+        match action {
             Action::TogglePause(t) => {
                 for target in self.targets(t) {
                     let op = if target.state.contains('p') {
@@ -173,21 +206,8 @@ impl App {
                 let text = NEW_TEMPLATE.to_owned();
                 self.edit_text(EditPurpose::New { host }, String::new(), text);
             }
-            Action::SaveSettings => self.save_settings(),
-            Action::Theme(name) => {
-                match crate::theme::Theme::load(&name, crate::theme::ColorDepth::detect()) {
-                    Ok(t) => {
-                        self.theme = t;
-                        self.opts.theme_name = name;
-                    }
-                    Err(e) => self.set_status(e.to_string(), true),
-                }
-            }
-            Action::Mouse => {
-                self.mouse = !self.mouse;
-                self.effects.push(Effect::SetMouse(self.mouse));
-            }
-            Action::Suspend => self.effects.push(Effect::Suspend),
+            // `dispatch` sends only the actions above.
+            _ => {}
         }
     }
 
