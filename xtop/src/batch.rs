@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use regex::Regex;
 use xend::client::Client;
 
+use crate::collector::url_label;
 use crate::columns::{CellCtx, Column, SortSpec};
+use crate::error::error_chain;
 use crate::model::{Counts, CpuMode, DomRow, HostStatus, Store, xentop_state};
-use crate::runtime::{error_chain, url_label};
 
 /// What batch mode prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xend::client::Client;
 use xtop::app::{App, Options};
+use xtop::collector::url_label;
+use xtop::error::error_chain;
 use xtop::keymap::{Keymap, escape_byte};
 use xtop::model::Store;
-use xtop::runtime::{error_chain, url_label};
 use xtop::settings::Settings;
 use xtop::theme::{ColorDepth, Theme};
 

@@ -448,14 +448,14 @@ fn unreachable_xend_is_said_with_the_reason() {
     let mut app = app();
     app.on_snapshot(
         0,
-        Err(
-            "Error connecting to xend, is xend running? (http://node1:8000): Connection refused"
-                .into(),
-        ),
+        Err(xend::client::Error::Unreachable {
+            url: "http://node1:8000".into(),
+            detail: "Connection refused".into(),
+        }),
     );
     let s = text(&render(&app, 160, 12));
     assert!(
-        s.contains("xend at http://node1:8000 is unreachable: Error connecting to xend"),
+        s.contains("xend at http://node1:8000 is unreachable: cannot talk to xend at"),
         "{s}"
     );
     assert!(
@@ -570,7 +570,10 @@ fn edit_review_shows_the_diff_and_apply_sends_it() {
         purpose.clone(),
         original.clone(),
         text.clone(),
-        Err("<config>:2:10: memory: expected a number".into()),
+        Err(crate::error::ActionError::Xend(xend::client::Error::Api {
+            status: 400,
+            message: "<config>:2:10: memory: expected a number".into(),
+        })),
     );
     let s = crate::ui_tests::text(&render(&app, 80, 16));
     assert!(s.contains("2:10") && s.contains("Edit again"), "{s}");

@@ -99,7 +99,8 @@ impl App {
         }
     }
 
-    pub(super) fn confirmed(&mut self, c: Confirm) {
+    /// The user said yes to `c`.
+    pub fn confirmed(&mut self, c: Confirm) {
         for t in c.targets {
             self.send_op(t, c.op);
         }
@@ -236,6 +237,18 @@ impl App {
             _ => {}
         }
         self.mode = Mode::EditError(r);
+    }
+
+    /// Creates a domain from `text` on host `host`, as `n` does once the new
+    /// config is reviewed (scripts' `create`).
+    pub fn create(&mut self, host: usize, text: String) {
+        self.apply(EditReview {
+            purpose: EditPurpose::New { host },
+            original: String::new(),
+            edited: text,
+            message: String::new(),
+            focus: 0,
+        });
     }
 
     pub(super) fn apply(&mut self, r: EditReview) {

@@ -294,7 +294,7 @@ fn main() -> anyhow::Result<()> {
         for e in app.take_effects() {
             if let Effect::Op { target, op } = e {
                 let stub = stub.clone();
-                rt.spawn(async move { xtop::runtime::do_op(&stub, &target.name, op).await });
+                rt.spawn(async move { xtop::effects::do_op(&stub, &target.name, op).await });
             }
         }
         let arrived = rx
