@@ -9,13 +9,13 @@ use xend::api::{Snapshot, XendEvent};
 use xend::client::{Client, ShutdownReason};
 
 use crate::app::{ApplyOutcome, DomOp, EditPurpose, Effect, Move, Target};
-use crate::error::{ActionError, EditorError};
+use crate::error::{ActionError, EditorError, PollError};
 
 /// Results flowing back into the loop.
 #[derive(Debug)]
 pub enum Msg {
     /// A poll of a host finished.
-    Snapshot(usize, Result<Snapshot, xend::client::Error>),
+    Snapshot(usize, Result<Snapshot, PollError>),
     /// xend reported an event.
     Event(usize, XendEvent),
     /// An operation finished.

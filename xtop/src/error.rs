@@ -29,6 +29,21 @@ pub enum ActionError {
     NoSettingsPath,
 }
 
+/// Why polling a host gave no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// xend refused or could not be reached.
+    #[error(transparent)]
+    Xend(#[from] xend::client::Error),
+    /// Nothing came back in time (a host that accepts and never answers, or
+    /// one slower than the deadline); the other hosts are not held up.
+    #[error("no answer within {secs:.1} s")]
+    NoAnswer {
+        /// The deadline, seconds.
+        secs: f64,
+    },
+}
+
 /// Why editing in `$VISUAL`/`$EDITOR` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EditorError {

@@ -451,7 +451,8 @@ fn unreachable_xend_is_said_with_the_reason() {
         Err(xend::client::Error::Unreachable {
             url: "http://node1:8000".into(),
             detail: "Connection refused".into(),
-        }),
+        }
+        .into()),
     );
     let s = text(&render(&app, 160, 12));
     assert!(
@@ -699,4 +700,50 @@ fn frozen_keeps_the_screen_but_ingests_so_rates_are_right_on_resume() {
     assert!((web(&app) - 25.0).abs() < 1e-9, "{}", web(&app));
     let h = &app.store.history[&app.store.find("web").unwrap().key];
     assert_eq!(h.cpu.back().copied(), Some(25.0));
+}
+
+#[test]
+fn twenty_hosts_collapse_to_a_line_each_with_a_down_host_first() {
+    let hosts = (0..20).map(|i| (format!("node{i}:8000"), format!("http://node{i}:8000")));
+    let mut app = App::new(
+        Store::new(hosts),
+        Keymap::new(&BTreeMap::new(), false).unwrap(),
+        Theme::load("dark", ColorDepth::TrueColor).unwrap(),
+        Options {
+            readonly: false,
+            external_editor: None,
+            escape: 0x1d,
+            escape_label: "Ctrl-]".into(),
+            settings_path: None,
+            theme_name: "dark".into(),
+        },
+        Settings::default(),
+    );
+    for h in 0..20 {
+        if h == 13 {
+            let e = crate::error::PollError::NoAnswer { secs: 5.0 };
+            app.on_snapshot(h, Err(e));
+        } else {
+            app.on_snapshot(h, Ok(snap(1000.0, &[(0, "Domain-0", "r-----", 1.0)])));
+        }
+    }
+    assert!(
+        app.table.hosts_collapsed,
+        "collapsed by default past 3 hosts"
+    );
+    let s = text(&render(&app, 120, 30));
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(
+        lines[1].starts_with("node13:8000: unreachable: no answer within 5.0 s"),
+        "the host that does not answer comes first, with why:\n{s}"
+    );
+    assert!(lines[2].starts_with("node0:8000: 1 domains"), "{s}");
+    assert!(s.contains("+11 more hosts (0 not answering)"), "{s}");
+    app.on_key(key('H'));
+    let s = text(&render(&app, 120, 30));
+    assert!(
+        s.contains("node0:8000: 1 domains: 1 running"),
+        "expanded:\n{s}"
+    );
+    assert!(!s.contains("more hosts"), "{s}");
 }

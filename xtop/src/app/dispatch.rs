@@ -81,6 +81,7 @@ impl App {
             Action::RepeatHeader => self.table.repeat_header = !self.table.repeat_header,
             Action::CpuMode => self.table.cpu_mode = self.table.cpu_mode.toggled(),
             Action::Detail => self.table.show_detail = !self.table.show_detail,
+            Action::Hosts => self.table.hosts_collapsed = !self.table.hosts_collapsed,
             Action::Help => self.mode = Mode::Help { scroll: 0 },
             Action::Prompt => self.open_prompt(PromptKind::Command, String::new()),
             Action::Filter(None) => {

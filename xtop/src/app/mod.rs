@@ -87,6 +87,9 @@ pub struct TableView {
     pub repeat_header: bool,
     /// The detail pane.
     pub show_detail: bool,
+    /// The header's host groups collapsed to one line per host (the
+    /// default with more than three hosts).
+    pub hosts_collapsed: bool,
 }
 
 /// The whole state of the interactive UI.
@@ -148,7 +151,8 @@ impl App {
         opts: Options,
         settings: Settings,
     ) -> App {
-        let multi = store.hosts.len() > 1;
+        let store_hosts = store.hosts.len();
+        let multi = store_hosts > 1;
         let mut columns = settings
             .columns
             .as_ref()
@@ -183,6 +187,7 @@ impl App {
                 show_vcpus: false,
                 repeat_header: false,
                 show_detail: false,
+                hosts_collapsed: multi && store_hosts > 3,
             },
             selected: None,
             tagged: BTreeSet::new(),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{App, ApplyOutcome, DomOp, EditPurpose, EditReview, Effect, Mode, Move, Target};
 use crate::effects::Msg;
-use crate::error::{ActionError, error_chain};
+use crate::error::{ActionError, PollError, error_chain};
 use crate::model::DomKey;
 
 impl App {
@@ -25,11 +25,7 @@ impl App {
     }
 
     /// A new snapshot (or a failure) from host `host`.
-    pub fn on_snapshot(
-        &mut self,
-        host: usize,
-        result: Result<xend::api::Snapshot, xend::client::Error>,
-    ) {
+    pub fn on_snapshot(&mut self, host: usize, result: Result<xend::api::Snapshot, PollError>) {
         match (result, &mut self.frozen) {
             (Ok(s), None) => self.store.ingest(host, s),
             (Ok(s), Some(live)) => live.ingest(host, s),

@@ -124,7 +124,13 @@ pub fn draw(f: &mut Frame, app: &App) -> TableLayout {
 
 fn header_height(app: &App) -> u16 {
     let hosts = app.store.hosts.len() as u16;
-    1 + 2 * hosts.min(3)
+    if app.table.hosts_collapsed {
+        // One line per host, at most MAX_HOST_LINES (the last one then
+        // counts the rest).
+        1 + hosts.min(header::MAX_HOST_LINES)
+    } else {
+        1 + 2 * hosts.min(3)
+    }
 }
 
 fn fmt_time(t: f64) -> String {
