@@ -24,7 +24,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use xend::api::{DomainStats, NetStats, NodeInfo, Snapshot, VbdStats, VcpuStats};
+use xend::api::{DomainStats, NetStats, NodeInfo, SampleTime, Snapshot, VbdStats, VcpuStats};
 use xend::client::Client;
 use xtop::app::{App, Effect, Options};
 use xtop::keymap::Keymap;
@@ -106,6 +106,9 @@ fn synthetic(n: usize, t: f64) -> Snapshot {
             rd_sect: (t * 8.0) as u64,
             ..Default::default()
         }],
+        // Stamped like a VMM's sample (Domain-0 has none), so rates take
+        // the path they take against a real xend.
+        sampled_at: (i != 0).then_some(SampleTime { mono: t, wall: t }),
         ..Default::default()
     };
     Snapshot {
