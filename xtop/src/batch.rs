@@ -70,15 +70,18 @@ pub enum BatchError {
     Write(#[from] std::io::Error),
 }
 
+/// An `--end-time` that does not parse.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error(
+    "bad --end-time '{0}'; expected +SECS, seconds since the epoch, 'YYYY-MM-DD HH:MM:SS' or HH:MM[:SS] (UTC)"
+)]
+pub struct BadEndTime(pub String);
+
 /// Parses `--end-time`: `+SECS` from now, seconds since the epoch, or
 /// `YYYY-MM-DD HH:MM:SS` / `HH:MM[:SS]` (UTC).
-pub fn parse_end_time(s: &str, now: f64) -> Result<f64, String> {
+pub fn parse_end_time(s: &str, now: f64) -> Result<f64, BadEndTime> {
     let s = s.trim();
-    let bad = || {
-        format!(
-            "bad --end-time '{s}'; expected +SECS, seconds since the epoch, 'YYYY-MM-DD HH:MM:SS' or HH:MM[:SS] (UTC)"
-        )
-    };
+    let bad = || BadEndTime(s.to_owned());
     if let Some(rel) = s.strip_prefix('+') {
         return rel
             .parse::<f64>()
@@ -622,6 +625,7 @@ a-very-lon ----p-          1    0.0      65536    1.6     131072       3.1     1
         assert!(
             parse_end_time("soon", 0.0)
                 .unwrap_err()
+                .to_string()
                 .contains("bad --end-time 'soon'")
         );
     }
