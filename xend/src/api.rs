@@ -6,18 +6,6 @@
 //! SXP spelling (`cpu_time`, `maxmem`, `console_port`, ...).
 use serde::{Deserialize, Serialize};
 
-/// When a VMM took a sample, on two clocks (the VMM's own stamp, the
-/// control protocol's `SampleTime`; defined here too so clients need no VMM
-/// crate).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SampleTime {
-    /// `CLOCK_MONOTONIC`, seconds (host-wide; comparable between domains on
-    /// one host, never between hosts).
-    pub mono: f64,
-    /// Wall clock, seconds since the Unix epoch.
-    pub wall: f64,
-}
-
 /// The host (`GET /xend/node`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -210,6 +198,17 @@ impl DomainStats {
 pub fn utc_clock(t: f64) -> String {
     let s = t.max(0.0) as u64 % 86_400;
     format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// When a VMM took a sample, on two clocks (the VMM's own stamp, carried
+/// through unchanged; defined here so client builds need no `hypervisor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleTime {
+    /// Host `CLOCK_MONOTONIC`, seconds (comparable between domains on one
+    /// host, never between hosts).
+    pub mono: f64,
+    /// Wall clock, seconds since the Unix epoch.
+    pub wall: f64,
 }
 
 /// The bulk endpoint (`GET /xend/domain?op=stats`): the host and every domain in
