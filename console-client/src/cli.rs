@@ -2,7 +2,7 @@
 //! the shell completions can be generated from it).
 use clap::Parser;
 
-use crate::EscapeKey;
+use crate::{ConsoleTls, EscapeKey};
 
 /// Attach this terminal to a domain console served by xend.
 #[derive(Debug, Parser)]
@@ -22,7 +22,38 @@ pub struct Args {
     /// from $XEND_CONFIG or /etc/xen/xend-config.sxp], read when this user can.
     #[arg(long, env = "XEND_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// Speak TLS even when nothing else says so (see --cacert). Without it,
+    /// TLS is used when $XEND_URL is https://, when --cacert is given, or,
+    /// with no $XEND_URL, when the local xend config names xend-tls-cert
+    /// (that certificate is then the one accepted). Never falls back to
+    /// plain TCP.
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file of the CA certificates that must have signed the console's
+    /// certificate (implies --tls) [default: the system's roots].
+    #[arg(long, env = "XEND_CACERT", value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Pipe mode: seconds to keep copying output after the input ends.
     #[arg(long, default_value_t = 1.0)]
     pub linger: f64,
+}
+
+impl Args {
+    /// The TLS to speak (`None`: plain TCP): see `--tls`. `url` is
+    /// `$XEND_URL`; `config` the local xend config.
+    pub fn console_tls(
+        &self,
+        url: Option<&str>,
+        config: &xend::config::XendConfig,
+    ) -> Option<ConsoleTls> {
+        if let Some(ca) = &self.cacert {
+            return Some(ConsoleTls::CaFile(ca.clone()));
+        }
+        let implied = xend::config::console_tls(url, None, config);
+        match implied {
+            Some(t) => Some(t),
+            None if self.tls => Some(ConsoleTls::SystemRoots),
+            None => None,
+        }
+    }
 }

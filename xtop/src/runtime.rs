@@ -300,8 +300,14 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         let client = &clients[target.host];
                         let host = client.console_host().to_owned();
                         let token = client.token();
+                        let tls = client.console_tls().cloned();
                         let port = target.console_port.unwrap_or(0);
-                        console = Some(attach_console(session, host, port, token, tx.clone()));
+                        console = Some(attach_console(
+                            session,
+                            (host, port),
+                            (token, tls),
+                            tx.clone(),
+                        ));
                     }
                     Effect::ConsoleSend(bytes) => {
                         if let Some(c) = &console {
@@ -316,11 +322,12 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     Effect::ConsoleFull(target) => {
                         let host = clients[target.host].console_host().to_owned();
                         let token = clients[target.host].token();
+                        let tls = clients[target.host].console_tls().cloned();
                         let escape = app.opts.escape;
                         drop(input.take());
                         tui.suspend()?;
                         let (r, end) = tokio::task::spawn_blocking(move || {
-                            console_full(&host, token, target, escape)
+                            console_full(&host, (token, tls), target, escape)
                         })
                         .await?;
                         if end {
@@ -479,62 +486,26 @@ pub fn run_editor(cmd: &str, text: &str) -> Result<String, String> {
 
 fn attach_console(
     session: u64,
-    host: String,
-    port: u16,
-    token: Option<String>,
+    (host, port): (String, u16),
+    (token, tls): (Option<String>, Option<console_client::ConsoleTls>),
     tx: mpsc::UnboundedSender<Msg>,
 ) -> ConsoleConn {
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let task = tokio::spawn(async move {
+        let closed = |why: String| {
+            let _ = tx.send(Msg::ConsoleClosed(session, why));
+        };
         let stream = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
             Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(Msg::ConsoleClosed(
-                    session,
-                    format!("cannot connect to {host}:{port}: {e}"),
-                ));
-                return;
-            }
+            Err(e) => return closed(format!("cannot connect to {host}:{port}: {e}")),
         };
         let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        if let Some(t) = token
-            && let Err(e) = wr.write_all(format!("{t}\n").as_bytes()).await
-        {
-            let _ = tx.send(Msg::ConsoleClosed(
-                session,
-                format!("cannot send the token: {e}"),
-            ));
-            return;
-        }
-        let mut buf = vec![0u8; 16384];
-        loop {
-            tokio::select! {
-                n = rd.read(&mut buf) => match n {
-                    Ok(0) => {
-                        let _ = tx.send(Msg::ConsoleClosed(session, "the server closed the console".into()));
-                        return;
-                    }
-                    Ok(n) => {
-                        if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Msg::ConsoleClosed(session, format!("read error: {e}")));
-                        return;
-                    }
-                },
-                bytes = in_rx.recv() => match bytes {
-                    Some(b) => {
-                        if let Err(e) = wr.write_all(&b).await {
-                            let _ = tx.send(Msg::ConsoleClosed(session, format!("write error: {e}")));
-                            return;
-                        }
-                    }
-                    None => return,
-                },
-            }
+        let Some(trust) = tls else {
+            return pump_console(session, stream, token, in_rx, tx).await;
+        };
+        match console_tls(stream, &host, &trust).await {
+            Ok(s) => pump_console(session, s, token, in_rx, tx).await,
+            Err(why) => closed(format!("cannot connect to {host}:{port}: {why}")),
         }
     });
     ConsoleConn {
@@ -544,12 +515,85 @@ fn attach_console(
     }
 }
 
+/// The TLS handshake of a console connection (within 10 s), the
+/// certificate checked as `trust` says. Never falls back to plain TCP.
+async fn console_tls(
+    stream: tokio::net::TcpStream,
+    host: &str,
+    trust: &console_client::ConsoleTls,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    use console_client::tls;
+    let config = tls::client_config(trust).map_err(|e| error_chain(&e))?;
+    let name = tls::server_name(host).map_err(|e| error_chain(&e))?;
+    let connect = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(tls::describe(&e, trust)),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+/// Copy a console connection's output to the UI and the UI's input to it
+/// (the token line first), until either side ends.
+async fn pump_console<S>(
+    session: u64,
+    stream: S,
+    token: Option<String>,
+    mut in_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Msg>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let closed = |why: String| {
+        let _ = tx.send(Msg::ConsoleClosed(session, why));
+    };
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    if let Some(t) = token {
+        let sent = async {
+            wr.write_all(format!("{t}\n").as_bytes()).await?;
+            wr.flush().await
+        };
+        if let Err(e) = sent.await {
+            return closed(format!("cannot send the token: {e}"));
+        }
+    }
+    let mut buf = vec![0u8; 16384];
+    loop {
+        tokio::select! {
+            n = rd.read(&mut buf) => match n {
+                Ok(0) => return closed("the server closed the console".into()),
+                Ok(n) => {
+                    if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return closed("the server closed the console".into());
+                }
+                Err(e) => return closed(format!("read error: {e}")),
+            },
+            bytes = in_rx.recv() => match bytes {
+                Some(b) => {
+                    let sent = async {
+                        wr.write_all(&b).await?;
+                        wr.flush().await
+                    };
+                    if let Err(e) = sent.await {
+                        return closed(format!("write error: {e}"));
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
 /// The full-screen console session (the terminal is the console). Returns
 /// its status line, and true when xtop should quit: a signal ended it or
 /// the terminal hung up.
 fn console_full(
     host: &str,
-    token: Option<String>,
+    (token, tls): (Option<String>, Option<console_client::ConsoleTls>),
     target: Target,
     escape: u8,
 ) -> (Result<String, String>, bool) {
@@ -560,6 +604,7 @@ fn console_full(
     let opts = ConnectOptions {
         timeout: Duration::from_secs(5),
         token,
+        tls,
     };
     let mut con = match Console::connect(host, port, &opts) {
         Ok(c) => c,
