@@ -376,3 +376,33 @@ fn a_save_name_with_a_newline_or_nul_cannot_forge_a_log_line() {
     assert!(log.contains(&format!("forged.img\\n{FORGED}")), "{log}");
     xend.get("/xend/node").ok();
 }
+
+#[test]
+fn a_kernel_command_line_cannot_become_vmm_flags() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (vdir, victim) = victim();
+    let before = snapshot(vdir.path());
+    // The command line reaches the VMM's argv: written as VMM flags, it
+    // would move the VMM's log onto the victim (overwriting it as root) or
+    // its control socket outside the state dir.
+    let planted = vdir.path().join("planted.sock");
+    let extra = format!("--log={} --socket={}", victim.display(), planted.display());
+    let dom = xend.create(&format!(
+        "name = \"argv\"\nmemory = 16\nextra = \"{extra}\"\n"
+    ));
+    // It is the guest's command line, nothing more: minios boots with it.
+    let mut con = xend.console(dom.id);
+    con.expect(&format!("cmdline '{extra}'"), BOOT);
+    con.expect(&prompt("argv"), BOOT);
+    assert_eq!(snapshot(vdir.path()), before, "nothing changed outside");
+    assert!(!planted.exists());
+    assert!(
+        xend.state_dir()
+            .join(format!("vmm/{}.log", dom.id))
+            .exists()
+    );
+    assert!(xend.answers());
+}
