@@ -135,3 +135,48 @@ fn a_slowloris_does_not_stop_other_clients_and_memory_comes_back() {
         e2e::rss_kib(xend.pid().unwrap())
     );
 }
+
+/// A slowloris on the raw ports: connections to a console and to the event
+/// port that never send their token line. Meanwhile the console's real
+/// client and an event subscriber are served, no silent connection sees a
+/// console byte or an event, and xend closes each within its 10 s token
+/// deadline.
+#[test]
+fn silent_clients_of_consoles_and_the_event_port_are_dropped() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (dom, console) = xend.create_booted("slow");
+    console.close();
+    xend.wait_console_free(xend.console_port(dom.id));
+    let started = Instant::now();
+    let mut silent: Vec<TcpStream> = (0..100)
+        .flat_map(|_| {
+            [
+                TcpStream::connect(("127.0.0.1", xend.console_port(dom.id))).unwrap(),
+                TcpStream::connect(("127.0.0.1", xend.event_port())).unwrap(),
+            ]
+        })
+        .collect();
+    let mut console = xend.console(dom.id);
+    console.send("echo still-served\n");
+    console.expect("\nstill-served\r", e2e::STATE);
+    let mut events = e2e::EventPort::connect(&xend);
+    events.send("(help)\n");
+    events.expect_line("(ok", e2e::STATE);
+    // Each silent connection ends by xend's deadline with at most the
+    // refusal line: never the console history, never an event.
+    for s in &mut silent {
+        let left = Duration::from_secs(20).saturating_sub(started.elapsed());
+        let (text, closed) = read_until_closed(s, left);
+        assert!(closed, "a silent connection still open after 20 s");
+        assert!(
+            text.is_empty() || text.contains("Authentication failed"),
+            "{text:?}"
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_secs(9), "closed early");
+    console.send("echo after\n");
+    console.expect("\nafter\r", e2e::STATE);
+}

@@ -72,7 +72,6 @@ pub async fn serve(listener: TcpListener, port: EventPort) {
 }
 
 async fn subscriber(mut stream: Conn, port: EventPort) {
-    let mut rx = port.events.subscribe();
     if let Some(token) = &port.token {
         let line = tokio::time::timeout(
             Duration::from_secs(10),
@@ -89,6 +88,9 @@ async fn subscriber(mut stream: Conn, port: EventPort) {
             return;
         }
     }
+    // Subscribed only once authenticated: a connection that never sends
+    // its token holds no place on the bus.
+    let mut rx = port.events.subscribe();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut subs = vec!["*".to_string()];
     let mut buf = Vec::new();
