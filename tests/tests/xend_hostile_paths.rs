@@ -406,3 +406,20 @@ fn a_kernel_command_line_cannot_become_vmm_flags() {
     );
     assert!(xend.answers());
 }
+
+#[test]
+fn a_vif_bridge_that_is_an_option_or_a_path_never_reaches_ip() {
+    let xend = Xend::start();
+    for bridge in ["-help", "../x", "..", "a:b", "-n"] {
+        let config =
+            format!("(vm (name vb) (memory 16) (device (vif (bridge {bridge}))) (image (minios)))");
+        let r = xend.post_json("/xend/domain", &[("op", "create"), ("config", &config)]);
+        let msg = error_of(r, 400);
+        assert!(
+            msg.contains(&format!("bridge name \"{bridge}\"")),
+            "{bridge}: {msg}"
+        );
+    }
+    assert_eq!(xend.domain_names(), vec!["Domain-0"]);
+    assert!(xend.answers());
+}
