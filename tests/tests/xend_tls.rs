@@ -408,3 +408,34 @@ fn xencons_refuses_a_wrong_certificate_and_never_falls_back_to_plaintext() {
         "token sent in clear"
     );
 }
+
+#[test]
+fn a_silent_connection_to_a_tls_port_is_closed_by_the_handshake_deadline() {
+    let Some((xend, cert, _other, _dir)) = tls_xend() else {
+        return;
+    };
+    let id = create(&xend, "s");
+    let port = xend.console_port(id);
+    let started = Instant::now();
+    let silent: Vec<TcpStream> = [port, xend.event_port()]
+        .iter()
+        .map(|p| TcpStream::connect(("127.0.0.1", *p)).unwrap())
+        .collect();
+    // Meanwhile a real client is served.
+    let mut con = TlsClient::connect(port, &cert).unwrap();
+    con.send(&format!("{}\n", xend.token().unwrap()));
+    con.expect(&prompt("s"), BOOT);
+    for mut s in silent {
+        let left = Duration::from_secs(20).saturating_sub(started.elapsed());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf);
+        assert!(
+            matches!(n, Ok(0))
+                || matches!(&n, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "still open after 20 s: {n:?}"
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_secs(9), "closed early");
+}
