@@ -439,3 +439,59 @@ fn a_silent_connection_to_a_tls_port_is_closed_by_the_handshake_deadline() {
     }
     assert!(started.elapsed() >= Duration::from_secs(9), "closed early");
 }
+
+#[test]
+fn xtop_console_pane_and_script_consoles_speak_tls() {
+    let Some((xend, cert, _other, _dir)) = tls_xend() else {
+        return;
+    };
+    let id = create(&xend, "pane");
+    let https = format!("https://127.0.0.1:{}", xend.api_port());
+    let token = xend.token().unwrap().to_string();
+    let config = xend.dir().join("xtop-config.toml");
+    let home = xend.dir().to_str().unwrap().to_owned();
+    let env = [
+        ("XTOP_CONFIG", config.to_str().unwrap()),
+        ("HOME", home.as_str()),
+        ("XEND_CONFIG", ""),
+    ];
+    // The console pane (xtop's own async client) over TLS.
+    let args = [
+        "-H",
+        https.as_str(),
+        "--cacert",
+        cert.to_str().unwrap(),
+        "--token",
+        token.as_str(),
+        "-d",
+        "0.5",
+        "--filter",
+        "^pane$",
+    ];
+    let mut pty = e2e::pty::Pty::spawn(&e2e::bin("xtop"), &args, &env, 40, 160);
+    pty.wait_until(STATE, "the domain row", |s| {
+        s.lines().any(|l| l.contains(" pane "))
+    });
+    pty.send(b"c");
+    pty.wait_for("minios@pane# ", BOOT);
+    pty.send(b"echo pane-over-tls\r");
+    pty.wait_until(STATE, "the command's output line", |s| {
+        s.lines().any(|l| l.trim_end() == "pane-over-tls")
+    });
+    pty.send(&[0x1d]);
+    pty.send(b"q");
+    assert!(pty.wait_exit(STATE).success());
+    wait_console_free(&xend, xend.console_port(id));
+    // Script mode's consoles (the console library) over TLS.
+    let mut cmd = xend.command("xtop");
+    cmd.args(["-H", &https, "--cacert", cert.to_str().unwrap()])
+        .args(["--token", &token, "--script", "-"])
+        .env("XTOP_CONFIG", &config);
+    let mut run = Running::spawn(cmd);
+    run.type_line("send pane 'echo script-over-tls'\nexpect pane script-over-tls 20\n");
+    let out = run.out.clone();
+    let (status, err) = run.finish();
+    let out = String::from_utf8_lossy(&out.lock().unwrap()).to_string();
+    assert!(status.success(), "{err}\n{out}");
+    assert_eq!(out.matches("ok ").count(), 2, "{out}");
+}
