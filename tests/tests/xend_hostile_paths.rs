@@ -423,3 +423,37 @@ fn a_vif_bridge_that_is_an_option_or_a_path_never_reaches_ip() {
     assert_eq!(xend.domain_names(), vec!["Domain-0"]);
     assert!(xend.answers());
 }
+
+#[test]
+fn configure_cannot_give_a_domain_a_path_for_a_name() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (vdir, victim) = victim();
+    let before = snapshot(vdir.path());
+    xend.create("(vm (name cfg) (memory 16) (image (minios)))");
+    let config_dir = xend.db_dir().join("config");
+    let stored_before = snapshot(&config_dir);
+    let traversal = climbing(&config_dir, &victim);
+    for name in [traversal.as_str(), "..", "-help", "a\nb"] {
+        let config = format!(
+            "(vm (name {}) (memory 16) (image (minios)))",
+            sxp::Value::str(name)
+        );
+        let r = xend.act("cfg", "configure", &[("config", &config)]);
+        let msg = error_of(r, 400);
+        assert!(msg.contains("invalid vm name"), "{name:?}: {msg}");
+    }
+    assert_eq!(
+        snapshot(vdir.path()),
+        before,
+        "the victim's directory changed"
+    );
+    assert_eq!(
+        snapshot(&config_dir),
+        stored_before,
+        "stored configs changed"
+    );
+    assert_eq!(xend.domain_names(), vec!["Domain-0", "cfg"]);
+}
