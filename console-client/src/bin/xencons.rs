@@ -32,8 +32,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitReason, String> {
     let config = xend::config::client_config();
-    let url = std::env::var("XEND_URL").ok().filter(|u| !u.is_empty());
-    let tls = args.console_tls(url.as_deref(), &config);
+    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let cacert = env("XEND_CACERT").map(std::path::PathBuf::from);
+    let tls = args.console_tls(env("XEND_URL").as_deref(), cacert.as_deref(), &config);
     let token = args.token.filter(|t| !t.is_empty()).or_else(|| {
         let file = args.token_file.unwrap_or(config.token_file);
         std::fs::read_to_string(file)
