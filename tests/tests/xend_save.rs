@@ -85,11 +85,17 @@ fn names_outside_save_dir_and_bad_images_are_refused() {
     std::fs::create_dir_all(save_dir(&xend)).unwrap();
     std::fs::create_dir(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, save_dir(&xend).join("escape")).unwrap();
+    // A symlinked image name in the save dir whose target is a victim file:
+    // the image must not be written through it.
+    let victim = xend.dir().join("victim.txt");
+    std::fs::write(&victim, "root's precious data\n").unwrap();
+    std::os::unix::fs::symlink(&victim, save_dir(&xend).join("trap.img")).unwrap();
     let outside_abs = outside.join("x.img").display().to_string();
     for bad in [
         "../x.img",
         "sub/../../x.img",
         "escape/x.img",
+        "trap.img",
         outside_abs.as_str(),
         "",
     ] {
@@ -104,6 +110,10 @@ fn names_outside_save_dir_and_bad_images_are_refused() {
         std::fs::read_dir(&outside).unwrap().count(),
         0,
         "nothing written outside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root's precious data\n"
     );
     // The domain still runs.
     con.echo("still-here", MOVE);

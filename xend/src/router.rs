@@ -127,6 +127,7 @@ mod tests {
             unix_path: dir.join("state/xend.sock"),
             admin_gid: None,
             tls: None,
+            tls_server: None,
             server_names: vec!["xend.example".into()],
             event_inject_tcp: false,
             max_connections: 16,

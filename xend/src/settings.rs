@@ -75,8 +75,12 @@ pub struct Settings {
     pub unix_path: PathBuf,
     /// The admin group's id: it may use the local socket and read the token.
     pub admin_gid: Option<u32>,
-    /// Certificate and key for HTTPS on the API port.
+    /// Certificate and key for HTTPS on the API port (and TLS on the
+    /// consoles and the event port).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The TLS server made from `tls`, shared by every TCP listener; set
+    /// when the daemon starts.
+    pub tls_server: Option<crate::tcpconn::TlsServer>,
     /// Extra names a request's `Host` may carry.
     pub server_names: Vec<String>,
     /// Whether TCP clients may inject events.
@@ -146,6 +150,7 @@ impl Settings {
             unix_path: c.unix_path.clone(),
             admin_gid,
             tls: c.tls_cert.clone().zip(c.tls_key.clone()),
+            tls_server: None,
             server_names: c.server_names.clone(),
             event_inject_tcp: c.event_inject_tcp,
             max_connections: c.max_connections as usize,

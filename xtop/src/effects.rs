@@ -9,7 +9,7 @@ use xend::api::{Snapshot, XendEvent};
 use xend::client::{Client, ShutdownReason};
 
 use crate::app::{ApplyOutcome, DomOp, EditPurpose, Effect, Move, Target};
-use crate::error::{ActionError, EditorError, PollError};
+use crate::error::{ActionError, EditorError, PollError, error_chain};
 
 /// Results flowing back into the loop.
 #[derive(Debug)]
@@ -225,65 +225,57 @@ pub fn run_editor(cmd: &str, text: &str) -> Result<String, EditorError> {
     })
 }
 
-/// Connects the console pane of session `session` to `host:port`.
+/// Connects the console pane of session `session` to `host:port`, with TLS
+/// when `tls` says how to check the server (never falling back to plain TCP).
 pub fn attach_console(
     session: u64,
-    host: String,
-    port: u16,
-    token: Option<String>,
+    (host, port): (String, u16),
+    (token, tls): (Option<String>, Option<console_client::ConsoleTls>),
     tx: mpsc::UnboundedSender<Msg>,
 ) -> ConsoleConn {
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let task = tokio::spawn(async move {
+        let closed = |why: String| {
+            let _ = tx.send(Msg::ConsoleClosed(session, why));
+        };
         let stream = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
             Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(Msg::ConsoleClosed(
-                    session,
-                    format!("cannot connect to {host}:{port}: {e}"),
-                ));
-                return;
-            }
+            Err(e) => return closed(format!("cannot connect to {host}:{port}: {e}")),
         };
         let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        if let Some(t) = token
-            && let Err(e) = wr.write_all(format!("{t}\n").as_bytes()).await
-        {
-            let _ = tx.send(Msg::ConsoleClosed(
-                session,
-                format!("cannot send the token: {e}"),
-            ));
-            return;
-        }
-        let mut buf = vec![0u8; 16384];
-        loop {
-            tokio::select! {
-                n = rd.read(&mut buf) => match n {
-                    Ok(0) => {
-                        let _ = tx.send(Msg::ConsoleClosed(session, "the server closed the console".into()));
-                        return;
-                    }
-                    Ok(n) => {
-                        if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Msg::ConsoleClosed(session, format!("read error: {e}")));
-                        return;
-                    }
-                },
-                bytes = in_rx.recv() => match bytes {
-                    Some(b) => {
-                        if let Err(e) = wr.write_all(&b).await {
-                            let _ = tx.send(Msg::ConsoleClosed(session, format!("write error: {e}")));
-                            return;
-                        }
-                    }
-                    None => return,
-                },
+        let Some(trust) = tls else {
+            return pump_console(session, stream, token, in_rx, tx).await;
+        };
+        use console_client::tls;
+        let connector = match tls::client_config(&trust) {
+            Ok(config) => tokio_rustls::TlsConnector::from(config),
+            Err(e) => {
+                return closed(format!(
+                    "cannot connect to {host}:{port}: {}",
+                    error_chain(&e)
+                ));
             }
+        };
+        let name = match tls::server_name(&host) {
+            Ok(n) => n,
+            Err(e) => {
+                return closed(format!(
+                    "cannot connect to {host}:{port}: {}",
+                    error_chain(&e)
+                ));
+            }
+        };
+        // The handshake gets 10 s, like a plain connect's whole session setup.
+        let handshake = connector.connect(name, stream);
+        match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+            Ok(Ok(s)) => pump_console(session, s, token, in_rx, tx).await,
+            Ok(Err(e)) => closed(format!(
+                "cannot connect to {host}:{port}: {}",
+                tls::describe(&e, &trust)
+            )),
+            Err(_) => closed(format!(
+                "cannot connect to {host}:{port}: TLS handshake timed out"
+            )),
         }
     });
     ConsoleConn {
@@ -293,12 +285,67 @@ pub fn attach_console(
     }
 }
 
+/// Copy a console connection's output to the UI and the UI's input to it
+/// (the token line first), until either side ends.
+async fn pump_console<S>(
+    session: u64,
+    stream: S,
+    token: Option<String>,
+    mut in_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Msg>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let closed = |why: String| {
+        let _ = tx.send(Msg::ConsoleClosed(session, why));
+    };
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    if let Some(t) = token {
+        let sent = async {
+            wr.write_all(format!("{t}\n").as_bytes()).await?;
+            wr.flush().await
+        };
+        if let Err(e) = sent.await {
+            return closed(format!("cannot send the token: {e}"));
+        }
+    }
+    let mut buf = vec![0u8; 16384];
+    loop {
+        tokio::select! {
+            n = rd.read(&mut buf) => match n {
+                Ok(0) => return closed("the server closed the console".into()),
+                Ok(n) => {
+                    if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return closed("the server closed the console".into());
+                }
+                Err(e) => return closed(format!("read error: {e}")),
+            },
+            bytes = in_rx.recv() => match bytes {
+                Some(b) => {
+                    let sent = async {
+                        wr.write_all(&b).await?;
+                        wr.flush().await
+                    };
+                    if let Err(e) = sent.await {
+                        return closed(format!("write error: {e}"));
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
 /// The full-screen console session (the terminal is the console). Returns
 /// its status line, and true when xtop should quit: a signal ended it or
 /// the terminal hung up.
 pub fn console_full(
     host: &str,
-    token: Option<String>,
+    (token, tls): (Option<String>, Option<console_client::ConsoleTls>),
     target: Target,
     escape: u8,
 ) -> (Result<String, ActionError>, bool) {
@@ -309,6 +356,7 @@ pub fn console_full(
     let opts = ConnectOptions {
         timeout: Duration::from_secs(5),
         token,
+        tls,
     };
     let mut con = match Console::connect(host, port, &opts) {
         Ok(c) => c,

@@ -124,8 +124,14 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         let client = &clients[target.host];
                         let host = client.console_host().to_owned();
                         let token = client.token();
+                        let tls = client.console_tls().cloned();
                         let port = target.console_port.unwrap_or(0);
-                        console = Some(attach_console(session, host, port, token, tx.clone()));
+                        console = Some(attach_console(
+                            session,
+                            (host, port),
+                            (token, tls),
+                            tx.clone(),
+                        ));
                     }
                     Effect::ConsoleSend(bytes) => {
                         if let Some(c) = &console {
@@ -140,11 +146,12 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     Effect::ConsoleFull(target) => {
                         let host = clients[target.host].console_host().to_owned();
                         let token = clients[target.host].token();
+                        let tls = clients[target.host].console_tls().cloned();
                         let escape = app.opts.escape;
                         drop(input.take());
                         tui.suspend()?;
                         let (r, end) = tokio::task::spawn_blocking(move || {
-                            console_full(&host, token, target, escape)
+                            console_full(&host, (token, tls), target, escape)
                         })
                         .await?;
                         if end {

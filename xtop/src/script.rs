@@ -517,6 +517,7 @@ async fn console<'a>(
         let opts = console_client::ConnectOptions {
             timeout: Duration::from_secs(5),
             token: client.token(),
+            tls: client.console_tls().cloned(),
         };
         let con =
             tokio::task::block_in_place(|| console_client::Console::connect(&host, port, &opts))?;

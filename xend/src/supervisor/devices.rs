@@ -152,16 +152,16 @@ impl Supervisor {
             match d {
                 Device::Vbd { uname, dev, mode } => {
                     let spec = vmm_disk(&self.settings.confinement, uname, dev, mode.as_str())?;
-                    disks.extend(["--disk".to_string(), spec]);
+                    disks.push(format!("--disk={spec}"));
                 }
                 Device::Vif { mac, bridge, .. } => {
                     let bridge = self.vif_bridge(bridge.as_deref());
                     crate::network::ensure_bridge(bridge)
                         .map_err(|e| SupError::Invalid(format!("domain {}: {e}", cfg.name)))?;
-                    vifs.extend([
-                        "--vif".to_string(),
-                        vmm_vif(mac.as_deref(), Some(bridge), bridge),
-                    ]);
+                    vifs.push(format!(
+                        "--vif={}",
+                        vmm_vif(mac.as_deref(), Some(bridge), bridge)
+                    ));
                 }
             }
         }

@@ -445,12 +445,14 @@ impl Supervisor {
             modes: self.settings.file_modes,
         };
         Ok(ConsoleHub::bind(
-            &self.settings.console_address,
-            port,
+            (&self.settings.console_address, port),
             id,
             name,
             &log,
-            self.settings.token.clone(),
+            (
+                self.settings.token.clone(),
+                self.settings.tls_server.clone(),
+            ),
             self.events.clone(),
         )
         .await?)
