@@ -345,17 +345,7 @@ pub fn migrate(
     }
 }
 
-/// Every message of an error and its sources, joined by `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
+pub use errchain::error_chain;
 
 /// The source of a domain migrated in, waiting to hear that it runs here.
 pub struct Ack {

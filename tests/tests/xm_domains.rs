@@ -205,6 +205,8 @@ fn mask_long(text: &str) -> String {
             ("exits", Kind::Int),
             ("vmm_overhead_kib", Kind::Int),
             ("uuid", Kind::Text),
+            ("mono", Kind::Float),
+            ("wall", Kind::Float),
         ],
     ))
 }
@@ -270,6 +272,7 @@ const GOLDEN_LONG: &str = "
     (exits <exits>)
     (vmm_overhead_kib <vmm_overhead_kib>)
     (uuid <uuid>)
+    (sampled_at (mono <mono>) (wall <wall>))
 )
 ";
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use errchain::error_chain;
 use hypervisor::builder;
 use hypervisor::cli::Args;
 use hypervisor::control::proto::{DeviceClass, RunState};
@@ -62,17 +63,6 @@ fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, String> {
         return Ok(hypervisor::minios::elf().to_vec());
     }
     hypervisor::loader::read_image(kernel).map_err(|e| error_chain(&e))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
