@@ -46,6 +46,7 @@ bench:
 	$(CARGO) bench -p e2e --bench xend_save
 	$(CARGO) bench -p e2e --bench xend_soak
 	$(CARGO) bench -p e2e --bench console_paste
+	$(CARGO) bench -p e2e --bench linux_vs_qemu
 	$(CARGO) bench -p console-client --bench console
 	./target/release/xtop-bench
 
