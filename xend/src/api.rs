@@ -156,6 +156,12 @@ pub struct DomainStats {
     pub console_bytes_in: u64,
     /// VM exits since boot.
     pub exits: u64,
+    /// VM exits since boot by kind (`io`, `hypercall.block`, `mmio`, ...).
+    #[serde(default)]
+    pub exits_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Times xend restarted the domain (its restart policy) since xend started.
+    #[serde(default)]
+    pub restarts: u64,
     /// VMM process memory beyond guest RAM, KiB.
     pub vmm_overhead_kib: u64,
     /// Network interfaces.

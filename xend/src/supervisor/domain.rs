@@ -64,6 +64,8 @@ pub struct DomState {
     pub halted: bool,
     /// Wall-clock time of the last restart.
     pub restart_time: Option<f64>,
+    /// Restarts by the restart policy since xend started (`/metrics`).
+    pub restarts: u64,
     /// Pid of the current VMM.
     pub pid: Option<u32>,
     /// Bumped for each VMM instance; stale watchers check it.
@@ -126,6 +128,7 @@ impl Domain {
                 refreshing: false,
                 halted: false,
                 restart_time,
+                restarts: 0,
                 pid: None,
                 generation: 0,
                 watcher: None,

@@ -53,6 +53,7 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         maxmem_kib: cfg.maxmem * 1024,
         console_port: Some(dom.console.port),
         restart: cfg.restart.as_str().to_string(),
+        restarts: st.restarts,
         last_answer: st.last_answer,
         unresponsive_since: st.unresponsive_since,
         ..DomainStats::default()
@@ -90,6 +91,7 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
     d.console_bytes_out = i.console.bytes_out;
     d.console_bytes_in = i.console.bytes_in;
     d.exits = i.exits.values().sum();
+    d.exits_by_kind = i.exits.clone();
     d.vmm_overhead_kib = i.vmm.overhead_kib;
     d.nets = net_stats(i);
     d.vbds = vbd_stats(i);

@@ -36,7 +36,7 @@ const fn todo_cmd(name: &'static str, args: &'static str, help: &'static str) ->
 pub const COMMANDS: &[Command] = &[
     cmd(
         "list",
-        "[-l] [--json] [DOM...]",
+        "[-l] [--json] [--state] [DOM...]",
         "List domains (-l: full SXP).",
     ),
     cmd(
