@@ -2,6 +2,7 @@
 //! minios on KVM: stop-and-copy and live (with a guest dirtying memory), and
 //! failures (wrong token, a destination that dies mid-stream, a destination
 //! that refuses the stream) that leave the domain running on the source.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -315,3 +315,27 @@ pub struct MigrateReceive {
     /// The token the source VMM must present.
     pub token: String,
 }
+
+/// A domain's restart bookkeeping, as Xen 2.0's record showed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RestartInfo {
+    /// `booting` while a restart is under way (2.0 also had `pending`, for a
+    /// restart waiting on a dead domain; ours restart at once).
+    pub state: Option<&'static str>,
+    /// When the domain last restarted (seconds since the epoch).
+    pub time: Option<f64>,
+}
+
+/// Everything a domain's full SXP record holds (`GET /xend/domain/DOM`,
+/// `?detail=1`, the DB): its stats plus what only that record shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DomainRecord {
+    /// The figures and identity.
+    pub stats: DomainStats,
+    /// Its console (none for Domain-0).
+    pub console: Option<ConsoleInfo>,
+    /// Restart bookkeeping.
+    pub restart: RestartInfo,
+    /// The stored config, in its SXP form.
+    pub config: Option<sxp::Value>,
+}

@@ -248,6 +248,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     let events = EventBus::new();
     let sup = Supervisor::new(settings.clone(), db, events.clone());
     sup.adopt_all().await;
+    let sampler = sup.spawn_sampler();
     let event_task = tokio::spawn(crate::eventport::serve(
         events_listener,
         crate::eventport::EventPort {
@@ -290,6 +291,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     let _ = stop_tx.send(true);
     let _ = tokio::join!(tcp, local);
     event_task.abort();
+    sampler.abort();
     sup.stop().await;
     if running_pid(&settings).is_none() {
         let _ = std::fs::remove_file(settings.pid_file());

@@ -93,6 +93,8 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// How long a VMM has to answer an ordinary request (`vmm-timeout`).
     pub vmm_timeout: std::time::Duration,
+    /// How often every domain's figures are sampled (`xend-sample-interval`).
+    pub sample_interval: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
     /// What the config file said that was ignored (unknown keys), logged as
@@ -151,6 +153,7 @@ impl Settings {
             body_timeout: std::time::Duration::from_secs_f64(c.body_timeout),
             min_restart_time: c.min_restart_time,
             vmm_timeout: std::time::Duration::from_secs_f64(c.vmm_timeout),
+            sample_interval: std::time::Duration::from_secs_f64(c.sample_interval),
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c
                 .vif_bridge
