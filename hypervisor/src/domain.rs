@@ -145,6 +145,8 @@ pub struct Domain {
     pub vm_fd: std::sync::OnceLock<std::sync::Arc<kvm_ioctls::VmFd>>,
     /// Held while a save or migration runs (one at a time; no unpause).
     pub transfer: Mutex<()>,
+    /// The Linux machine's devices (UART, i8042, virtio), for a Linux guest.
+    pub linux: std::sync::OnceLock<std::sync::Arc<crate::linux::Machine>>,
     start_wall: SystemTime,
     start: Instant,
     inner: Mutex<Inner>,
@@ -189,6 +191,7 @@ impl Domain {
             sections: crate::snapshot::Sections::default(),
             vm_fd: std::sync::OnceLock::new(),
             transfer: Mutex::new(()),
+            linux: std::sync::OnceLock::new(),
             start_wall: SystemTime::now(),
             start: Instant::now(),
             spec,
@@ -539,6 +542,10 @@ impl Domain {
 
     /// Raise event bits for the guest and wake blocked vCPUs.
     pub fn raise(&self, events: Events) {
+        if self.linux.get().is_some() {
+            // A Linux guest's RAM holds no start-info page.
+            return;
+        }
         if let Some(word) = self.events_word() {
             word.fetch_or(events.bits(), Ordering::AcqRel);
         }
@@ -555,6 +562,9 @@ impl Domain {
                     .into(),
             ));
         }
+        if let Some(m) = self.linux.get() {
+            return m.request_shutdown(reason);
+        }
         let field = self.start_info_field(guest_abi::offsets::SHUTDOWN_REQUEST);
         if let Ok(w) = self.ram.atomic_u32(field) {
             w.store(
@@ -570,6 +580,11 @@ impl Domain {
     pub fn set_mem_target(&self, mib: u64) -> Result<(), DomainError> {
         let mut inner = self.lock();
         self.check_live(&inner)?;
+        if self.linux.get().is_some() {
+            return Err(DomainError::Invalid(
+                "a Linux domain has no balloon driver yet; its memory is fixed at boot".into(),
+            ));
+        }
         let kib = mib * 1024;
         if mib == 0 || kib > inner.max_kib {
             return Err(DomainError::Invalid(format!(
@@ -634,7 +649,11 @@ impl Domain {
                         Some(t) if online => stats::thread_cpu_ns(t),
                         _ => v.final_cpu_ns,
                     },
-                    state: v.state,
+                    state: match self.linux.get().map(|m| m.vcpu_blocking(i)) {
+                        // In-kernel HLT: KVM knows whether the vCPU waits.
+                        Some(Some(true)) if v.state == VcpuState::Running => VcpuState::Blocked,
+                        _ => v.state,
+                    },
                     affinity: if online {
                         stats::affinity(v.tid)
                     } else {
@@ -645,7 +664,13 @@ impl Domain {
                 }
             })
             .collect();
-        let ev = Self::event_of(&inner);
+        let mut ev = Self::event_of(&inner);
+        if ev.state == RunState::Running
+            && self.linux.get().is_some()
+            && vcpus.iter().all(|v| v.state != VcpuState::Running)
+        {
+            ev.state = RunState::Blocked;
+        }
         let (max_kib, target_kib) = (inner.max_kib, inner.target_kib);
         drop(inner);
         let touched_kib = self.ram.touched_bytes() / 1024;
@@ -695,7 +720,11 @@ impl Domain {
             if self.state().is_final() {
                 return false;
             }
-            match self.console.push_input(&self.ram, data) {
+            let pushed = match self.linux.get() {
+                Some(m) => Ok(m.console_input(data)),
+                None => self.console.push_input(&self.ram, data),
+            };
+            match pushed {
                 Ok(0) => {
                     // The guest has not read earlier input yet (busy or paused).
                     std::thread::sleep(Duration::from_millis(2));
