@@ -708,8 +708,14 @@ impl Domain {
                 rss_kib,
                 overhead_kib: rss_kib.saturating_sub(touched_kib),
             },
-            vbds: self.devices.vbd_info(),
-            vifs: self.devices.vif_info(),
+            vbds: match self.linux.get() {
+                Some(m) => m.vbd_info(),
+                None => self.devices.vbd_info(),
+            },
+            vifs: match self.linux.get() {
+                Some(m) => m.vif_info(),
+                None => self.devices.vif_info(),
+            },
         }
     }
 

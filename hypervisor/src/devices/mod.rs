@@ -67,6 +67,11 @@ pub enum DeviceError {
     /// The domain has ended.
     #[error("the domain has ended; devices can no longer change")]
     Ended,
+    /// Linux domains get their virtio-mmio devices at boot only.
+    #[error(
+        "a Linux domain's devices are fixed at boot (virtio-mmio has no hot-plug); change the config and reboot it"
+    )]
+    NoHotplug,
     /// The device page could not be written.
     #[error("cannot write the device page")]
     Memory(#[from] MemoryError),
@@ -160,6 +165,9 @@ impl Devices {
     ) -> Result<DeviceRef, DeviceError> {
         if dom.state().is_final() {
             return Err(DeviceError::Ended);
+        }
+        if dom.linux.get().is_some() {
+            return Err(DeviceError::NoHotplug);
         }
         let mut slots = self.lock();
         let slot = slots
@@ -297,6 +305,9 @@ impl Devices {
     /// Detach device `idx` of `kind`: the guest loses it at once (its
     /// requests to the slot are ignored from now on).
     pub fn detach(&self, dom: &Domain, kind: DeviceClass, idx: u32) -> Result<(), DeviceError> {
+        if dom.linux.get().is_some() {
+            return Err(DeviceError::NoHotplug);
+        }
         let mut slots = self.lock();
         let slot = slots
             .iter()

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod mptable;
 pub mod serial;
 pub mod vcpu;
+pub mod virtio;
 
 use std::sync::{Arc, Weak};
 
@@ -51,6 +52,7 @@ pub struct Machine {
     uart: Uart,
     i8042: I8042,
     stats: Vec<Option<VcpuStats>>,
+    virtio: Vec<Arc<virtio::Mmio>>,
 }
 
 impl Machine {
@@ -85,13 +87,36 @@ impl Machine {
         PioAction::None
     }
 
-    /// A guest read of MMIO at `addr` (outside every device: zeros).
-    pub fn mmio_read(&self, _addr: u64, data: &mut [u8]) {
-        data.fill(0);
+    fn device_at(&self, addr: u64) -> Option<(&virtio::Mmio, u64)> {
+        let i = addr.checked_sub(layout::MMIO_BASE)? / layout::MMIO_SIZE;
+        let dev = self.virtio.get(usize::try_from(i).ok()?)?;
+        Some((dev, addr - dev.base))
     }
 
-    /// A guest write of MMIO at `addr`.
-    pub fn mmio_write(&self, _dom: &Domain, _addr: u64, _data: &[u8]) {}
+    /// A guest read of MMIO at `addr` (outside every device: zeros).
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        match self.device_at(addr) {
+            Some((dev, offset)) => dev.read(offset, data),
+            None => data.fill(0),
+        }
+    }
+
+    /// A guest write of MMIO at `addr` (outside every device: ignored).
+    pub fn mmio_write(&self, _dom: &Domain, addr: u64, data: &[u8]) {
+        if let Some((dev, offset)) = self.device_at(addr) {
+            dev.write(offset, data);
+        }
+    }
+
+    /// Figures of every virtio block device.
+    pub fn vbd_info(&self) -> Vec<crate::control::proto::VbdInfo> {
+        self.virtio.iter().filter_map(|d| d.vbd_info()).collect()
+    }
+
+    /// Figures of every virtio network device.
+    pub fn vif_info(&self) -> Vec<crate::control::proto::VifInfo> {
+        self.virtio.iter().filter_map(|d| d.vif_info()).collect()
+    }
 
     /// Console input for the UART; returns the bytes taken (0: FIFO full).
     pub fn console_input(&self, data: &[u8]) -> usize {
@@ -169,6 +194,56 @@ fn set_lint(fd: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
     fd.set_lapic(&lapic)
 }
 
+/// Open every boot device (disk files and locks, TAPs) before the domain
+/// exists, so a refused disk fails the start with its name.
+fn open_devices(
+    spec: &DomainSpec,
+    devices: &[(DeviceClass, String)],
+) -> Result<Vec<virtio::Backend>, BuildError> {
+    use crate::devices::DeviceError;
+    use crate::devices::config::{DiskConfig, VifConfig};
+    let mut out = Vec::new();
+    let (mut vbds, mut vifs) = (0u32, 0u32);
+    for (kind, config) in devices {
+        match kind {
+            DeviceClass::Vbd => {
+                let cfg = DiskConfig::parse(config).map_err(DeviceError::from)?;
+                if cfg.direct {
+                    return Err(LinuxError::Invalid(format!(
+                        "disk {}: direct is not supported for Linux domains yet",
+                        cfg.uname
+                    ))
+                    .into());
+                }
+                let disk = crate::devices::block::Disk::open(&cfg).map_err(DeviceError::from)?;
+                log(&format!(
+                    "virtio-blk {vbds} ({}): {} mode {}, {} sectors",
+                    cfg.dev,
+                    cfg.uname,
+                    cfg.mode.as_str(),
+                    disk.sectors()
+                ));
+                out.push(virtio::Backend::Blk(virtio::blk::Blk::new(cfg, vbds, disk)));
+                vbds += 1;
+            }
+            DeviceClass::Vif => {
+                let cfg = VifConfig::parse(config).map_err(DeviceError::from)?;
+                let net =
+                    virtio::net::Net::new(cfg, vifs, spec.domid).map_err(DeviceError::from)?;
+                log(&format!(
+                    "virtio-net {vifs}: {} mac {} bridge {}",
+                    net.ifname(),
+                    crate::devices::config::format_mac(&net.config.mac),
+                    net.config.bridge.as_deref().unwrap_or("(none)")
+                ));
+                out.push(virtio::Backend::Net(net));
+                vifs += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Build a Linux domain from `image` (with `ramdisk`), attach `devices`,
 /// and start its vCPUs (parked in the paused state when `paused`).
 pub fn start(
@@ -194,13 +269,14 @@ pub fn start(
         ))
         .into());
     }
-    if let Some((kind, _)) = devices.first() {
+    if devices.len() > layout::VIRTIO_IRQS.len() {
         return Err(LinuxError::Invalid(format!(
-            "{} devices for Linux domains are not there yet",
-            kind.as_str()
+            "a Linux domain may have at most {} devices",
+            layout::VIRTIO_IRQS.len()
         ))
         .into());
     }
+    let backends = open_devices(&spec, devices)?;
     crate::kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
@@ -231,7 +307,16 @@ pub fn start(
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
 
     mptable::write(&ram, spec.vcpus)?;
-    let cmdline = full_cmdline(&spec.cmdline, &[]);
+    let announce: Vec<String> = (0..backends.len())
+        .map(|i| {
+            format!(
+                "virtio_mmio.device=4K@{:#x}:{}",
+                layout::MMIO_BASE + i as u64 * layout::MMIO_SIZE,
+                layout::VIRTIO_IRQS[i]
+            )
+        })
+        .collect();
+    let cmdline = full_cmdline(&spec.cmdline, &announce);
     let loaded = boot::load(&ram, kind, image, &spec.kernel, ramdisk, &cmdline, size)
         .map_err(LinuxError::from)?;
 
@@ -259,11 +344,28 @@ pub fn start(
     let vm = Arc::new(vm);
     let _ = domain.vm_fd.set(Arc::clone(&vm));
     let weak: Weak<Domain> = Arc::downgrade(&domain);
+    let mut virtio = Vec::new();
+    for (i, backend) in backends.into_iter().enumerate() {
+        let irq = layout::VIRTIO_IRQS[i];
+        let dev = Arc::new(virtio::Mmio::new(
+            layout::MMIO_BASE + i as u64 * layout::MMIO_SIZE,
+            irq,
+            IrqLine::new(Arc::clone(&vm), irq),
+            backend,
+            weak.clone(),
+        ));
+        if let virtio::Backend::Net(n) = &dev.backend {
+            n.start_rx(Arc::downgrade(&dev), weak.clone())
+                .map_err(crate::devices::DeviceError::from)?;
+        }
+        virtio.push(dev);
+    }
     let machine = Arc::new(Machine {
         kind,
         uart: Uart::new(IrqLine::new(Arc::clone(&vm), layout::COM1_IRQ), weak),
         i8042: I8042::new(IrqLine::new(Arc::clone(&vm), layout::I8042_IRQ)),
         stats,
+        virtio,
     });
     let _ = domain.linux.set(Arc::clone(&machine));
     if paused {
