@@ -77,10 +77,10 @@ impl Machine {
             p if (layout::COM1..layout::COM1 + 8).contains(&p) => {
                 self.uart.write((p - layout::COM1) as u8, value);
             }
-            i8042::DATA | i8042::COMMAND => {
-                if self.i8042.write(port, value) == i8042::Action::Reset {
-                    return PioAction::Reset;
-                }
+            i8042::DATA | i8042::COMMAND
+                if self.i8042.write(port, value) == i8042::Action::Reset =>
+            {
+                return PioAction::Reset;
             }
             _ => {}
         }

@@ -186,6 +186,11 @@ impl Mmio {
             return;
         }
         let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+        if offset == 0x050 {
+            // Outside the transport lock: the backend takes it itself.
+            self.notify(v);
+            return;
+        }
         {
             let mut t = self.lock();
             match offset {
@@ -220,7 +225,6 @@ impl Mmio {
                         q.set_ready(v == 1 && valid);
                     }
                 }
-                0x050 => return self.notify(v),
                 0x064 => t.interrupt_status &= !v,
                 0x070 => {
                     if v == 0 {

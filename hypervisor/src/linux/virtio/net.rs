@@ -174,7 +174,7 @@ impl Net {
             if !ok || frame.len() <= HDR {
                 bump(&s.tx_errors, 1);
             } else {
-                match (&*self.tap.file()).write(&frame[HDR..]) {
+                match self.tap.file().write_all(&frame[HDR..]) {
                     Ok(_) => {
                         bump(&s.tx_packets, 1);
                         bump(&s.tx_bytes, (frame.len() - HDR) as u64);
