@@ -108,3 +108,30 @@ mod tests {
         assert_eq!(e.edx & (1 << 4), 0, "fsrm");
     }
 }
+
+#[cfg(test)]
+mod kvm_tests {
+    /// The filter applies to KVM's real supported set (the guest may still
+    /// see more on this nested host: see README "Linux guests").
+    #[test]
+    fn kvm_supported_set_is_filtered() {
+        if !crate::require_kvm() {
+            return;
+        }
+        let kvm = kvm_ioctls::Kvm::new().unwrap();
+        let mut c = kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .unwrap();
+        super::filter(&mut c, 1, 2);
+        let l1 = c.as_slice().iter().find(|e| e.function == 1).unwrap();
+        assert_eq!(l1.ecx & (1 << 23), 0, "popcnt");
+        assert_eq!(l1.ebx >> 24, 1, "apic id");
+        if let Some(l7) = c
+            .as_slice()
+            .iter()
+            .find(|e| e.function == 7 && e.index == 0)
+        {
+            assert_eq!(l7.ebx & (1 << 20), 0, "smap");
+        }
+    }
+}

@@ -294,6 +294,7 @@ pub fn start(
     // no balloon driver for Linux guests yet).
     let size = (spec.memory_mib << 20).next_multiple_of(2 << 20);
     let ram = GuestRam::new(size)?;
+    ram.advise_huge_pages();
     let region = kvm_userspace_memory_region {
         slot: 0,
         flags: 0,

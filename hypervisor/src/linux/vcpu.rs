@@ -45,6 +45,22 @@ pub fn run(dom: Arc<Domain>, machine: Arc<Machine>, mut fd: VcpuFd, index: usize
             }
         }
         let next = match fd.run() {
+            Ok(VcpuExit::InternalError) => {
+                dom.exits.add("internal_error");
+                let rip = fd.get_regs().map(|r| r.rip).unwrap_or_default();
+                let mut code = [0u8; 8];
+                let _ = dom
+                    .ram
+                    .read_slice(rip.wrapping_sub(0xffff_ffff_8000_0000), &mut code);
+                log(&format!("vcpu {index}: code at rip: {code:02x?}"));
+                crash(
+                    &dom,
+                    index,
+                    format!(
+                        "KVM internal error at rip {rip:#x} (an instruction the emulator cannot run?)"
+                    ),
+                )
+            }
             Ok(exit) => handle_exit(&dom, &machine, index, exit),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 dom.exits.add("interrupted");
