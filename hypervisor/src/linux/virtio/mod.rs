@@ -219,10 +219,15 @@ impl Mmio {
                 0x044 => {
                     let dom = self.dom.upgrade();
                     if let Some(q) = t.queue() {
-                        let valid = dom
+                        // is_valid checks the ready flag too: set it, then
+                        // take it back if the rings are not in guest RAM.
+                        q.set_ready(v == 1);
+                        if !dom
                             .as_ref()
-                            .is_some_and(|d| q.is_valid(d.ram.guest_memory()));
-                        q.set_ready(v == 1 && valid);
+                            .is_some_and(|d| q.is_valid(d.ram.guest_memory()))
+                        {
+                            q.set_ready(false);
+                        }
                     }
                 }
                 0x064 => t.interrupt_status &= !v,
