@@ -30,6 +30,11 @@ const L7_EDX_HIDDEN: &[u32] = &[4];
 const LX1_EDX_HIDDEN: &[u32] = &[27];
 /// Leaf 0x8000_0001 ECX hidden: ABM (LZCNT/POPCNT on AMD), FMA4, XOP, TBM.
 const LX1_ECX_HIDDEN: &[u32] = &[5, 11, 16, 21];
+/// KVM leaf 0x4000_0001 EAX hidden: the features that make the guest issue
+/// hypercalls (PV_UNHALT's kick, PV_SEND_IPI, PV_SCHED_YIELD): measured on
+/// this nested KVM, a `vmmcall` never completes (the AP spun in
+/// `__send_ipi_mask` for ever). kvm-clock and the rest stay.
+const KVM_EAX_HIDDEN: &[u32] = &[7, 11, 13];
 /// Leaf 0x8000_0008 EBX shown: XSAVEERPTR.
 const LX8_EBX_XSAVEERPTR: u32 = 2;
 
@@ -72,6 +77,7 @@ fn adjust(e: &mut kvm_cpuid_entry2, index: u32, count: u32) {
             clear(&mut e.edx, LX1_EDX_HIDDEN);
             clear(&mut e.ecx, LX1_ECX_HIDDEN);
         }
+        (0x4000_0001, _) => clear(&mut e.eax, KVM_EAX_HIDDEN),
         (0x8000_0008, _) => e.ebx |= 1 << LX8_EBX_XSAVEERPTR,
         (0x8000_001e, _) => e.eax = index,
         _ => {}
