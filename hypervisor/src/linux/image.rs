@@ -46,16 +46,20 @@ impl ImageKind {
 const PT_NOTE: u32 = 4;
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(bytes_at(b, at)?))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(bytes_at(b, at)?))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(bytes_at(b, at)?))
 }
 
 /// Whether an ELF64 image has a `Xen` note of type PHYS32_ENTRY in a
@@ -69,13 +73,19 @@ fn has_pvh_note(b: &[u8]) -> bool {
         return false;
     };
     for i in 0..usize::from(phnum.min(256)) {
-        let Some(ph) = (phoff as usize).checked_add(i * usize::from(phentsize)) else {
+        let Some(ph) = usize::try_from(phoff)
+            .ok()
+            .and_then(|p| p.checked_add(i * usize::from(phentsize)))
+        else {
             return false;
         };
         if u32_at(b, ph) != Some(PT_NOTE) {
             continue;
         }
-        let (Some(off), Some(size)) = (u64_at(b, ph + 8), u64_at(b, ph + 32)) else {
+        let (Some(off), Some(size)) = (
+            ph.checked_add(8).and_then(|a| u64_at(b, a)),
+            ph.checked_add(32).and_then(|a| u64_at(b, a)),
+        ) else {
             continue;
         };
         let (off, size) = (off as usize, size as usize);
