@@ -4,20 +4,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use guest_abi::{MAX_VCPUS, layout};
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::arch;
-use crate::domain::{Domain, DomainSpec, write_start_info};
+use crate::domain::{Domain, DomainSpec, SpecError, write_start_info};
 use crate::kick;
 use crate::loader::{self, LoadError};
 use crate::log::log;
 use crate::memory::{GuestRam, MemoryError};
 use crate::vcpu;
 
-/// Largest guest the boot page tables map.
-pub const MAX_MEMORY_MIB: u64 = layout::PD_COUNT * 1024;
+pub use crate::domain::spec::MAX_MEMORY_MIB;
 /// Console output is picked up at least this often while a vCPU runs.
 pub const CONSOLE_POLL: Duration = Duration::from_millis(10);
 
@@ -26,7 +24,7 @@ pub const CONSOLE_POLL: Duration = Duration::from_millis(10);
 pub enum BuildError {
     /// The spec is unusable.
     #[error("invalid domain: {0}")]
-    Invalid(String),
+    Invalid(#[from] SpecError),
     /// A KVM call failed.
     #[error("KVM {what} failed")]
     Kvm {
@@ -92,35 +90,6 @@ impl Vmm {
     }
 }
 
-pub(crate) fn validate(spec: &DomainSpec) -> Result<(), BuildError> {
-    let bad = |m: String| Err(BuildError::Invalid(m));
-    if spec.memory_mib < 2 {
-        return bad(format!(
-            "memory {} MiB is too small (at least 2 MiB)",
-            spec.memory_mib
-        ));
-    }
-    if spec.maxmem_mib < spec.memory_mib {
-        return bad(format!(
-            "maxmem {} MiB is below memory {} MiB",
-            spec.maxmem_mib, spec.memory_mib
-        ));
-    }
-    if spec.maxmem_mib > MAX_MEMORY_MIB {
-        return bad(format!(
-            "maxmem {} MiB is above the limit of {MAX_MEMORY_MIB} MiB",
-            spec.maxmem_mib
-        ));
-    }
-    if spec.vcpus == 0 || spec.vcpus > MAX_VCPUS {
-        return bad(format!(
-            "vcpus {} must be between 1 and {MAX_VCPUS}",
-            spec.vcpus
-        ));
-    }
-    Ok(())
-}
-
 /// Build the domain and start its vCPUs.
 pub fn start(spec: DomainSpec, image: &[u8]) -> Result<Vmm, BuildError> {
     start_with_devices(spec, image, &[])
@@ -153,14 +122,14 @@ pub fn boot(
     devices: &[(crate::control::proto::DeviceClass, String)],
     paused: bool,
 ) -> Result<Vmm, BuildError> {
-    validate(&spec)?;
+    spec.validate()?;
     kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
     let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
 
     let size = (spec.maxmem_mib << 20).next_multiple_of(2 << 20);
-    let ram = GuestRam::new(size)?;
+    let ram = GuestRam::with_reserve(size, growth_reserve())?;
     let region = kvm_userspace_memory_region {
         slot: 0,
         flags: 0,
@@ -206,12 +175,10 @@ pub fn boot(
         write_start_info(&ram, &spec, tsc_khz, l.end)?;
     }
 
-    let domain = Arc::new(Domain::new(spec, ram));
     let vm = Arc::new(vm);
-    let _ = domain.vm_fd.set(Arc::clone(&vm));
-    domain.devices.bind(&domain);
+    let domain = Domain::new(spec, ram, Arc::clone(&vm));
     for (kind, config) in devices {
-        domain.devices.attach(&domain, *kind, config)?;
+        domain.devices.attach(*kind, config)?;
     }
     if let Some(r) = restored {
         r.finish(&domain).map_err(Box::new)?;
@@ -262,6 +229,16 @@ pub fn boot(
         _vm: vm,
         _kvm: kvm,
     })
+}
+
+/// Address space reserved for guest RAM to grow into when the toolstack
+/// raises maxmem: the host's memory, at most what the boot page tables can
+/// map ([`MAX_MEMORY_MIB`]). Reserved with `MAP_NORESERVE` and `PROT_NONE`,
+/// it costs nothing until it becomes RAM.
+pub fn growth_reserve() -> u64 {
+    let host = crate::stats::host_memory_bytes().unwrap_or(0);
+    host.min(MAX_MEMORY_MIB << 20)
+        .next_multiple_of(crate::memory::GROW_ALIGN)
 }
 
 /// Pick up console output while some vCPU runs (a busy guest need not exit

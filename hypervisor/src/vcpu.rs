@@ -28,7 +28,9 @@ enum Next {
 /// Run vCPU `index` until the domain stops. Consumes the thread.
 pub fn run(dom: Arc<Domain>, mut fd: VcpuFd, index: usize) {
     dom.vcpu_started(index);
-    kick::register(fd.get_kvm_run());
+    // SAFETY: `fd` is this thread's vCPU; it outlives the registration,
+    // which `unregister` ends before `fd` is dropped at the end of `run`.
+    unsafe { kick::register(fd.get_kvm_run()) };
     if let Some(cpu) = dom.spec.cpu
         && let Err(e) = stats::set_affinity(stats::gettid(), &[cpu])
     {

@@ -12,6 +12,8 @@
 //! - [`Console`] attaches to a domain's TCP console and waits for text.
 //! - [`wait_until`] / [`wait_for`] poll a condition with a deadline; tests never
 //!   sleep for a fixed time.
+//! - [`linux`]: the Linux test kernel, an ext2 root image, a bridge for a
+//!   guest's vif, and the boot command line Linux tests share.
 //!
 //! Typical use:
 //! ```no_run
@@ -764,6 +766,7 @@ pub mod browser;
 mod console;
 pub mod golden;
 mod http;
+pub mod linux;
 pub mod netns;
 mod ports;
 pub mod pty;

@@ -1,11 +1,13 @@
 //! `vmm`: runs one domain. Started by xend (with `--detach`), or by hand with
 //! `--stdio` to talk to the guest console directly.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use errchain::error_chain;
 use hypervisor::builder;
 use hypervisor::cli::Args;
 use hypervisor::control::proto::{DeviceClass, RunState};
@@ -22,7 +24,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let ready = if args.detach {
-        match daemon::detach(args.log.as_deref()) {
+        // SAFETY: nothing has started a thread yet: this is the first thing
+        // main does after parsing its arguments.
+        match unsafe { daemon::detach(args.log.as_deref()) } {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("vmm: {e}");
@@ -59,17 +63,6 @@ fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, String> {
         return Ok(hypervisor::minios::elf().to_vec());
     }
     hypervisor::loader::read_image(kernel).map_err(|e| error_chain(&e))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {

@@ -86,17 +86,11 @@ fn connection(
                 return Ok(());
             }
             Request::Save { .. } | Request::Migrate { .. } => {
-                // Held until the process exits on success, so nobody can
-                // unpause the guest here once its state has left.
-                let Ok(guard) = dom.transfer.try_lock() else {
-                    send(
-                        &mut writer,
-                        &Reply::Error(
-                            "a save or migration of this domain is already under way".into(),
-                        ),
-                    )?;
-                    continue;
-                };
+                // The save or migration holds the domain in the Transferring
+                // state: on success until the process exits, so nobody can
+                // unpause the guest here once its state has left; on failure
+                // it is released before the reply, so the client's next
+                // request finds the domain as it was.
                 match transfer(dom, req) {
                     Ok(payload) => {
                         // The domain lives on in the image or at the
@@ -105,12 +99,7 @@ fn connection(
                         on_destroy();
                         return Ok(());
                     }
-                    Err(msg) => {
-                        // Released before the reply, so the client's next
-                        // request finds it free.
-                        drop(guard);
-                        send(&mut writer, &Reply::Error(msg))?;
-                    }
+                    Err(msg) => send(&mut writer, &Reply::Error(msg))?,
                 }
             }
             other => send(&mut writer, &handle(dom, other))?,
@@ -118,7 +107,7 @@ fn connection(
     }
 }
 
-/// Run a save or migration (the caller holds `dom.transfer`).
+/// Run a save or migration.
 fn transfer(dom: &Domain, req: Request) -> Result<Payload, String> {
     match req {
         Request::Save { path } => crate::snapshot::save(dom, Path::new(&path))
@@ -145,19 +134,16 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
     match req {
         Request::Info => Reply::Ok(Payload::Info(Box::new(dom.info()))),
         Request::Pause => done(dom.pause()),
-        Request::Unpause if dom.transfer.try_lock().is_err() => {
-            Reply::Error("the domain is being saved or migrated; it cannot be unpaused now".into())
-        }
         Request::Unpause => done(dom.unpause()),
         Request::Shutdown { reason } => done(dom.request_shutdown(reason)),
         Request::SetMemTarget { mib } => done(dom.set_mem_target(mib)),
         Request::SetMaxMem { mib } => done(dom.set_max_mem(mib)),
         Request::PinVcpu { vcpu, cpus } => done(dom.pin(vcpu, &cpus)),
-        Request::DeviceAttach { kind, config } => match dom.devices.attach(dom, kind, &config) {
+        Request::DeviceAttach { kind, config } => match dom.devices.attach(kind, &config) {
             Ok(d) => Reply::Ok(Payload::Device(d)),
             Err(e) => Reply::Error(e.to_string()),
         },
-        Request::DeviceDetach { kind, idx } => match dom.devices.detach(dom, kind, idx) {
+        Request::DeviceDetach { kind, idx } => match dom.devices.detach(kind, idx) {
             Ok(()) => Reply::Ok(Payload::Done),
             Err(e) => Reply::Error(e.to_string()),
         },

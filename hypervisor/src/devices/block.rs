@@ -10,18 +10,17 @@ use std::io::{self, Seek, SeekFrom};
 use std::mem::offset_of;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use guest_abi::{
     BLK_ERR_BAD, BLK_ERR_IO, BLK_ERR_RANGE, BLK_ERR_READ_ONLY, BLK_MAX_IO, BLK_OK, BLK_OP_FLUSH,
     BLK_OP_READ, BLK_OP_WRITE, BLK_RING_SLOTS, BlkSlot, offsets,
 };
 
-use super::Written;
 use super::config::{DiskConfig, DiskMode};
 use crate::control::proto::VbdInfo;
-use crate::memory::GuestRam;
+use crate::memory::TrackedRam;
 
 /// Bytes per sector.
 pub const SECTOR_SIZE: u32 = 512;
@@ -142,7 +141,6 @@ pub struct Vbd {
     ring: u64,
     io: Mutex<Io>,
     stats: Counters,
-    written: Arc<Written>,
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
@@ -157,14 +155,7 @@ impl Vbd {
     /// A vbd whose ring lives at `ring`, with `done` requests already
     /// completed (0 for a fresh, zeroed ring; the ring's `rsp_prod` when
     /// taking over a restored one).
-    pub fn new(
-        config: DiskConfig,
-        id: u32,
-        disk: Disk,
-        ring: u64,
-        done: u32,
-        written: Arc<Written>,
-    ) -> Vbd {
+    pub fn new(config: DiskConfig, id: u32, disk: Disk, ring: u64, done: u32) -> Vbd {
         let buf = vec![0u8; BLK_MAX_IO as usize + 4096];
         let align = buf.as_ptr().align_offset(4096);
         Vbd {
@@ -178,7 +169,6 @@ impl Vbd {
                 done,
             }),
             stats: Counters::default(),
-            written,
         }
     }
 
@@ -193,15 +183,13 @@ impl Vbd {
 
     /// Handle every request the guest has published. `Err` means the ring
     /// itself is corrupt (the domain should crash with that reason).
-    pub fn process(&self, ram: &GuestRam) -> Result<u32, String> {
+    pub fn process(&self, ram: &TrackedRam<'_>) -> Result<u32, String> {
         let bad = |e: crate::memory::MemoryError| format!("vbd {}: ring: {e}", self.config.dev);
         let req_prod = ram
-            .atomic_u32(self.ring + offsets::BLK_REQ_PROD as u64)
-            .map_err(bad)?
-            .load(Ordering::Acquire);
-        let rsp_prod = ram
-            .atomic_u32(self.ring + offsets::BLK_RSP_PROD as u64)
+            .load_u32(self.ring + offsets::BLK_REQ_PROD as u64)
             .map_err(bad)?;
+        let rsp_prod = self.ring + offsets::BLK_RSP_PROD as u64;
+        ram.check(rsp_prod, 4).map_err(bad)?;
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = req_prod.wrapping_sub(io.done);
         if waiting as usize > BLK_RING_SLOTS {
@@ -221,16 +209,13 @@ impl Vbd {
             ram.write(slot_gpa + offsets::BLK_SLOT_STATUS as u64, status)
                 .map_err(bad)?;
             io.done = io.done.wrapping_add(1);
-            rsp_prod.store(io.done, Ordering::Release);
+            ram.store_u32(rsp_prod, io.done).map_err(bad)?;
             handled += 1;
-        }
-        if handled > 0 {
-            self.written.note(self.ring, 4096);
         }
         Ok(handled)
     }
 
-    fn one(&self, ram: &GuestRam, io: &mut Io, raw: &[u8]) -> i32 {
+    fn one(&self, ram: &TrackedRam<'_>, io: &mut Io, raw: &[u8]) -> i32 {
         let op = le_u32(raw, offset_of!(BlkSlot, op));
         let sector = le_u64(raw, offset_of!(BlkSlot, sector));
         let gpa = le_u64(raw, offset_of!(BlkSlot, gpa));
@@ -280,7 +265,6 @@ impl Vbd {
             if disk.file.read_exact_at(buf, offset).is_err() || ram.write_slice(gpa, buf).is_err() {
                 return fail(BLK_ERR_IO);
             }
-            self.written.note(gpa, u64::from(len));
             s.rd_req.fetch_add(1, Ordering::Relaxed);
             s.rd_sect.fetch_add(count, Ordering::Relaxed);
         } else {
@@ -326,6 +310,7 @@ impl Vbd {
 mod tests {
     use super::*;
     use crate::devices::config::DiskConfig;
+    use crate::memory::{GuestRam, WriteLog};
     use guest_abi::{BLK_OP_FLUSH, BLK_OP_READ, BLK_OP_WRITE};
 
     const RING: u64 = 0x18000;
@@ -361,7 +346,7 @@ mod tests {
             .unwrap();
         let cfg = DiskConfig::parse(&format!("file:{},xvda,{mode}", path.display())).unwrap();
         let disk = Disk::open(&cfg).unwrap();
-        (dir, path, Vbd::new(cfg, 0, disk, RING, 0, Arc::default()))
+        (dir, path, Vbd::new(cfg, 0, disk, RING, 0))
     }
 
     #[test]
@@ -373,7 +358,11 @@ mod tests {
         put(&ram, 1, BLK_OP_READ, 2, BUF + 4096, 512);
         put(&ram, 2, BLK_OP_FLUSH, 0, 0, 0);
         publish(&ram, 3);
-        assert_eq!(v.process(&ram), Ok(3));
+        let log = WriteLog::default();
+        assert_eq!(v.process(&TrackedRam::new(&ram, &log)), Ok(3));
+        // The ring (statuses, rsp_prod) and the read's buffer, not the
+        // written one.
+        assert_eq!(log.take(), vec![(RING, 4096), (BUF + 4096, 4096)]);
         assert_eq!(
             (status(&ram, 0), status(&ram, 1), status(&ram, 2)),
             (0, 0, 0)
@@ -409,7 +398,10 @@ mod tests {
                 }
             }
             publish(&ram, (round + 1) * 35);
-            assert_eq!(v.process(&ram), Ok(35));
+            assert_eq!(
+                v.process(&TrackedRam::new(&ram, &WriteLog::default())),
+                Ok(35)
+            );
             let base = round * 35;
             assert_eq!(status(&ram, base), BLK_ERR_BAD);
             assert_eq!(status(&ram, base + 1), BLK_ERR_RANGE);
@@ -421,7 +413,9 @@ mod tests {
         assert_eq!((i.oo_req, i.errors, i.rd_req), (2, 6, 62));
         // A producer more than a ring ahead is corruption.
         publish(&ram, 70 + 65);
-        let e = v.process(&ram).unwrap_err();
+        let e = v
+            .process(&TrackedRam::new(&ram, &WriteLog::default()))
+            .unwrap_err();
         assert!(e.contains("request producer 135 is 65 ahead"), "{e}");
     }
 
@@ -432,7 +426,10 @@ mod tests {
         ram.write_slice(BUF, &[1; 512]).unwrap();
         put(&ram, 0, BLK_OP_WRITE, 0, BUF, 512);
         publish(&ram, 1);
-        assert_eq!(v.process(&ram), Ok(1));
+        assert_eq!(
+            v.process(&TrackedRam::new(&ram, &WriteLog::default())),
+            Ok(1)
+        );
         assert_eq!(status(&ram, 0), BLK_ERR_READ_ONLY);
         assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
     }

@@ -14,13 +14,12 @@ use guest_abi::{
     Events, NET_ERR, NET_MAX_FRAME, NET_MTU, NET_OK, NET_RING_SLOTS, NetSlot, offsets,
 };
 
-use super::Written;
 use super::config::{VifConfig, format_mac};
+use super::link::{DomainLink, Signal};
 use super::tap::{Tap, TapError};
-use crate::control::proto::{Reason, RunState, VifInfo};
-use crate::domain::Domain;
+use crate::control::proto::VifInfo;
 use crate::log::log;
-use crate::memory::GuestRam;
+use crate::memory::TrackedRam;
 
 /// Errors starting a vif.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +65,6 @@ pub struct Vif {
     stats: Arc<Counters>,
     stop: OwnedFd,
     rx_thread: Mutex<Option<JoinHandle<()>>>,
-    written: Arc<Written>,
 }
 
 fn slot_gpa(ring: u64, index: u32) -> u64 {
@@ -74,7 +72,7 @@ fn slot_gpa(ring: u64, index: u32) -> u64 {
         + (index as usize % NET_RING_SLOTS * offsets::NET_SLOT_SIZE) as u64
 }
 
-fn read_slot(ram: &GuestRam, gpa: u64) -> Result<(u64, u32), crate::memory::MemoryError> {
+fn read_slot(ram: &TrackedRam<'_>, gpa: u64) -> Result<(u64, u32), crate::memory::MemoryError> {
     let mut raw = [0u8; offsets::NET_SLOT_SIZE];
     ram.read_slice(gpa, &mut raw)?;
     let at = offset_of!(NetSlot, gpa);
@@ -85,7 +83,7 @@ fn read_slot(ram: &GuestRam, gpa: u64) -> Result<(u64, u32), crate::memory::Memo
 }
 
 fn finish_slot(
-    ram: &GuestRam,
+    ram: &TrackedRam<'_>,
     gpa: u64,
     len: u32,
     status: i32,
@@ -105,7 +103,7 @@ impl Vif {
         domid: u32,
         (tx_ring, rx_ring): (u64, u64),
         done: (u32, u32),
-        (dom, written): (Weak<Domain>, Arc<Written>),
+        link: Weak<dyn DomainLink>,
     ) -> Result<Vif, NetError> {
         let name = format!("vif{domid}.{id}");
         let tap = Arc::new(Tap::create(&name)?);
@@ -126,9 +124,8 @@ impl Vif {
             ring: rx_ring,
             stats: Arc::clone(&stats),
             stop: stop.as_raw_fd(),
-            dom,
+            link,
             done: done.1,
-            written: Arc::clone(&written),
         };
         let thread = std::thread::Builder::new()
             .name(format!("{name}-rx"))
@@ -146,7 +143,6 @@ impl Vif {
             stats,
             stop,
             rx_thread: Mutex::new(Some(thread)),
-            written,
         })
     }
 
@@ -157,15 +153,13 @@ impl Vif {
 
     /// Send every frame the guest queued on its TX ring. `Err`: the ring
     /// indices are corrupt (the domain should crash with that reason).
-    pub fn transmit(&self, ram: &GuestRam) -> Result<u32, String> {
+    pub fn transmit(&self, ram: &TrackedRam<'_>) -> Result<u32, String> {
         let bad = |e: crate::memory::MemoryError| format!("vif {}: TX ring: {e}", self.id);
         let prod = ram
-            .atomic_u32(self.tx_ring + offsets::NET_PROD as u64)
-            .map_err(bad)?
-            .load(Ordering::Acquire);
-        let cons = ram
-            .atomic_u32(self.tx_ring + offsets::NET_CONS as u64)
+            .load_u32(self.tx_ring + offsets::NET_PROD as u64)
             .map_err(bad)?;
+        let cons = self.tx_ring + offsets::NET_CONS as u64;
+        ram.check(cons, 4).map_err(bad)?;
         let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = prod.wrapping_sub(tx.done);
         if waiting as usize > NET_RING_SLOTS {
@@ -205,10 +199,7 @@ impl Vif {
             };
             finish_slot(ram, at, len, status).map_err(bad)?;
             tx.done = tx.done.wrapping_add(1);
-            cons.store(tx.done, Ordering::Release);
-        }
-        if waiting > 0 {
-            self.written.note(self.tx_ring, 4096);
+            ram.store_u32(cons, tx.done).map_err(bad)?;
         }
         Ok(sent)
     }
@@ -256,9 +247,8 @@ struct Rx {
     ring: u64,
     stats: Arc<Counters>,
     stop: i32,
-    dom: Weak<Domain>,
+    link: Weak<dyn DomainLink>,
     done: u32,
-    written: Arc<Written>,
 }
 
 impl Rx {
@@ -289,7 +279,7 @@ impl Rx {
             if fds[1].revents != 0 {
                 return;
             }
-            let Some(dom) = self.dom.upgrade() else {
+            let Some(dom) = self.link.upgrade() else {
                 return;
             };
             let mut delivered = 0;
@@ -303,35 +293,33 @@ impl Rx {
                         return;
                     }
                 };
-                match self.deliver(&dom, &frame[..n], &mut done) {
+                match self.deliver(&*dom, &frame[..n], &mut done) {
                     Ok(true) => delivered += 1,
                     Ok(false) => {}
                     Err(reason) => {
-                        log(&format!("domain {} crashed: {reason}", dom.spec.name));
-                        dom.finish(RunState::Crashed, Some(Reason::Crash), Some(reason));
+                        dom.crash(reason);
                         return;
                     }
                 }
             }
             if delivered > 0 {
-                dom.raise(Events::DEVICE);
+                dom.signal(Signal::Event(Events::DEVICE));
             }
         }
     }
 
     /// Put one frame into the next posted buffer. `Ok(false)`: dropped.
-    fn deliver(&self, dom: &Domain, frame: &[u8], done: &mut u32) -> Result<bool, String> {
+    fn deliver(&self, dom: &dyn DomainLink, frame: &[u8], done: &mut u32) -> Result<bool, String> {
         let s = &self.stats;
-        if dom.state() == RunState::Paused || dom.state().is_final() {
+        if !dom.running() {
             bump(&s.rx_drops, 1);
             return Ok(false);
         }
-        let ram = &dom.ram;
+        let ram = &dom.ram();
         let bad = |e: crate::memory::MemoryError| format!("vif RX ring: {e}");
         let prod = ram
-            .atomic_u32(self.ring + offsets::NET_PROD as u64)
-            .map_err(bad)?
-            .load(Ordering::Acquire);
+            .load_u32(self.ring + offsets::NET_PROD as u64)
+            .map_err(bad)?;
         let posted = prod.wrapping_sub(*done);
         if posted as usize > NET_RING_SLOTS {
             return Err(format!(
@@ -347,10 +335,6 @@ impl Rx {
         let (buf, cap) = read_slot(ram, at).map_err(bad)?;
         let len = frame.len() as u32;
         let ok = len <= cap && ram.write_slice(buf, frame).is_ok();
-        if ok {
-            self.written.note(buf, u64::from(len));
-        }
-        self.written.note(self.ring, 4096);
         finish_slot(
             ram,
             at,
@@ -366,9 +350,8 @@ impl Rx {
             bump(&s.rx_errors, 1);
         }
         *done = done.wrapping_add(1);
-        ram.atomic_u32(self.ring + offsets::NET_CONS as u64)
-            .map_err(bad)?
-            .store(*done, Ordering::Release);
+        ram.store_u32(self.ring + offsets::NET_CONS as u64, *done)
+            .map_err(bad)?;
         Ok(ok)
     }
 }

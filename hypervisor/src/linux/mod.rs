@@ -254,7 +254,7 @@ pub fn start(
     devices: &[(DeviceClass, String)],
     paused: bool,
 ) -> Result<Vmm, BuildError> {
-    crate::builder::validate(&spec)?;
+    spec.validate()?;
     if spec.maxmem_mib << 20 > layout::MAX_RAM {
         return Err(LinuxError::Invalid(format!(
             "a Linux domain may have at most {} MiB",
@@ -341,9 +341,8 @@ pub fn start(
         fds.push(fd);
     }
 
-    let domain = Arc::new(Domain::new(spec, ram));
     let vm = Arc::new(vm);
-    let _ = domain.vm_fd.set(Arc::clone(&vm));
+    let domain = Domain::new(spec, ram, Arc::clone(&vm));
     let weak: Weak<Domain> = Arc::downgrade(&domain);
     let mut virtio = Vec::new();
     for (i, backend) in backends.into_iter().enumerate() {
@@ -351,7 +350,6 @@ pub fn start(
         let dev = Arc::new(virtio::Mmio::new(
             layout::MMIO_BASE + i as u64 * layout::MMIO_SIZE,
             irq,
-            IrqLine::new(Arc::clone(&vm), irq),
             backend,
             weak.clone(),
         ));

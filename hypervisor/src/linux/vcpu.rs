@@ -24,7 +24,9 @@ enum Next {
 /// Run vCPU `index` of a Linux domain until the domain stops.
 pub fn run(dom: Arc<Domain>, machine: Arc<Machine>, mut fd: VcpuFd, index: usize) {
     dom.vcpu_started(index);
-    kick::register(fd.get_kvm_run());
+    // SAFETY: `fd` is this thread's vCPU; it outlives the registration,
+    // which `unregister` ends before `fd` is dropped at the end of `run`.
+    unsafe { kick::register(fd.get_kvm_run()) };
     if let Some(cpu) = dom.spec.cpu
         && let Err(e) = stats::set_affinity(stats::gettid(), &[cpu])
     {

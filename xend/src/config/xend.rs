@@ -24,6 +24,13 @@ pub const DEFAULT_VMM_TIMEOUT: f64 = 2.0;
 pub const MIN_VMM_TIMEOUT: f64 = 0.1;
 /// See [`MIN_VMM_TIMEOUT`].
 pub const MAX_VMM_TIMEOUT: f64 = 300.0;
+/// Default seconds between two samples of every domain's figures
+/// (`xend-sample-interval`).
+pub const DEFAULT_SAMPLE_INTERVAL: f64 = 1.0;
+/// Bounds of `xend-sample-interval`, seconds.
+pub const MIN_SAMPLE_INTERVAL: f64 = 0.1;
+/// See [`MIN_SAMPLE_INTERVAL`].
+pub const MAX_SAMPLE_INTERVAL: f64 = 3600.0;
 
 /// The keys of `xend-config.sxp`, in the order [`XendConfig::to_sxp`] writes them.
 pub const XEND_KEYS: &[&str] = &[
@@ -57,6 +64,7 @@ pub const XEND_KEYS: &[&str] = &[
     "min-restart-time",
     "max-request-bytes",
     "vmm-timeout",
+    "xend-sample-interval",
     "network-script",
     "vif-bridge",
     "vif-script",
@@ -146,6 +154,9 @@ pub struct XendConfig {
     /// Seconds a VMM has to answer an ordinary request before it is marked
     /// unresponsive (`vmm-timeout`, 2).
     pub vmm_timeout: f64,
+    /// Seconds between two samples of every domain's figures
+    /// (`xend-sample-interval`, 1).
+    pub sample_interval: f64,
     /// Network setup script (`network-script`; kept for the device work).
     pub network_script: Option<String>,
     /// Default bridge for vifs (`vif-bridge`; kept for the device work).
@@ -253,6 +264,7 @@ impl Default for XendConfig {
             min_restart_time: 20.0,
             max_request_bytes: 1 << 20,
             vmm_timeout: DEFAULT_VMM_TIMEOUT,
+            sample_interval: DEFAULT_SAMPLE_INTERVAL,
             network_script: None,
             vif_bridge: None,
             vif_script: None,
@@ -349,6 +361,7 @@ impl XendConfig {
         items.push(Value::pair("min-restart-time", self.min_restart_time));
         items.push(Value::pair("max-request-bytes", self.max_request_bytes));
         items.push(Value::pair("vmm-timeout", self.vmm_timeout));
+        items.push(Value::pair("xend-sample-interval", self.sample_interval));
         for (key, v) in [
             ("network-script", &self.network_script),
             ("vif-bridge", &self.vif_bridge),
@@ -612,6 +625,19 @@ impl XendConfig {
                         .ok_or_else(|| {
                             bad(format!(
                                 "vmm-timeout must be a number of seconds between {MIN_VMM_TIMEOUT} and {MAX_VMM_TIMEOUT} (e.g. (vmm-timeout 2)), found {value:?}"
+                            ))
+                        })?;
+                }
+                "xend-sample-interval" => {
+                    config.sample_interval = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| {
+                            t.is_finite() && (MIN_SAMPLE_INTERVAL..=MAX_SAMPLE_INTERVAL).contains(t)
+                        })
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "xend-sample-interval must be a number of seconds between {MIN_SAMPLE_INTERVAL} and {MAX_SAMPLE_INTERVAL} (e.g. (xend-sample-interval 1.0)), found {value:?}"
                             ))
                         })?;
                 }

@@ -345,6 +345,7 @@ impl Supervisor {
         {
             let mut st = dom.state();
             st.restart_time = Some(now());
+            st.restarts += 1;
             st.halted = false;
             st.info = None;
         }

@@ -64,12 +64,16 @@ pub fn kernel_and_cmdline(cfg: &DomainConfig) -> (String, String) {
 }
 
 /// The runtime-file and identity flags every VMM gets:
-/// `--detach --name NAME --domid ID --socket S --record R --log L [--cpu N]`.
+/// `--detach --name=NAME --domid ID --socket S --record R --log L [--cpu N]`.
+///
+/// A value that comes from a client's config is always written in the same
+/// argument as its flag (`--name=NAME`, `--kernel=K`, `--cmdline=C`), so
+/// however it starts (`--log=/etc/...`), the VMM reads it as that flag's
+/// value and never as a flag of its own.
 pub fn common_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String> {
     let mut args = vec![
         "--detach".to_string(),
-        "--name".into(),
-        cfg.name.clone(),
+        format!("--name={}", cfg.name),
         "--domid".into(),
         domid.to_string(),
         "--socket".into(),
@@ -99,8 +103,7 @@ pub fn vmm_args(
     let kernel = kernel.map_or(configured, |k| k.display().to_string());
     let mut args = vec![
         "--detach".to_string(),
-        "--name".into(),
-        cfg.name.clone(),
+        format!("--name={}", cfg.name),
         "--domid".into(),
         domid.to_string(),
         "--memory".into(),
@@ -109,10 +112,8 @@ pub fn vmm_args(
         cfg.maxmem.max(cfg.memory).to_string(),
         "--vcpus".into(),
         cfg.vcpus.to_string(),
-        "--kernel".into(),
-        kernel,
-        "--cmdline".into(),
-        cmdline,
+        format!("--kernel={kernel}"),
+        format!("--cmdline={cmdline}"),
         "--socket".into(),
         paths.socket.display().to_string(),
         "--record".into(),

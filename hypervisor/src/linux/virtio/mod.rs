@@ -6,6 +6,16 @@
 //! frames on the vif's own thread. Every guest address goes through
 //! vm-memory's checked accessors, so a hostile driver gets errors, not a
 //! VMM fault.
+//!
+//! A device raises its interrupt through [`DomainLink::signal`] with
+//! [`Signal::Irq`] (the domain pulses the line on KVM's irqchip). It still
+//! holds a `Weak<Domain>` rather than only a `DomainLink`, because
+//! virtio-queue walks the rings through vm-memory's `GuestMemory`
+//! ([`crate::memory::GuestRam::guest_memory`]), which the link's
+//! `TrackedRam` does not expose; its writes are therefore not in the
+//! domain's `WriteLog`, which is sound only because Linux domains are never
+//! saved or migrated (`linux::NO_SAVE`). Putting them in the log is part of
+//! adding save to Linux domains.
 pub mod blk;
 pub mod net;
 
@@ -13,8 +23,8 @@ use std::sync::{Mutex, MutexGuard, Weak};
 
 use virtio_queue::{Queue, QueueT};
 
-use super::serial::IrqLine;
 use crate::control::proto::{VbdInfo, VifInfo};
+use crate::devices::{DomainLink, Signal};
 use crate::domain::Domain;
 
 /// Largest queue offered.
@@ -102,7 +112,6 @@ pub struct Mmio {
     pub base: u64,
     /// Its IRQ.
     pub irq_num: u32,
-    irq: IrqLine,
     state: Mutex<Transport>,
     /// The backend.
     pub backend: Backend,
@@ -111,7 +120,7 @@ pub struct Mmio {
 
 impl Mmio {
     /// A device at `base` raising `irq`.
-    pub fn new(base: u64, irq_num: u32, irq: IrqLine, backend: Backend, dom: Weak<Domain>) -> Mmio {
+    pub fn new(base: u64, irq_num: u32, backend: Backend, dom: Weak<Domain>) -> Mmio {
         let queues = match &backend {
             Backend::Blk(_) => 1,
             Backend::Net(_) => 2,
@@ -119,7 +128,6 @@ impl Mmio {
         Mmio {
             base,
             irq_num,
-            irq,
             state: Mutex::new(Transport::new(queues)),
             backend,
             dom,
@@ -139,7 +147,9 @@ impl Mmio {
     /// Signal used buffers to the guest.
     pub fn interrupt(&self, t: &mut Transport) {
         t.interrupt_status |= INT_USED_RING;
-        let _ = self.irq.pulse();
+        if let Some(dom) = self.dom.upgrade() {
+            dom.signal(Signal::Irq(self.irq_num));
+        }
     }
 
     /// A guest read at `offset` in the window.

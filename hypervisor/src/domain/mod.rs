@@ -1,51 +1,42 @@
-//! The state one domain's threads share: run state, pause, events, blocking,
-//! shutdown, and the statistics `info` reports.
+//! One running domain: the state its threads share (run state, pause,
+//! events, blocking, shutdown) and the statistics `info` reports.
 //!
-//! One mutex (`Inner`) plus one condvar order everything that changes state:
-//! vCPU threads mark themselves running/blocked/paused/offline under it, the
-//! control side sets `paused`/`stop` under it and notifies. A vCPU thread only
-//! exits after marking itself offline under the lock, so a holder of the lock
-//! that sees a vCPU online may still read that thread's CPU clock.
+//! The rules live in [`machine`] (std only, unit-tested); this module holds
+//! a [`machine::RunMachine`] under one mutex with one condvar and does what
+//! each transition calls for: vCPU threads mark themselves running, blocked,
+//! paused or offline under it; the control side pauses, unpauses, begins and
+//! ends transfers under it, kicks running vCPUs and notifies. A vCPU thread
+//! only exits after marking itself offline under the lock, so a holder of the
+//! lock that sees a vCPU online may still read that thread's CPU clock.
+pub mod machine;
+pub mod spec;
+mod start_info;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use guest_abi::{Events, StartInfo, layout};
+use guest_abi::{Events, layout};
 
+use kvm_bindings::kvm_userspace_memory_region;
+
+use self::machine::{Control, Ending, Refused, RunMachine, Step};
+pub use self::spec::{DomainSpec, SpecError};
+pub use self::start_info::write_start_info;
 use crate::console::Console;
 use crate::control::proto::{
     ConsoleStats, DomainInfo, Event, MemoryInfo, Reason, RunState, SampleTime, VcpuInfo, VcpuState,
     VmmInfo,
 };
+use crate::devices::{DomainLink, Signal};
 use crate::kick;
-use crate::memory::GuestRam;
+use crate::memory::{GuestRam, TrackedRam, WriteLog};
 use crate::stats;
 
 /// How long `pause` waits for every vCPU to stop.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What the domain was built from.
-#[derive(Clone, Debug)]
-pub struct DomainSpec {
-    /// Domain name.
-    pub name: String,
-    /// Domain id.
-    pub domid: u32,
-    /// RAM at boot, MiB.
-    pub memory_mib: u64,
-    /// Maximum RAM, MiB (the mapping's size).
-    pub maxmem_mib: u64,
-    /// vCPU count.
-    pub vcpus: u32,
-    /// `minios` or a path.
-    pub kernel: String,
-    /// Kernel command line.
-    pub cmdline: String,
-    /// Pin every vCPU to this host CPU at start.
-    pub cpu: Option<usize>,
-}
 
 /// Errors from control operations.
 #[derive(Debug, thiserror::Error)]
@@ -53,34 +44,57 @@ pub enum DomainError {
     /// The operation needs a live domain.
     #[error("domain {0} has {1}; only destroy is possible")]
     Finished(String, &'static str),
+    /// A save or migration holds the domain paused.
+    #[error("the domain is being saved or migrated; it cannot be unpaused now")]
+    Transferring,
+    /// Only one save or migration at a time.
+    #[error("a save or migration of this domain is already under way")]
+    TransferUnderWay,
     /// A bad argument.
     #[error("{0}")]
     Invalid(String),
     /// vCPUs did not stop in time.
     #[error("vCPUs did not stop within {0:?}")]
     PauseTimeout(Duration),
+    /// Guest RAM could not grow (or its page tables be written).
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
 }
 
-#[derive(Clone, Copy)]
-struct VcpuSlot {
-    state: VcpuState,
-    kicked: bool,
+/// The host side of one vCPU thread.
+#[derive(Clone, Copy, Default)]
+struct VcpuThread {
     thread: Option<libc::pthread_t>,
     tid: i32,
     final_cpu_ns: u64,
 }
 
 struct Inner {
-    paused: bool,
-    stop: bool,
-    finished: Option<(RunState, Option<Reason>, Option<String>)>,
-    vcpus: Vec<VcpuSlot>,
-    reported: Option<RunState>,
+    machine: RunMachine,
+    threads: Vec<VcpuThread>,
     max_kib: u64,
     target_kib: u64,
     subscribers: Vec<Sender<Event>>,
     /// A vCPU state capture under way (snapshot/migration).
     capture: Option<CaptureRound>,
+}
+
+impl Inner {
+    /// Kick every vCPU thread that is executing guest code.
+    fn kick_running(&self) {
+        for (state, t) in self.machine.vcpus().zip(&self.threads) {
+            if let (VcpuState::Running, Some(thread)) = (state, t.thread) {
+                // SAFETY: `thread` is a live vCPU thread: we hold the domain
+                // lock, and a vCPU thread clears its handle under that lock
+                // before it exits.
+                unsafe { kick::kick(thread) };
+            }
+        }
+    }
+
+    fn online(&self, index: usize) -> bool {
+        self.machine.vcpu(index) != VcpuState::Offline && self.threads[index].thread.is_some()
+    }
 }
 
 /// One request to every vCPU thread to capture its state while paused.
@@ -123,6 +137,38 @@ impl ExitCounters {
     }
 }
 
+/// A save or migration under way (from [`Domain::begin_transfer`]). Dropped
+/// without [`Transfer::complete`], it puts the domain back as it was: running
+/// again if it ran when the transfer began, paused otherwise.
+pub struct Transfer<'a> {
+    dom: &'a Domain,
+    was_paused: bool,
+    done: bool,
+}
+
+impl Transfer<'_> {
+    /// The toolstack had paused the domain before the transfer began.
+    pub fn was_paused(&self) -> bool {
+        self.was_paused
+    }
+
+    /// The domain now lives elsewhere (an image, another host): it stays
+    /// paused and transferring until this VMM ends.
+    pub fn complete(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Transfer<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut inner = self.dom.lock();
+            inner.machine.end_transfer();
+            self.dom.changed(&mut inner);
+        }
+    }
+}
+
 /// One running domain.
 pub struct Domain {
     /// What it was built from.
@@ -139,14 +185,13 @@ pub struct Domain {
     pub guest_used_kib: AtomicU64,
     /// Virtual block and network devices.
     pub devices: crate::devices::Devices,
-    /// Device state sections for images (snapshot/migration).
-    pub sections: crate::snapshot::Sections,
-    /// The KVM VM (set by the builder; used for dirty-page logging).
-    pub vm_fd: std::sync::OnceLock<std::sync::Arc<kvm_ioctls::VmFd>>,
-    /// Held while a save or migration runs (one at a time; no unpause).
-    pub transfer: Mutex<()>,
+    /// Guest pages the devices wrote (through [`DomainLink::ram`]) since
+    /// live migration last asked.
+    pub device_writes: WriteLog,
+    /// The KVM VM (dirty-page logging uses it).
+    pub vm: Arc<kvm_ioctls::VmFd>,
     /// The Linux machine's devices (UART, i8042, virtio), for a Linux guest.
-    pub linux: std::sync::OnceLock<std::sync::Arc<crate::linux::Machine>>,
+    pub linux: std::sync::OnceLock<Arc<crate::linux::Machine>>,
     start_wall: SystemTime,
     start: Instant,
     inner: Mutex<Inner>,
@@ -160,23 +205,14 @@ fn now_secs() -> f64 {
 }
 
 impl Domain {
-    /// A domain in its initial (running) state, no vCPU thread started yet.
-    pub fn new(spec: DomainSpec, ram: GuestRam) -> Domain {
-        let slot = VcpuSlot {
-            state: VcpuState::Running,
-            kicked: false,
-            thread: None,
-            tid: 0,
-            final_cpu_ns: 0,
-        };
+    /// A domain in its initial (running) state, no vCPU thread started yet,
+    /// with `ram` registered in `vm`.
+    pub fn new(spec: DomainSpec, ram: GuestRam, vm: Arc<kvm_ioctls::VmFd>) -> Arc<Domain> {
         let vcpus = spec.vcpus as usize;
-        Domain {
+        Arc::new_cyclic(|me: &Weak<Domain>| Domain {
             inner: Mutex::new(Inner {
-                paused: false,
-                stop: false,
-                finished: None,
-                vcpus: vec![slot; vcpus],
-                reported: None,
+                machine: RunMachine::new(vcpus),
+                threads: vec![VcpuThread::default(); vcpus],
                 max_kib: spec.maxmem_mib * 1024,
                 target_kib: spec.memory_mib * 1024,
                 subscribers: Vec::new(),
@@ -187,44 +223,49 @@ impl Domain {
             exits: ExitCounters::default(),
             vcpu_exits: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
             guest_used_kib: AtomicU64::new(0),
-            devices: crate::devices::Devices::new(),
-            sections: crate::snapshot::Sections::default(),
-            vm_fd: std::sync::OnceLock::new(),
-            transfer: Mutex::new(()),
+            devices: crate::devices::Devices::new(me.clone(), spec.domid),
+            device_writes: WriteLog::default(),
+            vm,
             linux: std::sync::OnceLock::new(),
             start_wall: SystemTime::now(),
             start: Instant::now(),
             spec,
             ram,
-        }
+        })
+    }
+
+    /// Crash the domain with `reason` (logged).
+    pub fn crash(&self, reason: String) {
+        crate::log::log(&format!("domain {} crashed: {reason}", self.spec.name));
+        self.finish(RunState::Crashed, Some(Reason::Crash), Some(reason));
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The domain-level state derived from the vCPUs.
-    fn state_of(inner: &Inner) -> RunState {
-        if let Some((state, ..)) = &inner.finished {
-            return *state;
-        }
-        if inner.paused {
-            return RunState::Paused;
-        }
-        if inner.vcpus.iter().any(|v| v.state == VcpuState::Running) {
-            RunState::Running
-        } else {
-            RunState::Blocked
-        }
+    fn wait<'a>(&self, inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        self.cond.wait(inner).unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_timeout<'a>(
+        &self,
+        inner: MutexGuard<'a, Inner>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, Inner> {
+        self.cond
+            .wait_timeout(inner, timeout)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
     }
 
     fn event_of(inner: &Inner) -> Event {
-        let (shutdown_reason, crash_reason) = match &inner.finished {
-            Some((_, r, c)) => (*r, c.clone()),
+        let (shutdown_reason, crash_reason) = match inner.machine.ending() {
+            Some(e) => (e.reason, e.crash.clone()),
             None => (None, None),
         };
         Event {
-            state: Self::state_of(inner),
+            state: inner.machine.state(),
             shutdown_reason,
             crash_reason,
             time: now_secs(),
@@ -233,18 +274,34 @@ impl Domain {
 
     /// Emit an event if the derived state changed; wake waiters either way.
     fn changed(&self, inner: &mut Inner) {
-        let state = Self::state_of(inner);
-        if inner.reported != Some(state) {
-            inner.reported = Some(state);
+        if inner.machine.take_report().is_some() {
             let ev = Self::event_of(inner);
             inner.subscribers.retain(|s| s.send(ev.clone()).is_ok());
         }
         self.cond.notify_all();
     }
 
+    fn refused(&self, r: Refused) -> DomainError {
+        match r {
+            Refused::Ended(RunState::Crashed) => {
+                DomainError::Finished(self.spec.name.clone(), "crashed")
+            }
+            Refused::Ended(_) => DomainError::Finished(self.spec.name.clone(), "shut down"),
+            Refused::Transferring => DomainError::Transferring,
+            Refused::TransferUnderWay => DomainError::TransferUnderWay,
+        }
+    }
+
+    fn check_live(&self, inner: &Inner) -> Result<(), DomainError> {
+        match inner.machine.ending() {
+            Some(e) => Err(self.refused(Refused::Ended(e.state))),
+            None => Ok(()),
+        }
+    }
+
     /// Current domain state.
     pub fn state(&self) -> RunState {
-        Self::state_of(&self.lock())
+        self.lock().machine.state()
     }
 
     /// Subscribe to state changes; the current state is sent first.
@@ -260,7 +317,7 @@ impl Domain {
     /// Record the calling thread as vCPU `index`.
     pub fn vcpu_started(&self, index: usize) {
         let mut inner = self.lock();
-        let slot = &mut inner.vcpus[index];
+        let slot = &mut inner.threads[index];
         // SAFETY: pthread_self has no preconditions.
         slot.thread = Some(unsafe { libc::pthread_self() });
         slot.tid = stats::gettid();
@@ -276,26 +333,21 @@ impl Domain {
     pub fn gate(&self, index: usize) -> Gate {
         let mut inner = self.lock();
         loop {
-            if inner.stop {
-                return Gate::Stop;
+            let before = inner.machine.vcpu(index);
+            let step = inner.machine.gate(index);
+            if inner.machine.vcpu(index) != before {
+                self.changed(&mut inner);
             }
-            if !inner.paused {
-                break;
+            match step {
+                Step::Stop => return Gate::Stop,
+                Step::Run => return Gate::Run,
+                Step::Park => {}
             }
             if let Some(msrs) = Self::capture_pending(&inner, index) {
                 return Gate::Capture(msrs);
             }
-            if inner.vcpus[index].state != VcpuState::Paused {
-                inner.vcpus[index].state = VcpuState::Paused;
-                self.changed(&mut inner);
-            }
-            inner = self.cond.wait(inner).unwrap_or_else(|e| e.into_inner());
+            inner = self.wait(inner);
         }
-        if inner.vcpus[index].state != VcpuState::Running {
-            inner.vcpus[index].state = VcpuState::Running;
-            self.changed(&mut inner);
-        }
-        Gate::Run
     }
 
     /// The block hypercall: sleep until an event in `mask`, a kick, the
@@ -304,15 +356,12 @@ impl Domain {
         let deadline = timeout.map(|t| Instant::now() + t);
         let events = self.events_word();
         let mut inner = self.lock();
-        inner.vcpus[index].state = VcpuState::Blocked;
-        self.changed(&mut inner);
         loop {
-            if inner.stop {
+            if inner.machine.stopped() {
                 break;
             }
-            if inner.paused {
-                if inner.vcpus[index].state != VcpuState::Paused {
-                    inner.vcpus[index].state = VcpuState::Paused;
+            if inner.machine.paused() {
+                if inner.machine.set_vcpu(index, VcpuState::Paused) {
                     self.changed(&mut inner);
                 }
                 if Self::capture_pending(&inner, index).is_some() {
@@ -320,31 +369,26 @@ impl Domain {
                     // guest sees an early return from block when it resumes.
                     break;
                 }
-                inner = self.cond.wait(inner).unwrap_or_else(|e| e.into_inner());
+                inner = self.wait(inner);
                 continue;
             }
-            if inner.vcpus[index].state != VcpuState::Blocked {
-                inner.vcpus[index].state = VcpuState::Blocked;
+            if inner.machine.set_vcpu(index, VcpuState::Blocked) {
                 self.changed(&mut inner);
             }
-            if std::mem::take(&mut inner.vcpus[index].kicked) {
+            if inner.machine.take_kick(index) {
                 break;
             }
             if events.is_some_and(|e| e.load(Ordering::Acquire) & mask.bits() != 0) {
                 break;
             }
             match deadline {
-                None => inner = self.cond.wait(inner).unwrap_or_else(|e| e.into_inner()),
+                None => inner = self.wait(inner),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break;
                     }
-                    inner = self
-                        .cond
-                        .wait_timeout(inner, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    inner = self.wait_timeout(inner, d - now);
                 }
             }
         }
@@ -354,27 +398,21 @@ impl Domain {
     /// Wake the vCPUs in `mask` from `block`.
     pub fn kick_vcpus(&self, mask: u64) {
         let mut inner = self.lock();
-        for (i, v) in inner.vcpus.iter_mut().enumerate() {
-            if i < 64 && mask & (1 << i) != 0 {
-                v.kicked = true;
-            }
-        }
+        inner.machine.kick(mask);
         self.cond.notify_all();
     }
 
     /// The guest shut down (or crashed): stop every vCPU.
     pub fn finish(&self, state: RunState, reason: Option<Reason>, crash: Option<String>) {
         let mut inner = self.lock();
-        if inner.finished.is_some() {
+        if !inner.machine.finish(Ending {
+            state,
+            reason,
+            crash,
+        }) {
             return;
         }
-        inner.finished = Some((state, reason, crash));
-        inner.stop = true;
-        for v in &inner.vcpus {
-            if let (VcpuState::Running, Some(t)) = (v.state, v.thread) {
-                kick::kick(t);
-            }
-        }
+        inner.kick_running();
         self.changed(&mut inner);
     }
 
@@ -382,12 +420,15 @@ impl Domain {
     pub fn vcpu_exited(&self, index: usize) {
         let cpu = stats::own_thread_cpu_ns();
         let mut inner = self.lock();
-        let slot = &mut inner.vcpus[index];
+        let slot = &mut inner.threads[index];
         slot.final_cpu_ns = cpu;
-        slot.state = VcpuState::Offline;
         slot.thread = None;
-        let all_offline = inner.vcpus.iter().all(|v| v.state == VcpuState::Offline);
-        if all_offline && matches!(inner.finished, Some((RunState::Shutdown, ..))) {
+        inner.machine.set_vcpu(index, VcpuState::Offline);
+        let shut_down = inner
+            .machine
+            .ending()
+            .is_some_and(|e| e.state == RunState::Shutdown);
+        if inner.machine.all_offline() && shut_down {
             // A shut-down guest's RAM is of no further use: give it back now.
             let _ = self.ram.release(0, self.ram.size());
         }
@@ -396,44 +437,49 @@ impl Domain {
 
     // ---- called by the control side ----
 
-    fn check_live(&self, inner: &Inner) -> Result<(), DomainError> {
-        match &inner.finished {
-            Some((RunState::Crashed, ..)) => {
-                Err(DomainError::Finished(self.spec.name.clone(), "crashed"))
-            }
-            Some(_) => Err(DomainError::Finished(self.spec.name.clone(), "shut down")),
-            None => Ok(()),
-        }
-    }
-
     /// Stop every vCPU; returns once none is executing guest code.
     pub fn pause(&self) -> Result<(), DomainError> {
         let mut inner = self.lock();
-        self.check_live(&inner)?;
-        inner.paused = true;
-        for v in &inner.vcpus {
-            if let (VcpuState::Running, Some(t)) = (v.state, v.thread) {
-                kick::kick(t);
-            }
-        }
+        inner.machine.pause().map_err(|r| self.refused(r))?;
+        inner.kick_running();
         self.changed(&mut inner);
         let deadline = Instant::now() + PAUSE_TIMEOUT;
-        while inner
-            .vcpus
-            .iter()
-            .any(|v| v.state == VcpuState::Running && v.thread.is_some())
-        {
+        while (0..inner.machine.vcpu_count()).any(|i| {
+            inner.machine.vcpu(i) == VcpuState::Running && inner.threads[i].thread.is_some()
+        }) {
             let now = Instant::now();
             if now >= deadline {
                 return Err(DomainError::PauseTimeout(PAUSE_TIMEOUT));
             }
-            inner = self
-                .cond
-                .wait_timeout(inner, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            inner = self.wait_timeout(inner, deadline - now);
         }
         Ok(())
+    }
+
+    /// Let paused vCPUs run again (refused while a save or migration holds
+    /// the domain).
+    pub fn unpause(&self) -> Result<(), DomainError> {
+        let mut inner = self.lock();
+        inner.machine.unpause().map_err(|r| self.refused(r))?;
+        self.changed(&mut inner);
+        Ok(())
+    }
+
+    /// Take the domain for a save or migration: one at a time, and nobody
+    /// unpauses it until the returned [`Transfer`] is dropped.
+    pub fn begin_transfer(&self) -> Result<Transfer<'_>, DomainError> {
+        let mut inner = self.lock();
+        let was_paused = inner.machine.paused();
+        inner
+            .machine
+            .begin_transfer()
+            .map_err(|r| self.refused(r))?;
+        self.changed(&mut inner);
+        Ok(Transfer {
+            dom: self,
+            was_paused,
+            done: false,
+        })
     }
 
     /// With the domain paused, have every vCPU thread capture its state
@@ -444,12 +490,12 @@ impl Domain {
     ) -> Result<Vec<crate::snapshot::vcpu::VcpuState>, DomainError> {
         let mut inner = self.lock();
         self.check_live(&inner)?;
-        if !inner.paused {
+        if !inner.machine.paused() {
             return Err(DomainError::Invalid(
                 "vCPU state can only be captured while the domain is paused".into(),
             ));
         }
-        let n = inner.vcpus.len();
+        let n = inner.machine.vcpu_count();
         inner.capture = Some(CaptureRound {
             msrs: std::sync::Arc::new(msrs),
             results: (0..n).map(|_| None).collect(),
@@ -461,19 +507,15 @@ impl Domain {
             if round.results.iter().all(Option::is_some) {
                 break;
             }
-            let gone = inner.vcpus.iter().any(|v| v.state == VcpuState::Offline);
+            let gone = inner.machine.vcpus().any(|v| v == VcpuState::Offline);
             let now = Instant::now();
-            if gone || now >= deadline || inner.stop {
+            if gone || now >= deadline || inner.machine.stopped() {
                 inner.capture = None;
                 return Err(DomainError::Invalid(
                     "a vCPU did not report its state (it stopped or timed out)".into(),
                 ));
             }
-            inner = self
-                .cond
-                .wait_timeout(inner, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            inner = self.wait_timeout(inner, deadline - now);
         }
         let round = inner.capture.take().expect("checked above");
         round
@@ -513,21 +555,6 @@ impl Domain {
         let mut inner = self.lock();
         inner.max_kib = max_kib;
         inner.target_kib = target_kib;
-    }
-
-    /// Let paused vCPUs run again.
-    pub fn unpause(&self) -> Result<(), DomainError> {
-        let mut inner = self.lock();
-        self.check_live(&inner)?;
-        inner.paused = false;
-        // Blocked vCPUs go back to sleeping; the rest will mark themselves running.
-        for v in inner.vcpus.iter_mut() {
-            if v.state == VcpuState::Paused {
-                v.state = VcpuState::Running;
-            }
-        }
-        self.changed(&mut inner);
-        Ok(())
     }
 
     fn start_info_field(&self, offset: usize) -> u64 {
@@ -602,18 +629,67 @@ impl Domain {
         Ok(())
     }
 
-    /// Set the maximum memory.
+    /// Set the maximum memory. Above the RAM mapped now, guest RAM grows
+    /// (up to the address space reserved at boot: the host's memory, at most
+    /// what the page tables map) before the new maximum takes effect.
     pub fn set_max_mem(&self, mib: u64) -> Result<(), DomainError> {
         let mut inner = self.lock();
         self.check_live(&inner)?;
-        let limit = self.ram.size() >> 20;
-        if mib * 1024 < inner.target_kib || mib > limit {
+        let limit = self.ram.reserved() >> 20;
+        if mib.saturating_mul(1024) < inner.target_kib || mib > limit {
             return Err(DomainError::Invalid(format!(
-                "maximum memory {mib} MiB must be between the current target {} MiB and the boot-time maximum {limit} MiB",
-                inner.target_kib / 1024
+                "maximum memory {mib} MiB must be between the current target {} MiB and {limit} MiB (the host's memory, at most {} MiB)",
+                inner.target_kib / 1024,
+                spec::MAX_MEMORY_MIB
             )));
         }
+        if mib << 20 > self.ram.size() {
+            if matches!(inner.machine.control(), Control::Transferring { .. }) {
+                // Migration logs dirty pages per region; no new ones now.
+                return Err(DomainError::TransferUnderWay);
+            }
+            self.grow_ram(mib << 20)?;
+        }
         inner.max_kib = mib * 1024;
+        Ok(())
+    }
+
+    /// Make guest RAM `bytes` large: a new KVM memory slot over the
+    /// reserved range, page-table entries for it, and the new size in the
+    /// start-info page. Called with the domain lock held.
+    fn grow_ram(&self, bytes: u64) -> Result<(), DomainError> {
+        let from = self.ram.size();
+        let grown = self.ram.grow(bytes, |r| {
+            let region = kvm_userspace_memory_region {
+                slot: r.slot,
+                flags: 0,
+                guest_phys_addr: r.gpa,
+                memory_size: r.len,
+                userspace_addr: r.host,
+            };
+            // SAFETY: the region is part of `ram`'s own mapping, just made
+            // accessible, which the Domain (and so the VM's users) keeps
+            // alive as long as the VM fd; the slot number is new.
+            unsafe { self.vm.set_user_memory_region(region) }
+                .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+        })?;
+        let Some(region) = grown else {
+            return Ok(());
+        };
+        crate::arch::map_ram(&self.ram, from, self.ram.size())?;
+        let field =
+            self.start_info_field(core::mem::offset_of!(guest_abi::StartInfo, max_mem_bytes));
+        self.ram
+            .atomic_u64(field)?
+            .store(self.ram.size(), Ordering::Release);
+        crate::log::log(&format!(
+            "domain {}: guest RAM grows to {} MiB (slot {}, {} MiB at {:#x})",
+            self.spec.name,
+            self.ram.size() >> 20,
+            region.slot,
+            region.len >> 20,
+            region.gpa
+        ));
         Ok(())
     }
 
@@ -621,10 +697,10 @@ impl Domain {
     pub fn pin(&self, vcpu: u32, cpus: &[usize]) -> Result<(), DomainError> {
         let inner = self.lock();
         self.check_live(&inner)?;
-        let slot = inner.vcpus.get(vcpu as usize).ok_or_else(|| {
+        let slot = inner.threads.get(vcpu as usize).ok_or_else(|| {
             DomainError::Invalid(format!(
                 "vCPU {vcpu} does not exist (the domain has {} vCPUs)",
-                inner.vcpus.len()
+                inner.threads.len()
             ))
         })?;
         if slot.tid == 0 {
@@ -638,21 +714,26 @@ impl Domain {
         let sampled_at = SampleTime::now();
         let inner = self.lock();
         let vcpus: Vec<VcpuInfo> = inner
-            .vcpus
+            .threads
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let online = v.state != VcpuState::Offline && v.thread.is_some();
+                let online = inner.online(i);
                 VcpuInfo {
                     id: i as u32,
                     cpu_time_ns: match v.thread {
-                        Some(t) if online => stats::thread_cpu_ns(t),
+                        // SAFETY: the thread is online and we hold the domain
+                        // lock, under which it goes offline before exiting.
+                        Some(t) if online => unsafe { stats::thread_cpu_ns(t) },
                         _ => v.final_cpu_ns,
                     },
-                    state: match self.linux.get().map(|m| m.vcpu_blocking(i)) {
+                    state: match (
+                        inner.machine.vcpu(i),
+                        self.linux.get().map(|m| m.vcpu_blocking(i)),
+                    ) {
                         // In-kernel HLT: KVM knows whether the vCPU waits.
-                        Some(Some(true)) if v.state == VcpuState::Running => VcpuState::Blocked,
-                        _ => v.state,
+                        (VcpuState::Running, Some(Some(true))) => VcpuState::Blocked,
+                        (state, _) => state,
                     },
                     affinity: if online {
                         stats::affinity(v.tid)
@@ -755,11 +836,11 @@ impl Domain {
         let inner = self
             .cond
             .wait_timeout_while(inner, timeout, |i| {
-                !i.stop && !i.vcpus.iter().any(|v| v.state == VcpuState::Running)
+                !i.machine.stopped() && !i.machine.vcpus().any(|v| v == VcpuState::Running)
             })
             .map(|r| r.0)
             .unwrap_or_else(|e| e.into_inner().0);
-        !inner.stop
+        !inner.machine.stopped()
     }
 
     /// Wait until every vCPU thread has exited.
@@ -767,9 +848,7 @@ impl Domain {
         let inner = self.lock();
         let _unused = self
             .cond
-            .wait_while(inner, |i| {
-                i.vcpus.iter().any(|v| v.state != VcpuState::Offline)
-            })
+            .wait_while(inner, |i| !i.machine.all_offline())
             .unwrap_or_else(|e| e.into_inner());
     }
 
@@ -778,56 +857,55 @@ impl Domain {
         let inner = self.lock();
         let inner = self
             .cond
-            .wait_while(inner, |i| i.finished.is_none())
+            .wait_while(inner, |i| i.machine.ending().is_none())
             .unwrap_or_else(|e| e.into_inner());
-        let (state, reason, _) = inner.finished.clone().expect("waited for it");
-        (state, reason)
+        let e = inner.machine.ending().expect("waited for it");
+        (e.state, e.reason)
     }
 }
 
-/// Fill the start-info page.
-pub fn write_start_info(
-    ram: &GuestRam,
-    spec: &DomainSpec,
-    tsc_khz: u64,
-    kernel_end: u64,
-) -> Result<(), crate::memory::MemoryError> {
-    use core::mem::offset_of;
-    let base = layout::START_INFO;
-    let at = |off: usize| base + off as u64;
-    ram.write(
-        at(offset_of!(StartInfo, magic)),
-        guest_abi::START_INFO_MAGIC,
-    )?;
-    ram.write(
-        at(offset_of!(StartInfo, abi_version)),
-        guest_abi::ABI_VERSION,
-    )?;
-    ram.write(at(offset_of!(StartInfo, domid)), spec.domid)?;
-    ram.write(at(offset_of!(StartInfo, nr_vcpus)), spec.vcpus)?;
-    ram.write(at(offset_of!(StartInfo, mem_bytes)), spec.memory_mib << 20)?;
-    ram.write(
-        at(offset_of!(StartInfo, max_mem_bytes)),
-        spec.maxmem_mib << 20,
-    )?;
-    ram.write(at(offset_of!(StartInfo, tsc_khz)), tsc_khz)?;
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    ram.write(at(offset_of!(StartInfo, boot_wallclock_ns)), wall)?;
-    ram.write(at(offset_of!(StartInfo, console_gpa)), layout::CONSOLE)?;
-    ram.write(at(offset_of!(StartInfo, kernel_end)), kernel_end)?;
-    let mut name = [0u8; guest_abi::NAME_LEN];
-    let n = spec.name.len().min(guest_abi::NAME_LEN - 1);
-    name[..n].copy_from_slice(&spec.name.as_bytes()[..n]);
-    ram.write_slice(at(offset_of!(StartInfo, name)), &name)?;
-    let mut cmdline = vec![0u8; guest_abi::CMDLINE_LEN];
-    let n = spec.cmdline.len().min(guest_abi::CMDLINE_LEN - 1);
-    cmdline[..n].copy_from_slice(&spec.cmdline.as_bytes()[..n]);
-    ram.write_slice(at(offset_of!(StartInfo, cmdline)), &cmdline)?;
-    ram.write(
-        at(offset_of!(StartInfo, mem_target_kib)),
-        spec.memory_mib * 1024,
-    )?;
-    Ok(())
+impl DomainLink for Domain {
+    fn ram(&self) -> TrackedRam<'_> {
+        TrackedRam::new(&self.ram, &self.device_writes)
+    }
+
+    fn signal(&self, signal: Signal) {
+        match signal {
+            Signal::Event(events) => self.raise(events),
+            // Only the Linux machine has an interrupt controller (KVM's
+            // in-kernel irqchip); minios's devices signal with events.
+            Signal::Irq(line) if self.linux.get().is_some() => {
+                let pulse = self
+                    .vm
+                    .set_irq_line(line, true)
+                    .and_then(|()| self.vm.set_irq_line(line, false));
+                if let Err(e) = pulse {
+                    crate::log::log(&format!(
+                        "domain {}: cannot raise interrupt line {line}: {e}",
+                        self.spec.name
+                    ));
+                }
+            }
+            Signal::Irq(line) => crate::log::log(&format!(
+                "domain {}: interrupt line {line} raised, but this domain has no interrupt controller",
+                self.spec.name
+            )),
+        }
+    }
+    fn hotplug(&self) -> bool {
+        // virtio-mmio has no hot-plug: a Linux domain's devices are fixed at boot.
+        self.linux.get().is_none()
+    }
+
+    fn crash(&self, reason: String) {
+        Domain::crash(self, reason);
+    }
+
+    fn running(&self) -> bool {
+        matches!(self.state(), RunState::Running | RunState::Blocked)
+    }
+
+    fn ended(&self) -> bool {
+        self.state().is_final()
+    }
 }
