@@ -8,71 +8,21 @@
 //! the reason; then `init=/nonexistent panic=1` panics, the kernel resets
 //! through the i8042, and the restart policy starts the domain again.
 //!
+//! The kernel, the root image (ext2 with the spinning `/init`), the
+//! network namespace, the command line and the milestones are the shared
+//! fixtures of `e2e::linux`.
+//!
 //! Scope today (see README "Linux guests"): one vCPU (with two, both come
-//! up but the boot stalls later on this nested KVM), no ping (needs the
-//! spinning init of the kernel branch's fixtures), and the test kernel's
-//! blake2s self-test costs about 70 s under emulation, so the deadline per
-//! milestone is 150 s, not 60 s.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+//! up but the boot stalls later on this nested KVM), and a deadline per
+//! milestone of 150 s, not 60 s, on this emulating KVM.
+use std::process::Output;
 use std::time::Duration;
 
-use e2e::netns::Netns;
+use e2e::linux::{self, GuestNet};
 use e2e::{Xend, XendOptions};
 
 /// Deadline per console milestone.
 const MILESTONE: Duration = Duration::from_secs(150);
-
-/// What this machine's nested, emulating KVM needs on the command line: its
-/// guests see the host's CPUID leaves whatever the VMM sets (measured), so
-/// the features it cannot emulate are cleared here; the two switches are
-/// the test kernel's patches.
-const NESTED_KVM_ARGS: &str = "noxsave no_int3_selftest fpu_drop_nofwait \
-    clearcpuid=151,141,154,156,150,157,140,288,297,308,311,312,293,307,317,534,580,59 \
-    noreplace-smp percpu_alloc=page";
-
-const MILESTONES: [&str; 4] = [
-    "Linux version ",
-    "smp: Brought up 1 node, 1 CPU",
-    "virtio_blk virtio0: [vda]",
-    "IP-Config: Complete",
-];
-
-/// The cached test kernel's `vmlinux` (built on first use), or the one
-/// `XTOP_TEST_VMLINUX` names (e.g. a kernel cached by another revision of
-/// the build script).
-fn vmlinux() -> PathBuf {
-    if let Some(p) = std::env::var_os("XTOP_TEST_VMLINUX") {
-        return PathBuf::from(p);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("linux/build-kernel.sh");
-    let out = Command::new(&script).output().expect("run build-kernel.sh");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "build-kernel.sh failed: {text}");
-    text.lines()
-        .map(PathBuf::from)
-        .find(|p| p.file_name().is_some_and(|n| n == "vmlinux"))
-        .unwrap_or_else(|| panic!("no vmlinux in {text}"))
-}
-
-/// An 8 MiB ext2 image (empty root: the kernel mounts it and finds no init).
-fn root_image(dir: &Path) -> PathBuf {
-    let staging = tempfile::tempdir_in(dir).unwrap();
-    let image = dir.join("linux-root.img");
-    let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-b", "1024", "-d"])
-        .arg(staging.path())
-        .arg(&image)
-        .arg("8M")
-        .output()
-        .expect("run mke2fs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    image
-}
 
 fn xm(xend: &Xend, args: &[&str]) -> Output {
     let out = xend.command("xm").args(args).output().expect("run xm");
@@ -91,19 +41,15 @@ fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let kernel = vmlinux();
-    let Some(ns) = Netns::enter("linux") else {
+    let kernel = linux::kernel();
+    let Some(net) = GuestNet::enter("linux", "xenbr0") else {
         return;
     };
-    ns.ip(&["link", "add", "xenbr0", "type", "bridge"]).unwrap();
-    ns.ip(&["addr", "add", "10.79.0.1/24", "dev", "xenbr0"])
-        .unwrap();
-    ns.ip(&["link", "set", "xenbr0", "up"]).unwrap();
     let xend = Xend::start_with(XendOptions {
-        disk_dirs: vec![kernel.parent().unwrap().to_path_buf()],
+        disk_dirs: vec![kernel.dir().to_path_buf()],
         ..XendOptions::default()
     });
-    let root = root_image(&xend.images_dir());
+    let root = linux::root_image(&xend.images_dir(), "linux-root.img");
     let cfg = xend.dir().join("linux1.cfg");
     std::fs::write(
         &cfg,
@@ -114,13 +60,16 @@ fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
              name = \"linux1\"\n\
              vcpus = 1\n\
              nics = 1\n\
-             vif = [ 'mac=aa:00:00:00:13:01, bridge=xenbr0' ]\n\
+             vif = [ 'mac=aa:00:00:00:13:01, bridge={}' ]\n\
              disk = [ 'file:{},vda,w' ]\n\
              root = \"/dev/vda rw\"\n\
              restart = 'onreboot'\n\
-             extra = \"{NESTED_KVM_ARGS} ip=10.79.0.2::10.79.0.1:255.255.255.0::eth0:off init=/nonexistent panic=1\"\n",
-            kernel.display(),
+             extra = \"{} {} init=/nonexistent\"\n",
+            kernel.vmlinux.display(),
+            net.bridge,
             root.display(),
+            linux::BOOT_ARGS,
+            net.ip_arg(),
         ),
     )
     .unwrap();
@@ -128,24 +77,24 @@ fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
     let dom = xend.domain("linux1");
     let first_start = dom.start_time;
     let mut con = xend.console(dom.id);
-    for line in MILESTONES {
+    for (name, line) in linux::MILESTONES {
         con.expect(line, MILESTONE);
-        eprintln!("linux1: {line}");
+        eprintln!("linux1: {name}: {line}");
     }
-    con.expect("VFS: Mounted root (ext2 filesystem)", MILESTONE);
 
     // The detail names the kernel; the disk was read, the vif sent.
     let d = xend.domain("linux1");
     assert!(d.vbds.first().is_some_and(|v| v.rd_req > 0), "{:?}", d.vbds);
     let sxp = xend.get("/xend/domain/linux1").ok().body;
-    assert!(sxp.contains(&kernel.display().to_string()), "{sxp}");
+    assert!(sxp.contains(&kernel.vmlinux.display().to_string()), "{sxp}");
 
     // Save is refused with the reason; the domain runs on.
     let r = xend.act("linux1", "save", &[("file", "linux1.img")]);
     assert!(r.status >= 400, "{} {}", r.status, r.body);
     assert!(r.body.contains("Linux domains"), "{}", r.body);
 
-    // init=/nonexistent: panic, reset through the i8042 one second later,
+    // init=/nonexistent: panic, reset through the i8042 one second later
+    // (BOOT_ARGS has panic=1),
     // reason reboot, and xend's restart policy boots it again.
     con.expect("Kernel panic", MILESTONE);
     xend.wait_domain("linux1", "the restarted domain", |d| {
@@ -154,5 +103,5 @@ fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
     xm(&xend, &["destroy", "linux1"]);
     xend.wait_gone("linux1");
     drop(xend);
-    drop(ns);
+    drop(net);
 }
