@@ -36,8 +36,21 @@ fn xm(xend: &Xend, args: &[&str]) -> Output {
 }
 
 #[test]
-#[ignore = "its one run through xend stalled after `ACPI: Interpreter disabled` (the same kernel boots by hand with `vmm --stdio`); run with --ignored while that is investigated"]
-fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
+fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount() {
+    boot(false);
+}
+
+#[test]
+#[ignore = "flaky restart: in 4 of 8 runs the domain was not restarted after the panic; the 2 runs with xend's log show the restart, 50-75 ms after the reboot, failing with `disk ... is in use by another domain (opened)` (the old VMM's disk lock still held); the boot to the root mount passed every run"]
+fn xm_create_boots_a_pvh_vmlinux_and_a_panic_restarts_it() {
+    boot(true);
+}
+
+/// Boot the test kernel through xend to its root mount, check the figures
+/// and that save is refused; with `panic`, `init=/nonexistent` then panics
+/// it and the restart policy must boot it again (without, the fixture's
+/// spinning `/init` keeps it up until it is destroyed).
+fn boot(panic: bool) {
     if !hypervisor::require_kvm() {
         return;
     }
@@ -64,12 +77,13 @@ fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
              disk = [ 'file:{},vda,w' ]\n\
              root = \"/dev/vda rw\"\n\
              restart = 'onreboot'\n\
-             extra = \"{} {} init=/nonexistent\"\n",
+             extra = \"{} {}{}\"\n",
             kernel.vmlinux.display(),
             net.bridge,
             root.display(),
             linux::BOOT_ARGS,
             net.ip_arg(),
+            if panic { " init=/nonexistent" } else { "" },
         ),
     )
     .unwrap();
@@ -96,12 +110,28 @@ fn xm_create_boots_a_pvh_vmlinux_to_its_root_mount_and_a_panic_restarts_it() {
     // init=/nonexistent: panic, reset through the i8042 one second later
     // (BOOT_ARGS has panic=1),
     // reason reboot, and xend's restart policy boots it again.
-    con.expect("Kernel panic", MILESTONE);
-    xend.wait_domain("linux1", "the restarted domain", |d| {
-        d.start_time > first_start
-    });
+    if panic {
+        restarted(&xend, &mut con, first_start);
+    }
     xm(&xend, &["destroy", "linux1"]);
     xend.wait_gone("linux1");
     drop(xend);
     drop(net);
+}
+
+fn restarted(xend: &Xend, con: &mut e2e::Console, first_start: f64) {
+    con.expect("Kernel panic", MILESTONE);
+    con.expect("Rebooting in 1 seconds", MILESTONE);
+    let deadline = std::time::Instant::now() + MILESTONE;
+    while !xend
+        .try_domain("linux1")
+        .is_some_and(|d| d.start_time > first_start)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart within {MILESTONE:?} of the panic's reboot line; xend: {}",
+            xend.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
