@@ -52,6 +52,9 @@ pub enum BuildError {
     /// A device given at boot could not be attached.
     #[error(transparent)]
     Device(#[from] crate::devices::DeviceError),
+    /// A Linux kernel could not be set up.
+    #[error(transparent)]
+    Linux(Box<crate::linux::LinuxError>),
 }
 
 /// A running domain and what keeps it alive.
@@ -64,6 +67,21 @@ pub struct Vmm {
 }
 
 impl Vmm {
+    /// A domain with its vCPU threads started (for the Linux machine).
+    pub(crate) fn assemble(
+        domain: Arc<Domain>,
+        vcpu_threads: Vec<JoinHandle<()>>,
+        vm: Arc<VmFd>,
+        kvm: Kvm,
+    ) -> Vmm {
+        Vmm {
+            domain,
+            vcpu_threads,
+            _vm: vm,
+            _kvm: kvm,
+        }
+    }
+
     /// Wait until every vCPU thread has ended.
     pub fn join(self) {
         for t in self.vcpu_threads {

@@ -20,6 +20,7 @@ pub mod guest_args;
 pub mod heap;
 pub mod kick;
 pub mod kvm_check;
+pub mod linux;
 pub mod loader;
 pub mod log;
 pub mod memory;

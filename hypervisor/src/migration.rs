@@ -209,6 +209,9 @@ pub fn migrate(
     token: &str,
     live: bool,
 ) -> Result<MigrateInfo, MigrationError> {
+    if dom.linux.get().is_some() {
+        return Err(MigrationError::Invalid(crate::linux::NO_SAVE.into()));
+    }
     let destination = format!("{host}:{port}");
     let started = Instant::now();
     // Held to the end: on success the domain stays paused until this VMM

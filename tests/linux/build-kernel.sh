@@ -66,8 +66,10 @@ ensure_packages() {
     }
 }
 
+# The contents only: `sha256sum FILE...` prints the paths too, which made
+# the key differ per checkout (every worktree and CI path rebuilt).
 hash_files() {
-    sha256sum "$@" | sha256sum | cut -c1-16
+    for f in "$@"; do sha256sum <"$f"; done | sha256sum | cut -c1-16
 }
 
 patches() {

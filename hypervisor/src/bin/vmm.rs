@@ -114,8 +114,25 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
             cpu: args.cpu,
         };
         let image = image.as_deref().unwrap_or_default();
-        builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
-            .map_err(|e| error_chain(&e))
+        let kind = hypervisor::linux::image::ImageKind::of(image);
+        if kind.is_linux() {
+            let ramdisk = match args.ramdisk.as_deref().map(hypervisor::loader::read_image) {
+                Some(Err(e)) => return Err(fail(error_chain(&e), ready)),
+                Some(Ok(r)) => Some(r),
+                None => None,
+            };
+            let rd = ramdisk.as_deref().zip(args.ramdisk.as_deref());
+            hypervisor::linux::start(spec, kind, image, rd, &devices, args.paused)
+                .map_err(|e| error_chain(&e))
+        } else if args.ramdisk.is_some() {
+            Err(format!(
+                "kernel {} is not a Linux kernel; only Linux kernels take a ramdisk",
+                args.kernel
+            ))
+        } else {
+            builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
+                .map_err(|e| error_chain(&e))
+        }
     };
     let vmm = match built {
         Ok(v) => v,

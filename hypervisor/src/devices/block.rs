@@ -105,6 +105,11 @@ impl Disk {
     pub fn sectors(&self) -> u64 {
         self.sectors
     }
+
+    /// The open file (for the virtio-blk backend of Linux guests).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 #[derive(Default)]

@@ -32,4 +32,9 @@ pub trait DomainLink: Send + Sync {
     fn running(&self) -> bool;
     /// The domain has shut down or crashed: devices can no longer change.
     fn ended(&self) -> bool;
+    /// Whether devices may be attached and detached while it runs (the
+    /// Linux machine's virtio-mmio devices are fixed at boot).
+    fn hotplug(&self) -> bool {
+        true
+    }
 }

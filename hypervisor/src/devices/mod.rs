@@ -73,6 +73,11 @@ pub enum DeviceError {
     /// The domain has ended.
     #[error("the domain has ended; devices can no longer change")]
     Ended,
+    /// Linux domains get their virtio-mmio devices at boot only.
+    #[error(
+        "a Linux domain's devices are fixed at boot (virtio-mmio has no hot-plug); change the config and reboot it"
+    )]
+    NoHotplug,
     /// The device page could not be written.
     #[error("cannot write the device page")]
     Memory(#[from] MemoryError),
@@ -113,6 +118,9 @@ impl Devices {
         let dom = self.link()?;
         if dom.ended() {
             return Err(DeviceError::Ended);
+        }
+        if !dom.hotplug() {
+            return Err(DeviceError::NoHotplug);
         }
         let ram = dom.ram();
         let mut slots = self.lock();
@@ -244,6 +252,9 @@ impl Devices {
     /// requests to the slot are ignored from now on).
     pub fn detach(&self, kind: DeviceClass, idx: u32) -> Result<(), DeviceError> {
         let dom = self.link()?;
+        if !dom.hotplug() {
+            return Err(DeviceError::NoHotplug);
+        }
         let mut slots = self.lock();
         let slot = slots
             .iter()

@@ -190,6 +190,8 @@ pub struct Domain {
     pub device_writes: WriteLog,
     /// The KVM VM (dirty-page logging uses it).
     pub vm: Arc<kvm_ioctls::VmFd>,
+    /// The Linux machine's devices (UART, i8042, virtio), for a Linux guest.
+    pub linux: std::sync::OnceLock<Arc<crate::linux::Machine>>,
     start_wall: SystemTime,
     start: Instant,
     inner: Mutex<Inner>,
@@ -224,6 +226,7 @@ impl Domain {
             devices: crate::devices::Devices::new(me.clone(), spec.domid),
             device_writes: WriteLog::default(),
             vm,
+            linux: std::sync::OnceLock::new(),
             start_wall: SystemTime::now(),
             start: Instant::now(),
             spec,
@@ -566,6 +569,10 @@ impl Domain {
 
     /// Raise event bits for the guest and wake blocked vCPUs.
     pub fn raise(&self, events: Events) {
+        if self.linux.get().is_some() {
+            // A Linux guest's RAM holds no start-info page.
+            return;
+        }
         if let Some(word) = self.events_word() {
             word.fetch_or(events.bits(), Ordering::AcqRel);
         }
@@ -582,6 +589,9 @@ impl Domain {
                     .into(),
             ));
         }
+        if let Some(m) = self.linux.get() {
+            return m.request_shutdown(reason);
+        }
         let field = self.start_info_field(guest_abi::offsets::SHUTDOWN_REQUEST);
         if let Ok(w) = self.ram.atomic_u32(field) {
             w.store(
@@ -597,6 +607,11 @@ impl Domain {
     pub fn set_mem_target(&self, mib: u64) -> Result<(), DomainError> {
         let mut inner = self.lock();
         self.check_live(&inner)?;
+        if self.linux.get().is_some() {
+            return Err(DomainError::Invalid(
+                "a Linux domain has no balloon driver yet; its memory is fixed at boot".into(),
+            ));
+        }
         let kib = mib * 1024;
         if mib == 0 || kib > inner.max_kib {
             return Err(DomainError::Invalid(format!(
@@ -712,7 +727,14 @@ impl Domain {
                         Some(t) if online => unsafe { stats::thread_cpu_ns(t) },
                         _ => v.final_cpu_ns,
                     },
-                    state: inner.machine.vcpu(i),
+                    state: match (
+                        inner.machine.vcpu(i),
+                        self.linux.get().map(|m| m.vcpu_blocking(i)),
+                    ) {
+                        // In-kernel HLT: KVM knows whether the vCPU waits.
+                        (VcpuState::Running, Some(Some(true))) => VcpuState::Blocked,
+                        (state, _) => state,
+                    },
                     affinity: if online {
                         stats::affinity(v.tid)
                     } else {
@@ -723,7 +745,13 @@ impl Domain {
                 }
             })
             .collect();
-        let ev = Self::event_of(&inner);
+        let mut ev = Self::event_of(&inner);
+        if ev.state == RunState::Running
+            && self.linux.get().is_some()
+            && vcpus.iter().all(|v| v.state != VcpuState::Running)
+        {
+            ev.state = RunState::Blocked;
+        }
         let (max_kib, target_kib) = (inner.max_kib, inner.target_kib);
         drop(inner);
         let touched_kib = self.ram.touched_bytes() / 1024;
@@ -761,8 +789,14 @@ impl Domain {
                 rss_kib,
                 overhead_kib: rss_kib.saturating_sub(touched_kib),
             },
-            vbds: self.devices.vbd_info(),
-            vifs: self.devices.vif_info(),
+            vbds: match self.linux.get() {
+                Some(m) => m.vbd_info(),
+                None => self.devices.vbd_info(),
+            },
+            vifs: match self.linux.get() {
+                Some(m) => m.vif_info(),
+                None => self.devices.vif_info(),
+            },
         }
     }
 
@@ -773,7 +807,11 @@ impl Domain {
             if self.state().is_final() {
                 return false;
             }
-            match self.console.push_input(&self.ram, data) {
+            let pushed = match self.linux.get() {
+                Some(m) => Ok(m.console_input(data)),
+                None => self.console.push_input(&self.ram, data),
+            };
+            match pushed {
                 Ok(0) => {
                     // The guest has not read earlier input yet (busy or paused).
                     std::thread::sleep(Duration::from_millis(2));
@@ -834,13 +872,29 @@ impl DomainLink for Domain {
     fn signal(&self, signal: Signal) {
         match signal {
             Signal::Event(events) => self.raise(events),
-            // This machine model has no interrupt controller: no device of
-            // it is wired to a line.
+            // Only the Linux machine has an interrupt controller (KVM's
+            // in-kernel irqchip); minios's devices signal with events.
+            Signal::Irq(line) if self.linux.get().is_some() => {
+                let pulse = self
+                    .vm
+                    .set_irq_line(line, true)
+                    .and_then(|()| self.vm.set_irq_line(line, false));
+                if let Err(e) = pulse {
+                    crate::log::log(&format!(
+                        "domain {}: cannot raise interrupt line {line}: {e}",
+                        self.spec.name
+                    ));
+                }
+            }
             Signal::Irq(line) => crate::log::log(&format!(
                 "domain {}: interrupt line {line} raised, but this domain has no interrupt controller",
                 self.spec.name
             )),
         }
+    }
+    fn hotplug(&self) -> bool {
+        // virtio-mmio has no hot-plug: a Linux domain's devices are fixed at boot.
+        self.linux.get().is_none()
     }
 
     fn crash(&self, reason: String) {

@@ -10,7 +10,7 @@ use super::format::{FLAG_PAUSED, FormatError, Header, SavedSpec, Writer, tag};
 use super::vcpu::{self, VcpuState};
 use super::{SnapshotError, memory};
 use crate::control::proto::SaveInfo;
-use crate::domain::{Domain, Transfer};
+use crate::domain::{Domain, DomainError, Transfer};
 use crate::log::log;
 
 /// Pause `dom` (if it is not paused already) and capture every vCPU. The
@@ -85,6 +85,9 @@ pub fn write_tail<W: Write>(
 /// the caller ends the domain; on failure the domain runs on (unless the
 /// toolstack had paused it) and nothing is left at `path`.
 pub fn save(dom: &Domain, path: &Path) -> Result<SaveInfo, SnapshotError> {
+    if dom.linux.get().is_some() {
+        return Err(DomainError::Invalid(crate::linux::NO_SAVE.into()).into());
+    }
     let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
         return Err(SnapshotError::Path(path.to_path_buf()));
     };

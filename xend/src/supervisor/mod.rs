@@ -300,9 +300,12 @@ impl Supervisor {
         Ok(())
     }
 
-    /// The canonical kernel path of `cfg` (`None` for the built-in minios),
-    /// once the policy allows it and its ramdisk (see [`confine`]).
-    pub fn confined_kernel(&self, cfg: &DomainConfig) -> Result<Option<PathBuf>, SupError> {
+    /// The canonical kernel and ramdisk paths of `cfg` (`None` for the
+    /// built-in minios), once the policy allows both (see [`confine`]).
+    pub fn confined_kernel(
+        &self,
+        cfg: &DomainConfig,
+    ) -> Result<Option<(PathBuf, Option<PathBuf>)>, SupError> {
         let Image::Linux {
             kernel, ramdisk, ..
         } = &cfg.image
@@ -311,10 +314,11 @@ impl Supervisor {
         };
         let policy = &self.settings.confinement;
         let kernel = policy.kernel("kernel", kernel)?;
-        if let Some(r) = ramdisk {
-            policy.kernel("ramdisk", r)?;
-        }
-        Ok(Some(kernel))
+        let ramdisk = match ramdisk {
+            Some(r) => Some(policy.kernel("ramdisk", r)?),
+            None => None,
+        };
+        Ok(Some((kernel, ramdisk)))
     }
 
     /// Create and start a domain from `cfg`.
