@@ -44,9 +44,7 @@ fn host_target() -> Option<u64> {
 /// Total guest RAM, bytes: what we booted with, or more once the host
 /// raised the target above it (the balloon grows up to maxmem).
 pub fn total() -> u64 {
-    start::get()
-        .mem_bytes
-        .max(host_target().unwrap_or(0))
+    start::get().mem_bytes.max(host_target().unwrap_or(0))
 }
 
 /// The RAM we may use, bytes: the host's target, or all we booted with.
