@@ -113,11 +113,21 @@ fn each_shutdown_reason_ends_the_domain_with_that_reason() {
         let info = vm.wait_state(RunState::Shutdown, T);
         assert_eq!(info.shutdown_reason, Some(reason));
         con.expect(&format!("shutdown requested ({})", reason.as_str()), T);
-        assert!(
-            info.vcpus
-                .iter()
-                .all(|v| v.state == hypervisor::control::proto::VcpuState::Offline)
-        );
+        // The state turns to shutdown when the guest asks; each vCPU thread
+        // marks itself offline as it leaves, a moment later.
+        let deadline = std::time::Instant::now() + T;
+        while !vm
+            .info()
+            .vcpus
+            .iter()
+            .all(|v| v.state == hypervisor::control::proto::VcpuState::Offline)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "vCPUs still online after shutdown"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
     // And from inside the guest.
     for cmd in ["poweroff", "reboot", "halt"] {
