@@ -115,19 +115,13 @@ fn each_shutdown_reason_ends_the_domain_with_that_reason() {
         con.expect(&format!("shutdown requested ({})", reason.as_str()), T);
         // The state turns to shutdown when the guest asks; each vCPU thread
         // marks itself offline as it leaves, a moment later.
-        let deadline = std::time::Instant::now() + T;
-        while !vm
-            .info()
-            .vcpus
-            .iter()
-            .all(|v| v.state == hypervisor::control::proto::VcpuState::Offline)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "vCPUs still online after shutdown"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        common::wait_for(T, "every vCPU offline after the shutdown", || {
+            vm.info()
+                .vcpus
+                .iter()
+                .all(|v| v.state == hypervisor::control::proto::VcpuState::Offline)
+                .then_some(())
+        });
     }
     // And from inside the guest.
     for cmd in ["poweroff", "reboot", "halt"] {
