@@ -223,7 +223,7 @@ fn hypercall(dom: &Domain, index: usize, call: Hypercall, value: u64) -> Next {
         },
         Hypercall::DeviceNotify => match dom.devices.notify(dom, value) {
             Ok(()) => Next::Continue,
-            Err(e) => crash(dom, index, e),
+            Err(e) => crash(dom, index, e.to_string()),
         },
     }
 }

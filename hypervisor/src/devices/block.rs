@@ -18,6 +18,7 @@ use guest_abi::{
     BLK_OP_READ, BLK_OP_WRITE, BLK_RING_SLOTS, BlkSlot, offsets,
 };
 
+use super::RingError;
 use super::config::{DiskConfig, DiskMode};
 use crate::control::proto::VbdInfo;
 use crate::memory::TrackedRam;
@@ -183,8 +184,13 @@ impl Vbd {
 
     /// Handle every request the guest has published. `Err` means the ring
     /// itself is corrupt (the domain should crash with that reason).
-    pub fn process(&self, ram: &TrackedRam<'_>) -> Result<u32, String> {
-        let bad = |e: crate::memory::MemoryError| format!("vbd {}: ring: {e}", self.config.dev);
+    pub fn process(&self, ram: &TrackedRam<'_>) -> Result<u32, RingError> {
+        let device = || format!("vbd {}", self.config.dev);
+        let bad = |source| RingError::Memory {
+            device: device(),
+            ring: "ring",
+            source,
+        };
         let req_prod = ram
             .load_u32(self.ring + offsets::BLK_REQ_PROD as u64)
             .map_err(bad)?;
@@ -193,10 +199,15 @@ impl Vbd {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = req_prod.wrapping_sub(io.done);
         if waiting as usize > BLK_RING_SLOTS {
-            return Err(format!(
-                "vbd {}: request producer {req_prod} is {waiting} ahead of the {} completed; the ring has {BLK_RING_SLOTS} slots",
-                self.config.dev, io.done
-            ));
+            return Err(RingError::Overrun {
+                device: device(),
+                producer: "request",
+                prod: req_prod,
+                ahead: waiting,
+                done: io.done,
+                done_what: "completed",
+                slots: BLK_RING_SLOTS,
+            });
         }
         let mut handled = 0;
         while io.done != req_prod {
@@ -359,7 +370,7 @@ mod tests {
         put(&ram, 2, BLK_OP_FLUSH, 0, 0, 0);
         publish(&ram, 3);
         let log = WriteLog::default();
-        assert_eq!(v.process(&TrackedRam::new(&ram, &log)), Ok(3));
+        assert_eq!(v.process(&TrackedRam::new(&ram, &log)).unwrap(), 3);
         // The ring (statuses, rsp_prod) and the read's buffer, not the
         // written one.
         assert_eq!(log.take(), vec![(RING, 4096), (BUF + 4096, 4096)]);
@@ -399,8 +410,9 @@ mod tests {
             }
             publish(&ram, (round + 1) * 35);
             assert_eq!(
-                v.process(&TrackedRam::new(&ram, &WriteLog::default())),
-                Ok(35)
+                v.process(&TrackedRam::new(&ram, &WriteLog::default()))
+                    .unwrap(),
+                35
             );
             let base = round * 35;
             assert_eq!(status(&ram, base), BLK_ERR_BAD);
@@ -415,7 +427,8 @@ mod tests {
         publish(&ram, 70 + 65);
         let e = v
             .process(&TrackedRam::new(&ram, &WriteLog::default()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("request producer 135 is 65 ahead"), "{e}");
     }
 
@@ -427,8 +440,9 @@ mod tests {
         put(&ram, 0, BLK_OP_WRITE, 0, BUF, 512);
         publish(&ram, 1);
         assert_eq!(
-            v.process(&TrackedRam::new(&ram, &WriteLog::default())),
-            Ok(1)
+            v.process(&TrackedRam::new(&ram, &WriteLog::default()))
+                .unwrap(),
+            1
         );
         assert_eq!(status(&ram, 0), BLK_ERR_READ_ONLY);
         assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));

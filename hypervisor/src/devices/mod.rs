@@ -49,6 +49,45 @@ use crate::control::proto::{DeviceClass, DeviceRef, VbdInfo, VifInfo};
 use crate::log::log;
 use crate::memory::{MemoryError, TrackedRam};
 
+/// A guest's device ring is corrupt: the domain crashes with this reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    /// A ring or buffer address the guest gave is not guest RAM.
+    #[error("{device}: {ring}: {source}")]
+    Memory {
+        /// The device (`vbd xvda`, `vif 0`).
+        device: String,
+        /// Which of its rings (`ring`, `TX ring`, `RX ring`).
+        ring: &'static str,
+        /// What the access hit.
+        #[source]
+        source: MemoryError,
+    },
+    /// The guest's producer index is further ahead than the ring has slots.
+    #[error(
+        "{device}: {producer} producer {prod} is {ahead} ahead of the {done} {done_what}; the ring has {slots} slots"
+    )]
+    Overrun {
+        /// The device.
+        device: String,
+        /// Which producer (`request`, `TX`, `RX`).
+        producer: &'static str,
+        /// The guest's producer index.
+        prod: u32,
+        /// How far ahead of `done` it is.
+        ahead: u32,
+        /// Entries the backend has finished.
+        done: u32,
+        /// What finished means here (`completed`, `sent`, `filled`).
+        done_what: &'static str,
+        /// Slots in the ring.
+        slots: usize,
+    },
+    /// A notify for a slot the device page does not have.
+    #[error("device notify for slot {0}; the device page has {MAX_DEVICES}")]
+    NoSlot(u64),
+}
+
 /// Errors attaching or detaching devices.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -292,18 +331,14 @@ impl Devices {
     /// The guest's `DeviceNotify(slot)`: run the vbd's requests or send the
     /// vif's frames. `Err`: a corrupt ring (crash the domain with it). A
     /// notify for an empty slot is ignored (it may race with a detach).
-    pub fn notify(&self, dom: &dyn DomainLink, slot: u64) -> Result<(), String> {
+    pub fn notify(&self, dom: &dyn DomainLink, slot: u64) -> Result<(), RingError> {
         let device = {
             let slots = self.lock();
             match slots.get(slot as usize) {
                 Some(Some(Device::Vbd(v))) => Device::Vbd(Arc::clone(v)),
                 Some(Some(Device::Vif(v))) => Device::Vif(Arc::clone(v)),
                 Some(None) => return Ok(()),
-                None => {
-                    return Err(format!(
-                        "device notify for slot {slot}; the device page has {MAX_DEVICES}"
-                    ));
-                }
+                None => return Err(RingError::NoSlot(slot)),
             }
         };
         let ram = dom.ram();

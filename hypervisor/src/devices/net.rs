@@ -14,6 +14,7 @@ use guest_abi::{
     Events, NET_ERR, NET_MAX_FRAME, NET_MTU, NET_OK, NET_RING_SLOTS, NetSlot, offsets,
 };
 
+use super::RingError;
 use super::config::{VifConfig, format_mac};
 use super::link::{DomainLink, Signal};
 use super::tap::{Tap, TapError};
@@ -153,8 +154,13 @@ impl Vif {
 
     /// Send every frame the guest queued on its TX ring. `Err`: the ring
     /// indices are corrupt (the domain should crash with that reason).
-    pub fn transmit(&self, ram: &TrackedRam<'_>) -> Result<u32, String> {
-        let bad = |e: crate::memory::MemoryError| format!("vif {}: TX ring: {e}", self.id);
+    pub fn transmit(&self, ram: &TrackedRam<'_>) -> Result<u32, RingError> {
+        let device = || format!("vif {}", self.id);
+        let bad = |source| RingError::Memory {
+            device: device(),
+            ring: "TX ring",
+            source,
+        };
         let prod = ram
             .load_u32(self.tx_ring + offsets::NET_PROD as u64)
             .map_err(bad)?;
@@ -163,10 +169,15 @@ impl Vif {
         let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = prod.wrapping_sub(tx.done);
         if waiting as usize > NET_RING_SLOTS {
-            return Err(format!(
-                "vif {}: TX producer {prod} is {waiting} ahead of the {} sent; the ring has {NET_RING_SLOTS} slots",
-                self.id, tx.done
-            ));
+            return Err(RingError::Overrun {
+                device: device(),
+                producer: "TX",
+                prod,
+                ahead: waiting,
+                done: tx.done,
+                done_what: "sent",
+                slots: NET_RING_SLOTS,
+            });
         }
         let s = &self.stats;
         let mut sent = 0;
@@ -297,7 +308,7 @@ impl Rx {
                     Ok(true) => delivered += 1,
                     Ok(false) => {}
                     Err(reason) => {
-                        dom.crash(reason);
+                        dom.crash(reason.to_string());
                         return;
                     }
                 }
@@ -309,23 +320,38 @@ impl Rx {
     }
 
     /// Put one frame into the next posted buffer. `Ok(false)`: dropped.
-    fn deliver(&self, dom: &dyn DomainLink, frame: &[u8], done: &mut u32) -> Result<bool, String> {
+    fn deliver(
+        &self,
+        dom: &dyn DomainLink,
+        frame: &[u8],
+        done: &mut u32,
+    ) -> Result<bool, RingError> {
         let s = &self.stats;
         if !dom.running() {
             bump(&s.rx_drops, 1);
             return Ok(false);
         }
         let ram = &dom.ram();
-        let bad = |e: crate::memory::MemoryError| format!("vif RX ring: {e}");
+        let device = || format!("vif {}", self.tap.name());
+        let bad = |source| RingError::Memory {
+            device: device(),
+            ring: "RX ring",
+            source,
+        };
         let prod = ram
             .load_u32(self.ring + offsets::NET_PROD as u64)
             .map_err(bad)?;
         let posted = prod.wrapping_sub(*done);
         if posted as usize > NET_RING_SLOTS {
-            return Err(format!(
-                "vif {}: RX producer {prod} is {posted} ahead of the {done} filled; the ring has {NET_RING_SLOTS} slots",
-                self.tap.name()
-            ));
+            return Err(RingError::Overrun {
+                device: device(),
+                producer: "RX",
+                prod,
+                ahead: posted,
+                done: *done,
+                done_what: "filled",
+                slots: NET_RING_SLOTS,
+            });
         }
         if posted == 0 {
             bump(&s.rx_drops, 1);
