@@ -8,7 +8,10 @@
 //! ends transfers under it, kicks running vCPUs and notifies. A vCPU thread
 //! only exits after marking itself offline under the lock, so a holder of the
 //! lock that sees a vCPU online may still read that thread's CPU clock.
+mod info;
+mod link;
 pub mod machine;
+mod memory;
 pub mod spec;
 mod start_info;
 
@@ -20,19 +23,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use guest_abi::{Events, layout};
 
-use kvm_bindings::kvm_userspace_memory_region;
-
-use self::machine::{Control, Ending, Refused, RunMachine, Step};
+use self::machine::{Ending, Refused, RunMachine, Step};
 pub use self::spec::{DomainSpec, SpecError};
 pub use self::start_info::write_start_info;
 use crate::console::Console;
-use crate::control::proto::{
-    ConsoleStats, DomainInfo, Event, MemoryInfo, Reason, RunState, SampleTime, VcpuInfo, VcpuState,
-    VmmInfo,
-};
-use crate::devices::{DomainLink, Signal};
+use crate::control::proto::{Event, Reason, RunState, VcpuState};
 use crate::kick;
-use crate::memory::{GuestRam, TrackedRam, WriteLog};
+use crate::memory::{GuestRam, WriteLog};
 use crate::stats;
 
 /// How long `pause` waits for every vCPU to stop.
@@ -543,20 +540,6 @@ impl Domain {
         self.cond.notify_all();
     }
 
-    /// The toolstack memory figures `(max_kib, target_kib)`.
-    pub fn memory_limits(&self) -> (u64, u64) {
-        let inner = self.lock();
-        (inner.max_kib, inner.target_kib)
-    }
-
-    /// Set the toolstack memory figures of a restored domain (the guest's
-    /// copy of the target is in its RAM already).
-    pub fn restore_memory_limits(&self, max_kib: u64, target_kib: u64) {
-        let mut inner = self.lock();
-        inner.max_kib = max_kib;
-        inner.target_kib = target_kib;
-    }
-
     fn start_info_field(&self, offset: usize) -> u64 {
         layout::START_INFO + offset as u64
     }
@@ -603,96 +586,6 @@ impl Domain {
         Ok(())
     }
 
-    /// Set the balloon target.
-    pub fn set_mem_target(&self, mib: u64) -> Result<(), DomainError> {
-        let mut inner = self.lock();
-        self.check_live(&inner)?;
-        if self.linux.get().is_some() {
-            return Err(DomainError::Invalid(
-                "a Linux domain has no balloon driver yet; its memory is fixed at boot".into(),
-            ));
-        }
-        let kib = mib * 1024;
-        if mib == 0 || kib > inner.max_kib {
-            return Err(DomainError::Invalid(format!(
-                "memory target {mib} MiB must be between 1 and the maximum {} MiB",
-                inner.max_kib / 1024
-            )));
-        }
-        inner.target_kib = kib;
-        drop(inner);
-        let field = self.start_info_field(guest_abi::offsets::MEM_TARGET_KIB);
-        if let Ok(w) = self.ram.atomic_u64(field) {
-            w.store(kib, Ordering::Release);
-        }
-        self.raise(Events::MEM_TARGET);
-        Ok(())
-    }
-
-    /// Set the maximum memory. Above the RAM mapped now, guest RAM grows
-    /// (up to the address space reserved at boot: the host's memory, at most
-    /// what the page tables map) before the new maximum takes effect.
-    pub fn set_max_mem(&self, mib: u64) -> Result<(), DomainError> {
-        let mut inner = self.lock();
-        self.check_live(&inner)?;
-        let limit = self.ram.reserved() >> 20;
-        if mib.saturating_mul(1024) < inner.target_kib || mib > limit {
-            return Err(DomainError::Invalid(format!(
-                "maximum memory {mib} MiB must be between the current target {} MiB and {limit} MiB (the host's memory, at most {} MiB)",
-                inner.target_kib / 1024,
-                spec::MAX_MEMORY_MIB
-            )));
-        }
-        if mib << 20 > self.ram.size() {
-            if matches!(inner.machine.control(), Control::Transferring { .. }) {
-                // Migration logs dirty pages per region; no new ones now.
-                return Err(DomainError::TransferUnderWay);
-            }
-            self.grow_ram(mib << 20)?;
-        }
-        inner.max_kib = mib * 1024;
-        Ok(())
-    }
-
-    /// Make guest RAM `bytes` large: a new KVM memory slot over the
-    /// reserved range, page-table entries for it, and the new size in the
-    /// start-info page. Called with the domain lock held.
-    fn grow_ram(&self, bytes: u64) -> Result<(), DomainError> {
-        let from = self.ram.size();
-        let grown = self.ram.grow(bytes, |r| {
-            let region = kvm_userspace_memory_region {
-                slot: r.slot,
-                flags: 0,
-                guest_phys_addr: r.gpa,
-                memory_size: r.len,
-                userspace_addr: r.host,
-            };
-            // SAFETY: the region is part of `ram`'s own mapping, just made
-            // accessible, which the Domain (and so the VM's users) keeps
-            // alive as long as the VM fd; the slot number is new.
-            unsafe { self.vm.set_user_memory_region(region) }
-                .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-        })?;
-        let Some(region) = grown else {
-            return Ok(());
-        };
-        crate::arch::map_ram(&self.ram, from, self.ram.size())?;
-        let field =
-            self.start_info_field(core::mem::offset_of!(guest_abi::StartInfo, max_mem_bytes));
-        self.ram
-            .atomic_u64(field)?
-            .store(self.ram.size(), Ordering::Release);
-        crate::log::log(&format!(
-            "domain {}: guest RAM grows to {} MiB (slot {}, {} MiB at {:#x})",
-            self.spec.name,
-            self.ram.size() >> 20,
-            region.slot,
-            region.len >> 20,
-            region.gpa
-        ));
-        Ok(())
-    }
-
     /// Pin vCPU `vcpu` to host CPUs `cpus`.
     pub fn pin(&self, vcpu: u32, cpus: &[usize]) -> Result<(), DomainError> {
         let inner = self.lock();
@@ -707,97 +600,6 @@ impl Domain {
             return Err(DomainError::Invalid(format!("vCPU {vcpu} has not started")));
         }
         stats::set_affinity(slot.tid, cpus).map_err(|e| DomainError::Invalid(e.to_string()))
-    }
-
-    /// Everything `info` reports.
-    pub fn info(&self) -> DomainInfo {
-        let sampled_at = SampleTime::now();
-        let inner = self.lock();
-        let vcpus: Vec<VcpuInfo> = inner
-            .threads
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let online = inner.online(i);
-                VcpuInfo {
-                    id: i as u32,
-                    cpu_time_ns: match v.thread {
-                        // SAFETY: the thread is online and we hold the domain
-                        // lock, under which it goes offline before exiting.
-                        Some(t) if online => unsafe { stats::thread_cpu_ns(t) },
-                        _ => v.final_cpu_ns,
-                    },
-                    state: match (
-                        inner.machine.vcpu(i),
-                        self.linux.get().map(|m| m.vcpu_blocking(i)),
-                    ) {
-                        // In-kernel HLT: KVM knows whether the vCPU waits.
-                        (VcpuState::Running, Some(Some(true))) => VcpuState::Blocked,
-                        (state, _) => state,
-                    },
-                    affinity: if online {
-                        stats::affinity(v.tid)
-                    } else {
-                        Vec::new()
-                    },
-                    cpu: if online { stats::last_cpu(v.tid) } else { None },
-                    exits: self.vcpu_exits[i].load(Ordering::Relaxed),
-                }
-            })
-            .collect();
-        let mut ev = Self::event_of(&inner);
-        if ev.state == RunState::Running
-            && self.linux.get().is_some()
-            && vcpus.iter().all(|v| v.state != VcpuState::Running)
-        {
-            ev.state = RunState::Blocked;
-        }
-        let (max_kib, target_kib) = (inner.max_kib, inner.target_kib);
-        drop(inner);
-        let touched_kib = self.ram.touched_bytes() / 1024;
-        let rss_kib = stats::rss_kib();
-        DomainInfo {
-            domid: self.spec.domid,
-            name: self.spec.name.clone(),
-            state: ev.state,
-            shutdown_reason: ev.shutdown_reason,
-            crash_reason: ev.crash_reason,
-            kernel: self.spec.kernel.clone(),
-            cmdline: self.spec.cmdline.clone(),
-            start_time: self
-                .start_wall
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            up_time: self.start.elapsed().as_secs_f64(),
-            sampled_at,
-            cpu_time_ns: vcpus.iter().map(|v| v.cpu_time_ns).sum(),
-            vcpus,
-            memory: MemoryInfo {
-                configured_kib: self.spec.memory_mib * 1024,
-                max_kib,
-                target_kib,
-                touched_kib,
-                guest_used_kib: self.guest_used_kib.load(Ordering::Relaxed),
-            },
-            console: ConsoleStats {
-                bytes_out: self.console.bytes_out(),
-                bytes_in: self.console.bytes_in(),
-            },
-            exits: self.exits.snapshot(),
-            vmm: VmmInfo {
-                pid: std::process::id(),
-                rss_kib,
-                overhead_kib: rss_kib.saturating_sub(touched_kib),
-            },
-            vbds: match self.linux.get() {
-                Some(m) => m.vbd_info(),
-                None => self.devices.vbd_info(),
-            },
-            vifs: match self.linux.get() {
-                Some(m) => m.vif_info(),
-                None => self.devices.vif_info(),
-            },
-        }
     }
 
     /// Feed console input to the guest, waiting while its input ring is full.
@@ -861,51 +663,5 @@ impl Domain {
             .unwrap_or_else(|e| e.into_inner());
         let e = inner.machine.ending().expect("waited for it");
         (e.state, e.reason)
-    }
-}
-
-impl DomainLink for Domain {
-    fn ram(&self) -> TrackedRam<'_> {
-        TrackedRam::new(&self.ram, &self.device_writes)
-    }
-
-    fn signal(&self, signal: Signal) {
-        match signal {
-            Signal::Event(events) => self.raise(events),
-            // Only the Linux machine has an interrupt controller (KVM's
-            // in-kernel irqchip); minios's devices signal with events.
-            Signal::Irq(line) if self.linux.get().is_some() => {
-                let pulse = self
-                    .vm
-                    .set_irq_line(line, true)
-                    .and_then(|()| self.vm.set_irq_line(line, false));
-                if let Err(e) = pulse {
-                    crate::log::log(&format!(
-                        "domain {}: cannot raise interrupt line {line}: {e}",
-                        self.spec.name
-                    ));
-                }
-            }
-            Signal::Irq(line) => crate::log::log(&format!(
-                "domain {}: interrupt line {line} raised, but this domain has no interrupt controller",
-                self.spec.name
-            )),
-        }
-    }
-    fn hotplug(&self) -> bool {
-        // virtio-mmio has no hot-plug: a Linux domain's devices are fixed at boot.
-        self.linux.get().is_none()
-    }
-
-    fn crash(&self, reason: String) {
-        Domain::crash(self, reason);
-    }
-
-    fn running(&self) -> bool {
-        matches!(self.state(), RunState::Running | RunState::Blocked)
-    }
-
-    fn ended(&self) -> bool {
-        self.state().is_final()
     }
 }
