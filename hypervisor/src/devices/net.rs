@@ -5,7 +5,7 @@
 //! sleeps, and otherwise sees the ring move).
 use std::io::{self, Read, Write};
 use std::mem::offset_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -21,6 +21,7 @@ use super::tap::{Tap, TapError};
 use crate::control::proto::VifInfo;
 use crate::log::log;
 use crate::memory::TrackedRam;
+use vmm_sys_util::eventfd::EventFd;
 
 /// Errors starting a vif.
 #[derive(Debug, thiserror::Error)]
@@ -34,19 +35,48 @@ pub enum NetError {
 }
 
 #[derive(Default)]
-struct Counters {
-    tx_bytes: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_errors: AtomicU64,
-    tx_drops: AtomicU64,
-    rx_bytes: AtomicU64,
-    rx_packets: AtomicU64,
-    rx_errors: AtomicU64,
-    rx_drops: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) tx_bytes: AtomicU64,
+    pub(crate) tx_packets: AtomicU64,
+    pub(crate) tx_errors: AtomicU64,
+    pub(crate) tx_drops: AtomicU64,
+    pub(crate) rx_bytes: AtomicU64,
+    pub(crate) rx_packets: AtomicU64,
+    pub(crate) rx_errors: AtomicU64,
+    pub(crate) rx_drops: AtomicU64,
 }
 
-fn bump(c: &AtomicU64, n: u64) {
+/// Add `n` to a counter.
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// A vif's figures for `info`, from its counters and what it is.
+    pub(crate) fn vif_info(&self, id: u32, ifname: &str, config: &VifConfig, mtu: u32) -> VifInfo {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        VifInfo {
+            id,
+            ifname: ifname.into(),
+            mac: format_mac(&config.mac),
+            bridge: config.bridge.clone(),
+            mtu,
+            tx_bytes: get(&self.tx_bytes),
+            tx_packets: get(&self.tx_packets),
+            tx_errors: get(&self.tx_errors),
+            tx_drops: get(&self.tx_drops),
+            rx_bytes: get(&self.rx_bytes),
+            rx_packets: get(&self.rx_packets),
+            rx_errors: get(&self.rx_errors),
+            rx_drops: get(&self.rx_drops),
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd (a thread's stop or kick signal).
+pub(crate) fn eventfd(name: &str) -> Result<EventFd, NetError> {
+    EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+        .map_err(|e| NetError::Thread(name.into(), e))
 }
 
 struct Tx {
@@ -64,7 +94,7 @@ pub struct Vif {
     tx_ring: u64,
     tx: Mutex<Tx>,
     stats: Arc<Counters>,
-    stop: OwnedFd,
+    stop: EventFd,
     rx_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -112,13 +142,7 @@ impl Vif {
         if let Some(br) = &config.bridge {
             tap.attach_to_bridge(br)?;
         }
-        // SAFETY: plain eventfd(2); checked before use.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(NetError::Thread(name, io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` is a fresh descriptor we own.
-        let stop = unsafe { OwnedFd::from_raw_fd(fd) };
+        let stop = eventfd(&name)?;
         let stats = Arc::new(Counters::default());
         let rx = Rx {
             tap: Arc::clone(&tap),
@@ -217,9 +241,7 @@ impl Vif {
 
     /// Stop the receive thread (the TAP goes away when the vif is dropped).
     pub fn stop(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a live buffer to our eventfd.
-        unsafe { libc::write(self.stop.as_raw_fd(), one.as_ptr().cast(), 8) };
+        let _ = self.stop.write(1);
         if let Some(t) = self
             .rx_thread
             .lock()
@@ -232,23 +254,8 @@ impl Vif {
 
     /// Its figures for `info`.
     pub fn info(&self) -> VifInfo {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VifInfo {
-            id: self.id,
-            ifname: self.ifname().into(),
-            mac: format_mac(&self.config.mac),
-            bridge: self.config.bridge.clone(),
-            mtu: NET_MTU,
-            tx_bytes: get(&s.tx_bytes),
-            tx_packets: get(&s.tx_packets),
-            tx_errors: get(&s.tx_errors),
-            tx_drops: get(&s.tx_drops),
-            rx_bytes: get(&s.rx_bytes),
-            rx_packets: get(&s.rx_packets),
-            rx_errors: get(&s.rx_errors),
-            rx_drops: get(&s.rx_drops),
-        }
+        self.stats
+            .vif_info(self.id, self.ifname(), &self.config, NET_MTU)
     }
 }
 

@@ -3,19 +3,19 @@
 //! thread moves frames from the TAP into the guest's RX buffers, holding one
 //! frame while the guest has none posted (woken by the RX queue's notify).
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
 use virtio_queue::QueueT;
 use virtio_queue::desc::split::Descriptor;
 use vm_memory::{Bytes, GuestAddress};
+use vmm_sys_util::eventfd::EventFd;
 
 use super::Mmio;
 use crate::control::proto::{RunState, VifInfo};
-use crate::devices::config::{VifConfig, format_mac};
-use crate::devices::net::NetError;
+use crate::devices::config::VifConfig;
+use crate::devices::net::{Counters, NetError, bump, eventfd};
 use crate::devices::tap::Tap;
 use crate::domain::Domain;
 use crate::log::log;
@@ -28,44 +28,6 @@ const HDR: usize = 12;
 const MAX_FRAME: usize = 65_536;
 const MTU: u32 = 1500;
 
-#[derive(Default)]
-struct Counters {
-    tx_bytes: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_errors: AtomicU64,
-    tx_drops: AtomicU64,
-    rx_bytes: AtomicU64,
-    rx_packets: AtomicU64,
-    rx_errors: AtomicU64,
-    rx_drops: AtomicU64,
-}
-
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain eventfd(2); checked before use.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn signal(fd: &OwnedFd) {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: writing 8 bytes from a live buffer to our eventfd.
-    unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-}
-
-fn drain(fd: i32) {
-    let mut b = [0u8; 8];
-    // SAFETY: reading 8 bytes into a live buffer from our non-blocking eventfd.
-    unsafe { libc::read(fd, b.as_mut_ptr().cast(), 8) };
-}
-
 /// A virtio network device.
 pub struct Net {
     /// Its configuration.
@@ -74,8 +36,8 @@ pub struct Net {
     pub id: u32,
     tap: Arc<Tap>,
     stats: Arc<Counters>,
-    stop_fd: OwnedFd,
-    kick_fd: OwnedFd,
+    stop_fd: EventFd,
+    kick_fd: EventFd,
     rx_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -88,8 +50,8 @@ impl Net {
         if let Some(br) = &config.bridge {
             tap.attach_to_bridge(br)?;
         }
-        let stop_fd = eventfd().map_err(|e| NetError::Thread(name.clone(), e))?;
-        let kick_fd = eventfd().map_err(|e| NetError::Thread(name, e))?;
+        let stop_fd = eventfd(&name)?;
+        let kick_fd = eventfd(&name)?;
         Ok(Net {
             config,
             id,
@@ -103,15 +65,21 @@ impl Net {
 
     /// Start the receive thread for `dev` (this device's transport).
     pub fn start_rx(&self, dev: Weak<Mmio>, dom: Weak<Domain>) -> Result<(), NetError> {
+        let name = self.tap.name().to_string();
         let rx = Rx {
             tap: Arc::clone(&self.tap),
             stats: Arc::clone(&self.stats),
-            stop: self.stop_fd.as_raw_fd(),
-            kick: self.kick_fd.as_raw_fd(),
+            stop: self
+                .stop_fd
+                .try_clone()
+                .map_err(|e| NetError::Thread(name.clone(), e))?,
+            kick: self
+                .kick_fd
+                .try_clone()
+                .map_err(|e| NetError::Thread(name.clone(), e))?,
             dev,
             dom,
         };
-        let name = self.tap.name().to_string();
         let t = std::thread::Builder::new()
             .name(format!("{name}-rx"))
             .spawn(move || rx.run())
@@ -135,7 +103,7 @@ impl Net {
 
     /// The guest posted RX buffers.
     pub(super) fn rx_kick(&self) {
-        signal(&self.kick_fd);
+        let _ = self.kick_fd.write(1);
     }
 
     /// Send every frame on the TX queue.
@@ -194,7 +162,7 @@ impl Net {
 
     /// Stop the receive thread.
     pub fn stop(&self) {
-        signal(&self.stop_fd);
+        let _ = self.stop_fd.write(1);
         if let Some(t) = self
             .rx_thread
             .lock()
@@ -207,31 +175,16 @@ impl Net {
 
     /// Its figures for `info`.
     pub fn info(&self) -> VifInfo {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VifInfo {
-            id: self.id,
-            ifname: self.ifname().into(),
-            mac: format_mac(&self.config.mac),
-            bridge: self.config.bridge.clone(),
-            mtu: MTU,
-            tx_bytes: get(&s.tx_bytes),
-            tx_packets: get(&s.tx_packets),
-            tx_errors: get(&s.tx_errors),
-            tx_drops: get(&s.tx_drops),
-            rx_bytes: get(&s.rx_bytes),
-            rx_packets: get(&s.rx_packets),
-            rx_errors: get(&s.rx_errors),
-            rx_drops: get(&s.rx_drops),
-        }
+        self.stats
+            .vif_info(self.id, self.ifname(), &self.config, MTU)
     }
 }
 
 struct Rx {
     tap: Arc<Tap>,
     stats: Arc<Counters>,
-    stop: i32,
-    kick: i32,
+    stop: EventFd,
+    kick: EventFd,
     dev: Weak<Mmio>,
     dom: Weak<Domain>,
 }
@@ -258,12 +211,12 @@ impl Rx {
                     revents: 0,
                 },
                 libc::pollfd {
-                    fd: self.stop,
+                    fd: self.stop.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 },
                 libc::pollfd {
-                    fd: self.kick,
+                    fd: self.kick.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 },
@@ -279,7 +232,7 @@ impl Rx {
                 return;
             }
             if fds[2].revents != 0 {
-                drain(self.kick);
+                let _ = self.kick.read();
             }
             let (Some(dev), Some(dom)) = (self.dev.upgrade(), self.dom.upgrade()) else {
                 return;
