@@ -11,43 +11,29 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::Machine;
 use crate::control::proto::{Reason, RunState};
-use crate::domain::{Domain, Gate};
-use crate::kick;
+use crate::domain::Domain;
 use crate::log::log;
-use crate::stats;
+use crate::snapshot::vcpu::VcpuState;
+use crate::vcpu::{Next, VcpuExits, common_exit, run_loop};
 
-enum Next {
-    Continue,
-    Stop,
+/// A Linux domain's vCPU: devices on ports and MMIO, no save yet.
+struct Linux<'a> {
+    dom: &'a Domain,
+    machine: &'a Machine,
+    index: usize,
 }
 
-/// Run vCPU `index` of a Linux domain until the domain stops.
-pub fn run(dom: Arc<Domain>, machine: Arc<Machine>, mut fd: VcpuFd, index: usize) {
-    dom.vcpu_started(index);
-    // SAFETY: `fd` is this thread's vCPU; it outlives the registration,
-    // which `unregister` ends before `fd` is dropped at the end of `run`.
-    unsafe { kick::register(fd.get_kvm_run()) };
-    if let Some(cpu) = dom.spec.cpu
-        && let Err(e) = stats::set_affinity(stats::gettid(), &[cpu])
-    {
-        log(&format!("vcpu {index}: cannot pin to CPU {cpu}: {e}"));
+impl VcpuExits for Linux<'_> {
+    fn capture(&mut self, _fd: &mut VcpuFd, _msrs: &[u32]) -> Result<VcpuState, String> {
+        // Save/restore of Linux domains is refused before a capture is ever
+        // asked for; answer anyway so nobody waits.
+        Err("save and migration of Linux domains are not supported yet".into())
     }
-    loop {
-        match dom.gate(index) {
-            Gate::Run => {}
-            Gate::Stop => break,
-            Gate::Capture(_) => {
-                // Save/restore of Linux domains is refused before a capture
-                // is ever asked for; answer anyway so nobody waits.
-                dom.capture_done(
-                    index,
-                    Err("save and migration of Linux domains are not supported yet".into()),
-                );
-                continue;
-            }
-        }
-        let next = match fd.run() {
-            Ok(VcpuExit::InternalError) => {
+
+    fn step(&mut self, fd: &mut VcpuFd) -> Result<Next, kvm_ioctls::Error> {
+        let (dom, index) = (self.dom, self.index);
+        Ok(match fd.run()? {
+            VcpuExit::InternalError => {
                 dom.exits.add("internal_error");
                 let rip = fd.get_regs().map(|r| r.rip).unwrap_or_default();
                 let mut code = [0u8; 8];
@@ -55,28 +41,27 @@ pub fn run(dom: Arc<Domain>, machine: Arc<Machine>, mut fd: VcpuFd, index: usize
                     .ram
                     .read_slice(rip.wrapping_sub(0xffff_ffff_8000_0000), &mut code);
                 log(&format!("vcpu {index}: code at rip: {code:02x?}"));
-                crash(
-                    &dom,
-                    index,
-                    format!(
-                        "KVM internal error at rip {rip:#x} (an instruction the emulator cannot run?)"
-                    ),
-                )
+                self.crash(format!(
+                    "KVM internal error at rip {rip:#x} (an instruction the emulator cannot run?)"
+                ))
             }
-            Ok(exit) => handle_exit(&dom, &machine, index, exit),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                dom.exits.add("interrupted");
-                Next::Continue
-            }
-            Err(e) => crash(&dom, index, format!("KVM_RUN failed: {e}")),
-        };
-        fd.set_kvm_immediate_exit(0);
-        if let Next::Stop = next {
-            break;
-        }
+            exit => handle_exit(self, exit),
+        })
     }
-    kick::unregister();
-    dom.vcpu_exited(index);
+
+    fn crash(&self, reason: String) -> Next {
+        crash(self.dom, self.index, reason)
+    }
+}
+
+/// Run vCPU `index` of a Linux domain until the domain stops.
+pub fn run(dom: Arc<Domain>, machine: Arc<Machine>, fd: VcpuFd, index: usize) {
+    let mut exits = Linux {
+        dom: &dom,
+        machine: &machine,
+        index,
+    };
+    run_loop(&dom, fd, index, &mut exits);
 }
 
 fn crash(dom: &Domain, index: usize, reason: String) -> Next {
@@ -92,7 +77,8 @@ fn reboot(dom: &Domain, why: &str) -> Next {
     Next::Stop
 }
 
-fn handle_exit(dom: &Domain, m: &Machine, index: usize, exit: VcpuExit<'_>) -> Next {
+fn handle_exit(l: &Linux<'_>, exit: VcpuExit<'_>) -> Next {
+    let (dom, m, index) = (l.dom, l.machine, l.index);
     dom.vcpu_exits[index].fetch_add(1, Ordering::Relaxed);
     match exit {
         VcpuExit::IoIn(port, data) => {
@@ -126,29 +112,6 @@ fn handle_exit(dom: &Domain, m: &Machine, index: usize, exit: VcpuExit<'_>) -> N
             dom.exits.add("triple_fault");
             reboot(dom, "triple fault")
         }
-        VcpuExit::FailEntry(reason, cpu) => {
-            dom.exits.add("fail_entry");
-            crash(
-                dom,
-                index,
-                format!("VM entry failed (hardware reason {reason:#x}, cpu {cpu})"),
-            )
-        }
-        VcpuExit::InternalError => {
-            dom.exits.add("internal_error");
-            crash(
-                dom,
-                index,
-                "KVM internal error (an instruction the emulator cannot run?)".into(),
-            )
-        }
-        VcpuExit::Intr => {
-            dom.exits.add("interrupted");
-            Next::Continue
-        }
-        other => {
-            dom.exits.add("other");
-            crash(dom, index, format!("unexpected VM exit {other:?}"))
-        }
+        other => common_exit(dom, l, other),
     }
 }
