@@ -114,14 +114,37 @@ impl Disk {
 }
 
 #[derive(Default)]
-struct Counters {
-    rd_req: AtomicU64,
-    wr_req: AtomicU64,
-    rd_sect: AtomicU64,
-    wr_sect: AtomicU64,
-    flush_req: AtomicU64,
-    oo_req: AtomicU64,
-    errors: AtomicU64,
+/// A vbd's request counters (Xen's VBD_* figures).
+pub(crate) struct Counters {
+    pub(crate) rd_req: AtomicU64,
+    pub(crate) wr_req: AtomicU64,
+    pub(crate) rd_sect: AtomicU64,
+    pub(crate) wr_sect: AtomicU64,
+    pub(crate) flush_req: AtomicU64,
+    pub(crate) oo_req: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Counters {
+    /// A vbd's figures for `info`, from its counters and what it is.
+    pub(crate) fn vbd_info(&self, id: u32, config: &DiskConfig, sectors: u64) -> VbdInfo {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        VbdInfo {
+            id,
+            dev: config.dev.clone(),
+            uname: config.uname.clone(),
+            mode: config.mode.as_str().into(),
+            sectors,
+            sector_size: SECTOR_SIZE,
+            rd_req: get(&self.rd_req),
+            wr_req: get(&self.wr_req),
+            rd_sect: get(&self.rd_sect),
+            wr_sect: get(&self.wr_sect),
+            flush_req: get(&self.flush_req),
+            oo_req: get(&self.oo_req),
+            errors: get(&self.errors),
+        }
+    }
 }
 
 struct Io {
@@ -297,23 +320,7 @@ impl Vbd {
 
     /// Its figures for `info`.
     pub fn info(&self) -> VbdInfo {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VbdInfo {
-            id: self.id,
-            dev: self.config.dev.clone(),
-            uname: self.config.uname.clone(),
-            mode: self.config.mode.as_str().into(),
-            sectors: self.sectors(),
-            sector_size: SECTOR_SIZE,
-            rd_req: get(&s.rd_req),
-            wr_req: get(&s.wr_req),
-            rd_sect: get(&s.rd_sect),
-            wr_sect: get(&s.wr_sect),
-            flush_req: get(&s.flush_req),
-            oo_req: get(&s.oo_req),
-            errors: get(&s.errors),
-        }
+        self.stats.vbd_info(self.id, &self.config, self.sectors())
     }
 }
 

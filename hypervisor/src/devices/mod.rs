@@ -49,6 +49,11 @@ use crate::control::proto::{DeviceClass, DeviceRef, VbdInfo, VifInfo};
 use crate::log::log;
 use crate::memory::{MemoryError, TrackedRam};
 
+/// Add `n` to a device counter.
+pub(crate) fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
+    c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A guest's device ring is corrupt: the domain crashes with this reason.
 #[derive(Debug, thiserror::Error)]
 pub enum RingError {

@@ -14,10 +14,10 @@ use guest_abi::{
     Events, NET_ERR, NET_MAX_FRAME, NET_MTU, NET_OK, NET_RING_SLOTS, NetSlot, offsets,
 };
 
-use super::RingError;
 use super::config::{VifConfig, format_mac};
 use super::link::{DomainLink, Signal};
 use super::tap::{Tap, TapError};
+use super::{RingError, bump};
 use crate::control::proto::VifInfo;
 use crate::log::log;
 use crate::memory::TrackedRam;
@@ -44,11 +44,6 @@ pub(crate) struct Counters {
     pub(crate) rx_packets: AtomicU64,
     pub(crate) rx_errors: AtomicU64,
     pub(crate) rx_drops: AtomicU64,
-}
-
-/// Add `n` to a counter.
-pub(crate) fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Counters {

@@ -1,7 +1,6 @@
 //! virtio-blk over a vbd's disk (the same [`Disk`]: file or block device,
 //! `flock` per mode, read-only enforced) with the vbd counters.
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use virtio_queue::QueueT;
 use virtio_queue::desc::split::Descriptor;
@@ -9,7 +8,8 @@ use vm_memory::{Bytes, GuestAddress};
 
 use super::Mmio;
 use crate::control::proto::VbdInfo;
-use crate::devices::block::{Disk, SECTOR_SIZE};
+use crate::devices::block::{Counters, Disk, SECTOR_SIZE};
+use crate::devices::bump;
 use crate::devices::config::{DiskConfig, DiskMode};
 use crate::domain::Domain;
 
@@ -25,17 +25,6 @@ const S_UNSUPP: u8 = 2;
 /// Bytes moved per step between the disk and guest memory.
 const CHUNK: usize = 64 * 1024;
 
-#[derive(Default)]
-struct Counters {
-    rd_req: AtomicU64,
-    wr_req: AtomicU64,
-    rd_sect: AtomicU64,
-    wr_sect: AtomicU64,
-    flush_req: AtomicU64,
-    oo_req: AtomicU64,
-    errors: AtomicU64,
-}
-
 /// A virtio block device.
 pub struct Blk {
     /// Its configuration (`file:/path,vda,w`).
@@ -44,10 +33,6 @@ pub struct Blk {
     pub id: u32,
     disk: Disk,
     stats: Counters,
-}
-
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Blk {
@@ -209,22 +194,7 @@ impl Blk {
 
     /// Its figures for `info`.
     pub fn info(&self) -> VbdInfo {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VbdInfo {
-            id: self.id,
-            dev: self.config.dev.clone(),
-            uname: self.config.uname.clone(),
-            mode: self.config.mode.as_str().into(),
-            sectors: self.disk.sectors(),
-            sector_size: SECTOR_SIZE,
-            rd_req: get(&s.rd_req),
-            wr_req: get(&s.wr_req),
-            rd_sect: get(&s.rd_sect),
-            wr_sect: get(&s.wr_sect),
-            flush_req: get(&s.flush_req),
-            oo_req: get(&s.oo_req),
-            errors: get(&s.errors),
-        }
+        self.stats
+            .vbd_info(self.id, &self.config, self.disk.sectors())
     }
 }

@@ -14,8 +14,9 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::Mmio;
 use crate::control::proto::{RunState, VifInfo};
+use crate::devices::bump;
 use crate::devices::config::VifConfig;
-use crate::devices::net::{Counters, NetError, bump, eventfd};
+use crate::devices::net::{Counters, NetError, eventfd};
 use crate::devices::tap::Tap;
 use crate::domain::Domain;
 use crate::log::log;
