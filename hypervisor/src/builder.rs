@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_userspace_memory_region};
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::arch;
@@ -130,17 +130,10 @@ pub fn boot(
 
     let size = (spec.maxmem_mib << 20).next_multiple_of(2 << 20);
     let ram = GuestRam::with_reserve(size, growth_reserve())?;
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: 0,
-        memory_size: size,
-        userspace_addr: ram.host_base(),
-    };
-    // SAFETY: the region describes `ram`'s mapping exactly; `ram` moves into
-    // the Domain, which the vCPU threads keep alive (Arc) for as long as the
-    // VM can run, and the VM fd is dropped before or with it (struct Vmm).
-    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
+    // SAFETY: `ram` moves into the Domain, which the vCPU threads keep alive
+    // for as long as the VM can run, and the VM fd is dropped before or with
+    // it (struct Vmm).
+    unsafe { ram.map_boot_slot(&vm) }.map_err(kvm_err("set_user_memory_region"))?;
 
     let (loaded, restored) = match how {
         Boot::Kernel(image) => {

@@ -20,7 +20,6 @@ pub mod virtio;
 
 use std::sync::{Arc, Weak};
 
-use kvm_bindings::kvm_userspace_memory_region;
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::{Kvm, VcpuFd};
 
@@ -295,17 +294,10 @@ pub fn start(
     let size = (spec.memory_mib << 20).next_multiple_of(2 << 20);
     let ram = GuestRam::new(size)?;
     ram.advise_huge_pages();
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: 0,
-        memory_size: size,
-        userspace_addr: ram.host_base(),
-    };
-    // SAFETY: the region describes `ram`'s mapping exactly; `ram` moves into
-    // the Domain, which the vCPU threads keep alive for as long as the VM
-    // can run, and the VM fd is dropped before or with it (struct Vmm).
-    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
+    // SAFETY: `ram` moves into the Domain, which the vCPU threads keep alive
+    // for as long as the VM can run, and the VM fd is dropped before or with
+    // it (struct Vmm).
+    unsafe { ram.map_boot_slot(&vm) }.map_err(kvm_err("set_user_memory_region"))?;
 
     mptable::write(&ram, spec.vcpus)?;
     let announce: Vec<String> = (0..backends.len())

@@ -252,6 +252,26 @@ impl GuestRam {
         self.host as u64
     }
 
+    /// Map the boot RAM into `vm` as memory slot 0 at guest-physical 0.
+    ///
+    /// # Safety
+    ///
+    /// KVM keeps the host address: `self` must stay mapped, and not move, for
+    /// as long as `vm` can run a vCPU (the Domain owns both and drops the VM
+    /// fd before or with the RAM).
+    pub unsafe fn map_boot_slot(&self, vm: &kvm_ioctls::VmFd) -> Result<(), kvm_ioctls::Error> {
+        let region = kvm_bindings::kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: self.size(),
+            userspace_addr: self.host_base(),
+        };
+        // SAFETY: the region is exactly this RAM's mapping; the caller keeps
+        // it alive for as long as the VM can use it.
+        unsafe { vm.set_user_memory_region(region) }
+    }
+
     /// The vm-memory view (for the kernel loader).
     pub fn guest_memory(&self) -> &GuestMemoryMmap {
         &self.mem
