@@ -762,6 +762,15 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// A self-signed certificate for `127.0.0.1` and `localhost`: (cert PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 pub mod browser;
 mod console;
 pub mod golden;

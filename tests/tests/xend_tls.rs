@@ -12,15 +12,6 @@ use std::time::{Duration, Instant};
 
 use e2e::{BOOT, STATE, Xend, XendOptions, prompt};
 
-/// A self-signed certificate for `127.0.0.1` and `localhost`: (cert PEM, key PEM).
-fn self_signed() -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 /// A xend serving TLS, its certificate, another certificate that signed
 /// nothing of xend's, and the temp dir holding them (`None` without KVM).
 #[track_caller]
@@ -29,13 +20,13 @@ fn tls_xend() -> Option<(Xend, PathBuf, PathBuf, tempfile::TempDir)> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed();
+    let (cert, key) = e2e::self_signed();
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert).unwrap();
     std::fs::write(&key_path, key).unwrap();
     let other_path = dir.path().join("other.pem");
-    std::fs::write(&other_path, self_signed().0).unwrap();
+    std::fs::write(&other_path, e2e::self_signed().0).unwrap();
     let xend = Xend::start_with(XendOptions {
         extra_config: format!(
             "(xend-tls-cert {})\n(xend-tls-key {})\n",

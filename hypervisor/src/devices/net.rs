@@ -68,6 +68,14 @@ impl Counters {
     }
 }
 
+/// Signal a receive thread's `stop` eventfd and wait for the thread to end.
+pub(crate) fn stop_thread(stop: &EventFd, thread: &Mutex<Option<JoinHandle<()>>>) {
+    let _ = stop.write(1);
+    if let Some(t) = thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = t.join();
+    }
+}
+
 /// A non-blocking, close-on-exec eventfd (a thread's stop or kick signal).
 pub(crate) fn eventfd(name: &str) -> Result<EventFd, NetError> {
     EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
@@ -236,15 +244,7 @@ impl Vif {
 
     /// Stop the receive thread (the TAP goes away when the vif is dropped).
     pub fn stop(&self) {
-        let _ = self.stop.write(1);
-        if let Some(t) = self
-            .rx_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = t.join();
-        }
+        stop_thread(&self.stop, &self.rx_thread);
     }
 
     /// Its figures for `info`.

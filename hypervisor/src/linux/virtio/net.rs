@@ -16,7 +16,7 @@ use super::Mmio;
 use crate::control::proto::{RunState, VifInfo};
 use crate::devices::bump;
 use crate::devices::config::VifConfig;
-use crate::devices::net::{Counters, NetError, eventfd};
+use crate::devices::net::{Counters, NetError, eventfd, stop_thread};
 use crate::devices::tap::Tap;
 use crate::domain::Domain;
 use crate::log::log;
@@ -163,15 +163,7 @@ impl Net {
 
     /// Stop the receive thread.
     pub fn stop(&self) {
-        let _ = self.stop_fd.write(1);
-        if let Some(t) = self
-            .rx_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = t.join();
-        }
+        stop_thread(&self.stop_fd, &self.rx_thread);
     }
 
     /// Its figures for `info`.
