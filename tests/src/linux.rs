@@ -230,7 +230,7 @@ pub struct GuestNet {
 }
 
 impl GuestNet {
-    /// Enter namespace `e2e-TAG-PID`, create `bridge` with `10.79.0.1/24`
+    /// Enter namespace `e2e-TAG-PID-N`, create `bridge` with `10.79.0.1/24`
     /// and bring it up; the guest gets `10.79.0.2`. `None` (printed) where
     /// namespaces cannot be made; a failure under CI.
     pub fn enter(tag: &str, bridge: &str) -> Option<GuestNet> {
