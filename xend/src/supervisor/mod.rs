@@ -18,6 +18,7 @@ mod domain;
 mod lifecycle;
 pub mod migrate;
 pub mod policy;
+mod progress;
 pub mod sampler;
 pub mod save;
 pub mod spawn;
@@ -421,7 +422,12 @@ impl Supervisor {
             dom.name
         );
         let detail = match &launch {
-            Launch::Restore { image, .. } => Some(image.display().to_string()),
+            Launch::Restore { image, .. } => {
+                // The image is read twice (checked, then loaded).
+                let read = std::fs::metadata(image).map_or(0, |m| 2 * m.len());
+                self.finish_progress(&dom, "restore", read, 0.0);
+                Some(image.display().to_string())
+            }
             _ => None,
         };
         self.events.domain(event, id, &dom.name, detail);
