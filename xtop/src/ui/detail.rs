@@ -6,6 +6,16 @@ use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 use crate::app::App;
 
+/// A rate for the 44-column facts: `950`, `12.3k`, `4.5M`.
+fn rate(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{:.1}M", x / 1e6),
+        x if x >= 1e4 => format!("{:.0}k", x / 1e3),
+        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
+}
+
 /// The selected domain's facts and its CPU, memory, network and disk sparklines.
 pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
@@ -35,15 +45,18 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         format!("state {}  restart {}", r.xentop_state(), d.restart),
         format!("memory {} MiB  maxmem {} MiB", d.memory, d.maxmem),
         format!(
-            "vcpus {}  pinned {}",
+            "vcpus {}  pinned {}  exits {}/s",
             d.vcpus,
-            d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into())
+            d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into()),
+            rate(r.exit_rate)
         ),
         format!(
-            "console port {}",
+            "console port {}  out {}B/s in {}B/s",
             d.console_port
                 .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            rate(r.console_out_rate),
+            rate(r.console_in_rate)
         ),
         format!(
             "uptime {}d {:02}:{:02}:{:02}",
@@ -85,6 +98,25 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = lines.to_vec();
     if let Some(hung) = hung {
         lines.splice(1..1, hung);
+    }
+    // A save, restore or migration under way, right under the state.
+    if let Some(p) = &d.progress {
+        let mib = |b: u64| b as f64 / 1048576.0;
+        let mut shown = vec![format!(
+            "{} {} {:.0}% {:.1}/{:.1} MiB",
+            p.op,
+            p.phase,
+            p.percent(),
+            mib(p.done_bytes),
+            mib(p.total_bytes)
+        )];
+        if p.round > 0 || p.phase == "precopy" {
+            shown.push(format!(
+                "round {}, {} dirty pages, {:.1} s",
+                p.round, p.dirty_pages, p.seconds
+            ));
+        }
+        lines.splice(1..1, shown);
     }
     f.render_widget(Paragraph::new(lines.join("\n")).style(t.row), facts);
     let Some(h) = app.store.history.get(&r.key) else {
