@@ -196,3 +196,32 @@ fn a_live_migration_reports_rounds_and_ends_at_100_percent() {
     let mut con = b.console(id);
     con.echo("moved", MOVE);
 }
+
+#[test]
+fn xm_save_on_a_terminal_draws_a_bar_to_100_percent() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (_, mut con) = xend.create_booted("bar");
+    pattern_write(&mut con, 8, 1);
+    let url = xend.base_url();
+    let mut args = vec!["-H", url.as_str()];
+    if let Some(t) = xend.token() {
+        args.extend(["--token", t]);
+    }
+    args.extend(["save", "bar", "bar.img"]);
+    let mut pty = e2e::pty::Pty::spawn(&e2e::bin("xm"), &args, &[], 24, 100);
+    let status = pty.wait_exit(MOVE);
+    assert!(status.success(), "{}", pty.screen());
+    let screen = pty.screen();
+    let bar = screen
+        .lines()
+        .find(|l| l.starts_with("save bar "))
+        .unwrap_or_else(|| panic!("no bar line:\n{screen}"));
+    assert!(
+        bar.contains("100%") && bar.trim_end().ends_with("done") && bar.contains('█'),
+        "{bar:?}"
+    );
+    assert!(xend.try_domain("bar").is_none());
+}
