@@ -269,7 +269,7 @@ impl Supervisor {
                 )));
             }
         }
-        let (total, free) = crate::hostinfo::memory_mib();
+        let (_, free) = crate::hostinfo::memory_mib();
         if free > 0 && cfg.memory > free {
             return Err(SupError::Invalid(format!(
                 "Invalid parameter: memory: {} MiB does not fit in the host's free memory ({free} MiB)",
