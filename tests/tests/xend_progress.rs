@@ -1,7 +1,9 @@
 //! Progress of long work: a save of a 256 MiB domain (32 MiB of it written
 //! by the guest) publishes `xend.domain.progress` events whose bytes only
 //! grow and that end at 100%; the domain's record shows the progress while
-//! the save runs; the restore and a live migration report theirs too.
+//! the save runs; the restore and a live migration report theirs too; `xm
+//! save` on a terminal draws a bar; a subscriber that never reads holds up
+//! nothing.
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -224,4 +226,50 @@ fn xm_save_on_a_terminal_draws_a_bar_to_100_percent() {
         "{bar:?}"
     );
     assert!(xend.try_domain("bar").is_none());
+}
+
+#[test]
+fn a_subscriber_that_never_reads_does_not_hold_up_a_save() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    use std::io::Write;
+    let xend = Xend::start();
+    let (_, mut con) = xend.create_booted("stuck");
+    pattern_write(&mut con, 8, 3);
+    // A subscriber that asks for the stream and never reads a byte.
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", xend.api_port())).unwrap();
+    // A small receive window (set after connect, it still caps the window).
+    rustix::net::sockopt::set_socket_recv_buffer_size(&stuck, 4096).unwrap();
+    write!(
+        stuck,
+        "GET /xend/event?op=stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nAuthorization: {}\r\n\r\n",
+        xend.authorization()
+    )
+    .unwrap();
+    let mut reader = subscribe(&xend);
+    // Fill its socket buffers: 4 MiB of injected events, far more than its
+    // 4 KiB window and xend's send buffer take, so xend's writer for it is
+    // stuck when the save starts (the bus then drops its oldest events).
+    let detail = "x".repeat(4000);
+    let event = format!("(event test.fill (detail {detail}))");
+    let local = reqwest::blocking::Client::builder()
+        .unix_socket(xend.unix_path())
+        .build()
+        .unwrap();
+    for _ in 0..1024 {
+        let r = local
+            .post("http://localhost/xend/event")
+            .form(&[("op", "inject"), ("event", event.as_str())])
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{r:?}");
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+    }
+    let r = save(&xend, "stuck", "stuck.img").ok().json();
+    assert_eq!(r["name"], "stuck", "{r}");
+    let events = events_until(&mut reader, "xend.domain.save", "stuck");
+    checked_progress(&events, "save", "stuck");
+    drop(stuck);
 }
