@@ -2,8 +2,8 @@
 //! by the guest) publishes `xend.domain.progress` events whose bytes only
 //! grow and that end at 100%; the domain's record shows the progress while
 //! the save runs; the restore and a live migration report theirs too; `xm
-//! save` on a terminal draws a bar; a subscriber that never reads holds up
-//! nothing.
+//! save` on a terminal draws a bar; xtop's status line shows a running
+//! save; a subscriber that never reads holds up nothing.
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -272,4 +272,36 @@ fn a_subscriber_that_never_reads_does_not_hold_up_a_save() {
     let events = events_until(&mut reader, "xend.domain.save", "stuck");
     checked_progress(&events, "save", "stuck");
     drop(stuck);
+}
+
+#[test]
+fn xtop_shows_a_running_save_in_its_status_line() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let dom = xend.create("(vm (name shown) (memory 64) (image (minios)))");
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("shown"), e2e::BOOT);
+    pattern_write(&mut con, 32, 2);
+    let config = xend.dir().join("xtop-config.toml");
+    let home = xend.dir().to_str().unwrap().to_owned();
+    let url = xend.base_url();
+    let args = ["-H", url.as_str(), "-d", "0.5", "--filter", "^shown$"];
+    let xend_config = xend.config_path();
+    let env = [
+        ("XTOP_CONFIG", config.to_str().unwrap()),
+        ("HOME", home.as_str()),
+        ("XEND_CONFIG", xend_config.to_str().unwrap()),
+    ];
+    let mut pty = e2e::pty::Pty::spawn(&e2e::bin("xtop"), &args, &env, 40, 160);
+    pty.wait_until(MOVE, "the domain row", |s| s.contains(" shown "));
+    pty.send(b"X");
+    pty.wait_for(":save ", MOVE);
+    pty.send(b"shown.img\r");
+    // The status line while the save runs, from xend's progress events.
+    pty.wait_until(MOVE, "the save's progress", |s| s.contains("[save shown "));
+    pty.wait_for("saved shown to ", MOVE);
+    pty.send(b"q");
+    assert!(pty.wait_exit(MOVE).success());
 }
