@@ -12,7 +12,7 @@
 //! - throughput guest -> client: minios's `spew KIB` prints KIB KiB of text;
 //!   bytes received over wall time, from sending the command until
 //!   `spew: done` and the prompt arrive (console ring -> VMM -> xend -> TCP).
-#[path = "../tests/support/pty.rs"]
+#[path = "../tests/client/support/pty.rs"]
 mod pty;
 
 use std::time::{Duration, Instant};

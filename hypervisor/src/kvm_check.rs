@@ -5,11 +5,16 @@
 //! environment) a missing `/dev/kvm` is a failure, because CI must run them.
 use std::fs::OpenOptions;
 
+/// Why KVM cannot be used here.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open /dev/kvm read-write: {0}")]
+pub struct KvmUnusable(std::io::Error);
+
 /// Why KVM cannot be used here, or `Ok` when `/dev/kvm` opens read-write.
-pub fn kvm_usable() -> Result<(), String> {
+pub fn kvm_usable() -> Result<(), KvmUnusable> {
     match OpenOptions::new().read(true).write(true).open("/dev/kvm") {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("cannot open /dev/kvm read-write: {e}")),
+        Err(e) => Err(KvmUnusable(e)),
     }
 }
 

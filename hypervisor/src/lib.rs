@@ -31,4 +31,4 @@ pub mod snapshot;
 pub mod stats;
 pub mod vcpu;
 
-pub use kvm_check::{kvm_usable, require_kvm};
+pub use kvm_check::{KvmUnusable, kvm_usable, require_kvm};

@@ -17,7 +17,7 @@ use crate::domain::{Domain, Gate};
 use crate::guest_args::FromGuest;
 use crate::kick;
 use crate::log::log;
-use crate::snapshot::vcpu::VcpuState;
+use crate::snapshot::vcpu::{VcpuState, VcpuStateError};
 use crate::stats;
 
 /// What one hypercall asks of the loop.
@@ -30,7 +30,7 @@ pub(crate) enum Next {
 /// What differs between the machines' vCPU threads; [`run_loop`] is the rest.
 pub(crate) trait VcpuExits {
     /// This vCPU's state for a save or migration.
-    fn capture(&mut self, fd: &mut VcpuFd, msrs: &[u32]) -> Result<VcpuState, String>;
+    fn capture(&mut self, fd: &mut VcpuFd, msrs: &[u32]) -> Result<VcpuState, VcpuStateError>;
     /// Run the vCPU once (`fd.run()`) and handle the exit.
     fn step(&mut self, fd: &mut VcpuFd) -> Result<Next, kvm_ioctls::Error>;
     /// End the domain as crashed with `reason`.
@@ -109,8 +109,8 @@ struct Minios<'a> {
 }
 
 impl VcpuExits for Minios<'_> {
-    fn capture(&mut self, fd: &mut VcpuFd, msrs: &[u32]) -> Result<VcpuState, String> {
-        crate::snapshot::vcpu::capture(fd, self.index, msrs).map_err(|e| e.to_string())
+    fn capture(&mut self, fd: &mut VcpuFd, msrs: &[u32]) -> Result<VcpuState, VcpuStateError> {
+        crate::snapshot::vcpu::capture(fd, self.index, msrs)
     }
 
     fn step(&mut self, fd: &mut VcpuFd) -> Result<Next, kvm_ioctls::Error> {

@@ -1,19 +1,35 @@
 //! Console and event-port clients for tests: connect (with the token), wait
 //! for text with a deadline, send.
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use testkit::expect::Expect;
+
 use crate::{PROMPT, Xend};
-/// A TCP console connection with everything read so far.
+
+/// A TCP console connection with everything read so far: a
+/// [`testkit::expect::Expect`] transcript (`seen`, `cursor`, `expect`,
+/// `pump`, `send`, `expect_closed`, ...) plus what speaking to a minios
+/// shell through xend adds.
 #[derive(Debug)]
 pub struct Console {
-    stream: TcpStream,
-    /// Every byte received since connecting.
-    pub seen: Vec<u8>,
-    /// Bytes of `seen` already matched by [`Console::expect`].
-    pub cursor: usize,
-    closed: bool,
+    inner: Expect<TcpStream>,
+}
+
+impl Deref for Console {
+    type Target = Expect<TcpStream>;
+
+    fn deref(&self) -> &Expect<TcpStream> {
+        &self.inner
+    }
+}
+
+impl DerefMut for Console {
+    fn deref_mut(&mut self) -> &mut Expect<TcpStream> {
+        &mut self.inner
+    }
 }
 
 impl Console {
@@ -25,68 +41,8 @@ impl Console {
             stream.write_all(format!("{t}\n").as_bytes())?;
         }
         Ok(Console {
-            stream,
-            seen: Vec::new(),
-            cursor: 0,
-            closed: false,
+            inner: Expect::new(stream),
         })
-    }
-
-    /// Read what is available now (up to the short read timeout).
-    pub fn pump(&mut self) -> bool {
-        let mut buf = [0u8; 8192];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {
-                self.closed = true;
-                false
-            }
-            Ok(n) => {
-                self.seen.extend_from_slice(&buf[..n]);
-                true
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                false
-            }
-            Err(_) => {
-                self.closed = true;
-                false
-            }
-        }
-    }
-
-    /// Wait until `needle` appears after the cursor; moves the cursor past it
-    /// and returns the text up to and including it. Panics with what was seen.
-    #[track_caller]
-    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(pos) = find(&self.seen[self.cursor..], needle.as_bytes()) {
-                let end = self.cursor + pos + needle.len();
-                let text = String::from_utf8_lossy(&self.seen[self.cursor..end]).into_owned();
-                self.cursor = end;
-                return text;
-            }
-            if self.closed || Instant::now() >= deadline {
-                panic!(
-                    "console: {} waiting for {needle:?}; seen after cursor: {:?}",
-                    if self.closed { "closed" } else { "timed out" },
-                    String::from_utf8_lossy(&self.seen[self.cursor..])
-                );
-            }
-            self.pump();
-        }
-    }
-
-    /// Send text to the guest.
-    pub fn send(&mut self, text: &str) {
-        self.stream
-            .write_all(text.as_bytes())
-            .expect("console write");
     }
 
     /// Send a shell command line and wait for the next prompt; returns the output.
@@ -105,38 +61,10 @@ impl Console {
         self.expect(&format!("\n{marker}"), timeout);
     }
 
-    /// Wait until the server closes the connection; returns everything unread.
-    #[track_caller]
-    pub fn expect_closed(&mut self, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        while !self.closed {
-            if Instant::now() >= deadline {
-                panic!(
-                    "console still open after {timeout:?}; seen: {:?}",
-                    String::from_utf8_lossy(&self.seen[self.cursor..])
-                );
-            }
-            self.pump();
-        }
-        String::from_utf8_lossy(&self.seen[self.cursor..]).into_owned()
-    }
-
-    /// True once the server closed the connection (as far as read so far).
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
     /// Close our side.
     pub fn close(self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.inner.stream().shutdown(Shutdown::Both);
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A line reader over a TCP event subscription (`xend-event-port`).
@@ -189,7 +117,7 @@ impl EventPort {
                 }
                 continue;
             }
-            if self.inner.closed || Instant::now() >= deadline {
+            if self.inner.is_closed() || Instant::now() >= deadline {
                 return None;
             }
             self.inner.pump();

@@ -11,7 +11,8 @@
 //!   the JSON shapes of `xend::api`.
 //! - [`Console`] attaches to a domain's TCP console and waits for text.
 //! - [`wait_until`] / [`wait_for`] poll a condition with a deadline; tests never
-//!   sleep for a fixed time.
+//!   sleep for a fixed time; [`netns`] and [`heavy`]: all three from the
+//!   `testkit` crate, which the hypervisor's tests share.
 //! - [`linux`]: the Linux test kernel, an ext2 root image, a bridge for a
 //!   guest's vif, and the boot command line Linux tests share.
 //!
@@ -90,30 +91,6 @@ pub fn rss_kib(pid: u32) -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// Poll `f` every few milliseconds until it returns `Some`, and return that.
-/// Panics naming `what` when `timeout` passes first.
-#[track_caller]
-pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// Poll the condition `f` until it holds; panics naming `what` after `timeout`.
-#[track_caller]
-pub fn wait_for(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    wait_until(timeout, what, || f().then_some(()))
 }
 
 /// Settings for the `xend-config.sxp` the harness writes.
@@ -776,7 +753,6 @@ mod console;
 pub mod golden;
 mod http;
 pub mod linux;
-pub mod netns;
 mod ports;
 pub mod pty;
 pub mod save;
@@ -785,3 +761,4 @@ pub use console::{Console, EventPort};
 pub use http::{Accept, Reply};
 pub use ports::CONSOLE_BLOCK;
 use ports::{Ports, free_port, reserve_console_ports};
+pub use testkit::{heavy, netns, wait_for, wait_until};

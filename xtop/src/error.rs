@@ -77,18 +77,6 @@ pub enum EditorError {
     },
 }
 
-/// An error with its deepest cause, as one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    let mut last = String::new();
-    while let Some(c) = cur {
-        last = c.to_string();
-        cur = c.source();
-    }
-    if !last.is_empty() && !s.contains(&last) {
-        s.push_str(": ");
-        s.push_str(&last);
-    }
-    s
-}
+/// An error and its causes as one line (the workspace's one definition,
+/// in the `errchain` crate).
+pub use errchain::error_chain;

@@ -16,21 +16,24 @@ use std::time::Duration;
 
 use clap::Parser;
 use console_client::cli::Args;
-use console_client::{ConnectOptions, Console, ExitReason, InteractiveOptions, PipeOptions};
+use console_client::{
+    ConnectError, ConnectOptions, Console, ExitReason, InteractiveOptions, PipeOptions,
+    SessionError,
+};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(ExitReason::Signal(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
         Ok(_) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("Error: {msg}");
+        Err(e) => {
+            eprintln!("Error: {}", errchain::error_chain(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: Args) -> Result<ExitReason, String> {
+fn run(args: Args) -> Result<ExitReason, XenconsError> {
     let config = xend::config::client_config();
     let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
     let cacert = env("XEND_CACERT").map(std::path::PathBuf::from);
@@ -47,37 +50,34 @@ fn run(args: Args) -> Result<ExitReason, String> {
         ..ConnectOptions::default()
     };
     if !(args.linger.is_finite() && args.linger >= 0.0) {
-        return Err(format!(
-            "invalid --linger '{}': expected a number of seconds >= 0",
-            args.linger
-        ));
+        return Err(XenconsError::Linger(args.linger));
     }
-    let mut console = Console::connect(&args.host, args.port, &opts).map_err(chain)?;
+    let mut console = Console::connect(&args.host, args.port, &opts)?;
     if io::stdin().is_terminal() {
         let opts = InteractiveOptions {
             escape: args.escape,
             ..InteractiveOptions::default()
         };
-        console.run_interactive(opts).map_err(chain)
+        Ok(console.run_interactive(opts)?)
     } else {
         let opts = PipeOptions {
             linger: Duration::from_secs_f64(args.linger),
             ..PipeOptions::default()
         };
-        console
-            .run_pipe(io::stdin(), io::stdout(), &opts)
-            .map_err(chain)
+        Ok(console.run_pipe(io::stdin(), io::stdout(), &opts)?)
     }
 }
 
-/// The error and its sources, joined with ": ".
-fn chain(e: impl std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+/// Why xencons gave up.
+#[derive(Debug, thiserror::Error)]
+enum XenconsError {
+    /// A `--linger` that is not a duration.
+    #[error("invalid --linger '{0}': expected a number of seconds >= 0")]
+    Linger(f64),
+    /// The console could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The session broke.
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }

@@ -58,11 +58,11 @@ fn main() -> ExitCode {
 
 type Failure = (String, Option<ReadyPipe>);
 
-fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, String> {
+fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, hypervisor::loader::LoadError> {
     if kernel == "minios" {
         return Ok(hypervisor::minios::elf().to_vec());
     }
-    hypervisor::loader::read_image(kernel).map_err(|e| error_chain(&e))
+    hypervisor::loader::read_image(kernel)
 }
 
 fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
@@ -71,7 +71,7 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
     let booting = args.restore.is_none() && args.incoming.is_none();
     let image = match booting.then(|| builtin_or_file(&args.kernel)).transpose() {
         Ok(i) => i,
-        Err(e) => return Err(fail(e, ready)),
+        Err(e) => return Err(fail(error_chain(&e), ready)),
     };
     let listener = match args.socket.as_deref().map(daemon::bind_socket).transpose() {
         Ok(l) => l,

@@ -30,6 +30,7 @@ use crate::console::Console;
 use crate::control::proto::{Event, Reason, RunState, VcpuState};
 use crate::kick;
 use crate::memory::{GuestRam, WriteLog};
+use crate::snapshot::vcpu::VcpuStateError;
 use crate::stats;
 
 /// How long `pause` waits for every vCPU to stop.
@@ -97,7 +98,7 @@ impl Inner {
 /// One request to every vCPU thread to capture its state while paused.
 struct CaptureRound {
     msrs: std::sync::Arc<Vec<u32>>,
-    results: Vec<Option<Result<crate::snapshot::vcpu::VcpuState, String>>>,
+    results: Vec<Option<Result<crate::snapshot::vcpu::VcpuState, VcpuStateError>>>,
 }
 
 /// What a vCPU thread does next (see [`Domain::gate`]).
@@ -522,8 +523,12 @@ impl Domain {
             .results
             .into_iter()
             .map(|r| {
-                r.expect("all reported")
-                    .map_err(|e| DomainError::Invalid(format!("cannot capture vCPU state: {e}")))
+                r.expect("all reported").map_err(|e| {
+                    DomainError::Invalid(format!(
+                        "cannot capture vCPU state: {}",
+                        errchain::error_chain(&e)
+                    ))
+                })
             })
             .collect()
     }
@@ -532,7 +537,7 @@ impl Domain {
     pub fn capture_done(
         &self,
         index: usize,
-        result: Result<crate::snapshot::vcpu::VcpuState, String>,
+        result: Result<crate::snapshot::vcpu::VcpuState, VcpuStateError>,
     ) {
         let mut inner = self.lock();
         if let Some(round) = inner.capture.as_mut()

@@ -13,7 +13,7 @@ use super::Machine;
 use crate::control::proto::{Reason, RunState};
 use crate::domain::Domain;
 use crate::log::log;
-use crate::snapshot::vcpu::VcpuState;
+use crate::snapshot::vcpu::{VcpuState, VcpuStateError};
 use crate::vcpu::{Next, VcpuExits, common_exit, run_loop};
 
 /// A Linux domain's vCPU: devices on ports and MMIO, no save yet.
@@ -24,10 +24,10 @@ struct Linux<'a> {
 }
 
 impl VcpuExits for Linux<'_> {
-    fn capture(&mut self, _fd: &mut VcpuFd, _msrs: &[u32]) -> Result<VcpuState, String> {
+    fn capture(&mut self, _fd: &mut VcpuFd, _msrs: &[u32]) -> Result<VcpuState, VcpuStateError> {
         // Save/restore of Linux domains is refused before a capture is ever
         // asked for; answer anyway so nobody waits.
-        Err("save and migration of Linux domains are not supported yet".into())
+        Err(VcpuStateError::NotSupported)
     }
 
     fn step(&mut self, fd: &mut VcpuFd) -> Result<Next, kvm_ioctls::Error> {

@@ -184,7 +184,8 @@ fn read_body<R: Read>(
                 console = Some(rec.body);
             }
             tag::DEV => {
-                let (name, data) = sections::decode(&rec.body).map_err(|e| rec.invalid(e))?;
+                let (name, data) =
+                    sections::decode(&rec.body).map_err(|e| rec.invalid(e.to_string()))?;
                 if sections.iter().any(|(n, _)| *n == name) {
                     return Err(rec.invalid(format!("device section {name:?} appears twice")));
                 }

@@ -10,18 +10,33 @@ pub fn encode(name: &str, data: &[u8]) -> Vec<u8> {
     b
 }
 
+/// Why a `DEV ` record body does not decode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SectionError {
+    /// Not even the 2-byte name length.
+    #[error("shorter than its name length")]
+    Short,
+    /// The name length points past the body.
+    #[error("name of {0} bytes runs past the record")]
+    NamePastEnd(usize),
+    /// The name is not UTF-8.
+    #[error("the name is not UTF-8")]
+    NameNotUtf8,
+    /// The name is empty.
+    #[error("the name is empty")]
+    EmptyName,
+}
+
 /// Decode a `DEV ` record body into `(name, data)`.
-pub fn decode(b: &[u8]) -> Result<(String, Vec<u8>), String> {
+pub fn decode(b: &[u8]) -> Result<(String, Vec<u8>), SectionError> {
     if b.len() < 2 {
-        return Err("shorter than its name length".into());
+        return Err(SectionError::Short);
     }
     let n = u16::from_le_bytes([b[0], b[1]]) as usize;
-    let name = b
-        .get(2..2 + n)
-        .ok_or_else(|| format!("name of {n} bytes runs past the record"))?;
-    let name = std::str::from_utf8(name).map_err(|_| "the name is not UTF-8".to_string())?;
+    let name = b.get(2..2 + n).ok_or(SectionError::NamePastEnd(n))?;
+    let name = std::str::from_utf8(name).map_err(|_| SectionError::NameNotUtf8)?;
     if name.is_empty() {
-        return Err("the name is empty".into());
+        return Err(SectionError::EmptyName);
     }
     Ok((name.to_string(), b[2 + n..].to_vec()))
 }

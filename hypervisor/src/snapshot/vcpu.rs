@@ -45,6 +45,9 @@ pub enum VcpuStateError {
     /// The encoded state is malformed.
     #[error("vCPU state is malformed: {0}")]
     Decode(String),
+    /// This kind of guest cannot be captured (Linux domains, for now).
+    #[error("save and migration of Linux domains are not supported yet")]
+    NotSupported,
 }
 
 /// Floating-point state: the full xsave area, or the legacy FXSAVE subset

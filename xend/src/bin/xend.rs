@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xend::cli::{Cli, Command};
-use xend::config::XendConfig;
+use xend::config::{ConfigError, XendConfig};
 use xend::daemon;
-use xend::settings::Settings;
+use xend::settings::{Settings, SettingsError};
 
 /// The default config file.
 const DEFAULT_CONFIG: &str = "/etc/xen/xend-config.sxp";
@@ -23,12 +23,23 @@ fn config_path(cli: &Cli) -> Option<PathBuf> {
         .then(|| PathBuf::from(DEFAULT_CONFIG))
 }
 
-fn load(path: Option<&Path>) -> Result<Settings, String> {
+/// Why xend cannot start with its config.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    /// The config file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The settings it makes.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+fn load(path: Option<&Path>) -> Result<Settings, LoadError> {
     let cfg = match path {
-        Some(p) => XendConfig::load(p).map_err(|e| e.to_string())?,
+        Some(p) => XendConfig::load(p)?,
         None => XendConfig::default(),
     };
-    Settings::from_config(&cfg, path.map(Path::to_path_buf)).map_err(|e| e.to_string())
+    Ok(Settings::from_config(&cfg, path.map(Path::to_path_buf))?)
 }
 
 fn main() -> ExitCode {

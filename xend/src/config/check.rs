@@ -171,15 +171,52 @@ pub enum ValueError {
     /// More than [`MAX_NICS`] vifs.
     #[error("at most {MAX_NICS} vifs are allowed, found {0}")]
     TooManyVifs(usize),
+    /// A value that is not a number of the kind the key takes.
+    #[error("{key} must be {what} (e.g. {example}), found {found}")]
+    NotANumber {
+        /// The key.
+        key: String,
+        /// What it takes (`a whole number of MiB`).
+        what: String,
+        /// A good entry, in the config's form.
+        example: String,
+        /// The value as written.
+        found: String,
+    },
+    /// A keyword outside the accepted ones.
+    #[error("{key} must be {choices}, found {found}")]
+    Keyword {
+        /// The key, or what the value is (`a disk's mode`).
+        key: String,
+        /// The accepted keywords (`a, b or c`).
+        choices: String,
+        /// The value as written.
+        found: String,
+    },
+    /// A `disk` entry that is not three fields.
+    #[error("a disk is 'TYPE:PATH,DEV,MODE' (e.g. 'file:/srv/disk.img,xvda,w'), found {0:?}")]
+    DiskForm(String),
+    /// A `vif` entry field that is not `KEY=VALUE`.
+    #[error(
+        "a vif is 'KEY=VALUE, ...' with keys {keys} (e.g. 'mac=aa:00:00:00:00:11, bridge=xen-br0'), found {0:?}",
+        keys = VIF_KEYS.join(", ")
+    )]
+    VifField(String),
+    /// A `vif` key outside [`VIF_KEYS`].
+    #[error("unknown vif key {0:?}; known keys: {keys}", keys = VIF_KEYS.join(", "))]
+    VifKey(String),
+    /// A `vif` key given twice.
+    #[error("duplicate vif key {key} in {entry:?}")]
+    VifDuplicate {
+        /// The key.
+        key: String,
+        /// The whole entry.
+        entry: String,
+    },
 }
 
-/// The parsers that still build their own messages as text take a
-/// [`ValueError`] as its message.
-impl From<ValueError> for String {
-    fn from(e: ValueError) -> String {
-        e.to_string()
-    }
-}
+/// The keys of an xm `vif` entry.
+pub(crate) const VIF_KEYS: &[&str] = &["mac", "bridge", "ip", "script", "vifname"];
 
 pub(crate) fn name(found: &str, name: &str) -> Result<(), ValueError> {
     check_domain_name(name).map_err(|why| ValueError::Name {

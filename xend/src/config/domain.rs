@@ -245,14 +245,18 @@ macro_rules! keyword_enum {
         }
 
         impl FromStr for $name {
-            type Err = String;
+            type Err = ValueError;
 
-            fn from_str(s: &str) -> Result<Self, String> {
+            fn from_str(s: &str) -> Result<Self, ValueError> {
                 Self::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == s)
-                    .ok_or_else(|| format!("{} must be {}, found {s:?}", $what, Self::choices()))
+                    .ok_or_else(|| ValueError::Keyword {
+                        key: $what.into(),
+                        choices: Self::choices(),
+                        found: format!("{s:?}"),
+                    })
             }
         }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sxp::{Spanned, SpannedKind, Value};
 
-use super::check;
+use super::check::{self, ValueError};
 use super::domain::{Device, DomainConfig, VbdMode};
 use super::draft::{Draft, Form, Scalar};
 use super::error::{ConfigError, Pos};
@@ -332,21 +332,24 @@ impl Reader<'_> {
             self.first_time(&mut seen, key, field)?;
             let value = self.scalar(field, key)?;
             let checked = match key {
-                "uname" => check::uname(&value.text).map_err(String::from),
-                "dev" => check::token("a disk's dev", "xvda", &value.text).map_err(String::from),
-                "mode" => value.text.parse::<VbdMode>().map(|_| ()).map_err(|_| {
-                    format!(
-                        "a disk's mode must be {}, found {}",
-                        VbdMode::choices(),
-                        value.shown
-                    )
-                }),
-                "mac" => check::mac(&value.text).map_err(String::from),
-                "ip" => check::ip(&value.text).map_err(String::from),
-                _ => check::token(&format!("a vif's {key}"), "xen-br0", &value.text)
-                    .map_err(String::from),
+                "uname" => check::uname(&value.text),
+                "dev" => check::token("a disk's dev", "xvda", &value.text),
+                "mode" => {
+                    value
+                        .text
+                        .parse::<VbdMode>()
+                        .map(|_| ())
+                        .map_err(|_| ValueError::Keyword {
+                            key: "a disk's mode".into(),
+                            choices: VbdMode::choices(),
+                            found: value.shown.clone(),
+                        })
+                }
+                "mac" => check::mac(&value.text),
+                "ip" => check::ip(&value.text),
+                _ => check::token(&format!("a vif's {key}"), "xen-br0", &value.text),
             };
-            checked.map_err(|m| self.err(value.pos, m))?;
+            checked.map_err(|e| self.err(value.pos, e.to_string()))?;
             values.insert(key, value);
         }
         let mut take = |key: &str| values.remove(key).map(|s| s.text);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::check;
+use super::check::{self, VIF_KEYS, ValueError};
 use super::domain::{Device, DomainConfig, VbdMode};
 use super::draft::{Draft, Form, Scalar};
 use super::error::{ConfigError, Pos};
@@ -36,9 +36,6 @@ pub(crate) const XM_KEYS: &[&str] = &[
     "vif",
     "nics",
 ];
-
-/// Keys of a `vif` entry.
-const VIF_KEYS: &[&str] = &["mac", "bridge", "ip", "script", "vifname"];
 
 /// Where overrides given on the command line are reported from.
 const COMMAND_LINE: &str = "command line";
@@ -183,7 +180,7 @@ fn from_entries(entries: Vec<Entry>, origin: &str) -> Result<DomainConfig, Confi
                 for (text, pos) in strings(entry, origin)? {
                     draft
                         .devices
-                        .push((disk(&text).map_err(|m| err(pos, m))?, pos));
+                        .push((disk(&text).map_err(|e| err(pos, e.to_string()))?, pos));
                 }
                 continue;
             }
@@ -191,7 +188,7 @@ fn from_entries(entries: Vec<Entry>, origin: &str) -> Result<DomainConfig, Confi
                 for (text, pos) in strings(entry, origin)? {
                     draft
                         .devices
-                        .push((vif(&text).map_err(|m| err(pos, m))?, pos));
+                        .push((vif(&text).map_err(|e| err(pos, e.to_string()))?, pos));
                 }
                 continue;
             }
@@ -266,20 +263,17 @@ fn strings(entry: &Entry, origin: &str) -> Result<Vec<(String, Pos)>, ConfigErro
 }
 
 /// `'TYPE:PATH,DEV,MODE'`.
-fn disk(text: &str) -> Result<Device, String> {
+fn disk(text: &str) -> Result<Device, ValueError> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     let [uname, dev, mode] = parts[..] else {
-        return Err(format!(
-            "a disk is 'TYPE:PATH,DEV,MODE' (e.g. 'file:/srv/disk.img,xvda,w'), found {text:?}"
-        ));
+        return Err(ValueError::DiskForm(text.to_owned()));
     };
     check::uname(uname)?;
     check::token("a disk's dev", "xvda", dev)?;
-    let mode: VbdMode = mode.parse().map_err(|_| {
-        format!(
-            "a disk's mode must be {}, found {mode:?} in {text:?}",
-            VbdMode::choices()
-        )
+    let mode: VbdMode = mode.parse().map_err(|_| ValueError::Keyword {
+        key: "a disk's mode".into(),
+        choices: VbdMode::choices(),
+        found: format!("{mode:?} in {text:?}"),
     })?;
     Ok(Device::Vbd {
         uname: uname.to_owned(),
@@ -290,21 +284,15 @@ fn disk(text: &str) -> Result<Device, String> {
 
 /// `'mac=aa:00:00:00:00:11, bridge=xen-br0'` (any of mac, bridge, ip, script,
 /// vifname; an empty string is a vif with defaults).
-fn vif(text: &str) -> Result<Device, String> {
+fn vif(text: &str) -> Result<Device, ValueError> {
     let mut fields: HashMap<&str, String> = HashMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((key, value)) = part.split_once('=') else {
-            return Err(format!(
-                "a vif is 'KEY=VALUE, ...' with keys {} (e.g. 'mac=aa:00:00:00:00:11, bridge=xen-br0'), found {part:?}",
-                VIF_KEYS.join(", ")
-            ));
+            return Err(ValueError::VifField(part.to_owned()));
         };
         let (key, value) = (key.trim(), value.trim());
         if !VIF_KEYS.contains(&key) {
-            return Err(format!(
-                "unknown vif key {key:?}; known keys: {}",
-                VIF_KEYS.join(", ")
-            ));
+            return Err(ValueError::VifKey(key.to_owned()));
         }
         match key {
             "mac" => check::mac(value)?,
@@ -312,7 +300,10 @@ fn vif(text: &str) -> Result<Device, String> {
             _ => check::token(&format!("a vif's {key}"), "xen-br0", value)?,
         }
         if fields.insert(key, value.to_owned()).is_some() {
-            return Err(format!("duplicate vif key {key} in {text:?}"));
+            return Err(ValueError::VifDuplicate {
+                key: key.to_owned(),
+                entry: text.to_owned(),
+            });
         }
     }
     Ok(Device::Vif {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::check;
+use super::check::{self, ValueError};
 use super::domain::{Device, DomainConfig, ExitAction, Image, RestartMode};
 use super::error::{ConfigError, Pos};
 
@@ -78,6 +78,10 @@ impl Draft {
             let pos = s.pos;
             move |message: String| ConfigError::at(origin, pos, message)
         };
+        let bad = |s: &Scalar| {
+            let pos = s.pos;
+            move |e: ValueError| ConfigError::at(origin, pos, e.to_string())
+        };
 
         let required = |field: &Option<Scalar>, key: &str, sample: &str| match field {
             Some(s) => Ok(s.clone()),
@@ -139,12 +143,13 @@ impl Draft {
 
         let memory = required(&self.memory, "memory", "64")?;
         let memory_mib: u64 =
-            whole(&memory, "memory", "a whole number of MiB", "64").map_err(at(&memory))?;
+            whole(&memory, "memory", "a whole number of MiB", "64").map_err(bad(&memory))?;
         check::memory("memory", memory_mib).map_err(|e| at(&memory)(e.to_string()))?;
 
         let maxmem = match &self.maxmem {
             Some(s) => {
-                let mib: u64 = whole(s, "maxmem", "a whole number of MiB", "128").map_err(at(s))?;
+                let mib: u64 =
+                    whole(s, "maxmem", "a whole number of MiB", "128").map_err(bad(s))?;
                 check::memory("maxmem", mib).map_err(|e| at(s)(e.to_string()))?;
                 check::maxmem_at_least_memory(memory_mib, mib).map_err(|e| at(s)(e.to_string()))?;
                 mib
@@ -154,7 +159,7 @@ impl Draft {
 
         let vcpus = match &self.vcpus {
             Some(s) => {
-                let n: u32 = whole(s, "vcpus", "a whole number", "2").map_err(at(s))?;
+                let n: u32 = whole(s, "vcpus", "a whole number", "2").map_err(bad(s))?;
                 check::vcpus(n).map_err(|e| at(s)(e.to_string()))?;
                 n
             }
@@ -162,13 +167,13 @@ impl Draft {
         };
         if let Some(s) = &self.vcpu_avail {
             let mask: u64 =
-                whole(s, "vcpu_avail", "a bitmap of online vCPUs", "3").map_err(at(s))?;
+                whole(s, "vcpu_avail", "a bitmap of online vCPUs", "3").map_err(bad(s))?;
             check::vcpu_avail(mask, vcpus).map_err(|e| at(s)(e.to_string()))?;
         }
 
         let cpu = match &self.cpu {
             Some(s) => {
-                let n: i64 = whole(s, "cpu", "a CPU number", "0").map_err(at(s))?;
+                let n: i64 = whole(s, "cpu", "a CPU number", "0").map_err(bad(s))?;
                 if n == -1 {
                     None
                 } else {
@@ -181,7 +186,7 @@ impl Draft {
 
         let cpu_weight = match &self.cpu_weight {
             Some(s) => {
-                let n: u32 = whole(s, "cpu_weight", "a whole number", "256").map_err(at(s))?;
+                let n: u32 = whole(s, "cpu_weight", "a whole number", "256").map_err(bad(s))?;
                 check::cpu_weight(n).map_err(|e| at(s)(e.to_string()))?;
                 Some(n)
             }
@@ -189,14 +194,14 @@ impl Draft {
         };
 
         let restart = match &self.restart {
-            Some(s) => keyword(s, "restart", &RestartMode::choices()).map_err(at(s))?,
+            Some(s) => keyword(s, "restart", &RestartMode::choices()).map_err(bad(s))?,
             None => RestartMode::OnReboot,
         };
         let action =
             |field: &Option<Scalar>, key: &str| -> Result<Option<ExitAction>, ConfigError> {
                 field
                     .as_ref()
-                    .map(|s| keyword(s, key, &ExitAction::choices()).map_err(at(s)))
+                    .map(|s| keyword(s, key, &ExitAction::choices()).map_err(bad(s)))
                     .transpose()
             };
         let on_poweroff = action(&self.on_poweroff, "on_poweroff")?;
@@ -205,7 +210,7 @@ impl Draft {
 
         let console = match &self.console {
             Some(s) => {
-                let port: u16 = whole(s, "console", "a TCP port number", "9605").map_err(at(s))?;
+                let port: u16 = whole(s, "console", "a TCP port number", "9605").map_err(bad(s))?;
                 check::console(port).map_err(|e| at(s)(e.to_string()))?;
                 Some(port)
             }
@@ -274,7 +279,7 @@ impl Draft {
         let mut devices: Vec<Device> = devices.into_iter().map(|(d, _)| d).collect();
         if let Some(s) = &self.nics {
             let n: usize =
-                whole(s, "nics", "a whole number of network interfaces", "1").map_err(at(s))?;
+                whole(s, "nics", "a whole number of network interfaces", "1").map_err(bad(s))?;
             if n > check::MAX_NICS {
                 return Err(at(s)(format!(
                     "nics must be at most {}, found {n}",
@@ -308,19 +313,20 @@ impl Draft {
 
 /// Parses a whole number, or says what was expected: `memory must be a whole
 /// number of MiB (e.g. memory = 64), found "lots"`.
-fn whole<T: FromStr>(s: &Scalar, key: &str, what: &str, sample: &str) -> Result<T, String> {
-    s.text.trim().parse().map_err(|_| {
-        format!(
-            "{key} must be {what} (e.g. {}), found {}",
-            s.form.example(key, sample),
-            s.shown
-        )
+fn whole<T: FromStr>(s: &Scalar, key: &str, what: &str, sample: &str) -> Result<T, ValueError> {
+    s.text.trim().parse().map_err(|_| ValueError::NotANumber {
+        key: key.to_owned(),
+        what: what.to_owned(),
+        example: s.form.example(key, sample),
+        found: s.shown.clone(),
     })
 }
 
 /// Parses a keyword, or lists the accepted ones.
-fn keyword<T: FromStr>(s: &Scalar, key: &str, choices: &str) -> Result<T, String> {
-    s.text
-        .parse()
-        .map_err(|_| format!("{key} must be {choices}, found {}", s.shown))
+fn keyword<T: FromStr>(s: &Scalar, key: &str, choices: &str) -> Result<T, ValueError> {
+    s.text.parse().map_err(|_| ValueError::Keyword {
+        key: key.to_owned(),
+        choices: choices.to_owned(),
+        found: s.shown.clone(),
+    })
 }

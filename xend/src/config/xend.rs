@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use sxp::{Spanned, Value};
 
+use super::check::ValueError;
 use super::error::{ConfigError, Pos};
 
 /// Default seconds a VMM has to answer an ordinary request (`vmm-timeout`).
@@ -213,18 +214,20 @@ impl LogLevel {
 }
 
 impl FromStr for LogLevel {
-    type Err = String;
+    type Err = ValueError;
 
     /// `DEBUG`, `INFO`, `WARNING` (or `WARN`), `ERROR`, in any case.
-    fn from_str(s: &str) -> Result<LogLevel, String> {
+    fn from_str(s: &str) -> Result<LogLevel, ValueError> {
         match s.to_ascii_uppercase().as_str() {
             "DEBUG" => Ok(LogLevel::Debug),
             "INFO" => Ok(LogLevel::Info),
             "WARNING" | "WARN" => Ok(LogLevel::Warning),
             "ERROR" => Ok(LogLevel::Error),
-            _ => Err(format!(
-                "loglevel must be DEBUG, INFO, WARNING or ERROR, found {s:?}"
-            )),
+            _ => Err(ValueError::Keyword {
+                key: "loglevel".into(),
+                choices: "DEBUG, INFO, WARNING or ERROR".into(),
+                found: format!("{s:?}"),
+            }),
         }
     }
 }
@@ -525,7 +528,9 @@ impl XendConfig {
                 "console-port-base" => config.console_port_base = port(false)?,
                 "console-address" => config.console_address = address()?,
                 "logfile" => config.logfile = path()?,
-                "loglevel" => config.loglevel = value.parse().map_err(bad)?,
+                "loglevel" => {
+                    config.loglevel = value.parse().map_err(|e: ValueError| bad(e.to_string()))?
+                }
                 "log-max-bytes" => config.log_max_bytes = whole("10485760")?,
                 "log-keep" => {
                     let n = whole("5")?;

@@ -75,7 +75,8 @@ pub async fn create(
     params: &Params,
 ) -> ApiResult<Response> {
     let text = params.required("config")?;
-    let dev = parse_device(text, params.get("type")).map_err(ApiError::bad_request)?;
+    let dev =
+        parse_device(text, params.get("type")).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let made = state.sup.device_create(dom, dev).await?;
     if format == Format::Html {
         return Ok(Redirect::to(&format!("/xend/domain/{}", dom.name)).into_response());

@@ -12,7 +12,7 @@ use hypervisor::control::proto::{DeviceClass, DeviceRef, Payload, Request};
 
 use super::confine::{ConfineError, Confinement};
 use super::{Domain, SupError, Supervisor};
-use crate::config::{Device, DomainConfig};
+use crate::config::{ConfigError, Device, DomainConfig};
 use crate::vmm_client::VmmError;
 
 /// The VMM's `--disk` value for a vbd: `file:/canonical,DEV,MODE` or
@@ -62,19 +62,48 @@ pub fn check(cfg: &DomainConfig, policy: &Confinement) -> Result<(), SupError> {
     Ok(())
 }
 
+/// Why a `device_create` config is refused (all 400s).
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceConfigError {
+    /// The config does not parse, or describes no device or a bad one.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `type` is neither `vbd` nor `vif`.
+    #[error("Invalid parameter: type: {0:?}: expected vbd or vif")]
+    Type(String),
+    /// xm's text form without `type`.
+    #[error(
+        "Invalid parameter: config: expected (vbd ...) or (vif ...), or give type=vbd|vif with xm's text form"
+    )]
+    NoType,
+    /// xm's text form with quotes or newlines.
+    #[error("Invalid parameter: config: {0:?} may not hold quotes or newlines")]
+    Quoted(String),
+}
+
+/// A [`ConfigError`] about the whole `config` parameter.
+fn whole(message: String) -> DeviceConfigError {
+    DeviceConfigError::Config(ConfigError {
+        origin: "config".into(),
+        line: 0,
+        col: 0,
+        message,
+    })
+}
+
 /// Parse a `device_create` config: SXP `(vbd ...)` / `(vif ...)` (optionally
 /// inside `(device ...)`), or xm's `file:/p,xvdb,w` / `mac=..,bridge=..` text
 /// when `kind` (the `type` parameter) says which.
-pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, String> {
+pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, DeviceConfigError> {
     let text = text.trim();
     if text.starts_with('(') {
         let inner = match sxp::parse(text) {
             Ok(v) if v.head() == Some("device") => match v.rest().first() {
                 Some(d) => d.to_string(),
-                None => return Err("config: (device) names no device".into()),
+                None => return Err(whole("(device) names no device".into())),
             },
             Ok(_) => text.to_string(),
-            Err(e) => return Err(format!("config:{}:{}: {}", e.line, e.col, e.message)),
+            Err(e) => return Err(ConfigError::syntax("config", e).into()),
         };
         let wrapped = format!("(vm (name device) (memory 16) (device\n{inner}) (image (minios)))");
         let cfg = DomainConfig::parse(&wrapped, "config").map_err(|mut e| {
@@ -85,33 +114,22 @@ pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, String> {
                 e.line = 0;
                 e.col = 0;
             }
-            e.to_string()
+            e
         })?;
         return cfg
             .devices
             .into_iter()
             .next()
-            .ok_or_else(|| "config: expected (vbd ...) or (vif ...)".into());
+            .ok_or_else(|| whole("expected (vbd ...) or (vif ...)".into()));
     }
     let key = match kind {
         Some("vbd") => "disk",
         Some("vif") => "vif",
-        Some(other) => {
-            return Err(format!(
-                "Invalid parameter: type: {other:?}: expected vbd or vif"
-            ));
-        }
-        None => {
-            return Err(
-                "Invalid parameter: config: expected (vbd ...) or (vif ...), or give type=vbd|vif with xm's text form"
-                    .into(),
-            );
-        }
+        Some(other) => return Err(DeviceConfigError::Type(other.to_owned())),
+        None => return Err(DeviceConfigError::NoType),
     };
     if text.contains(['\'', '"', '\n']) {
-        return Err(format!(
-            "Invalid parameter: config: {text:?} may not hold quotes or newlines"
-        ));
+        return Err(DeviceConfigError::Quoted(text.to_owned()));
     }
     let prefix = format!("{key} = ['");
     let wrapped = format!("name = 'device'\nmemory = 16\n{prefix}{text}']\n");
@@ -122,12 +140,12 @@ pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, String> {
         } else {
             0
         };
-        e.to_string()
+        e
     })?;
     cfg.devices
         .into_iter()
         .next()
-        .ok_or_else(|| format!("config: no {key} in {text:?}"))
+        .ok_or_else(|| whole(format!("no {key} in {text:?}")))
 }
 
 fn refused(dom: &Domain, why: String) -> SupError {
@@ -372,10 +390,14 @@ mod tests {
         assert_eq!(d.to_xm_entry(), "file:/x.img,xvdc,r");
         let d = parse_device("mac=aa:00:00:00:00:01, bridge=b", Some("vif")).unwrap();
         assert_eq!(d.to_xm_entry(), "mac=aa:00:00:00:00:01, bridge=b");
-        let e = parse_device("(vbd (uname file:/x) (dev xvdb) (mode rw))", None).unwrap_err();
+        let e = parse_device("(vbd (uname file:/x) (dev xvdb) (mode rw))", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("config:1:"), "{e}");
         assert!(e.contains("mode"), "{e}");
-        let e = parse_device("file:/x.img,xvdc,q", Some("vbd")).unwrap_err();
+        let e = parse_device("file:/x.img,xvdc,q", Some("vbd"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mode"), "{e}");
         assert!(parse_device("file:/x.img,xvdc,r", None).is_err());
         assert!(parse_device("file:/x.img,xvdc,r", Some("disk")).is_err());

@@ -127,7 +127,7 @@ pub async fn shutdown(xm: &Xm, a: args::Shutdown) -> Result<()> {
 
 /// `xm vcpu-pin DOM VCPU|all CPUS|all`.
 pub async fn vcpu_pin(xm: &Xm, a: args::VcpuPin) -> Result<()> {
-    let cpus = format::parse_cpu_set(&a.cpus).map_err(XmError::Usage)?;
+    let cpus = format::parse_cpu_set(&a.cpus).map_err(|e| XmError::Usage(e.to_string()))?;
     let vcpus: Vec<u32> = if a.vcpu == "all" {
         let d = xm.client.domain(&a.dom).await?;
         (0..d.vcpus.max(1)).collect()

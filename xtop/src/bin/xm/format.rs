@@ -111,9 +111,14 @@ pub fn cpu_set(cpus: &[usize]) -> String {
     parts.join(",")
 }
 
+/// A CPU list that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid CPU list '{0}': expected e.g. 0, 0-2,4 or all")]
+pub struct BadCpuSet(String);
+
 /// Parses a CPU set: `0`, `0-2,4`, or `all` (the empty set = every CPU).
-pub fn parse_cpu_set(text: &str) -> Result<Vec<usize>, String> {
-    let bad = || format!("invalid CPU list '{text}': expected e.g. 0, 0-2,4 or all");
+pub fn parse_cpu_set(text: &str) -> Result<Vec<usize>, BadCpuSet> {
+    let bad = || BadCpuSet(text.to_owned());
     if text == "all" {
         return Ok(Vec::new());
     }
@@ -189,7 +194,7 @@ mod tests {
         assert_eq!(parse_cpu_set("0-2,4").unwrap(), vec![0, 1, 2, 4]);
         assert_eq!(parse_cpu_set("all").unwrap(), Vec::<usize>::new());
         assert!(parse_cpu_set("2-1").is_err());
-        assert!(parse_cpu_set("x").unwrap_err().contains("'x'"));
+        assert!(parse_cpu_set("x").unwrap_err().to_string().contains("'x'"));
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! KVM: the guest runs on from where it stopped (counter, uptime, memory,
 //! console history), `--paused` restores stay paused, and bad images are
 //! refused before anything is created.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Console, Vm, wait_for};
+use crate::common::{Console, Vm, wait_until};
 use hypervisor::control::client::VmmClient;
 use hypervisor::control::proto::{Payload, Request, RunState, SaveInfo, VcpuState};
 
@@ -24,15 +24,12 @@ fn tick(con: &mut Console, n: u64) -> f64 {
     con.expect(&needle, T);
     // Then the rest of that line.
     let start = from + con.text()[from..].find(&needle).unwrap() + needle.len();
-    wait_for(T, "the uptime after the tick", || {
+    wait_until(T, "the uptime after the tick", || {
         let text = con.text();
         if let Some(end) = text[start..].find(" s") {
             return Some(text[start..start + end].parse::<f64>().unwrap());
         }
-        let mut buf = [0u8; 4096];
-        if let Ok(k) = std::io::Read::read(&mut con.stream, &mut buf) {
-            con.seen.extend_from_slice(&buf[..k]);
-        }
+        con.pump();
         None
     })
 }
@@ -47,7 +44,7 @@ fn save(vm: &mut Vm, path: &Path) -> SaveInfo {
     };
     // Like destroy: the process ends and its socket goes away.
     let child = &mut vm.child;
-    let status = wait_for(T, "the saved VMM to exit", || child.try_wait().unwrap());
+    let status = wait_until(T, "the saved VMM to exit", || child.try_wait().unwrap());
     assert!(status.success(), "{status}");
     assert!(!vm.socket.exists(), "the control socket was left behind");
     info
@@ -135,7 +132,7 @@ fn restore_paused_stays_paused_until_unpause_and_takes_new_name_and_id() {
     assert_eq!(i.state, RunState::Paused);
     assert_eq!((i.name.as_str(), i.domid), ("renamed", 7));
     // Each vCPU thread parks at its gate as soon as it starts.
-    let i = wait_for(T, "every vCPU to park", || {
+    let i = wait_until(T, "every vCPU to park", || {
         let i = vm.info();
         i.vcpus
             .iter()
@@ -150,11 +147,8 @@ fn restore_paused_stays_paused_until_unpause_and_takes_new_name_and_id() {
         i.vcpus.iter().map(|v| v.exits).sum()
     };
     let watch_until = Instant::now() + Duration::from_millis(500);
-    let mut buf = [0u8; 256];
     while Instant::now() < watch_until {
-        if let Ok(n) = std::io::Read::read(&mut con.stream, &mut buf) {
-            con.seen.extend_from_slice(&buf[..n]);
-        }
+        con.pump();
         assert!(
             con.seen.is_empty(),
             "a paused guest echoed {:?}",
@@ -380,7 +374,7 @@ fn a_save_in_the_middle_of_a_two_vcpu_burn_resumes_the_burn() {
     let (mut vm, mut con) = common::boot("burning", 32, 2, T);
     con.run("burn 3 2", "burn: 2 vCPUs for 3 s", T);
     // Both vCPUs are in guest code (kicked out of KVM_RUN for the capture).
-    wait_for(T, "both vCPUs burning", || {
+    wait_until(T, "both vCPUs burning", || {
         let i = vm.info();
         i.vcpus
             .iter()

@@ -1,10 +1,10 @@
 //! The VMM running the real minios guest on KVM: boot banner, shell, CPU
 //! accounting, pause, shutdown reasons, crash, destroy, idle behaviour.
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Vm, wait_for};
+use crate::common::{Vm, wait_until};
 use hypervisor::control::proto::{Payload, Reason, Request, RunState};
 
 /// Generous: minios runs under an emulating KVM here.
@@ -75,7 +75,7 @@ fn pause_freezes_cpu_time_and_unpause_resumes_it() {
     let (vm, mut con) = common::boot("pauser", 16, 1, T);
     con.send("burn 600\n");
     con.expect("burn: 1 vCPUs for 600 s", T);
-    wait_for(T, "CPU time to build up", || {
+    wait_until(T, "CPU time to build up", || {
         (vm.info().cpu_time_ns > 200_000_000).then_some(())
     });
     let mut c = vm.client();
@@ -96,7 +96,7 @@ fn pause_freezes_cpu_time_and_unpause_resumes_it() {
     }
     assert!(samples > 10);
     c.request(&Request::Unpause).unwrap();
-    wait_for(T, "CPU time to move again", || {
+    wait_until(T, "CPU time to move again", || {
         (c.info().unwrap().cpu_time_ns > frozen.cpu_time_ns + 100_000_000).then_some(())
     });
 }
@@ -115,7 +115,7 @@ fn each_shutdown_reason_ends_the_domain_with_that_reason() {
         con.expect(&format!("shutdown requested ({})", reason.as_str()), T);
         // The state turns to shutdown when the guest asks; each vCPU thread
         // marks itself offline as it leaves, a moment later.
-        common::wait_for(T, "every vCPU offline after the shutdown", || {
+        common::wait_until(T, "every vCPU offline after the shutdown", || {
             vm.info()
                 .vcpus
                 .iter()
@@ -164,7 +164,7 @@ fn destroy_ends_the_process_and_frees_its_resources() {
         vm.client().request(&Request::Destroy).unwrap(),
         Payload::Done
     );
-    let status = wait_for(T, "the VMM to exit", || vm.child.try_wait().unwrap());
+    let status = wait_until(T, "the VMM to exit", || vm.child.try_wait().unwrap());
     assert!(status.success());
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
@@ -267,7 +267,7 @@ fn memory_target_and_pinning_apply_live() {
         c.request(&Request::SetMaxMem { mib: 40 }).is_err(),
         "below the target"
     );
-    wait_for(T, "vCPU threads", || {
+    wait_until(T, "vCPU threads", || {
         c.info()
             .unwrap()
             .vcpus
@@ -342,7 +342,7 @@ fn detach_survives_its_spawner_and_prints_the_pid() {
     assert_eq!(fields[3], pid.to_string(), "session id is its own pid");
     assert_eq!(fields[4], "0", "no controlling terminal");
     c.request(&Request::Destroy).unwrap();
-    wait_for(T, "the detached VMM to exit", || {
+    wait_until(T, "the detached VMM to exit", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
 }

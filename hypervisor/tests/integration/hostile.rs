@@ -1,10 +1,9 @@
 //! Tiny hostile guests: whatever they do, the VMM marks the domain crashed (or
 //! keeps it running), keeps answering its control socket, and can be destroyed.
-mod common;
 
 use std::time::Duration;
 
-use common::{Vm, asm, wait_for, write_guest};
+use crate::common::{Vm, asm, wait_until, write_guest};
 use hypervisor::control::proto::{Payload, Reason, Request, RunState};
 
 const T: Duration = Duration::from_secs(20);
@@ -40,7 +39,7 @@ fn crashed_with(name: &str, code: &[u8], expect: &str) -> Vm {
 fn destroy(mut vm: Vm) {
     let reply = vm.client().request(&Request::Destroy).unwrap();
     assert_eq!(reply, Payload::Done);
-    let status = wait_for(T, "the VMM to exit", || vm.child.try_wait().unwrap());
+    let status = wait_until(T, "the VMM to exit", || vm.child.try_wait().unwrap());
     assert!(status.success(), "vmm exit status {status}");
     assert!(!vm.socket.exists(), "socket removed on destroy");
 }
@@ -130,7 +129,7 @@ fn hypercall_flood_leaves_the_vmm_responsive() {
     let kernel = write_guest(dir.path(), "flood", &body);
     let vm = Vm::start("flood", &["--memory", "4", "--kernel", &kernel]);
     let mut c = vm.client();
-    let first = wait_for(T, "yield exits", || {
+    let first = wait_until(T, "yield exits", || {
         let i = c.info().unwrap();
         (i.exits.get("yield").copied().unwrap_or(0) > 100).then_some(i)
     });
@@ -147,7 +146,7 @@ fn hypercall_flood_leaves_the_vmm_responsive() {
     );
     c.request(&Request::Unpause).unwrap();
     let n = paused.exits["yield"];
-    wait_for(T, "exits to resume", || {
+    wait_until(T, "exits to resume", || {
         (c.info().unwrap().exits["yield"] > n).then_some(())
     });
     destroy(vm);

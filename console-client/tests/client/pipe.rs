@@ -1,15 +1,12 @@
 //! xencons and the library in pipe mode (no terminal) against a real TCP
 //! echo server.
-mod support {
-    pub mod server;
-}
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::server::{EchoServer, GREETING};
 use console_client::{ConnectOptions, Console, EscapeKey, ExitReason, PipeOptions};
-use support::server::{EchoServer, GREETING};
 
 const XENCONS: &str = env!("CARGO_BIN_EXE_xencons");
 

@@ -91,7 +91,7 @@ fn domain_lifecycle_in_sxp_and_json() {
     let xend = Xend::start();
     // Create from SXP, as a program: 201, Location, the domain sxpr. (An SXP
     // create without `paused` is Xen 2.0's: built paused for the client to
-    // unpause; `tests/tests/xen2_compat.rs` covers that.)
+    // unpause; `tests/tests/e2e/xen2_compat.rs` covers that.)
     let r = xend
         .post(
             "/xend/domain",

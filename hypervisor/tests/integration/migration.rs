@@ -3,7 +3,7 @@
 //! failures (wrong token, a destination that dies mid-stream, a destination
 //! that refuses the stream) that leave the domain running on the source.
 #![allow(unsafe_code)] // libc calls, each with a SAFETY comment
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Console, Vm, wait_for};
+use crate::common::{Console, Vm, wait_until};
 use hypervisor::control::client::VmmClient;
 use hypervisor::control::proto::{MigrateInfo, Payload, Request, RunState};
 
@@ -123,7 +123,7 @@ fn migrate(vm: &Vm, port: u16, token: &str, live: bool) -> Result<MigrateInfo, S
 #[track_caller]
 fn source_exits(vm: &mut Vm) {
     let child = &mut vm.child;
-    let status = wait_for(T, "the source VMM to exit", || child.try_wait().unwrap());
+    let status = wait_until(T, "the source VMM to exit", || child.try_wait().unwrap());
     assert!(status.success(), "{status}");
     assert!(!vm.socket.exists(), "the source's socket was left behind");
 }
@@ -358,7 +358,7 @@ fn a_destination_refuses_a_broken_stream_and_removes_its_socket() {
         line.starts_with("error: ") && line.contains("not a domain image"),
         "{line:?}"
     );
-    wait_for(T, "the destination to exit", || {
+    wait_until(T, "the destination to exit", || {
         (!dest.alive()).then_some(())
     });
     assert!(!dest.socket.exists());
@@ -395,7 +395,7 @@ fn while_a_migration_holds_the_domain_it_cannot_be_unpaused_or_moved_twice() {
         VmmClient::connect(&socket).unwrap().request(&req)
     });
     // Stop-and-copy pauses first, then blocks writing 16 MiB nobody reads.
-    wait_for(T, "the migration to pause the domain", || {
+    wait_until(T, "the migration to pause the domain", || {
         (vm.info().state == RunState::Paused).then_some(())
     });
     let mut c = vm.client();
@@ -415,7 +415,7 @@ fn while_a_migration_holds_the_domain_it_cannot_be_unpaused_or_moved_twice() {
     stalled.join().unwrap();
     let reply = mover.join().unwrap();
     assert!(reply.is_err(), "{reply:?}");
-    wait_for(T, "the domain to run again", || {
+    wait_until(T, "the domain to run again", || {
         (vm.info().state != RunState::Paused).then_some(())
     });
     con.run("pattern check 16 4", "pattern: ok", T);

@@ -2,13 +2,12 @@
 //! land in the host file, read-only is enforced, a read-write disk is
 //! refused to a second VMM (unless `w!`), hot attach and detach, exact
 //! statistics, and bad ring descriptors from a hostile guest.
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Console, Vm, asm, wait_for, write_guest};
+use crate::common::{Console, Vm, asm, wait_until, write_guest};
 use hypervisor::control::proto::{DeviceClass, DeviceRef, Payload, Reply, Request, RunState};
 
 /// Generous: minios runs under an emulating KVM here.
@@ -32,10 +31,7 @@ fn boot(name: &str, extra: &[&str]) -> (Vm, Console) {
 
 /// Run a shell command and wait for `needle` in its output.
 fn run(con: &mut Console, cmd: &str, needle: &str) -> String {
-    let from = con.seen.len();
-    con.send(&format!("{cmd}\n"));
-    expect_after(con, from, needle, T);
-    String::from_utf8_lossy(&con.seen[from..]).into_owned()
+    con.run(cmd, needle, T)
 }
 
 /// `PATTERN` repeated over one 512-byte sector (what `blkwrite` writes).
@@ -53,31 +49,6 @@ fn checksum(data: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-/// Wait for `needle` in what the console printed after byte `from`.
-#[track_caller]
-fn expect_after(con: &mut Console, from: usize, needle: &str, timeout: Duration) {
-    use std::io::Read;
-    let deadline = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&con.seen[from..]).contains(needle) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {needle:?}; console:\n{}",
-            con.text()
-        );
-        match con.stream.read(&mut buf) {
-            Ok(0) => panic!("console closed waiting for {needle:?}:\n{}", con.text()),
-            Ok(n) => con.seen.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("console read: {e}"),
-        }
-    }
 }
 
 #[test]
@@ -204,7 +175,7 @@ fn second_vmm(dir: &Path, name: &str, disk: &str) -> (bool, String, Option<std::
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ok = wait_for(T, "the second vmm to start or fail", || {
+    let ok = wait_until(T, "the second vmm to start or fail", || {
         if let Ok(Some(_)) = child.try_wait() {
             return Some(false);
         }
@@ -374,7 +345,7 @@ fn a_request_with_a_wild_buffer_fails_alone() {
             &format!("file:{path},xvda,w"),
         ],
     );
-    let info = wait_for(T, "the request to fail", || {
+    let info = wait_until(T, "the request to fail", || {
         let i = vm.info();
         (i.vbds[0].errors == 1).then_some(i)
     });

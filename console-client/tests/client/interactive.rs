@@ -1,13 +1,9 @@
 //! xencons in a real pseudo-terminal against a real TCP echo server.
-mod support {
-    pub mod pty;
-    pub mod server;
-}
 
 use std::time::Duration;
 
-use support::pty::{Pty, wait_exit};
-use support::server::{EchoServer, GREETING};
+use crate::support::pty::{Pty, wait_exit};
+use crate::support::server::{EchoServer, GREETING};
 
 const XENCONS: &str = env!("CARGO_BIN_EXE_xencons");
 const BANNER: &str = "************ REMOTE CONSOLE: CTRL-] TO QUIT ********";

@@ -3,68 +3,32 @@
 //! the host pings a guest over a bridge, two guests ping each other, and
 //! the vif counters follow the traffic.
 #![allow(unsafe_code)] // libc calls, each with a SAFETY comment
-mod common;
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Console, wait_for};
+use crate::common::{Console, wait_until};
 use hypervisor::control::client::VmmClient;
 use hypervisor::control::proto::{DeviceClass, DomainInfo, Payload, Request};
+use testkit::netns::Netns;
 
 const T: Duration = Duration::from_secs(60);
 
-/// A network namespace with a bridge `br0` at 10.77.0.1/24; deleted on drop.
-struct Netns {
-    name: String,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+/// A network namespace (deleted on drop) with a bridge `br0` at
+/// 10.77.0.1/24; `None` when namespaces cannot be made here (skip outside
+/// CI, fail in CI).
+fn bridged_netns(tag: &str) -> Option<Netns> {
+    let ns = Netns::create(tag)?;
+    for args in [
+        &["link", "add", "br0", "type", "bridge"][..],
+        &["addr", "add", "10.77.0.1/24", "dev", "br0"],
+        &["link", "set", "br0", "up"],
+    ] {
+        ns.ip(args).unwrap();
     }
-}
-
-impl Netns {
-    /// Create the namespace, or say why not (skip outside CI, fail in CI).
-    fn create(tag: &str) -> Option<Netns> {
-        let name = format!("xtopdev-{tag}-{}", std::process::id());
-        if let Err(e) = ip(&["netns", "add", &name]) {
-            let why = format!("cannot create a network namespace ({e}); network tests need root");
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            eprintln!("skipped: {why}");
-            return None;
-        }
-        let ns = Netns { name };
-        let n = ns.name.as_str();
-        for args in [
-            &["-n", n, "link", "set", "lo", "up"][..],
-            &["-n", n, "link", "add", "br0", "type", "bridge"],
-            &["-n", n, "addr", "add", "10.77.0.1/24", "dev", "br0"],
-            &["-n", n, "link", "set", "br0", "up"],
-        ] {
-            ip(args).unwrap();
-        }
-        Some(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
+    Some(ns)
 }
 
 /// A `vmm` running inside the namespace.
@@ -73,7 +37,6 @@ struct Guest {
     _dir: tempfile::TempDir,
     socket: PathBuf,
     con: Console,
-    name: String,
 }
 
 impl Guest {
@@ -81,7 +44,7 @@ impl Guest {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("vm.sock");
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vmm")])
+            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_vmm")])
             .args([
                 "--name",
                 name,
@@ -98,7 +61,7 @@ impl Guest {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        wait_for(T, "the control socket", || {
+        wait_until(T, "the control socket", || {
             if let Ok(Some(s)) = child.try_wait() {
                 let mut log = String::new();
                 let _ = std::fs::File::open(dir.path().join("vmm.log"))
@@ -114,7 +77,6 @@ impl Guest {
             _dir: dir,
             socket,
             con,
-            name: name.into(),
         }
     }
 
@@ -124,31 +86,7 @@ impl Guest {
 
     /// Run a shell command; wait for `needle` in its output; return the output.
     fn run(&mut self, cmd: &str, needle: &str) -> String {
-        let from = self.con.seen.len();
-        self.con.send(&format!("{cmd}\n"));
-        let deadline = Instant::now() + T;
-        let mut buf = [0u8; 4096];
-        loop {
-            let text = String::from_utf8_lossy(&self.con.seen[from..]).into_owned();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: timed out waiting for {needle:?}:\n{text}",
-                self.name
-            );
-            match self.con.stream.read(&mut buf) {
-                Ok(0) => panic!("console closed:\n{text}"),
-                Ok(n) => self.con.seen.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("console read: {e}"),
-            }
-        }
+        self.con.run(cmd, needle, T)
     }
 }
 
@@ -174,80 +112,79 @@ fn inet_sum(data: &[u8]) -> u16 {
 /// Ping `addr` `count` times from inside `ns` (a raw ICMP socket on a thread
 /// that joined the namespace); returns the replies received.
 fn host_ping(ns: &Netns, addr: [u8; 4], count: u16) -> u16 {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on a namespace fd we hold; affects only this thread.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-        // SAFETY: plain socket(2), checked.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
-        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
-        let tv = libc::timeval {
-            tv_sec: 1,
-            tv_usec: 0,
-        };
-        // SAFETY: SO_RCVTIMEO takes a timeval, which `tv` is.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const tv).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        // SAFETY: sockaddr_in is plain data; all zeros is a valid value.
-        let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        to.sin_family = libc::AF_INET as u16;
-        to.sin_addr.s_addr = u32::from_ne_bytes(addr);
-        let ident = (std::process::id() & 0xffff) as u16;
-        let mut got = 0;
-        for seq in 0..count {
-            let mut pkt = vec![8u8, 0, 0, 0];
-            pkt.extend_from_slice(&ident.to_be_bytes());
-            pkt.extend_from_slice(&seq.to_be_bytes());
-            pkt.extend((0..56).map(|i| i as u8));
-            let sum = inet_sum(&pkt);
-            pkt[2..4].copy_from_slice(&sum.to_be_bytes());
-            // SAFETY: sendto with a live buffer and sockaddr_in.
-            let n = unsafe {
-                libc::sendto(
-                    fd,
-                    pkt.as_ptr().cast(),
-                    pkt.len(),
-                    0,
-                    (&raw const to).cast(),
-                    size_of::<libc::sockaddr_in>() as u32,
-                )
-            };
-            assert_eq!(n as usize, pkt.len());
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                let mut buf = [0u8; 1500];
-                // SAFETY: recv into a live buffer.
-                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n < 28 {
-                    continue;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                ns.join().expect("join the test's namespace");
+                // SAFETY: plain socket(2), checked.
+                let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+                assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+                let tv = libc::timeval {
+                    tv_sec: 1,
+                    tv_usec: 0,
+                };
+                // SAFETY: SO_RCVTIMEO takes a timeval, which `tv` is.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVTIMEO,
+                        (&raw const tv).cast(),
+                        size_of::<libc::timeval>() as u32,
+                    )
+                };
+                // SAFETY: sockaddr_in is plain data; all zeros is a valid value.
+                let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                to.sin_family = libc::AF_INET as u16;
+                to.sin_addr.s_addr = u32::from_ne_bytes(addr);
+                let ident = (std::process::id() & 0xffff) as u16;
+                let mut got = 0;
+                for seq in 0..count {
+                    let mut pkt = vec![8u8, 0, 0, 0];
+                    pkt.extend_from_slice(&ident.to_be_bytes());
+                    pkt.extend_from_slice(&seq.to_be_bytes());
+                    pkt.extend((0..56).map(|i| i as u8));
+                    let sum = inet_sum(&pkt);
+                    pkt[2..4].copy_from_slice(&sum.to_be_bytes());
+                    // SAFETY: sendto with a live buffer and sockaddr_in.
+                    let n = unsafe {
+                        libc::sendto(
+                            fd,
+                            pkt.as_ptr().cast(),
+                            pkt.len(),
+                            0,
+                            (&raw const to).cast(),
+                            size_of::<libc::sockaddr_in>() as u32,
+                        )
+                    };
+                    assert_eq!(n as usize, pkt.len());
+                    let deadline = Instant::now() + Duration::from_secs(3);
+                    while Instant::now() < deadline {
+                        let mut buf = [0u8; 1500];
+                        // SAFETY: recv into a live buffer.
+                        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                        if n < 28 {
+                            continue;
+                        }
+                        let ihl = usize::from(buf[0] & 0xf) * 4;
+                        let icmp = &buf[ihl..n as usize];
+                        if buf[12..16] == addr
+                            && icmp[0] == 0
+                            && icmp[4..6] == ident.to_be_bytes()
+                            && icmp[6..8] == seq.to_be_bytes()
+                        {
+                            got += 1;
+                            break;
+                        }
+                    }
                 }
-                let ihl = usize::from(buf[0] & 0xf) * 4;
-                let icmp = &buf[ihl..n as usize];
-                if buf[12..16] == addr
-                    && icmp[0] == 0
-                    && icmp[4..6] == ident.to_be_bytes()
-                    && icmp[6..8] == seq.to_be_bytes()
-                {
-                    got += 1;
-                    break;
-                }
-            }
-        }
-        // SAFETY: closing the socket we opened.
-        unsafe { libc::close(fd) };
-        got
+                // SAFETY: closing the socket we opened.
+                unsafe { libc::close(fd) };
+                got
+            })
+            .join()
+            .unwrap()
     })
-    .join()
-    .unwrap()
 }
 
 #[test]
@@ -255,7 +192,7 @@ fn host_and_guests_ping_over_the_bridge_and_counters_follow() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let Some(ns) = Netns::create("ping") else {
+    let Some(ns) = bridged_netns("ping") else {
         return;
     };
     let mut g1 = Guest::start(
@@ -337,7 +274,7 @@ fn a_vif_attaches_and_detaches_while_running() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let Some(ns) = Netns::create("hot") else {
+    let Some(ns) = bridged_netns("hot") else {
         return;
     };
     let mut g = Guest::start(&ns, "hotnet", 23, &["--cmdline", "ip=10.77.0.23/24"]);
@@ -363,8 +300,7 @@ fn a_vif_attaches_and_detaches_while_running() {
     g.run("ifconfig", "ifconfig: no network interface");
     assert!(g.info().vifs.is_empty());
     // The TAP is gone from the namespace.
-    let gone = ip(&["-n", &ns.name, "link", "show", "vif23.0"]);
-    assert!(gone.is_err(), "vif23.0 still exists");
+    assert!(!ns.has_link("vif23.0"), "vif23.0 still exists");
 }
 
 #[test]
@@ -372,11 +308,11 @@ fn a_missing_bridge_is_a_clear_start_error() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let Some(ns) = Netns::create("nobr") else {
+    let Some(ns) = bridged_netns("nobr") else {
         return;
     };
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vmm")])
+        .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_vmm")])
         .args([
             "--name",
             "nobr",

@@ -1,30 +1,15 @@
 //! Shared helpers for the hypervisor's tests: run the real `vmm` binary,
 //! talk to its control socket, and build tiny test guests.
-#![allow(dead_code)]
 
-use std::io::Read;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hypervisor::control::client::VmmClient;
+use hypervisor::control::client::{ConsoleStream, VmmClient};
 use hypervisor::control::proto::{DomainInfo, RunState};
-
-/// Poll `f` every 2 ms until it returns `Some`, or panic after `timeout`.
-#[track_caller]
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use testkit::expect::Expect;
+pub use testkit::wait_until;
 
 /// A `vmm` process in the foreground of the test, with its socket in a temp dir.
 pub struct Vm {
@@ -50,7 +35,7 @@ impl Vm {
         let mut vm = Vm { child, dir, socket };
         let sock = vm.socket.clone();
         let child = &mut vm.child;
-        wait_for(Duration::from_secs(20), "the control socket", || {
+        wait_until(Duration::from_secs(20), "the control socket", || {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("vmm exited during start-up: {status}");
             }
@@ -74,7 +59,7 @@ impl Vm {
     /// Wait until the domain reaches `state`.
     #[track_caller]
     pub fn wait_state(&self, state: RunState, timeout: Duration) -> DomainInfo {
-        wait_for(timeout, &format!("state {state:?}"), || {
+        wait_until(timeout, &format!("state {state:?}"), || {
             let i = self.info();
             (i.state == state).then_some(i)
         })
@@ -88,10 +73,24 @@ impl Drop for Vm {
     }
 }
 
-/// An attached console: collects everything the guest prints.
+/// An attached console: a [`testkit::expect::Expect`] transcript of
+/// everything the guest prints (`seen`, `text()`, `send`, `pump`, ...).
 pub struct Console {
-    pub stream: hypervisor::control::client::ConsoleStream,
-    pub seen: Vec<u8>,
+    inner: Expect<ConsoleStream>,
+}
+
+impl Deref for Console {
+    type Target = Expect<ConsoleStream>;
+
+    fn deref(&self) -> &Expect<ConsoleStream> {
+        &self.inner
+    }
+}
+
+impl DerefMut for Console {
+    fn deref_mut(&mut self) -> &mut Expect<ConsoleStream> {
+        &mut self.inner
+    }
 }
 
 impl Console {
@@ -105,68 +104,21 @@ impl Console {
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         Console {
-            stream,
-            seen: Vec::new(),
+            inner: Expect::new(stream),
         }
     }
 
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.seen).into_owned()
-    }
-
-    /// Read until the output contains `needle`.
+    /// Read until the output (all of it, from the start) contains `needle`.
     #[track_caller]
     pub fn expect(&mut self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut buf = [0u8; 4096];
-        while !self.text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {needle:?}; console so far:\n{}",
-                self.text()
-            );
-            match self.stream.read(&mut buf) {
-                Ok(0) => panic!(
-                    "console closed while waiting for {needle:?}; got:\n{}",
-                    self.text()
-                ),
-                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("console read: {e}"),
-            }
-        }
+        self.inner.expect_from(0, needle, timeout);
     }
 
     /// Send `command` and wait for `needle` in the output that follows;
     /// returns that output.
     #[track_caller]
     pub fn run(&mut self, command: &str, needle: &str, timeout: Duration) -> String {
-        let from = self.seen.len();
-        self.send(&format!("{command}\n"));
-        let deadline = Instant::now() + timeout;
-        let mut buf = [0u8; 4096];
-        while !self.text()[from..].contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {needle:?} after {command:?}; got:\n{}",
-                &self.text()[from..]
-            );
-            match self.stream.read(&mut buf) {
-                Ok(0) => panic!("console closed; got:\n{}", &self.text()[from..]),
-                Ok(k) => self.seen.extend_from_slice(&buf[..k]),
-                Err(_) => {}
-            }
-        }
-        self.text()[from..].to_string()
-    }
-
-    pub fn send(&mut self, text: &str) {
-        use std::io::Write;
-        self.stream.write_all(text.as_bytes()).unwrap();
+        self.inner.run_until(command, needle, timeout)
     }
 }
 
@@ -249,13 +201,6 @@ pub mod asm {
     pub const HLT: u8 = 0xf4;
     /// `ud2`
     pub const UD2: [u8; 2] = [0x0f, 0x0b];
-    /// `mov byte [addr], imm8`
-    pub fn store8(addr: u32, v: u8) -> Vec<u8> {
-        let mut out = vec![0xc6, 0x04, 0x25];
-        out.extend_from_slice(&addr.to_le_bytes());
-        out.push(v);
-        out
-    }
     /// `mov dword [addr], imm32`
     pub fn store32(addr: u32, v: u32) -> Vec<u8> {
         let mut out = vec![0xc7, 0x04, 0x25];

@@ -1,13 +1,10 @@
 //! xencons, `xm console` and `xm create -c` in a real pseudo-terminal against
 //! a real xend and a real minios domain (needs /dev/kvm; the binaries come
 //! from `cargo build --workspace --bins`).
-mod support {
-    pub mod pty;
-}
 
 use std::time::Duration;
 
-use support::pty::{Pty, wait_exit};
+use crate::support::pty::{Pty, wait_exit};
 
 const BANNER: &str = "************ REMOTE CONSOLE: CTRL-] TO QUIT ********";
 const EXIT_LINE: &str = "************ REMOTE CONSOLE EXITED *****************";

@@ -53,6 +53,8 @@ fn boot(panic: bool) {
     if !hypervisor::require_kvm() {
         return;
     }
+    // Two Linux boots side by side starve each other on 2 cores.
+    let _heavy = e2e::heavy();
     let kernel = linux::kernel();
     let Some(net) = GuestNet::enter("linux", "xenbr0") else {
         return;
