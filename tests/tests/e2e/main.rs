@@ -31,6 +31,7 @@ mod xend_hostile_paths;
 mod xend_html;
 mod xend_hung_vmm;
 mod xend_metrics;
+mod xend_progress;
 mod xend_migrate;
 mod xend_restart;
 mod xend_save;
