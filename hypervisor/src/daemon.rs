@@ -148,7 +148,7 @@ pub struct ReadyPipe(std::io::PipeWriter);
 impl ReadyPipe {
     /// Start-up succeeded.
     pub fn ready(mut self) {
-        let _ = writeln!(self.0, "ready {}", std::process::id());
+        let _ = writeln!(self.0, "ready {}", crate::jail::host_pid());
     }
 
     /// Start-up failed with `msg`.

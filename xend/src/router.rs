@@ -135,6 +135,7 @@ mod tests {
             min_restart_time: 20.0,
             max_request_bytes: 1024,
             vmm_timeout: std::time::Duration::from_secs(2),
+            vmm_jail: None,
             vif_bridge: "xenbr0".into(),
             config_warnings: Vec::new(),
         });

@@ -132,7 +132,11 @@ impl Vif {
         };
         let thread = std::thread::Builder::new()
             .name(format!("{name}-rx"))
-            .spawn(move || rx.run())
+            .spawn(move || {
+                if crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
+                    rx.run();
+                }
+            })
             .map_err(|e| NetError::Thread(name.clone(), e))?;
         Ok(Vif {
             config,

@@ -438,7 +438,7 @@ pub fn pause_and_capture(dom: &Domain) -> Result<(Vec<VcpuState>, bool), Snapsho
     let was_paused = dom.state() == crate::control::proto::RunState::Paused;
     dom.pause()?;
     let capture = || -> Result<Vec<VcpuState>, SnapshotError> {
-        let kvm = kvm_ioctls::Kvm::new().map_err(SnapshotError::Kvm)?;
+        let kvm = crate::jail::open_kvm().map_err(SnapshotError::Kvm)?;
         let _ = dom.console.drain(&dom.ram);
         Ok(dom.capture_vcpus(vcpu::msr_list(&kvm))?)
     };
