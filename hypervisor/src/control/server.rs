@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use super::fdpass::FdStream;
 use super::proto::{Payload, Reply, Request};
 use crate::domain::Domain;
 use crate::log::log;
@@ -47,7 +48,7 @@ fn connection(
     on_destroy: &OnDestroy,
 ) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(FdStream::new(stream));
     let mut line = String::new();
     loop {
         line.clear();
@@ -97,7 +98,9 @@ fn connection(
                     )?;
                     continue;
                 };
-                match transfer(dom, req) {
+                let fd = reader.get_mut().take_fd();
+                reader.get_mut().drop_fds();
+                match transfer(dom, req, fd) {
                     Ok(payload) => {
                         // The domain lives on in the image or at the
                         // destination: end it here.
@@ -113,17 +116,43 @@ fn connection(
                     }
                 }
             }
-            other => send(&mut writer, &handle(dom, other))?,
+            other => {
+                let fd = reader.get_mut().take_fd();
+                reader.get_mut().drop_fds();
+                let passed = match &other {
+                    Request::DeviceAttach { .. } => fd.map(std::fs::File::from),
+                    _ => None,
+                };
+                let reply = super::fdpass::with_passed(passed, || handle(dom, other));
+                send(&mut writer, &reply)?;
+            }
         }
     }
 }
 
 /// Run a save or migration (the caller holds `dom.transfer`).
-fn transfer(dom: &Domain, req: Request) -> Result<Payload, String> {
+///
+/// A save with a descriptor passed along (`SCM_RIGHTS`) writes the image to
+/// it (`path` only names it); without one it creates `path` itself, which a
+/// jailed VMM cannot.
+fn transfer(
+    dom: &Domain,
+    req: Request,
+    fd: Option<std::os::fd::OwnedFd>,
+) -> Result<Payload, String> {
     match req {
-        Request::Save { path } => crate::snapshot::save(dom, Path::new(&path))
-            .map(Payload::Saved)
-            .map_err(|e| error_chain(&e)),
+        Request::Save { path } => match fd {
+            Some(fd) => crate::snapshot::save_into(dom, fd.into(), Path::new(&path)),
+            None if crate::jail::is_jailed() => {
+                return Err(
+                    "a jailed VMM saves only into a file passed with the request (SCM_RIGHTS)"
+                        .into(),
+                );
+            }
+            None => crate::snapshot::save(dom, Path::new(&path)),
+        }
+        .map(Payload::Saved)
+        .map_err(|e| error_chain(&e)),
         Request::Migrate {
             host,
             port,
@@ -170,7 +199,7 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
 }
 
 /// Feed the client's bytes to the guest until the client goes away.
-fn console_input(mut reader: BufReader<UnixStream>, dom: &Domain) -> std::io::Result<()> {
+fn console_input(mut reader: BufReader<FdStream>, dom: &Domain) -> std::io::Result<()> {
     let mut buf = [0u8; 4096];
     loop {
         let n = reader.read(&mut buf)?;

@@ -65,9 +65,25 @@ impl Disk {
         opts.read(true)
             .write(config.mode != DiskMode::ReadOnly)
             .custom_flags(libc::O_CLOEXEC | if config.direct { libc::O_DIRECT } else { 0 });
-        let mut file = opts
-            .open(path)
-            .map_err(|e| BlockError::Open(path.clone(), e))?;
+        // A hot attach to a jailed VMM brings the file along (xend opened
+        // the canonical path; the jail has none).
+        let mut file = match crate::control::fdpass::take_passed() {
+            Some(f) => {
+                if config.mode != DiskMode::ReadOnly && !crate::control::fdpass::writable(&f) {
+                    return Err(BlockError::Open(
+                        path.clone(),
+                        io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            "the passed descriptor is read-only",
+                        ),
+                    ));
+                }
+                f
+            }
+            None => opts
+                .open(path)
+                .map_err(|e| BlockError::Open(path.clone(), e))?,
+        };
         let lock = match config.mode {
             DiskMode::ReadOnly => Some(libc::LOCK_SH),
             DiskMode::ReadWrite => Some(libc::LOCK_EX),

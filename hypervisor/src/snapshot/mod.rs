@@ -590,6 +590,33 @@ fn write_image(
         .custom_flags(libc::O_NOFOLLOW)
         .open(tmp)
         .map_err(file_err("create", tmp))?;
+    let (bytes, stats) = write_to(dom, states, was_paused, f, tmp)?;
+    std::fs::rename(tmp, path).map_err(file_err("rename into", path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok((bytes, stats))
+}
+
+/// Write the image to `f` and fsync it (`label` names it in errors).
+fn write_to(
+    dom: &Domain,
+    states: &[VcpuState],
+    was_paused: bool,
+    f: File,
+    label: &Path,
+) -> Result<(u64, memory::RamStats), SnapshotError> {
+    let tmp = label;
+    let file_err = |what, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| SnapshotError::File {
+            what,
+            path: p,
+            source,
+        }
+    };
     let flags = if was_paused { FLAG_PAUSED } else { 0 };
     let io = |e: FormatError| match e {
         FormatError::Io(source) => SnapshotError::File {
@@ -611,14 +638,44 @@ fn write_image(
         .map_err(|e| e.into_error())
         .map_err(file_err("write", tmp))?;
     f.sync_all().map_err(file_err("fsync", tmp))?;
-    drop(f);
-    std::fs::rename(tmp, path).map_err(file_err("rename into", path))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
     Ok((bytes, stats))
+}
+
+/// Save `dom` into `file`, a descriptor xend opened in its save dir and
+/// passed over the control socket (a jailed VMM can open no path): the
+/// image is written from offset 0 and fsynced; xend renames it into place.
+/// As [`save`], the domain stays paused on success and runs on on failure.
+pub fn save_into(dom: &Domain, file: File, label: &Path) -> Result<SaveInfo, SnapshotError> {
+    let started = Instant::now();
+    let (states, was_paused) = pause_and_capture(dom)?;
+    let paused_at = Instant::now();
+    match write_to(dom, &states, was_paused, file, label) {
+        Ok((bytes, stats)) => {
+            let info = SaveInfo {
+                path: label.to_string_lossy().into_owned(),
+                image_bytes: bytes,
+                ram_pages: stats.data_pages,
+                vcpus: states.len() as u32,
+                seconds: started.elapsed().as_secs_f64(),
+                write_seconds: paused_at.elapsed().as_secs_f64(),
+            };
+            log(&format!(
+                "saved {} to {} (passed descriptor; {} bytes, {} RAM pages) in {:.0} ms",
+                dom.spec.name,
+                info.path,
+                bytes,
+                stats.data_pages,
+                info.seconds * 1000.0
+            ));
+            Ok(info)
+        }
+        Err(e) => {
+            if !was_paused {
+                let _ = dom.unpause();
+            }
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -329,11 +329,26 @@ impl Supervisor {
         dev: Device,
     ) -> Result<DeviceRef, SupError> {
         let _life = self.ready(dom).await?;
+        let mut passed = None;
         let (kind, spec) = match &dev {
-            Device::Vbd { uname, dev, mode } => (
-                DeviceClass::Vbd,
-                vmm_disk(&self.settings.confinement, uname, dev, mode.as_str())?,
-            ),
+            Device::Vbd { uname, dev, mode } => {
+                // Opened here and passed along (SCM_RIGHTS): a jailed VMM
+                // cannot open the path, and the descriptor is the file this
+                // check approved, whatever the path says later.
+                let backend = self.settings.confinement.disk(uname)?;
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(mode.as_str() != "r")
+                    .open(&backend.path)
+                    .map_err(|e| {
+                        SupError::Invalid(format!(
+                            "Invalid parameter: config: cannot open disk {}: {e}",
+                            backend.path.display()
+                        ))
+                    })?;
+                passed = Some(file);
+                (DeviceClass::Vbd, backend.vmm_spec(dev, mode.as_str()))
+            }
             Device::Vif { mac, bridge, .. } => {
                 let bridge = self.vif_bridge(bridge.as_deref());
                 crate::network::ensure_bridge(bridge)
@@ -344,10 +359,15 @@ impl Supervisor {
                 )
             }
         };
-        let created = match dom
-            .request(&Request::DeviceAttach { kind, config: spec })
-            .await?
-        {
+        let req = Request::DeviceAttach { kind, config: spec };
+        let answer = match passed {
+            Some(file) => {
+                super::save::long_request_with_file(dom, &req, file, self.settings.vmm_timeout)
+                    .await
+            }
+            None => dom.request(&req).await,
+        };
+        let created = match answer? {
             Payload::Device(d) => d,
             other => return Err(refused(dom, format!("expected a device, got {other:?}"))),
         };
