@@ -79,7 +79,7 @@ impl Read for FdStream {
             if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
                 // SAFETY: CMSG_LEN(0) is the header size; arithmetic only.
                 let header = unsafe { libc::CMSG_LEN(0) } as usize;
-                let count = (len as usize).saturating_sub(header) / size_of::<libc::c_int>();
+                let count = len.saturating_sub(header) / size_of::<libc::c_int>();
                 // SAFETY: SCM_RIGHTS data is `count` ints inside `cbuf`.
                 let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<libc::c_int>();
                 for i in 0..count {

@@ -91,7 +91,10 @@ enum GateState {
 
 static GATE: Mutex<GateState> = Mutex::new(GateState::Open);
 static GATE_CV: Condvar = Condvar::new();
-static HOST_PID: OnceLock<u32> = OnceLock::new();
+static HOST_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static PID_NS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set once the host pid is read for good (just before the root swap).
+static PID_FROZEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn set_gate(s: GateState) {
     *GATE.lock().unwrap_or_else(|e| e.into_inner()) = s;
@@ -131,16 +134,23 @@ pub fn thread_start(kind: ThreadKind) -> bool {
     }
 }
 
-/// This process's pid as the host sees it (the VMM is pid 1 of its own pid
-/// namespace; the record, the log and xend need the host's number). Read
-/// from the host's `/proc/self` before the root swap, then remembered.
+/// This process's pid as the host sees it (a jailed VMM is pid 1 of its own
+/// pid namespace; the record, the log and xend need the host's number).
+/// Read from the host's `/proc/self` until the root swap, then remembered;
+/// without a pid namespace it is plainly `getpid()`.
 pub fn host_pid() -> u32 {
-    *HOST_PID.get_or_init(|| {
-        std::fs::read_link("/proc/self")
-            .ok()
-            .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-            .unwrap_or_else(std::process::id)
-    })
+    if !PID_NS.load(std::sync::atomic::Ordering::Relaxed) {
+        return std::process::id();
+    }
+    if PID_FROZEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return HOST_PID.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    let pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(std::process::id);
+    HOST_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+    pid
 }
 
 /// Step 1 (single-threaded, before `--detach` forks): new mount, ipc, uts
@@ -156,6 +166,7 @@ pub fn prepare(cfg: &JailConfig, pid_ns: bool) -> Result<(), JailError> {
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if pid_ns {
         flags |= libc::CLONE_NEWPID;
+        PID_NS.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     // SAFETY: unshare with namespace flags only; the process is still
     // single-threaded, as CLONE_NEWPID requires for the threads to come.
@@ -205,6 +216,7 @@ pub fn enter(cfg: &JailConfig) -> Result<(), JailError> {
 
 fn enter_inner(cfg: &JailConfig) -> Result<(), JailError> {
     host_pid();
+    PID_FROZEN.store(true, std::sync::atomic::Ordering::Relaxed);
     make_root(&cfg.dir)?;
     caps::become_user(cfg.uid, cfg.gid)?;
     seccomp::install_sigsys_handler()?;
