@@ -1,8 +1,11 @@
-//! A connection to a domain console: connect (with the optional token), send,
-//! and wait for output.
-use std::io::{self, Read, Write};
+//! A connection to a domain console: connect (over TLS when asked, then the
+//! optional token), send, and wait for output.
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+use crate::stream::Stream;
+use crate::tls::{self, ConsoleTls, TlsError};
 
 /// Errors while connecting to a console.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,24 @@ pub enum ConnectError {
     /// The token contains a line break, which would end the token line early.
     #[error("invalid console token: it must not contain a line break")]
     BadToken,
+    /// TLS could not be set up (certificate files, names).
+    #[error("Cannot connect to console on {addr}")]
+    TlsSetup {
+        /// `HOST:PORT` as given.
+        addr: String,
+        /// Why.
+        #[source]
+        source: TlsError,
+    },
+    /// The TLS handshake failed: the server's certificate was refused, or
+    /// the server does not speak TLS. Nothing was sent in clear.
+    #[error("Cannot connect to console on {addr}: {reason}")]
+    Tls {
+        /// `HOST:PORT` as given.
+        addr: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
 }
 
 /// Errors while waiting for console output.
@@ -53,8 +74,11 @@ pub enum ExpectError {
 pub struct ConnectOptions {
     /// Sent as the first line (`TOKEN\n`) when set, for consoles that require it.
     pub token: Option<String>,
-    /// Connect timeout per address.
+    /// Connect timeout per address (and for the TLS handshake).
     pub timeout: Duration,
+    /// Speak TLS, trusting this (`None`: plain TCP). Never falls back to
+    /// plain TCP.
+    pub tls: Option<ConsoleTls>,
 }
 
 impl Default for ConnectOptions {
@@ -62,6 +86,7 @@ impl Default for ConnectOptions {
         Self {
             token: None,
             timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -69,7 +94,7 @@ impl Default for ConnectOptions {
 /// An open console connection.
 #[derive(Debug)]
 pub struct Console {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) addr: String,
     /// Bytes read by [`Console::expect`] beyond the awaited text; handed out
     /// first by the next read or session.
@@ -101,7 +126,8 @@ pub fn describe_io(e: &io::Error) -> String {
 }
 
 impl Console {
-    /// Connects to `host:port` and sends the token line when one is set.
+    /// Connects to `host:port` (TLS first when asked) and sends the token
+    /// line when one is set.
     pub fn connect(host: &str, port: u16, opts: &ConnectOptions) -> Result<Self, ConnectError> {
         let addr = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
@@ -111,7 +137,8 @@ impl Console {
         Self::connect_addr(&addr, opts)
     }
 
-    /// Connects to an address written `HOST:PORT`.
+    /// Connects to an address written `HOST:PORT`; with TLS, the certificate
+    /// is checked for `HOST`.
     pub fn connect_addr(addr: &str, opts: &ConnectOptions) -> Result<Self, ConnectError> {
         let fail = |e: &io::Error| ConnectError::Connect {
             addr: addr.to_string(),
@@ -136,8 +163,12 @@ impl Console {
                 Err(e) => last = e,
             }
         }
-        let mut stream = stream.ok_or_else(|| fail(&last))?;
+        let stream = stream.ok_or_else(|| fail(&last))?;
         stream.set_nodelay(true).map_err(|e| fail(&e))?;
+        let mut stream = match &opts.tls {
+            None => Stream::Plain(stream),
+            Some(trust) => handshake(stream, addr, trust, opts.timeout)?,
+        };
         if let Some(token) = &opts.token {
             stream
                 .write_all(format!("{token}\n").as_bytes())
@@ -155,10 +186,16 @@ impl Console {
         &self.addr
     }
 
-    /// The socket, e.g. for an embedding program's own event loop. Bytes held
+    /// The TCP socket (under TLS when the console speaks TLS: then its
+    /// readiness is not the console's), e.g. for socket options. Bytes held
     /// back by [`Console::expect`] are returned by [`Console::take_pending`].
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
+    }
+
+    /// True when the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
     }
 
     /// Bytes already read from the socket but not yet consumed.
@@ -199,9 +236,9 @@ impl Console {
                     tail,
                 });
             }
-            self.stream.set_read_timeout(Some(deadline - now))?;
+            self.stream.tcp().set_read_timeout(Some(deadline - now))?;
             let read = self.stream.read(&mut buf);
-            self.stream.set_read_timeout(None)?;
+            self.stream.tcp().set_read_timeout(None)?;
             match read {
                 Ok(0) => {
                     return Err(ExpectError::Closed {
@@ -227,6 +264,42 @@ impl Console {
             }
         }
     }
+}
+
+/// The TLS handshake on `sock`, within `timeout`; the certificate is
+/// checked for `addr`'s host as `trust` says.
+fn handshake(
+    mut sock: TcpStream,
+    addr: &str,
+    trust: &ConsoleTls,
+    timeout: Duration,
+) -> Result<Stream, ConnectError> {
+    let setup = |source| ConnectError::TlsSetup {
+        addr: addr.to_string(),
+        source,
+    };
+    let host = match addr.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => addr,
+    };
+    let config = tls::client_config(trust).map_err(setup)?;
+    let name = tls::server_name(host).map_err(setup)?;
+    let mut conn =
+        rustls::ClientConnection::new(config, name).map_err(|e| setup(TlsError::Rustls(e)))?;
+    let failed = |e: &io::Error| ConnectError::Tls {
+        addr: addr.to_string(),
+        reason: tls::describe(e, trust),
+    };
+    sock.set_read_timeout(Some(timeout))
+        .map_err(|e| failed(&e))?;
+    sock.set_write_timeout(Some(timeout))
+        .map_err(|e| failed(&e))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(|e| failed(&e))?;
+    }
+    sock.set_read_timeout(None).map_err(|e| failed(&e))?;
+    sock.set_write_timeout(None).map_err(|e| failed(&e))?;
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

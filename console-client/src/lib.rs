@@ -1,7 +1,9 @@
 //! Attach to a domain console over TCP, as `xencons`, `xm console` and xtop do.
 //!
 //! A console is raw bytes both ways on a TCP port of xend (no framing, no
-//! telnet negotiation); on connect xend flushes the last 64 KiB of output.
+//! telnet negotiation), inside TLS when xend has a certificate
+//! ([`ConnectOptions::tls`], [`tls`]); on connect xend flushes the last
+//! 64 KiB of output.
 //!
 //! ```no_run
 //! use console_client::{Console, ConnectOptions, InteractiveOptions, EscapeKey};
@@ -21,9 +23,12 @@ pub mod console;
 pub mod escape;
 pub mod session;
 pub mod signals;
+mod stream;
 pub mod terminal;
+pub mod tls;
 
 pub use console::{ConnectError, ConnectOptions, Console, ExpectError};
 pub use escape::{EscapeError, EscapeKey};
 pub use session::{EXIT_LINE, ExitReason, InteractiveOptions, PipeOptions, SessionError, banner};
 pub use terminal::{RawModeGuard, TerminalError, WindowSize};
+pub use tls::{ConsoleTls, TlsError};

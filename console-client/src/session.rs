@@ -6,6 +6,10 @@
 //! input after a session ends, so an embedding program (xm, xtop) gets its
 //! terminal back intact.
 //!
+//! With TLS the loop is the same: the socket is waited on, plaintext rustls
+//! already decrypted counts as ready, and TLS records waiting to go out make
+//! it wait for the socket to be writable too.
+//!
 //! Input to the console is written without blocking, through a bounded
 //! queue ([`MAX_QUEUED_INPUT`]): xend holds a console's input back when the
 //! guest does not take it (a paused domain, a long paste), and the session
@@ -26,6 +30,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use crate::console::Console;
 use crate::escape::EscapeKey;
 use crate::signals::{self, SignalError, SignalPipes};
+use crate::stream::Stream;
 use crate::terminal::{self, RawModeGuard, TerminalError, WindowSize};
 
 /// The line printed when an interactive session starts, for a given escape key.
@@ -161,11 +166,24 @@ impl Outbox {
         self.queue.extend(bytes);
     }
 
-    /// Writes what the socket takes now (it is non-blocking).
-    fn flush(&mut self, mut socket: &std::net::TcpStream) -> io::Result<()> {
-        while !self.queue.is_empty() {
+    /// Writes what the socket takes now (it is non-blocking): TLS records
+    /// waiting first, then queued input.
+    fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
+        loop {
+            match stream.flush_pending() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.held_back = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if self.queue.is_empty() {
+                return Ok(());
+            }
             let (front, _) = self.queue.as_slices();
-            match socket.write(front) {
+            match stream.write_some(front) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.queue.drain(..n);
@@ -178,7 +196,6 @@ impl Outbox {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
     }
 }
 
@@ -189,26 +206,36 @@ impl Outbox {
 /// not read, so xend would go on counting this client as connected until the
 /// guest took it all. The input not yet taken is abandoned either way.
 struct Link<'a> {
-    stream: &'a std::net::TcpStream,
+    stream: &'a mut Stream,
     outbox: Outbox,
 }
 
 impl<'a> Link<'a> {
-    fn new(stream: &'a std::net::TcpStream) -> io::Result<Self> {
-        stream.set_nonblocking(true)?;
+    fn new(stream: &'a mut Stream) -> io::Result<Self> {
+        stream.tcp().set_nonblocking(true)?;
         Ok(Self {
             stream,
             outbox: Outbox::default(),
         })
     }
+
+    /// Input or TLS records are waiting to be written.
+    fn has_output(&self) -> bool {
+        !self.outbox.is_empty() || self.stream.wants_write()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.outbox.flush(self.stream)
+    }
 }
 
 impl Drop for Link<'_> {
     fn drop(&mut self) {
+        let tcp = self.stream.tcp();
         if self.outbox.held_back {
-            let _ = rustix::net::sockopt::set_socket_linger(self.stream, Some(Duration::ZERO));
+            let _ = rustix::net::sockopt::set_socket_linger(tcp, Some(Duration::ZERO));
         }
-        let _ = self.stream.set_nonblocking(false);
+        let _ = tcp.set_nonblocking(false);
     }
 }
 
@@ -269,15 +296,18 @@ impl Console {
         let escape = opts.escape.byte();
         let mut sock_buf = vec![0u8; SOCKET_BUF];
         let mut in_buf = [0u8; 4096];
-        let stream = self
-            .stream
-            .try_clone()
-            .map_err(|e| socket_err(&self.addr, e))?;
-        let mut link = Link::new(&stream).map_err(|e| socket_err(&self.addr, e))?;
-        let outbox = &mut link.outbox;
+        let addr = &self.addr;
+        let mut link = Link::new(&mut self.stream).map_err(|e| socket_err(addr, e))?;
         loop {
-            let input_fd = outbox.has_room().then(|| stdin.as_fd());
-            let ready = wait(&stream, !outbox.is_empty(), input_fd, signals, None)?;
+            let input_fd = link.outbox.has_room().then(|| stdin.as_fd());
+            let buffered = link.stream.has_buffered();
+            let ready = wait(
+                link.stream.tcp(),
+                link.has_output(),
+                input_fd,
+                signals,
+                buffered.then_some(Duration::ZERO),
+            )?;
             if let Some(sig) = ready.signal {
                 if sig == signals::RESIZE {
                     if let (Some(size), Some(cb)) = (
@@ -291,12 +321,10 @@ impl Console {
                 }
             }
             if ready.writable {
-                outbox
-                    .flush(&stream)
-                    .map_err(|e| socket_err(&self.addr, e))?;
+                link.flush().map_err(|e| socket_err(addr, e))?;
             }
-            if ready.socket {
-                let n = match (&stream).read(&mut sock_buf) {
+            if ready.socket || buffered {
+                let n = match link.stream.read(&mut sock_buf) {
                     Ok(n) => n,
                     Err(e)
                         if matches!(
@@ -307,7 +335,7 @@ impl Console {
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
-                    Err(e) => return Err(socket_err(&self.addr, e)),
+                    Err(e) => return Err(socket_err(addr, e)),
                 };
                 if n == 0 {
                     return Ok(ExitReason::RemoteClosed);
@@ -336,10 +364,8 @@ impl Console {
                     // Input still queued is dropped with the session.
                     return Ok(ExitReason::Escape);
                 }
-                outbox.push(send);
-                outbox
-                    .flush(&stream)
-                    .map_err(|e| socket_err(&self.addr, e))?;
+                link.outbox.push(send);
+                link.flush().map_err(|e| socket_err(addr, e))?;
             }
         }
     }
@@ -372,22 +398,23 @@ impl Console {
             addr: addr.to_string(),
             source,
         };
-        let stream = self
-            .stream
-            .try_clone()
-            .map_err(|e| socket_err(&self.addr, e))?;
-        let mut link = Link::new(&stream).map_err(|e| socket_err(&self.addr, e))?;
-        let outbox = &mut link.outbox;
+        let addr = &self.addr;
+        let mut link = Link::new(&mut self.stream).map_err(|e| socket_err(addr, e))?;
         loop {
             // The linger starts once the input ended and all of it was sent.
-            if input_done && outbox.is_empty() && quiet_deadline.is_none() {
+            if input_done && !link.has_output() && quiet_deadline.is_none() {
                 quiet_deadline = Some(Instant::now() + opts.linger);
             }
-            let input_fd = (!input_done && outbox.has_room()).then(|| input.as_fd());
-            let timeout = quiet_deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let input_fd = (!input_done && link.outbox.has_room()).then(|| input.as_fd());
+            let buffered = link.stream.has_buffered();
+            let timeout = if buffered {
+                Some(Duration::ZERO)
+            } else {
+                quiet_deadline.map(|d| d.saturating_duration_since(Instant::now()))
+            };
             let ready = wait(
-                &stream,
-                !outbox.is_empty(),
+                link.stream.tcp(),
+                link.has_output(),
                 input_fd,
                 signals.as_ref(),
                 timeout,
@@ -398,12 +425,10 @@ impl Console {
                 return Ok(ExitReason::Signal(sig));
             }
             if ready.writable {
-                outbox
-                    .flush(&stream)
-                    .map_err(|e| socket_err(&self.addr, e))?;
+                link.flush().map_err(|e| socket_err(addr, e))?;
             }
-            if ready.socket {
-                let n = match (&stream).read(&mut sock_buf) {
+            if ready.socket || buffered {
+                let n = match link.stream.read(&mut sock_buf) {
                     Ok(n) => n,
                     Err(e)
                         if matches!(
@@ -414,7 +439,7 @@ impl Console {
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
-                    Err(e) => return Err(socket_err(&self.addr, e)),
+                    Err(e) => return Err(socket_err(addr, e)),
                 };
                 if n == 0 {
                     return Ok(ExitReason::RemoteClosed);
@@ -436,10 +461,8 @@ impl Console {
                 if n == 0 {
                     input_done = true;
                 } else {
-                    outbox.push(&in_buf[..n]);
-                    outbox
-                        .flush(&stream)
-                        .map_err(|e| socket_err(&self.addr, e))?;
+                    link.outbox.push(&in_buf[..n]);
+                    link.flush().map_err(|e| socket_err(addr, e))?;
                 }
             }
             if quiet_deadline.is_some_and(|d| Instant::now() >= d) {

@@ -11,13 +11,7 @@ fn main() -> ExitCode {
     match gen_docs::generate(&dist) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("gen-docs: {msg}");
+            eprintln!("gen-docs: {}", errchain::error_chain(&e));
             ExitCode::FAILURE
         }
     }

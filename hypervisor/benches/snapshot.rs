@@ -9,6 +9,7 @@
 //! (pause to the destination running), live with an idle guest and with a
 //! guest rewriting its 192 MiB (`pattern write`) meanwhile. Median of `RUNS`
 //! runs each.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

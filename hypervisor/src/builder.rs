@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use guest_abi::{MAX_VCPUS, layout};
-use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_userspace_memory_region};
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::arch;
-use crate::domain::{Domain, DomainSpec, write_start_info};
+use crate::domain::{Domain, DomainSpec, SpecError, write_start_info};
 use crate::jail::{self, ThreadKind};
 use crate::kick;
 use crate::loader::{self, LoadError};
@@ -17,8 +16,7 @@ use crate::log::log;
 use crate::memory::{GuestRam, MemoryError};
 use crate::vcpu;
 
-/// Largest guest the boot page tables map.
-pub const MAX_MEMORY_MIB: u64 = layout::PD_COUNT * 1024;
+pub use crate::domain::spec::MAX_MEMORY_MIB;
 /// Console output is picked up at least this often while a vCPU runs.
 pub const CONSOLE_POLL: Duration = Duration::from_millis(10);
 
@@ -27,7 +25,7 @@ pub const CONSOLE_POLL: Duration = Duration::from_millis(10);
 pub enum BuildError {
     /// The spec is unusable.
     #[error("invalid domain: {0}")]
-    Invalid(String),
+    Invalid(#[from] SpecError),
     /// A KVM call failed.
     #[error("KVM {what} failed")]
     Kvm {
@@ -55,6 +53,9 @@ pub enum BuildError {
     /// A device given at boot could not be attached.
     #[error(transparent)]
     Device(#[from] crate::devices::DeviceError),
+    /// A Linux kernel could not be set up.
+    #[error(transparent)]
+    Linux(Box<crate::linux::LinuxError>),
 }
 
 /// A running domain and what keeps it alive.
@@ -67,41 +68,27 @@ pub struct Vmm {
 }
 
 impl Vmm {
+    /// A domain with its vCPU threads started (for the Linux machine).
+    pub(crate) fn assemble(
+        domain: Arc<Domain>,
+        vcpu_threads: Vec<JoinHandle<()>>,
+        vm: Arc<VmFd>,
+        kvm: Kvm,
+    ) -> Vmm {
+        Vmm {
+            domain,
+            vcpu_threads,
+            _vm: vm,
+            _kvm: kvm,
+        }
+    }
+
     /// Wait until every vCPU thread has ended.
     pub fn join(self) {
         for t in self.vcpu_threads {
             let _ = t.join();
         }
     }
-}
-
-fn validate(spec: &DomainSpec) -> Result<(), BuildError> {
-    let bad = |m: String| Err(BuildError::Invalid(m));
-    if spec.memory_mib < 2 {
-        return bad(format!(
-            "memory {} MiB is too small (at least 2 MiB)",
-            spec.memory_mib
-        ));
-    }
-    if spec.maxmem_mib < spec.memory_mib {
-        return bad(format!(
-            "maxmem {} MiB is below memory {} MiB",
-            spec.maxmem_mib, spec.memory_mib
-        ));
-    }
-    if spec.maxmem_mib > MAX_MEMORY_MIB {
-        return bad(format!(
-            "maxmem {} MiB is above the limit of {MAX_MEMORY_MIB} MiB",
-            spec.maxmem_mib
-        ));
-    }
-    if spec.vcpus == 0 || spec.vcpus > MAX_VCPUS {
-        return bad(format!(
-            "vcpus {} must be between 1 and {MAX_VCPUS}",
-            spec.vcpus
-        ));
-    }
-    Ok(())
 }
 
 /// Build the domain and start its vCPUs.
@@ -136,7 +123,7 @@ pub fn boot(
     devices: &[(crate::control::proto::DeviceClass, String)],
     paused: bool,
 ) -> Result<Vmm, BuildError> {
-    validate(&spec)?;
+    spec.validate()?;
     kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
@@ -144,18 +131,11 @@ pub fn boot(
     let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
 
     let size = (spec.maxmem_mib << 20).next_multiple_of(2 << 20);
-    let ram = GuestRam::new(size)?;
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: 0,
-        memory_size: size,
-        userspace_addr: ram.host_base(),
-    };
-    // SAFETY: the region describes `ram`'s mapping exactly; `ram` moves into
-    // the Domain, which the vCPU threads keep alive (Arc) for as long as the
-    // VM can run, and the VM fd is dropped before or with it (struct Vmm).
-    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
+    let ram = GuestRam::with_reserve(size, growth_reserve())?;
+    // SAFETY: `ram` moves into the Domain, which the vCPU threads keep alive
+    // for as long as the VM can run, and the VM fd is dropped before or with
+    // it (struct Vmm).
+    unsafe { ram.map_boot_slot(&vm) }.map_err(kvm_err("set_user_memory_region"))?;
 
     let (loaded, restored) = match how {
         Boot::Kernel(image) => {
@@ -190,12 +170,10 @@ pub fn boot(
         write_start_info(&ram, &spec, tsc_khz, l.end)?;
     }
 
-    let domain = Arc::new(Domain::new(spec, ram));
     let vm = Arc::new(vm);
-    let _ = domain.vm_fd.set(Arc::clone(&vm));
-    domain.devices.bind(&domain);
+    let domain = Domain::new(spec, ram, Arc::clone(&vm));
     for (kind, config) in devices {
-        domain.devices.attach(&domain, *kind, config)?;
+        domain.devices.attach(*kind, config, None)?;
     }
     if let Some(r) = restored {
         r.finish(&domain).map_err(Box::new)?;
@@ -258,6 +236,16 @@ pub fn boot(
         _vm: vm,
         _kvm: kvm,
     })
+}
+
+/// Address space reserved for guest RAM to grow into when the toolstack
+/// raises maxmem: the host's memory, at most what the boot page tables can
+/// map ([`MAX_MEMORY_MIB`]). Reserved with `MAP_NORESERVE` and `PROT_NONE`,
+/// it costs nothing until it becomes RAM.
+pub fn growth_reserve() -> u64 {
+    let host = crate::stats::host_memory_bytes().unwrap_or(0);
+    host.min(MAX_MEMORY_MIB << 20)
+        .next_multiple_of(crate::memory::GROW_ALIGN)
 }
 
 /// Pick up console output while some vCPU runs (a busy guest need not exit

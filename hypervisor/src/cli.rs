@@ -29,6 +29,9 @@ pub struct Args {
     /// Kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Initial ramdisk for a Linux kernel (bzImage or PVH vmlinux).
+    #[arg(long, value_name = "PATH")]
+    pub ramdisk: Option<String>,
     /// Pin every vCPU to this host CPU.
     #[arg(long)]
     pub cpu: Option<usize>,
@@ -64,7 +67,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["incoming", "memory", "maxmem", "vcpus", "kernel", "cmdline"]
+        conflicts_with_all = ["incoming", "memory", "maxmem", "vcpus", "kernel", "cmdline", "ramdisk"]
     )]
     pub restore: Option<PathBuf>,
     /// Receive a migrating domain: listen on ADDR:PORT for one source, which
@@ -73,7 +76,7 @@ pub struct Args {
         long,
         value_name = "ADDR:PORT",
         requires = "incoming_token",
-        conflicts_with_all = ["memory", "maxmem", "vcpus", "kernel", "cmdline"]
+        conflicts_with_all = ["memory", "maxmem", "vcpus", "kernel", "cmdline", "ramdisk"]
     )]
     pub incoming: Option<String>,
     /// The token a migration source must present (or env VMM_INCOMING_TOKEN).

@@ -154,18 +154,30 @@ impl Console {
             ram.read_slice(base, &mut buf[first..])?;
         }
         cons_w.store(prod, Ordering::Release);
-        self.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
-        push_capped(&mut out.history, &buf, HISTORY_BYTES);
+        self.take_output(&mut out, &buf);
+        Ok(len)
+    }
+
+    /// Output that did not come through the ring (a Linux guest's UART):
+    /// into the history and to the client, like drained ring output.
+    pub fn push_output(&self, buf: &[u8]) {
+        let mut out = self.out.lock().unwrap();
+        self.take_output(&mut out, buf);
+    }
+
+    fn take_output(&self, out: &mut Out, buf: &[u8]) {
+        self.bytes_out
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        push_capped(&mut out.history, buf, HISTORY_BYTES);
         if out.attached {
             let before = out.pending.len();
-            push_capped(&mut out.pending, &buf, MAX_PENDING);
+            push_capped(&mut out.pending, buf, MAX_PENDING);
             let lost = (before + buf.len()).saturating_sub(MAX_PENDING);
             if lost > 0 {
                 self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
             }
             self.out_ready.notify_all();
         }
-        Ok(len)
     }
 
     /// Copy as much of `data` as fits into the input ring; returns the count.

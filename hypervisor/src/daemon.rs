@@ -162,8 +162,12 @@ impl ReadyPipe {
 /// gets its own session (no controlling terminal) and `/dev/null` stdio,
 /// except stderr, which goes to `log` when given.
 ///
-/// Must be called before any thread is started.
-pub fn detach(log: Option<&Path>) -> Result<ReadyPipe, DaemonError> {
+/// # Safety
+///
+/// The process must be single-threaded when this is called: `fork` copies
+/// only the calling thread, so a lock another thread held (the allocator's,
+/// stdio's) would stay locked forever in the child.
+pub unsafe fn detach(log: Option<&Path>) -> Result<ReadyPipe, DaemonError> {
     let (mut reader, writer) = std::io::pipe().map_err(DaemonError::Detach)?;
     // SAFETY: called while the process is single-threaded (documented
     // precondition), so the child starts in a consistent state.

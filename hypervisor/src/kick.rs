@@ -45,7 +45,13 @@ pub fn install_handler() {
 }
 
 /// Register the calling thread's `kvm_run` (call from the vCPU thread).
-pub fn register(run: *mut kvm_run) {
+///
+/// # Safety
+///
+/// `run` must be the `kvm_run` mapping of the calling thread's vCPU and stay
+/// mapped until [`unregister`] is called on this thread: the kick handler
+/// writes through it whenever the signal arrives.
+pub unsafe fn register(run: *mut kvm_run) {
     KVM_RUN.with(|c| c.set(run));
 }
 
@@ -55,8 +61,15 @@ pub fn unregister() {
 }
 
 /// Kick thread `thread` out of `KVM_RUN`.
-pub fn kick(thread: libc::pthread_t) {
-    // SAFETY: `thread` is a live thread of this process (the caller holds the
-    // domain lock, and vCPU threads go offline under it before exiting).
+///
+/// # Safety
+///
+/// `thread` must be a live thread of this process for the whole call (a
+/// `pthread_t` of a thread that has exited may name another thread, or
+/// nothing: `pthread_kill` on it is undefined behaviour). The domain gives
+/// this guarantee by kicking only under its lock, under which a vCPU thread
+/// clears its handle before it exits.
+pub unsafe fn kick(thread: libc::pthread_t) {
+    // SAFETY: `thread` is live (the caller's contract above).
     unsafe { libc::pthread_kill(thread, kick_signal()) };
 }

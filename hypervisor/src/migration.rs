@@ -26,8 +26,8 @@
 //! pages or [`MAX_ROUNDS`] have run; then it pauses and sends the rest.
 //! KVM only logs writes by the guest, so the final round also re-sends the
 //! low 1 MiB the VMM itself writes (start-info, console and device rings),
-//! the pages the device backends wrote (`Devices::take_vmm_written`, and
-//! `DeviceState::vmm_written` for other sections), and, as
+//! the pages the device backends wrote (`Domain::device_writes`, filled by
+//! the [`crate::memory::TrackedRam`] every device writes through), and, as
 //! zeros, pages sent earlier that the guest has since released.
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -39,6 +39,7 @@ use crate::builder::{self, Boot, BuildError, Vmm};
 use crate::control::proto::{DeviceClass, MigrateInfo};
 use crate::domain::Domain;
 use crate::log::log;
+use crate::memory::Region;
 use crate::snapshot::format::{
     FLAG_PAUSED, FLAG_STREAM, FormatError, Header, PAGE, Reader, Writer,
 };
@@ -80,6 +81,9 @@ pub enum MigrationError {
     /// KVM dirty logging failed.
     #[error("KVM {0} failed")]
     Kvm(&'static str, #[source] kvm_ioctls::Error),
+    /// The domain cannot be migrated now (ended, or a transfer under way).
+    #[error(transparent)]
+    Domain(#[from] crate::domain::DomainError),
     /// Pausing or capturing state failed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -128,51 +132,60 @@ fn expect_line(r: &mut impl BufRead, want: &str) -> Result<(), MigrationError> {
     }
 }
 
-/// Turns dirty logging on for the RAM slot, and off again when dropped.
+/// Turns dirty logging on for every RAM slot, and off again when dropped.
+/// Guest RAM cannot grow while a migration holds the domain, so the slots
+/// stay the same throughout.
 struct DirtyLog<'a> {
     dom: &'a Domain,
-    vm: std::sync::Arc<kvm_ioctls::VmFd>,
+    regions: Vec<Region>,
 }
 
 impl<'a> DirtyLog<'a> {
-    fn set(dom: &Domain, vm: &kvm_ioctls::VmFd, flags: u32) -> Result<(), MigrationError> {
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            flags,
-            guest_phys_addr: 0,
-            memory_size: dom.ram.size(),
-            userspace_addr: dom.ram.host_base(),
-        };
-        // SAFETY: the same region the builder registered (guest RAM's whole
-        // mapping, owned by the Domain that outlives the VM), changing only
-        // its flags.
-        unsafe { vm.set_user_memory_region(region) }
-            .map_err(|e| MigrationError::Kvm("set_user_memory_region (dirty logging)", e))
+    fn set(dom: &Domain, regions: &[Region], flags: u32) -> Result<(), MigrationError> {
+        for r in regions {
+            let region = kvm_userspace_memory_region {
+                slot: r.slot,
+                flags,
+                guest_phys_addr: r.gpa,
+                memory_size: r.len,
+                userspace_addr: r.host,
+            };
+            // SAFETY: a region the domain registered (part of guest RAM's
+            // mapping, owned by the Domain that outlives the VM), changing
+            // only its flags.
+            unsafe { dom.vm.set_user_memory_region(region) }
+                .map_err(|e| MigrationError::Kvm("set_user_memory_region (dirty logging)", e))?;
+        }
+        Ok(())
     }
 
     fn start(dom: &'a Domain) -> Result<DirtyLog<'a>, MigrationError> {
-        let vm = dom
-            .vm_fd
-            .get()
-            .cloned()
-            .ok_or_else(|| MigrationError::Invalid("the domain has no KVM VM".into()))?;
-        Self::set(dom, &vm, KVM_MEM_LOG_DIRTY_PAGES)?;
-        Ok(DirtyLog { dom, vm })
+        let regions = dom.ram.regions();
+        Self::set(dom, &regions, KVM_MEM_LOG_DIRTY_PAGES)?;
+        Ok(DirtyLog { dom, regions })
     }
 
     /// Pages the guest wrote since the last call (or since logging began).
     fn take(&self) -> Result<PageSet, MigrationError> {
-        let bits = self
-            .vm
-            .get_dirty_log(0, self.dom.ram.size() as usize)
-            .map_err(|e| MigrationError::Kvm("get_dirty_log", e))?;
-        Ok(PageSet::from_bitmap(bits, self.dom.ram.size() / PAGE))
+        let mut set = PageSet::new(self.dom.ram.size() / PAGE);
+        for r in &self.regions {
+            let bits = self
+                .dom
+                .vm
+                .get_dirty_log(r.slot, r.len as usize)
+                .map_err(|e| MigrationError::Kvm("get_dirty_log", e))?;
+            let first = r.gpa / PAGE;
+            for p in PageSet::from_bitmap(bits, r.len / PAGE).iter() {
+                set.insert(first + p);
+            }
+        }
+        Ok(set)
     }
 }
 
 impl Drop for DirtyLog<'_> {
     fn drop(&mut self) {
-        if let Err(e) = Self::set(self.dom, &self.vm, 0) {
+        if let Err(e) = Self::set(self.dom, &self.regions, 0) {
             log(&format!("migration: cannot turn dirty logging off: {e}"));
         }
     }
@@ -196,8 +209,14 @@ pub fn migrate(
     token: &str,
     live: bool,
 ) -> Result<MigrateInfo, MigrationError> {
+    if dom.linux.get().is_some() {
+        return Err(MigrationError::Invalid(crate::linux::NO_SAVE.into()));
+    }
     let destination = format!("{host}:{port}");
     let started = Instant::now();
+    // Held to the end: on success the domain stays paused until this VMM
+    // exits; dropped on failure, it lets the domain run again here.
+    let transfer = dom.begin_transfer()?;
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| MigrationError::Connect(destination.clone(), e))?
@@ -213,7 +232,7 @@ pub fn migrate(
     raw.write_all(format!("{GREETING} {PROTOCOL_VERSION} {token}\n").as_bytes())?;
     expect_line(&mut reader, "ok")?;
 
-    let was_paused = dom.state() == crate::control::proto::RunState::Paused;
+    let was_paused = transfer.was_paused();
     let mut flags = FLAG_STREAM;
     if was_paused {
         flags |= FLAG_PAUSED;
@@ -235,7 +254,7 @@ pub fn migrate(
     };
     if let Some(log_) = &dirty_log {
         // What the device backends wrote before now goes with the first pass.
-        let _ = dom.devices.take_vmm_written();
+        let _ = dom.device_writes.take();
         // Everything the guest has touched, while it runs.
         let resident = memory::resident(&dom.ram);
         let stats = memory::write_pages(&mut w, &dom.ram, resident.iter(), false, Some(&mut sent))?;
@@ -257,7 +276,7 @@ pub fn migrate(
     }
 
     // Stop the guest: from here on, failure must unpause it.
-    let (states, _) = snapshot::pause_and_capture(dom)?;
+    let states = snapshot::pause_and_capture(dom, &transfer)?;
     let paused_at = Instant::now();
     let result = (|| -> Result<u64, MigrationError> {
         let final_pages = match &dirty_log {
@@ -265,8 +284,7 @@ pub fn migrate(
                 let mut last = log_.take()?;
                 last.union(&leftover);
                 last.insert_range(0, VMM_AREA);
-                let devices = dom.devices.take_vmm_written();
-                for (gpa, len) in devices.into_iter().chain(dom.sections.vmm_written()) {
+                for (gpa, len) in dom.device_writes.take() {
                     last.insert_range(gpa, len);
                 }
                 // Pages sent with data that the guest has released since.
@@ -316,12 +334,11 @@ pub fn migrate(
                 info.downtime_seconds * 1000.0,
                 info.total_seconds * 1000.0
             ));
+            transfer.complete();
             Ok(info)
         }
         Err(e) => {
-            if !was_paused {
-                let _ = dom.unpause();
-            }
+            drop(transfer);
             log(&format!(
                 "migration of {} to {destination} failed; the domain runs on here",
                 dom.spec.name
@@ -331,17 +348,7 @@ pub fn migrate(
     }
 }
 
-/// Every message of an error and its sources, joined by `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
+pub use errchain::error_chain;
 
 /// The source of a domain migrated in, waiting to hear that it runs here.
 pub struct Ack {

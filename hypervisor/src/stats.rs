@@ -7,12 +7,16 @@ pub fn own_thread_cpu_ns() -> u64 {
 
 /// CPU time of another live thread of this process, nanoseconds.
 ///
-/// The caller must know the thread is alive (the domain lock guarantees it:
-/// a vCPU thread marks itself offline, under that lock, before it exits).
-pub fn thread_cpu_ns(thread: libc::pthread_t) -> u64 {
+/// # Safety
+///
+/// `thread` must be a live thread of this process for the whole call (the
+/// domain lock guarantees it: a vCPU thread marks itself offline, under that
+/// lock, before it exits). A handle of an exited thread is undefined
+/// behaviour in `pthread_getcpuclockid`.
+pub unsafe fn thread_cpu_ns(thread: libc::pthread_t) -> u64 {
     let mut clock: libc::clockid_t = 0;
-    // SAFETY: `thread` is a live thread of this process (see above) and
-    // `clock` is a valid out-pointer.
+    // SAFETY: `thread` is a live thread of this process (the caller's
+    // contract) and `clock` is a valid out-pointer.
     let rc = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
     if rc != 0 {
         return 0;
@@ -89,9 +93,12 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Number of online host CPUs.
+/// Number of online host CPUs, asked once (std reads cgroup files for it,
+/// which a jailed thread can no longer open; the jail asks before it
+/// closes).
 pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Host CPU thread `tid` last ran on (field 39 of its stat file).
@@ -100,6 +107,15 @@ pub fn last_cpu(tid: i32) -> Option<usize> {
     // The command name may contain spaces; fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split_whitespace().nth(36)?.parse().ok()
+}
+
+/// The host's memory (`MemTotal` in `/proc/meminfo`), bytes; `None` if it
+/// cannot be read.
+pub fn host_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Resident set size of this process, KiB.
@@ -129,7 +145,8 @@ mod tests {
         assert!(x > 0);
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
-        assert!(thread_cpu_ns(me) >= a + 2_000_000);
+        // SAFETY: the calling thread is alive.
+        assert!(unsafe { thread_cpu_ns(me) } >= a + 2_000_000);
     }
 
     #[test]

@@ -17,18 +17,33 @@ use crate::domain::{Domain, Gate};
 use crate::guest_args::FromGuest;
 use crate::kick;
 use crate::log::log;
+use crate::snapshot::vcpu::VcpuState;
 use crate::stats;
 
 /// What one hypercall asks of the loop.
-enum Next {
+/// What the loop does after an exit.
+pub(crate) enum Next {
     Continue,
     Stop,
 }
 
-/// Run vCPU `index` until the domain stops. Consumes the thread.
-pub fn run(dom: Arc<Domain>, mut fd: VcpuFd, index: usize) {
+/// What differs between the machines' vCPU threads; [`run_loop`] is the rest.
+pub(crate) trait VcpuExits {
+    /// This vCPU's state for a save or migration.
+    fn capture(&mut self, fd: &mut VcpuFd, msrs: &[u32]) -> Result<VcpuState, String>;
+    /// Run the vCPU once (`fd.run()`) and handle the exit.
+    fn step(&mut self, fd: &mut VcpuFd) -> Result<Next, kvm_ioctls::Error>;
+    /// End the domain as crashed with `reason`.
+    fn crash(&self, reason: String) -> Next;
+}
+
+/// Run vCPU `index` until the domain stops: register for kicks, pin, then
+/// gate, run, handle, for both machines. Consumes the thread.
+pub(crate) fn run_loop(dom: &Domain, mut fd: VcpuFd, index: usize, exits: &mut impl VcpuExits) {
     dom.vcpu_started(index);
-    kick::register(fd.get_kvm_run());
+    // SAFETY: `fd` is this thread's vCPU; it outlives the registration,
+    // which `unregister` ends before `fd` is dropped at the end of `run_loop`.
+    unsafe { kick::register(fd.get_kvm_run()) };
     if let Some(cpu) = dom.spec.cpu
         && let Err(e) = stats::set_affinity(stats::gettid(), &[cpu])
     {
@@ -39,19 +54,17 @@ pub fn run(dom: Arc<Domain>, mut fd: VcpuFd, index: usize) {
             Gate::Run => {}
             Gate::Stop => break,
             Gate::Capture(msrs) => {
-                let state = crate::snapshot::vcpu::capture(&mut fd, index, &msrs)
-                    .map_err(|e| e.to_string());
-                dom.capture_done(index, state);
+                dom.capture_done(index, exits.capture(&mut fd, &msrs));
                 continue;
             }
         }
-        let next = match fd.run() {
-            Ok(exit) => handle_exit(&dom, index, exit),
+        let next = match exits.step(&mut fd) {
+            Ok(next) => next,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 dom.exits.add("interrupted");
                 Next::Continue
             }
-            Err(e) => crash(&dom, index, format!("KVM_RUN failed: {e}")),
+            Err(e) => exits.crash(format!("KVM_RUN failed: {e}")),
         };
         // A kick may have set immediate_exit; clear it before the gate check,
         // so a later kick (after the check) still takes effect.
@@ -62,6 +75,57 @@ pub fn run(dom: Arc<Domain>, mut fd: VcpuFd, index: usize) {
     }
     kick::unregister();
     dom.vcpu_exited(index);
+}
+
+/// The exits both machines treat alike: failed entry, an emulation failure,
+/// an interrupted run, and anything unexpected.
+pub(crate) fn common_exit(dom: &Domain, exits: &impl VcpuExits, exit: VcpuExit<'_>) -> Next {
+    match exit {
+        VcpuExit::FailEntry(reason, cpu) => {
+            dom.exits.add("fail_entry");
+            exits.crash(format!(
+                "VM entry failed (hardware reason {reason:#x}, cpu {cpu})"
+            ))
+        }
+        VcpuExit::InternalError => {
+            dom.exits.add("internal_error");
+            exits.crash("KVM internal error (an instruction the emulator cannot run?)".into())
+        }
+        VcpuExit::Intr => {
+            dom.exits.add("interrupted");
+            Next::Continue
+        }
+        other => {
+            dom.exits.add("other");
+            exits.crash(format!("unexpected VM exit {other:?}"))
+        }
+    }
+}
+
+/// minios's vCPU: hypercalls on ports, captures for save and migration.
+struct Minios<'a> {
+    dom: &'a Domain,
+    index: usize,
+}
+
+impl VcpuExits for Minios<'_> {
+    fn capture(&mut self, fd: &mut VcpuFd, msrs: &[u32]) -> Result<VcpuState, String> {
+        crate::snapshot::vcpu::capture(fd, self.index, msrs).map_err(|e| e.to_string())
+    }
+
+    fn step(&mut self, fd: &mut VcpuFd) -> Result<Next, kvm_ioctls::Error> {
+        let exit = fd.run()?;
+        Ok(handle_exit(self.dom, self.index, exit))
+    }
+
+    fn crash(&self, reason: String) -> Next {
+        crash(self.dom, self.index, reason)
+    }
+}
+
+/// Run vCPU `index` of a minios domain until the domain stops. Consumes the thread.
+pub fn run(dom: Arc<Domain>, fd: VcpuFd, index: usize) {
+    run_loop(&dom, fd, index, &mut Minios { dom: &dom, index });
 }
 
 fn crash(dom: &Domain, index: usize, reason: String) -> Next {
@@ -129,30 +193,7 @@ fn handle_exit(dom: &Domain, index: usize, exit: VcpuExit<'_>) -> Next {
             dom.exits.add("triple_fault");
             crash(dom, index, "triple fault (the guest reset itself)".into())
         }
-        VcpuExit::FailEntry(reason, cpu) => {
-            dom.exits.add("fail_entry");
-            crash(
-                dom,
-                index,
-                format!("VM entry failed (hardware reason {reason:#x}, cpu {cpu})"),
-            )
-        }
-        VcpuExit::InternalError => {
-            dom.exits.add("internal_error");
-            crash(
-                dom,
-                index,
-                "KVM internal error (an instruction the emulator cannot run?)".into(),
-            )
-        }
-        VcpuExit::Intr => {
-            dom.exits.add("interrupted");
-            Next::Continue
-        }
-        other => {
-            dom.exits.add("other");
-            crash(dom, index, format!("unexpected VM exit {other:?}"))
-        }
+        other => common_exit(dom, &Minios { dom, index }, other),
     }
 }
 
@@ -222,7 +263,7 @@ fn hypercall(dom: &Domain, index: usize, call: Hypercall, value: u64) -> Next {
         },
         Hypercall::DeviceNotify => match dom.devices.notify(dom, value) {
             Ok(()) => Next::Continue,
-            Err(e) => crash(dom, index, e),
+            Err(e) => crash(dom, index, e.to_string()),
         },
     }
 }

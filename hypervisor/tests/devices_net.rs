@@ -2,6 +2,7 @@
 //! network namespace the test creates (never the host's own interfaces):
 //! the host pings a guest over a bridge, two guests ping each other, and
 //! the vif counters follow the traffic.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 mod common;
 
 use std::io::Read;

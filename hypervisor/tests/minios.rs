@@ -113,11 +113,15 @@ fn each_shutdown_reason_ends_the_domain_with_that_reason() {
         let info = vm.wait_state(RunState::Shutdown, T);
         assert_eq!(info.shutdown_reason, Some(reason));
         con.expect(&format!("shutdown requested ({})", reason.as_str()), T);
-        assert!(
-            info.vcpus
+        // The state turns to shutdown when the guest asks; each vCPU thread
+        // marks itself offline as it leaves, a moment later.
+        common::wait_for(T, "every vCPU offline after the shutdown", || {
+            vm.info()
+                .vcpus
                 .iter()
                 .all(|v| v.state == hypervisor::control::proto::VcpuState::Offline)
-        );
+                .then_some(())
+        });
     }
     // And from inside the guest.
     for cmd in ["poweroff", "reboot", "halt"] {
@@ -209,6 +213,40 @@ fn mem_command_touches_guest_memory() {
     );
     assert!(info.memory.guest_used_kib >= 16 * 1024, "{:?}", info.memory);
     assert!(info.vmm.overhead_kib < 16 * 1024, "{:?}", info.vmm);
+}
+
+#[test]
+fn maxmem_raised_above_the_boot_maxmem_is_ram_the_guest_can_use() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let (vm, mut con) = common::boot("grower", 16, 1, T);
+    con.run("mem 24", "mem: only ", T);
+    let mut c = vm.client();
+    // More than the boot maxmem (16): the VMM maps more RAM while it runs.
+    c.request(&Request::SetMaxMem { mib: 48 }).unwrap();
+    assert_eq!(c.info().unwrap().memory.max_kib, 48 * 1024);
+    c.request(&Request::SetMemTarget { mib: 40 }).unwrap();
+    con.run("free", "Mem: total 40960 KiB", T);
+    con.run("mem 24", "mem: touched 24 MiB", T);
+    let info = c.info().unwrap();
+    assert!(
+        info.memory.touched_kib >= 24 * 1024 && info.memory.guest_used_kib >= 24 * 1024,
+        "{:?}",
+        info.memory
+    );
+    assert_eq!(info.memory.target_kib, 40 * 1024);
+    // Growing again adds another region the guest sees; it still runs.
+    c.request(&Request::SetMaxMem { mib: 66 }).unwrap();
+    c.request(&Request::SetMemTarget { mib: 64 }).unwrap();
+    con.run("free", "Mem: total 65536 KiB", T);
+    // Beyond the host's memory (and the 8 GiB the page tables map): refused.
+    let e = c
+        .request(&Request::SetMaxMem { mib: 1 << 30 })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the host's memory"), "{e}");
+    assert_eq!(c.info().unwrap().memory.max_kib, 66 * 1024);
 }
 
 #[test]

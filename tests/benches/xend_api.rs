@@ -4,6 +4,15 @@
 //! - the bulk endpoint `GET /xend/domain?op=stats` with 1, 100 and 500 domains
 //! - requests/s for `GET /xend/node` at 32 concurrent keep-alive clients
 //! - create-to-shell-prompt through the API (median)
+//! - at the largest size, the targets as ratios in one run: SXP bulk / JSON
+//!   bulk (p50 and xend CPU per reply; target <= 1.3), xend's CPU per bulk
+//!   reply / 2 ms (target < 1), `xm list -l` / `virsh domstats` over as many
+//!   domains of libvirt's test driver (target <= 1; skipped, saying so, when
+//!   `virsh` is not installed), plus `xm list` and the sampler's CPU per pass.
+//!
+//! xend's CPU is read from `/proc/PID/stat` (user + system) around a run of
+//! requests, minus what the sampler spent meanwhile (measured over an idle
+//! window of the same length just before).
 //!
 //! Run: `cargo build --release --bins && cargo bench -p e2e --bench xend_api`
 //! (`XEND_BENCH_MAX=100` caps the domain count for a quicker run).
@@ -124,6 +133,170 @@ fn throughput(xend: &Xend, clients: usize, secs: f64) -> f64 {
     done as f64 / took.as_secs_f64()
 }
 
+/// CPU seconds `pid` has used so far (user + system, every thread).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 3, utime 14 and stime 15.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
+/// xend's CPU per bulk reply in `accept`'s format: the CPU xend used over
+/// `n` replies minus what it uses over as long without requests (the sampler).
+fn cpu_per_reply(xend: &Xend, accept: &str, n: usize) -> (Duration, f64) {
+    let pid = xend.pid().unwrap();
+    let mut c = Conn::new(
+        xend.api_port(),
+        &xend.authorization(),
+        "/xend/domain?op=stats",
+        accept,
+    );
+    for _ in 0..10 {
+        c.get();
+    }
+    let (cpu0, t0) = (cpu_secs(pid), Instant::now());
+    for _ in 0..n {
+        c.get();
+    }
+    let (busy_cpu, took) = (cpu_secs(pid) - cpu0, t0.elapsed());
+    // The same length of time without requests: what the sampler costs.
+    let cpu1 = cpu_secs(pid);
+    std::thread::sleep(took);
+    let idle_rate = (cpu_secs(pid) - cpu1) / took.as_secs_f64();
+    let per = (busy_cpu - idle_rate * took.as_secs_f64()).max(0.0) / n as f64;
+    (Duration::from_secs_f64(per), idle_rate)
+}
+
+/// Median wall time of `runs` runs of `make()`'s command (its output discarded).
+fn median_run(runs: usize, mut make: impl FnMut() -> std::process::Command) -> Duration {
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let mut cmd = make();
+            cmd.stdout(std::process::Stdio::null());
+            let s = Instant::now();
+            let out = cmd.output().unwrap();
+            let took = s.elapsed();
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            took
+        })
+        .collect();
+    t.sort();
+    percentile(&t, 0.5)
+}
+
+/// A node description for libvirt's test driver with `n` running domains
+/// shaped like the bench's (8 MiB, one vCPU).
+fn libvirt_test_node(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let mut xml = String::from(
+        "<node>\n<cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads><mhz>2400</mhz></cpu>\n<memory>25165824</memory>\n",
+    );
+    for i in 0..n {
+        xml.push_str(&format!(
+            "<domain type='test'><name>b{i}</name><memory unit='MiB'>8</memory>\
+             <currentMemory unit='MiB'>8</currentMemory><vcpu>1</vcpu><os><type>hvm</type></os></domain>\n"
+        ));
+    }
+    xml.push_str("</node>\n");
+    let path = dir.join(format!("libvirt-test-node-{n}.xml"));
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The targets as ratios, over the `n` domains the xend has now.
+fn ratios(xend: &Xend, n: usize) {
+    println!("--- ratios over {n} domains (load: {})", load());
+    let reps = 300;
+    let (json_p50, _, _) = latency(xend, "/xend/domain?op=stats", "application/json", reps);
+    let (sxp_p50, _, _) = latency(xend, "/xend/domain?op=stats", "application/sxp", reps);
+    let (json_cpu, _) = cpu_per_reply(xend, "application/json", reps);
+    let (sxp_cpu, sampler_rate) = cpu_per_reply(xend, "application/sxp", reps);
+    let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    println!(
+        "bulk SXP / JSON, p50: {} / {} = {:.2} (target <= 1.3)",
+        ms(sxp_p50),
+        ms(json_p50),
+        r(sxp_p50, json_p50)
+    );
+    println!(
+        "bulk SXP / JSON, xend CPU per reply: {} / {} = {:.2} (target <= 1.3)",
+        ms(sxp_cpu),
+        ms(json_cpu),
+        r(sxp_cpu, json_cpu)
+    );
+    println!(
+        "xend CPU per {n}-domain bulk reply (SXP) / 2 ms: {:.2} (target < 1)",
+        r(sxp_cpu, Duration::from_millis(2))
+    );
+    println!(
+        "sampler: xend CPU {:.1} ms per second ({n} VMMs asked once a second)",
+        sampler_rate * 1e3
+    );
+    let xm_list = median_run(21, || {
+        let mut c = xend.command("xm");
+        c.arg("list");
+        c
+    });
+    let xm_long = median_run(21, || {
+        let mut c = xend.command("xm");
+        c.args(["list", "-l"]);
+        c
+    });
+    println!("xm list: median {}", ms(xm_list));
+    match which("virsh") {
+        Some(virsh) => {
+            let node = libvirt_test_node(xend.dir(), n);
+            let uri = format!("test://{}", node.display());
+            let virsh_stats = median_run(21, || {
+                let mut c = std::process::Command::new(&virsh);
+                c.args(["-q", "-c", &uri, "domstats"]);
+                c
+            });
+            println!(
+                "xm list -l / virsh -c test:///... domstats: {} / {} = {:.2} (target <= 1)",
+                ms(xm_long),
+                ms(virsh_stats),
+                r(xm_long, virsh_stats)
+            );
+        }
+        None => println!(
+            "xm list -l: median {}; virsh is not installed, so no comparison (apt-get install libvirt-clients)",
+            ms(xm_long)
+        ),
+    }
+}
+
+/// The host's load averages and CPU count, as `uptime` and nproc show them.
+fn load() -> String {
+    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let avg: Vec<&str> = avg.split_whitespace().take(3).collect();
+    format!(
+        "load average {} on {} CPUs",
+        avg.join(" "),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    )
+}
+
 fn create_n(xend: &Xend, from: usize, to: usize) {
     for i in from..to {
         let r = xend.post_json(
@@ -156,12 +329,7 @@ fn main() {
         console_ports: 1000,
         ..XendOptions::default()
     });
-    println!(
-        "xend API benchmark (release build, {} CPUs)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    println!("xend API benchmark (release build; at start: {})", load());
 
     // Create to shell prompt, through the API.
     let mut boots = Vec::new();
@@ -204,7 +372,10 @@ fn main() {
         );
     }
     let rps = throughput(&xend, 32, 3.0);
-    println!("GET /xend/node, 32 concurrent keep-alive clients: {rps:.0} requests/s");
+    println!(
+        "GET /xend/node, 32 concurrent keep-alive clients: {rps:.0} requests/s ({})",
+        load()
+    );
 
     let mut have = 1;
     for n in [1usize, 100, 500] {
@@ -226,5 +397,6 @@ fn main() {
             );
         }
     }
+    ratios(&xend, have);
     let _ = xend.request("GET", "/xend/node", Accept::Sxp, &[]);
 }

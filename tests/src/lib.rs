@@ -12,6 +12,8 @@
 //! - [`Console`] attaches to a domain's TCP console and waits for text.
 //! - [`wait_until`] / [`wait_for`] poll a condition with a deadline; tests never
 //!   sleep for a fixed time.
+//! - [`linux`]: the Linux test kernel, an ext2 root image, a bridge for a
+//!   guest's vif, and the boot command line Linux tests share.
 //!
 //! Typical use:
 //! ```no_run
@@ -760,10 +762,21 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// A self-signed certificate for `127.0.0.1` and `localhost`: (cert PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 pub mod browser;
 mod console;
 pub mod golden;
 mod http;
+pub mod jail;
+pub mod linux;
 pub mod netns;
 mod ports;
 pub mod pty;

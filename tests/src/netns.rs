@@ -8,6 +8,7 @@
 //! inherit the namespace. Declare it before the `Xend` so that xend and its
 //! VMMs are gone before the namespace is deleted.
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sched::{CloneFlags, setns};
 
@@ -34,11 +35,15 @@ pub fn ip(args: &[&str]) -> Result<String, String> {
 }
 
 impl Netns {
-    /// Create `e2e-TAG-PID` with its loopback up and move this thread into
-    /// it. `None` (with the reason printed) when namespaces cannot be made
-    /// here, e.g. without root; under CI that is a failure.
+    /// Create `e2e-TAG-PID-N` (N counts the namespaces this process made,
+    /// so tests running side by side with the same tag never collide) with
+    /// its loopback up and move this thread into it. `None` (with the
+    /// reason printed) when namespaces cannot be made here, e.g. without
+    /// root; under CI that is a failure.
     pub fn enter(tag: &str) -> Option<Netns> {
-        let name = format!("e2e-{tag}-{}", std::process::id());
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("e2e-{tag}-{}-{n}", std::process::id());
         if let Err(e) = ip(&["netns", "add", &name]) {
             let why = format!("cannot create a network namespace ({e}); network tests need root");
             assert!(std::env::var_os("CI").is_none(), "{why}");

@@ -1,6 +1,9 @@
-//! What `make install` lays out, and xend as a `Type=notify` service: the
-//! installed tree (binaries, config, example, unit, docs), an installed
-//! config that xend reads, and the readiness datagrams systemd waits for.
+//! What `make install` and `make deb` lay out, and xend as a `Type=notify`
+//! service: the installed tree (binaries, config, examples, units, the
+//! xendomains script, docs), an installed config that xend reads, the Debian
+//! package with the same files and its maintainer scripts, the units as
+//! `systemd-analyze verify` sees them, and the readiness datagrams systemd
+//! waits for.
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -40,10 +43,15 @@ fn make_install_lays_out_binaries_config_unit_and_docs() {
     ] {
         assert_eq!(mode(&r.join(bin)), 0o755, "{bin}");
     }
+    assert_eq!(mode(&r.join("usr/lib/xtop/xendomains")), 0o755);
+    assert_eq!(mode(&r.join("etc/xen/auto")), 0o755);
     for file in [
         "etc/xen/xend-config.sxp",
         "etc/xen/xmexample-minios",
+        "etc/xen/xmexample-linux",
+        "etc/default/xendomains",
         "usr/lib/systemd/system/xend.service",
+        "usr/lib/systemd/system/xendomains.service",
         "usr/share/doc/xtop/README.md",
         "usr/share/doc/xtop/xend-README.md",
     ] {
@@ -66,6 +74,7 @@ fn make_install_lays_out_binaries_config_unit_and_docs() {
         ("usr/share/man/man1/xencons.1", ".TH xencons 1"),
         ("usr/share/man/man8/xend.8", ".TH xend 8"),
         ("usr/share/man/man8/vmm.8", ".TH vmm 8"),
+        ("usr/share/man/man8/xendomains.8", ".TH XENDOMAINS 8"),
         (
             "usr/share/man/man5/xend-config.sxp.5",
             ".TH XEND\\-CONFIG.SXP 5",
@@ -129,6 +138,43 @@ fn make_install_lays_out_binaries_config_unit_and_docs() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("(name mini)"));
+    // The Linux example names a kernel, ramdisk, root, extra, a disk and a vif.
+    let out = Command::new(r.join("usr/bin/xm"))
+        .args(["create", "-n"])
+        .arg(r.join("etc/xen/xmexample-linux"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sxp = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "(name linux)",
+        "(kernel /boot/vmlinux-guest)",
+        "(ramdisk /boot/initrd-guest.img)",
+        "(root '/dev/vda ro')",
+        "(args 4)",
+        "(vbd",
+        "(vif",
+    ] {
+        assert!(sxp.contains(want), "{want} not in {sxp}");
+    }
+    // The script's syntax; the units name what was installed.
+    let out = Command::new("sh")
+        .arg("-n")
+        .arg(r.join("usr/lib/xtop/xendomains"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let unit =
+        std::fs::read_to_string(r.join("usr/lib/systemd/system/xendomains.service")).unwrap();
+    for want in [
+        "ExecStart=/usr/lib/xtop/xendomains start",
+        "ExecStop=/usr/lib/xtop/xendomains stop",
+        "Environment=XM=/usr/bin/xm",
+        "After=xend.service",
+        "RemainAfterExit=yes",
+    ] {
+        assert!(unit.contains(want), "{want}: {unit}");
+    }
     // A second install keeps an edited config.
     std::fs::write(r.join("etc/xen/xend-config.sxp"), "(loglevel DEBUG)\n").unwrap();
     let out = Command::new("make")
@@ -143,6 +189,223 @@ fn make_install_lays_out_binaries_config_unit_and_docs() {
         std::fs::read_to_string(r.join("etc/xen/xend-config.sxp")).unwrap(),
         "(loglevel DEBUG)\n"
     );
+}
+
+/// `make install-files` of the built binaries with `extra` settings.
+fn install_under(extra: &[&str]) {
+    let bins = e2e::bin("xend").parent().unwrap().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = Command::new("make")
+        .current_dir(repo)
+        .args(["-s", "install-files"])
+        .args(extra)
+        .arg(format!("BINSRC={}", bins.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn systemd_analyze_verifies_both_units() {
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: no systemd-analyze");
+        return;
+    };
+    assert!(version.status.success());
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    // PREFIX inside the temp dir: the units name programs that exist here.
+    install_under(&[
+        &format!("PREFIX={}/usr", r.display()),
+        &format!("SYSCONFDIR={}/etc", r.display()),
+    ]);
+    let units = r.join("usr/lib/systemd/system");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.join("xend.service"))
+        .arg(units.join("xendomains.service"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every regular file under `dir` (relative path -> (mode, contents)).
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, (mode(&p), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn make_deb_packages_what_make_install_lays_out_and_starts_nothing() {
+    let has_cargo_deb = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cargo_deb {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs cargo-deb (cargo install cargo-deb --locked)"
+        );
+        eprintln!("skipped: no cargo-deb (cargo install cargo-deb --locked)");
+        return;
+    }
+    let bins = e2e::bin("xend").parent().unwrap().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let deb = out_dir.path().join("xtop.deb");
+    let out = Command::new("make")
+        .current_dir(repo)
+        .args(["-s", "deb-package"])
+        .arg(format!("BINSRC={}", bins.display()))
+        .arg(format!("DEBFLAGS=--fast -o {}", deb.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // The control part: name, section, conffiles, the maintainer scripts.
+    let info = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(info.status.success(), "{info:?}");
+    let info = String::from_utf8_lossy(&info.stdout);
+    for want in [
+        "Package: xtop",
+        "Section: admin",
+        "Depends: libc6",
+        "postinst",
+        "postrm",
+        "prerm",
+    ] {
+        assert!(info.contains(want), "{want}: {info}");
+    }
+    let control = out_dir.path().join("control");
+    let out = Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(&control)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
+    for want in [
+        "/etc/xen/xend-config.sxp",
+        "/etc/default/xendomains",
+        "/etc/xen/xmexample-linux",
+    ] {
+        assert!(conffiles.lines().any(|l| l == want), "{want}: {conffiles}");
+    }
+    let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
+    assert!(postinst.contains("install -d -m 0700 \"$d\""), "{postinst}");
+    for d in [
+        "/var/lib/xen/save",
+        "/var/lib/xen/images",
+        "/var/lib/xen/xend-db",
+        "/etc/xen/auto",
+    ] {
+        assert!(postinst.contains(d), "{d}: {postinst}");
+    }
+    for script in ["postinst", "prerm", "postrm"] {
+        let text = std::fs::read_to_string(control.join(script)).unwrap();
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(mode(&control.join(script)), 0o755, "{script}");
+        let out = Command::new("sh")
+            .arg("-n")
+            .arg(control.join(script))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        // Installing or upgrading starts and enables nothing.
+        for word in [
+            "enable",
+            "systemctl start",
+            "systemctl restart",
+            "deb-systemd-invoke",
+        ] {
+            assert!(!code.contains(word), "{script} says {word}: {text}");
+        }
+    }
+
+    // The data part: exactly the files of `make install-files PREFIX=/usr`
+    // (zsh's in Debian's directory), same modes, same bytes (man pages
+    // gzipped), plus the copyright file Debian requires.
+    let listing = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(listing.status.success(), "{listing:?}");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("-rwxr-xr-x 0/0"), "{listing}");
+    let unpacked = out_dir.path().join("data");
+    let out = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let installed = tempfile::tempdir().unwrap();
+    let i = installed.path();
+    install_under(&[
+        "PREFIX=/usr",
+        &format!("DESTDIR={}", i.display()),
+        &format!(
+            "ZSHCOMPDIR={}/usr/share/zsh/vendor-completions",
+            i.display()
+        ),
+    ]);
+    let mut packaged = tree(&unpacked);
+    assert!(packaged.remove("usr/share/doc/xtop/copyright").is_some());
+    for (path, (_, bytes)) in packaged.iter_mut() {
+        if path.starts_with("usr/share/man/") {
+            let mut gz = Command::new("gzip")
+                .args(["-dc"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            gz.stdin.take().unwrap().write_all(bytes).unwrap();
+            *bytes = gz.wait_with_output().unwrap().stdout;
+        }
+    }
+    let packaged: std::collections::BTreeMap<String, (u32, Vec<u8>)> = packaged
+        .into_iter()
+        .map(|(p, v)| (p.trim_end_matches(".gz").to_string(), v))
+        .collect();
+    let installed = tree(i);
+    let names = |t: &std::collections::BTreeMap<String, (u32, Vec<u8>)>| {
+        t.iter()
+            .map(|(p, (m, _))| format!("{p} {m:o}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&packaged), names(&installed), "{listing}");
+    for (path, (_, bytes)) in &installed {
+        assert!(packaged[path].1 == *bytes, "{path} differs");
+    }
 }
 
 #[test]

@@ -316,19 +316,10 @@ fn the_opt_out_serves_tcp_without_a_token_and_says_so() {
     assert!(log.contains("xend-tcp-auth is none"), "{log}");
 }
 
-/// A self-signed certificate for `127.0.0.1` and `localhost`: (cert PEM, key PEM).
-fn self_signed() -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 #[test]
 fn https_with_a_verified_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed();
+    let (cert, key) = e2e::self_signed();
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert).unwrap();
@@ -358,7 +349,7 @@ fn https_with_a_verified_certificate() {
     assert!(text(&out).contains("Domain-0"));
     // Another certificate (the system's roots, or a CA that did not sign
     // it): refused with a message about the certificate.
-    let (other, _) = self_signed();
+    let (other, _) = e2e::self_signed();
     let other_path = dir.path().join("other.pem");
     std::fs::write(&other_path, other).unwrap();
     for extra in [&[][..], &["--cacert", other_path.to_str().unwrap()]] {

@@ -177,3 +177,55 @@ fn an_event_subscriber_that_never_reads_does_not_grow_xend() {
     );
     drop((port, stream));
 }
+
+/// A guest attack on xend's memory: the guest spews output while the
+/// console's client never reads. xend queues at most 4 MiB for the client,
+/// then drops it (the console is free again, `xend.console.disconnect`),
+/// and its RSS stays within [`SLACK_KIB`] of idle.
+#[test]
+fn a_guest_spewing_at_a_client_that_never_reads_does_not_grow_xend() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let pid = xend.pid().expect("xend's pid");
+    let (dom, con) = xend.create_booted("spewer");
+    con.close();
+    let port = xend.console_port(dom.id);
+    xend.wait_console_free(port);
+    for _ in 0..20 {
+        xend.get("/xend/domain").ok();
+    }
+    let idle = rss_kib(pid);
+    // The stuck client: sends the token and the command, never reads.
+    let mut stuck = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    if let Some(t) = xend.token() {
+        stuck.write_all(format!("{t}\n").as_bytes()).unwrap();
+    }
+    stuck.write_all(b"spew 32768\n").unwrap();
+    let status = || {
+        let r = xend.get_json(&format!("/xend/console/{port}"));
+        (r.status == 200).then(|| r.json()["status"].as_str().unwrap_or("").to_string())
+    };
+    e2e::wait_for(STATE, "the stuck client to be connected", || {
+        status().as_deref() == Some("connected")
+    });
+    let mut peak = idle;
+    e2e::wait_for(
+        Duration::from_secs(120),
+        "xend to drop the client that never reads",
+        || {
+            peak = peak.max(rss_kib(pid));
+            status().as_deref() == Some("listening")
+        },
+    );
+    assert!(
+        peak <= idle + SLACK_KIB,
+        "xend grew from {idle} KiB to {peak} KiB"
+    );
+    let log = std::fs::read_to_string(xend.log_path()).unwrap();
+    assert!(log.contains("too slow; dropped"), "{log}");
+    drop(stuck);
+    xend.act("spewer", "destroy", &[]).ok();
+    xend.wait_gone("spewer");
+}

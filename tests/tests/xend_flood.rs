@@ -135,3 +135,99 @@ fn a_slowloris_does_not_stop_other_clients_and_memory_comes_back() {
         e2e::rss_kib(xend.pid().unwrap())
     );
 }
+
+/// A slowloris on the raw ports: connections to a console and to the event
+/// port that never send their token line. Meanwhile the console's real
+/// client and an event subscriber are served, no silent connection sees a
+/// console byte or an event, and xend closes each within its 10 s token
+/// deadline.
+#[test]
+fn silent_clients_of_consoles_and_the_event_port_are_dropped() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (dom, console) = xend.create_booted("slow");
+    console.close();
+    xend.wait_console_free(xend.console_port(dom.id));
+    let started = Instant::now();
+    let mut silent: Vec<TcpStream> = (0..100)
+        .flat_map(|_| {
+            [
+                TcpStream::connect(("127.0.0.1", xend.console_port(dom.id))).unwrap(),
+                TcpStream::connect(("127.0.0.1", xend.event_port())).unwrap(),
+            ]
+        })
+        .collect();
+    let mut console = xend.console(dom.id);
+    console.send("echo still-served\n");
+    console.expect("\nstill-served\r", e2e::STATE);
+    let mut events = e2e::EventPort::connect(&xend);
+    events.send("(help)\n");
+    events.expect_line("(ok", e2e::STATE);
+    // Each silent connection ends by xend's deadline with at most the
+    // refusal line: never the console history, never an event.
+    for s in &mut silent {
+        let left = Duration::from_secs(20).saturating_sub(started.elapsed());
+        let (text, closed) = read_until_closed(s, left);
+        assert!(closed, "a silent connection still open after 20 s");
+        assert!(
+            text.is_empty() || text.contains("Authentication failed"),
+            "{text:?}"
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_secs(9), "closed early");
+    console.send("echo after\n");
+    console.expect("\nafter\r", e2e::STATE);
+}
+
+/// Oversized input on every TCP port: a 1 MiB request header on the API, a
+/// 1 MiB "token line" on the event port and a console, and a request of
+/// 256 KiB that never ends on an authenticated event port. Each is refused
+/// and closed without xend reading it all, and xend keeps serving.
+#[test]
+fn oversized_headers_token_lines_and_event_requests_are_refused() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let dom = xend.create("(vm (name big) (memory 16) (image (minios)))");
+    let big = vec![b'a'; 1 << 20];
+    let send_big = |port: u16, head: &[u8]| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(head).unwrap();
+        // xend may close before taking it all: a write error is the point.
+        let _ = s.write_all(&big);
+        s
+    };
+    // API: a header that never fits.
+    let mut s = send_big(
+        xend.api_port(),
+        b"GET /xend/node HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ",
+    );
+    let (text, closed) = read_until_closed(&mut s, Duration::from_secs(20));
+    assert!(closed, "the API kept a 1 MiB header open");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "{text:?}"
+    );
+    // Event port and a console port: a token line of 1 MiB.
+    for port in [xend.event_port(), xend.console_port(dom.id)] {
+        let mut s = send_big(port, b"");
+        let (text, closed) = read_until_closed(&mut s, Duration::from_secs(20));
+        assert!(closed, "port {port} kept a 1 MiB token line open");
+        assert!(
+            text.is_empty() || text.contains("Authentication failed"),
+            "{text:?}"
+        );
+    }
+    // Event port, authenticated: a request that never ends.
+    let token = format!("{}\n(sys.subscribe ", xend.token().unwrap());
+    let mut s = TcpStream::connect(("127.0.0.1", xend.event_port())).unwrap();
+    s.write_all(token.as_bytes()).unwrap();
+    let _ = s.write_all(&vec![b'x'; 256 << 10]);
+    let (text, closed) = read_until_closed(&mut s, Duration::from_secs(20));
+    assert!(closed, "the event port kept a 256 KiB request open");
+    assert!(text.contains("request too long"), "{text:?}");
+    assert!(xend.answers());
+}

@@ -376,3 +376,84 @@ fn a_save_name_with_a_newline_or_nul_cannot_forge_a_log_line() {
     assert!(log.contains(&format!("forged.img\\n{FORGED}")), "{log}");
     xend.get("/xend/node").ok();
 }
+
+#[test]
+fn a_kernel_command_line_cannot_become_vmm_flags() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (vdir, victim) = victim();
+    let before = snapshot(vdir.path());
+    // The command line reaches the VMM's argv: written as VMM flags, it
+    // would move the VMM's log onto the victim (overwriting it as root) or
+    // its control socket outside the state dir.
+    let planted = vdir.path().join("planted.sock");
+    let extra = format!("--log={} --socket={}", victim.display(), planted.display());
+    let dom = xend.create(&format!(
+        "name = \"argv\"\nmemory = 16\nextra = \"{extra}\"\n"
+    ));
+    // It is the guest's command line, nothing more: minios boots with it.
+    let mut con = xend.console(dom.id);
+    con.expect(&format!("cmdline '{extra}'"), BOOT);
+    con.expect(&prompt("argv"), BOOT);
+    assert_eq!(snapshot(vdir.path()), before, "nothing changed outside");
+    assert!(!planted.exists());
+    assert!(
+        xend.state_dir()
+            .join(format!("vmm/{}.log", dom.id))
+            .exists()
+    );
+    assert!(xend.answers());
+}
+
+#[test]
+fn a_vif_bridge_that_is_an_option_or_a_path_never_reaches_ip() {
+    let xend = Xend::start();
+    for bridge in ["-help", "../x", "..", "a:b", "-n"] {
+        let config =
+            format!("(vm (name vb) (memory 16) (device (vif (bridge {bridge}))) (image (minios)))");
+        let r = xend.post_json("/xend/domain", &[("op", "create"), ("config", &config)]);
+        let msg = error_of(r, 400);
+        assert!(
+            msg.contains(&format!("bridge name \"{bridge}\"")),
+            "{bridge}: {msg}"
+        );
+    }
+    assert_eq!(xend.domain_names(), vec!["Domain-0"]);
+    assert!(xend.answers());
+}
+
+#[test]
+fn configure_cannot_give_a_domain_a_path_for_a_name() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let (vdir, victim) = victim();
+    let before = snapshot(vdir.path());
+    xend.create("(vm (name cfg) (memory 16) (image (minios)))");
+    let config_dir = xend.db_dir().join("config");
+    let stored_before = snapshot(&config_dir);
+    let traversal = climbing(&config_dir, &victim);
+    for name in [traversal.as_str(), "..", "-help", "a\nb"] {
+        let config = format!(
+            "(vm (name {}) (memory 16) (image (minios)))",
+            sxp::Value::str(name)
+        );
+        let r = xend.act("cfg", "configure", &[("config", &config)]);
+        let msg = error_of(r, 400);
+        assert!(msg.contains("invalid vm name"), "{name:?}: {msg}");
+    }
+    assert_eq!(
+        snapshot(vdir.path()),
+        before,
+        "the victim's directory changed"
+    );
+    assert_eq!(
+        snapshot(&config_dir),
+        stored_before,
+        "stored configs changed"
+    );
+    assert_eq!(xend.domain_names(), vec!["Domain-0", "cfg"]);
+}

@@ -33,6 +33,23 @@ fn vmm_pid(xend: &Xend, id: u32) -> u32 {
 
 fn signal(pid: u32, sig: Signal) {
     kill(Pid::from_raw(pid as i32), sig).unwrap_or_else(|e| panic!("{sig} to {pid}: {e}"));
+    if sig == Signal::SIGSTOP {
+        // kill() returns before the group stop has reached every thread (a
+        // thread busy on the other CPU stops a little later): the tests'
+        // premise is a VMM that is stopped, so wait until every thread is.
+        wait_for(Duration::from_secs(10), "every VMM thread stopped", || {
+            let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().all(|t| {
+                fs::read_to_string(t.path().join("stat")).is_ok_and(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('T'))
+                })
+            })
+        });
+    }
 }
 
 fn alive(pid: u32) -> bool {

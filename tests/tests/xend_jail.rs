@@ -3,42 +3,10 @@
 //! thread, an unprivileged uid, an empty root), everything a domain does
 //! keeps working, and a seccomp violation crashes only that domain, with the
 //! reason.
-use std::path::Path;
 use std::time::Duration;
 
-use e2e::{BOOT, EventPort, STATE, Xend, XendOptions, wait_until};
-
-/// The live VMM of domain `domid` (its command line names `<id>.sock`).
-fn vmm_pid(xend: &Xend, domid: u32) -> u32 {
-    let sock = format!("/{domid}.sock");
-    wait_until(STATE, "the domain's VMM process", || {
-        xend.vmm_processes().into_iter().find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|raw| String::from_utf8_lossy(&raw).contains(&sock))
-                .unwrap_or(false)
-        })
-    })
-}
-
-/// `Name:` value of each `/proc/PID/task/*/status` line asked for, per thread.
-fn thread_status(pid: u32) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
-    let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let Ok(text) = std::fs::read_to_string(t.path().join("status")) else {
-            continue;
-        };
-        let fields: std::collections::BTreeMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect();
-        out.push((fields["Name"].clone(), fields));
-    }
-    out
-}
+use e2e::jail::{assert_jailed, thread_status, vmm_pid};
+use e2e::{BOOT, EventPort, Xend, XendOptions};
 
 #[test]
 fn every_vmm_thread_is_jailed_and_the_domain_still_works() {
@@ -46,54 +14,16 @@ fn every_vmm_thread_is_jailed_and_the_domain_still_works() {
         return;
     }
     let xend = Xend::start();
-    let dom = xend.create("(vm (name jailed) (memory 16) (vcpus 2) (image (minios)))");
+    // (cpu 0): each vCPU pins itself on its own, filtered thread.
+    let dom = xend.create("(vm (name jailed) (memory 16) (vcpus 2) (cpu 0) (image (minios)))");
     let mut con = xend.console(dom.id);
     con.expect(&e2e::prompt("jailed"), BOOT);
     let pid = vmm_pid(&xend, dom.id);
-
-    let threads = thread_status(pid);
-    let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
-    for want in ["vcpu0", "vcpu1", "console-out", "console-poll"] {
-        assert!(names.contains(&want), "no {want} thread in {names:?}");
-    }
-    for (name, f) in &threads {
-        assert_eq!(f["Seccomp"], "2", "{name}: {f:?}");
-        assert_eq!(f["NoNewPrivs"], "1", "{name}: {f:?}");
-        assert_eq!(f["CapEff"], "0000000000000000", "{name}: {f:?}");
-        assert_eq!(f["CapPrm"], "0000000000000000", "{name}: {f:?}");
-        assert_eq!(f["CapBnd"], "0000000000000000", "{name}: {f:?}");
-        let uids: Vec<&str> = f["Uid"].split_whitespace().collect();
-        let gids: Vec<&str> = f["Gid"].split_whitespace().collect();
-        assert!(
-            uids.iter().all(|u| *u == uids[0] && *u != "0"),
-            "{name}: {uids:?}"
-        );
-        assert!(gids.iter().all(|g| *g != "0"), "{name}: {gids:?}");
-        assert_eq!(uids[0], (200_000 + dom.id).to_string(), "{name}");
-    }
-
-    // Its root is the jail: a read-only tmpfs holding only its /proc.
-    let root = Path::new("/proc").join(pid.to_string()).join("root");
-    let entries: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(entries, ["proc"], "the jail's root holds more than /proc");
-    for host_file in ["etc/passwd", "dev/kvm", "bin/sh", "tmp"] {
-        assert!(
-            !root.join(host_file).exists(),
-            "{host_file} is visible in the jail"
-        );
-    }
-    // Its /proc shows no other process (its own pid namespace, pid 1).
-    let procs: Vec<String> = std::fs::read_dir(root.join("proc"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
-        .collect();
-    assert_eq!(procs, ["1"]);
+    assert_jailed(
+        pid,
+        dom.id,
+        &["vcpu0", "vcpu1", "console-out", "console-poll"],
+    );
 
     // Console, pause, memory, figures (RSS and last CPU come from its /proc).
     con.run("echo jailed-and-well", BOOT);
@@ -104,6 +34,8 @@ fn every_vmm_thread_is_jailed_and_the_domain_still_works() {
     xend.act("jailed", "unpause", &[]).ok();
     xend.wait_domain("jailed", "running again", |d| !d.state.contains('p'));
     xend.act("jailed", "mem_target_set", &[("target", "12")])
+        .ok();
+    xend.act("jailed", "pincpu", &[("vcpu", "1"), ("cpumap", "0")])
         .ok();
     let d = xend.wait_domain("jailed", "figures from the jail's /proc", |d| {
         d.vmm_overhead_kib > 0 && d.vcpu_info.iter().all(|v| v.cpu.is_some())

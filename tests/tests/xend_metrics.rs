@@ -1,113 +1,107 @@
-//! `GET /metrics`: Prometheus' text format, behind the token, with figures that
-//! move while a domain burns CPU.
-use std::collections::{HashMap, HashSet};
+//! `GET /metrics`, read by Prometheus' own Python parsers (`prometheus_client`
+//! from PyPI: the text format 0.0.4 parser and the stricter OpenMetrics one),
+//! with the figures checked against the API's: a paused domain's (its figures
+//! stand still), a burning domain's CPU counter that grows, a restart, a
+//! disk's requests, xend's own request and VMM-call counters.
+use std::io::Write;
+use std::process::{Command, Stdio};
 
-use e2e::{STATE, Xend, wait_for};
+use e2e::{BOOT, STATE, Xend, prompt, wait_for};
+use serde_json::Value;
 
-/// One sample line: `(name, labels, value)`.
-type Sample = (String, Vec<(String, String)>, f64);
+/// One sample: `(name, labels, value)`.
+type Sample = (String, serde_json::Map<String, Value>, f64);
 
-fn valid_name(name: &str) -> bool {
-    let mut c = name.chars();
-    c.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+/// Parse with `prometheus_client`'s parser for `format` (`text` or
+/// `openmetrics`) and print every sample as JSON.
+const PARSE: &str = r#"
+import json, math, sys
+fmt = sys.argv[1]
+if fmt == "openmetrics":
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+else:
+    from prometheus_client.parser import text_string_to_metric_families
+out = []
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        v = s.value
+        out.append([s.name, s.labels, v if math.isfinite(v) else str(v), fam.type, fam.name])
+json.dump(out, sys.stdout)
+"#;
+
+/// Whether Python's `prometheus_client` is there; without it the test is
+/// skipped, except under CI (`.ci/run` installs it).
+fn parser_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs Python's prometheus_client (pip install prometheus_client)"
+        );
+        eprintln!("skipped: no Python prometheus_client (pip install prometheus_client)");
+    }
+    ok
 }
 
-/// Parse a text exposition (format 0.0.4), checking as it goes: every
-/// sample's family has HELP and TYPE first (once each), names and label names
-/// are valid, label values are properly quoted and escaped, counters end in
-/// `_total`, values are numbers.
 #[track_caller]
-fn parse(text: &str) -> Vec<Sample> {
-    let mut help = HashSet::new();
-    let mut types: HashMap<String, String> = HashMap::new();
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, _) = rest.split_once(' ').expect("HELP has text");
-            assert!(valid_name(name), "{line}");
-            assert!(help.insert(name.to_string()), "HELP twice: {line}");
-            continue;
+fn parse(text: &str, format: &str) -> Vec<Sample> {
+    let mut child = Command::new("python3")
+        .args(["-c", PARSE, format])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the {format} parser refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|r| {
+            let name = r[0].as_str().unwrap().to_string();
+            let labels = r[1].as_object().unwrap().clone();
+            let value = r[2].as_f64().unwrap_or(f64::NAN);
+            (name, labels, value)
+        })
+        .collect()
+}
+
+#[track_caller]
+fn scrape(xend: &Xend, format: &str) -> (String, Vec<Sample>) {
+    let accept = match format {
+        "openmetrics" => {
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
         }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("TYPE has a type");
-            assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
-                "{line}"
-            );
-            assert!(help.contains(name), "TYPE before HELP: {line}");
-            assert!(
-                types.insert(name.to_string(), kind.to_string()).is_none(),
-                "TYPE twice: {line}"
-            );
-            continue;
-        }
-        assert!(!line.is_empty() && !line.starts_with('#'), "{line:?}");
-        let name_end = line.find(['{', ' ']).expect("name then value");
-        let name = &line[..name_end];
-        assert!(valid_name(name), "{line}");
-        let kind = types
-            .get(name)
-            .unwrap_or_else(|| panic!("no TYPE for {line}"));
-        assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
-        let rest: Vec<char> = line[name_end..].chars().collect();
-        let mut i = 0;
-        let mut labels = Vec::new();
-        if rest[0] == '{' {
-            i = 1;
-            loop {
-                let mut lname = String::new();
-                while rest[i] != '=' {
-                    lname.push(rest[i]);
-                    i += 1;
-                }
-                assert!(valid_name(&lname), "label {lname:?} in {line}");
-                assert_eq!(rest[i + 1], '"', "{line}");
-                i += 2;
-                let mut value = String::new();
-                loop {
-                    match rest[i] {
-                        '\\' => {
-                            value.push(match rest[i + 1] {
-                                '\\' => '\\',
-                                '"' => '"',
-                                'n' => '\n',
-                                c => panic!("bad escape \\{c} in {line}"),
-                            });
-                            i += 2;
-                        }
-                        '"' => break,
-                        c => {
-                            value.push(c);
-                            i += 1;
-                        }
-                    }
-                }
-                labels.push((lname, value));
-                i += 1;
-                match rest[i] {
-                    ',' => i += 1,
-                    '}' => {
-                        i += 1;
-                        break;
-                    }
-                    other => panic!("unexpected {other:?} in {line}"),
-                }
-            }
-        }
-        let rest: String = rest[i..].iter().collect();
-        let value = rest.strip_prefix(' ').expect("space before the value");
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|e| panic!("value {v:?} ({e}) in {line}")),
-        };
-        samples.push((name.to_string(), labels, value));
-    }
-    samples
+        _ => "text/plain",
+    };
+    let resp = reqwest::blocking::Client::new()
+        .get(xend.url("/metrics"))
+        .header("Authorization", xend.authorization())
+        .header("Accept", accept)
+        .send()
+        .expect("GET /metrics");
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let want = match format {
+        "openmetrics" => "application/openmetrics-text; version=1.0.0",
+        _ => "text/plain; version=0.0.4",
+    };
+    assert!(ctype.starts_with(want), "{ctype}");
+    let body = resp.text().unwrap();
+    let samples = parse(&body, format);
+    (body, samples)
 }
 
 fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
@@ -115,124 +109,176 @@ fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Optio
         n == name
             && labels
                 .iter()
-                .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                .all(|(k, v)| l.get(*k).and_then(Value::as_str) == Some(v))
     })
 }
 
-fn cpu_seconds(xend: &Xend, name: &str) -> f64 {
-    let r = xend.get("/metrics").ok();
-    assert!(
-        r.content_type.starts_with("text/plain; version=0.0.4"),
-        "{}",
-        r.content_type
-    );
-    let samples = parse(&r.body);
-    find(
-        &samples,
-        "xend_domain_cpu_seconds_total",
-        &[("domain", name)],
-    )
-    .unwrap_or_else(|| panic!("no CPU sample for {name}:\n{}", r.body))
-    .2
+#[track_caller]
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    find(samples, name, labels)
+        .unwrap_or_else(|| panic!("no {name} {labels:?}"))
+        .2
 }
 
-#[test]
-fn the_parser_checks_what_it_should() {
-    let ok = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"q\\\"\\\\\\n\",y=\"2\"} 3\n";
-    let s = parse(ok);
-    assert_eq!(
-        s[0].1,
-        vec![("x".into(), "q\"\\\n".into()), ("y".into(), "2".into())]
-    );
-    for bad in [
-        "a 1\n",
-        "# HELP a A.\n# TYPE a counter\na 1\n",
-        "# HELP a A.\n# TYPE a gauge\na{x=\"\\t\"} 1\n",
-        "# HELP a A.\n# TYPE a gauge\n# HELP a A.\n",
-    ] {
-        assert!(
-            std::panic::catch_unwind(|| parse(bad)).is_err(),
-            "accepted {bad:?}"
-        );
-    }
-}
-
-#[test]
-fn metrics_of_a_running_domain_in_the_text_format() {
-    if !hypervisor::require_kvm() {
-        return;
-    }
-    let xend = Xend::start();
-    // Without the token: refused, like every route.
-    let anon = reqwest::blocking::get(xend.url("/metrics")).expect("GET /metrics");
-    assert_eq!(anon.status().as_u16(), 401);
-
-    let dom =
-        xend.create("(vm (name hot) (memory 16) (image (minios (args 'autorun=burn 100000'))))");
-    let id = dom.id.to_string();
-    wait_for(STATE, "a first CPU figure", || {
-        cpu_seconds(&xend, "hot") > 0.0
-    });
-    let first = cpu_seconds(&xend, "hot");
-    wait_for(STATE, "the CPU counter to grow", || {
-        cpu_seconds(&xend, "hot") > first
-    });
-
-    let body = xend.get("/metrics").ok().body;
-    let s = parse(&body);
-    let of_hot = [("domain", "hot"), ("domid", id.as_str())];
-    for name in [
-        "xend_domain_cpu_seconds_total",
-        "xend_domain_memory_bytes",
-        "xend_domain_memory_max_bytes",
-        "xend_domain_vcpus",
-        "xend_domain_vm_exits_total",
-        "xend_domain_console_input_bytes_total",
-        "xend_domain_console_output_bytes_total",
-        "xend_domain_unresponsive",
-    ] {
-        assert!(find(&s, name, &of_hot).is_some(), "{name} for hot:\n{body}");
-    }
-    assert_eq!(
-        find(&s, "xend_domain_memory_bytes", &of_hot).unwrap().2,
-        16.0 * 1024.0 * 1024.0
-    );
-    assert_eq!(
-        find(&s, "xend_domain_unresponsive", &of_hot).unwrap().2,
-        0.0
-    );
-    let running = [("domain", "hot"), ("state", "running")];
-    let blocked = [("domain", "hot"), ("state", "blocked")];
-    let on = find(&s, "xend_domain_state", &running).unwrap().2
-        + find(&s, "xend_domain_state", &blocked).unwrap().2;
-    assert_eq!(on, 1.0, "running or blocked:\n{body}");
-    assert!(
-        find(&s, "xend_domain_console_output_bytes_total", &of_hot)
-            .unwrap()
-            .2
-            > 0.0,
-        "minios writes its banner:\n{body}"
-    );
-    assert!(
-        find(&s, "xend_domain_vm_exits_total", &of_hot).unwrap().2 > 0.0,
-        "{body}"
-    );
-    assert_eq!(find(&s, "xend_domains", &[]).unwrap().2, 1.0);
-    assert!(find(&s, "xend_node_memory_bytes", &[]).unwrap().2 > 0.0);
-    assert!(find(&s, "xend_node_cpus", &[]).unwrap().2 >= 1.0);
-    let build = find(&s, "xend_build_info", &[]).expect("build info");
-    assert!(build.1.iter().any(|(k, _)| k == "version"), "{body}");
-    // The figures are the bulk endpoint's.
+fn domain_json(xend: &Xend, name: &str) -> Value {
     let snap = xend.get_json("/xend/domain?op=stats").ok().json();
-    let hot = snap["domains"]
+    snap["domains"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["name"] == "hot")
-        .expect("hot in the snapshot");
-    assert_eq!(
-        find(&s, "xend_domain_vcpus", &of_hot).unwrap().2,
-        hot["vcpus"].as_f64().unwrap()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} not in the snapshot"))
+}
+
+#[test]
+fn both_parsers_read_the_figures_the_api_shows() {
+    if !parser_available() || !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    // Without the token: refused, like every route (and counted).
+    let anon = reqwest::blocking::get(xend.url("/metrics")).expect("GET /metrics");
+    assert_eq!(anon.status().as_u16(), 401);
+
+    let img = xend.images_dir().join("m.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(256 * 1024)
+        .unwrap();
+    let uuid = "3d0c35b2-6c0e-4c7a-9a57-1f6a1e1b0c01";
+    let cfg = format!(
+        "name = 'still'\nuuid = '{uuid}'\nmemory = 16\nmaxmem = 32\nvcpus = 2\nrestart = 'onreboot'\ndisk = ['file:{},xvda,w']\n",
+        img.display()
     );
-    xend.act("hot", "destroy", &[]);
+    let dom = xend.create(&cfg);
+    let id = dom.id.to_string();
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("still"), BOOT);
+    let out = con.run("blkwrite xvda 0 8 metrics", STATE);
+    assert!(out.contains("wrote 8 sectors"), "{out}");
+    // A reboot the restart policy follows: one restart.
+    xend.act("still", "shutdown", &[("reason", "reboot")]).ok();
+    wait_for(STATE, "the restart", || {
+        domain_json(&xend, "still")["restarts"].as_u64() == Some(1)
+    });
+    con.expect(&prompt("still"), BOOT);
+    let out = con.run("blkwrite xvda 0 8 metrics", STATE);
+    assert!(out.contains("wrote 8 sectors"), "{out}");
+    // Paused, its figures stand still: the scrape and the API must agree.
+    xend.act("still", "pause", &[]).ok();
+    wait_for(STATE, "paused", || {
+        domain_json(&xend, "still")["state"]
+            .as_str()
+            .unwrap()
+            .contains('p')
+    });
+
+    for format in ["text", "openmetrics"] {
+        let api = domain_json(&xend, "still");
+        let (body, s) = scrape(&xend, format);
+        let me = [("domain", "still"), ("domid", id.as_str()), ("uuid", uuid)];
+        let f = |name: &str| value(&s, name, &me);
+        assert_eq!(f("xend_domain_memory_bytes"), 16.0 * 1048576.0, "{body}");
+        assert_eq!(f("xend_domain_memory_max_bytes"), 32.0 * 1048576.0);
+        assert_eq!(
+            f("xend_domain_memory_bytes"),
+            api["mem_kib"].as_f64().unwrap() * 1024.0
+        );
+        assert_eq!(f("xend_domain_vcpus"), 2.0);
+        assert_eq!(f("xend_domain_restarts_total"), 1.0);
+        assert_eq!(f("xend_domain_unresponsive"), 0.0);
+        assert_eq!(
+            f("xend_domain_cpu_seconds_total"),
+            api["cpu_time"].as_f64().unwrap()
+        );
+        assert!(f("xend_domain_cpu_seconds_total") > 0.0);
+        assert_eq!(
+            f("xend_domain_vm_exits_total"),
+            api["exits"].as_f64().unwrap()
+        );
+        let by_kind: f64 = s
+            .iter()
+            .filter(|(n, l, _)| n == "xend_domain_vm_exits_by_kind_total" && l["domain"] == "still")
+            .map(|(_, l, v)| {
+                assert!(!l["kind"].as_str().unwrap().is_empty());
+                v
+            })
+            .sum();
+        assert_eq!(by_kind, f("xend_domain_vm_exits_total"), "{body}");
+        assert_eq!(
+            f("xend_domain_console_output_bytes_total"),
+            api["console_bytes_out"].as_f64().unwrap()
+        );
+        assert!(f("xend_domain_console_input_bytes_total") > 0.0, "we typed");
+        for v in api["vcpu_info"].as_array().unwrap() {
+            let vcpu = v["id"].to_string();
+            let labels = [("domain", "still"), ("vcpu", vcpu.as_str())];
+            assert_eq!(
+                value(&s, "xend_domain_vcpu_cpu_seconds_total", &labels),
+                v["cpu_time"].as_f64().unwrap()
+            );
+        }
+        let paused = [("domain", "still"), ("state", "paused")];
+        assert_eq!(value(&s, "xend_domain_state", &paused), 1.0);
+        let running = [("domain", "still"), ("state", "running")];
+        assert_eq!(value(&s, "xend_domain_state", &running), 0.0);
+        // The disk's figures are the VMM's (since the restart: 8 sectors written).
+        let disk = [("domain", "still"), ("device", "xvda")];
+        let vbd = &api["vbds"][0];
+        assert_eq!(
+            value(&s, "xend_domain_vbd_write_sectors_total", &disk),
+            vbd["wr_sect"].as_f64().unwrap()
+        );
+        assert!(value(&s, "xend_domain_vbd_write_sectors_total", &disk) >= 8.0);
+        assert_eq!(
+            value(&s, "xend_domain_vbd_write_requests_total", &disk),
+            vbd["wr_req"].as_f64().unwrap()
+        );
+        assert_eq!(value(&s, "xend_domains", &[]), 1.0);
+        assert!(value(&s, "xend_node_memory_bytes", &[]) > 0.0);
+        assert!(value(&s, "xend_node_cpus", &[]) >= 1.0);
+        assert!(find(&s, "xend_build_info", &[]).is_some(), "{body}");
+        // xend's own: the refused scrape, the domain route, VMM calls.
+        assert!(
+            value(
+                &s,
+                "xend_http_requests_total",
+                &[("route", "/metrics"), ("status", "401")]
+            ) >= 1.0,
+            "{body}"
+        );
+        // The shutdown (202) and the pause, by their route's pattern.
+        let posts: f64 = s
+            .iter()
+            .filter(|(n, l, _)| {
+                n == "xend_http_requests_total"
+                    && l["route"] == "/xend/domain/{dom}"
+                    && l["method"] == "POST"
+            })
+            .map(|(_, _, v)| v)
+            .sum();
+        assert!(posts >= 2.0, "{body}");
+        assert!(
+            value(
+                &s,
+                "xend_http_request_duration_seconds_count",
+                &[("route", "/xend/domain")]
+            ) >= 1.0
+        );
+        assert!(value(&s, "xend_vmm_calls_total", &[("call", "info")]) >= 1.0);
+        assert!(value(&s, "xend_vmm_calls_total", &[("call", "pause")]) >= 1.0);
+    }
+
+    // A burning domain's CPU counter grows between scrapes.
+    xend.create("(vm (name hot) (memory 16) (image (minios (args 'autorun=burn 100000'))))");
+    let cpu = || {
+        let (_, s) = scrape(&xend, "text");
+        find(&s, "xend_domain_cpu_seconds_total", &[("domain", "hot")]).map_or(0.0, |x| x.2)
+    };
+    wait_for(STATE, "a first CPU figure", || cpu() > 0.0);
+    let first = cpu();
+    wait_for(STATE, "the CPU counter to grow", || cpu() > first);
+    xend.act("hot", "destroy", &[]).ok();
+    xend.act("still", "destroy", &[]).ok();
 }

@@ -299,3 +299,86 @@ fn several_hosts_in_one_table_and_an_xend_restart_is_ridden_out() {
     });
     wait_for(STATE, "on-a still there", || a.try_domain("on-a").is_some());
 }
+
+/// Issue 15's fleet view: twenty hosts from the settings file, one of which
+/// accepts connections and never answers. Batch records keep coming at the
+/// delay with the others' figures, and the silent host's entry says why.
+#[test]
+fn twenty_hosts_one_never_answering_hold_up_none() {
+    let xend = Xend::start();
+    // Accepts and holds every connection, never replies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for s in silent.incoming().flatten() {
+                held.lock().unwrap().push(s);
+            }
+        });
+    }
+    let mut hosts: Vec<String> = (0..19).map(|_| format!("{:?}", xend.base_url())).collect();
+    hosts.push(format!("{silent_url:?}"));
+    let cfg = xend.dir().join("fleet.toml");
+    std::fs::write(&cfg, format!("hosts = [{}]\n", hosts.join(", "))).unwrap();
+    let mut cmd = xend.command("xtop");
+    if let Some(t) = xend.token() {
+        cmd.args(["--token", t]);
+    }
+    let started = std::time::Instant::now();
+    let out = cmd
+        .args(["--json", "-d", "0.5", "-i", "4"])
+        .env_remove("XEND_URL")
+        .env("XTOP_CONFIG", &cfg)
+        .output()
+        .expect("run xtop");
+    let took = started.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4);
+    for (i, r) in records.iter().enumerate() {
+        let hosts = r["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 20, "{r}");
+        assert_eq!(hosts[19]["up"], false, "record {i}: {r}");
+        let why = hosts[19]["error"].as_str().unwrap_or_default();
+        assert!(why.contains("no answer within"), "record {i}: {why}");
+    }
+    // The first record waited for every host's first answer (one poll
+    // deadline at most); the others answered.
+    let first = records[0]["hosts"].as_array().unwrap();
+    assert!(
+        first[..19].iter().all(|h| h["up"] == true),
+        "{}",
+        records[0]
+    );
+    // Then a record every delay, not every poll deadline (5 s) or request
+    // timeout (60 s) of the silent host.
+    let times: Vec<f64> = records
+        .iter()
+        .map(|r| r["time"].as_f64().unwrap())
+        .collect();
+    for w in times[1..].windows(2) {
+        assert!(w[1] - w[0] < 2.5, "records {times:?}");
+    }
+    // ... with fresh figures from the hosts that answer.
+    let answered = |r: &serde_json::Value| -> Vec<f64> {
+        r["hosts"].as_array().unwrap()[..19]
+            .iter()
+            .filter_map(|h| h["time"].as_f64())
+            .collect()
+    };
+    for w in records.windows(2) {
+        let (a, b) = (answered(&w[0]), answered(&w[1]));
+        assert!(
+            b.iter().zip(&a).any(|(b, a)| b > a),
+            "the answering hosts refresh: {a:?} then {b:?}"
+        );
+    }
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    drop(held);
+}

@@ -6,8 +6,6 @@
 //! SXP spelling (`cpu_time`, `maxmem`, `console_port`, ...).
 use serde::{Deserialize, Serialize};
 
-pub use hypervisor::control::proto::SampleTime;
-
 /// The host (`GET /xend/node`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -158,6 +156,12 @@ pub struct DomainStats {
     pub console_bytes_in: u64,
     /// VM exits since boot.
     pub exits: u64,
+    /// VM exits since boot by kind (`io`, `hypercall.block`, `mmio`, ...).
+    #[serde(default)]
+    pub exits_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Times xend restarted the domain (its restart policy) since xend started.
+    #[serde(default)]
+    pub restarts: u64,
     /// VMM process memory beyond guest RAM, KiB.
     pub vmm_overhead_kib: u64,
     /// Network interfaces.
@@ -200,6 +204,17 @@ impl DomainStats {
 pub fn utc_clock(t: f64) -> String {
     let s = t.max(0.0) as u64 % 86_400;
     format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// When a VMM took a sample, on two clocks (the VMM's own stamp, carried
+/// through unchanged; defined here so client builds need no `hypervisor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleTime {
+    /// Host `CLOCK_MONOTONIC`, seconds (comparable between domains on one
+    /// host, never between hosts).
+    pub mono: f64,
+    /// Wall clock, seconds since the Unix epoch.
+    pub wall: f64,
 }
 
 /// The bulk endpoint (`GET /xend/domain?op=stats`): the host and every domain in
@@ -305,4 +320,28 @@ pub struct MigrateReceive {
     pub port: u16,
     /// The token the source VMM must present.
     pub token: String,
+}
+
+/// A domain's restart bookkeeping, as Xen 2.0's record showed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RestartInfo {
+    /// `booting` while a restart is under way (2.0 also had `pending`, for a
+    /// restart waiting on a dead domain; ours restart at once).
+    pub state: Option<&'static str>,
+    /// When the domain last restarted (seconds since the epoch).
+    pub time: Option<f64>,
+}
+
+/// Everything a domain's full SXP record holds (`GET /xend/domain/DOM`,
+/// `?detail=1`, the DB): its stats plus what only that record shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DomainRecord {
+    /// The figures and identity.
+    pub stats: DomainStats,
+    /// Its console (none for Domain-0).
+    pub console: Option<ConsoleInfo>,
+    /// Restart bookkeeping.
+    pub restart: RestartInfo,
+    /// The stored config, in its SXP form.
+    pub config: Option<sxp::Value>,
 }

@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+use crate::tcpconn::TlsServer;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -249,6 +251,7 @@ pub struct ConsoleHub {
     pub lifetime: u64,
     name: String,
     token: Option<Arc<String>>,
+    tls: Option<TlsServer>,
     events: EventBus,
     inner: Mutex<Inner>,
 }
@@ -263,14 +266,14 @@ impl std::fmt::Debug for ConsoleHub {
 }
 
 impl ConsoleHub {
-    /// Listen on `addr:port` for domain `domid` and log output as `log` says.
+    /// Listen on `addr:port` for domain `domid` and log output as `log` says;
+    /// clients must send `token` first, inside TLS when `tls` is given.
     pub async fn bind(
-        addr: &str,
-        port: u16,
+        (addr, port): (&str, u16),
         domid: u32,
         name: &str,
         log: &LogSpec,
-        token: Option<Arc<String>>,
+        (token, tls): (Option<Arc<String>>, Option<TlsServer>),
         events: EventBus,
     ) -> Result<Arc<ConsoleHub>, ConsoleError> {
         let listener = TcpListener::bind((addr, port)).await.map_err(|source| {
@@ -287,6 +290,7 @@ impl ConsoleHub {
             lifetime,
             name: name.to_string(),
             token,
+            tls,
             events,
             inner: Mutex::new(Inner {
                 log,
@@ -311,10 +315,15 @@ impl ConsoleHub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn accept(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr) {
-        let _ = stream.set_nodelay(true);
+    async fn accept(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let what = format!("console {}", self.port);
+        let Some(mut stream) = crate::tcpconn::accept(stream, self.tls.as_ref(), &what, peer).await
+        else {
+            return;
+        };
         if let Some(token) = &self.token {
-            match tokio::time::timeout(TOKEN_TIMEOUT, read_line(&mut stream)).await {
+            match tokio::time::timeout(TOKEN_TIMEOUT, crate::tcpconn::read_line(&mut stream)).await
+            {
                 Ok(Some(line))
                     if crate::auth::same(line.trim_end().as_bytes(), token.as_bytes()) => {}
                 _ => {
@@ -324,7 +333,14 @@ impl ConsoleHub {
                 }
             }
         }
-        let (mut rd, mut wr) = stream.into_split();
+        let watcher = match stream.watcher() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("console {}: {peer}: {e}", self.port);
+                return;
+            }
+        };
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let busy = {
             let inner = self.lock();
             if inner.closed {
@@ -389,7 +405,7 @@ impl ConsoleHub {
                 if let Some(to_vmm) = to_vmm {
                     tokio::select! {
                         _ = to_vmm.send(buf) => {}
-                        _ = rd.ready(Interest::ERROR) => break,
+                        _ = watcher.ready(Interest::ERROR) => break,
                     }
                 }
             }
@@ -590,20 +606,6 @@ impl Drop for ConsoleHub {
             l.abort();
         }
     }
-}
-
-/// Read one line byte by byte (so no console input after it is consumed).
-async fn read_line(stream: &mut TcpStream) -> Option<String> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < 4096 {
-        match stream.read(&mut byte).await {
-            Ok(1) if byte[0] == b'\n' => return String::from_utf8(line).ok(),
-            Ok(1) => line.push(byte[0]),
-            _ => return None,
-        }
-    }
-    None
 }
 
 #[cfg(test)]

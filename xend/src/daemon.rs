@@ -103,11 +103,14 @@ async fn bind(addr: &str, port: u16) -> Result<TcpListener, DaemonError> {
         })
 }
 
-/// Say so when the token would cross a network in clear: a plain-HTTP API,
-/// or consoles and the event port (always plain TCP), beyond loopback.
+/// Say so when the token would cross a network in clear: the API, consoles
+/// or the event port beyond loopback without a certificate.
 fn warn_plain_listeners(settings: &Settings) {
     use crate::settings::is_loopback;
-    if settings.tls.is_none() && !is_loopback(&settings.address) {
+    if settings.tls.is_some() {
+        return;
+    }
+    if !is_loopback(&settings.address) {
         tracing::warn!(
             "the API listens on {} in plain HTTP: tokens and domain data cross the network in clear; set xend-tls-cert and xend-tls-key",
             settings.address
@@ -119,7 +122,7 @@ fn warn_plain_listeners(settings: &Settings) {
     ] {
         if !is_loopback(addr) {
             tracing::warn!(
-                "{what} listen on {addr} in plain TCP (no TLS): the token and guest output cross the network in clear; keep them on 127.0.0.1 and reach them over SSH"
+                "{what} listen on {addr} in plain TCP: the token and guest output cross the network in clear; set xend-tls-cert and xend-tls-key, or keep them on 127.0.0.1"
             );
         }
     }
@@ -218,6 +221,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         Some((cert, key)) => Some(crate::listen::tls_acceptor(cert, key)?),
         None => None,
     };
+    settings.tls_server = tls.clone().map(crate::tcpconn::TlsServer);
     warn_plain_listeners(&settings);
     let listener = bind(&settings.address, settings.port).await?;
     let events_listener = bind(&settings.event_address, settings.event_port).await?;
@@ -256,6 +260,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     let events = EventBus::new();
     let sup = Supervisor::new(settings.clone(), db, events.clone());
     sup.adopt_all().await;
+    let sampler = sup.spawn_sampler();
     let event_task = tokio::spawn(crate::eventport::serve(
         events_listener,
         crate::eventport::EventPort {
@@ -263,6 +268,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
             token: settings.token.clone(),
             sup: sup.clone(),
             inject: settings.event_inject_tcp,
+            tls: settings.tls_server.clone(),
         },
     ));
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
@@ -298,6 +304,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     let _ = stop_tx.send(true);
     let _ = tokio::join!(tcp, local);
     event_task.abort();
+    sampler.abort();
     sup.stop().await;
     if running_pid(&settings).is_none() {
         let _ = std::fs::remove_file(settings.pid_file());

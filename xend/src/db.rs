@@ -181,6 +181,11 @@ impl Db {
         write_atomic(&self.domain_path(domid), text.as_bytes(), self.modes)
     }
 
+    /// Write a domain's record (see [`DomainEntry`]).
+    pub fn save_entry(&self, domid: u32, entry: &DomainEntry) -> Result<(), DbError> {
+        self.save_domain(domid, &entry.to_sxp())
+    }
+
     /// Remove domain `domid`'s record.
     pub fn remove_domain(&self, domid: u32) -> Result<(), DbError> {
         remove(&self.domain_path(domid))
@@ -224,6 +229,34 @@ impl Db {
         let path = self.config_path(name)?;
         let text = format!("# last config of domain {name}\n{}\n", sxp::pretty(config));
         write_atomic(&path, text.as_bytes(), self.modes)
+    }
+}
+
+/// What the DB keeps of a domain: its full record, plus its console log's
+/// lifetime (see [`crate::console`]) and whether a restart is under way (so a
+/// restart cut short by a crash of xend is finished when xend starts again).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DomainEntry {
+    /// The domain's full record.
+    pub record: crate::api::DomainRecord,
+    /// The lifetime stamp of its console log.
+    pub lifetime: u64,
+    /// A restart is under way.
+    pub restarting: bool,
+}
+
+impl DomainEntry {
+    /// The record's sxpr plus `(lifetime STAMP)` and `(phase restarting)`
+    /// while a restart is under way.
+    pub fn to_sxp(&self) -> sxp::Value {
+        let mut v = crate::render::record_sxp(&self.record);
+        if let sxp::Value::List(items) = &mut v {
+            items.push(sxp::Value::pair("lifetime", self.lifetime));
+            if self.restarting {
+                items.push(sxp::Value::pair("phase", "restarting"));
+            }
+        }
+        v
     }
 }
 

@@ -14,22 +14,6 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// `e` and every error under it, joined with ": " (so a client sees the
-/// cause, e.g. the errno text of a failed write, not only the top line).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = err.source();
-    }
-    out
-}
-
 /// True when `e` or an error under it is the filesystem being full.
 pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);

@@ -1,5 +1,7 @@
 //! The event port (`xend-event-port`), speaking Xen 2.0's protocol. With a
-//! token configured, the first line a client sends must be the token.
+//! token configured, the first line a client sends must be the token. With
+//! `xend-tls-cert`/`xend-tls-key` the port speaks TLS (the API's
+//! certificate), the token line included.
 //!
 //! A connection is subscribed to every event (`*`) and receives each as
 //! `(event NAME VALUE)`, VALUE in 2.0's shape: `(DOMNAME DOMID [DETAIL])` for
@@ -26,12 +28,13 @@ use std::time::Duration;
 
 use sxp::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::XendEvent;
 use crate::events::EventBus;
 use crate::supervisor::Supervisor;
+use crate::tcpconn::{Conn, TlsServer};
 
 /// The longest request read (bytes); a longer one closes the connection.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -47,6 +50,8 @@ pub struct EventPort {
     pub sup: Arc<Supervisor>,
     /// `xend-event-inject-tcp`: whether `(sys.inject ...)` is allowed.
     pub inject: bool,
+    /// TLS, when xend has a certificate.
+    pub tls: Option<TlsServer>,
 }
 
 /// Serve subscribers on `listener` until the task is dropped.
@@ -58,38 +63,35 @@ pub async fn serve(listener: TcpListener, port: EventPort) {
         let port = port.clone();
         tokio::spawn(async move {
             tracing::debug!("event subscriber {peer}");
-            subscriber(stream, port).await;
+            let tls = port.tls.as_ref();
+            if let Some(conn) = crate::tcpconn::accept(stream, tls, "event port", peer).await {
+                subscriber(conn, port).await;
+            }
         });
     }
 }
 
-async fn subscriber(mut stream: TcpStream, port: EventPort) {
-    let mut rx = port.events.subscribe();
+async fn subscriber(mut stream: Conn, port: EventPort) {
     if let Some(token) = &port.token {
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        let read = async {
-            while line.len() < 4096 {
-                match stream.read(&mut byte).await {
-                    Ok(1) if byte[0] == b'\n' => return true,
-                    Ok(1) => line.push(byte[0]),
-                    _ => return false,
-                }
-            }
-            false
-        };
-        let ok = tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .unwrap_or(false);
-        let given = String::from_utf8_lossy(&line);
-        if !ok || !crate::auth::same(given.trim_end().as_bytes(), token.as_bytes()) {
+        let line = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::tcpconn::read_line(&mut stream),
+        )
+        .await
+        .ok()
+        .flatten();
+        let ok = line.is_some_and(|l| crate::auth::same(l.trim_end().as_bytes(), token.as_bytes()));
+        if !ok {
             let _ = stream
                 .write_all(b"(xend.err 'Authentication failed')\n")
                 .await;
             return;
         }
     }
-    let (mut rd, mut wr) = stream.into_split();
+    // Subscribed only once authenticated: a connection that never sends
+    // its token holds no place on the bus.
+    let mut rx = port.events.subscribe();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut subs = vec!["*".to_string()];
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -1,14 +1,13 @@
 //! The browser interface: plain HTML and CSS, no scripts. `/xend/` lists the
 //! host and every domain with live figures (the page reloads itself every few
 //! seconds) and a form per action; `/xend/domain?op=new` creates a domain from an
-//! uploaded or pasted config; `/xend/domain/DOM` shows one domain.
+//! uploaded or pasted config; `/xend/domain/DOM` shows one domain. The pages
+//! are given their data by the handlers; nothing here reads xend's state.
 use std::fmt::Write;
 
 use axum::http::StatusCode;
 
-use crate::api::{DomainStats, NodeInfo};
-use crate::state::AppState;
-use crate::supervisor::Domain;
+use crate::api::{ConsoleInfo, DomainRecord, DomainStats, NodeInfo};
 
 /// Seconds between reloads of the overview.
 pub const REFRESH_SECS: u32 = 5;
@@ -136,8 +135,7 @@ fn domain_rows(csrf: &str, doms: &[DomainStats]) -> String {
 }
 
 /// The overview: host summary and every domain, reloading itself.
-pub fn index(state: &AppState) -> String {
-    let (node, doms) = crate::handlers::domain::all_stats(state);
+pub fn index(csrf: &str, node: &NodeInfo, doms: &[DomainStats]) -> String {
     let body = format!(
         "<p id=\"node\">Host <b>{host}</b>: {cpus} CPUs at {mhz} MHz, {free} of {mem} MiB free; \
          {n} domain(s). This page reloads every {REFRESH_SECS} s.</p>\n{table}\n\
@@ -148,7 +146,7 @@ pub fn index(state: &AppState) -> String {
         free = node.free_memory,
         mem = node.memory,
         n = doms.len() - 1,
-        table = domain_rows(&state.csrf, &doms),
+        table = domain_rows(csrf, doms),
     );
     page("xend: domains", Some(REFRESH_SECS), &body)
 }
@@ -166,10 +164,11 @@ pub fn create_form(csrf: &str) -> String {
     page("xend: create a domain", None, &body)
 }
 
-/// One domain: its figures, console and stored config.
-pub fn domain(csrf: &str, dom: &Domain, d: &DomainStats) -> String {
-    let cfg = dom.state().config.to_xm();
-    let con = dom.console.info();
+/// One domain: its figures, console and stored config (`config_xm`, the
+/// `key = value` form).
+pub fn domain(csrf: &str, record: &DomainRecord, config_xm: &str) -> String {
+    let d = &record.stats;
+    let con = record.console.clone().unwrap_or_default();
     let mut rows = String::from("<table id=\"domain\">");
     let fields: Vec<(&str, String)> = vec![
         ("Id", d.id.to_string()),
@@ -208,7 +207,7 @@ pub fn domain(csrf: &str, dom: &Domain, d: &DomainStats) -> String {
         "{rows}<p>{acts}</p>{devs}<h2>Config</h2><pre id=\"config\">{cfg}</pre>",
         acts = actions(csrf, d),
         devs = devices(d),
-        cfg = esc(&cfg)
+        cfg = esc(config_xm)
     );
     page(
         &format!("xend: domain {}", d.name),
@@ -276,7 +275,7 @@ fn devices(d: &DomainStats) -> String {
 }
 
 /// The host.
-pub fn node(_state: &AppState, n: &NodeInfo) -> String {
+pub fn node(n: &NodeInfo) -> String {
     let mut rows = String::from("<table id=\"node\">");
     let v = serde_json::to_value(n).unwrap_or_default();
     if let Some(map) = v.as_object() {
@@ -297,23 +296,22 @@ pub fn node(_state: &AppState, n: &NodeInfo) -> String {
     page("xend: node", None, &rows)
 }
 
-/// The consoles.
-pub fn consoles(state: &AppState) -> String {
+/// The consoles, with their domains' names.
+pub fn consoles(csrf: &str, consoles: &[(String, ConsoleInfo)]) -> String {
     let mut rows = String::from(
         "<table><tr><th class=\"l\">Domain</th><th>Port</th><th class=\"l\">Status</th><th></th></tr>",
     );
-    for d in state.sup.domains() {
-        let c = d.console.info();
+    for (name, c) in consoles {
         let _ = write!(
             rows,
             "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>\
              <form class=\"inline\" method=\"post\" action=\"/xend/console/{}?csrf={}\">\
              <input type=\"hidden\" name=\"op\" value=\"disconnect\"><button>Disconnect</button></form></td></tr>",
-            esc(&d.name),
+            esc(name),
             c.console_port,
             esc(&c.status),
             c.console_port,
-            state.csrf
+            csrf
         );
     }
     rows.push_str("</table>");

@@ -8,7 +8,8 @@
 //! HTML), [`error`], [`params`], [`auth`], [`supervisor`] (domains, VMM
 //! processes, restart policy, re-adoption), [`vmm_client`], [`console`],
 //! [`events`] and [`eventport`], [`db`], [`render`] (SXP forms), [`html`],
-//! [`hostinfo`], [`metrics`] (Prometheus), [`log`], [`settings`], [`fsutil`] (private files).
+//! [`hostinfo`], [`metrics`] (Prometheus), [`log`], [`settings`], [`fsutil`] (private files),
+//! [`tcpconn`] (plain or TLS connections of consoles and the event port).
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
@@ -64,6 +65,8 @@ pub mod settings;
 pub mod state;
 #[cfg(feature = "server")]
 pub mod supervisor;
+#[cfg(feature = "server")]
+pub mod tcpconn;
 #[cfg(feature = "server")]
 pub mod token;
 #[cfg(feature = "server")]

@@ -118,6 +118,11 @@ pub fn sxp(v: &sxp::Value) -> Response {
     ([(CONTENT_TYPE, SXP_MIME)], v.to_string()).into_response()
 }
 
+/// An SXP response body already written as text.
+pub fn sxp_text(body: String) -> Response {
+    ([(CONTENT_TYPE, SXP_MIME)], body).into_response()
+}
+
 /// A JSON response body.
 pub fn json<T: serde::Serialize>(v: &T) -> Response {
     match serde_json::to_string(v) {

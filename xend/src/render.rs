@@ -1,322 +1,310 @@
-//! The API's data in its SXP forms (reference sections 2 and 3) and the
-//! conversion from what a VMM reports to [`DomainStats`].
-use hypervisor::control::proto::{RunState, VcpuState};
-use sxp::Value;
+//! The API's values in their SXP forms (reference sections 2 and 3). The
+//! view only: every function here turns API values ([`crate::api`]) into SXP
+//! and knows nothing of the supervisor. Each form is written once, against
+//! [`Sink`]: into text directly for replies ([`TextSink`], no tree built),
+//! or into a [`Value`] for callers that inspect or extend it.
+use sxp::{Sink, TextSink, Value, ValueSink};
 
-use crate::api::{ConsoleInfo, DomainStats, NodeInfo, Snapshot, VcpuStats};
-use crate::supervisor::{DomState, Domain, Phase};
+use crate::api::{
+    ConsoleInfo, DomainRecord, DomainStats, NetStats, NodeInfo, RestartInfo, Snapshot, VbdStats,
+};
 
-/// The six state letters `rbpscd` (`-` where unset).
-pub fn state_letters(state: Option<RunState>, dying: bool) -> String {
-    let mut s = *b"------";
-    match state {
-        Some(RunState::Running) => s[0] = b'r',
-        Some(RunState::Blocked) => s[1] = b'b',
-        Some(RunState::Paused) => s[2] = b'p',
-        Some(RunState::Shutdown) => s[3] = b's',
-        Some(RunState::Crashed) => s[4] = b'c',
-        None => {}
-    }
-    if dying {
-        s[5] = b'd';
-    }
-    String::from_utf8_lossy(&s).into_owned()
-}
+/// Bytes of SXP a bulk reply takes per domain, to size its buffer once.
+const BYTES_PER_DOMAIN: usize = 640;
 
-fn vcpu_state(s: VcpuState) -> &'static str {
-    match s {
-        VcpuState::Running => "running",
-        VcpuState::Blocked => "blocked",
-        VcpuState::Paused => "paused",
-        VcpuState::Offline => "offline",
-    }
-}
-
-/// A domain's stats from its cached VMM figures and its config.
-pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
-    let cfg = &st.config;
-    let dying = st.phase == Phase::Dying;
-    let mut d = DomainStats {
-        id: dom.id,
-        name: dom.name.clone(),
-        uuid: dom.uuid.map(|u| u.to_string()),
-        memory: st.live_memory.unwrap_or(cfg.memory),
-        maxmem: cfg.maxmem,
-        state: state_letters(None, dying),
-        cpu: cfg.cpu,
-        vcpus: cfg.vcpus,
-        mem_kib: cfg.memory * 1024,
-        maxmem_kib: cfg.maxmem * 1024,
-        console_port: Some(dom.console.port),
-        restart: cfg.restart.as_str().to_string(),
-        last_answer: st.last_answer,
-        unresponsive_since: st.unresponsive_since,
-        ..DomainStats::default()
-    };
-    let Some(i) = &st.info else { return d };
-    d.memory = i.memory.target_kib / 1024;
-    d.maxmem = i.memory.max_kib / 1024;
-    d.state = state_letters(Some(i.state), dying);
-    d.shutdown_reason = i.shutdown_reason.map(|r| r.as_str().to_string());
-    d.crash_reason = i.crash_reason.clone();
-    if i.state == RunState::Crashed && d.shutdown_reason.is_none() {
-        d.shutdown_reason = Some("crash".into());
-    }
-    d.cpu_time = i.cpu_time_ns as f64 / 1e9;
-    d.sampled_at = (i.sampled_at.mono > 0.0).then_some(i.sampled_at);
-    d.start_time = i.start_time;
-    d.up_time = if i.state.is_final() {
-        i.up_time
-    } else {
-        (crate::events::now() - i.start_time).max(i.up_time)
-    };
-    d.vcpus = i.vcpus.len() as u32;
-    d.vcpu_info = i
-        .vcpus
-        .iter()
-        .map(|v| VcpuStats {
-            id: v.id,
-            cpu_time: v.cpu_time_ns as f64 / 1e9,
-            state: vcpu_state(v.state).to_string(),
-            affinity: v.affinity.clone(),
-            cpu: v.cpu,
-        })
-        .collect();
-    d.mem_kib = i.memory.target_kib;
-    d.maxmem_kib = i.memory.max_kib;
-    d.console_bytes_out = i.console.bytes_out;
-    d.console_bytes_in = i.console.bytes_in;
-    d.exits = i.exits.values().sum();
-    d.vmm_overhead_kib = i.vmm.overhead_kib;
-    d.nets = crate::supervisor::devices::net_stats(i);
-    d.vbds = crate::supervisor::devices::vbd_stats(i);
-    d
-}
-
-fn opt_str(items: &mut Vec<Value>, key: &str, v: &Option<String>) {
+fn opt_str(s: &mut impl Sink, key: &str, v: &Option<String>) {
     if let Some(v) = v {
-        items.push(Value::pair(key, v));
+        s.pair_str(key, v);
     }
 }
 
-/// A domain's restart bookkeeping, as Xen 2.0's record showed it.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct RestartInfo {
-    /// `booting` while a restart is under way (2.0 also had `pending`, for a
-    /// restart waiting on a dead domain; ours restart at once).
-    pub state: Option<&'static str>,
-    /// When the domain last restarted (seconds since the epoch).
-    pub time: Option<f64>,
-}
-
-/// The domain sxpr. First Xen 2.0.6's `XendDomainInfo.sxpr()`, field for field
-/// and in its order: `id name memory maxmem state [shutdown_reason] cpu
-/// cpu_time up_time start_time [console] [restart_state] [restart_time]
-/// (devices ...) [(config ...)]`, with a five-letter `rbpsc` state (2.0's
-/// `xm list` columns expect five) and `cpu` the physical CPU vCPU 0 last ran
-/// on. Then what Xen 3, xentop and this xend add (`crash_reason`, `vcpus`,
-/// `vcpu_info`, ...), always after the 2.0 fields.
-pub fn domain_sxp(
+/// Writes the domain sxpr. First Xen 2.0.6's `XendDomainInfo.sxpr()`, field
+/// for field and in its order: `id name memory maxmem state
+/// [shutdown_reason] cpu cpu_time up_time start_time [console]
+/// [restart_state] [restart_time] (devices ...) [(config ...)]`, with a
+/// five-letter `rbpsc` state (2.0's `xm list` columns expect five) and `cpu`
+/// the physical CPU vCPU 0 last ran on. Then what Xen 3, xentop and this
+/// xend add (`crash_reason`, `vcpus`, `vcpu_info`, ..., `uuid`,
+/// `sampled_at`), always after the 2.0 fields, and last the hung VMM's mark.
+pub fn write_domain(
+    s: &mut impl Sink,
     d: &DomainStats,
     console: Option<&ConsoleInfo>,
     restart: RestartInfo,
-    config: Option<Value>,
-) -> Value {
-    let state: String = d.state.chars().take(5).collect();
-    let mut items = vec![
-        Value::str("domain"),
-        Value::pair("id", d.id),
-        Value::pair("name", &d.name),
-        Value::pair("memory", d.memory),
-        Value::pair("maxmem", d.maxmem),
-        Value::pair("state", state),
-    ];
-    opt_str(&mut items, "shutdown_reason", &d.shutdown_reason);
+    config: Option<&Value>,
+) {
+    s.open("domain");
+    s.pair_uint("id", d.id.into());
+    s.pair_str("name", &d.name);
+    s.pair_uint("memory", d.memory);
+    s.pair_uint("maxmem", d.maxmem);
+    let state = d.state.get(..5).unwrap_or(&d.state);
+    s.pair_str("state", state);
+    opt_str(s, "shutdown_reason", &d.shutdown_reason);
     let last_cpu = d
         .vcpu_info
         .first()
         .and_then(|v| v.cpu)
         .and_then(|c| i64::try_from(c).ok());
-    items.push(Value::pair("cpu", last_cpu.or(d.cpu).unwrap_or(-1)));
-    items.push(Value::pair("cpu_time", d.cpu_time));
-    items.push(Value::pair("up_time", d.up_time));
-    items.push(Value::pair("start_time", d.start_time));
+    s.pair_int("cpu", last_cpu.or(d.cpu).unwrap_or(-1));
+    s.pair_float("cpu_time", d.cpu_time);
+    s.pair_float("up_time", d.up_time);
+    s.pair_float("start_time", d.start_time);
     if let Some(c) = console {
-        items.push(console_sxp(c));
+        write_console(s, c);
     }
     if let Some(state) = restart.state {
-        items.push(Value::pair("restart_state", state));
+        s.pair_str("restart_state", state);
     }
     if let Some(t) = restart.time {
-        items.push(Value::pair("restart_time", t));
+        s.pair_float("restart_time", t);
     }
-    items.push(crate::supervisor::devices::devices_sxp(d));
+    write_devices(s, d);
     if let Some(c) = config {
-        items.push(Value::pair("config", c));
+        s.open("config");
+        s.value(c);
+        s.end();
     }
     // Ours, after every 2.0 field.
-    opt_str(&mut items, "crash_reason", &d.crash_reason);
-    items.push(Value::pair("vcpus", d.vcpus));
-    let mut vcpus = vec![Value::str("vcpu_info")];
+    opt_str(s, "crash_reason", &d.crash_reason);
+    s.pair_uint("vcpus", d.vcpus.into());
+    s.open("vcpu_info");
     for v in &d.vcpu_info {
-        let mut aff = vec![Value::str("affinity")];
-        aff.extend(v.affinity.iter().map(|c| Value::from(*c)));
-        vcpus.push(Value::list([
-            Value::str("vcpu"),
-            Value::pair("id", v.id),
-            Value::pair("cpu_time", v.cpu_time),
-            Value::pair("state", &v.state),
-            Value::List(aff),
-            Value::pair("cpu", v.cpu.map(|c| c as i64).unwrap_or(-1)),
-        ]));
-    }
-    items.push(Value::List(vcpus));
-    items.push(Value::pair("restart", &d.restart));
-    items.push(Value::pair("mem_kib", d.mem_kib));
-    items.push(Value::pair("maxmem_kib", d.maxmem_kib));
-    if let Some(p) = d.console_port {
-        items.push(Value::pair("console_port", p));
-    }
-    items.push(Value::pair("console_bytes_out", d.console_bytes_out));
-    items.push(Value::pair("console_bytes_in", d.console_bytes_in));
-    items.push(Value::pair("exits", d.exits));
-    items.push(Value::pair("vmm_overhead_kib", d.vmm_overhead_kib));
-    opt_str(&mut items, "uuid", &d.uuid);
-    // Last of all (a hung VMM's mark).
-    items.extend(health_sxp(d));
-    Value::List(items)
-}
-
-/// `(unresponsive (since T) (last_answer T))` while the VMM does not answer;
-/// nothing while it does (a healthy domain's record is as before; JSON has
-/// `last_answer` always).
-fn health_sxp(d: &DomainStats) -> Vec<Value> {
-    let mut items = Vec::new();
-    if let Some(since) = d.unresponsive_since {
-        let mut u = vec![Value::str("unresponsive"), Value::pair("since", since)];
-        if let Some(t) = d.last_answer {
-            u.push(Value::pair("last_answer", t));
+        s.open("vcpu");
+        s.pair_uint("id", v.id.into());
+        s.pair_float("cpu_time", v.cpu_time);
+        s.pair_str("state", &v.state);
+        s.open("affinity");
+        for c in &v.affinity {
+            s.uint(*c as u64);
         }
-        items.push(Value::List(u));
+        s.end();
+        s.pair_int("cpu", v.cpu.map(|c| c as i64).unwrap_or(-1));
+        s.end();
     }
-    items
+    s.end();
+    s.pair_str("restart", &d.restart);
+    s.pair_uint("mem_kib", d.mem_kib);
+    s.pair_uint("maxmem_kib", d.maxmem_kib);
+    if let Some(p) = d.console_port {
+        s.pair_uint("console_port", p.into());
+    }
+    s.pair_uint("console_bytes_out", d.console_bytes_out);
+    s.pair_uint("console_bytes_in", d.console_bytes_in);
+    s.pair_uint("exits", d.exits);
+    s.pair_uint("vmm_overhead_kib", d.vmm_overhead_kib);
+    opt_str(s, "uuid", &d.uuid);
+    if let Some(t) = &d.sampled_at {
+        s.open("sampled_at");
+        s.pair_float("mono", t.mono);
+        s.pair_float("wall", t.wall);
+        s.end();
+    }
+    // Last of all: `(unresponsive (since T) (last_answer T))` while the VMM
+    // does not answer; nothing while it does (JSON has `last_answer` always).
+    if let Some(since) = d.unresponsive_since {
+        s.open("unresponsive");
+        s.pair_float("since", since);
+        if let Some(t) = d.last_answer {
+            s.pair_float("last_answer", t);
+        }
+        s.end();
+    }
+    s.end();
 }
 
-/// `(console (status ..) (id ..) (domain ..) (local_port ..) (remote_port ..)
-/// (console_port N) [(connected HOST PORT)])`.
-pub fn console_sxp(c: &ConsoleInfo) -> Value {
-    let mut items = vec![
-        Value::str("console"),
-        Value::pair("status", &c.status),
-        Value::pair("id", c.id),
-        Value::pair("domain", c.domain),
-        Value::pair("local_port", c.local_port),
-        Value::pair("remote_port", c.remote_port),
-        Value::pair("console_port", c.console_port),
-    ];
+/// The domain sxpr as a [`Value`] (see [`write_domain`]).
+pub fn domain_sxp(
+    d: &DomainStats,
+    console: Option<&ConsoleInfo>,
+    restart: RestartInfo,
+    config: Option<&Value>,
+) -> Value {
+    let mut s = ValueSink::new();
+    write_domain(&mut s, d, console, restart, config);
+    s.finish()
+}
+
+/// Writes a domain's full record: stats, console, restart state, config.
+pub fn write_record(s: &mut impl Sink, r: &DomainRecord) {
+    write_domain(
+        s,
+        &r.stats,
+        r.console.as_ref(),
+        r.restart,
+        r.config.as_ref(),
+    );
+}
+
+/// A domain's full record as a [`Value`].
+pub fn record_sxp(r: &DomainRecord) -> Value {
+    let mut s = ValueSink::new();
+    write_record(&mut s, r);
+    s.finish()
+}
+
+/// `(R1 R2 ...)`: every record, in the compact form (`?detail=1`).
+pub fn records_text(records: &[DomainRecord]) -> String {
+    let mut s = TextSink::with_capacity(BYTES_PER_DOMAIN * 2 * (records.len() + 1));
+    s.begin();
+    for r in records {
+        write_record(&mut s, r);
+    }
+    s.end();
+    s.finish()
+}
+
+/// Writes `(console (status ..) (id ..) (domain ..) (local_port ..)
+/// (remote_port ..) (console_port N) [(connected HOST PORT)])`.
+pub fn write_console(s: &mut impl Sink, c: &ConsoleInfo) {
+    s.open("console");
+    s.pair_str("status", &c.status);
+    s.pair_uint("id", c.id.into());
+    s.pair_uint("domain", c.domain.into());
+    s.pair_uint("local_port", c.local_port.into());
+    s.pair_uint("remote_port", c.remote_port.into());
+    s.pair_uint("console_port", c.console_port.into());
     if let Some(peer) = &c.connected {
         let (host, port) = peer.rsplit_once(':').unwrap_or((peer.as_str(), ""));
-        items.push(Value::list([
-            Value::str("connected"),
-            Value::str(host),
-            Value::str(port),
-        ]));
+        s.open("connected");
+        s.atom(host);
+        s.atom(port);
+        s.end();
     }
-    Value::List(items)
+    s.end();
 }
 
-/// A domain's full sxpr (`GET /xend/domain/DOM`).
-pub fn domain_full(dom: &Domain) -> (DomainStats, Value) {
-    let stats = dom.stats();
-    let (config, restart) = {
-        let st = dom.state();
-        (st.config.to_sxp(), restart_info(&st))
-    };
-    let v = domain_sxp(&stats, Some(&dom.console.info()), restart, Some(config));
-    (stats, v)
+/// The console sxpr as a [`Value`].
+pub fn console_sxp(c: &ConsoleInfo) -> Value {
+    let mut s = ValueSink::new();
+    write_console(&mut s, c);
+    s.finish()
 }
 
-/// A domain's [`RestartInfo`].
-pub fn restart_info(st: &DomState) -> RestartInfo {
-    RestartInfo {
-        state: (st.phase == Phase::Restarting).then_some("booting"),
-        time: st.restart_time,
+/// Writes `(vif (idx N) (vif N) (mac M) (vifname vifD.N) (bridge B) (tx_bytes ..) ...)`.
+pub fn write_vif(s: &mut impl Sink, n: &NetStats) {
+    s.open("vif");
+    s.pair_uint("idx", n.idx.into());
+    s.pair_uint("vif", n.idx.into());
+    s.pair_str("mac", &n.mac);
+    s.pair_str("vifname", &n.vifname);
+    s.pair_str("bridge", &n.bridge);
+    s.pair_uint("tx_bytes", n.tx_bytes);
+    s.pair_uint("tx_packets", n.tx_packets);
+    s.pair_uint("tx_errors", n.tx_errors);
+    s.pair_uint("tx_drops", n.tx_drops);
+    s.pair_uint("rx_bytes", n.rx_bytes);
+    s.pair_uint("rx_packets", n.rx_packets);
+    s.pair_uint("rx_errors", n.rx_errors);
+    s.pair_uint("rx_drops", n.rx_drops);
+    s.end();
+}
+
+/// The vif sxpr as a [`Value`].
+pub fn vif_sxp(n: &NetStats) -> Value {
+    let mut s = ValueSink::new();
+    write_vif(&mut s, n);
+    s.finish()
+}
+
+/// Writes `(vbd (idx N) (vdev V) (device V) (mode M) (dev D) (uname U) (rd_req ..) ...)`.
+pub fn write_vbd(s: &mut impl Sink, v: &VbdStats) {
+    let num = u64::from(crate::config::vdev(&v.dev));
+    s.open("vbd");
+    s.pair_uint("idx", v.idx.into());
+    s.pair_uint("vdev", num);
+    s.pair_uint("device", num);
+    s.pair_str("mode", &v.mode);
+    s.pair_str("dev", &v.dev);
+    s.pair_str("uname", &v.uname);
+    s.pair_uint("rd_req", v.rd_req);
+    s.pair_uint("wr_req", v.wr_req);
+    s.pair_uint("rd_sect", v.rd_sect);
+    s.pair_uint("wr_sect", v.wr_sect);
+    s.pair_uint("oo_req", v.oo_req);
+    s.end();
+}
+
+/// The vbd sxpr as a [`Value`].
+pub fn vbd_sxp(v: &VbdStats) -> Value {
+    let mut s = ValueSink::new();
+    write_vbd(&mut s, v);
+    s.finish()
+}
+
+/// Writes the domain sxpr's `(devices (vbd ...) ... (vif ...) ...)`,
+/// `(devices)` when it has none (Xen 2.0 always printed it).
+pub fn write_devices(s: &mut impl Sink, d: &DomainStats) {
+    s.open("devices");
+    for v in &d.vbds {
+        write_vbd(s, v);
     }
-}
-
-/// The DB record: the domain sxpr plus `(lifetime STAMP)` (its console log's
-/// lifetime, see [`crate::console`]) and
-/// `(phase restarting)` while a restart is under way (so a restart cut short
-/// by a crash of xend is finished when xend starts again).
-pub fn db_record(dom: &Domain, st: &DomState) -> Value {
-    let stats = domain_stats(dom, st);
-    let mut v = domain_sxp(
-        &stats,
-        Some(&dom.console.info()),
-        restart_info(st),
-        Some(st.config.to_sxp()),
-    );
-    if let Value::List(items) = &mut v {
-        items.push(Value::pair("lifetime", dom.console.lifetime));
-        if st.phase == Phase::Restarting {
-            items.push(Value::pair("phase", "restarting"));
-        }
+    for n in &d.nets {
+        write_vif(s, n);
     }
-    v
+    s.end();
 }
 
-/// The node sxpr (reference section 3 plus Xen 3's fields).
+/// Writes the node sxpr (reference section 3 plus Xen 3's fields).
+pub fn write_node(s: &mut impl Sink, n: &NodeInfo) {
+    s.open("node");
+    s.pair_str("system", &n.system);
+    s.pair_str("host", &n.host);
+    s.pair_str("release", &n.release);
+    s.pair_str("version", &n.version);
+    s.pair_str("machine", &n.machine);
+    s.pair_uint("cores", n.cores.into());
+    s.pair_uint("hyperthreads_per_core", n.hyperthreads_per_core.into());
+    s.pair_uint("cpu_mhz", n.cpu_mhz.into());
+    s.pair_uint("memory", n.memory);
+    s.pair_uint("free_memory", n.free_memory);
+    s.pair_uint("nr_cpus", n.nr_cpus.into());
+    s.pair_uint("xen_major", n.xen_major.into());
+    s.pair_uint("xen_minor", n.xen_minor.into());
+    s.pair_str("xen_extra", &n.xen_extra);
+    s.pair_str("xen_caps", &n.xen_caps);
+    s.end();
+}
+
+/// The node sxpr as a [`Value`].
 pub fn node_sxp(n: &NodeInfo) -> Value {
-    Value::list([
-        Value::str("node"),
-        Value::pair("system", &n.system),
-        Value::pair("host", &n.host),
-        Value::pair("release", &n.release),
-        Value::pair("version", &n.version),
-        Value::pair("machine", &n.machine),
-        Value::pair("cores", n.cores),
-        Value::pair("hyperthreads_per_core", n.hyperthreads_per_core),
-        Value::pair("cpu_mhz", n.cpu_mhz),
-        Value::pair("memory", n.memory),
-        Value::pair("free_memory", n.free_memory),
-        Value::pair("nr_cpus", n.nr_cpus),
-        Value::pair("xen_major", n.xen_major),
-        Value::pair("xen_minor", n.xen_minor),
-        Value::pair("xen_extra", &n.xen_extra),
-        Value::pair("xen_caps", &n.xen_caps),
-    ])
+    let mut s = ValueSink::new();
+    write_node(&mut s, n);
+    s.finish()
 }
 
-/// `(snapshot (time T) (xend_version V) (node ...) (domains (domain ...) ...))`.
-pub fn snapshot_sxp(s: &Snapshot) -> Value {
-    let mut doms = vec![Value::str("domains")];
-    doms.extend(
-        s.domains
-            .iter()
-            .map(|d| domain_sxp(d, None, RestartInfo::default(), None)),
-    );
-    Value::list([
-        Value::str("snapshot"),
-        Value::pair("time", s.time),
-        Value::pair("xend_version", &s.xend_version),
-        node_sxp(&s.node),
-        Value::List(doms),
-    ])
+/// Writes `(snapshot (time T) (xend_version V) (node ...) (domains (domain ...) ...))`.
+pub fn write_snapshot(s: &mut impl Sink, snap: &Snapshot) {
+    s.open("snapshot");
+    s.pair_float("time", snap.time);
+    s.pair_str("xend_version", &snap.xend_version);
+    write_node(s, &snap.node);
+    s.open("domains");
+    for d in &snap.domains {
+        write_domain(s, d, None, RestartInfo::default(), None);
+    }
+    s.end();
+    s.end();
+}
+
+/// The bulk snapshot in the compact form, written straight into text.
+pub fn snapshot_text(snap: &Snapshot) -> String {
+    let mut s = TextSink::with_capacity(BYTES_PER_DOMAIN * (snap.domains.len() + 1));
+    write_snapshot(&mut s, snap);
+    s.finish()
+}
+
+/// The bulk snapshot as a [`Value`].
+pub fn snapshot_sxp(snap: &Snapshot) -> Value {
+    let mut s = ValueSink::new();
+    write_snapshot(&mut s, snap);
+    s.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn state_letters_are_six_in_rbpscd_order() {
-        assert_eq!(state_letters(Some(RunState::Running), false), "r-----");
-        assert_eq!(state_letters(Some(RunState::Blocked), false), "-b----");
-        assert_eq!(state_letters(Some(RunState::Paused), false), "--p---");
-        assert_eq!(state_letters(Some(RunState::Shutdown), false), "---s--");
-        assert_eq!(state_letters(Some(RunState::Crashed), true), "----cd");
-        assert_eq!(state_letters(None, false), "------");
-    }
+    use crate::api::{SampleTime, VcpuStats};
 
     /// Xen 2.0.6's `XendDomainInfo.sxpr()` field order.
     const XEN_2_0_6_ORDER: [&str; 15] = [
@@ -350,7 +338,7 @@ mod tests {
             &d,
             None,
             RestartInfo::default(),
-            Some(Value::list([Value::str("vm")])),
+            Some(&Value::list([Value::str("vm")])),
         );
         let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
         assert_eq!(heads.last(), Some(&"unresponsive"));
@@ -421,7 +409,7 @@ mod tests {
             time: Some(1234.5),
         };
         let config = Value::list([Value::str("vm"), Value::pair("name", "web")]);
-        let v = domain_sxp(&d, Some(&console), restart, Some(config));
+        let v = domain_sxp(&d, Some(&console), restart, Some(&config));
         let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
         assert_eq!(&heads[..15], XEN_2_0_6_ORDER, "{v}");
         assert_eq!(heads[15], "crash_reason");
@@ -437,5 +425,98 @@ mod tests {
         let v = domain_sxp(&d, None, RestartInfo::default(), None);
         assert_eq!(v.child_value("cpu"), Some("1"));
         assert!(v.child("restart_state").is_none() && v.child("restart_time").is_none());
+    }
+
+    #[test]
+    fn the_sample_time_follows_our_fields_before_the_hung_mark() {
+        let d = DomainStats {
+            name: "web".into(),
+            state: "-b----".into(),
+            uuid: Some("0f0e0d0c-0b0a-4908-8706-050403020100".into()),
+            up_time: 12.5,
+            sampled_at: Some(SampleTime {
+                mono: 5012.25,
+                wall: 1764757312.5,
+            }),
+            unresponsive_since: Some(1764757320.0),
+            ..DomainStats::default()
+        };
+        let v = domain_sxp(&d, None, RestartInfo::default(), None);
+        let heads: Vec<&str> = v.rest().iter().filter_map(|x| x.head()).collect();
+        assert_eq!(
+            heads[heads.len() - 3..],
+            ["uuid", "sampled_at", "unresponsive"],
+            "{v}"
+        );
+        let t = v.child("sampled_at").unwrap();
+        assert_eq!(t.child_value("mono"), Some("5012.25"));
+        assert_eq!(t.child_value("wall"), Some("1764757312.5"));
+        // The VMM's own up time, as it reported it.
+        assert_eq!(v.child_value("up_time"), Some("12.5"));
+        // Before the VMM answered: no stamp.
+        let fresh = DomainStats {
+            sampled_at: None,
+            ..d
+        };
+        assert!(
+            domain_sxp(&fresh, None, RestartInfo::default(), None)
+                .child("sampled_at")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn text_and_value_forms_of_a_snapshot_are_the_same() {
+        let vcpu = VcpuStats {
+            id: 1,
+            cpu_time: 1.0 / 3.0,
+            state: "running".into(),
+            affinity: vec![0, 1],
+            cpu: Some(1),
+        };
+        let dom = DomainStats {
+            id: 4,
+            name: "it's odd".into(),
+            state: "r-----".into(),
+            cpu_time: 2.5,
+            vcpu_info: vec![vcpu],
+            nets: vec![NetStats {
+                mac: "aa:00:00:00:00:01".into(),
+                ..NetStats::default()
+            }],
+            vbds: vec![VbdStats {
+                dev: "xvda".into(),
+                uname: "file:/x y".into(),
+                ..VbdStats::default()
+            }],
+            sampled_at: Some(SampleTime {
+                mono: 1.0,
+                wall: 2.0,
+            }),
+            ..DomainStats::default()
+        };
+        let snap = Snapshot {
+            time: 1764757312.123,
+            xend_version: "0.1.0".into(),
+            node: NodeInfo::default(),
+            domains: vec![DomainStats::default(), dom],
+        };
+        assert_eq!(snapshot_text(&snap), snapshot_sxp(&snap).to_string());
+        let records = [DomainRecord {
+            stats: snap.domains[1].clone(),
+            console: Some(ConsoleInfo {
+                connected: Some("127.0.0.1:4242".into()),
+                ..ConsoleInfo::default()
+            }),
+            restart: RestartInfo {
+                state: Some("booting"),
+                time: Some(3.5),
+            },
+            config: Some(Value::list([Value::str("vm"), Value::pair("name", "x")])),
+        }];
+        assert_eq!(
+            records_text(&records),
+            Value::list([record_sxp(&records[0])]).to_string()
+        );
     }
 }

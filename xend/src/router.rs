@@ -73,14 +73,21 @@ fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Log every request with its status and duration.
+/// Log every request with its status and duration, and count it for
+/// `/metrics` by its route's pattern (never its path: that is the client's).
 async fn trace(req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
     let method = req.method().clone();
     let uri = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let start = std::time::Instant::now();
     let resp = next.run(req).await;
     let took: Duration = start.elapsed();
-    tracing::debug!(%method, uri, status = resp.status().as_u16(), ?took, "request");
+    let status = resp.status().as_u16();
+    crate::metrics::observe_request(route.as_deref(), method.as_str(), status, took);
+    tracing::debug!(%method, uri, status, ?took, "request");
     resp
 }
 
@@ -127,6 +134,7 @@ mod tests {
             unix_path: dir.join("state/xend.sock"),
             admin_gid: None,
             tls: None,
+            tls_server: None,
             server_names: vec!["xend.example".into()],
             event_inject_tcp: false,
             max_connections: 16,
@@ -136,6 +144,7 @@ mod tests {
             max_request_bytes: 1024,
             vmm_timeout: std::time::Duration::from_secs(2),
             vmm_jail: None,
+            sample_interval: std::time::Duration::from_secs(1),
             vif_bridge: "xenbr0".into(),
             config_warnings: Vec::new(),
         });
@@ -343,12 +352,30 @@ mod tests {
             .unwrap();
         let (status, ctype, body) = call(&s, req).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(ctype, crate::metrics::CONTENT_TYPE);
+        assert_eq!(ctype, crate::metrics::CONTENT_TYPE_TEXT);
         assert!(body.contains("xend_domains 0\n"), "{body}");
         assert!(
-            body.contains("xend_domain_state{domain=\"Domain-0\",domid=\"0\",state=\"running\"} 1"),
+            body.contains(
+                "xend_domain_state{domain=\"Domain-0\",domid=\"0\",uuid=\"\",state=\"running\"} 1"
+            ),
             "{body}"
         );
+        // The request just answered is counted by its route.
+        let req = Request::get("/metrics")
+            .header("authorization", "Bearer tok")
+            .header("accept", "application/openmetrics-text; version=1.0.0")
+            .body(Body::empty())
+            .unwrap();
+        let (status, ctype, body) = call(&s, req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(ctype, crate::metrics::CONTENT_TYPE_OPENMETRICS);
+        assert!(
+            body.contains(
+                "xend_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"}"
+            ),
+            "{body}"
+        );
+        assert!(body.ends_with("# EOF\n"), "{body}");
     }
 
     fn with_peer(mut req: Request<Body>, peer: crate::listen::Peer) -> Request<Body> {

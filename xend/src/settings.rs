@@ -75,8 +75,12 @@ pub struct Settings {
     pub unix_path: PathBuf,
     /// The admin group's id: it may use the local socket and read the token.
     pub admin_gid: Option<u32>,
-    /// Certificate and key for HTTPS on the API port.
+    /// Certificate and key for HTTPS on the API port (and TLS on the
+    /// consoles and the event port).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The TLS server made from `tls`, shared by every TCP listener; set
+    /// when the daemon starts.
+    pub tls_server: Option<crate::tcpconn::TlsServer>,
     /// Extra names a request's `Host` may carry.
     pub server_names: Vec<String>,
     /// Whether TCP clients may inject events.
@@ -96,6 +100,8 @@ pub struct Settings {
     /// Jail every VMM, domain N as uid/gid `base + N` (`vmm-jail`,
     /// `vmm-jail-uid-base`); `None`: VMMs run as root, unjailed.
     pub vmm_jail: Option<u32>,
+    /// How often every domain's figures are sampled (`xend-sample-interval`).
+    pub sample_interval: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
     /// What the config file said that was ignored (unknown keys), logged as
@@ -147,6 +153,7 @@ impl Settings {
             unix_path: c.unix_path.clone(),
             admin_gid,
             tls: c.tls_cert.clone().zip(c.tls_key.clone()),
+            tls_server: None,
             server_names: c.server_names.clone(),
             event_inject_tcp: c.event_inject_tcp,
             max_connections: c.max_connections as usize,
@@ -155,6 +162,7 @@ impl Settings {
             min_restart_time: c.min_restart_time,
             vmm_timeout: std::time::Duration::from_secs_f64(c.vmm_timeout),
             vmm_jail: c.vmm_jail.then_some(c.vmm_jail_uid_base),
+            sample_interval: std::time::Duration::from_secs_f64(c.sample_interval),
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c
                 .vif_bridge

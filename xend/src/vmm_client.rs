@@ -58,6 +58,39 @@ pub enum VmmError {
     Refused(String),
 }
 
+impl VmmError {
+    /// The failure as a metric label (`/metrics`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VmmError::Io(_) => "io",
+            VmmError::Closed => "closed",
+            VmmError::Timeout(_) => "timeout",
+            VmmError::Bad(_) => "bad_reply",
+            VmmError::Refused(_) => "refused",
+        }
+    }
+}
+
+/// A control request's name (its `op`), as a metric label.
+fn request_name(req: &Request) -> &'static str {
+    match req {
+        Request::Info => "info",
+        Request::Pause => "pause",
+        Request::Unpause => "unpause",
+        Request::Shutdown { .. } => "shutdown",
+        Request::Destroy => "destroy",
+        Request::SetMemTarget { .. } => "set_mem_target",
+        Request::SetMaxMem { .. } => "set_max_mem",
+        Request::PinVcpu { .. } => "pin_vcpu",
+        Request::Console { .. } => "console",
+        Request::Events => "events",
+        Request::Save { .. } => "save",
+        Request::Migrate { .. } => "migrate",
+        Request::DeviceAttach { .. } => "device_attach",
+        Request::DeviceDetach { .. } => "device_detach",
+    }
+}
+
 /// One connection to a VMM's control socket.
 #[derive(Debug)]
 pub struct VmmConn {
@@ -70,13 +103,15 @@ impl VmmConn {
     pub async fn connect(path: &Path) -> Result<VmmConn, VmmError> {
         let limit = request_timeout();
         let stream = match tokio::time::timeout(limit, UnixStream::connect(path)).await {
-            Err(_) => return Err(VmmError::Timeout(limit)),
+            Err(_) => Err(VmmError::Timeout(limit)),
             // A full accept backlog: the VMM has stopped accepting.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(VmmError::Timeout(limit));
+                Err(VmmError::Timeout(limit))
             }
-            Ok(r) => r?,
+            Ok(r) => r.map_err(VmmError::from),
         };
+        crate::metrics::observe_vmm_call("connect", stream.as_ref().err().map(VmmError::kind));
+        let stream = stream?;
         Ok(VmmConn {
             stream: BufReader::new(stream),
             line: String::new(),
@@ -96,9 +131,12 @@ impl VmmConn {
         req: &Request,
         timeout: Duration,
     ) -> Result<Payload, VmmError> {
-        tokio::time::timeout(timeout, self.request_inner(req))
+        let r = tokio::time::timeout(timeout, self.request_inner(req))
             .await
-            .map_err(|_| VmmError::Timeout(timeout))?
+            .map_err(|_| VmmError::Timeout(timeout))
+            .and_then(|r| r);
+        crate::metrics::observe_vmm_call(request_name(req), r.as_ref().err().map(VmmError::kind));
+        r
     }
 
     async fn request_inner(&mut self, req: &Request) -> Result<Payload, VmmError> {

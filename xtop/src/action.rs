@@ -91,6 +91,8 @@ pub enum Action {
     RepeatHeader,
     /// Switch between the xentop and virt-top CPU% conventions.
     CpuMode,
+    /// Collapse the header's host groups to one line per host, or expand them.
+    Hosts,
     /// Show or hide the detail pane of the selected domain.
     Detail,
     /// The key list.
@@ -225,6 +227,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         "CPU% as share of one CPU (xentop) or of the host (virt-top)",
         false,
     ),
+    spec(
+        "hosts",
+        "",
+        "header: one line per host (collapsed) or two (expanded)",
+        false,
+    ),
     spec("detail", "", "show/hide the detail pane", false),
     spec("help", "", "list every key", false),
     spec("prompt", "", "open the command prompt", false),
@@ -354,6 +362,7 @@ impl Action {
             "vcpus" => no_args(Action::ToggleVcpus),
             "repeat-header" => no_args(Action::RepeatHeader),
             "cpu-mode" => no_args(Action::CpuMode),
+            "hosts" => no_args(Action::Hosts),
             "detail" => no_args(Action::Detail),
             "help" => no_args(Action::Help),
             "prompt" => no_args(Action::Prompt),

@@ -7,7 +7,8 @@ use clap::Parser;
 #[command(version)]
 pub struct Args {
     /// xend URL (http://, https:// or unix:PATH); repeat for several hosts in one table
-    /// [default: $XEND_URL, else the local socket named in xend's config].
+    /// [default: the settings file's `hosts`, else $XEND_URL, else the local socket named in
+    /// xend's config].
     #[arg(short = 'H', long = "host", value_name = "URL")]
     pub hosts: Vec<String>,
     /// Bearer token for xend [default: $XEND_TOKEN, else xend's token file if readable].

@@ -8,9 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use regex::Regex;
 use xend::client::Client;
 
+use crate::collector::{Collectors, poll_deadline, url_label};
 use crate::columns::{CellCtx, Column, SortSpec};
+use crate::effects::Msg;
+use crate::error::PollError;
+use crate::error::error_chain;
 use crate::model::{Counts, CpuMode, DomRow, HostStatus, Store, xentop_state};
-use crate::runtime::{error_chain, url_label};
 
 /// What batch mode prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,15 +70,18 @@ pub enum BatchError {
     Write(#[from] std::io::Error),
 }
 
+/// An `--end-time` that does not parse.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error(
+    "bad --end-time '{0}'; expected +SECS, seconds since the epoch, 'YYYY-MM-DD HH:MM:SS' or HH:MM[:SS] (UTC)"
+)]
+pub struct BadEndTime(pub String);
+
 /// Parses `--end-time`: `+SECS` from now, seconds since the epoch, or
 /// `YYYY-MM-DD HH:MM:SS` / `HH:MM[:SS]` (UTC).
-pub fn parse_end_time(s: &str, now: f64) -> Result<f64, String> {
+pub fn parse_end_time(s: &str, now: f64) -> Result<f64, BadEndTime> {
     let s = s.trim();
-    let bad = || {
-        format!(
-            "bad --end-time '{s}'; expected +SECS, seconds since the epoch, 'YYYY-MM-DD HH:MM:SS' or HH:MM[:SS] (UTC)"
-        )
-    };
+    let bad = || BadEndTime(s.to_owned());
     if let Some(rel) = s.strip_prefix('+') {
         return rel
             .parse::<f64>()
@@ -157,10 +163,26 @@ pub async fn run(
     );
     let mut printer = Printer::new(opts, clients.len() > 1);
     let mut i = 0u64;
+    // One poller per host (as in the UI), asked to poll at each record: the
+    // record prints once every host answered or one delay passed, so a host
+    // that is down or slow shows as such (its line says why) and never holds
+    // the others' records back. The first record waits up to one poll
+    // deadline for each host's first answer.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let collectors = Collectors::on_demand(clients, opts.delay, &tx);
+    let first_wait = poll_deadline(opts.delay);
     loop {
-        let results = futures::future::join_all(clients.iter().map(|c| c.snapshot())).await;
+        let started = tokio::time::Instant::now();
+        let until = started + if i == 0 { first_wait } else { opts.delay };
+        collectors.refresh_all();
+        let mut answered = vec![false; clients.len()];
         let mut errors = Vec::new();
-        for (h, r) in results.into_iter().enumerate() {
+        while !answered.iter().all(|a| *a) {
+            let Ok(Some(Msg::Snapshot(h, r))) = tokio::time::timeout_at(until, rx.recv()).await
+            else {
+                break;
+            };
+            answered[h] = true;
             match r {
                 Ok(s) => store.ingest(h, s),
                 Err(e) => {
@@ -170,7 +192,15 @@ pub async fn run(
                 }
             }
         }
-        if errors.len() == clients.len() && i == 0 {
+        for (h, _) in answered.iter().enumerate().filter(|(_, a)| !**a) {
+            let e = PollError::NoAnswer {
+                secs: (until - started).as_secs_f64(),
+            };
+            store.host_down(h, e.to_string());
+            errors.push(format!("{}: {e}", clients[h].url()));
+        }
+        let all_down = store.hosts.iter().all(|h| h.status != HostStatus::Up);
+        if all_down && i == 0 {
             return Err(BatchError::Unreachable(errors.join("; ")));
         }
         for e in &errors {
@@ -182,7 +212,8 @@ pub async fn run(
         if opts.iterations.is_some_and(|n| i >= n) || stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let mut wait = opts.delay;
+        // The next record one delay after this one started.
+        let mut wait = opts.delay.saturating_sub(started.elapsed());
         if let Some(end) = opts.end_time {
             let left = end - now();
             if left <= 0.0 {
@@ -594,6 +625,7 @@ a-very-lon ----p-          1    0.0      65536    1.6     131072       3.1     1
         assert!(
             parse_end_time("soon", 0.0)
                 .unwrap_err()
+                .to_string()
                 .contains("bad --end-time 'soon'")
         );
     }

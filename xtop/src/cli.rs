@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xend::client::Client;
 use xtop::app::{App, Options};
+use xtop::collector::url_label;
+use xtop::error::error_chain;
 use xtop::keymap::{Keymap, escape_byte};
 use xtop::model::Store;
-use xtop::runtime::{error_chain, url_label};
 use xtop::settings::Settings;
 use xtop::theme::{ColorDepth, Theme};
 
@@ -31,20 +32,37 @@ async fn async_main(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => Settings::load(p)?,
         None => Settings::default(),
     };
-    let urls: Vec<Option<&str>> = if args.hosts.is_empty() {
-        vec![None]
-    } else {
-        args.hosts.iter().map(|h| Some(h.as_str())).collect()
-    };
-    let clients = urls
-        .iter()
-        .map(|u| {
-            Client::connect(&xend::client::ClientOptions {
-                url: u.map(str::to_owned),
+    // `-H` (with --token/--cacert), else the settings' hosts (each with its
+    // own token and CA file, or those of the command line), else the default.
+    let hosts: Vec<xend::client::ClientOptions> = if !args.hosts.is_empty() {
+        args.hosts
+            .iter()
+            .map(|h| xend::client::ClientOptions {
+                url: Some(h.clone()),
                 token: args.token.clone(),
                 cacert: args.cacert.clone(),
             })
-        })
+            .collect()
+    } else if !settings.hosts.is_empty() {
+        settings
+            .hosts
+            .iter()
+            .map(|h| xend::client::ClientOptions {
+                url: Some(h.url().to_owned()),
+                token: h.token().map(str::to_owned).or_else(|| args.token.clone()),
+                cacert: h.cacert().map(Into::into).or_else(|| args.cacert.clone()),
+            })
+            .collect()
+    } else {
+        vec![xend::client::ClientOptions {
+            url: None,
+            token: args.token.clone(),
+            cacert: args.cacert.clone(),
+        }]
+    };
+    let clients = hosts
+        .iter()
+        .map(Client::connect)
         .collect::<Result<Vec<_>, _>>()?;
     if args.launch || matches!(args.command, Some(Sub::Up)) {
         launch(&clients[0]).await?;

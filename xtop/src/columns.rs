@@ -340,24 +340,17 @@ impl Default for SortSpec {
 }
 
 /// Parses a comma-separated field list (`--fields`, config `columns`).
-pub fn parse_fields(s: &str) -> Result<Vec<Column>, String> {
+pub fn parse_fields(s: &str) -> Result<Vec<Column>, UnknownField> {
     s.split(',')
         .filter(|f| !f.trim().is_empty())
-        .map(|f| {
-            Column::parse(f).ok_or_else(|| {
-                format!(
-                    "unknown field '{}'; expected one of {}",
-                    f.trim(),
-                    Column::ALL
-                        .iter()
-                        .map(|c| c.key())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-        })
+        .map(|f| Column::parse(f).ok_or_else(|| UnknownField(f.trim().to_owned())))
         .collect()
 }
+
+/// A field name that is no column.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("unknown field '{0}'; expected one of {keys}", keys = Column::ALL.map(|c| c.key()).join(", "))]
+pub struct UnknownField(pub String);
 
 #[cfg(test)]
 mod tests {
@@ -373,7 +366,8 @@ mod tests {
         assert!(
             parse_fields("name,bogus")
                 .unwrap_err()
-                .contains("unknown field 'bogus'")
+                .to_string()
+                .contains("unknown field 'bogus'; expected one of host, id, name")
         );
     }
 

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match cli::main(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("xtop: {}", xtop::runtime::error_chain(e.as_ref()));
+            eprintln!("xtop: {}", xtop::error::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -1,5 +1,13 @@
 //! The data xtop shows: the latest snapshot of each host, rates computed from
-//! the previous one, and a short history per domain for sparklines.
+//! the previous sample of each domain, and a short history per domain for
+//! sparklines.
+//!
+//! Every rate divides a counter's change by the time between the two samples
+//! the counters come from: the VMM's own stamp (`sampled_at.mono`, host
+//! `CLOCK_MONOTONIC`) when the record has one, else the snapshot's time (e.g.
+//! Domain-0). A sample with the same stamp as the previous one is the same
+//! measurement served again: it keeps the previous rates rather than showing
+//! a zero or a spike.
 //!
 //! Collection fills this through [`Store::ingest`]; drawing only reads it.
 use std::collections::{HashMap, VecDeque};
@@ -8,11 +16,6 @@ use xend::api::{DomainStats, Snapshot};
 
 /// How many samples of history each domain keeps (at 3 s, six minutes).
 pub const HISTORY: usize = 120;
-
-/// Rates are computed over at least this many seconds: xend's counters move in
-/// steps, so two snapshots taken close together (a refresh right after an
-/// event) would show a burst or a zero.
-pub const MIN_RATE_WINDOW: f64 = 0.9;
 
 /// Identifies a domain across refreshes: the host it runs on and its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,9 +92,122 @@ pub struct DomRow {
     pub rd_req_rate: f64,
     /// Block write requests/s.
     pub wr_req_rate: f64,
+    /// Console bytes/s written by the guest.
+    pub console_out_rate: f64,
+    /// Console bytes/s sent to the guest.
+    pub console_in_rate: f64,
+    /// VM exits/s.
+    pub exit_rate: f64,
+    /// When the figures were taken (what the next sample's rates divide by).
+    pub sampled: SampledAt,
+}
+
+/// When a domain's figures were taken, on the clock they can be compared on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SampledAt {
+    /// The VMM's stamp: host `CLOCK_MONOTONIC`, seconds.
+    Vmm(f64),
+    /// No stamp (Domain-0, a VMM that has not answered yet): the snapshot's
+    /// wall-clock time, seconds since the Unix epoch.
+    Snapshot(f64),
+}
+
+impl SampledAt {
+    /// The time of `dom`'s figures in snapshot `snap_time`.
+    pub fn of(dom: &DomainStats, snap_time: f64) -> Self {
+        match dom.sampled_at {
+            Some(t) => SampledAt::Vmm(t.mono),
+            None => SampledAt::Snapshot(snap_time),
+        }
+    }
+
+    /// Seconds from `earlier` to `self`, when both are on the same clock.
+    pub fn since(self, earlier: SampledAt) -> Option<f64> {
+        match (self, earlier) {
+            (SampledAt::Vmm(a), SampledAt::Vmm(b))
+            | (SampledAt::Snapshot(a), SampledAt::Snapshot(b)) => Some(a - b),
+            _ => None,
+        }
+    }
+}
+
+/// What a new sample of a domain means for its rates.
+enum Measure<'a> {
+    /// No earlier sample of this domain (new, restarted with a new id, an id
+    /// reused by another name, or the clock changed): rates start at 0.
+    First,
+    /// The same measurement as before (same stamp): keep the previous rates.
+    Same(&'a DomRow),
+    /// An older measurement than the one shown: keep the row shown.
+    Stale(&'a DomRow),
+    /// A new measurement `dt` seconds after the previous one.
+    New(&'a DomRow, f64),
 }
 
 impl DomRow {
+    /// The row for `dom` sampled at `sampled`, with its rates.
+    fn measured(key: DomKey, dom: &DomainStats, sampled: SampledAt, measure: Measure<'_>) -> Self {
+        let mut row = DomRow {
+            key,
+            dom: dom.clone(),
+            cpu_pct: 0.0,
+            vcpu_pct: vec![0.0; dom.vcpu_info.len()],
+            net_tx_rate: 0.0,
+            net_rx_rate: 0.0,
+            rd_sect_rate: 0.0,
+            wr_sect_rate: 0.0,
+            rd_req_rate: 0.0,
+            wr_req_rate: 0.0,
+            console_out_rate: 0.0,
+            console_in_rate: 0.0,
+            exit_rate: 0.0,
+            sampled,
+        };
+        match measure {
+            Measure::First => {}
+            Measure::Stale(p) => return p.clone(),
+            Measure::Same(p) => {
+                row.cpu_pct = p.cpu_pct;
+                if p.vcpu_pct.len() == row.vcpu_pct.len() {
+                    row.vcpu_pct.clone_from(&p.vcpu_pct);
+                }
+                row.net_tx_rate = p.net_tx_rate;
+                row.net_rx_rate = p.net_rx_rate;
+                row.rd_sect_rate = p.rd_sect_rate;
+                row.wr_sect_rate = p.wr_sect_rate;
+                row.rd_req_rate = p.rd_req_rate;
+                row.wr_req_rate = p.wr_req_rate;
+                row.console_out_rate = p.console_out_rate;
+                row.console_in_rate = p.console_in_rate;
+                row.exit_rate = p.exit_rate;
+                // Keep the stamp the rates were measured at.
+                row.sampled = p.sampled;
+            }
+            Measure::New(p, dt) => {
+                // Counters only grow; one that went back (a guest reboot
+                // resets device counters) shows 0, never a negative rate.
+                let rate = |now: f64, before: f64| ((now - before) / dt).max(0.0);
+                let f = |x: u64| x as f64;
+                row.cpu_pct = 100.0 * rate(dom.cpu_time, p.dom.cpu_time);
+                for (i, v) in dom.vcpu_info.iter().enumerate() {
+                    if let Some(pv) = p.dom.vcpu_info.iter().find(|pv| pv.id == v.id) {
+                        row.vcpu_pct[i] = 100.0 * rate(v.cpu_time, pv.cpu_time);
+                    }
+                }
+                row.net_tx_rate = rate(f(row.net_tx()), f(p.net_tx()));
+                row.net_rx_rate = rate(f(row.net_rx()), f(p.net_rx()));
+                row.rd_sect_rate = rate(f(row.vbd_sum(|v| v.rd_sect)), f(p.vbd_sum(|v| v.rd_sect)));
+                row.wr_sect_rate = rate(f(row.vbd_sum(|v| v.wr_sect)), f(p.vbd_sum(|v| v.wr_sect)));
+                row.rd_req_rate = rate(f(row.vbd_sum(|v| v.rd_req)), f(p.vbd_sum(|v| v.rd_req)));
+                row.wr_req_rate = rate(f(row.vbd_sum(|v| v.wr_req)), f(p.vbd_sum(|v| v.wr_req)));
+                row.console_out_rate = rate(f(dom.console_bytes_out), f(p.dom.console_bytes_out));
+                row.console_in_rate = rate(f(dom.console_bytes_in), f(p.dom.console_bytes_in));
+                row.exit_rate = rate(f(dom.exits), f(p.dom.exits));
+            }
+        }
+        row
+    }
+
     /// Bytes sent by the guest, all interfaces.
     pub fn net_tx(&self) -> u64 {
         self.dom.nets.iter().map(|n| n.tx_bytes).sum()
@@ -173,8 +289,6 @@ pub struct Host {
     pub rows: Vec<DomRow>,
     /// Host CPU% history (share of the whole host), for the header sparkline.
     pub cpu_history: VecDeque<f64>,
-    /// The snapshot rates are measured from (at least [`MIN_RATE_WINDOW`] old).
-    base: Option<(f64, Vec<DomRow>)>,
 }
 
 /// Everything collected so far, for every host.
@@ -198,7 +312,6 @@ impl Store {
                 snapshot: None,
                 rows: Vec::new(),
                 cpu_history: VecDeque::new(),
-                base: None,
             })
             .collect();
         Store {
@@ -207,68 +320,45 @@ impl Store {
         }
     }
 
-    /// Takes a new snapshot of host `host`: computes rates against the previous
-    /// one and extends the history.
+    /// Takes a new snapshot of host `host`: computes each domain's rates
+    /// against its previous sample and extends the history of the domains
+    /// that have a new one.
     pub fn ingest(&mut self, host: usize, snap: Snapshot) {
         let Some(h) = self.hosts.get_mut(host) else {
             return;
         };
-        let (base_time, base_rows) = match &h.base {
-            Some((t, rows)) => (*t, rows.as_slice()),
-            None => (snap.time, &[][..]),
-        };
-        let dt = snap.time - base_time;
-        // Too close to the base: keep showing the last rates, measure later.
-        let measure = dt >= MIN_RATE_WINDOW;
-        let base: HashMap<u32, &DomRow> = base_rows.iter().map(|r| (r.dom.id, r)).collect();
-        let shown: HashMap<u32, &DomRow> = h.rows.iter().map(|r| (r.dom.id, r)).collect();
+        let prev: HashMap<u32, &DomRow> = h.rows.iter().map(|r| (r.dom.id, r)).collect();
         let mut rows = Vec::with_capacity(snap.domains.len());
+        let mut fresh = Vec::with_capacity(snap.domains.len());
+        // Whether some guest has a new rate (the host CPU% moves).
+        let mut measured = false;
         for dom in &snap.domains {
-            let key = DomKey { host, id: dom.id };
-            let mut row = DomRow {
-                key,
-                dom: dom.clone(),
-                cpu_pct: 0.0,
-                vcpu_pct: vec![0.0; dom.vcpu_info.len()],
-                net_tx_rate: 0.0,
-                net_rx_rate: 0.0,
-                rd_sect_rate: 0.0,
-                wr_sect_rate: 0.0,
-                rd_req_rate: 0.0,
-                wr_req_rate: 0.0,
+            let sampled = SampledAt::of(dom, snap.time);
+            let measure = match prev.get(&dom.id).filter(|p| p.dom.name == dom.name) {
+                None => Measure::First,
+                Some(p) => match sampled.since(p.sampled) {
+                    Some(dt) if dt > 0.0 => Measure::New(p, dt),
+                    Some(0.0) => Measure::Same(p),
+                    // An older stamp than the last (a reordered answer):
+                    // keep showing the newer sample.
+                    Some(_) => Measure::Stale(p),
+                    None => Measure::First,
+                },
             };
-            let same = |p: &&&DomRow| p.dom.name == dom.name;
-            if measure && let Some(p) = base.get(&dom.id).filter(same) {
-                let rate = |now: f64, before: f64| ((now - before) / dt).max(0.0);
-                row.cpu_pct = 100.0 * rate(dom.cpu_time, p.dom.cpu_time);
-                for (i, v) in dom.vcpu_info.iter().enumerate() {
-                    if let Some(pv) = p.dom.vcpu_info.iter().find(|pv| pv.id == v.id) {
-                        row.vcpu_pct[i] = 100.0 * rate(v.cpu_time, pv.cpu_time);
-                    }
-                }
-                let f = |x: u64| x as f64;
-                row.net_tx_rate = rate(f(row.net_tx()), f(p.net_tx()));
-                row.net_rx_rate = rate(f(row.net_rx()), f(p.net_rx()));
-                row.rd_sect_rate = rate(f(row.vbd_sum(|v| v.rd_sect)), f(p.vbd_sum(|v| v.rd_sect)));
-                row.wr_sect_rate = rate(f(row.vbd_sum(|v| v.wr_sect)), f(p.vbd_sum(|v| v.wr_sect)));
-                row.rd_req_rate = rate(f(row.vbd_sum(|v| v.rd_req)), f(p.vbd_sum(|v| v.rd_req)));
-                row.wr_req_rate = rate(f(row.vbd_sum(|v| v.wr_req)), f(p.vbd_sum(|v| v.wr_req)));
-            } else if !measure && let Some(p) = shown.get(&dom.id).filter(same) {
-                row.cpu_pct = p.cpu_pct;
-                if p.vcpu_pct.len() == row.vcpu_pct.len() {
-                    row.vcpu_pct.clone_from(&p.vcpu_pct);
-                }
-                row.net_tx_rate = p.net_tx_rate;
-                row.net_rx_rate = p.net_rx_rate;
-                row.rd_sect_rate = p.rd_sect_rate;
-                row.wr_sect_rate = p.wr_sect_rate;
-                row.rd_req_rate = p.rd_req_rate;
-                row.wr_req_rate = p.wr_req_rate;
-            }
-            rows.push(row);
+            fresh.push(!matches!(measure, Measure::Same(_) | Measure::Stale(_)));
+            measured |= dom.id != 0 && matches!(measure, Measure::New(..));
+            rows.push(DomRow::measured(
+                DomKey { host, id: dom.id },
+                dom,
+                sampled,
+                measure,
+            ));
         }
-        let cpus = snap.node.nr_cpus.max(1) as f64;
-        if measure {
+        // The host's CPU%: when some guest has a new rate (with no guest, 0
+        // at every refresh after the first).
+        let no_guests = rows.iter().all(|r| r.dom.id == 0);
+        if measured || (no_guests && h.snapshot.is_some()) {
+            let cpus = snap.node.nr_cpus.max(1) as f64;
             let host_pct = rows
                 .iter()
                 .filter(|r| r.dom.id != 0)
@@ -277,14 +367,13 @@ impl Store {
                 / cpus;
             push_capped(&mut h.cpu_history, host_pct);
         }
-        // History: drop domains that went away, extend the others.
+        // History: drop domains that went away, extend those with a new sample.
         self.history
             .retain(|k, _| k.host != host || rows.iter().any(|r| r.key == *k));
-        if measure || h.base.is_none() {
-            for row in &rows {
+        for (row, fresh) in rows.iter().zip(fresh) {
+            if fresh {
                 self.history.entry(row.key).or_default().push(row);
             }
-            h.base = Some((snap.time, rows.clone()));
         }
         h.rows = rows;
         h.snapshot = Some(snap);
@@ -380,10 +469,16 @@ impl std::fmt::Display for Counts {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use xend::api::{NetStats, NodeInfo, VbdStats, VcpuStats};
+    use xend::api::{NetStats, NodeInfo, SampleTime, VbdStats, VcpuStats};
 
-    /// A snapshot at `time` with domains `(id, name, state, cpu_time)`.
+    /// A snapshot at `time` with domains `(id, name, state, cpu_time)`, no
+    /// VMM stamps (rates fall back to the snapshot time).
     pub fn snap(time: f64, doms: &[(u32, &str, &str, f64)]) -> Snapshot {
+        snap_at(time, None, doms)
+    }
+
+    /// Like [`snap`], every domain but Domain-0 stamped at `mono`.
+    pub fn snap_at(time: f64, mono: Option<f64>, doms: &[(u32, &str, &str, f64)]) -> Snapshot {
         Snapshot {
             time,
             xend_version: "0.1.0".into(),
@@ -432,6 +527,11 @@ pub(crate) mod tests {
                         rd_sect: (cpu * 10.0) as u64,
                         ..Default::default()
                     }],
+                    console_bytes_out: (cpu * 100.0) as u64,
+                    exits: (cpu * 7000.0) as u64,
+                    sampled_at: mono
+                        .filter(|_| id != 0)
+                        .map(|mono| SampleTime { mono, wall: time }),
                     ..Default::default()
                 })
                 .collect(),
@@ -461,25 +561,100 @@ pub(crate) mod tests {
         assert!((a.net_tx_rate - 500.0).abs() < 1e-9);
         assert_eq!(s.history[&a.key].cpu.len(), 2);
         assert_eq!(s.hosts[0].cpu_history.back().copied(), Some(25.0));
-        // A snapshot right after (an event-driven refresh) keeps the rates.
+    }
+
+    /// The rows of host 0 by name.
+    fn row<'a>(s: &'a Store, name: &str) -> &'a DomRow {
+        s.hosts[0].rows.iter().find(|r| r.dom.name == name).unwrap()
+    }
+
+    #[test]
+    fn rates_divide_by_the_vmm_stamps_not_the_snapshot_times() {
+        let mut s = Store::new([("h".to_owned(), "http://h".to_owned())]);
+        let doms = |cpu: f64| [(0, "Domain-0", "r-----", 10.0), (1, "a", "-b----", cpu)];
+        // xend answered 3 s apart, but the VMM's samples are 1 s apart.
+        s.ingest(0, snap_at(100.0, Some(50.0), &doms(1.0)));
+        s.ingest(0, snap_at(103.0, Some(51.0), &doms(1.5)));
+        let a = row(&s, "a");
+        assert!((a.cpu_pct - 50.0).abs() < 1e-9, "{}", a.cpu_pct);
+        assert!((a.vcpu_pct[0] - 50.0).abs() < 1e-9);
+        assert!((a.net_tx_rate - 500.0).abs() < 1e-9);
+        assert!((a.net_rx_rate - 1000.0).abs() < 1e-9);
+        assert!((a.rd_sect_rate - 5.0).abs() < 1e-9);
+        assert!((a.console_out_rate - 50.0).abs() < 1e-9);
+        assert!((a.exit_rate - 3500.0).abs() < 1e-9);
+        // Irregular gaps: 0.2 s of VMM time in 5 s of xend time, then 4 s in 0.5 s.
+        s.ingest(0, snap_at(108.0, Some(51.2), &doms(1.6)));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
+        s.ingest(0, snap_at(108.5, Some(55.2), &doms(3.6)));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
+        assert_eq!(s.history[&row(&s, "a").key].cpu.len(), 4);
+    }
+
+    #[test]
+    fn the_same_stamp_twice_keeps_the_rates_and_adds_no_history() {
+        let mut s = Store::new([("h".to_owned(), "http://h".to_owned())]);
+        let doms = |cpu: f64| [(0, "Domain-0", "r-----", 10.0), (1, "a", "-b----", cpu)];
+        s.ingest(0, snap_at(100.0, Some(50.0), &doms(1.0)));
+        s.ingest(0, snap_at(101.0, Some(51.0), &doms(2.0)));
+        assert!((row(&s, "a").cpu_pct - 100.0).abs() < 1e-9);
+        let host_points = s.hosts[0].cpu_history.len();
+        // xend served the same sample again (a refresh right after an event):
+        // no zero, no spike, no new history point.
+        for t in [101.2, 101.4] {
+            s.ingest(0, snap_at(t, Some(51.0), &doms(2.0)));
+            let a = row(&s, "a");
+            assert!((a.cpu_pct - 100.0).abs() < 1e-9, "{}", a.cpu_pct);
+            assert!((a.net_tx_rate - 1000.0).abs() < 1e-9);
+            assert_eq!(s.history[&a.key].cpu.len(), 2);
+            assert_eq!(s.hosts[0].cpu_history.len(), host_points);
+        }
+        // The next sample measures from the stamp the figures came from.
+        s.ingest(0, snap_at(104.0, Some(53.0), &doms(3.0)));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
+        // A stale answer (older stamp) is no new measurement either.
+        s.ingest(0, snap_at(104.5, Some(52.0), &doms(2.5)));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
+        s.ingest(0, snap_at(105.0, Some(54.0), &doms(3.5)));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn domain0_without_a_stamp_uses_the_snapshot_time() {
+        let mut s = Store::new([("h".to_owned(), "http://h".to_owned())]);
         s.ingest(
             0,
-            snap(
-                102.2,
-                &[(0, "Domain-0", "r-----", 10.0), (1, "a", "-b----", 2.0)],
-            ),
+            snap_at(100.0, Some(7.0), &[(0, "Domain-0", "r-----", 10.0)]),
         );
-        assert!((s.hosts[0].rows[1].cpu_pct - 50.0).abs() < 1e-9);
-        assert_eq!(s.history[&s.hosts[0].rows[1].key].cpu.len(), 2);
-        // The next one measures from the last base (102.0), not from 102.2.
         s.ingest(
             0,
-            snap(
-                104.0,
-                &[(0, "Domain-0", "r-----", 10.0), (1, "a", "-b----", 4.0)],
-            ),
+            snap_at(104.0, Some(7.0), &[(0, "Domain-0", "r-----", 12.0)]),
         );
-        assert!((s.hosts[0].rows[1].cpu_pct - 100.0).abs() < 1e-9);
+        assert!((row(&s, "Domain-0").cpu_pct - 50.0).abs() < 1e-9);
+        // A domain whose VMM starts stamping: the clocks differ, no rate yet.
+        s.ingest(0, snap(1.0, &[(1, "a", "-b----", 1.0)]));
+        s.ingest(0, snap_at(2.0, Some(7.0), &[(1, "a", "-b----", 9.0)]));
+        assert_eq!(row(&s, "a").cpu_pct, 0.0);
+        s.ingest(0, snap_at(3.0, Some(8.0), &[(1, "a", "-b----", 9.5)]));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_domain_restarted_with_a_new_id_starts_from_zero() {
+        let mut s = Store::new([("h".to_owned(), "http://h".to_owned())]);
+        s.ingest(0, snap_at(1.0, Some(10.0), &[(1, "a", "-b----", 40.0)]));
+        s.ingest(0, snap_at(2.0, Some(11.0), &[(1, "a", "-b----", 41.0)]));
+        let old = row(&s, "a").key;
+        assert!((row(&s, "a").cpu_pct - 100.0).abs() < 1e-9);
+        // Restarted: a new id, counters from zero; no rate against the old
+        // process's counters, and the old id's history goes.
+        s.ingest(0, snap_at(3.0, Some(12.0), &[(2, "a", "-b----", 0.5)]));
+        let a = row(&s, "a");
+        assert_eq!((a.key.id, a.cpu_pct, a.exit_rate), (2, 0.0, 0.0));
+        assert!(!s.history.contains_key(&old));
+        assert_eq!(s.history[&a.key].cpu.len(), 1);
+        s.ingest(0, snap_at(4.0, Some(14.0), &[(2, "a", "-b----", 1.5)]));
+        assert!((row(&s, "a").cpu_pct - 50.0).abs() < 1e-9);
     }
 
     #[test]

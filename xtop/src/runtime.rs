@@ -1,161 +1,24 @@
 //! The event loop: terminal input, collector results and xend events go into
 //! one queue; the loop drains it, then draws at most once. Collection runs in
-//! its own tasks (one per host) that send whole snapshots.
-use std::sync::Arc;
-use std::time::Duration;
-
+//! its own tasks ([`crate::collector`]); requests to xend run in the
+//! background ([`crate::effects::Executor`]); what needs the terminal (the
+//! editor, the full-screen console, suspending) runs here.
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::{FutureExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc, watch};
-use xend::api::{Snapshot, XendEvent};
-use xend::client::{Client, ShutdownReason};
+use tokio::sync::mpsc;
+use xend::client::Client;
 
-use crate::app::{App, ApplyOutcome, DomOp, EditPurpose, Effect, Move, Target};
+use crate::app::{App, Effect};
+use crate::collector::Collectors;
+use crate::effects::{ConsoleConn, Executor, Msg, attach_console, console_full, run_editor};
+use crate::error::ActionError;
 use crate::tui::Tui;
-
-/// Results flowing back into the loop.
-#[derive(Debug)]
-pub enum Msg {
-    /// A poll of a host finished.
-    Snapshot(usize, Result<Snapshot, String>),
-    /// xend reported an event.
-    Event(usize, XendEvent),
-    /// An operation finished.
-    OpDone(Target, DomOp, Result<(), String>),
-    /// A save or migration finished (summary line or error).
-    MoveDone(Target, Move, Result<String, String>),
-    /// A config arrived for editing.
-    ConfigFetched(usize, String, Result<String, String>),
-    /// A config was applied.
-    Applied(EditPurpose, String, String, Result<ApplyOutcome, String>),
-    /// Console output for session N.
-    ConsoleData(u64, Vec<u8>),
-    /// Console session N ended.
-    ConsoleClosed(u64, String),
-    /// The terminal hung up (see [`crate::hangup`]).
-    Hangup,
-}
-
-/// An error with its causes, as one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    let mut last = String::new();
-    while let Some(c) = cur {
-        last = c.to_string();
-        cur = c.source();
-    }
-    if !last.is_empty() && !s.contains(&last) {
-        s.push_str(": ");
-        s.push_str(&last);
-    }
-    s
-}
-
-/// A label for a URL: `host:port`, or `localhost` for the local socket.
-pub fn url_label(url: &str) -> String {
-    if url.starts_with("unix:") {
-        return "localhost".to_owned();
-    }
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split('/').next().unwrap_or(rest).to_owned()
-}
-
-struct Collectors {
-    delay: watch::Sender<Duration>,
-    refresh: Vec<Arc<Notify>>,
-}
-
-impl Collectors {
-    fn start(clients: &[Client], delay: Duration, tx: &mpsc::UnboundedSender<Msg>) -> Collectors {
-        let (delay_tx, delay_rx) = watch::channel(delay);
-        let mut refresh = Vec::new();
-        for (host, client) in clients.iter().enumerate() {
-            let notify = Arc::new(Notify::new());
-            refresh.push(notify.clone());
-            tokio::spawn(poll_host(
-                host,
-                client.clone(),
-                tx.clone(),
-                delay_rx.clone(),
-                notify.clone(),
-            ));
-            tokio::spawn(follow_events(
-                host,
-                client.clone(),
-                tx.clone(),
-                notify,
-                delay_rx.clone(),
-            ));
-        }
-        Collectors {
-            delay: delay_tx,
-            refresh,
-        }
-    }
-
-    fn refresh_all(&self) {
-        self.refresh.iter().for_each(|n| n.notify_one());
-    }
-}
-
-async fn poll_host(
-    host: usize,
-    client: Client,
-    tx: mpsc::UnboundedSender<Msg>,
-    mut delay: watch::Receiver<Duration>,
-    refresh: Arc<Notify>,
-) {
-    loop {
-        let result = client.snapshot().await.map_err(|e| error_chain(&e));
-        if tx.send(Msg::Snapshot(host, result)).is_err() {
-            return;
-        }
-        let d = *delay.borrow_and_update();
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = refresh.notified() => {}
-            _ = delay.changed() => {}
-        }
-    }
-}
-
-async fn follow_events(
-    host: usize,
-    client: Client,
-    tx: mpsc::UnboundedSender<Msg>,
-    refresh: Arc<Notify>,
-    delay: watch::Receiver<Duration>,
-) {
-    loop {
-        if let Ok(mut stream) = client.events().await {
-            while let Some(Ok(ev)) = stream.next_event().await {
-                refresh.notify_one();
-                if tx.send(Msg::Event(host, ev)).is_err() {
-                    return;
-                }
-            }
-        }
-        if tx.is_closed() {
-            return;
-        }
-        // Reconnect at the refresh pace while xend is away.
-        let d = *delay.borrow();
-        tokio::time::sleep(d).await;
-    }
-}
-
-struct ConsoleConn {
-    session: u64,
-    input: mpsc::UnboundedSender<Vec<u8>>,
-    task: tokio::task::JoinHandle<()>,
-}
 
 /// Runs the interactive UI until the user quits.
 pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let collectors = Collectors::start(&clients, app.delay, &tx);
+    let executor = Executor::new(clients.clone(), tx.clone());
     let hangup_tx = tx.clone();
     crate::hangup::watch(move || {
         let _ = hangup_tx.send(Msg::Hangup);
@@ -169,7 +32,12 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
     let mut dirty = true;
     loop {
         if dirty {
-            tui.terminal.draw(|f| crate::ui::draw(f, &app))?;
+            let mut layout = None;
+            tui.terminal
+                .draw(|f| layout = Some(crate::ui::draw(f, &app)))?;
+            if let Some(l) = layout {
+                app.on_layout(l);
+            }
             dirty = false;
         }
         let first = tokio::select! {
@@ -209,12 +77,6 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     tui.terminal.autoresize()?;
                 }
                 Step::Term(_) => {}
-                Step::Msg(Msg::Snapshot(h, r)) => app.on_snapshot(h, r),
-                Step::Msg(Msg::Event(h, ev)) => app.on_event(h, &ev),
-                Step::Msg(Msg::OpDone(t, op, r)) => app.on_op_done(&t, op, r),
-                Step::Msg(Msg::MoveDone(t, how, r)) => app.on_move_done(&t, &how, r),
-                Step::Msg(Msg::ConfigFetched(h, dom, r)) => app.on_config_fetched(h, dom, r),
-                Step::Msg(Msg::Applied(p, o, e, r)) => app.on_applied(p, o, e, r),
                 Step::Msg(Msg::ConsoleData(s, data)) => {
                     if console.as_ref().is_some_and(|c| c.session == s) {
                         app.on_console_data(&data)
@@ -225,55 +87,17 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         app.on_console_closed(why)
                     }
                 }
+                Step::Msg(m) => app.on_msg(m),
             }
             for effect in app.take_effects() {
+                // Requests to xend run in the background; the rest is ours.
+                let Some(effect) = executor.start(effect) else {
+                    continue;
+                };
                 match effect {
                     Effect::Quit => {}
                     Effect::Refresh => collectors.refresh_all(),
-                    Effect::SetDelay(d) => {
-                        let _ = collectors.delay.send(d);
-                    }
-                    Effect::Op { target, op } => {
-                        let client = clients[target.host].clone();
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let r = do_op(&client, &target.name, op)
-                                .await
-                                .map_err(|e| error_chain(&e));
-                            let _ = tx.send(Msg::OpDone(target, op, r));
-                        });
-                    }
-                    Effect::Move { target, how } => {
-                        let client = clients[target.host].clone();
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let r = do_move(&client, &target.name, &how).await;
-                            let _ = tx.send(Msg::MoveDone(target, how, r));
-                        });
-                    }
-                    Effect::FetchConfig { host, dom } => {
-                        let client = clients[host].clone();
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let r = client
-                                .config(&dom, xend::client::ConfigFormat::Xm)
-                                .await
-                                .map_err(|e| error_chain(&e));
-                            let _ = tx.send(Msg::ConfigFetched(host, dom, r));
-                        });
-                    }
-                    Effect::Apply {
-                        purpose,
-                        original,
-                        text,
-                    } => {
-                        let tx = tx.clone();
-                        let clients = clients.clone();
-                        tokio::spawn(async move {
-                            let r = apply(&clients, &purpose, &text).await;
-                            let _ = tx.send(Msg::Applied(purpose, original, text, r));
-                        });
-                    }
+                    Effect::SetDelay(d) => collectors.set_delay(d),
                     Effect::RunEditor {
                         purpose,
                         original,
@@ -290,7 +114,7 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                             tokio::task::spawn_blocking(move || run_editor(&cmd, &text)).await?;
                         tui.resume()?;
                         input = Some(EventStream::new());
-                        app.on_edited(purpose, original, r);
+                        app.on_edited(purpose, original, r.map_err(Into::into));
                     }
                     Effect::ConsoleAttach(target) => {
                         session += 1;
@@ -300,8 +124,14 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                         let client = &clients[target.host];
                         let host = client.console_host().to_owned();
                         let token = client.token();
+                        let tls = client.console_tls().cloned();
                         let port = target.console_port.unwrap_or(0);
-                        console = Some(attach_console(session, host, port, token, tx.clone()));
+                        console = Some(attach_console(
+                            session,
+                            (host, port),
+                            (token, tls),
+                            tx.clone(),
+                        ));
                     }
                     Effect::ConsoleSend(bytes) => {
                         if let Some(c) = &console {
@@ -316,11 +146,12 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     Effect::ConsoleFull(target) => {
                         let host = clients[target.host].console_host().to_owned();
                         let token = clients[target.host].token();
+                        let tls = clients[target.host].console_tls().cloned();
                         let escape = app.opts.escape;
                         drop(input.take());
                         tui.suspend()?;
                         let (r, end) = tokio::task::spawn_blocking(move || {
-                            console_full(&host, token, target, escape)
+                            console_full(&host, (token, tls), target, escape)
                         })
                         .await?;
                         if end {
@@ -339,8 +170,8 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                             Some(p) => s
                                 .save(p)
                                 .map(|()| p.display().to_string())
-                                .map_err(|e| error_chain(&e)),
-                            None => Err("no settings path: set $HOME or $XTOP_CONFIG".to_owned()),
+                                .map_err(ActionError::from),
+                            None => Err(ActionError::NoSettingsPath),
                         };
                         app.on_settings_saved(r);
                     }
@@ -353,6 +184,11 @@ pub async fn run(mut app: App, clients: Vec<Client>, mut tui: Tui) -> anyhow::Re
                     }
                     Effect::Redraw => tui.terminal.clear()?,
                     Effect::SetMouse(on) => tui.set_mouse(on)?,
+                    // Requests to xend: the executor started them above.
+                    Effect::Op { .. }
+                    | Effect::Move { .. }
+                    | Effect::FetchConfig { .. }
+                    | Effect::Apply { .. } => {}
                 }
             }
             if app.quit {
@@ -383,219 +219,4 @@ enum Input {
     Term(Event),
     Msg(Box<Msg>),
     Quit,
-}
-
-/// Runs `op` on `dom` through `client`.
-pub async fn do_op(client: &Client, dom: &str, op: DomOp) -> Result<(), xend::client::Error> {
-    match op {
-        DomOp::Pause => client.pause(dom).await,
-        DomOp::Unpause => client.unpause(dom).await,
-        DomOp::Shutdown => client.shutdown(dom, ShutdownReason::Poweroff).await,
-        DomOp::Reboot => client.shutdown(dom, ShutdownReason::Reboot).await,
-        DomOp::Destroy => client.destroy(dom).await,
-    }
-}
-
-/// Saves or migrates `dom` through xend; returns the status line: the image
-/// and its size, or where the domain went and the guest's downtime.
-pub async fn do_move(client: &Client, dom: &str, how: &Move) -> Result<String, String> {
-    match how {
-        Move::Save(file) => {
-            let r = client.save(dom, file).await.map_err(|e| error_chain(&e))?;
-            Ok(format!(
-                "saved {} to {} ({:.1} MB in {:.2} s)",
-                r.name,
-                r.file,
-                r.image_bytes as f64 / 1e6,
-                r.seconds
-            ))
-        }
-        Move::Migrate { dest, live } => {
-            let r = client
-                .migrate(dom, dest, *live)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            Ok(format!(
-                "migrated {} to {} as id {}{} (downtime {:.1} ms, total {:.2} s)",
-                r.name,
-                r.destination,
-                r.domid,
-                if r.live { ", live" } else { "" },
-                r.downtime_seconds * 1e3,
-                r.total_seconds
-            ))
-        }
-    }
-}
-
-async fn apply(
-    clients: &[Client],
-    purpose: &EditPurpose,
-    text: &str,
-) -> Result<ApplyOutcome, String> {
-    match purpose {
-        EditPurpose::Edit { host, dom } => clients[*host]
-            .configure(dom, text)
-            .await
-            .map(ApplyOutcome::Configured)
-            .map_err(|e| error_chain(&e)),
-        EditPurpose::New { host } => clients[*host]
-            .create(text)
-            .await
-            .map(|d| ApplyOutcome::Created {
-                name: d.name,
-                id: d.id,
-                console_port: d.console_port,
-            })
-            .map_err(|e| error_chain(&e)),
-    }
-}
-
-/// Opens `text` in the editor command `cmd` (run by `sh`, like git does) and
-/// returns the saved text.
-pub fn run_editor(cmd: &str, text: &str) -> Result<String, String> {
-    let file = tempfile::Builder::new()
-        .prefix("xtop-")
-        .suffix(".cfg")
-        .tempfile()
-        .map_err(|e| format!("cannot create a temporary file: {e}"))?;
-    std::fs::write(file.path(), text)
-        .map_err(|e| format!("cannot write {}: {e}", file.path().display()))?;
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{cmd} \"$1\""))
-        .arg("sh")
-        .arg(file.path())
-        .status()
-        .map_err(|e| format!("cannot run the editor '{cmd}': {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "the editor '{cmd}' exited with {status}; nothing applied"
-        ));
-    }
-    std::fs::read_to_string(file.path())
-        .map_err(|e| format!("cannot read {}: {e}", file.path().display()))
-}
-
-fn attach_console(
-    session: u64,
-    host: String,
-    port: u16,
-    token: Option<String>,
-    tx: mpsc::UnboundedSender<Msg>,
-) -> ConsoleConn {
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let task = tokio::spawn(async move {
-        let stream = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(Msg::ConsoleClosed(
-                    session,
-                    format!("cannot connect to {host}:{port}: {e}"),
-                ));
-                return;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        if let Some(t) = token
-            && let Err(e) = wr.write_all(format!("{t}\n").as_bytes()).await
-        {
-            let _ = tx.send(Msg::ConsoleClosed(
-                session,
-                format!("cannot send the token: {e}"),
-            ));
-            return;
-        }
-        let mut buf = vec![0u8; 16384];
-        loop {
-            tokio::select! {
-                n = rd.read(&mut buf) => match n {
-                    Ok(0) => {
-                        let _ = tx.send(Msg::ConsoleClosed(session, "the server closed the console".into()));
-                        return;
-                    }
-                    Ok(n) => {
-                        if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Msg::ConsoleClosed(session, format!("read error: {e}")));
-                        return;
-                    }
-                },
-                bytes = in_rx.recv() => match bytes {
-                    Some(b) => {
-                        if let Err(e) = wr.write_all(&b).await {
-                            let _ = tx.send(Msg::ConsoleClosed(session, format!("write error: {e}")));
-                            return;
-                        }
-                    }
-                    None => return,
-                },
-            }
-        }
-    });
-    ConsoleConn {
-        session,
-        input: in_tx,
-        task,
-    }
-}
-
-/// The full-screen console session (the terminal is the console). Returns
-/// its status line, and true when xtop should quit: a signal ended it or
-/// the terminal hung up.
-fn console_full(
-    host: &str,
-    token: Option<String>,
-    target: Target,
-    escape: u8,
-) -> (Result<String, String>, bool) {
-    use console_client::{ConnectOptions, Console, EscapeKey, ExitReason, InteractiveOptions};
-    let Some(port) = target.console_port else {
-        return (Err(format!("{} has no console", target.name)), false);
-    };
-    let opts = ConnectOptions {
-        timeout: Duration::from_secs(5),
-        token,
-    };
-    let mut con = match Console::connect(host, port, &opts) {
-        Ok(c) => c,
-        Err(e) => return (Err(error_chain(&e)), false),
-    };
-    let caret = format!("^{}", (escape + 0x40) as char);
-    let escape = EscapeKey::parse(&caret).unwrap_or(EscapeKey::DEFAULT);
-    let iopts = InteractiveOptions {
-        escape,
-        banner: true,
-        // The session must end on SIGTERM/SIGHUP/SIGINT: xtop's own (tokio)
-        // handlers stay installed and see the signal too, so xtop quits next.
-        handle_signals: true,
-        on_resize: None,
-    };
-    match con.run_interactive(iopts) {
-        Ok(reason) => {
-            let end = matches!(reason, ExitReason::Signal(_) | ExitReason::InputClosed);
-            (
-                Ok(format!("console of {} ended: {reason:?}", target.name)),
-                end,
-            )
-        }
-        // Standard input or output failing means the terminal is gone.
-        Err(e @ console_client::SessionError::Local(_)) => (Err(error_chain(&e)), true),
-        Err(e) => (Err(error_chain(&e)), false),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_parts() {
-        assert_eq!(url_label("unix:/var/run/xend/xend.sock"), "localhost");
-        assert_eq!(url_label("http://h:8000/"), "h:8000");
-    }
 }

@@ -1,17 +1,29 @@
 //! Script mode (`xtop --script FILE|-`): the commands of the `:` prompt, plus
 //! `create`, `wait`, `send`, `expect`, `print` and `sleep`, one per line, with
 //! no terminal. Stops at the first failure unless told to keep going.
-use std::collections::HashMap;
+//!
+//! Operations and `create` go through the same [`App`] as keys and the
+//! prompt: the line is dispatched, the effects it queues are carried out by
+//! the same [`Executor`] as in the UI, and the result is what the app's
+//! status line says. `wait`, `send`, `expect`, `print` and `sleep` are the
+//! script's own.
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use xend::client::Client;
 
 use crate::action::Action;
-use crate::app::DomOp;
+use crate::app::{App, DomOp, Mode, Options};
 use crate::batch::{BatchOptions, Format, Printer};
+use crate::collector::url_label;
+use crate::effects::{Executor, Msg};
+use crate::error::error_chain;
+use crate::keymap::Keymap;
 use crate::model::{CpuMode, Store};
-use crate::runtime::{do_op, error_chain, url_label};
+use crate::settings::Settings;
+use crate::theme::{ColorDepth, Theme};
 
 /// How long `wait` and `expect` wait unless told.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +39,59 @@ pub enum ScriptError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The app refused or the operation failed: its status line.
+    #[error("{0}")]
+    App(String),
+    /// xend refused or did not answer.
+    #[error(transparent)]
+    Xend(#[from] xend::client::Error),
+    /// A config file could not be read.
+    #[error("cannot read {file}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `wait` timed out.
+    #[error("{dom} not {state} after {secs:.1} s (last: {last})")]
+    Timeout {
+        /// The domain.
+        dom: String,
+        /// The state waited for.
+        state: String,
+        /// How long.
+        secs: f64,
+        /// The last state or error seen.
+        last: String,
+    },
+    /// The domain has no console.
+    #[error("{0} has no console")]
+    NoConsole(String),
+    /// Connecting to the console failed.
+    #[error(transparent)]
+    ConsoleConnect(#[from] console_client::ConnectError),
+    /// Typing into the console failed.
+    #[error("console of {dom}")]
+    ConsoleSend {
+        /// The domain.
+        dom: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `expect` did not see its text.
+    #[error(transparent)]
+    Expect(#[from] console_client::ExpectError),
+    /// `print` could not format the table.
+    #[error("print")]
+    Print(#[source] std::io::Error),
 }
 
 /// One parsed command.
@@ -50,7 +115,7 @@ pub enum Command {
 }
 
 /// Splits a line into words; single or double quotes group, `\` escapes.
-fn words(line: &str) -> Result<Vec<String>, String> {
+fn words(line: &str) -> Result<Vec<String>, &'static str> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -86,7 +151,7 @@ fn words(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err("an unclosed quote".into());
+        return Err("an unclosed quote");
     }
     if in_word {
         out.push(cur);
@@ -94,12 +159,12 @@ fn words(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn secs(s: &str) -> Result<Duration, String> {
+/// `s` as seconds; `None` unless a finite number >= 0.
+fn secs(s: &str) -> Option<Duration> {
     s.parse::<f64>()
         .ok()
         .filter(|v| *v >= 0.0 && v.is_finite())
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("'{s}' is not a number of seconds"))
 }
 
 const STATES: &[&str] = &[
@@ -120,6 +185,8 @@ pub fn parse(text: &str) -> Result<Vec<(usize, String, Command)>, ScriptError> {
         };
         let w = words(line).map_err(|e| err(format!("{e} in '{line}'")))?;
         let usage = |u: &str| err(format!("usage: {u}"));
+        let secs =
+            |s: &str| secs(s).ok_or_else(|| err(format!("'{s}' is not a number of seconds")));
         let cmd = match w[0].as_str() {
             "create" if w.len() == 2 => Command::Create(w[1].clone()),
             "create" => return Err(usage("create FILE")),
@@ -134,8 +201,7 @@ pub fn parse(text: &str) -> Result<Vec<(usize, String, Command)>, ScriptError> {
                 let t = w
                     .get(3)
                     .map(|s| secs(s))
-                    .transpose()
-                    .map_err(err)?
+                    .transpose()?
                     .unwrap_or(DEFAULT_TIMEOUT);
                 Command::Wait(w[1].clone(), w[2].clone(), t)
             }
@@ -146,14 +212,13 @@ pub fn parse(text: &str) -> Result<Vec<(usize, String, Command)>, ScriptError> {
                 let t = w
                     .get(3)
                     .map(|s| secs(s))
-                    .transpose()
-                    .map_err(err)?
+                    .transpose()?
                     .unwrap_or(DEFAULT_TIMEOUT);
                 Command::Expect(w[1].clone(), w[2].clone(), t)
             }
             "expect" => return Err(usage("expect DOM TEXT [TIMEOUT] (quote TEXT with spaces)")),
             "print" if w.len() == 1 => Command::Print,
-            "sleep" if w.len() == 2 => Command::Sleep(secs(&w[1]).map_err(err)?),
+            "sleep" if w.len() == 2 => Command::Sleep(secs(&w[1])?),
             "sleep" => return Err(usage("sleep SECS")),
             _ => match Action::parse(line).map_err(|e| err(e.to_string()))? {
                 Action::Pause(Some(d)) => Command::Op(DomOp::Pause, d),
@@ -194,6 +259,93 @@ pub struct ScriptOptions {
     pub json: bool,
 }
 
+/// The app scripts dispatch through: one host, the default keys, no
+/// terminal (nothing is drawn).
+fn headless_app(client: &Client) -> App {
+    let store = Store::new([(url_label(client.url()), client.url().to_owned())]);
+    let keymap = Keymap::new(&BTreeMap::new(), false).unwrap_or_else(|_| {
+        unreachable!("the built-in key bindings parse (keymap tests check them)")
+    });
+    let theme = Theme::load("monochrome", ColorDepth::None)
+        .unwrap_or_else(|_| unreachable!("the monochrome preset loads (theme tests check it)"));
+    let opts = Options {
+        readonly: false,
+        external_editor: None,
+        escape: 0x1d,
+        escape_label: "Ctrl-]".into(),
+        settings_path: None,
+        theme_name: "monochrome".into(),
+    };
+    App::new(store, keymap, theme, opts, Settings::default())
+}
+
+/// The app and what carries out its effects, as the interactive loop has them.
+struct Session {
+    app: App,
+    executor: Executor,
+    rx: mpsc::UnboundedReceiver<Msg>,
+}
+
+impl Session {
+    fn new(client: &Client) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Session {
+            app: headless_app(client),
+            executor: Executor::new(vec![client.clone()], tx),
+            rx,
+        }
+    }
+
+    /// Takes a fresh snapshot, so the app knows the domains a line names.
+    async fn refresh(&mut self) -> Result<(), StepError> {
+        let snap = self.executor.client(0).snapshot().await?;
+        self.app.on_snapshot(0, Ok(snap));
+        Ok(())
+    }
+
+    /// Runs the effects the app queued until every request it sent is
+    /// answered; the result is the app's status line.
+    async fn settle(&mut self) -> Result<String, StepError> {
+        loop {
+            for effect in self.app.take_effects() {
+                // Only requests to xend matter here: no screen, no polling.
+                let _ = self.executor.start(effect);
+            }
+            if self.app.pending == 0 {
+                break;
+            }
+            match self.rx.recv().await {
+                Some(msg) => self.app.on_msg(msg),
+                None => break,
+            }
+        }
+        match self.app.status.take() {
+            Some(s) if s.error => Err(StepError::App(s.text)),
+            Some(s) => Ok(s.text),
+            None => Ok(String::new()),
+        }
+    }
+
+    /// A `:` command line, as typed at the prompt; a confirm dialog it opens
+    /// (destroy) is answered yes: the script said so.
+    async fn command(&mut self, line: &str) -> Result<String, StepError> {
+        self.refresh().await?;
+        self.app.status = None;
+        self.app.run_command(line);
+        if let Mode::Confirm(c) = std::mem::replace(&mut self.app.mode, Mode::Normal) {
+            self.app.confirmed(c);
+        }
+        self.settle().await
+    }
+
+    /// A new domain from `text`, as `n` creates one after its review.
+    async fn create(&mut self, text: String) -> Result<String, StepError> {
+        self.app.status = None;
+        self.app.create(0, text);
+        self.settle().await
+    }
+}
+
 /// Runs a parsed script against `client`; returns whether every command worked.
 pub async fn run(
     client: &Client,
@@ -201,11 +353,14 @@ pub async fn run(
     opts: &ScriptOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<bool> {
+    let mut session = Session::new(client);
     let mut consoles: HashMap<String, console_client::Console> = HashMap::new();
     let mut all_ok = true;
     for (line, text, cmd) in script {
         let start = Instant::now();
-        let result = step(client, cmd, &mut consoles).await;
+        let result = step(&mut session, client, text, cmd, &mut consoles)
+            .await
+            .map_err(|e| error_chain(&e));
         let secs = start.elapsed().as_secs_f64();
         match (&result, opts.json) {
             (Ok(output), true) => writeln!(
@@ -241,26 +396,22 @@ pub async fn run(
 }
 
 async fn step(
+    session: &mut Session,
     client: &Client,
+    line: &str,
     cmd: &Command,
     consoles: &mut HashMap<String, console_client::Console>,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     match cmd {
-        Command::Op(op, dom) => {
-            do_op(client, dom, *op).await.map_err(|e| error_chain(&e))?;
-            Ok(String::new())
-        }
+        // Through the app, like the prompt; its "paused web" line is not
+        // printed (an operation prints nothing when it works).
+        Command::Op(..) => session.command(line).await.map(|_| String::new()),
         Command::Create(file) => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-            let d = client.create(&text).await.map_err(|e| error_chain(&e))?;
-            Ok(format!(
-                "Started domain {}{}\n",
-                d.name,
-                d.console_port
-                    .map(|p| format!(", console on port {p}"))
-                    .unwrap_or_default()
-            ))
+            let text = std::fs::read_to_string(file).map_err(|source| StepError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            session.create(text).await.map(|s| s + "\n")
         }
         Command::Wait(dom, state, timeout) => {
             let deadline = Instant::now() + *timeout;
@@ -282,7 +433,7 @@ async fn step(
                         last = d.state.clone();
                         d.state.contains(letter)
                     }
-                    (Err(e), _) if e.is_connect() => return Err(error_chain(e)),
+                    (Err(e), _) if e.is_connect() => return Err(r.unwrap_err().into()),
                     (Err(e), _) => {
                         last = e.to_string();
                         false
@@ -292,10 +443,12 @@ async fn step(
                     return Ok(String::new());
                 }
                 if Instant::now() > deadline {
-                    return Err(format!(
-                        "{dom} not {state} after {:.1} s (last: {last})",
-                        timeout.as_secs_f64()
-                    ));
+                    return Err(StepError::Timeout {
+                        dom: dom.clone(),
+                        state: state.clone(),
+                        secs: timeout.as_secs_f64(),
+                        last,
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -304,18 +457,21 @@ async fn step(
             let con = console(client, dom, consoles).await?;
             let mut bytes = text.clone().into_bytes();
             bytes.push(b'\r');
-            tokio::task::block_in_place(|| con.send(&bytes))
-                .map_err(|e| format!("console of {dom}: {e}"))?;
+            tokio::task::block_in_place(|| con.send(&bytes)).map_err(|source| {
+                StepError::ConsoleSend {
+                    dom: dom.clone(),
+                    source,
+                }
+            })?;
             Ok(String::new())
         }
         Command::Expect(dom, text, timeout) => {
             let con = console(client, dom, consoles).await?;
-            tokio::task::block_in_place(|| con.expect(text.as_bytes(), *timeout))
-                .map(|_| String::new())
-                .map_err(|e| error_chain(&e))
+            tokio::task::block_in_place(|| con.expect(text.as_bytes(), *timeout))?;
+            Ok(String::new())
         }
         Command::Print => {
-            let snap = client.snapshot().await.map_err(|e| error_chain(&e))?;
+            let snap = client.snapshot().await?;
             let mut store = Store::new([(url_label(client.url()), client.url().to_owned())]);
             store.ingest(0, snap);
             let opts = BatchOptions {
@@ -337,7 +493,7 @@ async fn step(
             let mut buf = Vec::new();
             Printer::new(&opts, false)
                 .record(&store, &mut buf)
-                .map_err(|e| e.to_string())?;
+                .map_err(StepError::Print)?;
             Ok(String::from_utf8_lossy(&buf).into_owned())
         }
         Command::Sleep(d) => {
@@ -351,23 +507,25 @@ async fn console<'a>(
     client: &Client,
     dom: &str,
     consoles: &'a mut HashMap<String, console_client::Console>,
-) -> Result<&'a mut console_client::Console, String> {
+) -> Result<&'a mut console_client::Console, StepError> {
     if !consoles.contains_key(dom) {
-        let d = client.domain(dom).await.map_err(|e| error_chain(&e))?;
+        let d = client.domain(dom).await?;
         let port = d
             .console_port
-            .ok_or_else(|| format!("{dom} has no console"))?;
+            .ok_or_else(|| StepError::NoConsole(dom.to_owned()))?;
         let host = client.console_host().to_owned();
         let opts = console_client::ConnectOptions {
             timeout: Duration::from_secs(5),
             token: client.token(),
+            tls: client.console_tls().cloned(),
         };
         let con =
-            tokio::task::block_in_place(|| console_client::Console::connect(&host, port, &opts))
-                .map_err(|e| error_chain(&e))?;
+            tokio::task::block_in_place(|| console_client::Console::connect(&host, port, &opts))?;
         consoles.insert(dom.to_owned(), con);
     }
-    Ok(consoles.get_mut(dom).expect("inserted above"))
+    Ok(consoles
+        .get_mut(dom)
+        .unwrap_or_else(|| unreachable!("inserted above")))
 }
 
 #[cfg(test)]

@@ -65,9 +65,57 @@ pub struct Settings {
     /// Console escape key, e.g. `ctrl-]` or `^T`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escape: Option<String>,
+    /// The xend hosts to watch when no `-H` is given: URLs, or tables with a
+    /// URL and the host's own token and CA file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSetting>,
     /// Key overrides: key -> command (`""` unbinds).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, String>,
+}
+
+/// One entry of `hosts = [...]`: `"https://h:8000"`, or
+/// `{ url = "https://h:8000", token = "...", cacert = "/etc/xen/h-ca.pem" }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostSetting {
+    /// Just the URL (the token and CA file from the command line or the
+    /// environment).
+    Url(String),
+    /// A URL with its own credentials.
+    Full {
+        /// The xend URL.
+        url: String,
+        /// Its bearer token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// CA certificates to trust for its `https://` URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cacert: Option<PathBuf>,
+    },
+}
+
+impl HostSetting {
+    /// The URL.
+    pub fn url(&self) -> &str {
+        match self {
+            HostSetting::Url(u) | HostSetting::Full { url: u, .. } => u,
+        }
+    }
+    /// Its own token, if set.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            HostSetting::Url(_) => None,
+            HostSetting::Full { token, .. } => token.as_deref(),
+        }
+    }
+    /// Its own CA file, if set.
+    pub fn cacert(&self) -> Option<&Path> {
+        match self {
+            HostSetting::Url(_) => None,
+            HostSetting::Full { cacert, .. } => cacert.as_deref(),
+        }
+    }
 }
 
 impl Settings {
@@ -136,10 +184,30 @@ mod tests {
             cpu_mode: Some(CpuMode::VirtTop),
             mouse: Some(true),
             escape: Some("^T".into()),
+            hosts: vec![
+                HostSetting::Url("http://a:8000".into()),
+                HostSetting::Full {
+                    url: "https://b:8000".into(),
+                    token: Some("t0k".into()),
+                    cacert: Some("/etc/xen/b-ca.pem".into()),
+                },
+            ],
             keys: [("x".to_owned(), "destroy".to_owned())].into(),
         };
         s.save(&path).unwrap();
         assert_eq!(Settings::load(&path).unwrap(), s);
+        std::fs::write(
+            &path,
+            "hosts = [\"unix:/run/x.sock\", { url = \"https://c:8000\", token = \"k\" }]\n",
+        )
+        .unwrap();
+        let hosts = Settings::load(&path).unwrap().hosts;
+        assert_eq!(hosts[0].url(), "unix:/run/x.sock");
+        assert_eq!(
+            (hosts[1].url(), hosts[1].token()),
+            ("https://c:8000", Some("k"))
+        );
+        assert_eq!(hosts[1].cacert(), None);
         std::fs::write(&path, "delay = 2\ncolour = \"red\"\n").unwrap();
         let err = Settings::load(&path).unwrap_err().to_string();
         assert!(

@@ -108,10 +108,15 @@ macro_rules! theme_fields {
         }
 
         impl Theme {
-            fn overlay(&mut self, file: &ThemeFile, depth: ColorDepth) -> Result<(), String> {
+            /// Applies `file`'s styles; a bad colour names its field.
+            fn overlay(
+                &mut self,
+                file: &ThemeFile,
+                depth: ColorDepth,
+            ) -> Result<(), (&'static str, BadColour)> {
                 $(if let Some(spec) = &file.$field {
                     self.$field = apply(self.$field, spec, depth)
-                        .map_err(|e| format!("{}: {e}", stringify!($field)))?;
+                        .map_err(|e| (stringify!($field), e))?;
                 })*
                 Ok(())
             }
@@ -180,9 +185,9 @@ impl Theme {
         let base = parse(PRESETS[0].1)?;
         let file = parse(text)?;
         let mut theme = Theme::blank();
-        let to_err = |e: String| ThemeError::Parse {
+        let to_err = |(field, e): (&str, BadColour)| ThemeError::Parse {
             name: name.to_owned(),
-            source: <toml::de::Error as serde::de::Error>::custom(e),
+            source: <toml::de::Error as serde::de::Error>::custom(format!("{field}: {e}")),
         };
         theme.overlay(&base, depth).map_err(to_err)?;
         theme.overlay(&file, depth).map_err(to_err)?;
@@ -253,7 +258,12 @@ impl Theme {
     }
 }
 
-fn apply(mut style: Style, spec: &StyleSpec, depth: ColorDepth) -> Result<Style, String> {
+/// A colour that is not a name, `#rrggbb` or 0-255.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("bad colour '{0}'; expected a name like 'red', '#rrggbb' or 0-255")]
+pub struct BadColour(pub String);
+
+fn apply(mut style: Style, spec: &StyleSpec, depth: ColorDepth) -> Result<Style, BadColour> {
     if let Some(c) = &spec.fg {
         style.fg = reduce(parse_color(c)?, depth);
     }
@@ -282,7 +292,7 @@ fn apply(mut style: Style, spec: &StyleSpec, depth: ColorDepth) -> Result<Style,
     Ok(style)
 }
 
-fn parse_color(c: &ColorSpec) -> Result<Color, String> {
+fn parse_color(c: &ColorSpec) -> Result<Color, BadColour> {
     let text = match c {
         ColorSpec::Index(i) => return Ok(Color::Indexed(*i)),
         ColorSpec::Text(t) => t.trim(),
@@ -317,9 +327,7 @@ fn parse_color(c: &ColorSpec) -> Result<Color, String> {
             "lightcyan" => Color::LightCyan,
             "white" => Color::White,
             _ => {
-                return Err(format!(
-                    "bad colour '{text}'; expected a name like 'red', '#rrggbb' or 0-255"
-                ));
+                return Err(BadColour(text.to_owned()));
             }
         },
     )

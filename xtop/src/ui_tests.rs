@@ -54,7 +54,19 @@ fn app() -> App {
 
 fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| crate::ui::draw(f, app)).unwrap();
+    t.draw(|f| {
+        crate::ui::draw(f, app);
+    })
+    .unwrap();
+    t
+}
+
+/// Renders and hands the drawn layout back, as the runtime does.
+fn render_mut(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut layout = None;
+    t.draw(|f| layout = Some(crate::ui::draw(f, app))).unwrap();
+    app.on_layout(layout.unwrap());
     t
 }
 
@@ -337,7 +349,7 @@ fn sorting_keys() {
     assert_eq!(names(&app), ["Domain-0", "busy", "database-primary", "web"]);
     app.on_key(key('S'));
     assert_eq!(
-        app.sort.column,
+        app.table.sort.column,
         crate::columns::Column::State,
         "S moves to the next column"
     );
@@ -436,14 +448,15 @@ fn unreachable_xend_is_said_with_the_reason() {
     let mut app = app();
     app.on_snapshot(
         0,
-        Err(
-            "Error connecting to xend, is xend running? (http://node1:8000): Connection refused"
-                .into(),
-        ),
+        Err(xend::client::Error::Unreachable {
+            url: "http://node1:8000".into(),
+            detail: "Connection refused".into(),
+        }
+        .into()),
     );
     let s = text(&render(&app, 160, 12));
     assert!(
-        s.contains("xend at http://node1:8000 is unreachable: Error connecting to xend"),
+        s.contains("xend at http://node1:8000 is unreachable: cannot talk to xend at"),
         "{s}"
     );
     assert!(
@@ -558,7 +571,10 @@ fn edit_review_shows_the_diff_and_apply_sends_it() {
         purpose.clone(),
         original.clone(),
         text.clone(),
-        Err("<config>:2:10: memory: expected a number".into()),
+        Err(crate::error::ActionError::Xend(xend::client::Error::Api {
+            status: 400,
+            message: "<config>:2:10: memory: expected a number".into(),
+        })),
     );
     let s = crate::ui_tests::text(&render(&app, 80, 16));
     assert!(s.contains("2:10") && s.contains("Edit again"), "{s}");
@@ -591,7 +607,7 @@ fn edit_review_shows_the_diff_and_apply_sends_it() {
 fn mouse_selects_rows_and_sorts_by_header() {
     use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
     let mut app = app();
-    let t = render(&app, 200, 12);
+    let t = render_mut(&mut app, 200, 12);
     let screen = text(&t);
     let lines: Vec<&str> = screen.lines().collect();
     let header_y = lines.iter().position(|l| l.contains("NAME")).unwrap() as u16;
@@ -606,10 +622,10 @@ fn mouse_selects_rows_and_sorts_by_header() {
     assert_eq!(app.selected_row().unwrap().dom.name, "web");
     let mem_x = lines[header_y as usize].find("MEM(k)").unwrap() as u16;
     app.on_mouse(click(mem_x + 1, header_y));
-    assert_eq!(app.sort.column, crate::columns::Column::Mem);
-    render(&app, 200, 12);
+    assert_eq!(app.table.sort.column, crate::columns::Column::Mem);
+    render_mut(&mut app, 200, 12);
     app.on_mouse(click(mem_x + 1, header_y));
-    assert!(app.sort.reverse, "a second click reverses");
+    assert!(app.table.sort.reverse, "a second click reverses");
 }
 
 #[test]
@@ -659,4 +675,75 @@ fn the_detail_pane_title_shows_the_uuid() {
         screen.contains(" busy (id 7) ") && !screen.contains("uuid"),
         "{screen}"
     );
+}
+
+#[test]
+fn frozen_keeps_the_screen_but_ingests_so_rates_are_right_on_resume() {
+    use crate::model::tests::snap_at;
+    let mut app = app();
+    let doms = |cpu: f64| [(0, "Domain-0", "r-----", 1.0), (3, "web", "-b----", cpu)];
+    app.on_snapshot(0, Ok(snap_at(1010.0, Some(500.0), &doms(20.0))));
+    app.on_snapshot(0, Ok(snap_at(1013.0, Some(501.0), &doms(20.5))));
+    let web = |app: &App| app.store.find("web").unwrap().cpu_pct;
+    assert!((web(&app) - 50.0).abs() < 1e-9, "{}", web(&app));
+    app.on_key(key('Z'));
+    let before = text(&render(&app, 200, 12));
+    assert!(before.contains("frozen"), "{before}");
+    // Two samples arrive while frozen: 100% then 25%.
+    app.on_snapshot(0, Ok(snap_at(1016.0, Some(502.0), &doms(21.5))));
+    app.on_snapshot(0, Ok(snap_at(1019.0, Some(506.0), &doms(22.5))));
+    assert!((web(&app) - 50.0).abs() < 1e-9, "the screen stays frozen");
+    assert_eq!(text(&render(&app, 200, 12)), before);
+    // Resuming shows the rate between the last two samples at once, not a
+    // rate against the picture the screen froze on.
+    app.on_key(key('Z'));
+    assert!((web(&app) - 25.0).abs() < 1e-9, "{}", web(&app));
+    let h = &app.store.history[&app.store.find("web").unwrap().key];
+    assert_eq!(h.cpu.back().copied(), Some(25.0));
+}
+
+#[test]
+fn twenty_hosts_collapse_to_a_line_each_with_a_down_host_first() {
+    let hosts = (0..20).map(|i| (format!("node{i}:8000"), format!("http://node{i}:8000")));
+    let mut app = App::new(
+        Store::new(hosts),
+        Keymap::new(&BTreeMap::new(), false).unwrap(),
+        Theme::load("dark", ColorDepth::TrueColor).unwrap(),
+        Options {
+            readonly: false,
+            external_editor: None,
+            escape: 0x1d,
+            escape_label: "Ctrl-]".into(),
+            settings_path: None,
+            theme_name: "dark".into(),
+        },
+        Settings::default(),
+    );
+    for h in 0..20 {
+        if h == 13 {
+            let e = crate::error::PollError::NoAnswer { secs: 5.0 };
+            app.on_snapshot(h, Err(e));
+        } else {
+            app.on_snapshot(h, Ok(snap(1000.0, &[(0, "Domain-0", "r-----", 1.0)])));
+        }
+    }
+    assert!(
+        app.table.hosts_collapsed,
+        "collapsed by default past 3 hosts"
+    );
+    let s = text(&render(&app, 120, 30));
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(
+        lines[1].starts_with("node13:8000: unreachable: no answer within 5.0 s"),
+        "the host that does not answer comes first, with why:\n{s}"
+    );
+    assert!(lines[2].starts_with("node0:8000: 1 domains"), "{s}");
+    assert!(s.contains("+11 more hosts (0 not answering)"), "{s}");
+    app.on_key(key('H'));
+    let s = text(&render(&app, 120, 30));
+    assert!(
+        s.contains("node0:8000: 1 domains: 1 running"),
+        "expanded:\n{s}"
+    );
+    assert!(!s.contains("more hosts"), "{s}");
 }

@@ -5,6 +5,9 @@
 //! the console to standard output until end of input plus `--linger` seconds
 //! of quiet, or until the server closes the console.
 //!
+//! Over TLS when xend's consoles speak it (`--tls`, `--cacert`,
+//! `$XEND_URL` https://, or the local config's `xend-tls-cert`).
+//!
 //! Exit status: 0 after the escape key, a remote close or the end of input;
 //! 1 on an error (printed as `Error: ...`); 128+N after signal N.
 use std::io::{self, IsTerminal};
@@ -28,16 +31,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitReason, String> {
+    let config = xend::config::client_config();
+    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let cacert = env("XEND_CACERT").map(std::path::PathBuf::from);
+    let tls = args.console_tls(env("XEND_URL").as_deref(), cacert.as_deref(), &config);
     let token = args.token.filter(|t| !t.is_empty()).or_else(|| {
-        let file = args
-            .token_file
-            .unwrap_or_else(|| xend::config::client_config().token_file);
+        let file = args.token_file.unwrap_or(config.token_file);
         std::fs::read_to_string(file)
             .ok()
             .and_then(|text| xend::config::parse_token(&text))
     });
     let opts = ConnectOptions {
         token,
+        tls,
         ..ConnectOptions::default()
     };
     if !(args.linger.is_finite() && args.linger >= 0.0) {

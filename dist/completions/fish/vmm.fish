@@ -5,6 +5,7 @@ complete -c vmm -l maxmem -d 'Maximum RAM, MiB (default: --memory)' -r
 complete -c vmm -l vcpus -d 'Number of vCPUs' -r
 complete -c vmm -l kernel -d '`minios` (built in) or the path of an ELF64 kernel built for our ABI' -r
 complete -c vmm -l cmdline -d 'Kernel command line' -r
+complete -c vmm -l ramdisk -d 'Initial ramdisk for a Linux kernel (bzImage or PVH vmlinux)' -r
 complete -c vmm -l cpu -d 'Pin every vCPU to this host CPU' -r
 complete -c vmm -l socket -d 'Control socket path (mode 0600)' -r -F
 complete -c vmm -l record -d 'Runtime record (JSON) written once the socket is ready' -r -F

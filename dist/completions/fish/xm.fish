@@ -18,6 +18,7 @@ complete -c xm -n __fish_use_subcommand -f -a vcpu-list -d 'List the vCPUs of do
 complete -c xm -n __fish_use_subcommand -f -a maxmem -d 'Set a domain\'s maximum memory.'
 complete -c xm -n __fish_use_subcommand -f -a mem-set -d 'Set a domain\'s memory target.'
 complete -c xm -n __fish_use_subcommand -f -a balloon -d 'Same as mem-set.'
+complete -c xm -n __fish_use_subcommand -f -a mem-max -d 'Same as maxmem.'
 complete -c xm -n __fish_use_subcommand -f -a info -d 'Host information.'
 complete -c xm -n __fish_use_subcommand -f -a consoles -d 'List the domain consoles.'
 complete -c xm -n __fish_use_subcommand -f -a dmesg -d 'Show (and with -c clear) the hypervisor log.'

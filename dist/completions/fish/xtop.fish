@@ -24,7 +24,7 @@ function __fish_xtop_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c xtop -n "__fish_xtop_needs_command" -s H -l host -d 'xend URL (http://, https:// or unix:PATH); repeat for several hosts in one table [default: $XEND_URL, else the local socket named in xend\'s config]' -r
+complete -c xtop -n "__fish_xtop_needs_command" -s H -l host -d 'xend URL (http://, https:// or unix:PATH); repeat for several hosts in one table [default: the settings file\'s `hosts`, else $XEND_URL, else the local socket named in xend\'s config]' -r
 complete -c xtop -n "__fish_xtop_needs_command" -l token -d 'Bearer token for xend [default: $XEND_TOKEN, else xend\'s token file if readable]' -r
 complete -c xtop -n "__fish_xtop_needs_command" -l cacert -d 'PEM file of CA certificates to trust for https:// URLs instead of the system\'s [default: $XEND_CACERT]' -r -F
 complete -c xtop -n "__fish_xtop_needs_command" -l theme -d 'Theme: dark, light, high-contrast, monochrome, or a .toml file' -r

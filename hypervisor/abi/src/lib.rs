@@ -279,10 +279,13 @@ pub struct StartInfo {
     pub nr_vcpus: u32,
     /// Padding.
     pub _pad0: u32,
-    /// Guest RAM in bytes (all of it is identity mapped).
+    /// RAM the domain starts with, bytes (the toolstack's `memory`).
     pub mem_bytes: u64,
-    /// Maximum RAM the domain may be given, bytes.
-    pub max_mem_bytes: u64,
+    /// Guest RAM mapped now, bytes: the most the balloon target may give
+    /// the guest. At boot the domain's maxmem (all of it identity mapped);
+    /// the host raises it (after mapping the new RAM) when the toolstack
+    /// raises maxmem, before it sets a target above the old value.
+    pub max_mem_bytes: AtomicU64,
     /// TSC frequency in kHz (from KVM), to turn `rdtsc` into time.
     pub tsc_khz: u64,
     /// Host wall clock at boot, nanoseconds since the Unix epoch.

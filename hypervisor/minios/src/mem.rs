@@ -25,17 +25,31 @@ fn pool_base() -> u64 {
         .next_multiple_of(PAGE)
 }
 
-/// Total guest RAM, bytes.
-pub fn total() -> u64 {
-    start::get().mem_bytes
+/// RAM the host has mapped for us, bytes: the most a target can give.
+fn mapped() -> u64 {
+    let info = start::get();
+    info.max_mem_bytes
+        .load(Ordering::Acquire)
+        .max(info.mem_bytes)
 }
 
-/// The host's balloon target in bytes (never above RAM; 0 means none).
-fn target() -> u64 {
+/// The host's balloon target in bytes (never above mapped RAM), if set.
+fn host_target() -> Option<u64> {
     match start::get().mem_target_kib.load(Ordering::Acquire) {
-        0 => total(),
-        kib => kib.saturating_mul(1024).min(total()),
+        0 => None,
+        kib => Some(kib.saturating_mul(1024).min(mapped())),
     }
+}
+
+/// Total guest RAM, bytes: what we booted with, or more once the host
+/// raised the target above it (the balloon grows up to maxmem).
+pub fn total() -> u64 {
+    start::get().mem_bytes.max(host_target().unwrap_or(0))
+}
+
+/// The RAM we may use, bytes: the host's target, or all we booted with.
+fn target() -> u64 {
+    host_target().unwrap_or(start::get().mem_bytes)
 }
 
 /// RAM in use: the kernel and the touched pool.
@@ -73,7 +87,7 @@ pub fn set_pool(mib: u64) -> Result<(), TouchError> {
     let mut page = base;
     while page < base + bytes {
         // SAFETY: `page` is inside guest RAM (below the target, which is at
-        // most RAM) and above the kernel image, in memory nothing else uses;
+        // most the RAM the host has mapped) and above the kernel image, in memory nothing else uses;
         // RAM is identity mapped. Volatile so every page is really written.
         unsafe { (page as *mut u64).write_volatile(page / PAGE) };
         page += PAGE;

@@ -5,5 +5,5 @@ mod paging;
 mod regs;
 
 pub use gdt::write_gdt;
-pub use paging::write_page_tables;
+pub use paging::{map_ram, write_page_tables};
 pub use regs::{ArchError, setup_vcpu};

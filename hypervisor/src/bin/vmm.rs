@@ -1,11 +1,13 @@
 //! `vmm`: runs one domain. Started by xend (with `--detach`), or by hand with
 //! `--stdio` to talk to the guest console directly.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use errchain::error_chain;
 use hypervisor::builder;
 use hypervisor::cli::Args;
 use hypervisor::control::proto::{DeviceClass, RunState};
@@ -32,7 +34,9 @@ fn main() -> ExitCode {
         None => log("not jailed: no --jail-dir (the VMM keeps root's rights on the host)"),
     }
     let ready = if args.detach {
-        match daemon::detach(args.log.as_deref()) {
+        // SAFETY: nothing has started a thread yet: this is the first thing
+        // main does after parsing its arguments.
+        match unsafe { daemon::detach(args.log.as_deref()) } {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("vmm: {e}");
@@ -69,17 +73,6 @@ fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, String> {
         return Ok(hypervisor::minios::elf().to_vec());
     }
     hypervisor::loader::read_image(kernel).map_err(|e| error_chain(&e))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn run(
@@ -135,8 +128,25 @@ fn run(
             cpu: args.cpu,
         };
         let image = image.as_deref().unwrap_or_default();
-        builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
-            .map_err(|e| error_chain(&e))
+        let kind = hypervisor::linux::image::ImageKind::of(image);
+        if kind.is_linux() {
+            let ramdisk = match args.ramdisk.as_deref().map(hypervisor::loader::read_image) {
+                Some(Err(e)) => return Err(fail(error_chain(&e), ready)),
+                Some(Ok(r)) => Some(r),
+                None => None,
+            };
+            let rd = ramdisk.as_deref().zip(args.ramdisk.as_deref());
+            hypervisor::linux::start(spec, kind, image, rd, &devices, args.paused)
+                .map_err(|e| error_chain(&e))
+        } else if args.ramdisk.is_some() {
+            Err(format!(
+                "kernel {} is not a Linux kernel; only Linux kernels take a ramdisk",
+                args.kernel
+            ))
+        } else {
+            builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
+                .map_err(|e| error_chain(&e))
+        }
     };
     let vmm = match built {
         Ok(v) => v,

@@ -130,26 +130,6 @@ pub fn send_with_fd(stream: &UnixStream, line: &[u8], fd: &impl AsRawFd) -> io::
     Ok(n as usize)
 }
 
-thread_local! {
-    /// A file passed with the request this control thread is serving (a
-    /// hot-attached disk), taken by [`take_passed`].
-    static PASSED: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Run `f` with `file` offered to [`take_passed`] on this thread; whatever
-/// `f` does not take is closed afterwards.
-pub fn with_passed<T>(file: Option<std::fs::File>, f: impl FnOnce() -> T) -> T {
-    PASSED.with(|p| *p.borrow_mut() = file);
-    let r = f();
-    PASSED.with(|p| p.borrow_mut().take());
-    r
-}
-
-/// The file passed with the current request, if any (see [`with_passed`]).
-pub fn take_passed() -> Option<std::fs::File> {
-    PASSED.with(|p| p.borrow_mut().take())
-}
-
 /// Whether `file` was opened for writing (`O_RDWR` or `O_WRONLY`).
 pub fn writable(file: &std::fs::File) -> bool {
     // SAFETY: F_GETFL on a descriptor we own; integer result only.

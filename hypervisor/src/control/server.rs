@@ -87,17 +87,11 @@ fn connection(
                 return Ok(());
             }
             Request::Save { .. } | Request::Migrate { .. } => {
-                // Held until the process exits on success, so nobody can
-                // unpause the guest here once its state has left.
-                let Ok(guard) = dom.transfer.try_lock() else {
-                    send(
-                        &mut writer,
-                        &Reply::Error(
-                            "a save or migration of this domain is already under way".into(),
-                        ),
-                    )?;
-                    continue;
-                };
+                // The save or migration holds the domain in the Transferring
+                // state: on success until the process exits, so nobody can
+                // unpause the guest here once its state has left; on failure
+                // it is released before the reply, so the client's next
+                // request finds the domain as it was.
                 let fd = reader.get_mut().take_fd();
                 reader.get_mut().drop_fds();
                 match transfer(dom, req, fd) {
@@ -108,12 +102,7 @@ fn connection(
                         on_destroy();
                         return Ok(());
                     }
-                    Err(msg) => {
-                        // Released before the reply, so the client's next
-                        // request finds it free.
-                        drop(guard);
-                        send(&mut writer, &Reply::Error(msg))?;
-                    }
+                    Err(msg) => send(&mut writer, &Reply::Error(msg))?,
                 }
             }
             other => {
@@ -123,14 +112,14 @@ fn connection(
                     Request::DeviceAttach { .. } => fd.map(std::fs::File::from),
                     _ => None,
                 };
-                let reply = super::fdpass::with_passed(passed, || handle(dom, other));
+                let reply = handle(dom, other, passed);
                 send(&mut writer, &reply)?;
             }
         }
     }
 }
 
-/// Run a save or migration (the caller holds `dom.transfer`).
+/// Run a save or migration.
 ///
 /// A save with a descriptor passed along (`SCM_RIGHTS`) writes the image to
 /// it (`path` only names it); without one it creates `path` itself, which a
@@ -165,8 +154,9 @@ fn transfer(
     }
 }
 
-/// Requests with a plain reply.
-pub fn handle(dom: &Domain, req: Request) -> Reply {
+/// Requests with a plain reply; `passed` is the file sent with a
+/// `device_attach` (see [`crate::devices::Devices::attach`]).
+pub fn handle(dom: &Domain, req: Request, passed: Option<std::fs::File>) -> Reply {
     let done = |r: Result<(), crate::domain::DomainError>| match r {
         Ok(()) => Reply::Ok(Payload::Done),
         Err(e) => Reply::Error(e.to_string()),
@@ -174,19 +164,16 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
     match req {
         Request::Info => Reply::Ok(Payload::Info(Box::new(dom.info()))),
         Request::Pause => done(dom.pause()),
-        Request::Unpause if dom.transfer.try_lock().is_err() => {
-            Reply::Error("the domain is being saved or migrated; it cannot be unpaused now".into())
-        }
         Request::Unpause => done(dom.unpause()),
         Request::Shutdown { reason } => done(dom.request_shutdown(reason)),
         Request::SetMemTarget { mib } => done(dom.set_mem_target(mib)),
         Request::SetMaxMem { mib } => done(dom.set_max_mem(mib)),
         Request::PinVcpu { vcpu, cpus } => done(dom.pin(vcpu, &cpus)),
-        Request::DeviceAttach { kind, config } => match dom.devices.attach(dom, kind, &config) {
+        Request::DeviceAttach { kind, config } => match dom.devices.attach(kind, &config, passed) {
             Ok(d) => Reply::Ok(Payload::Device(d)),
             Err(e) => Reply::Error(e.to_string()),
         },
-        Request::DeviceDetach { kind, idx } => match dom.devices.detach(dom, kind, idx) {
+        Request::DeviceDetach { kind, idx } => match dom.devices.detach(kind, idx) {
             Ok(()) => Reply::Ok(Payload::Done),
             Err(e) => Reply::Error(e.to_string()),
         },

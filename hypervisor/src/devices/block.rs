@@ -10,18 +10,18 @@ use std::io::{self, Seek, SeekFrom};
 use std::mem::offset_of;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use guest_abi::{
     BLK_ERR_BAD, BLK_ERR_IO, BLK_ERR_RANGE, BLK_ERR_READ_ONLY, BLK_MAX_IO, BLK_OK, BLK_OP_FLUSH,
     BLK_OP_READ, BLK_OP_WRITE, BLK_RING_SLOTS, BlkSlot, offsets,
 };
 
-use super::Written;
+use super::RingError;
 use super::config::{DiskConfig, DiskMode};
 use crate::control::proto::VbdInfo;
-use crate::memory::GuestRam;
+use crate::memory::TrackedRam;
 
 /// Bytes per sector.
 pub const SECTOR_SIZE: u32 = 512;
@@ -60,14 +60,19 @@ impl Disk {
     /// Open and lock `config`'s file: a shared `flock` for `r`, an exclusive
     /// one for `w`, none for `w!`. Locks are never waited for.
     pub fn open(config: &DiskConfig) -> Result<Disk, BlockError> {
+        Disk::open_or_take(config, None)
+    }
+
+    /// As [`Disk::open`], but with `passed`, when given, as the file: a hot
+    /// attach to a jailed VMM brings it along (xend opened the canonical
+    /// path its confinement check approved; the jail has no path to open).
+    pub fn open_or_take(config: &DiskConfig, passed: Option<File>) -> Result<Disk, BlockError> {
         let path = &config.path;
         let mut opts = OpenOptions::new();
         opts.read(true)
             .write(config.mode != DiskMode::ReadOnly)
             .custom_flags(libc::O_CLOEXEC | if config.direct { libc::O_DIRECT } else { 0 });
-        // A hot attach to a jailed VMM brings the file along (xend opened
-        // the canonical path; the jail has none).
-        let mut file = match crate::control::fdpass::take_passed() {
+        let mut file = match passed {
             Some(f) => {
                 if config.mode != DiskMode::ReadOnly && !crate::control::fdpass::writable(&f) {
                     return Err(BlockError::Open(
@@ -122,17 +127,45 @@ impl Disk {
     pub fn sectors(&self) -> u64 {
         self.sectors
     }
+
+    /// The open file (for the virtio-blk backend of Linux guests).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 #[derive(Default)]
-struct Counters {
-    rd_req: AtomicU64,
-    wr_req: AtomicU64,
-    rd_sect: AtomicU64,
-    wr_sect: AtomicU64,
-    flush_req: AtomicU64,
-    oo_req: AtomicU64,
-    errors: AtomicU64,
+/// A vbd's request counters (Xen's VBD_* figures).
+pub(crate) struct Counters {
+    pub(crate) rd_req: AtomicU64,
+    pub(crate) wr_req: AtomicU64,
+    pub(crate) rd_sect: AtomicU64,
+    pub(crate) wr_sect: AtomicU64,
+    pub(crate) flush_req: AtomicU64,
+    pub(crate) oo_req: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Counters {
+    /// A vbd's figures for `info`, from its counters and what it is.
+    pub(crate) fn vbd_info(&self, id: u32, config: &DiskConfig, sectors: u64) -> VbdInfo {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        VbdInfo {
+            id,
+            dev: config.dev.clone(),
+            uname: config.uname.clone(),
+            mode: config.mode.as_str().into(),
+            sectors,
+            sector_size: SECTOR_SIZE,
+            rd_req: get(&self.rd_req),
+            wr_req: get(&self.wr_req),
+            rd_sect: get(&self.rd_sect),
+            wr_sect: get(&self.wr_sect),
+            flush_req: get(&self.flush_req),
+            oo_req: get(&self.oo_req),
+            errors: get(&self.errors),
+        }
+    }
 }
 
 struct Io {
@@ -153,7 +186,6 @@ pub struct Vbd {
     ring: u64,
     io: Mutex<Io>,
     stats: Counters,
-    written: Arc<Written>,
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
@@ -168,14 +200,7 @@ impl Vbd {
     /// A vbd whose ring lives at `ring`, with `done` requests already
     /// completed (0 for a fresh, zeroed ring; the ring's `rsp_prod` when
     /// taking over a restored one).
-    pub fn new(
-        config: DiskConfig,
-        id: u32,
-        disk: Disk,
-        ring: u64,
-        done: u32,
-        written: Arc<Written>,
-    ) -> Vbd {
+    pub fn new(config: DiskConfig, id: u32, disk: Disk, ring: u64, done: u32) -> Vbd {
         let buf = vec![0u8; BLK_MAX_IO as usize + 4096];
         let align = buf.as_ptr().align_offset(4096);
         Vbd {
@@ -189,7 +214,6 @@ impl Vbd {
                 done,
             }),
             stats: Counters::default(),
-            written,
         }
     }
 
@@ -204,22 +228,30 @@ impl Vbd {
 
     /// Handle every request the guest has published. `Err` means the ring
     /// itself is corrupt (the domain should crash with that reason).
-    pub fn process(&self, ram: &GuestRam) -> Result<u32, String> {
-        let bad = |e: crate::memory::MemoryError| format!("vbd {}: ring: {e}", self.config.dev);
+    pub fn process(&self, ram: &TrackedRam<'_>) -> Result<u32, RingError> {
+        let device = || format!("vbd {}", self.config.dev);
+        let bad = |source| RingError::Memory {
+            device: device(),
+            ring: "ring",
+            source,
+        };
         let req_prod = ram
-            .atomic_u32(self.ring + offsets::BLK_REQ_PROD as u64)
-            .map_err(bad)?
-            .load(Ordering::Acquire);
-        let rsp_prod = ram
-            .atomic_u32(self.ring + offsets::BLK_RSP_PROD as u64)
+            .load_u32(self.ring + offsets::BLK_REQ_PROD as u64)
             .map_err(bad)?;
+        let rsp_prod = self.ring + offsets::BLK_RSP_PROD as u64;
+        ram.check(rsp_prod, 4).map_err(bad)?;
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = req_prod.wrapping_sub(io.done);
         if waiting as usize > BLK_RING_SLOTS {
-            return Err(format!(
-                "vbd {}: request producer {req_prod} is {waiting} ahead of the {} completed; the ring has {BLK_RING_SLOTS} slots",
-                self.config.dev, io.done
-            ));
+            return Err(RingError::Overrun {
+                device: device(),
+                producer: "request",
+                prod: req_prod,
+                ahead: waiting,
+                done: io.done,
+                done_what: "completed",
+                slots: BLK_RING_SLOTS,
+            });
         }
         let mut handled = 0;
         while io.done != req_prod {
@@ -232,16 +264,13 @@ impl Vbd {
             ram.write(slot_gpa + offsets::BLK_SLOT_STATUS as u64, status)
                 .map_err(bad)?;
             io.done = io.done.wrapping_add(1);
-            rsp_prod.store(io.done, Ordering::Release);
+            ram.store_u32(rsp_prod, io.done).map_err(bad)?;
             handled += 1;
-        }
-        if handled > 0 {
-            self.written.note(self.ring, 4096);
         }
         Ok(handled)
     }
 
-    fn one(&self, ram: &GuestRam, io: &mut Io, raw: &[u8]) -> i32 {
+    fn one(&self, ram: &TrackedRam<'_>, io: &mut Io, raw: &[u8]) -> i32 {
         let op = le_u32(raw, offset_of!(BlkSlot, op));
         let sector = le_u64(raw, offset_of!(BlkSlot, sector));
         let gpa = le_u64(raw, offset_of!(BlkSlot, gpa));
@@ -291,7 +320,6 @@ impl Vbd {
             if disk.file.read_exact_at(buf, offset).is_err() || ram.write_slice(gpa, buf).is_err() {
                 return fail(BLK_ERR_IO);
             }
-            self.written.note(gpa, u64::from(len));
             s.rd_req.fetch_add(1, Ordering::Relaxed);
             s.rd_sect.fetch_add(count, Ordering::Relaxed);
         } else {
@@ -313,23 +341,7 @@ impl Vbd {
 
     /// Its figures for `info`.
     pub fn info(&self) -> VbdInfo {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VbdInfo {
-            id: self.id,
-            dev: self.config.dev.clone(),
-            uname: self.config.uname.clone(),
-            mode: self.config.mode.as_str().into(),
-            sectors: self.sectors(),
-            sector_size: SECTOR_SIZE,
-            rd_req: get(&s.rd_req),
-            wr_req: get(&s.wr_req),
-            rd_sect: get(&s.rd_sect),
-            wr_sect: get(&s.wr_sect),
-            flush_req: get(&s.flush_req),
-            oo_req: get(&s.oo_req),
-            errors: get(&s.errors),
-        }
+        self.stats.vbd_info(self.id, &self.config, self.sectors())
     }
 }
 
@@ -337,6 +349,7 @@ impl Vbd {
 mod tests {
     use super::*;
     use crate::devices::config::DiskConfig;
+    use crate::memory::{GuestRam, WriteLog};
     use guest_abi::{BLK_OP_FLUSH, BLK_OP_READ, BLK_OP_WRITE};
 
     const RING: u64 = 0x18000;
@@ -372,7 +385,7 @@ mod tests {
             .unwrap();
         let cfg = DiskConfig::parse(&format!("file:{},xvda,{mode}", path.display())).unwrap();
         let disk = Disk::open(&cfg).unwrap();
-        (dir, path, Vbd::new(cfg, 0, disk, RING, 0, Arc::default()))
+        (dir, path, Vbd::new(cfg, 0, disk, RING, 0))
     }
 
     #[test]
@@ -384,7 +397,11 @@ mod tests {
         put(&ram, 1, BLK_OP_READ, 2, BUF + 4096, 512);
         put(&ram, 2, BLK_OP_FLUSH, 0, 0, 0);
         publish(&ram, 3);
-        assert_eq!(v.process(&ram), Ok(3));
+        let log = WriteLog::default();
+        assert_eq!(v.process(&TrackedRam::new(&ram, &log)).unwrap(), 3);
+        // The ring (statuses, rsp_prod) and the read's buffer, not the
+        // written one.
+        assert_eq!(log.take(), vec![(RING, 4096), (BUF + 4096, 4096)]);
         assert_eq!(
             (status(&ram, 0), status(&ram, 1), status(&ram, 2)),
             (0, 0, 0)
@@ -420,7 +437,11 @@ mod tests {
                 }
             }
             publish(&ram, (round + 1) * 35);
-            assert_eq!(v.process(&ram), Ok(35));
+            assert_eq!(
+                v.process(&TrackedRam::new(&ram, &WriteLog::default()))
+                    .unwrap(),
+                35
+            );
             let base = round * 35;
             assert_eq!(status(&ram, base), BLK_ERR_BAD);
             assert_eq!(status(&ram, base + 1), BLK_ERR_RANGE);
@@ -432,7 +453,10 @@ mod tests {
         assert_eq!((i.oo_req, i.errors, i.rd_req), (2, 6, 62));
         // A producer more than a ring ahead is corruption.
         publish(&ram, 70 + 65);
-        let e = v.process(&ram).unwrap_err();
+        let e = v
+            .process(&TrackedRam::new(&ram, &WriteLog::default()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("request producer 135 is 65 ahead"), "{e}");
     }
 
@@ -443,7 +467,11 @@ mod tests {
         ram.write_slice(BUF, &[1; 512]).unwrap();
         put(&ram, 0, BLK_OP_WRITE, 0, BUF, 512);
         publish(&ram, 1);
-        assert_eq!(v.process(&ram), Ok(1));
+        assert_eq!(
+            v.process(&TrackedRam::new(&ram, &WriteLog::default()))
+                .unwrap(),
+            1
+        );
         assert_eq!(status(&ram, 0), BLK_ERR_READ_ONLY);
         assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
     }

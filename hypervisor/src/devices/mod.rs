@@ -20,15 +20,21 @@
 //! page's seqlock generation and raise `Events::DEVICE_CHANGE`. The guest's
 //! `DeviceNotify(slot)` hypercall runs the vbd's requests or the vif's TX
 //! frames on the calling vCPU's thread; completions raise `Events::DEVICE`.
+//!
+//! # Reaching the domain
+//!
+//! Devices reach their domain only through a [`DomainLink`] given at
+//! construction: guest RAM as a [`TrackedRam`] (every write recorded for
+//! live migration's dirty tracking), a [`Signal`] to the guest, a crash, and
+//! whether the domain runs. This module never names `Domain`.
 pub mod block;
 pub mod config;
+pub mod link;
 pub mod net;
 pub mod tap;
 
-use std::collections::BTreeSet;
 use std::mem::offset_of;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use guest_abi::{
     BLK_RING_SLOTS, DEVICE_NAME_LEN, DeviceDesc, DeviceKind, Events, MAX_DEVICES, NET_MTU,
@@ -37,11 +43,56 @@ use guest_abi::{
 
 use self::block::{Disk, SECTOR_SIZE, Vbd};
 use self::config::{DiskConfig, DiskMode, VifConfig};
-use self::net::Vif;
+pub use self::link::{DomainLink, Signal};
+use self::net::{NetError, Vif};
+use self::tap::Tap;
 use crate::control::proto::{DeviceClass, DeviceRef, VbdInfo, VifInfo};
-use crate::domain::Domain;
 use crate::log::log;
-use crate::memory::{GuestRam, MemoryError};
+use crate::memory::{MemoryError, TrackedRam};
+
+/// Add `n` to a device counter.
+pub(crate) fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
+    c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A guest's device ring is corrupt: the domain crashes with this reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    /// A ring or buffer address the guest gave is not guest RAM.
+    #[error("{device}: {ring}: {source}")]
+    Memory {
+        /// The device (`vbd xvda`, `vif 0`).
+        device: String,
+        /// Which of its rings (`ring`, `TX ring`, `RX ring`).
+        ring: &'static str,
+        /// What the access hit.
+        #[source]
+        source: MemoryError,
+    },
+    /// The guest's producer index is further ahead than the ring has slots.
+    #[error(
+        "{device}: {producer} producer {prod} is {ahead} ahead of the {done} {done_what}; the ring has {slots} slots"
+    )]
+    Overrun {
+        /// The device.
+        device: String,
+        /// Which producer (`request`, `TX`, `RX`).
+        producer: &'static str,
+        /// The guest's producer index.
+        prod: u32,
+        /// How far ahead of `done` it is.
+        ahead: u32,
+        /// Entries the backend has finished.
+        done: u32,
+        /// What finished means here (`completed`, `sent`, `filled`).
+        done_what: &'static str,
+        /// Slots in the ring.
+        slots: usize,
+    },
+    /// A notify for a slot the device page does not have.
+    #[error("device notify for slot {0}; the device page has {MAX_DEVICES}")]
+    NoSlot(u64),
+}
 
 /// Errors attaching or detaching devices.
 #[derive(Debug, thiserror::Error)]
@@ -67,42 +118,14 @@ pub enum DeviceError {
     /// The domain has ended.
     #[error("the domain has ended; devices can no longer change")]
     Ended,
+    /// Linux domains get their virtio-mmio devices at boot only.
+    #[error(
+        "a Linux domain's devices are fixed at boot (virtio-mmio has no hot-plug); change the config and reboot it"
+    )]
+    NoHotplug,
     /// The device page could not be written.
     #[error("cannot write the device page")]
     Memory(#[from] MemoryError),
-}
-
-/// Guest pages the backends wrote from VMM threads: KVM's dirty log sees
-/// only the guest's own writes, so live migration must send these again
-/// (see [`Devices::take_vmm_written`]).
-#[derive(Default)]
-pub struct Written(Mutex<BTreeSet<u64>>);
-
-impl Written {
-    /// Note a write of `len` bytes at `gpa`.
-    pub fn note(&self, gpa: u64, len: u64) {
-        if len == 0 {
-            return;
-        }
-        let mut pages = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let last = gpa.saturating_add(len - 1) / 4096;
-        for page in gpa / 4096..=last {
-            pages.insert(page);
-        }
-    }
-
-    /// The pages noted since the last call, as `(gpa, len)` ranges.
-    pub fn take(&self) -> Vec<(u64, u64)> {
-        let pages = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for page in pages {
-            match ranges.last_mut() {
-                Some((start, len)) if *start + *len == page * 4096 => *len += 4096,
-                _ => ranges.push((page * 4096, 4096)),
-            }
-        }
-        ranges
-    }
 }
 
 enum Device {
@@ -113,38 +136,22 @@ enum Device {
 /// The devices of one domain.
 pub struct Devices {
     slots: Mutex<Vec<Option<Device>>>,
-    dom: OnceLock<Weak<Domain>>,
-    written: Arc<Written>,
-}
-
-impl Default for Devices {
-    fn default() -> Devices {
-        Devices::new()
-    }
+    link: Weak<dyn DomainLink>,
+    domid: u32,
 }
 
 impl Devices {
-    /// No devices.
-    pub fn new() -> Devices {
+    /// No devices yet, for the domain behind `link` (whose id names TAPs).
+    pub fn new(link: Weak<dyn DomainLink>, domid: u32) -> Devices {
         Devices {
             slots: Mutex::new((0..MAX_DEVICES).map(|_| None).collect()),
-            dom: OnceLock::new(),
-            written: Arc::default(),
+            link,
+            domid,
         }
     }
 
-    /// Guest RAM the backends wrote (block reads, received frames, ring
-    /// indices and statuses) since the last call, as page-aligned `(gpa,
-    /// len)` ranges. Live migration sends these again in its final round:
-    /// KVM's dirty log does not see writes made through the VMM's mapping.
-    pub fn take_vmm_written(&self) -> Vec<(u64, u64)> {
-        self.written.take()
-    }
-
-    /// Remember the domain these devices belong to (receive threads need it);
-    /// called once by the builder before any device is attached.
-    pub fn bind(&self, dom: &Arc<Domain>) {
-        let _ = self.dom.set(Arc::downgrade(dom));
+    fn link(&self) -> Result<Arc<dyn DomainLink>, DeviceError> {
+        self.link.upgrade().ok_or(DeviceError::Ended)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Device>>> {
@@ -152,15 +159,24 @@ impl Devices {
     }
 
     /// Attach a device described by `config` (a `--disk` / `--vif` string).
+    /// `passed` is what xend opened for it and sent over the control socket
+    /// (`SCM_RIGHTS`) on a hot attach to a jailed VMM, which can open no
+    /// path and create no TAP: the disk's file, or the vif's TAP (created,
+    /// up and bridged by xend). Without it the VMM opens or creates its own.
     pub fn attach(
         &self,
-        dom: &Domain,
         kind: DeviceClass,
         config: &str,
+        passed: Option<std::fs::File>,
     ) -> Result<DeviceRef, DeviceError> {
-        if dom.state().is_final() {
+        let dom = self.link()?;
+        if dom.ended() {
             return Err(DeviceError::Ended);
         }
+        if !dom.hotplug() {
+            return Err(DeviceError::NoHotplug);
+        }
+        let ram = dom.ram();
         let mut slots = self.lock();
         let slot = slots
             .iter()
@@ -182,7 +198,7 @@ impl Devices {
         let ring1 = layout::device_ring(slot as u32, 1);
         // A restored image (snapshot, migration) already has this device in
         // the slot, with live rings: take them over instead of zeroing them.
-        let restored = read_desc(&dom.ram, slot);
+        let restored = read_desc(&ram, slot);
         let (device, desc, reply) = match kind {
             DeviceClass::Vbd => {
                 let cfg = DiskConfig::parse(config)?;
@@ -193,13 +209,13 @@ impl Devices {
                 if taken {
                     return Err(DeviceError::DuplicateDev(cfg.dev));
                 }
-                let disk = Disk::open(&cfg)?;
+                let disk = Disk::open_or_take(&cfg, passed)?;
                 let done = match restored {
                     Some((k, name, _)) if k == DeviceKind::Vbd as u32 && name == cfg.dev => {
-                        dom.ram.read(ring0 + offsets::BLK_RSP_PROD as u64)?
+                        ram.read(ring0 + offsets::BLK_RSP_PROD as u64)?
                     }
                     _ => {
-                        zero_rings(&dom.ram, ring0, ring1)?;
+                        zero_rings(&ram, ring0, ring1)?;
                         0
                     }
                 };
@@ -228,37 +244,34 @@ impl Devices {
                     cfg.mode.as_str(),
                     disk.sectors()
                 ));
-                let vbd = Arc::new(Vbd::new(
-                    cfg,
-                    id,
-                    disk,
-                    ring0,
-                    done,
-                    Arc::clone(&self.written),
-                ));
+                let vbd = Arc::new(Vbd::new(cfg, id, disk, ring0, done));
                 (Device::Vbd(vbd), desc, name)
             }
             DeviceClass::Vif => {
                 let cfg = VifConfig::parse(config)?;
                 let done = match restored {
                     Some((k, _, mac)) if k == DeviceKind::Vif as u32 && mac == cfg.mac => (
-                        dom.ram.read(ring0 + offsets::NET_CONS as u64)?,
-                        dom.ram.read(ring1 + offsets::NET_CONS as u64)?,
+                        ram.read(ring0 + offsets::NET_CONS as u64)?,
+                        ram.read(ring1 + offsets::NET_CONS as u64)?,
                     ),
                     _ => {
-                        zero_rings(&dom.ram, ring0, ring1)?;
+                        zero_rings(&ram, ring0, ring1)?;
                         (0, 0)
                     }
                 };
-                let weak = self.dom.get().cloned().unwrap_or_default();
                 let mac = cfg.mac;
+                let tap = passed
+                    .map(Tap::from_file)
+                    .transpose()
+                    .map_err(NetError::from)?;
                 let vif = Vif::start(
                     cfg,
                     id,
-                    dom.spec.domid,
+                    self.domid,
                     (ring0, ring1),
                     done,
-                    (weak, Arc::clone(&self.written)),
+                    Weak::clone(&self.link),
+                    tap,
                 )?;
                 let name = vif.ifname().to_string();
                 log(&format!(
@@ -283,10 +296,10 @@ impl Devices {
                 (Device::Vif(Arc::new(vif)), desc, name)
             }
         };
-        write_desc(&dom.ram, slot, &desc)?;
+        write_desc(&ram, slot, &desc)?;
         slots[slot] = Some(device);
         drop(slots);
-        dom.raise(Events::DEVICE_CHANGE);
+        dom.signal(Signal::Event(Events::DEVICE_CHANGE));
         Ok(DeviceRef {
             kind,
             idx: id,
@@ -296,7 +309,11 @@ impl Devices {
 
     /// Detach device `idx` of `kind`: the guest loses it at once (its
     /// requests to the slot are ignored from now on).
-    pub fn detach(&self, dom: &Domain, kind: DeviceClass, idx: u32) -> Result<(), DeviceError> {
+    pub fn detach(&self, kind: DeviceClass, idx: u32) -> Result<(), DeviceError> {
+        let dom = self.link()?;
+        if !dom.hotplug() {
+            return Err(DeviceError::NoHotplug);
+        }
         let mut slots = self.lock();
         let slot = slots
             .iter()
@@ -321,39 +338,36 @@ impl Devices {
             _pad: [0; 2],
             name: [0; DEVICE_NAME_LEN],
         };
-        let written = write_desc(&dom.ram, slot, &empty);
+        let written = write_desc(&dom.ram(), slot, &empty);
         drop(slots);
         if let Some(Device::Vif(v)) = &device {
             v.stop();
         }
         log(&format!("{} {idx} detached", kind.as_str()));
-        dom.raise(Events::DEVICE_CHANGE);
+        dom.signal(Signal::Event(Events::DEVICE_CHANGE));
         written.map_err(DeviceError::from)
     }
 
     /// The guest's `DeviceNotify(slot)`: run the vbd's requests or send the
     /// vif's frames. `Err`: a corrupt ring (crash the domain with it). A
     /// notify for an empty slot is ignored (it may race with a detach).
-    pub fn notify(&self, dom: &Domain, slot: u64) -> Result<(), String> {
+    pub fn notify(&self, dom: &dyn DomainLink, slot: u64) -> Result<(), RingError> {
         let device = {
             let slots = self.lock();
             match slots.get(slot as usize) {
                 Some(Some(Device::Vbd(v))) => Device::Vbd(Arc::clone(v)),
                 Some(Some(Device::Vif(v))) => Device::Vif(Arc::clone(v)),
                 Some(None) => return Ok(()),
-                None => {
-                    return Err(format!(
-                        "device notify for slot {slot}; the device page has {MAX_DEVICES}"
-                    ));
-                }
+                None => return Err(RingError::NoSlot(slot)),
             }
         };
+        let ram = dom.ram();
         let done = match device {
-            Device::Vbd(v) => v.process(&dom.ram)?,
-            Device::Vif(v) => v.transmit(&dom.ram)?,
+            Device::Vbd(v) => v.process(&ram)?,
+            Device::Vif(v) => v.transmit(&ram)?,
         };
         if done > 0 {
-            dom.raise(Events::DEVICE);
+            dom.signal(Signal::Event(Events::DEVICE));
         }
         Ok(())
     }
@@ -396,14 +410,14 @@ fn name_bytes(name: &str) -> [u8; DEVICE_NAME_LEN] {
     b
 }
 
-fn zero_rings(ram: &GuestRam, ring0: u64, ring1: u64) -> Result<(), MemoryError> {
+fn zero_rings(ram: &TrackedRam<'_>, ring0: u64, ring1: u64) -> Result<(), MemoryError> {
     let zero = [0u8; 4096];
     ram.write_slice(ring0, &zero)?;
     ram.write_slice(ring1, &zero)
 }
 
 /// The kind, name and MAC already in slot `slot` (a restored image's).
-fn read_desc(ram: &GuestRam, slot: usize) -> Option<(u32, String, [u8; 6])> {
+fn read_desc(ram: &TrackedRam<'_>, slot: usize) -> Option<(u32, String, [u8; 6])> {
     let at = layout::DEVICES + offsets::DEV_DESCS as u64 + (slot * offsets::DEV_DESC_SIZE) as u64;
     let mut raw = [0u8; offsets::DEV_DESC_SIZE];
     ram.read_slice(at, &mut raw).ok()?;
@@ -424,9 +438,9 @@ fn read_desc(ram: &GuestRam, slot: usize) -> Option<(u32, String, [u8; 6])> {
 }
 
 /// Rewrite slot `slot` of the device page under its seqlock.
-fn write_desc(ram: &GuestRam, slot: usize, d: &DeviceDesc) -> Result<(), MemoryError> {
+fn write_desc(ram: &TrackedRam<'_>, slot: usize, d: &DeviceDesc) -> Result<(), MemoryError> {
     let page = layout::DEVICES;
-    let generation = ram.atomic_u32(page + offsets::DEV_GENERATION as u64)?;
+    let generation = page + offsets::DEV_GENERATION as u64;
     ram.write(
         page + offset_of!(guest_abi::DevicePage, nr_slots) as u64,
         MAX_DEVICES as u32,
@@ -453,25 +467,9 @@ fn write_desc(ram: &GuestRam, slot: usize, d: &DeviceDesc) -> Result<(), MemoryE
     put(offset_of!(DeviceDesc, mtu), &d.mtu.to_le_bytes());
     put(offset_of!(DeviceDesc, mac), &d.mac);
     put(offset_of!(DeviceDesc, name), &d.name);
-    generation.fetch_add(1, Ordering::AcqRel);
+    ram.fetch_add_u32(generation, 1)?;
     let at = page + offsets::DEV_DESCS as u64 + (slot * offsets::DEV_DESC_SIZE) as u64;
     let result = ram.write_slice(at, &raw);
-    generation.fetch_add(1, Ordering::AcqRel);
+    ram.fetch_add_u32(generation, 1)?;
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Written;
-
-    #[test]
-    fn written_pages_merge_into_ranges_and_are_taken_once() {
-        let w = Written::default();
-        w.note(0x1000, 1);
-        w.note(0x1ff0, 0x20); // spans 0x1000 and 0x2000
-        w.note(0x5000, 0x1000);
-        w.note(0x9000, 0);
-        assert_eq!(w.take(), vec![(0x1000, 0x2000), (0x5000, 0x1000)]);
-        assert!(w.take().is_empty());
-    }
 }

@@ -5,7 +5,7 @@
 //! sleeps, and otherwise sees the ring move).
 use std::io::{self, Read, Write};
 use std::mem::offset_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -14,13 +14,14 @@ use guest_abi::{
     Events, NET_ERR, NET_MAX_FRAME, NET_MTU, NET_OK, NET_RING_SLOTS, NetSlot, offsets,
 };
 
-use super::Written;
 use super::config::{VifConfig, format_mac};
+use super::link::{DomainLink, Signal};
 use super::tap::{Tap, TapError};
-use crate::control::proto::{Reason, RunState, VifInfo};
-use crate::domain::Domain;
+use super::{RingError, bump};
+use crate::control::proto::VifInfo;
 use crate::log::log;
-use crate::memory::GuestRam;
+use crate::memory::TrackedRam;
+use vmm_sys_util::eventfd::EventFd;
 
 /// Errors starting a vif.
 #[derive(Debug, thiserror::Error)]
@@ -34,19 +35,51 @@ pub enum NetError {
 }
 
 #[derive(Default)]
-struct Counters {
-    tx_bytes: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_errors: AtomicU64,
-    tx_drops: AtomicU64,
-    rx_bytes: AtomicU64,
-    rx_packets: AtomicU64,
-    rx_errors: AtomicU64,
-    rx_drops: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) tx_bytes: AtomicU64,
+    pub(crate) tx_packets: AtomicU64,
+    pub(crate) tx_errors: AtomicU64,
+    pub(crate) tx_drops: AtomicU64,
+    pub(crate) rx_bytes: AtomicU64,
+    pub(crate) rx_packets: AtomicU64,
+    pub(crate) rx_errors: AtomicU64,
+    pub(crate) rx_drops: AtomicU64,
 }
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+impl Counters {
+    /// A vif's figures for `info`, from its counters and what it is.
+    pub(crate) fn vif_info(&self, id: u32, ifname: &str, config: &VifConfig, mtu: u32) -> VifInfo {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        VifInfo {
+            id,
+            ifname: ifname.into(),
+            mac: format_mac(&config.mac),
+            bridge: config.bridge.clone(),
+            mtu,
+            tx_bytes: get(&self.tx_bytes),
+            tx_packets: get(&self.tx_packets),
+            tx_errors: get(&self.tx_errors),
+            tx_drops: get(&self.tx_drops),
+            rx_bytes: get(&self.rx_bytes),
+            rx_packets: get(&self.rx_packets),
+            rx_errors: get(&self.rx_errors),
+            rx_drops: get(&self.rx_drops),
+        }
+    }
+}
+
+/// Signal a receive thread's `stop` eventfd and wait for the thread to end.
+pub(crate) fn stop_thread(stop: &EventFd, thread: &Mutex<Option<JoinHandle<()>>>) {
+    let _ = stop.write(1);
+    if let Some(t) = thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = t.join();
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd (a thread's stop or kick signal).
+pub(crate) fn eventfd(name: &str) -> Result<EventFd, NetError> {
+    EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+        .map_err(|e| NetError::Thread(name.into(), e))
 }
 
 struct Tx {
@@ -64,9 +97,8 @@ pub struct Vif {
     tx_ring: u64,
     tx: Mutex<Tx>,
     stats: Arc<Counters>,
-    stop: OwnedFd,
+    stop: EventFd,
     rx_thread: Mutex<Option<JoinHandle<()>>>,
-    written: Arc<Written>,
 }
 
 fn slot_gpa(ring: u64, index: u32) -> u64 {
@@ -74,7 +106,7 @@ fn slot_gpa(ring: u64, index: u32) -> u64 {
         + (index as usize % NET_RING_SLOTS * offsets::NET_SLOT_SIZE) as u64
 }
 
-fn read_slot(ram: &GuestRam, gpa: u64) -> Result<(u64, u32), crate::memory::MemoryError> {
+fn read_slot(ram: &TrackedRam<'_>, gpa: u64) -> Result<(u64, u32), crate::memory::MemoryError> {
     let mut raw = [0u8; offsets::NET_SLOT_SIZE];
     ram.read_slice(gpa, &mut raw)?;
     let at = offset_of!(NetSlot, gpa);
@@ -85,7 +117,7 @@ fn read_slot(ram: &GuestRam, gpa: u64) -> Result<(u64, u32), crate::memory::Memo
 }
 
 fn finish_slot(
-    ram: &GuestRam,
+    ram: &TrackedRam<'_>,
     gpa: u64,
     len: u32,
     status: i32,
@@ -98,37 +130,39 @@ impl Vif {
     /// Create TAP `vif<domid>.<id>`, bring it up, join `config.bridge`, and
     /// start the receive thread. The rings are at `tx_ring` / `rx_ring`, with
     /// `done` = (TX, RX) slots already completed (0 for fresh, zeroed rings;
-    /// the rings' `cons` when taking over restored ones).
+    /// the rings' `cons` when taking over restored ones). With `passed`, a
+    /// TAP xend created, brought up and bridged (a jailed VMM has no
+    /// `CAP_NET_ADMIN`), that one is used as it is.
     pub fn start(
         config: VifConfig,
         id: u32,
         domid: u32,
         (tx_ring, rx_ring): (u64, u64),
         done: (u32, u32),
-        (dom, written): (Weak<Domain>, Arc<Written>),
+        link: Weak<dyn DomainLink>,
+        passed: Option<Tap>,
     ) -> Result<Vif, NetError> {
-        let name = format!("vif{domid}.{id}");
-        let tap = Arc::new(Tap::create(&name)?);
-        tap.set_up()?;
-        if let Some(br) = &config.bridge {
-            tap.attach_to_bridge(br)?;
-        }
-        // SAFETY: plain eventfd(2); checked before use.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(NetError::Thread(name, io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` is a fresh descriptor we own.
-        let stop = unsafe { OwnedFd::from_raw_fd(fd) };
+        let tap = match passed {
+            Some(tap) => Arc::new(tap),
+            None => {
+                let tap = Tap::create(&format!("vif{domid}.{id}"))?;
+                tap.set_up()?;
+                if let Some(br) = &config.bridge {
+                    tap.attach_to_bridge(br)?;
+                }
+                Arc::new(tap)
+            }
+        };
+        let name = tap.name().to_string();
+        let stop = eventfd(&name)?;
         let stats = Arc::new(Counters::default());
         let rx = Rx {
             tap: Arc::clone(&tap),
             ring: rx_ring,
             stats: Arc::clone(&stats),
             stop: stop.as_raw_fd(),
-            dom,
+            link,
             done: done.1,
-            written: Arc::clone(&written),
         };
         let thread = std::thread::Builder::new()
             .name(format!("{name}-rx"))
@@ -150,7 +184,6 @@ impl Vif {
             stats,
             stop,
             rx_thread: Mutex::new(Some(thread)),
-            written,
         })
     }
 
@@ -161,22 +194,30 @@ impl Vif {
 
     /// Send every frame the guest queued on its TX ring. `Err`: the ring
     /// indices are corrupt (the domain should crash with that reason).
-    pub fn transmit(&self, ram: &GuestRam) -> Result<u32, String> {
-        let bad = |e: crate::memory::MemoryError| format!("vif {}: TX ring: {e}", self.id);
+    pub fn transmit(&self, ram: &TrackedRam<'_>) -> Result<u32, RingError> {
+        let device = || format!("vif {}", self.id);
+        let bad = |source| RingError::Memory {
+            device: device(),
+            ring: "TX ring",
+            source,
+        };
         let prod = ram
-            .atomic_u32(self.tx_ring + offsets::NET_PROD as u64)
-            .map_err(bad)?
-            .load(Ordering::Acquire);
-        let cons = ram
-            .atomic_u32(self.tx_ring + offsets::NET_CONS as u64)
+            .load_u32(self.tx_ring + offsets::NET_PROD as u64)
             .map_err(bad)?;
+        let cons = self.tx_ring + offsets::NET_CONS as u64;
+        ram.check(cons, 4).map_err(bad)?;
         let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = prod.wrapping_sub(tx.done);
         if waiting as usize > NET_RING_SLOTS {
-            return Err(format!(
-                "vif {}: TX producer {prod} is {waiting} ahead of the {} sent; the ring has {NET_RING_SLOTS} slots",
-                self.id, tx.done
-            ));
+            return Err(RingError::Overrun {
+                device: device(),
+                producer: "TX",
+                prod,
+                ahead: waiting,
+                done: tx.done,
+                done_what: "sent",
+                slots: NET_RING_SLOTS,
+            });
         }
         let s = &self.stats;
         let mut sent = 0;
@@ -209,48 +250,20 @@ impl Vif {
             };
             finish_slot(ram, at, len, status).map_err(bad)?;
             tx.done = tx.done.wrapping_add(1);
-            cons.store(tx.done, Ordering::Release);
-        }
-        if waiting > 0 {
-            self.written.note(self.tx_ring, 4096);
+            ram.store_u32(cons, tx.done).map_err(bad)?;
         }
         Ok(sent)
     }
 
     /// Stop the receive thread (the TAP goes away when the vif is dropped).
     pub fn stop(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a live buffer to our eventfd.
-        unsafe { libc::write(self.stop.as_raw_fd(), one.as_ptr().cast(), 8) };
-        if let Some(t) = self
-            .rx_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = t.join();
-        }
+        stop_thread(&self.stop, &self.rx_thread);
     }
 
     /// Its figures for `info`.
     pub fn info(&self) -> VifInfo {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        VifInfo {
-            id: self.id,
-            ifname: self.ifname().into(),
-            mac: format_mac(&self.config.mac),
-            bridge: self.config.bridge.clone(),
-            mtu: NET_MTU,
-            tx_bytes: get(&s.tx_bytes),
-            tx_packets: get(&s.tx_packets),
-            tx_errors: get(&s.tx_errors),
-            tx_drops: get(&s.tx_drops),
-            rx_bytes: get(&s.rx_bytes),
-            rx_packets: get(&s.rx_packets),
-            rx_errors: get(&s.rx_errors),
-            rx_drops: get(&s.rx_drops),
-        }
+        self.stats
+            .vif_info(self.id, self.ifname(), &self.config, NET_MTU)
     }
 }
 
@@ -260,9 +273,8 @@ struct Rx {
     ring: u64,
     stats: Arc<Counters>,
     stop: i32,
-    dom: Weak<Domain>,
+    link: Weak<dyn DomainLink>,
     done: u32,
-    written: Arc<Written>,
 }
 
 impl Rx {
@@ -293,7 +305,7 @@ impl Rx {
             if fds[1].revents != 0 {
                 return;
             }
-            let Some(dom) = self.dom.upgrade() else {
+            let Some(dom) = self.link.upgrade() else {
                 return;
             };
             let mut delivered = 0;
@@ -307,41 +319,54 @@ impl Rx {
                         return;
                     }
                 };
-                match self.deliver(&dom, &frame[..n], &mut done) {
+                match self.deliver(&*dom, &frame[..n], &mut done) {
                     Ok(true) => delivered += 1,
                     Ok(false) => {}
                     Err(reason) => {
-                        log(&format!("domain {} crashed: {reason}", dom.spec.name));
-                        dom.finish(RunState::Crashed, Some(Reason::Crash), Some(reason));
+                        dom.crash(reason.to_string());
                         return;
                     }
                 }
             }
             if delivered > 0 {
-                dom.raise(Events::DEVICE);
+                dom.signal(Signal::Event(Events::DEVICE));
             }
         }
     }
 
     /// Put one frame into the next posted buffer. `Ok(false)`: dropped.
-    fn deliver(&self, dom: &Domain, frame: &[u8], done: &mut u32) -> Result<bool, String> {
+    fn deliver(
+        &self,
+        dom: &dyn DomainLink,
+        frame: &[u8],
+        done: &mut u32,
+    ) -> Result<bool, RingError> {
         let s = &self.stats;
-        if dom.state() == RunState::Paused || dom.state().is_final() {
+        if !dom.running() {
             bump(&s.rx_drops, 1);
             return Ok(false);
         }
-        let ram = &dom.ram;
-        let bad = |e: crate::memory::MemoryError| format!("vif RX ring: {e}");
+        let ram = &dom.ram();
+        let device = || format!("vif {}", self.tap.name());
+        let bad = |source| RingError::Memory {
+            device: device(),
+            ring: "RX ring",
+            source,
+        };
         let prod = ram
-            .atomic_u32(self.ring + offsets::NET_PROD as u64)
-            .map_err(bad)?
-            .load(Ordering::Acquire);
+            .load_u32(self.ring + offsets::NET_PROD as u64)
+            .map_err(bad)?;
         let posted = prod.wrapping_sub(*done);
         if posted as usize > NET_RING_SLOTS {
-            return Err(format!(
-                "vif {}: RX producer {prod} is {posted} ahead of the {done} filled; the ring has {NET_RING_SLOTS} slots",
-                self.tap.name()
-            ));
+            return Err(RingError::Overrun {
+                device: device(),
+                producer: "RX",
+                prod,
+                ahead: posted,
+                done: *done,
+                done_what: "filled",
+                slots: NET_RING_SLOTS,
+            });
         }
         if posted == 0 {
             bump(&s.rx_drops, 1);
@@ -351,10 +376,6 @@ impl Rx {
         let (buf, cap) = read_slot(ram, at).map_err(bad)?;
         let len = frame.len() as u32;
         let ok = len <= cap && ram.write_slice(buf, frame).is_ok();
-        if ok {
-            self.written.note(buf, u64::from(len));
-        }
-        self.written.note(self.ring, 4096);
         finish_slot(
             ram,
             at,
@@ -370,9 +391,8 @@ impl Rx {
             bump(&s.rx_errors, 1);
         }
         *done = done.wrapping_add(1);
-        ram.atomic_u32(self.ring + offsets::NET_CONS as u64)
-            .map_err(bad)?
-            .store(*done, Ordering::Release);
+        ram.store_u32(self.ring + offsets::NET_CONS as u64, *done)
+            .map_err(bad)?;
         Ok(ok)
     }
 }

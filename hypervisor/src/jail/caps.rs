@@ -1,7 +1,7 @@
 //! Capabilities and identity: empty the bounding set early (while the
 //! process still has `CAP_SETPCAP` and one thread), then become an
-//! unprivileged user, which clears the permitted and effective sets of every
-//! thread (glibc's `setresuid` runs on each thread of the process).
+//! unprivileged user thread by thread, which clears each thread's permitted
+//! and effective sets.
 use super::{JailError, check};
 
 /// Highest capability number to drop from the bounding set (the kernel
@@ -39,14 +39,29 @@ pub fn drop_bounding_set() -> Result<(), JailError> {
 }
 
 /// Drop supplementary groups, then gid, then uid (all of real, effective
-/// and saved), on every thread. Without `SECBIT_KEEP_CAPS` the uid change
-/// empties the permitted and effective capability sets.
+/// and saved) of the **calling thread only**: raw system calls, not glibc's
+/// wrappers, which stop every thread of the process with a signal per call
+/// to apply the change to each (three round trips through every thread,
+/// slow on a loaded host). Every thread started before the jail drops its
+/// own when the gate opens ([`super::thread_start`]); threads started later
+/// inherit their creator's. Without `SECBIT_KEEP_CAPS` the uid change empties
+/// the thread's permitted and effective capability sets.
 pub fn become_user(uid: u32, gid: u32) -> Result<(), JailError> {
-    // SAFETY: an empty group list.
-    check(unsafe { libc::setgroups(0, std::ptr::null()) }, "setgroups")?;
+    // SAFETY: an empty group list; integer arguments only.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
+    check(rc as libc::c_int, "setgroups")?;
     // SAFETY: integer arguments only.
-    check(unsafe { libc::setresgid(gid, gid, gid) }, "setresgid")?;
+    let rc = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    check(rc as libc::c_int, "setresgid")?;
     // SAFETY: integer arguments only.
-    check(unsafe { libc::setresuid(uid, uid, uid) }, "setresuid")?;
+    let rc = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    check(rc as libc::c_int, "setresuid")?;
     Ok(())
+}
+
+/// Whether the calling thread still runs as root (its own credentials,
+/// which a raw `setresuid` on another thread does not change).
+pub fn thread_is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_geteuid) == 0 }
 }

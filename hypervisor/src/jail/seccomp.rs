@@ -81,6 +81,7 @@ pub const COMMON: &[i64] = &[
     libc::SYS_tgkill,
     libc::SYS_getpid,
     libc::SYS_gettid,
+    libc::SYS_geteuid,
     libc::SYS_sched_yield,
     libc::SYS_sched_getaffinity,
     libc::SYS_clock_gettime,
@@ -96,6 +97,7 @@ pub const COMMON: &[i64] = &[
 /// flush), network TX (write to the TAP), releasing guest memory, and KVM
 /// ioctls (type 0xAE only: `KVM_RUN`, state capture for save and migration).
 pub const VCPU: &[i64] = &[
+    libc::SYS_sched_setaffinity,
     libc::SYS_fcntl,
     libc::SYS_pread64,
     libc::SYS_pwrite64,
@@ -240,6 +242,32 @@ pub fn program(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
     filter.try_into().map_err(build)
 }
 
+/// Every kind's program, compiled once ([`compile_all`]).
+static PROGRAMS: std::sync::OnceLock<[BpfProgram; 4]> = std::sync::OnceLock::new();
+
+const KINDS: [ThreadKind; 4] = [
+    ThreadKind::Vcpu,
+    ThreadKind::DeviceIo,
+    ThreadKind::Control,
+    ThreadKind::Signal,
+];
+
+/// Compile every kind's filter (once; later calls return at once).
+pub fn compile_all() -> Result<(), SeccompError> {
+    if PROGRAMS.get().is_some() {
+        return Ok(());
+    }
+    let [a, b, c, d] = KINDS.map(program);
+    let _ = PROGRAMS.set([a?, b?, c?, d?]);
+    Ok(())
+}
+
+fn compiled(kind: ThreadKind) -> Result<&'static BpfProgram, SeccompError> {
+    compile_all()?;
+    let programs = PROGRAMS.get().expect("compiled above");
+    Ok(&programs[KINDS.iter().position(|k| *k == kind).expect("every kind")])
+}
+
 thread_local! {
     /// This thread's name, for the SIGSYS report (a plain TLS read there).
     static NAME: Cell<[u8; 16]> = const { Cell::new([0; 16]) };
@@ -247,7 +275,7 @@ thread_local! {
 
 /// Set `no_new_privs` and install `kind`'s filter on the calling thread.
 pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
-    let prog = program(kind)?;
+    let prog = compiled(kind)?;
     let mut name = [0u8; 16];
     let n = std::thread::current()
         .name()
@@ -264,7 +292,7 @@ pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(SeccompError::NoNewPrivs(std::io::Error::last_os_error()));
     }
-    seccompiler::apply_filter(&prog).map_err(|e| SeccompError::Install(kind.as_str(), e))
+    seccompiler::apply_filter(prog).map_err(|e| SeccompError::Install(kind.as_str(), e))
 }
 
 /// Install the SIGSYS handler that reports a violation (process-wide; call

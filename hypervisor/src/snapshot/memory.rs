@@ -85,33 +85,15 @@ impl PageSet {
     }
 }
 
-/// Pages of `ram` backed by host memory now (`mincore`): the only ones that
-/// can hold anything but zeros.
+/// Pages of `ram` backed by host memory now ([`GuestRam::resident_pages`]):
+/// the only ones that can hold anything but zeros.
 pub fn resident(ram: &GuestRam) -> PageSet {
     let pages = ram.size() / PAGE;
-    let mut vec = vec![0u8; pages as usize];
-    // SAFETY: host_base() is the page-aligned start of the guest RAM mapping
-    // of size() bytes, which `ram` keeps mapped for this call; `vec` has one
-    // byte per page, as mincore requires.
-    let rc = unsafe {
-        libc::mincore(
-            ram.host_base() as *mut libc::c_void,
-            ram.size() as usize,
-            vec.as_mut_ptr(),
-        )
-    };
     let mut set = PageSet::new(pages);
-    if rc != 0 {
+    match ram.resident_pages() {
+        Ok(resident) => resident.iter().for_each(|p| set.insert(p)),
         // Cannot tell: treat every page as possibly non-zero.
-        for p in 0..pages {
-            set.insert(p);
-        }
-        return set;
-    }
-    for (p, b) in vec.iter().enumerate() {
-        if b & 1 != 0 {
-            set.insert(p as u64);
-        }
+        Err(_) => (0..pages).for_each(|p| set.insert(p)),
     }
     set
 }

@@ -47,6 +47,8 @@ pub struct Endpoint {
     pub token: TokenSource,
     /// CA certificates to trust instead of the system's (PEM).
     pub cacert: Option<PathBuf>,
+    /// TLS on consoles and the event port (see [`crate::config::console_tls`]).
+    pub console_tls: Option<crate::config::ConsoleTls>,
 }
 
 /// A token given outright, or a file to read it from when needed.
@@ -102,6 +104,11 @@ impl ClientOptions {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let config = crate::config::client_config();
         let url = self.url.clone().or_else(|| env(super::URL_ENV));
+        let cacert = self
+            .cacert
+            .clone()
+            .or_else(|| env(CACERT_ENV).map(PathBuf::from));
+        let console_tls = crate::config::console_tls(url.as_deref(), cacert.as_deref(), &config);
         let (transport, console_host) = match url {
             Some(url) => {
                 let transport = parse_url(&url)?;
@@ -133,10 +140,8 @@ impl ClientOptions {
             transport,
             console_host,
             token,
-            cacert: self
-                .cacert
-                .clone()
-                .or_else(|| env(CACERT_ENV).map(PathBuf::from)),
+            cacert,
+            console_tls,
         })
     }
 }

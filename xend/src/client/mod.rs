@@ -186,11 +186,14 @@ impl Client {
                 .to_string(),
             endpoint::Transport::Unix(_) => "127.0.0.1".into(),
         };
+        let console_tls =
+            crate::config::console_tls(Some(url), None, &crate::config::client_config());
         Client::with_endpoint(Endpoint {
             transport,
             console_host,
             token: endpoint::TokenSource::given(token),
             cacert: None,
+            console_tls,
         })
     }
 
@@ -239,6 +242,12 @@ impl Client {
     /// The host where this xend's consoles listen.
     pub fn console_host(&self) -> &str {
         &self.endpoint.console_host
+    }
+
+    /// Whether consoles and the event port speak TLS, and which certificate
+    /// to trust there (`None`: plain TCP).
+    pub fn console_tls(&self) -> Option<&crate::config::ConsoleTls> {
+        self.endpoint.console_tls.as_ref()
     }
 
     /// A request to `/xend/<segments...>` with the token, and no `Accept`:

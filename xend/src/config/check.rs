@@ -1,5 +1,6 @@
 //! Limits and the checks every domain-config value goes through, whichever form
-//! it came from. Each check returns the message of a [`super::ConfigError`].
+//! it came from. Each check returns a [`ValueError`], the message of a
+//! [`super::ConfigError`].
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -98,83 +99,157 @@ pub fn valid_name(name: &str) -> bool {
 /// How the name rule reads in messages.
 pub const NAME_RULE: &str = "a name is 1 to 64 letters, digits and _-.:+, not starting with a digit, '-' or '.', without '..'";
 
-pub(crate) fn name(found: &str, name: &str) -> Result<(), String> {
-    check_domain_name(name)
-        .map_err(|why| format!("invalid vm name: {why}; {NAME_RULE}, found {found}"))
+/// Why a config value is refused. The message names the key, the rule and
+/// what was found; the parsers add the position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A name outside [`NAME_RULE`].
+    #[error("invalid vm name: {why}; {NAME_RULE}, found {found}")]
+    Name {
+        /// The name as written in the source.
+        found: String,
+        /// What is wrong with it.
+        why: NameError,
+    },
+    /// `memory` or `maxmem` outside the limits.
+    #[error("{key} must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, found {mib}")]
+    Memory {
+        /// `memory` or `maxmem`.
+        key: &'static str,
+        /// The value, MiB.
+        mib: u64,
+    },
+    /// `maxmem` below `memory`.
+    #[error("maxmem ({maxmem} MiB) must be at least memory ({memory} MiB)")]
+    MaxmemBelowMemory {
+        /// `memory`, MiB.
+        memory: u64,
+        /// `maxmem`, MiB.
+        maxmem: u64,
+    },
+    /// `vcpus` outside 1..=[`MAX_VCPUS`].
+    #[error("vcpus must be between 1 and {MAX_VCPUS}, found {0}")]
+    Vcpus(u32),
+    /// `cpu` outside 0..=[`MAX_CPU`].
+    #[error("cpu must be a CPU number between 0 and {MAX_CPU} (or -1 for no pinning), found {0}")]
+    Cpu(i64),
+    /// `cpu_weight` outside 1..=[`MAX_CPU_WEIGHT`].
+    #[error("cpu_weight must be between 1 and {MAX_CPU_WEIGHT}, found {0}")]
+    CpuWeight(u32),
+    /// `console` 0.
+    #[error("console must be a TCP port between 1 and 65535, found 0")]
+    ConsolePortZero,
+    /// A kernel or ramdisk path that is not absolute.
+    #[error("{key} must be an absolute path (e.g. /boot/image), found {path:?}")]
+    NotAbsolute {
+        /// `kernel` or `ramdisk`.
+        key: &'static str,
+        /// The path.
+        path: String,
+    },
+    /// A word inside a `disk` or `vif` entry with characters neither form can hold.
+    #[error(
+        "{what} must be a non-empty word without spaces, commas, '=', quotes or parentheses (e.g. {example}), found {found:?}"
+    )]
+    Token {
+        /// What it is (`a disk's dev`).
+        what: String,
+        /// A good value.
+        example: &'static str,
+        /// The value.
+        found: String,
+    },
+    /// A disk's uname that is not `TYPE:PATH`.
+    #[error("a disk's uname is TYPE:PATH (e.g. file:/srv/disk.img or phy:sda1), found {0:?}")]
+    Uname(String),
+    /// A MAC address that is not six hex pairs.
+    #[error("a vif's mac must be six hex pairs (e.g. aa:00:00:12:34:56), found {0:?}")]
+    Mac(String),
+    /// An IP address that does not parse.
+    #[error("a vif's ip must be an IP address (e.g. 10.0.0.2), found {0:?}")]
+    Ip(String),
+    /// More than [`MAX_NICS`] vifs.
+    #[error("at most {MAX_NICS} vifs are allowed, found {0}")]
+    TooManyVifs(usize),
 }
 
-pub(crate) fn memory(key: &str, mib: u64) -> Result<(), String> {
+/// The parsers that still build their own messages as text take a
+/// [`ValueError`] as its message.
+impl From<ValueError> for String {
+    fn from(e: ValueError) -> String {
+        e.to_string()
+    }
+}
+
+pub(crate) fn name(found: &str, name: &str) -> Result<(), ValueError> {
+    check_domain_name(name).map_err(|why| ValueError::Name {
+        found: found.to_owned(),
+        why,
+    })
+}
+
+pub(crate) fn memory(key: &'static str, mib: u64) -> Result<(), ValueError> {
     if (MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&mib) {
         Ok(())
     } else {
-        Err(format!(
-            "{key} must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, found {mib}"
-        ))
+        Err(ValueError::Memory { key, mib })
     }
 }
 
-pub(crate) fn maxmem_at_least_memory(memory: u64, maxmem: u64) -> Result<(), String> {
+pub(crate) fn maxmem_at_least_memory(memory: u64, maxmem: u64) -> Result<(), ValueError> {
     if maxmem >= memory {
         Ok(())
     } else {
-        Err(format!(
-            "maxmem ({maxmem} MiB) must be at least memory ({memory} MiB)"
-        ))
+        Err(ValueError::MaxmemBelowMemory { memory, maxmem })
     }
 }
 
-pub(crate) fn vcpus(n: u32) -> Result<(), String> {
+pub(crate) fn vcpus(n: u32) -> Result<(), ValueError> {
     if (1..=MAX_VCPUS).contains(&n) {
         Ok(())
     } else {
-        Err(format!(
-            "vcpus must be between 1 and {MAX_VCPUS}, found {n}"
-        ))
+        Err(ValueError::Vcpus(n))
     }
 }
 
-pub(crate) fn cpu(n: i64) -> Result<(), String> {
+pub(crate) fn cpu(n: i64) -> Result<(), ValueError> {
     if (0..=MAX_CPU).contains(&n) {
         Ok(())
     } else {
-        Err(format!(
-            "cpu must be a CPU number between 0 and {MAX_CPU} (or -1 for no pinning), found {n}"
-        ))
+        Err(ValueError::Cpu(n))
     }
 }
 
-pub(crate) fn cpu_weight(n: u32) -> Result<(), String> {
+pub(crate) fn cpu_weight(n: u32) -> Result<(), ValueError> {
     if (1..=MAX_CPU_WEIGHT).contains(&n) {
         Ok(())
     } else {
-        Err(format!(
-            "cpu_weight must be between 1 and {MAX_CPU_WEIGHT}, found {n}"
-        ))
+        Err(ValueError::CpuWeight(n))
     }
 }
 
-pub(crate) fn console(port: u16) -> Result<(), String> {
+pub(crate) fn console(port: u16) -> Result<(), ValueError> {
     if port == 0 {
-        Err("console must be a TCP port between 1 and 65535, found 0".into())
+        Err(ValueError::ConsolePortZero)
     } else {
         Ok(())
     }
 }
 
-pub(crate) fn absolute_path(key: &str, path: &Path) -> Result<(), String> {
+pub(crate) fn absolute_path(key: &'static str, path: &Path) -> Result<(), ValueError> {
     if path.is_absolute() {
         Ok(())
     } else {
-        Err(format!(
-            "{key} must be an absolute path (e.g. /boot/image), found {:?}",
-            path.display().to_string()
-        ))
+        Err(ValueError::NotAbsolute {
+            key,
+            path: path.display().to_string(),
+        })
     }
 }
 
 /// A token inside a `disk` or `vif` entry: non-empty, no whitespace, commas,
 /// `=`, quotes or parentheses (so that both forms can hold it).
-pub(crate) fn token(what: &str, example: &str, s: &str) -> Result<(), String> {
+pub(crate) fn token(what: &str, example: &'static str, s: &str) -> Result<(), ValueError> {
     if !s.is_empty()
         && !s
             .chars()
@@ -182,23 +257,23 @@ pub(crate) fn token(what: &str, example: &str, s: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!(
-            "{what} must be a non-empty word without spaces, commas, '=', quotes or parentheses (e.g. {example}), found {s:?}"
-        ))
+        Err(ValueError::Token {
+            what: what.to_owned(),
+            example,
+            found: s.to_owned(),
+        })
     }
 }
 
-pub(crate) fn uname(s: &str) -> Result<(), String> {
+pub(crate) fn uname(s: &str) -> Result<(), ValueError> {
     token("a disk's uname", "file:/srv/disk.img", s)?;
     match s.split_once(':') {
         Some((kind, path)) if !kind.is_empty() && !path.is_empty() => Ok(()),
-        _ => Err(format!(
-            "a disk's uname is TYPE:PATH (e.g. file:/srv/disk.img or phy:sda1), found {s:?}"
-        )),
+        _ => Err(ValueError::Uname(s.to_owned())),
     }
 }
 
-pub(crate) fn mac(s: &str) -> Result<(), String> {
+pub(crate) fn mac(s: &str) -> Result<(), ValueError> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() == 6
         && parts
@@ -207,16 +282,14 @@ pub(crate) fn mac(s: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!(
-            "a vif's mac must be six hex pairs (e.g. aa:00:00:12:34:56), found {s:?}"
-        ))
+        Err(ValueError::Mac(s.to_owned()))
     }
 }
 
-pub(crate) fn ip(s: &str) -> Result<(), String> {
+pub(crate) fn ip(s: &str) -> Result<(), ValueError> {
     s.parse::<IpAddr>()
         .map(|_| ())
-        .map_err(|_| format!("a vif's ip must be an IP address (e.g. 10.0.0.2), found {s:?}"))
+        .map_err(|_| ValueError::Ip(s.to_owned()))
 }
 
 /// Why a `uuid` value is refused.

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use sxp::Value;
 
-use super::check;
+use super::check::{self, ValueError};
 use super::error::{ConfigError, Pos};
 use super::xm::quote;
 
@@ -180,7 +180,7 @@ impl Device {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ValueError> {
         match self {
             Device::Vbd { uname, dev, .. } => {
                 check::uname(uname)?;
@@ -362,15 +362,15 @@ impl DomainConfig {
     /// Checks every field against the limits both text forms enforce (for
     /// configs built or changed in code). The error has no position.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(|message| ConfigError {
+        self.check().map_err(|e| ConfigError {
             origin: "<config>".into(),
             line: Pos::NONE.line,
             col: Pos::NONE.col,
-            message,
+            message: e.to_string(),
         })
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ValueError> {
         check::name(&format!("{:?}", self.name), &self.name)?;
         check::memory("memory", self.memory)?;
         check::memory("maxmem", self.maxmem)?;
@@ -400,10 +400,7 @@ impl DomainConfig {
             .filter(|d| matches!(d, Device::Vif { .. }))
             .count();
         if vifs > check::MAX_NICS {
-            return Err(format!(
-                "at most {} vifs are allowed, found {vifs}",
-                check::MAX_NICS
-            ));
+            return Err(ValueError::TooManyVifs(vifs));
         }
         self.devices.iter().try_for_each(Device::validate)
     }
@@ -572,4 +569,40 @@ fn looks_like_sxp(text: &str) -> bool {
         return line.starts_with('(');
     }
     false
+}
+
+/// Xen's virtual device number of a guest disk name (`xvda` = 51712,
+/// `hda` = 768, `sda` = 2048), 0 when the name has no number.
+pub fn vdev(dev: &str) -> u32 {
+    let (major, letters_at, per_disk) = if let Some(r) = dev.strip_prefix("xvd") {
+        (202u32, r, 16u32)
+    } else if let Some(r) = dev.strip_prefix("hd") {
+        (3, r, 64)
+    } else if let Some(r) = dev.strip_prefix("sd") {
+        (8, r, 16)
+    } else {
+        return 0;
+    };
+    let letter = letters_at.chars().next().filter(char::is_ascii_lowercase);
+    let Some(letter) = letter else { return 0 };
+    let part: u32 = letters_at[1..].parse().unwrap_or(0);
+    let disk = letter as u32 - 'a' as u32;
+    if part >= per_disk {
+        return 0;
+    }
+    (major << 8) | (disk * per_disk + part)
+}
+
+#[cfg(test)]
+mod vdev_tests {
+    use super::vdev;
+
+    #[test]
+    fn device_numbers() {
+        assert_eq!(vdev("xvda"), 51712);
+        assert_eq!(vdev("xvdb"), 51728);
+        assert_eq!(vdev("hda"), 768);
+        assert_eq!(vdev("sda1"), 2049);
+        assert_eq!(vdev("disk0"), 0);
+    }
 }

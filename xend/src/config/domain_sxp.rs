@@ -332,8 +332,8 @@ impl Reader<'_> {
             self.first_time(&mut seen, key, field)?;
             let value = self.scalar(field, key)?;
             let checked = match key {
-                "uname" => check::uname(&value.text),
-                "dev" => check::token("a disk's dev", "xvda", &value.text),
+                "uname" => check::uname(&value.text).map_err(String::from),
+                "dev" => check::token("a disk's dev", "xvda", &value.text).map_err(String::from),
                 "mode" => value.text.parse::<VbdMode>().map(|_| ()).map_err(|_| {
                     format!(
                         "a disk's mode must be {}, found {}",
@@ -341,9 +341,10 @@ impl Reader<'_> {
                         value.shown
                     )
                 }),
-                "mac" => check::mac(&value.text),
-                "ip" => check::ip(&value.text),
-                _ => check::token(&format!("a vif's {key}"), "xen-br0", &value.text),
+                "mac" => check::mac(&value.text).map_err(String::from),
+                "ip" => check::ip(&value.text).map_err(String::from),
+                _ => check::token(&format!("a vif's {key}"), "xen-br0", &value.text)
+                    .map_err(String::from),
             };
             checked.map_err(|m| self.err(value.pos, m))?;
             values.insert(key, value);

@@ -92,7 +92,7 @@ impl Draft {
             "name",
             if form == Form::Xm { "\"web1\"" } else { "web1" },
         )?;
-        check::name(&name.shown, &name.text).map_err(at(&name))?;
+        check::name(&name.shown, &name.text).map_err(|e| at(&name)(e.to_string()))?;
 
         if let Some(s) = &self.bootloader {
             return Err(at(s)(format!(
@@ -140,13 +140,13 @@ impl Draft {
         let memory = required(&self.memory, "memory", "64")?;
         let memory_mib: u64 =
             whole(&memory, "memory", "a whole number of MiB", "64").map_err(at(&memory))?;
-        check::memory("memory", memory_mib).map_err(at(&memory))?;
+        check::memory("memory", memory_mib).map_err(|e| at(&memory)(e.to_string()))?;
 
         let maxmem = match &self.maxmem {
             Some(s) => {
                 let mib: u64 = whole(s, "maxmem", "a whole number of MiB", "128").map_err(at(s))?;
-                check::memory("maxmem", mib).map_err(at(s))?;
-                check::maxmem_at_least_memory(memory_mib, mib).map_err(at(s))?;
+                check::memory("maxmem", mib).map_err(|e| at(s)(e.to_string()))?;
+                check::maxmem_at_least_memory(memory_mib, mib).map_err(|e| at(s)(e.to_string()))?;
                 mib
             }
             None => memory_mib,
@@ -155,7 +155,7 @@ impl Draft {
         let vcpus = match &self.vcpus {
             Some(s) => {
                 let n: u32 = whole(s, "vcpus", "a whole number", "2").map_err(at(s))?;
-                check::vcpus(n).map_err(at(s))?;
+                check::vcpus(n).map_err(|e| at(s)(e.to_string()))?;
                 n
             }
             None => 1,
@@ -172,7 +172,7 @@ impl Draft {
                 if n == -1 {
                     None
                 } else {
-                    check::cpu(n).map_err(at(s))?;
+                    check::cpu(n).map_err(|e| at(s)(e.to_string()))?;
                     Some(n)
                 }
             }
@@ -182,7 +182,7 @@ impl Draft {
         let cpu_weight = match &self.cpu_weight {
             Some(s) => {
                 let n: u32 = whole(s, "cpu_weight", "a whole number", "256").map_err(at(s))?;
-                check::cpu_weight(n).map_err(at(s))?;
+                check::cpu_weight(n).map_err(|e| at(s)(e.to_string()))?;
                 Some(n)
             }
             None => None,
@@ -206,7 +206,7 @@ impl Draft {
         let console = match &self.console {
             Some(s) => {
                 let port: u16 = whole(s, "console", "a TCP port number", "9605").map_err(at(s))?;
-                check::console(port).map_err(at(s))?;
+                check::console(port).map_err(|e| at(s)(e.to_string()))?;
                 Some(port)
             }
             None => None,
@@ -222,11 +222,11 @@ impl Draft {
                 ));
             };
             let kernel_path = PathBuf::from(&kernel.text);
-            check::absolute_path("kernel", &kernel_path).map_err(at(kernel))?;
+            check::absolute_path("kernel", &kernel_path).map_err(|e| at(kernel)(e.to_string()))?;
             let ramdisk = match &self.ramdisk {
                 Some(s) => {
                     let path = PathBuf::from(&s.text);
-                    check::absolute_path("ramdisk", &path).map_err(at(s))?;
+                    check::absolute_path("ramdisk", &path).map_err(|e| at(s)(e.to_string()))?;
                     Some(path)
                 }
                 None => None,

@@ -8,6 +8,7 @@
 //! 64), found "lots"`.
 
 mod check;
+mod console_tls;
 mod domain;
 mod domain_sxp;
 mod domain_xm;
@@ -21,9 +22,10 @@ mod tests;
 
 pub use check::{
     MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, NAME_RULE, NameError,
-    check_domain_name, check_file_name, is_uuid, valid_name,
+    ValueError, check_domain_name, check_file_name, is_uuid, valid_name,
 };
-pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode};
+pub use console_tls::{ConsoleTls, console_tls};
+pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode, vdev};
 pub use error::ConfigError;
 pub use xend::{
     DEFAULT_CONFIG_FILE, DEFAULT_DISK_DIRS, DEFAULT_KERNEL_DIRS, DEFAULT_TOKEN_FILE, LogLevel,

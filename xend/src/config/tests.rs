@@ -733,6 +733,7 @@ fn xend_config_defaults() {
     assert_eq!(c.min_restart(), std::time::Duration::from_secs(20));
     assert_eq!(c.max_request_bytes, 1 << 20);
     assert_eq!(c.vmm_timeout, 2.0);
+    assert_eq!(c.sample_interval, 1.0);
     assert_eq!(c.disk_dirs, [Path::new("/var/lib/xen/images")]);
     assert_eq!(
         c.kernel_dirs,
@@ -782,8 +783,8 @@ fn xend_config_directory_lists() {
 
 #[test]
 fn xend_config_both_file_shapes() {
-    let wrapped = "# xend settings\n(xend-config (xend-port 8100) (xend-address '') (state-dir /tmp/s) (loglevel debug)\n  (min-restart-time 0.5) (token-file /etc/xen/token) (vmm-timeout 0.5))";
-    let flat = "(xend-port 8100)\n(xend-address '')\n(state-dir /tmp/s)\n(loglevel DEBUG) (min-restart-time 0.5)\n(token-file /etc/xen/token) (vmm-timeout 0.5)";
+    let wrapped = "# xend settings\n(xend-config (xend-port 8100) (xend-address '') (state-dir /tmp/s) (loglevel debug)\n  (min-restart-time 0.5) (token-file /etc/xen/token) (vmm-timeout 0.5) (xend-sample-interval 0.25))";
+    let flat = "(xend-port 8100)\n(xend-address '')\n(state-dir /tmp/s)\n(loglevel DEBUG) (min-restart-time 0.5)\n(token-file /etc/xen/token) (vmm-timeout 0.5)\n(xend-sample-interval 0.25)";
     for text in [wrapped, flat] {
         let c = XendConfig::from_sxp_str(text, "x").unwrap();
         assert_eq!(c.xend_port, 8100);
@@ -800,6 +801,7 @@ fn xend_config_both_file_shapes() {
         assert_eq!(c.loglevel, LogLevel::Debug);
         assert_eq!(c.min_restart_time, 0.5);
         assert_eq!(c.vmm_timeout, 0.5);
+        assert_eq!(c.sample_interval, 0.25);
         assert_eq!(c.token_file, Path::new("/etc/xen/token"));
         assert_eq!(
             c.unix_path,
@@ -913,6 +915,10 @@ fn xend_config_errors() {
     xend_err(
         "(vmm-timeout 0)",
         "xend-config.sxp:1:14: vmm-timeout must be a number of seconds between 0.1 and 300 (e.g. (vmm-timeout 2)), found \"0\"",
+    );
+    xend_err(
+        "(xend-sample-interval 0)",
+        "xend-config.sxp:1:23: xend-sample-interval must be a number of seconds between 0.1 and 3600 (e.g. (xend-sample-interval 1.0)), found \"0\"",
     );
     xend_err(
         "(max-request-bytes 10)",

@@ -29,6 +29,13 @@ pub const MAX_JAIL_UID_BASE: u32 = u32::MAX - (1 << 20);
 pub const MIN_VMM_TIMEOUT: f64 = 0.1;
 /// See [`MIN_VMM_TIMEOUT`].
 pub const MAX_VMM_TIMEOUT: f64 = 300.0;
+/// Default seconds between two samples of every domain's figures
+/// (`xend-sample-interval`).
+pub const DEFAULT_SAMPLE_INTERVAL: f64 = 1.0;
+/// Bounds of `xend-sample-interval`, seconds.
+pub const MIN_SAMPLE_INTERVAL: f64 = 0.1;
+/// See [`MIN_SAMPLE_INTERVAL`].
+pub const MAX_SAMPLE_INTERVAL: f64 = 3600.0;
 
 /// The keys of `xend-config.sxp`, in the order [`XendConfig::to_sxp`] writes them.
 pub const XEND_KEYS: &[&str] = &[
@@ -64,6 +71,7 @@ pub const XEND_KEYS: &[&str] = &[
     "vmm-timeout",
     "vmm-jail",
     "vmm-jail-uid-base",
+    "xend-sample-interval",
     "network-script",
     "vif-bridge",
     "vif-script",
@@ -159,6 +167,9 @@ pub struct XendConfig {
     /// Domain `N`'s jailed VMM runs as uid and gid `vmm-jail-uid-base + N`
     /// (`vmm-jail-uid-base`, 200000): ids no host account may use.
     pub vmm_jail_uid_base: u32,
+    /// Seconds between two samples of every domain's figures
+    /// (`xend-sample-interval`, 1).
+    pub sample_interval: f64,
     /// Network setup script (`network-script`; kept for the device work).
     pub network_script: Option<String>,
     /// Default bridge for vifs (`vif-bridge`; kept for the device work).
@@ -268,6 +279,7 @@ impl Default for XendConfig {
             vmm_timeout: DEFAULT_VMM_TIMEOUT,
             vmm_jail: true,
             vmm_jail_uid_base: DEFAULT_JAIL_UID_BASE,
+            sample_interval: DEFAULT_SAMPLE_INTERVAL,
             network_script: None,
             vif_bridge: None,
             vif_script: None,
@@ -366,6 +378,7 @@ impl XendConfig {
         items.push(Value::pair("vmm-timeout", self.vmm_timeout));
         items.push(Value::pair("vmm-jail", yes_no(self.vmm_jail)));
         items.push(Value::pair("vmm-jail-uid-base", self.vmm_jail_uid_base));
+        items.push(Value::pair("xend-sample-interval", self.sample_interval));
         for (key, v) in [
             ("network-script", &self.network_script),
             ("vif-bridge", &self.vif_bridge),
@@ -645,6 +658,19 @@ impl XendConfig {
                         .ok_or_else(|| {
                             bad(format!(
                                 "vmm-jail-uid-base must be a uid between 1 and {MAX_JAIL_UID_BASE} (e.g. (vmm-jail-uid-base {DEFAULT_JAIL_UID_BASE})), found {value:?}"
+                            ))
+                        })?;
+                }
+                "xend-sample-interval" => {
+                    config.sample_interval = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| {
+                            t.is_finite() && (MIN_SAMPLE_INTERVAL..=MAX_SAMPLE_INTERVAL).contains(t)
+                        })
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "xend-sample-interval must be a number of seconds between {MIN_SAMPLE_INTERVAL} and {MAX_SAMPLE_INTERVAL} (e.g. (xend-sample-interval 1.0)), found {value:?}"
                             ))
                         })?;
                 }

@@ -13,7 +13,15 @@ pub async fn list(State(state): State<AppState>, format: Format) -> Response {
     let ports: Vec<u16> = state.sup.domains().iter().map(|d| d.console.port).collect();
     match format {
         Format::Json => json(&ports),
-        Format::Html => Html(crate::html::consoles(&state)).into_response(),
+        Format::Html => {
+            let consoles: Vec<_> = state
+                .sup
+                .domains()
+                .iter()
+                .map(|d| (d.name.clone(), d.console.info()))
+                .collect();
+            Html(crate::html::consoles(&state.csrf, &consoles)).into_response()
+        }
         Format::Sxp => sxp(&sxp::Value::list(ports.into_iter().map(sxp::Value::from))),
     }
 }

@@ -10,9 +10,10 @@ use hypervisor::control::proto::DeviceClass;
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{Format, json, sxp};
 use crate::params::Params;
+use crate::render::{vbd_sxp, vif_sxp};
 use crate::state::AppState;
 use crate::supervisor::Domain;
-use crate::supervisor::devices::{parse_device, vbd_sxp, vif_sxp};
+use crate::supervisor::devices::parse_device;
 
 /// The GET ops served here.
 pub const GET_OPS: [&str; 4] = ["vifs", "vif", "vbds", "vbd"];

@@ -8,10 +8,11 @@ use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use hypervisor::control::proto::{Reason, Request};
 
-use crate::api::{ConfigureReply, DomainStats, Snapshot};
+use super::domain_op::DomainOp;
+use crate::api::{ConfigureReply, DomainRecord, DomainStats, Snapshot};
 use crate::config::DomainConfig;
 use crate::error::{ApiError, ApiResult};
-use crate::negotiate::{Format, SXP_MIME, json, sxp, text};
+use crate::negotiate::{Format, SXP_MIME, json, sxp, sxp_text, text};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::supervisor::Domain;
@@ -30,10 +31,9 @@ pub fn all_stats(state: &AppState) -> (crate::api::NodeInfo, Vec<DomainStats>) {
     (node, doms)
 }
 
-/// The bulk snapshot from the cached figures (stale ones are refreshed in
-/// the background for the next call; no VMM is asked here).
+/// The bulk snapshot from the figures the sampler keeps (see
+/// [`crate::supervisor::sampler`]); no VMM is asked here.
 pub fn snapshot(state: &AppState) -> Snapshot {
-    state.sup.refresh_stale();
     let (node, domains) = all_stats(state);
     Snapshot {
         time: crate::events::now(),
@@ -56,7 +56,7 @@ pub async fn list(
             let snap = snapshot(&state);
             return Ok(match format {
                 Format::Json => json(&snap),
-                _ => sxp(&crate::render::snapshot_sxp(&snap)),
+                _ => sxp_text(crate::render::snapshot_text(&snap)),
             });
         }
         Some("list") => {}
@@ -69,26 +69,19 @@ pub async fn list(
         .get("detail")
         .is_some_and(|d| d == "1" || d == "true");
     if format == Format::Html {
-        return Ok(Html(crate::html::index(&state)).into_response());
+        let (node, doms) = all_stats(&state);
+        return Ok(Html(crate::html::index(&state.csrf, &node, &doms)).into_response());
     }
     if detail {
         let node = crate::hostinfo::node_info();
-        let d0 = crate::hostinfo::domain0(&node);
-        let mut stats = vec![d0.clone()];
-        let mut items = vec![crate::render::domain_sxp(
-            &d0,
-            None,
-            Default::default(),
-            None,
-        )];
-        for d in state.sup.domains() {
-            let (s, v) = crate::render::domain_full(&d);
-            stats.push(s);
-            items.push(v);
-        }
+        let mut records = vec![DomainRecord {
+            stats: crate::hostinfo::domain0(&node),
+            ..DomainRecord::default()
+        }];
+        records.extend(state.sup.domains().iter().map(|d| d.record()));
         return Ok(match format {
-            Format::Json => json(&stats),
-            _ => sxp(&sxp::Value::List(items)),
+            Format::Json => json(&records.iter().map(|r| &r.stats).collect::<Vec<_>>()),
+            _ => sxp_text(crate::render::records_text(&records)),
         });
     }
     let mut names = vec!["Domain-0".to_string()];
@@ -99,7 +92,8 @@ pub async fn list(
     })
 }
 
-fn parse_config(params: &Params) -> ApiResult<DomainConfig> {
+/// The `config` (or uploaded `config_file`) parameter as a domain config.
+pub(super) fn parse_config(params: &Params) -> ApiResult<DomainConfig> {
     let text = match params.get("config_file").filter(|t| !t.trim().is_empty()) {
         Some(file) => file,
         None => params.required("config")?,
@@ -146,11 +140,14 @@ pub async fn create(
 
 /// A domain in the representation asked for.
 pub fn render_domain(state: &AppState, dom: &Domain, format: Format) -> Response {
-    let (stats, v) = crate::render::domain_full(dom);
+    let record = dom.record();
     match format {
-        Format::Json => json(&stats),
-        Format::Html => Html(crate::html::domain(&state.csrf, dom, &stats)).into_response(),
-        Format::Sxp => sxp(&v),
+        Format::Json => json(&record.stats),
+        Format::Html => {
+            let config = dom.state().config.to_xm();
+            Html(crate::html::domain(&state.csrf, &record, &config)).into_response()
+        }
+        Format::Sxp => sxp(&crate::render::record_sxp(&record)),
     }
 }
 
@@ -226,81 +223,44 @@ fn domain0(format: Format, params: Params) -> ApiResult<Response> {
     })
 }
 
-fn parse_reason(params: &Params, default: &str, allowed: &[&str]) -> ApiResult<Reason> {
-    let raw = params.get("reason").unwrap_or(default);
-    if !allowed.contains(&raw) {
-        return Err(ApiError::invalid(
-            "reason",
-            format!("{raw:?}: expected {}", allowed.join(", ")),
-        ));
-    }
-    Reason::parse(raw).ok_or_else(|| ApiError::invalid("reason", raw))
-}
-
-fn parse_cpus(raw: &str) -> ApiResult<Vec<usize>> {
-    let nr = crate::hostinfo::node_info().nr_cpus as usize;
-    let mut cpus = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim(), b.trim()),
-            None => (part, part),
-        };
-        let bad = || {
-            ApiError::invalid(
-                "cpumap",
-                format!("{raw:?}: expected host CPU numbers like 0,1 or 0-3"),
-            )
-        };
-        let a: usize = a.parse().map_err(|_| bad())?;
-        let b: usize = b.parse().map_err(|_| bad())?;
-        if a > b || b >= nr {
-            return Err(ApiError::invalid(
-                "cpumap",
-                format!("{raw:?}: this host has CPUs 0-{}", nr.saturating_sub(1)),
-            ));
-        }
-        cpus.extend(a..=b);
-    }
-    Ok(cpus)
-}
-
-/// `POST /xend/domain/DOM`: the domain's actions.
+/// `POST /xend/domain/DOM`: the domain's actions (see [`DomainOp`]).
 pub async fn act(
     State(state): State<AppState>,
     Path(name): Path<String>,
     format: Format,
     params: Params,
 ) -> ApiResult<Response> {
-    let op = params.op().ok_or_else(ApiError::missing_op)?.to_string();
+    let op_name = params.op().ok_or_else(ApiError::missing_op)?.to_string();
     if name == "0" || name == "Domain-0" {
         return Err(ApiError::bad_request(format!(
-            "Domain-0 is the host; {op} does not apply to it"
+            "Domain-0 is the host; {op_name} does not apply to it"
         )));
     }
     let dom = lookup(&state, &name)?;
-    if let Some(e) = super::sched::unsupported(&op) {
-        return Err(e);
-    }
-    tracing::info!("domain {} (id {}): {op} requested", dom.name, dom.id);
+    let vcpus = dom.state().config.vcpus.max(1);
+    let op = DomainOp::parse(&op_name, &params, &dom.name, vcpus)?;
+    tracing::info!("domain {} (id {}): {op_name} requested", dom.name, dom.id);
     let back = format!("/xend/domain/{}", dom.name);
     let sup = &state.sup;
-    match op.as_str() {
-        "save" => return super::save::save(&state, &dom, format, &params).await,
-        "migrate" => return super::migrate::migrate(&state, &dom, format, &params).await,
-        "migrate_finish" | "migrate_abort" => {
-            return super::migrate::finish_or_abort(&state, &dom, format, &op).await;
+    match op {
+        DomainOp::Save => return super::save::save(&state, &dom, format, &params).await,
+        DomainOp::Migrate => return super::migrate::migrate(&state, &dom, format, &params).await,
+        DomainOp::MigrateFinish | DomainOp::MigrateAbort => {
+            return super::migrate::finish_or_abort(&state, &dom, format, &op_name).await;
         }
-        "device_create" => return super::devices::create(&state, &dom, format, &params).await,
-        "device_destroy" => return super::devices::destroy(&state, &dom, format, &params).await,
-        "pause" => sup.simple(&dom, Request::Pause).await?,
-        "unpause" => sup.simple(&dom, Request::Unpause).await?,
-        "shutdown" => {
-            let reason = parse_reason(&params, "poweroff", &["poweroff", "reboot", "halt"])?;
+        DomainOp::DeviceCreate => {
+            return super::devices::create(&state, &dom, format, &params).await;
+        }
+        DomainOp::DeviceDestroy => {
+            return super::devices::destroy(&state, &dom, format, &params).await;
+        }
+        DomainOp::Pause => sup.simple(&dom, Request::Pause).await?,
+        DomainOp::Unpause => sup.simple(&dom, Request::Unpause).await?,
+        DomainOp::Shutdown(reason) => {
             sup.shutdown(&dom, reason).await?;
             return Ok(super::done(format, StatusCode::ACCEPTED, &back));
         }
-        "destroy" => {
-            let reason = parse_reason(&params, "halt", &["halt", "reboot"])?;
+        DomainOp::Destroy(reason) => {
             sup.destroy(&dom, reason == Reason::Reboot).await?;
             let back = if reason == Reason::Reboot {
                 back.as_str()
@@ -309,27 +269,8 @@ pub async fn act(
             };
             return Ok(super::done(format, StatusCode::OK, back));
         }
-        "pincpu" => {
-            let vcpus = dom.state().config.vcpus.max(1);
-            let (which, cpus) = match (params.get("cpumap"), params.get("cpu")) {
-                (Some(map), _) => (None, parse_cpus(map)?),
-                (None, Some(cpu)) => (None, parse_cpus(cpu)?),
-                (None, None) => return Err(ApiError::missing("cpumap")),
-            };
-            let which = match params.get("vcpu") {
-                Some(_) => {
-                    let v: u32 = params.parse("vcpu")?;
-                    if v >= vcpus {
-                        return Err(ApiError::invalid(
-                            "vcpu",
-                            format!("{v}: domain {} has {vcpus} vCPUs", dom.name),
-                        ));
-                    }
-                    Some(v)
-                }
-                None => which,
-            };
-            for vcpu in which.map(|v| v..v + 1).unwrap_or(0..vcpus) {
+        DomainOp::PinCpu { vcpu, cpus } => {
+            for vcpu in vcpu.map(|v| v..v + 1).unwrap_or(0..vcpus) {
                 sup.simple(
                     &dom,
                     Request::PinVcpu {
@@ -340,19 +281,10 @@ pub async fn act(
                 .await?;
             }
         }
-        "maxmem_set" => {
-            let mib: u64 = params.parse("memory")?;
-            check_mib("memory", mib)?;
-            sup.simple(&dom, Request::SetMaxMem { mib }).await?;
-        }
-        "mem_target_set" => {
-            let mib: u64 = params.parse("target")?;
-            check_mib("target", mib)?;
-            sup.set_memory(&dom, mib).await?;
-        }
-        "configure" => {
-            let cfg = parse_config(&params)?;
-            let (live, next_boot) = sup.configure(&dom, cfg).await?;
+        DomainOp::MaxMem(mib) => sup.simple(&dom, Request::SetMaxMem { mib }).await?,
+        DomainOp::MemTarget(mib) => sup.set_memory(&dom, mib).await?,
+        DomainOp::Configure(cfg) => {
+            let (live, next_boot) = sup.configure(&dom, *cfg).await?;
             let reply = ConfigureReply { live, next_boot };
             return Ok(match format {
                 Format::Json => json(&reply),
@@ -370,21 +302,6 @@ pub async fn act(
                 }
             });
         }
-        op => return Err(ApiError::not_implemented(op)),
     }
     Ok(super::done(format, StatusCode::OK, &back))
-}
-
-fn check_mib(param: &str, mib: u64) -> ApiResult<()> {
-    if !(crate::config::MIN_MEMORY_MIB..=crate::config::MAX_MEMORY_MIB).contains(&mib) {
-        return Err(ApiError::invalid(
-            param,
-            format!(
-                "{mib} MiB: expected {}..{} MiB",
-                crate::config::MIN_MEMORY_MIB,
-                crate::config::MAX_MEMORY_MIB
-            ),
-        ));
-    }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 pub mod console;
 pub mod devices;
 pub mod domain;
+pub mod domain_op;
 pub mod event;
 pub mod metrics;
 pub mod migrate;
@@ -46,7 +47,7 @@ impl From<SupError> for ApiError {
             _ if crate::error::is_storage_full(&e) => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, crate::error::chain(&e))
+        ApiError::new(status, errchain::error_chain(&e))
     }
 }
 

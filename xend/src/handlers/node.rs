@@ -14,12 +14,12 @@ use crate::state::AppState;
 const LOG_TAIL: u64 = 4 << 20;
 
 /// `GET /xend/node`.
-pub async fn info(State(state): State<AppState>, format: Format) -> Response {
+pub async fn info(format: Format) -> Response {
     let node = crate::hostinfo::node_info();
     match format {
         Format::Sxp => sxp(&crate::render::node_sxp(&node)),
         Format::Json => json(&node),
-        Format::Html => Html(crate::html::node(&state, &node)).into_response(),
+        Format::Html => Html(crate::html::node(&node)).into_response(),
     }
 }
 

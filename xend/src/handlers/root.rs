@@ -17,6 +17,9 @@ pub async fn index(State(state): State<AppState>, format: Format) -> Response {
             sxp(&sxp::Value::List(items))
         }
         Format::Json => json(&RESOURCES),
-        Format::Html => Html(crate::html::index(&state)).into_response(),
+        Format::Html => {
+            let (node, doms) = super::domain::all_stats(&state);
+            Html(crate::html::index(&state.csrf, &node, &doms)).into_response()
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hypervisor::control::proto::{Reason, Request};
 
-use super::{Domain, LIFECYCLE_WAIT, Phase, STALE, SupError, Supervisor};
+use super::{Domain, LIFECYCLE_WAIT, Phase, SupError, Supervisor};
 use crate::config::DomainConfig;
 
 impl Supervisor {
@@ -72,34 +72,6 @@ impl Supervisor {
         self.simple(dom, Request::SetMemTarget { mib }).await?;
         dom.state().live_memory = Some(mib);
         Ok(())
-    }
-
-    /// Refresh the figures of every domain whose cache is stale, in the
-    /// background (the bulk endpoint answers from the cache at once).
-    pub fn refresh_stale(&self) {
-        for d in self.domains() {
-            let stale = d.state().info_at.is_none_or(|t| t.elapsed() > STALE);
-            if stale {
-                self.refresh_in_background(&d);
-            }
-        }
-    }
-
-    /// Refresh `dom`'s figures in a task of its own, unless one is under
-    /// way or the domain is not running.
-    pub fn refresh_in_background(&self, dom: &Arc<Domain>) {
-        {
-            let mut st = dom.state();
-            if st.refreshing || st.phase != Phase::Running {
-                return;
-            }
-            st.refreshing = true;
-        }
-        let d = dom.clone();
-        tokio::spawn(async move {
-            let _ = d.refresh().await;
-            d.state().refreshing = false;
-        });
     }
 
     /// Replace the stored config; apply what can change live. Returns the

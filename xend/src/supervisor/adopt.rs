@@ -204,7 +204,7 @@ impl Supervisor {
             tracing::error!(
                 "domain {} (id {domid}) adopted, but its record was not updated: {}",
                 dom.name,
-                crate::error::chain(&e)
+                errchain::error_chain(&e)
             );
         }
         drop(_life);

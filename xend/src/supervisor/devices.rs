@@ -1,19 +1,17 @@
 //! A domain's block and network devices: the VMM's `--disk` / `--vif` flags
 //! from the config, the bridges those vifs need, the MACs the VMM chose,
-//! hot attach and detach (`device_create` / `device_destroy`), and the
-//! figures and sxprs of `op=vifs|vif|vbds|vbd`.
+//! hot attach and detach (`device_create` / `device_destroy`). Their
+//! figures are made in `stats.rs`, their sxprs in `render.rs`.
 //!
 //! The stored config follows the devices: a vif without a MAC gets the one
 //! the VMM picked (so a restart keeps it), a hot-attached device is appended
 //! and a detached one removed.
 use std::sync::Arc;
 
-use hypervisor::control::proto::{DeviceClass, DeviceRef, DomainInfo, Payload, Request};
-use sxp::Value;
+use hypervisor::control::proto::{DeviceClass, DeviceRef, Payload, Request};
 
 use super::confine::{ConfineError, Confinement};
 use super::{Domain, SupError, Supervisor};
-use crate::api::{DomainStats, NetStats, VbdStats};
 use crate::config::{Device, DomainConfig};
 use crate::vmm_client::VmmError;
 
@@ -132,115 +130,6 @@ pub fn parse_device(text: &str, kind: Option<&str>) -> Result<Device, String> {
         .ok_or_else(|| format!("config: no {key} in {text:?}"))
 }
 
-/// Xen's virtual device number of a guest disk name (`xvda` = 51712,
-/// `hda` = 768, `sda` = 2048), 0 when the name has no number.
-pub fn vdev(dev: &str) -> u32 {
-    let (major, letters_at, per_disk) = if let Some(r) = dev.strip_prefix("xvd") {
-        (202u32, r, 16u32)
-    } else if let Some(r) = dev.strip_prefix("hd") {
-        (3, r, 64)
-    } else if let Some(r) = dev.strip_prefix("sd") {
-        (8, r, 16)
-    } else {
-        return 0;
-    };
-    let letter = letters_at.chars().next().filter(char::is_ascii_lowercase);
-    let Some(letter) = letter else { return 0 };
-    let part: u32 = letters_at[1..].parse().unwrap_or(0);
-    let disk = letter as u32 - 'a' as u32;
-    if part >= per_disk {
-        return 0;
-    }
-    (major << 8) | (disk * per_disk + part)
-}
-
-/// The vifs of a VMM's figures.
-pub fn net_stats(info: &DomainInfo) -> Vec<NetStats> {
-    info.vifs
-        .iter()
-        .map(|v| NetStats {
-            idx: v.id,
-            vifname: v.ifname.clone(),
-            mac: v.mac.clone(),
-            bridge: v.bridge.clone().unwrap_or_default(),
-            tx_bytes: v.tx_bytes,
-            tx_packets: v.tx_packets,
-            tx_errors: v.tx_errors,
-            tx_drops: v.tx_drops,
-            rx_bytes: v.rx_bytes,
-            rx_packets: v.rx_packets,
-            rx_errors: v.rx_errors,
-            rx_drops: v.rx_drops,
-        })
-        .collect()
-}
-
-/// The vbds of a VMM's figures.
-pub fn vbd_stats(info: &DomainInfo) -> Vec<VbdStats> {
-    info.vbds
-        .iter()
-        .map(|v| VbdStats {
-            idx: v.id,
-            dev: v.dev.clone(),
-            uname: v.uname.clone(),
-            mode: v.mode.clone(),
-            oo_req: v.oo_req,
-            rd_req: v.rd_req,
-            wr_req: v.wr_req,
-            rd_sect: v.rd_sect,
-            wr_sect: v.wr_sect,
-        })
-        .collect()
-}
-
-/// `(vif (idx N) (vif N) (mac M) (vifname vifD.N) (bridge B) (tx_bytes ..) ...)`.
-pub fn vif_sxp(n: &NetStats) -> Value {
-    Value::list([
-        Value::str("vif"),
-        Value::pair("idx", n.idx),
-        Value::pair("vif", n.idx),
-        Value::pair("mac", n.mac.as_str()),
-        Value::pair("vifname", n.vifname.as_str()),
-        Value::pair("bridge", n.bridge.as_str()),
-        Value::pair("tx_bytes", n.tx_bytes),
-        Value::pair("tx_packets", n.tx_packets),
-        Value::pair("tx_errors", n.tx_errors),
-        Value::pair("tx_drops", n.tx_drops),
-        Value::pair("rx_bytes", n.rx_bytes),
-        Value::pair("rx_packets", n.rx_packets),
-        Value::pair("rx_errors", n.rx_errors),
-        Value::pair("rx_drops", n.rx_drops),
-    ])
-}
-
-/// `(vbd (idx N) (vdev V) (device V) (mode M) (dev D) (uname U) (rd_req ..) ...)`.
-pub fn vbd_sxp(v: &VbdStats) -> Value {
-    let num = vdev(&v.dev);
-    Value::list([
-        Value::str("vbd"),
-        Value::pair("idx", v.idx),
-        Value::pair("vdev", num),
-        Value::pair("device", num),
-        Value::pair("mode", v.mode.as_str()),
-        Value::pair("dev", v.dev.as_str()),
-        Value::pair("uname", v.uname.as_str()),
-        Value::pair("rd_req", v.rd_req),
-        Value::pair("wr_req", v.wr_req),
-        Value::pair("rd_sect", v.rd_sect),
-        Value::pair("wr_sect", v.wr_sect),
-        Value::pair("oo_req", v.oo_req),
-    ])
-}
-
-/// The domain sxpr's `(devices (vbd ...) ... (vif ...) ...)`, `(devices)` when it has
-/// none (Xen 2.0 always printed it).
-pub fn devices_sxp(d: &DomainStats) -> Value {
-    let mut items = vec![Value::str("devices")];
-    items.extend(d.vbds.iter().map(vbd_sxp));
-    items.extend(d.nets.iter().map(vif_sxp));
-    Value::List(items)
-}
-
 fn refused(dom: &Domain, why: String) -> SupError {
     SupError::Vmm {
         name: dom.name.clone(),
@@ -263,16 +152,16 @@ impl Supervisor {
             match d {
                 Device::Vbd { uname, dev, mode } => {
                     let spec = vmm_disk(&self.settings.confinement, uname, dev, mode.as_str())?;
-                    disks.extend(["--disk".to_string(), spec]);
+                    disks.push(format!("--disk={spec}"));
                 }
                 Device::Vif { mac, bridge, .. } => {
                     let bridge = self.vif_bridge(bridge.as_deref());
                     crate::network::ensure_bridge(bridge)
                         .map_err(|e| SupError::Invalid(format!("domain {}: {e}", cfg.name)))?;
-                    vifs.extend([
-                        "--vif".to_string(),
-                        vmm_vif(mac.as_deref(), Some(bridge), bridge),
-                    ]);
+                    vifs.push(format!(
+                        "--vif={}",
+                        vmm_vif(mac.as_deref(), Some(bridge), bridge)
+                    ));
                 }
             }
         }
@@ -329,8 +218,7 @@ impl Supervisor {
         dev: Device,
     ) -> Result<DeviceRef, SupError> {
         let _life = self.ready(dom).await?;
-        let mut passed = None;
-        let (kind, spec) = match &dev {
+        let (kind, spec, passed) = match &dev {
             Device::Vbd { uname, dev, mode } => {
                 // Opened here and passed along (SCM_RIGHTS): a jailed VMM
                 // cannot open the path, and the descriptor is the file this
@@ -346,27 +234,25 @@ impl Supervisor {
                             backend.path.display()
                         ))
                     })?;
-                passed = Some(file);
-                (DeviceClass::Vbd, backend.vmm_spec(dev, mode.as_str()))
+                (DeviceClass::Vbd, backend.vmm_spec(dev, mode.as_str()), file)
             }
             Device::Vif { mac, bridge, .. } => {
                 let bridge = self.vif_bridge(bridge.as_deref());
                 crate::network::ensure_bridge(bridge)
                     .map_err(|e| SupError::Invalid(format!("domain {}: {e}", dom.name)))?;
+                // Created, brought up and bridged here and passed along
+                // (SCM_RIGHTS): all three need CAP_NET_ADMIN, which a jailed
+                // VMM has not. Named for the index the VMM will give it.
                 (
                     DeviceClass::Vif,
                     vmm_vif(mac.as_deref(), Some(bridge), bridge),
+                    self.vif_tap(dom, bridge).await?,
                 )
             }
         };
         let req = Request::DeviceAttach { kind, config: spec };
-        let answer = match passed {
-            Some(file) => {
-                super::save::long_request_with_file(dom, &req, file, self.settings.vmm_timeout)
-                    .await
-            }
-            None => dom.request(&req).await,
-        };
+        let answer =
+            super::save::long_request_with_file(dom, &req, passed, self.settings.vmm_timeout).await;
         let created = match answer? {
             Payload::Device(d) => d,
             other => return Err(refused(dom, format!("expected a device, got {other:?}"))),
@@ -397,6 +283,34 @@ impl Supervisor {
             )),
         );
         Ok(created)
+    }
+
+    /// A TAP for `dom`'s next vif (`vif<domid>.<N>`, N its lowest free vif
+    /// index), up and in `bridge`; the VMM owns it once passed (xend's copy
+    /// closes, and the interface goes with the VMM's).
+    async fn vif_tap(&self, dom: &Arc<Domain>, bridge: &str) -> Result<std::fs::File, SupError> {
+        dom.refresh().await?;
+        let used: Vec<u32> = dom
+            .state()
+            .info
+            .as_ref()
+            .map(|i| i.vifs.iter().map(|v| v.id).collect())
+            .unwrap_or_default();
+        let idx = (0..)
+            .find(|i| !used.contains(i))
+            .expect("fewer than u32::MAX");
+        let name = format!("vif{}.{idx}", dom.id);
+        let tap = hypervisor::devices::tap::Tap::create(&name)
+            .and_then(|t| t.set_up().map(|()| t))
+            .and_then(|t| t.attach_to_bridge(bridge).map(|()| t))
+            .map_err(|e| {
+                SupError::Invalid(format!(
+                    "domain {}: {}",
+                    dom.name,
+                    errchain::error_chain(&e)
+                ))
+            })?;
+        Ok(tap.into_file())
     }
 
     /// Hot-detach the device of `kind` named by `which` (its index, or for a
@@ -510,14 +424,5 @@ mod tests {
         assert!(e.contains("mode"), "{e}");
         assert!(parse_device("file:/x.img,xvdc,r", None).is_err());
         assert!(parse_device("file:/x.img,xvdc,r", Some("disk")).is_err());
-    }
-
-    #[test]
-    fn device_numbers() {
-        assert_eq!(vdev("xvda"), 51712);
-        assert_eq!(vdev("xvdb"), 51728);
-        assert_eq!(vdev("hda"), 768);
-        assert_eq!(vdev("sda1"), 2049);
-        assert_eq!(vdev("disk0"), 0);
     }
 }

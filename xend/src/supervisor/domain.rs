@@ -7,9 +7,10 @@ use tokio::task::JoinHandle;
 
 use super::SupError;
 use super::spawn::VmmPaths;
-use crate::api::DomainStats;
+use crate::api::{DomainRecord, DomainStats};
 use crate::config::DomainConfig;
 use crate::console::ConsoleHub;
+use crate::db::DomainEntry;
 use crate::vmm_client::{VmmConn, VmmError};
 use std::sync::Arc;
 
@@ -63,6 +64,8 @@ pub struct DomState {
     pub halted: bool,
     /// Wall-clock time of the last restart.
     pub restart_time: Option<f64>,
+    /// Restarts by the restart policy since xend started (`/metrics`).
+    pub restarts: u64,
     /// Pid of the current VMM.
     pub pid: Option<u32>,
     /// Bumped for each VMM instance; stale watchers check it.
@@ -125,6 +128,7 @@ impl Domain {
                 refreshing: false,
                 halted: false,
                 restart_time,
+                restarts: 0,
                 pid: None,
                 generation: 0,
                 watcher: None,
@@ -256,12 +260,22 @@ impl Domain {
     /// The domain's stats from the cache (plus its config).
     pub fn stats(&self) -> DomainStats {
         let st = self.state();
-        crate::render::domain_stats(self, &st)
+        super::stats::domain_stats(self, &st)
     }
 
-    /// The domain record stored in the DB.
-    pub fn record(&self) -> sxp::Value {
+    /// The domain's full record (stats, console, restart state, config).
+    pub fn record(&self) -> DomainRecord {
         let st = self.state();
-        crate::render::db_record(self, &st)
+        super::stats::domain_record(self, &st)
+    }
+
+    /// What the DB keeps of the domain.
+    pub fn db_entry(&self) -> DomainEntry {
+        let st = self.state();
+        DomainEntry {
+            record: super::stats::domain_record(self, &st),
+            lifetime: self.console.lifetime,
+            restarting: st.phase == Phase::Restarting,
+        }
     }
 }

@@ -33,8 +33,17 @@ impl Supervisor {
             Launch::Boot { paused } => {
                 // Checked again at every boot (a restart, a reboot): the
                 // VMM loads the canonical path, whatever a symlink says now.
-                let kernel = self.confined_kernel(&cfg)?;
-                let mut a = spawn::vmm_args(&cfg, kernel.as_deref(), dom.id, &dom.paths);
+                let image = self.confined_kernel(&cfg)?;
+                let mut a = spawn::vmm_args(
+                    &cfg,
+                    image.as_ref().map(|(k, _)| k.as_path()),
+                    dom.id,
+                    &dom.paths,
+                );
+                if let Some((_, Some(ramdisk))) = &image {
+                    a.push("--ramdisk".into());
+                    a.push(ramdisk.display().to_string());
+                }
                 if *paused {
                     a.push("--paused".into());
                 }
@@ -344,6 +353,7 @@ impl Supervisor {
         {
             let mut st = dom.state();
             st.restart_time = Some(now());
+            st.restarts += 1;
             st.halted = false;
             st.info = None;
         }

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use errchain::error_chain;
 use hypervisor::control::proto::{Payload, Request, RunState};
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 
@@ -207,17 +208,6 @@ impl Peer {
             why: format!("{e}: {}", body.trim()),
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// A one-time migration token: 128 random bits, hex.

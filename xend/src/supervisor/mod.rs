@@ -18,8 +18,10 @@ mod domain;
 mod lifecycle;
 pub mod migrate;
 pub mod policy;
+pub mod sampler;
 pub mod save;
 pub mod spawn;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,8 +44,6 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 const LIFECYCLE_WAIT: Duration = Duration::from_secs(30);
 /// How long the last console output of a destroyed VMM instance may take to drain.
 const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
-/// Cached figures older than this are refreshed when the bulk endpoint reads.
-const STALE: Duration = Duration::from_millis(500);
 
 /// How a new domain's first VMM starts.
 #[derive(Clone, Debug)]
@@ -300,9 +300,12 @@ impl Supervisor {
         Ok(())
     }
 
-    /// The canonical kernel path of `cfg` (`None` for the built-in minios),
-    /// once the policy allows it and its ramdisk (see [`confine`]).
-    pub fn confined_kernel(&self, cfg: &DomainConfig) -> Result<Option<PathBuf>, SupError> {
+    /// The canonical kernel and ramdisk paths of `cfg` (`None` for the
+    /// built-in minios), once the policy allows both (see [`confine`]).
+    pub fn confined_kernel(
+        &self,
+        cfg: &DomainConfig,
+    ) -> Result<Option<(PathBuf, Option<PathBuf>)>, SupError> {
         let Image::Linux {
             kernel, ramdisk, ..
         } = &cfg.image
@@ -311,10 +314,11 @@ impl Supervisor {
         };
         let policy = &self.settings.confinement;
         let kernel = policy.kernel("kernel", kernel)?;
-        if let Some(r) = ramdisk {
-            policy.kernel("ramdisk", r)?;
-        }
-        Ok(Some(kernel))
+        let ramdisk = match ramdisk {
+            Some(r) => Some(policy.kernel("ramdisk", r)?),
+            None => None,
+        };
+        Ok(Some((kernel, ramdisk)))
     }
 
     /// Create and start a domain from `cfg`.
@@ -445,12 +449,14 @@ impl Supervisor {
             modes: self.settings.file_modes,
         };
         Ok(ConsoleHub::bind(
-            &self.settings.console_address,
-            port,
+            (&self.settings.console_address, port),
             id,
             name,
             &log,
-            self.settings.token.clone(),
+            (
+                self.settings.token.clone(),
+                self.settings.tls_server.clone(),
+            ),
             self.events.clone(),
         )
         .await?)
@@ -458,7 +464,7 @@ impl Supervisor {
 
     /// Write the domain's DB record.
     pub fn save(&self, dom: &Domain) -> Result<(), SupError> {
-        self.db.save_domain(dom.id, &dom.record())?;
+        self.db.save_entry(dom.id, &dom.db_entry())?;
         Ok(())
     }
 

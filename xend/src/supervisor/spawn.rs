@@ -95,12 +95,16 @@ pub fn kernel_and_cmdline(cfg: &DomainConfig) -> (String, String) {
 }
 
 /// The runtime-file and identity flags every VMM gets:
-/// `--detach --name NAME --domid ID --socket S --record R --log L [--cpu N]`.
+/// `--detach --name=NAME --domid ID --socket S --record R --log L [--cpu N]`.
+///
+/// A value that comes from a client's config is always written in the same
+/// argument as its flag (`--name=NAME`, `--kernel=K`, `--cmdline=C`), so
+/// however it starts (`--log=/etc/...`), the VMM reads it as that flag's
+/// value and never as a flag of its own.
 pub fn common_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<String> {
     let mut args = vec![
         "--detach".to_string(),
-        "--name".into(),
-        cfg.name.clone(),
+        format!("--name={}", cfg.name),
         "--domid".into(),
         domid.to_string(),
         "--socket".into(),
@@ -130,8 +134,7 @@ pub fn vmm_args(
     let kernel = kernel.map_or(configured, |k| k.display().to_string());
     let mut args = vec![
         "--detach".to_string(),
-        "--name".into(),
-        cfg.name.clone(),
+        format!("--name={}", cfg.name),
         "--domid".into(),
         domid.to_string(),
         "--memory".into(),
@@ -140,10 +143,8 @@ pub fn vmm_args(
         cfg.maxmem.max(cfg.memory).to_string(),
         "--vcpus".into(),
         cfg.vcpus.to_string(),
-        "--kernel".into(),
-        kernel,
-        "--cmdline".into(),
-        cmdline,
+        format!("--kernel={kernel}"),
+        format!("--cmdline={cmdline}"),
         "--socket".into(),
         paths.socket.display().to_string(),
         "--record".into(),
@@ -231,15 +232,22 @@ pub async fn spawn_with_env(
         .ok_or_else(|| format!("the VMM printed no pid: {stdout:?}"))
 }
 
-/// True when a process with this pid exists (and is not a zombie).
+/// True while some thread of process `pid` has not finished exiting.
+///
+/// Not just the main thread: when a VMM exits, its main thread can be a
+/// zombie while another thread is still tearing down (closing the KVM VM,
+/// which takes a while for a large guest), and the process's files, with a
+/// disk's `flock`, are closed only when the last thread is done.
 pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
             let state = stat.rsplit(')').next().unwrap_or("").trim_start();
             !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
+        })
+    })
 }
 
 /// How long ago process `pid` started (from `/proc/PID/stat` and `/proc/uptime`).
@@ -352,12 +360,33 @@ pub enum Ending {
 
 /// True while `pid` is alive and still the VMM serving `socket` (so a pid
 /// reused by another process is never signalled).
+/// True while `pid` is the VMM serving `socket` and has not finished
+/// exiting. An exiting process gives back its memory first, so its command
+/// line reads empty while its files (a disk's lock) are still open: a process
+/// in `exit` with no command line still counts as the VMM; any other command
+/// line means the pid belongs to someone else.
 fn is_vmm(pid: u32, socket: &Path) -> bool {
     pid_alive(pid)
         && cmdline(pid).is_some_and(|args| {
+            if args.is_empty() {
+                return exiting(pid);
+            }
             args.windows(2)
                 .any(|w| w[0] == "--socket" && Path::new(&w[1]) == socket)
         })
+}
+
+/// True when process `pid` has begun to exit (`PF_EXITING` in the flags of
+/// `/proc/PID/stat`).
+fn exiting(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // After the command name: state, ppid, pgrp, session, tty, tpgid, flags.
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(6)?.parse::<u64>().ok())
+            .is_some_and(|flags| flags & PF_EXITING != 0)
+    })
 }
 
 async fn wait_gone(pid: u32, socket: &Path, within: Duration) -> bool {

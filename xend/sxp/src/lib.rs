@@ -30,6 +30,7 @@
 
 mod pretty;
 mod reader;
+mod sink;
 mod value;
 mod writer;
 
@@ -37,5 +38,6 @@ pub use pretty::{WIDTH, pretty};
 pub use reader::{
     MAX_DEPTH, ParseError, Spanned, SpannedKind, parse, parse_all, parse_all_spanned, parse_spanned,
 };
+pub use sink::{Sink, TextSink, ValueSink};
 pub use value::Value;
 pub use writer::{format_float, is_bare};

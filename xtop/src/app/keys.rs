@@ -4,9 +4,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 use regex::Regex;
 
+use super::mode::destroy_confirm;
 use super::{
     App, Confirm, DomOp, EditPurpose, EditReview, Effect, Mode, NEW_TEMPLATE, Prompt, PromptKind,
-    destroy_confirm,
 };
 use crate::action::{self, Action};
 use crate::columns::{Column, SortSpec};
@@ -69,9 +69,9 @@ impl App {
                 .map(|x| (true, x))
                 .unwrap_or((false, &p.input));
             if pat.is_empty() {
-                self.filter = None;
+                self.table.filter = None;
             } else if let Ok(re) = Regex::new(pat) {
-                self.filter = Some((re, inv));
+                self.table.filter = Some((re, inv));
             }
         }
         self.mode = Mode::Prompt(p);
@@ -99,7 +99,8 @@ impl App {
         }
     }
 
-    pub(super) fn confirmed(&mut self, c: Confirm) {
+    /// The user said yes to `c`.
+    pub fn confirmed(&mut self, c: Confirm) {
         for t in c.targets {
             self.send_op(t, c.op);
         }
@@ -236,6 +237,18 @@ impl App {
             _ => {}
         }
         self.mode = Mode::EditError(r);
+    }
+
+    /// Creates a domain from `text` on host `host`, as `n` does once the new
+    /// config is reviewed (scripts' `create`).
+    pub fn create(&mut self, host: usize, text: String) {
+        self.apply(EditReview {
+            purpose: EditPurpose::New { host },
+            original: String::new(),
+            edited: text,
+            message: String::new(),
+            focus: 0,
+        });
     }
 
     pub(super) fn apply(&mut self, r: EditReview) {

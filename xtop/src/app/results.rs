@@ -3,18 +3,46 @@
 use std::collections::BTreeSet;
 
 use super::{App, ApplyOutcome, DomOp, EditPurpose, EditReview, Effect, Mode, Move, Target};
+use crate::effects::Msg;
+use crate::error::{ActionError, PollError, error_chain};
 use crate::model::DomKey;
 
 impl App {
-    // ---- results from the runtime -------------------------------------------
+    /// A result from the runtime: a snapshot, an event, a finished request.
+    /// Console output is the caller's to match to its session first.
+    pub fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Snapshot(h, r) => self.on_snapshot(h, r),
+            Msg::Event(h, ev) => self.on_event(h, &ev),
+            Msg::OpDone(t, op, r) => self.on_op_done(&t, op, r),
+            Msg::MoveDone(t, how, r) => self.on_move_done(&t, &how, r),
+            Msg::ConfigFetched(h, dom, r) => self.on_config_fetched(h, dom, r),
+            Msg::Applied(p, o, e, r) => self.on_applied(p, o, e, r),
+            Msg::ConsoleData(_, data) => self.on_console_data(&data),
+            Msg::ConsoleClosed(_, why) => self.on_console_closed(why),
+            Msg::Hangup => self.dispatch(crate::action::Action::Quit),
+        }
+    }
 
     /// A new snapshot (or a failure) from host `host`.
-    pub fn on_snapshot(&mut self, host: usize, result: Result<xend::api::Snapshot, String>) {
-        match result {
-            Ok(s) if !self.frozen => self.store.ingest(host, s),
-            Ok(_) => {}
-            Err(reason) => self.store.host_down(host, reason),
+    pub fn on_snapshot(&mut self, host: usize, result: Result<xend::api::Snapshot, PollError>) {
+        match (result, &mut self.frozen) {
+            (Ok(s), None) => self.store.ingest(host, s),
+            (Ok(s), Some(live)) => live.ingest(host, s),
+            (Err(e), live) => {
+                let reason = error_chain(&e);
+                // Shown even while frozen, as the header's host line.
+                if let Some(live) = live {
+                    live.host_down(host, reason.clone());
+                }
+                self.store.host_down(host, reason);
+            }
         }
+        self.forget_gone();
+    }
+
+    /// Drops tags and the selection of domains no longer shown.
+    pub(super) fn forget_gone(&mut self) {
         let keys: BTreeSet<DomKey> = self.store.rows().map(|r| r.key).collect();
         self.tagged.retain(|k| keys.contains(k));
         if self.selected.is_none_or(|k| !keys.contains(&k)) {
@@ -43,7 +71,7 @@ impl App {
     }
 
     /// An operation finished.
-    pub fn on_op_done(&mut self, target: &Target, op: DomOp, result: Result<(), String>) {
+    pub fn on_op_done(&mut self, target: &Target, op: DomOp, result: Result<(), ActionError>) {
         self.pending = self.pending.saturating_sub(1);
         match result {
             Ok(()) => {
@@ -58,7 +86,7 @@ impl App {
                 self.effects.push(Effect::Refresh);
             }
             Err(e) => {
-                let line = format!("{} {} failed: {e}", op.verb(), target.name);
+                let line = format!("{} {} failed: {}", op.verb(), target.name, error_chain(&e));
                 self.set_status(line.clone(), true);
                 if !matches!(self.mode, Mode::Console(_)) {
                     self.mode = Mode::Message {
@@ -73,7 +101,12 @@ impl App {
 
     /// A save or migration finished; `result` is the summary line (with the
     /// image size or the migration's downtime) or the error.
-    pub fn on_move_done(&mut self, target: &Target, how: &Move, result: Result<String, String>) {
+    pub fn on_move_done(
+        &mut self,
+        target: &Target,
+        how: &Move,
+        result: Result<String, ActionError>,
+    ) {
         self.pending = self.pending.saturating_sub(1);
         match result {
             Ok(summary) => {
@@ -81,7 +114,7 @@ impl App {
                 self.effects.push(Effect::Refresh);
             }
             Err(e) => {
-                let line = format!("{} {} failed: {e}", how.verb(), target.name);
+                let line = format!("{} {} failed: {}", how.verb(), target.name, error_chain(&e));
                 self.set_status(line.clone(), true);
                 if !matches!(self.mode, Mode::Console(_)) {
                     self.mode = Mode::Message {
@@ -95,14 +128,19 @@ impl App {
     }
 
     /// The config to edit arrived.
-    pub fn on_config_fetched(&mut self, host: usize, dom: String, result: Result<String, String>) {
+    pub fn on_config_fetched(
+        &mut self,
+        host: usize,
+        dom: String,
+        result: Result<String, ActionError>,
+    ) {
         match result {
             Ok(text) => {
                 self.status = None;
                 self.edit_text(EditPurpose::Edit { host, dom }, text.clone(), text)
             }
             Err(e) => {
-                let line = format!("cannot fetch the config of {dom}: {e}");
+                let line = format!("cannot fetch the config of {dom}: {}", error_chain(&e));
                 self.set_status(line.clone(), true);
                 self.mode = Mode::Message {
                     title: "edit".into(),
@@ -118,11 +156,12 @@ impl App {
         &mut self,
         purpose: EditPurpose,
         original: String,
-        result: Result<String, String>,
+        result: Result<String, ActionError>,
     ) {
         match result {
             Ok(edited) => self.edited(purpose, original, edited),
             Err(e) => {
+                let e = error_chain(&e);
                 self.set_status(format!("editor: {e}"), true);
                 self.mode = Mode::Message {
                     title: "editor failed".into(),
@@ -139,7 +178,7 @@ impl App {
         purpose: EditPurpose,
         original: String,
         edited: String,
-        result: Result<ApplyOutcome, String>,
+        result: Result<ApplyOutcome, ActionError>,
     ) {
         self.pending = self.pending.saturating_sub(1);
         match result {
@@ -153,7 +192,8 @@ impl App {
                 };
                 self.effects.push(Effect::Refresh);
             }
-            Err(message) => {
+            Err(e) => {
+                let message = error_chain(&e);
                 self.set_status(format!("{}: rejected: {message}", purpose.describe()), true);
                 self.mode = Mode::EditError(EditReview {
                     purpose,
@@ -181,18 +221,18 @@ impl App {
     }
 
     /// The full-screen console session ended.
-    pub fn on_console_full_done(&mut self, result: Result<String, String>) {
+    pub fn on_console_full_done(&mut self, result: Result<String, ActionError>) {
         match result {
             Ok(msg) => self.set_status(msg, false),
-            Err(e) => self.set_status(e, true),
+            Err(e) => self.set_status(error_chain(&e), true),
         }
     }
 
     /// The settings file was written (or not).
-    pub fn on_settings_saved(&mut self, result: Result<String, String>) {
+    pub fn on_settings_saved(&mut self, result: Result<String, ActionError>) {
         match result {
             Ok(path) => self.set_status(format!("settings saved to {path}"), false),
-            Err(e) => self.set_status(e, true),
+            Err(e) => self.set_status(error_chain(&e), true),
         }
     }
 

@@ -24,7 +24,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use xend::api::{DomainStats, NetStats, NodeInfo, Snapshot, VbdStats, VcpuStats};
+use xend::api::{DomainStats, NetStats, NodeInfo, SampleTime, Snapshot, VbdStats, VcpuStats};
 use xend::client::Client;
 use xtop::app::{App, Effect, Options};
 use xtop::keymap::Keymap;
@@ -106,6 +106,9 @@ fn synthetic(n: usize, t: f64) -> Snapshot {
             rd_sect: (t * 8.0) as u64,
             ..Default::default()
         }],
+        // Stamped like a VMM's sample (Domain-0 has none), so rates take
+        // the path they take against a real xend.
+        sampled_at: (i != 0).then_some(SampleTime { mono: t, wall: t }),
         ..Default::default()
     };
     Snapshot {
@@ -209,7 +212,11 @@ fn main() -> anyhow::Result<()> {
         n_domains = snap.domains.len();
         app.on_snapshot(0, Ok(snap));
         let (c1, w1) = (cpu_time(), Instant::now());
-        term.draw(|f| xtop::ui::draw(f, &app))?;
+        let mut layout = None;
+        term.draw(|f| layout = Some(xtop::ui::draw(f, &app)))?;
+        if let Some(l) = layout {
+            app.on_layout(l);
+        }
         let (c2, w2) = (cpu_time(), Instant::now());
         collect += w1 - w0;
         render += w2 - w1;
@@ -290,7 +297,7 @@ fn main() -> anyhow::Result<()> {
         for e in app.take_effects() {
             if let Effect::Op { target, op } = e {
                 let stub = stub.clone();
-                rt.spawn(async move { xtop::runtime::do_op(&stub, &target.name, op).await });
+                rt.spawn(async move { xtop::effects::do_op(&stub, &target.name, op).await });
             }
         }
         let arrived = rx

@@ -42,7 +42,7 @@ pub(super) fn draw_status(buf: &mut Buffer, app: &App, area: Rect) {
     if !app.tagged.is_empty() {
         text.push_str(&format!("[{} tagged] ", app.tagged.len()));
     }
-    if let Some((re, inv)) = &app.filter {
+    if let Some((re, inv)) = &app.table.filter {
         text.push_str(&format!(
             "[filter {}{}] ",
             if *inv { "!" } else { "" },

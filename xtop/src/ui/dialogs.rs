@@ -140,8 +140,12 @@ pub(super) fn draw_columns(f: &mut Frame, app: &App, cursor: usize, area: Rect) 
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let on = app.columns.contains(c);
-            let sort = if app.sort.column == *c { " (sort)" } else { "" };
+            let on = app.table.columns.contains(c);
+            let sort = if app.table.sort.column == *c {
+                " (sort)"
+            } else {
+                ""
+            };
             let text = format!(
                 "[{}] {:<10} {}{sort}",
                 if on { 'x' } else { ' ' },

@@ -26,19 +26,19 @@ pub(super) fn draw_header(buf: &mut Buffer, app: &App, area: Rect, small: bool) 
         .unwrap_or_default();
     let mut title = format!("xtop - {time}   {version}");
     if small {
-        title.push_str(match app.cpu_mode {
+        title.push_str(match app.table.cpu_mode {
             crate::model::CpuMode::Xentop => "  [%:1 CPU]",
             crate::model::CpuMode::VirtTop => "  [%:host]",
         });
     } else {
-        title.push_str(&format!("   [{}]", app.cpu_mode.label()));
+        title.push_str(&format!("   [{}]", app.table.cpu_mode.label()));
         title.push_str(&format!(
             "   view {}: {}",
-            app.view.number(),
-            app.view.title()
+            app.table.view.number(),
+            app.table.view.title()
         ));
     }
-    if app.frozen {
+    if app.frozen.is_some() {
         title.push_str("   FROZEN");
     }
     if app.opts.readonly {
@@ -47,6 +47,9 @@ pub(super) fn draw_header(buf: &mut Buffer, app: &App, area: Rect, small: bool) 
     buf.set_stringn(area.x, area.y, &title, area.width as usize, t.title);
     if small {
         return;
+    }
+    if app.table.hosts_collapsed {
+        return draw_host_lines(buf, app, area);
     }
     let mut y = area.y + 1;
     for h in app.store.hosts.iter().take(3) {
@@ -114,6 +117,71 @@ pub(super) fn draw_header(buf: &mut Buffer, app: &App, area: Rect, small: bool) 
             }
         }
         y += 2;
+    }
+}
+
+/// Most host lines the collapsed header shows.
+pub(super) const MAX_HOST_LINES: u16 = 10;
+
+/// The collapsed header: one line per host, hosts that do not answer first
+/// (with why), then the others; `+N more` when they do not all fit.
+fn draw_host_lines(buf: &mut Buffer, app: &App, area: Rect) {
+    let t = &app.theme;
+    let room = area.height.saturating_sub(1) as usize;
+    let mut hosts: Vec<&crate::model::Host> = app.store.hosts.iter().collect();
+    hosts.sort_by_key(|h| h.status == HostStatus::Up);
+    let shown = if hosts.len() > room {
+        room.saturating_sub(1)
+    } else {
+        hosts.len()
+    };
+    for (i, h) in hosts.iter().take(shown).enumerate() {
+        let y = area.y + 1 + i as u16;
+        let (line, style) = match &h.status {
+            HostStatus::Down { reason } => (
+                format!(
+                    "{}: unreachable: {reason} (retrying every {:.1} s)",
+                    h.label,
+                    app.delay.as_secs_f64()
+                ),
+                t.error,
+            ),
+            HostStatus::Connecting => (format!("{}: connecting to {}…", h.label, h.url), t.summary),
+            HostStatus::Up => {
+                let c = Counts::of(h.rows.iter());
+                let mem = h
+                    .snapshot
+                    .as_ref()
+                    .map(|s| {
+                        format!(
+                            "   Mem {}M used of {}M",
+                            s.node.memory.saturating_sub(s.node.free_memory),
+                            s.node.memory
+                        )
+                    })
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "{}: {} domains, {} running, {} paused, {} crashed   host CPU {:.1}%{mem}",
+                        h.label,
+                        c.total,
+                        c.running,
+                        c.paused,
+                        c.crashed,
+                        h.cpu_history.back().copied().unwrap_or(0.0)
+                    ),
+                    t.summary,
+                )
+            }
+        };
+        buf.set_stringn(area.x, y, line, area.width as usize, style);
+    }
+    if shown < hosts.len() {
+        let rest = &hosts[shown..];
+        let down = rest.iter().filter(|h| h.status != HostStatus::Up).count();
+        let line = format!("+{} more hosts ({down} not answering)", rest.len());
+        let y = area.y + 1 + shown as u16;
+        buf.set_stringn(area.x, y, line, area.width as usize, t.summary);
     }
 }
 

@@ -17,13 +17,17 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::widgets::Block;
 use table::draw_table;
 
-use crate::app::{App, Mode};
+use crate::app::{App, Mode, TableLayout};
 
-/// Paints the whole screen.
-pub fn draw(f: &mut Frame, app: &App) {
+/// Paints the whole screen; returns where the table was drawn (what the
+/// runtime passes to [`App::on_layout`]).
+pub fn draw(f: &mut Frame, app: &App) -> TableLayout {
     let area = f.area();
     match &app.mode {
-        Mode::Console(p) => return draw_console(f, app, p, area),
+        Mode::Console(p) => {
+            draw_console(f, app, p, area);
+            return app.layout.clone();
+        }
         Mode::Editor {
             area: ta, purpose, ..
         } => {
@@ -34,9 +38,12 @@ pub fn draw(f: &mut Frame, app: &App) {
             let inner = block.inner(area);
             f.render_widget(block, area);
             f.render_widget(&**ta, inner);
-            return;
+            return app.layout.clone();
         }
-        Mode::Diff(r) => return draw_diff(f, app, r, area),
+        Mode::Diff(r) => {
+            draw_diff(f, app, r, area);
+            return app.layout.clone();
+        }
         _ => {}
     }
     if area.width < 20 || area.height < 4 {
@@ -56,11 +63,11 @@ pub fn draw(f: &mut Frame, app: &App) {
                 app.theme.error,
             );
         }
-        return;
+        return app.layout.clone();
     }
     let small = area.height < 12;
     let header_h = if small { 1 } else { header_height(app) };
-    let detail_h = if app.show_detail && area.height >= 20 {
+    let detail_h = if app.table.show_detail && area.height >= 20 {
         9
     } else {
         0
@@ -74,7 +81,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     draw_header(f.buffer_mut(), app, header, small);
-    draw_table(f.buffer_mut(), app, table);
+    let layout = draw_table(f.buffer_mut(), app, table);
     if detail_h > 0 {
         draw_detail(f, app, detail);
     }
@@ -112,11 +119,18 @@ pub fn draw(f: &mut Frame, app: &App) {
         }
         _ => {}
     }
+    layout
 }
 
 fn header_height(app: &App) -> u16 {
     let hosts = app.store.hosts.len() as u16;
-    1 + 2 * hosts.min(3)
+    if app.table.hosts_collapsed {
+        // One line per host, at most MAX_HOST_LINES (the last one then
+        // counts the rest).
+        1 + hosts.min(header::MAX_HOST_LINES)
+    } else {
+        1 + 2 * hosts.min(3)
+    }
 }
 
 fn fmt_time(t: f64) -> String {

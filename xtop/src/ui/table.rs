@@ -4,7 +4,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 
 use crate::action::View;
-use crate::app::App;
+use crate::app::{App, TableLayout};
 use crate::columns::Column;
 use crate::model::DomRow;
 
@@ -18,20 +18,20 @@ enum TableLine<'a> {
 fn table_lines<'a>(app: &App, rows: &[&'a DomRow]) -> Vec<TableLine<'a>> {
     let mut lines = vec![TableLine::Header];
     for (i, r) in rows.iter().enumerate() {
-        if app.repeat_header && i > 0 && app.view == View::Domains {
+        if app.table.repeat_header && i > 0 && app.table.view == View::Domains {
             lines.push(TableLine::Header);
         }
-        match app.view {
+        match app.table.view {
             View::Domains => {
                 lines.push(TableLine::Dom(r));
-                if app.show_vcpus {
+                if app.table.show_vcpus {
                     let mut s = String::from("VCPUs(sec): ");
                     for v in &r.dom.vcpu_info {
                         s.push_str(&format!("{:>3}: {:>10}s", v.id, v.cpu_time as u64));
                     }
                     lines.push(TableLine::Extra(r, s));
                 }
-                if app.show_nets {
+                if app.table.show_nets {
                     for n in &r.dom.nets {
                         lines.push(TableLine::Extra(
                             r,
@@ -42,7 +42,7 @@ fn table_lines<'a>(app: &App, rows: &[&'a DomRow]) -> Vec<TableLine<'a>> {
                         ));
                     }
                 }
-                if app.show_vbds {
+                if app.table.show_vbds {
                     for v in &r.dom.vbds {
                         lines.push(TableLine::Extra(
                             r,
@@ -165,7 +165,8 @@ fn view_header(view: View) -> String {
 
 /// Column widths for the domains view: xentop's, NAME and HOST widened to fit.
 fn column_widths(app: &App, rows: &[&DomRow]) -> Vec<(Column, usize)> {
-    app.columns
+    app.table
+        .columns
         .iter()
         .map(|&c| {
             let w = match c {
@@ -190,27 +191,28 @@ fn column_widths(app: &App, rows: &[&DomRow]) -> Vec<(Column, usize)> {
         .collect()
 }
 
-/// The table of the current view, keeping the selected row in sight.
-pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
+/// The table of the current view, keeping the selected row in sight;
+/// returns where it drew it (unchanged for a view without domain lines).
+pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) -> TableLayout {
     if area.height == 0 {
-        return;
+        return app.layout.clone();
     }
     let t = &app.theme;
     let rows = app.visible_rows();
-    if app.view == View::HostCpus {
-        return draw_host_cpus(buf, app, &rows, area);
+    if app.table.view == View::HostCpus {
+        draw_host_cpus(buf, app, &rows, area);
+        return app.layout.clone();
     }
     let widths = column_widths(app, &rows);
     let lines = table_lines(app, &rows);
     let sel = app.selected_index(&rows).map(|i| rows[i].key);
     let body_h = area.height.saturating_sub(1) as usize;
-    app.page_rows.set(body_h.max(1));
     // Keep the selected row in view.
     let sel_line = lines
         .iter()
         .position(|l| matches!(l, TableLine::Dom(r) | TableLine::Extra(r, _) if Some(r.key) == sel))
         .unwrap_or(0);
-    let (_, prev_first) = app.table_area.get();
+    let prev_first = app.layout.first;
     let mut first = prev_first.min(lines.len().saturating_sub(1)).max(1);
     if sel_line < first {
         first = sel_line.max(1);
@@ -223,10 +225,9 @@ pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
         height: area.height - 1,
         ..area
     };
-    app.table_area.set((body, first));
-    draw_header_line(buf, app, &widths, Rect { height: 1, ..area });
+    let header_cells = draw_header_line(buf, app, &widths, Rect { height: 1, ..area });
     let hosts = app.host_labels();
-    *app.line_keys.borrow_mut() = lines
+    let line_keys = lines
         .iter()
         .skip(first)
         .take(body_h)
@@ -297,12 +298,12 @@ pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
                 }
             }
             TableLine::Extra(r, text) => {
-                let style = if Some(r.key) == sel && app.view != View::Domains {
+                let style = if Some(r.key) == sel && app.table.view != View::Domains {
                     t.selected
                 } else {
                     t.dim
                 };
-                if app.view != View::Domains {
+                if app.table.view != View::Domains {
                     buf.set_style(
                         Rect {
                             y,
@@ -317,7 +318,7 @@ pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
         }
     }
     if rows.is_empty() {
-        let msg = if app.filter.is_some() {
+        let msg = if app.table.filter.is_some() {
             "no domain matches the filter (/ to change it)"
         } else {
             "no domains"
@@ -330,20 +331,33 @@ pub(super) fn draw_table(buf: &mut Buffer, app: &App, area: Rect) {
             t.dim,
         );
     }
+    TableLayout {
+        body,
+        first,
+        header_cells,
+        line_keys,
+        page_rows: body_h.max(1),
+    }
 }
 
-fn draw_header_line(buf: &mut Buffer, app: &App, widths: &[(Column, usize)], area: Rect) {
+/// Draws a header line; returns the x range of each column drawn.
+fn draw_header_line(
+    buf: &mut Buffer,
+    app: &App,
+    widths: &[(Column, usize)],
+    area: Rect,
+) -> Vec<(u16, u16, Column)> {
     let t = &app.theme;
     buf.set_style(area, t.table_header);
-    if app.view != View::Domains {
+    if app.table.view != View::Domains {
         buf.set_stringn(
             area.x,
             area.y,
-            view_header(app.view),
+            view_header(app.table.view),
             area.width as usize,
             t.table_header,
         );
-        return;
+        return Vec::new();
     }
     let mut cells = Vec::new();
     let mut x = area.x;
@@ -351,8 +365,8 @@ fn draw_header_line(buf: &mut Buffer, app: &App, widths: &[(Column, usize)], are
         if x >= area.right() {
             break;
         }
-        let mark = if *c == app.sort.column {
-            let desc = c.descending_by_default() != app.sort.reverse;
+        let mark = if *c == app.table.sort.column {
+            let desc = c.descending_by_default() != app.table.sort.reverse;
             if desc { "▼" } else { "▲" }
         } else {
             ""
@@ -363,7 +377,7 @@ fn draw_header_line(buf: &mut Buffer, app: &App, widths: &[(Column, usize)], are
         } else {
             format!("{h:>w$}")
         };
-        let style = if *c == app.sort.column {
+        let style = if *c == app.table.sort.column {
             t.table_header.add_modifier(Modifier::UNDERLINED)
         } else {
             t.table_header
@@ -372,7 +386,7 @@ fn draw_header_line(buf: &mut Buffer, app: &App, widths: &[(Column, usize)], are
         cells.push((x, *w as u16, *c));
         x = x.saturating_add(*w as u16 + 1);
     }
-    *app.header_cells.borrow_mut() = cells;
+    cells
 }
 
 fn draw_host_cpus(buf: &mut Buffer, app: &App, rows: &[&DomRow], area: Rect) {

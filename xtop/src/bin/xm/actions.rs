@@ -57,6 +57,7 @@ pub async fn console(xm: &Xm, a: args::Console) -> Result<ExitCode> {
 fn attach(xm: &Xm, port: u16, escape: EscapeKey) -> Result<ExitReason> {
     let opts = ConnectOptions {
         token: xm.token.clone(),
+        tls: xm.client.console_tls().cloned(),
         ..ConnectOptions::default()
     };
     let mut console = Console::connect(&xm.host(), port, &opts)?;

@@ -27,6 +27,9 @@ pub struct List {
     /// Print JSON (the API's DomainStats) instead of the table.
     #[arg(long, conflicts_with = "long")]
     pub json: bool,
+    /// Print `NAME ID STATE` per domain, no header (for scripts).
+    #[arg(long, conflicts_with_all = ["long", "json"])]
+    pub state: bool,
     /// Domains (names or ids); all when none.
     pub doms: Vec<String>,
 }

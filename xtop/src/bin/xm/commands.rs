@@ -36,7 +36,7 @@ const fn todo_cmd(name: &'static str, args: &'static str, help: &'static str) ->
 pub const COMMANDS: &[Command] = &[
     cmd(
         "list",
-        "[-l] [--json] [DOM...]",
+        "[-l] [--json] [--state] [DOM...]",
         "List domains (-l: full SXP).",
     ),
     cmd(
@@ -66,6 +66,7 @@ pub const COMMANDS: &[Command] = &[
     ),
     cmd("vcpu-list", "[DOM...]", "List the vCPUs of domains."),
     cmd("maxmem", "DOM MB", "Set a domain's maximum memory."),
+    cmd("mem-max", "DOM MB", "Same as maxmem."),
     cmd("mem-set", "DOM MB", "Set a domain's memory target."),
     cmd("balloon", "DOM MB", "Same as mem-set."),
     cmd("info", "[--json]", "Host information."),

@@ -217,7 +217,7 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
         "vcpu-pin" => actions::vcpu_pin(xm, args::parse(name, rest)?).await?,
         "pincpu" => actions::pincpu(xm, args::parse(name, rest)?).await?,
         "vcpu-list" => queries::vcpu_list(xm, args::parse(name, rest)?).await?,
-        "maxmem" => {
+        "maxmem" | "mem-max" => {
             let a: args::Mem = args::parse(name, rest)?;
             xm.client.maxmem_set(&a.dom, a.mb).await?
         }

@@ -43,6 +43,10 @@ pub async fn list(xm: &Xm, a: args::List) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&doms)?).ok();
+    } else if a.state {
+        for d in &doms {
+            writeln!(out, "{} {} {}", d.name, d.id, d.state).ok();
+        }
     } else if a.long {
         for d in &doms {
             let text = xm.sxp.get(&["domain", &d.id.to_string()], &[]).await?;
