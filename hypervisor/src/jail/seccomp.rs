@@ -200,6 +200,19 @@ fn stack_filter() -> Result<SeccompRule, seccompiler::BackendError> {
     SeccompRule::new(vec![op, flags])
 }
 
+/// `fcntl(fd, F_GETFD)` only: what std's `OwnedFd` drop asks in debug
+/// builds to catch a double close, so any thread that closes a descriptor
+/// (a console client's stream, an eventfd) makes it.
+fn fcntl_getfd_only() -> Result<SeccompRule, seccompiler::BackendError> {
+    let cmd = SeccompCondition::new(
+        1,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::F_GETFD as u64,
+    )?;
+    SeccompRule::new(vec![cmd])
+}
+
 /// vCPU threads may only issue KVM ioctls (type 0xAE).
 fn kvm_ioctl_only() -> Result<SeccompRule, seccompiler::BackendError> {
     let kvm = SeccompCondition::new(
@@ -230,7 +243,9 @@ pub fn program(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
             rules.insert(libc::SYS_openat, vec![openat_read_only().map_err(build)?]);
             rules.insert(libc::SYS_seccomp, vec![stack_filter().map_err(build)?]);
         }
-        ThreadKind::DeviceIo | ThreadKind::Signal => {}
+        ThreadKind::DeviceIo | ThreadKind::Signal => {
+            rules.insert(libc::SYS_fcntl, vec![fcntl_getfd_only().map_err(build)?]);
+        }
     }
     let filter = SeccompFilter::new(
         rules,
