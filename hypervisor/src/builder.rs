@@ -9,6 +9,7 @@ use kvm_ioctls::{Kvm, VmFd};
 
 use crate::arch;
 use crate::domain::{Domain, DomainSpec, SpecError, write_start_info};
+use crate::jail::{self, ThreadKind};
 use crate::kick;
 use crate::loader::{self, LoadError};
 use crate::log::log;
@@ -126,6 +127,7 @@ pub fn boot(
     kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+    jail::remember_kvm(&kvm);
     let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
 
     let size = (spec.maxmem_mib << 20).next_multiple_of(2 << 20);
@@ -171,7 +173,7 @@ pub fn boot(
     let vm = Arc::new(vm);
     let domain = Domain::new(spec, ram, Arc::clone(&vm));
     for (kind, config) in devices {
-        domain.devices.attach(*kind, config)?;
+        domain.devices.attach(*kind, config, None)?;
     }
     if let Some(r) = restored {
         r.finish(&domain).map_err(Box::new)?;
@@ -182,19 +184,31 @@ pub fn boot(
     let d = Arc::clone(&domain);
     std::thread::Builder::new()
         .name("console-out".into())
-        .spawn(move || d.console.run_writer())
+        .spawn(move || {
+            if jail::thread_start(ThreadKind::DeviceIo) {
+                d.console.run_writer();
+            }
+        })
         .map_err(BuildError::Thread)?;
     let d = Arc::clone(&domain);
     std::thread::Builder::new()
         .name("console-poll".into())
-        .spawn(move || poll_console(&d))
+        .spawn(move || {
+            if jail::thread_start(ThreadKind::DeviceIo) {
+                poll_console(&d);
+            }
+        })
         .map_err(BuildError::Thread)?;
     let mut vcpu_threads = Vec::new();
     for (i, fd) in fds.into_iter().enumerate() {
         let d = Arc::clone(&domain);
         let t = std::thread::Builder::new()
             .name(format!("vcpu{i}"))
-            .spawn(move || vcpu::run(d, fd, i))
+            .spawn(move || {
+                if jail::thread_start(ThreadKind::Vcpu) {
+                    vcpu::run(d, fd, i);
+                }
+            })
             .map_err(BuildError::Thread)?;
         vcpu_threads.push(t);
     }

@@ -91,4 +91,28 @@ pub struct Args {
     /// wait for `unpause`.
     #[arg(long)]
     pub paused: bool,
+    /// Jail the VMM once the domain is built: new mount, pid, ipc and uts
+    /// namespaces, an empty read-only root mounted on DIR (created if
+    /// missing), no capabilities, `--jail-uid`/`--jail-gid`, and a seccomp
+    /// filter per thread (see docs/jail.md). xend passes this for every
+    /// domain unless `(vmm-jail no)`.
+    #[arg(long, value_name = "DIR", requires_all = ["jail_uid", "jail_gid"])]
+    pub jail_dir: Option<PathBuf>,
+    /// The uid the jailed VMM runs as (not 0).
+    #[arg(long, value_name = "UID", requires = "jail_dir")]
+    pub jail_uid: Option<u32>,
+    /// The gid the jailed VMM runs as (not 0).
+    #[arg(long, value_name = "GID", requires = "jail_dir")]
+    pub jail_gid: Option<u32>,
+}
+
+impl Args {
+    /// The jail asked for on the command line, if any.
+    pub fn jail(&self) -> Option<crate::jail::JailConfig> {
+        Some(crate::jail::JailConfig {
+            dir: self.jail_dir.clone()?,
+            uid: self.jail_uid?,
+            gid: self.jail_gid?,
+        })
+    }
 }

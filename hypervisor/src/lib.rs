@@ -18,6 +18,7 @@ pub mod devices;
 pub mod domain;
 pub mod guest_args;
 pub mod heap;
+pub mod jail;
 pub mod kick;
 pub mod kvm_check;
 pub mod linux;

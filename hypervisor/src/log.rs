@@ -12,7 +12,7 @@ pub fn log(msg: &str) {
         "[{}.{:06}] vmm[{}]: {msg}\n",
         t.as_secs(),
         t.subsec_micros(),
-        std::process::id()
+        crate::jail::host_pid()
     );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

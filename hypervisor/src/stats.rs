@@ -93,9 +93,12 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Number of online host CPUs.
+/// Number of online host CPUs, asked once (std reads cgroup files for it,
+/// which a jailed thread can no longer open; the jail asks before it
+/// closes).
 pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Host CPU thread `tid` last ran on (field 39 of its stat file).

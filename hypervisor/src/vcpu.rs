@@ -217,6 +217,7 @@ fn hypercall(dom: &Domain, index: usize, call: Hypercall, value: u64) -> Next {
             std::thread::yield_now();
             Next::Continue
         }
+        Hypercall::Shutdown if crate::jail::test_violation(&dom.spec.name) => Next::Continue,
         Hypercall::Shutdown => match ShutdownReason::from_u32(value as u32) {
             Some(ShutdownReason::Crash) => {
                 log(&format!("domain {} reported a crash", dom.spec.name));

@@ -752,6 +752,7 @@ pub mod browser;
 mod console;
 pub mod golden;
 mod http;
+pub mod jail;
 pub mod linux;
 mod ports;
 pub mod pty;

@@ -193,6 +193,14 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     for warning in &settings.config_warnings {
         tracing::warn!("{warning}");
     }
+    match settings.vmm_jail {
+        Some(base) => {
+            tracing::info!("VMMs are jailed (docs/jail.md): domain N runs as uid/gid {base} + N")
+        }
+        None => tracing::warn!(
+            "(vmm-jail no): every VMM runs as root with all capabilities and the host's filesystem; a guest that breaks its VMM owns this host"
+        ),
+    }
     match settings.tcp_auth {
         crate::config::TcpAuth::Token => {
             let token = crate::token::load_or_create(&settings.token_file, settings.admin_gid)?;

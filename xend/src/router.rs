@@ -143,6 +143,7 @@ mod tests {
             min_restart_time: 20.0,
             max_request_bytes: 1024,
             vmm_timeout: std::time::Duration::from_secs(2),
+            vmm_jail: None,
             sample_interval: std::time::Duration::from_secs(1),
             vif_bridge: "xenbr0".into(),
             config_warnings: Vec::new(),

@@ -97,6 +97,9 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// How long a VMM has to answer an ordinary request (`vmm-timeout`).
     pub vmm_timeout: std::time::Duration,
+    /// Jail every VMM, domain N as uid/gid `base + N` (`vmm-jail`,
+    /// `vmm-jail-uid-base`); `None`: VMMs run as root, unjailed.
+    pub vmm_jail: Option<u32>,
     /// How often every domain's figures are sampled (`xend-sample-interval`).
     pub sample_interval: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
@@ -158,6 +161,7 @@ impl Settings {
             body_timeout: std::time::Duration::from_secs_f64(c.body_timeout),
             min_restart_time: c.min_restart_time,
             vmm_timeout: std::time::Duration::from_secs_f64(c.vmm_timeout),
+            vmm_jail: c.vmm_jail.then_some(c.vmm_jail_uid_base),
             sample_interval: std::time::Duration::from_secs_f64(c.sample_interval),
             max_request_bytes: usize::try_from(c.max_request_bytes).unwrap_or(usize::MAX),
             vif_bridge: c

@@ -15,6 +15,9 @@ complete -c vmm -l vif -d 'A virtual network interface, `mac=aa:00:00:12:34:56,b
 complete -c vmm -l restore -d 'Restore the domain saved in FILE instead of booting a kernel (memory, vCPUs, kernel come from the image; --name/--domid override)' -r -F
 complete -c vmm -l incoming -d 'Receive a migrating domain: listen on ADDR:PORT for one source, which must present --incoming-token. Ready (for --detach) once listening' -r
 complete -c vmm -l incoming-token -d 'The token a migration source must present (or env VMM_INCOMING_TOKEN)' -r
+complete -c vmm -l jail-dir -d 'Jail the VMM once the domain is built: new mount, pid, ipc and uts namespaces, an empty read-only root mounted on DIR (created if missing), no capabilities, `--jail-uid`/`--jail-gid`, and a seccomp filter per thread (see docs/jail.md). xend passes this for every domain unless `(vmm-jail no)`' -r -F
+complete -c vmm -l jail-uid -d 'The uid the jailed VMM runs as (not 0)' -r
+complete -c vmm -l jail-gid -d 'The gid the jailed VMM runs as (not 0)' -r
 complete -c vmm -l detach -d 'Run in the background in its own session; print the pid once ready'
 complete -c vmm -l stdio -d 'Console on stdin/stdout'
 complete -c vmm -l exit-on-shutdown -d 'Exit when the guest shuts down or crashes (exit code 0 for a clean shutdown, 2 for a crash) instead of waiting for `destroy`'

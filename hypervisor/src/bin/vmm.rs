@@ -23,6 +23,16 @@ fn main() -> ExitCode {
         eprintln!("vmm: give --socket PATH (or --stdio for a console on this terminal)");
         return ExitCode::from(2);
     }
+    let jail = args.jail();
+    match &jail {
+        Some(j) => {
+            if let Err(e) = hypervisor::jail::prepare(j, args.detach) {
+                eprintln!("vmm: {}", error_chain(&e));
+                return ExitCode::FAILURE;
+            }
+        }
+        None => log("not jailed: no --jail-dir (the VMM keeps root's rights on the host)"),
+    }
     let ready = if args.detach {
         // SAFETY: nothing has started a thread yet: this is the first thing
         // main does after parsing its arguments.
@@ -42,7 +52,7 @@ fn main() -> ExitCode {
         }
         None
     };
-    match run(&args, ready) {
+    match run(&args, jail.as_ref(), ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err((msg, ready)) => {
             log(&msg);
@@ -65,7 +75,11 @@ fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, hypervisor::loader::LoadErro
     hypervisor::loader::read_image(kernel)
 }
 
-fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
+fn run(
+    args: &Args,
+    jail: Option<&hypervisor::jail::JailConfig>,
+    mut ready: Option<ReadyPipe>,
+) -> Result<(), Failure> {
     daemon::block_termination_signals();
     let fail = |m: String, r: Option<ReadyPipe>| (m, r);
     let booting = args.restore.is_none() && args.incoming.is_none();
@@ -152,7 +166,7 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
     let dom = Arc::clone(&vmm.domain);
     if let Some(path) = &args.record {
         let record = Record {
-            pid: std::process::id(),
+            pid: hypervisor::jail::host_pid(),
             name: dom.spec.name.clone(),
             domid: dom.spec.domid,
             socket: args.socket.clone().unwrap_or_default(),
@@ -174,6 +188,20 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
             return Err(fail(msg, ready));
         }
     }
+    if let Some(j) = jail
+        && let Err(e) = hypervisor::jail::enter(j)
+    {
+        let msg = error_chain(&e);
+        if let Some(a) = ack {
+            a.failed(&msg);
+        }
+        log(&msg);
+        if let Some(r) = ready {
+            r.failed(&msg);
+        }
+        // Threads are parked at the jail gate; end them all.
+        std::process::exit(1);
+    }
     if let Some(r) = ready {
         r.ready();
     }
@@ -191,7 +219,11 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
         .chain(args.record.iter())
         .cloned()
         .collect();
+    // A jailed VMM no longer sees these paths; xend removes them.
     let cleanup = Arc::new(move || {
+        if hypervisor::jail::is_jailed() {
+            return;
+        }
         for p in &cleanup_paths {
             let _ = std::fs::remove_file(p);
         }
@@ -199,6 +231,9 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
     {
         let cleanup = Arc::clone(&cleanup);
         std::thread::spawn(move || {
+            if !hypervisor::jail::thread_start(hypervisor::jail::ThreadKind::Signal) {
+                return;
+            }
             let sig = daemon::wait_for_termination();
             log(&format!("signal {sig}: destroying the domain"));
             cleanup();
@@ -208,7 +243,11 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
     if args.stdio {
         dom.console.attach(Box::new(std::io::stdout()), false);
         let d = Arc::clone(&dom);
-        std::thread::spawn(move || stdin_to_console(&d));
+        std::thread::spawn(move || {
+            if hypervisor::jail::thread_start(hypervisor::jail::ThreadKind::DeviceIo) {
+                stdin_to_console(&d);
+            }
+        });
     }
     if args.exit_on_shutdown || listener.is_none() {
         let d = Arc::clone(&dom);

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use super::fdpass::FdStream;
 use super::proto::{Payload, Reply, Request};
 use crate::domain::Domain;
 use crate::log::log;
@@ -47,7 +48,7 @@ fn connection(
     on_destroy: &OnDestroy,
 ) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(FdStream::new(stream));
     let mut line = String::new();
     loop {
         line.clear();
@@ -91,7 +92,9 @@ fn connection(
                 // unpause the guest here once its state has left; on failure
                 // it is released before the reply, so the client's next
                 // request finds the domain as it was.
-                match transfer(dom, req) {
+                let fd = reader.get_mut().take_fd();
+                reader.get_mut().drop_fds();
+                match transfer(dom, req, fd) {
                     Ok(payload) => {
                         // The domain lives on in the image or at the
                         // destination: end it here.
@@ -102,17 +105,43 @@ fn connection(
                     Err(msg) => send(&mut writer, &Reply::Error(msg))?,
                 }
             }
-            other => send(&mut writer, &handle(dom, other))?,
+            other => {
+                let fd = reader.get_mut().take_fd();
+                reader.get_mut().drop_fds();
+                let passed = match &other {
+                    Request::DeviceAttach { .. } => fd.map(std::fs::File::from),
+                    _ => None,
+                };
+                let reply = handle(dom, other, passed);
+                send(&mut writer, &reply)?;
+            }
         }
     }
 }
 
 /// Run a save or migration.
-fn transfer(dom: &Domain, req: Request) -> Result<Payload, String> {
+///
+/// A save with a descriptor passed along (`SCM_RIGHTS`) writes the image to
+/// it (`path` only names it); without one it creates `path` itself, which a
+/// jailed VMM cannot.
+fn transfer(
+    dom: &Domain,
+    req: Request,
+    fd: Option<std::os::fd::OwnedFd>,
+) -> Result<Payload, String> {
     match req {
-        Request::Save { path } => crate::snapshot::save(dom, Path::new(&path))
-            .map(Payload::Saved)
-            .map_err(|e| error_chain(&e)),
+        Request::Save { path } => match fd {
+            Some(fd) => crate::snapshot::save_into(dom, fd.into(), Path::new(&path)),
+            None if crate::jail::is_jailed() => {
+                return Err(
+                    "a jailed VMM saves only into a file passed with the request (SCM_RIGHTS)"
+                        .into(),
+                );
+            }
+            None => crate::snapshot::save(dom, Path::new(&path)),
+        }
+        .map(Payload::Saved)
+        .map_err(|e| error_chain(&e)),
         Request::Migrate {
             host,
             port,
@@ -125,8 +154,9 @@ fn transfer(dom: &Domain, req: Request) -> Result<Payload, String> {
     }
 }
 
-/// Requests with a plain reply.
-pub fn handle(dom: &Domain, req: Request) -> Reply {
+/// Requests with a plain reply; `passed` is the file sent with a
+/// `device_attach` (see [`crate::devices::Devices::attach`]).
+pub fn handle(dom: &Domain, req: Request, passed: Option<std::fs::File>) -> Reply {
     let done = |r: Result<(), crate::domain::DomainError>| match r {
         Ok(()) => Reply::Ok(Payload::Done),
         Err(e) => Reply::Error(e.to_string()),
@@ -139,7 +169,7 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
         Request::SetMemTarget { mib } => done(dom.set_mem_target(mib)),
         Request::SetMaxMem { mib } => done(dom.set_max_mem(mib)),
         Request::PinVcpu { vcpu, cpus } => done(dom.pin(vcpu, &cpus)),
-        Request::DeviceAttach { kind, config } => match dom.devices.attach(kind, &config) {
+        Request::DeviceAttach { kind, config } => match dom.devices.attach(kind, &config, passed) {
             Ok(d) => Reply::Ok(Payload::Device(d)),
             Err(e) => Reply::Error(e.to_string()),
         },
@@ -157,7 +187,7 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
 }
 
 /// Feed the client's bytes to the guest until the client goes away.
-fn console_input(mut reader: BufReader<UnixStream>, dom: &Domain) -> std::io::Result<()> {
+fn console_input(mut reader: BufReader<FdStream>, dom: &Domain) -> std::io::Result<()> {
     let mut buf = [0u8; 4096];
     loop {
         let n = reader.read(&mut buf)?;

@@ -60,14 +60,35 @@ impl Disk {
     /// Open and lock `config`'s file: a shared `flock` for `r`, an exclusive
     /// one for `w`, none for `w!`. Locks are never waited for.
     pub fn open(config: &DiskConfig) -> Result<Disk, BlockError> {
+        Disk::open_or_take(config, None)
+    }
+
+    /// As [`Disk::open`], but with `passed`, when given, as the file: a hot
+    /// attach to a jailed VMM brings it along (xend opened the canonical
+    /// path its confinement check approved; the jail has no path to open).
+    pub fn open_or_take(config: &DiskConfig, passed: Option<File>) -> Result<Disk, BlockError> {
         let path = &config.path;
         let mut opts = OpenOptions::new();
         opts.read(true)
             .write(config.mode != DiskMode::ReadOnly)
             .custom_flags(libc::O_CLOEXEC | if config.direct { libc::O_DIRECT } else { 0 });
-        let mut file = opts
-            .open(path)
-            .map_err(|e| BlockError::Open(path.clone(), e))?;
+        let mut file = match passed {
+            Some(f) => {
+                if config.mode != DiskMode::ReadOnly && !crate::control::fdpass::writable(&f) {
+                    return Err(BlockError::Open(
+                        path.clone(),
+                        io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            "the passed descriptor is read-only",
+                        ),
+                    ));
+                }
+                f
+            }
+            None => opts
+                .open(path)
+                .map_err(|e| BlockError::Open(path.clone(), e))?,
+        };
         let lock = match config.mode {
             DiskMode::ReadOnly => Some(libc::LOCK_SH),
             DiskMode::ReadWrite => Some(libc::LOCK_EX),

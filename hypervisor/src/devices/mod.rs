@@ -44,7 +44,8 @@ use guest_abi::{
 use self::block::{Disk, SECTOR_SIZE, Vbd};
 use self::config::{DiskConfig, DiskMode, VifConfig};
 pub use self::link::{DomainLink, Signal};
-use self::net::Vif;
+use self::net::{NetError, Vif};
+use self::tap::Tap;
 use crate::control::proto::{DeviceClass, DeviceRef, VbdInfo, VifInfo};
 use crate::log::log;
 use crate::memory::{MemoryError, TrackedRam};
@@ -158,7 +159,16 @@ impl Devices {
     }
 
     /// Attach a device described by `config` (a `--disk` / `--vif` string).
-    pub fn attach(&self, kind: DeviceClass, config: &str) -> Result<DeviceRef, DeviceError> {
+    /// `passed` is what xend opened for it and sent over the control socket
+    /// (`SCM_RIGHTS`) on a hot attach to a jailed VMM, which can open no
+    /// path and create no TAP: the disk's file, or the vif's TAP (created,
+    /// up and bridged by xend). Without it the VMM opens or creates its own.
+    pub fn attach(
+        &self,
+        kind: DeviceClass,
+        config: &str,
+        passed: Option<std::fs::File>,
+    ) -> Result<DeviceRef, DeviceError> {
         let dom = self.link()?;
         if dom.ended() {
             return Err(DeviceError::Ended);
@@ -199,7 +209,7 @@ impl Devices {
                 if taken {
                     return Err(DeviceError::DuplicateDev(cfg.dev));
                 }
-                let disk = Disk::open(&cfg)?;
+                let disk = Disk::open_or_take(&cfg, passed)?;
                 let done = match restored {
                     Some((k, name, _)) if k == DeviceKind::Vbd as u32 && name == cfg.dev => {
                         ram.read(ring0 + offsets::BLK_RSP_PROD as u64)?
@@ -250,6 +260,10 @@ impl Devices {
                     }
                 };
                 let mac = cfg.mac;
+                let tap = passed
+                    .map(Tap::from_file)
+                    .transpose()
+                    .map_err(NetError::from)?;
                 let vif = Vif::start(
                     cfg,
                     id,
@@ -257,6 +271,7 @@ impl Devices {
                     (ring0, ring1),
                     done,
                     Weak::clone(&self.link),
+                    tap,
                 )?;
                 let name = vif.ifname().to_string();
                 log(&format!(

@@ -130,7 +130,9 @@ impl Vif {
     /// Create TAP `vif<domid>.<id>`, bring it up, join `config.bridge`, and
     /// start the receive thread. The rings are at `tx_ring` / `rx_ring`, with
     /// `done` = (TX, RX) slots already completed (0 for fresh, zeroed rings;
-    /// the rings' `cons` when taking over restored ones).
+    /// the rings' `cons` when taking over restored ones). With `passed`, a
+    /// TAP xend created, brought up and bridged (a jailed VMM has no
+    /// `CAP_NET_ADMIN`), that one is used as it is.
     pub fn start(
         config: VifConfig,
         id: u32,
@@ -138,13 +140,20 @@ impl Vif {
         (tx_ring, rx_ring): (u64, u64),
         done: (u32, u32),
         link: Weak<dyn DomainLink>,
+        passed: Option<Tap>,
     ) -> Result<Vif, NetError> {
-        let name = format!("vif{domid}.{id}");
-        let tap = Arc::new(Tap::create(&name)?);
-        tap.set_up()?;
-        if let Some(br) = &config.bridge {
-            tap.attach_to_bridge(br)?;
-        }
+        let tap = match passed {
+            Some(tap) => Arc::new(tap),
+            None => {
+                let tap = Tap::create(&format!("vif{domid}.{id}"))?;
+                tap.set_up()?;
+                if let Some(br) = &config.bridge {
+                    tap.attach_to_bridge(br)?;
+                }
+                Arc::new(tap)
+            }
+        };
+        let name = tap.name().to_string();
         let stop = eventfd(&name)?;
         let stats = Arc::new(Counters::default());
         let rx = Rx {
@@ -157,7 +166,11 @@ impl Vif {
         };
         let thread = std::thread::Builder::new()
             .name(format!("{name}-rx"))
-            .spawn(move || rx.run())
+            .spawn(move || {
+                if crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
+                    rx.run();
+                }
+            })
             .map_err(|e| NetError::Thread(name.clone(), e))?;
         Ok(Vif {
             config,

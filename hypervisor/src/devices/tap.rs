@@ -32,6 +32,10 @@ pub enum TapError {
     /// The bridge does not exist.
     #[error("bridge {0} does not exist (create it first, e.g. `ip link add {0} type bridge`)")]
     NoBridge(String),
+    /// A descriptor passed as a TAP is not one (or cannot be made
+    /// non-blocking).
+    #[error("the descriptor passed for a vif is not a TAP")]
+    NotTap(#[source] io::Error),
     /// Enslaving to the bridge failed.
     #[error("cannot add {0} to bridge {1}")]
     Bridge(String, String, #[source] io::Error),
@@ -87,9 +91,49 @@ impl Tap {
         })
     }
 
+    /// A TAP someone else created (xend, for a jailed VMM): `file` is its
+    /// `/dev/net/tun` descriptor. Its name is asked of the kernel
+    /// (`TUNGETIFF`), which also proves it is a TAP; it is made non-blocking.
+    pub fn from_file(file: File) -> Result<Tap, TapError> {
+        let mut req = IfReq::new("");
+        // SAFETY: TUNGETIFF writes one `struct ifreq`, which `req` is (same
+        // size and layout), alive for the call.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETIFF, &mut req) };
+        if rc < 0 {
+            return Err(TapError::NotTap(io::Error::last_os_error()));
+        }
+        let flags = libc::c_short::from_ne_bytes([req.data[0], req.data[1]]);
+        if flags & libc::IFF_TAP as libc::c_short == 0 {
+            return Err(TapError::NotTap(io::Error::from(
+                io::ErrorKind::InvalidInput,
+            )));
+        }
+        let len = req
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own; integers only.
+        let ok = unsafe {
+            let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+            fl >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) == 0
+        };
+        if !ok {
+            return Err(TapError::NotTap(io::Error::last_os_error()));
+        }
+        Ok(Tap { file, name })
+    }
+
     /// The interface name (`vif3.0`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its `/dev/net/tun` descriptor, to pass on (the interface lives as long
+    /// as a descriptor does).
+    pub fn into_file(self) -> File {
+        self.file
     }
 
     /// The file descriptor frames are read from and written to.

@@ -30,6 +30,7 @@ use self::serial::{IrqLine, Uart};
 use crate::builder::{BuildError, Vmm};
 use crate::control::proto::{DeviceClass, Reason};
 use crate::domain::{Domain, DomainError, DomainSpec};
+use crate::jail::{self, ThreadKind};
 use crate::log::log;
 use crate::memory::GuestRam;
 
@@ -279,6 +280,7 @@ pub fn start(
     crate::kick::install_handler();
     let kvm_err = |what| move |source| BuildError::Kvm { what, source };
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+    jail::remember_kvm(&kvm);
     let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
     vm.set_tss_address(layout::KVM_TSS as usize)
         .map_err(kvm_err("set_tss_address"))?;
@@ -365,7 +367,11 @@ pub fn start(
     let d = Arc::clone(&domain);
     std::thread::Builder::new()
         .name("console-out".into())
-        .spawn(move || d.console.run_writer())
+        .spawn(move || {
+            if jail::thread_start(ThreadKind::DeviceIo) {
+                d.console.run_writer();
+            }
+        })
         .map_err(BuildError::Thread)?;
     let mut threads = Vec::new();
     for (i, fd) in fds.into_iter().enumerate() {
@@ -373,7 +379,11 @@ pub fn start(
         let m = Arc::clone(&machine);
         let t = std::thread::Builder::new()
             .name(format!("vcpu{i}"))
-            .spawn(move || vcpu::run(d, m, fd, i))
+            .spawn(move || {
+                if jail::thread_start(ThreadKind::Vcpu) {
+                    vcpu::run(d, m, fd, i);
+                }
+            })
             .map_err(BuildError::Thread)?;
         threads.push(t);
     }

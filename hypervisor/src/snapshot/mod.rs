@@ -51,7 +51,7 @@ pub use restore::{
     Overrides, RestoreSource, Restored, StreamSource, read_spec, restore_file,
     restore_file_reporting, validate_file,
 };
-pub use save::{pause_and_capture, save, saved_spec, write_spec, write_tail};
+pub use save::{pause_and_capture, save, save_into, saved_spec, write_spec, write_tail};
 
 use crate::builder::BuildError;
 use crate::domain::DomainError;

@@ -22,7 +22,7 @@ pub fn pause_and_capture(
     _transfer: &Transfer<'_>,
 ) -> Result<Vec<VcpuState>, SnapshotError> {
     dom.pause()?;
-    let kvm = kvm_ioctls::Kvm::new().map_err(SnapshotError::Kvm)?;
+    let kvm = crate::jail::open_kvm().map_err(SnapshotError::Kvm)?;
     let _ = dom.console.drain(&dom.ram);
     Ok(dom.capture_vcpus(vcpu::msr_list(&kvm))?)
 }
@@ -171,11 +171,37 @@ fn write_image(
         .custom_flags(libc::O_NOFOLLOW)
         .open(tmp)
         .map_err(file_err("create", tmp))?;
+    let (bytes, stats) = write_to(dom, states, was_paused, f, tmp)?;
+    std::fs::rename(tmp, path).map_err(file_err("rename into", path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok((bytes, stats))
+}
+
+/// Write the image to `f` and fsync it (`label` names it in errors).
+fn write_to(
+    dom: &Domain,
+    states: &[VcpuState],
+    was_paused: bool,
+    f: File,
+    label: &Path,
+) -> Result<(u64, memory::RamStats), SnapshotError> {
+    let file_err = |what| {
+        let p = label.to_path_buf();
+        move |source| SnapshotError::File {
+            what,
+            path: p,
+            source,
+        }
+    };
     let flags = if was_paused { FLAG_PAUSED } else { 0 };
     let io = |e: FormatError| match e {
         FormatError::Io(source) => SnapshotError::File {
             what: "write",
-            path: tmp.to_path_buf(),
+            path: label.to_path_buf(),
             source,
         },
         other => other.into(),
@@ -194,15 +220,47 @@ fn write_image(
     let f = buf
         .into_inner()
         .map_err(|e| e.into_error())
-        .map_err(file_err("write", tmp))?;
+        .map_err(file_err("write"))?;
     dom.progress.phase(Phase::Sync);
-    f.sync_all().map_err(file_err("fsync", tmp))?;
-    drop(f);
-    std::fs::rename(tmp, path).map_err(file_err("rename into", path))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
+    f.sync_all().map_err(file_err("fsync"))?;
     Ok((bytes, stats))
+}
+
+/// Save `dom` into `file`, a descriptor xend opened in its save dir and
+/// passed over the control socket (a jailed VMM can open no path): the
+/// image is written from offset 0 and fsynced; xend renames it into place.
+/// As [`save`], the domain stays paused on success and runs on on failure.
+pub fn save_into(dom: &Domain, file: File, label: &Path) -> Result<SaveInfo, SnapshotError> {
+    if dom.linux.get().is_some() {
+        return Err(DomainError::Invalid(crate::linux::NO_SAVE.into()).into());
+    }
+    let started = Instant::now();
+    let transfer = dom.begin_transfer()?;
+    dom.progress.begin(TransferOp::Save, Phase::Pausing);
+    let _reporting = Reporting(&dom.progress);
+    let was_paused = transfer.was_paused();
+    let states = pause_and_capture(dom, &transfer)?;
+    let paused_at = Instant::now();
+    // Dropping `transfer` on failure lets the domain run again (unless the
+    // toolstack had paused it).
+    let (bytes, stats) = write_to(dom, &states, was_paused, file, label)?;
+    let info = SaveInfo {
+        path: label.to_string_lossy().into_owned(),
+        image_bytes: bytes,
+        ram_pages: stats.data_pages,
+        vcpus: states.len() as u32,
+        seconds: started.elapsed().as_secs_f64(),
+        write_seconds: paused_at.elapsed().as_secs_f64(),
+    };
+    log(&format!(
+        "saved {} to {} (passed descriptor; {} bytes, {} RAM pages) in {:.0} ms",
+        dom.spec.name,
+        info.path,
+        bytes,
+        stats.data_pages,
+        info.seconds * 1000.0
+    ));
+    dom.progress.finish();
+    transfer.complete();
+    Ok(info)
 }

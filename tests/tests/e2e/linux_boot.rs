@@ -4,7 +4,9 @@
 //! vif on a bridge in a network namespace, and `ip=` autoconfiguration
 //! reaches, on the domain's TCP console: the banner, the CPUs up, the
 //! virtio-blk disk probed, `IP-Config: Complete` and `VFS: Mounted root
-//! (ext2 filesystem)`; the vbd and vif counters move; save is refused with
+//! (ext2 filesystem)`; its VMM is jailed (every thread filtered, no
+//! capabilities, its own uid, an empty root); the vbd and vif counters
+//! move; save is refused with
 //! the reason; then `init=/nonexistent panic=1` panics, the kernel resets
 //! through the i8042, and the restart policy starts the domain again.
 //!
@@ -96,6 +98,12 @@ fn boot(panic: bool) {
         con.expect(line, MILESTONE);
         eprintln!("linux1: {name}: {line}");
     }
+
+    // Jailed like a minios VMM (issue 14): every thread of the Linux
+    // machine filtered, unprivileged, without capabilities, in an empty root.
+    let pid = e2e::jail::vmm_pid(&xend, dom.id);
+    let rx = format!("vif{}.0-rx", dom.id);
+    e2e::jail::assert_jailed(pid, dom.id, &["vcpu0", "console-out", &rx]);
 
     // The detail names the kernel; the disk was read, the vif sent.
     let d = xend.domain("linux1");

@@ -138,6 +138,10 @@ fn guests_on_xends_bridge_ping_dom0_and_each_other_and_the_counters_follow() {
     assert_eq!((made.idx, made.bridge.as_str()), (1, "xenbr0"));
     assert_eq!(made.vifname, format!("vif{}.1", n1.id));
     assert!(ns.bridge_ports("xenbr0").contains(&made.vifname));
+    // xend made the TAP (the jailed VMM cannot) and passed it; the VMM's
+    // receive thread for it is filtered and unprivileged like the rest.
+    let pid = e2e::jail::vmm_pid(&xend, n1.id);
+    e2e::jail::assert_jailed(pid, n1.id, &[&format!("{}-rx", made.vifname)]);
     let cfg = xend.get("/xend/domain/n1?op=config&format=xm").ok().body;
     assert!(cfg.contains(&format!("mac={}", made.mac)), "{cfg}");
     xend.act("n1", "device_destroy", &[("type", "vif"), ("idx", "1")])

@@ -21,6 +21,11 @@ use super::error::{ConfigError, Pos};
 
 /// Default seconds a VMM has to answer an ordinary request (`vmm-timeout`).
 pub const DEFAULT_VMM_TIMEOUT: f64 = 2.0;
+/// Default `vmm-jail-uid-base`: domain N's VMM runs as uid/gid 200000 + N.
+pub const DEFAULT_JAIL_UID_BASE: u32 = 200_000;
+/// Largest `vmm-jail-uid-base` (leaves room for every domain id below the
+/// kernel's "no uid" value, 2^32 - 1).
+pub const MAX_JAIL_UID_BASE: u32 = u32::MAX - (1 << 20);
 /// Bounds of `vmm-timeout`, seconds.
 pub const MIN_VMM_TIMEOUT: f64 = 0.1;
 /// See [`MIN_VMM_TIMEOUT`].
@@ -65,6 +70,8 @@ pub const XEND_KEYS: &[&str] = &[
     "min-restart-time",
     "max-request-bytes",
     "vmm-timeout",
+    "vmm-jail",
+    "vmm-jail-uid-base",
     "xend-sample-interval",
     "network-script",
     "vif-bridge",
@@ -155,6 +162,12 @@ pub struct XendConfig {
     /// Seconds a VMM has to answer an ordinary request before it is marked
     /// unresponsive (`vmm-timeout`, 2).
     pub vmm_timeout: f64,
+    /// Jail every VMM (`vmm-jail`, yes): namespaces, empty root, no
+    /// capabilities, an unprivileged uid, seccomp (`docs/jail.md`).
+    pub vmm_jail: bool,
+    /// Domain `N`'s jailed VMM runs as uid and gid `vmm-jail-uid-base + N`
+    /// (`vmm-jail-uid-base`, 200000): ids no host account may use.
+    pub vmm_jail_uid_base: u32,
     /// Seconds between two samples of every domain's figures
     /// (`xend-sample-interval`, 1).
     pub sample_interval: f64,
@@ -267,6 +280,8 @@ impl Default for XendConfig {
             min_restart_time: 20.0,
             max_request_bytes: 1 << 20,
             vmm_timeout: DEFAULT_VMM_TIMEOUT,
+            vmm_jail: true,
+            vmm_jail_uid_base: DEFAULT_JAIL_UID_BASE,
             sample_interval: DEFAULT_SAMPLE_INTERVAL,
             network_script: None,
             vif_bridge: None,
@@ -364,6 +379,8 @@ impl XendConfig {
         items.push(Value::pair("min-restart-time", self.min_restart_time));
         items.push(Value::pair("max-request-bytes", self.max_request_bytes));
         items.push(Value::pair("vmm-timeout", self.vmm_timeout));
+        items.push(Value::pair("vmm-jail", yes_no(self.vmm_jail)));
+        items.push(Value::pair("vmm-jail-uid-base", self.vmm_jail_uid_base));
         items.push(Value::pair("xend-sample-interval", self.sample_interval));
         for (key, v) in [
             ("network-script", &self.network_script),
@@ -630,6 +647,22 @@ impl XendConfig {
                         .ok_or_else(|| {
                             bad(format!(
                                 "vmm-timeout must be a number of seconds between {MIN_VMM_TIMEOUT} and {MAX_VMM_TIMEOUT} (e.g. (vmm-timeout 2)), found {value:?}"
+                            ))
+                        })?;
+                }
+                "vmm-jail" => {
+                    config.vmm_jail = yes_no(value).ok_or_else(|| {
+                        bad(format!("vmm-jail must be yes or no, found {value:?}"))
+                    })?;
+                }
+                "vmm-jail-uid-base" => {
+                    config.vmm_jail_uid_base = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|b| (1..=MAX_JAIL_UID_BASE).contains(b))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "vmm-jail-uid-base must be a uid between 1 and {MAX_JAIL_UID_BASE} (e.g. (vmm-jail-uid-base {DEFAULT_JAIL_UID_BASE})), found {value:?}"
                             ))
                         })?;
                 }

@@ -236,25 +236,42 @@ impl Supervisor {
         dev: Device,
     ) -> Result<DeviceRef, SupError> {
         let _life = self.ready(dom).await?;
-        let (kind, spec) = match &dev {
-            Device::Vbd { uname, dev, mode } => (
-                DeviceClass::Vbd,
-                vmm_disk(&self.settings.confinement, uname, dev, mode.as_str())?,
-            ),
+        let (kind, spec, passed) = match &dev {
+            Device::Vbd { uname, dev, mode } => {
+                // Opened here and passed along (SCM_RIGHTS): a jailed VMM
+                // cannot open the path, and the descriptor is the file this
+                // check approved, whatever the path says later.
+                let backend = self.settings.confinement.disk(uname)?;
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(mode.as_str() != "r")
+                    .open(&backend.path)
+                    .map_err(|e| {
+                        SupError::Invalid(format!(
+                            "Invalid parameter: config: cannot open disk {}: {e}",
+                            backend.path.display()
+                        ))
+                    })?;
+                (DeviceClass::Vbd, backend.vmm_spec(dev, mode.as_str()), file)
+            }
             Device::Vif { mac, bridge, .. } => {
                 let bridge = self.vif_bridge(bridge.as_deref());
                 crate::network::ensure_bridge(bridge)
                     .map_err(|e| SupError::Invalid(format!("domain {}: {e}", dom.name)))?;
+                // Created, brought up and bridged here and passed along
+                // (SCM_RIGHTS): all three need CAP_NET_ADMIN, which a jailed
+                // VMM has not. Named for the index the VMM will give it.
                 (
                     DeviceClass::Vif,
                     vmm_vif(mac.as_deref(), Some(bridge), bridge),
+                    self.vif_tap(dom, bridge).await?,
                 )
             }
         };
-        let created = match dom
-            .request(&Request::DeviceAttach { kind, config: spec })
-            .await?
-        {
+        let req = Request::DeviceAttach { kind, config: spec };
+        let answer =
+            super::save::long_request_with_file(dom, &req, passed, self.settings.vmm_timeout).await;
+        let created = match answer? {
             Payload::Device(d) => d,
             other => return Err(refused(dom, format!("expected a device, got {other:?}"))),
         };
@@ -284,6 +301,34 @@ impl Supervisor {
             )),
         );
         Ok(created)
+    }
+
+    /// A TAP for `dom`'s next vif (`vif<domid>.<N>`, N its lowest free vif
+    /// index), up and in `bridge`; the VMM owns it once passed (xend's copy
+    /// closes, and the interface goes with the VMM's).
+    async fn vif_tap(&self, dom: &Arc<Domain>, bridge: &str) -> Result<std::fs::File, SupError> {
+        dom.refresh().await?;
+        let used: Vec<u32> = dom
+            .state()
+            .info
+            .as_ref()
+            .map(|i| i.vifs.iter().map(|v| v.id).collect())
+            .unwrap_or_default();
+        let idx = (0..)
+            .find(|i| !used.contains(i))
+            .expect("fewer than u32::MAX");
+        let name = format!("vif{}.{idx}", dom.id);
+        let tap = hypervisor::devices::tap::Tap::create(&name)
+            .and_then(|t| t.set_up().map(|()| t))
+            .and_then(|t| t.attach_to_bridge(bridge).map(|()| t))
+            .map_err(|e| {
+                SupError::Invalid(format!(
+                    "domain {}: {}",
+                    dom.name,
+                    errchain::error_chain(&e)
+                ))
+            })?;
+        Ok(tap.into_file())
     }
 
     /// Hot-detach the device of `kind` named by `which` (its index, or for a

@@ -77,6 +77,14 @@ impl Supervisor {
         // domain gets its devices back in their slots).
         let mut args = args;
         args.extend(self.device_args(&cfg)?);
+        match self.settings.vmm_jail {
+            Some(base) => args.extend(spawn::jail_args(&dom.paths, base, dom.id)),
+            None => tracing::warn!(
+                "domain {} (id {}): its VMM is not jailed ((vmm-jail no))",
+                dom.name,
+                dom.id
+            ),
+        }
         let vmm_dir = dom.paths.socket.parent().expect("vmm dir");
         self.settings
             .file_modes
@@ -263,16 +271,16 @@ impl Supervisor {
             dom.name,
             dom.id
         );
+        let why = dom
+            .paths
+            .seccomp_violation()
+            .unwrap_or_else(|| "VMM exited".into());
         if let Some(info) = dom.state().info.as_mut() {
             info.state = RunState::Crashed;
-            info.crash_reason = Some("VMM exited".into());
+            info.crash_reason = Some(why.clone());
         }
-        self.events.domain(
-            "xend.domain.crash",
-            dom.id,
-            &dom.name,
-            Some("VMM exited".into()),
-        );
+        self.events
+            .domain("xend.domain.crash", dom.id, &dom.name, Some(why));
         self.spawn_exit(dom, generation, Reason::Crash);
     }
 

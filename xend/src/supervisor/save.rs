@@ -21,7 +21,7 @@ use hypervisor::snapshot::{self, SavedSpec};
 
 use super::{Domain, EXIT_GRACE, Launch, Phase, SupError, Supervisor, spawn};
 use crate::config::{DomainConfig, Image};
-use crate::fsutil::FileModes;
+use crate::fsutil::{Create, FileModes};
 use crate::vmm_client::{VmmConn, VmmError};
 
 /// How long the VMM may take to write an image.
@@ -212,14 +212,41 @@ impl Supervisor {
         let req = Request::Save {
             path: path.display().to_string(),
         };
+        // xend opens the image (a jailed VMM can open no path) and passes
+        // the descriptor; the VMM writes and fsyncs, xend renames it into
+        // place, so a failed save leaves no partial image under the name.
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-xend",
+            path.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ));
         let follower = self.follow_progress(dom);
-        let result = long_request(dom, &req, SAVE_TIMEOUT).await;
+        let sent = match self.settings.file_modes.open(&tmp, Create::Truncate) {
+            Ok(file) => long_request_with_file(dom, &req, file, SAVE_TIMEOUT).await,
+            Err(e) => Err(SupError::Invalid(format!(
+                "cannot create the image {}: {e}",
+                tmp.display()
+            ))),
+        };
+        let sent = sent.and_then(|p| {
+            std::fs::rename(&tmp, &path).map_err(|e| {
+                SupError::Invalid(format!("cannot rename the image into place: {e}"))
+            })?;
+            if let Ok(d) = std::fs::File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            Ok(p)
+        });
         drop(follower);
-        if !matches!(result, Ok(Payload::Saved(_))) {
+        if sent.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        if !matches!(sent, Ok(Payload::Saved(_))) {
             self.clear_progress(dom);
         }
-        match result {
-            Ok(Payload::Saved(info)) => {
+        match sent {
+            Ok(Payload::Saved(mut info)) => {
+                info.path = path.display().to_string();
                 self.finish_progress(dom, "save", info.image_bytes, info.seconds);
                 self.end_moved(dom).await;
                 tracing::info!(
@@ -334,6 +361,54 @@ pub(super) async fn long_request(
     dom.refresh().await?;
     let mut conn = VmmConn::connect(&dom.paths.socket).await.map_err(vmm_err)?;
     conn.request_within(req, timeout).await.map_err(vmm_err)
+}
+
+/// Like [`long_request`], with `file` passed along (`SCM_RIGHTS`).
+pub(super) async fn long_request_with_file(
+    dom: &Domain,
+    req: &Request,
+    file: std::fs::File,
+    timeout: Duration,
+) -> Result<Payload, SupError> {
+    let vmm_err = |source| SupError::Vmm {
+        name: dom.name.clone(),
+        source,
+    };
+    dom.refresh().await?;
+    let socket = dom.paths.socket.clone();
+    let mut line = serde_json::to_vec(req).map_err(|e| vmm_err(VmmError::Bad(e.to_string())))?;
+    line.push(b'\n');
+    tokio::task::spawn_blocking(move || -> Result<Payload, VmmError> {
+        use std::io::{BufRead, Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let n = hypervisor::control::fdpass::send_with_fd(&stream, &line, &file)?;
+        stream.write_all(&line[n..])?;
+        drop(file);
+        let mut reply = String::new();
+        let mut reader =
+            std::io::BufReader::new(stream).take(hypervisor::control::server::MAX_LINE);
+        match reader.read_line(&mut reply) {
+            Ok(0) => return Err(VmmError::Closed),
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Err(VmmError::Timeout(timeout));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match serde_json::from_str::<hypervisor::control::proto::Reply>(&reply) {
+            Ok(hypervisor::control::proto::Reply::Ok(p)) => Ok(p),
+            Ok(hypervisor::control::proto::Reply::Error(e)) => Err(VmmError::Refused(e)),
+            Err(e) => Err(VmmError::Bad(format!("{e}: {}", reply.trim()))),
+        }
+    })
+    .await
+    .map_err(|e| vmm_err(VmmError::Bad(format!("save task: {e}"))))?
+    .map_err(vmm_err)
 }
 
 #[cfg(test)]

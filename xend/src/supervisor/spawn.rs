@@ -26,6 +26,8 @@ pub struct VmmPaths {
     pub record: PathBuf,
     /// VMM log.
     pub log: PathBuf,
+    /// The directory a jailed VMM's root is mounted on (empty on the host).
+    pub jail: PathBuf,
 }
 
 impl VmmPaths {
@@ -36,6 +38,7 @@ impl VmmPaths {
             socket: dir.join(format!("{domid}.sock")),
             record: dir.join(format!("{domid}.json")),
             log: dir.join(format!("{domid}.log")),
+            jail: state_dir.join("jail").join(domid.to_string()),
         }
     }
 
@@ -43,6 +46,34 @@ impl VmmPaths {
     pub fn remove_stale(&self) {
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_file(&self.record);
+        // Only ever empty on the host (the jail's tmpfs lives in the VMM's
+        // own mount namespace); remove_dir refuses anything else.
+        let _ = std::fs::remove_dir(&self.jail);
+    }
+
+    /// The seccomp violation a jailed VMM reported in its log before it
+    /// died (`seccomp violation: SYSCALL on THREAD`), if any: the last
+    /// 4 KiB of the log are searched.
+    pub fn seccomp_violation(&self) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.log).ok()?;
+        let len = f.metadata().ok()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+        let mut tail = Vec::new();
+        f.take(4096).read_to_end(&mut tail).ok()?;
+        let tail = String::from_utf8_lossy(&tail);
+        // Newest first, and only after this VMM's own "jailed:" line (the
+        // log is kept across restarts of the domain).
+        let line = tail
+            .lines()
+            .rev()
+            .take_while(|l| !l.contains("]: jailed: "))
+            .find_map(|l| {
+                l.strip_prefix("vmm: ")
+                    .filter(|r| r.starts_with("seccomp violation: "))
+            })?;
+        // The VMM wrote it, but keep the reason a short, printable line.
+        Some(line.chars().filter(|c| !c.is_control()).take(120).collect())
     }
 }
 
@@ -128,6 +159,19 @@ pub fn vmm_args(
         args.push(cpu.to_string());
     }
     args
+}
+
+/// The jail flags of domain `domid` (uid and gid `base + domid`).
+pub fn jail_args(paths: &VmmPaths, base: u32, domid: u32) -> Vec<String> {
+    let id = base.saturating_add(domid).to_string();
+    vec![
+        "--jail-dir".into(),
+        paths.jail.display().to_string(),
+        "--jail-uid".into(),
+        id.clone(),
+        "--jail-gid".into(),
+        id,
+    ]
 }
 
 /// What the VMM says when it refuses the config it was given (its disk

@@ -83,7 +83,11 @@ impl Net {
         };
         let t = std::thread::Builder::new()
             .name(format!("{name}-rx"))
-            .spawn(move || rx.run())
+            .spawn(move || {
+                if crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
+                    rx.run();
+                }
+            })
             .map_err(|e| NetError::Thread(name, e))?;
         *self.rx_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
         Ok(())

@@ -1,0 +1,119 @@
+//! The VMM jail end to end (issue 14): every VMM xend starts is jailed by
+//! default (no capabilities, `no_new_privs`, a seccomp filter on every
+//! thread, an unprivileged uid, an empty root), everything a domain does
+//! keeps working, and a seccomp violation crashes only that domain, with the
+//! reason.
+use std::time::Duration;
+
+use e2e::jail::{assert_jailed, thread_status, vmm_pid};
+use e2e::{BOOT, EventPort, Xend, XendOptions};
+
+#[test]
+fn every_vmm_thread_is_jailed_and_the_domain_still_works() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    // (cpu 0): each vCPU pins itself on its own, filtered thread.
+    let dom = xend.create("(vm (name jailed) (memory 16) (vcpus 2) (cpu 0) (image (minios)))");
+    let mut con = xend.console(dom.id);
+    con.expect(&e2e::prompt("jailed"), BOOT);
+    let pid = vmm_pid(&xend, dom.id);
+    assert_jailed(
+        pid,
+        dom.id,
+        &["vcpu0", "vcpu1", "console-out", "console-poll"],
+    );
+
+    // Console, pause, memory, figures (RSS and last CPU come from its /proc).
+    con.run("echo jailed-and-well", BOOT);
+    let out = con.run("uname", BOOT);
+    assert!(out.contains("minios"), "{out}");
+    xend.act("jailed", "pause", &[]).ok();
+    xend.wait_domain("jailed", "paused", |d| d.state.contains('p'));
+    xend.act("jailed", "unpause", &[]).ok();
+    xend.wait_domain("jailed", "running again", |d| !d.state.contains('p'));
+    xend.act("jailed", "mem_target_set", &[("target", "12")])
+        .ok();
+    xend.act("jailed", "pincpu", &[("vcpu", "1"), ("cpumap", "0")])
+        .ok();
+    let d = xend.wait_domain("jailed", "figures from the jail's /proc", |d| {
+        d.vmm_overhead_kib > 0 && d.vcpu_info.iter().all(|v| v.cpu.is_some())
+    });
+    assert_eq!(d.vcpu_info.len(), 2);
+    xend.act("jailed", "destroy", &[]).ok();
+    xend.wait_gone("jailed");
+    assert!(
+        !xend
+            .state_dir()
+            .join("jail")
+            .join(dom.id.to_string())
+            .exists(),
+        "the jail directory was left behind"
+    );
+}
+
+#[test]
+fn a_seccomp_violation_crashes_only_its_domain_with_the_reason() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        env: vec![(
+            hypervisor::jail::TEST_VIOLATION_ENV.to_string(),
+            "rogue".to_string(),
+        )],
+        ..XendOptions::default()
+    });
+    let (good, mut good_con) = xend.create_booted("good");
+    let mut events = EventPort::connect(&xend);
+    events.send("(sys.subscribe xend.domain.crash)\n");
+    let rogue = xend.create("name = 'rogue'\nmemory = 16\non_crash = 'preserve'\n");
+    let mut rogue_con = xend.console(rogue.id);
+    rogue_con.expect(&e2e::prompt("rogue"), BOOT);
+    // The switch fires on the guest's shutdown hypercall.
+    rogue_con.send("poweroff\n");
+    let want = "seccomp violation: socket on vcpu0";
+    let d = xend.wait_domain("rogue", "crashed by its seccomp filter", |d| {
+        d.state.contains('c')
+    });
+    assert_eq!(
+        d.crash_reason.as_deref(),
+        Some(want),
+        "{d:?}\n{}",
+        xend.output()
+    );
+    let line = events.expect_line("seccomp violation", Duration::from_secs(10));
+    assert!(line.contains(want), "{line}");
+    let log = std::fs::read_to_string(
+        xend.state_dir()
+            .join("vmm")
+            .join(format!("{}.log", rogue.id)),
+    )
+    .unwrap();
+    assert!(log.contains(&format!("vmm: {want}")), "{log}");
+
+    // xend and the other domain carry on.
+    good_con.run("echo still-here", BOOT);
+    assert_eq!(xend.domain("good").id, good.id);
+    assert!(xend.answers());
+}
+
+#[test]
+fn vmm_jail_no_runs_vmms_as_root_and_says_so() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        extra_config: "(vmm-jail no)".into(),
+        ..XendOptions::default()
+    });
+    let (dom, _con) = xend.create_booted("free");
+    let pid = vmm_pid(&xend, dom.id);
+    for (name, f) in thread_status(pid) {
+        assert_eq!(f["Seccomp"], "0", "{name}");
+        assert!(f["Uid"].starts_with('0'), "{name}");
+    }
+    let log = xend.output();
+    assert!(log.contains("(vmm-jail no)"), "{log}");
+}
