@@ -91,4 +91,9 @@ pub struct Args {
     /// wait for `unpause`.
     #[arg(long)]
     pub paused: bool,
+    /// Join the cgroup directory DIR (write the VMM's pid to
+    /// DIR/cgroup.procs) before anything else; repeatable, one per cgroup v1
+    /// hierarchy. xend passes the domain's cgroups.
+    #[arg(long = "cgroup", value_name = "DIR")]
+    pub cgroups: Vec<PathBuf>,
 }

@@ -145,6 +145,7 @@ mod tests {
             vmm_timeout: std::time::Duration::from_secs(2),
             sample_interval: std::time::Duration::from_secs(1),
             vif_bridge: "xenbr0".into(),
+            cgroup_parent: None,
             config_warnings: Vec::new(),
         });
         let events = EventBus::new();

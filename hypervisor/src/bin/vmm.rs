@@ -23,6 +23,12 @@ fn main() -> ExitCode {
         eprintln!("vmm: give --socket PATH (or --stdio for a console on this terminal)");
         return ExitCode::from(2);
     }
+    for dir in &args.cgroups {
+        if let Err(e) = daemon::join_cgroup(dir) {
+            eprintln!("vmm: {}", error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    }
     let ready = if args.detach {
         // SAFETY: nothing has started a thread yet: this is the first thing
         // main does after parsing its arguments.

@@ -105,6 +105,7 @@ impl Supervisor {
         let mut live = Vec::new();
         let mut next = Vec::new();
         if new.maxmem > old.maxmem {
+            self.follow_maxmem(dom, new.maxmem);
             dom.request(&Request::SetMaxMem { mib: new.maxmem }).await?;
             live.push("maxmem".to_string());
         }
@@ -116,6 +117,7 @@ impl Supervisor {
         }
         if new.maxmem < old.maxmem {
             dom.request(&Request::SetMaxMem { mib: new.maxmem }).await?;
+            self.follow_maxmem(dom, new.maxmem);
             live.push("maxmem".to_string());
         }
         if new.cpu != old.cpu {
@@ -149,8 +151,15 @@ impl Supervisor {
         if new.vcpus != old.vcpus {
             next.push("vcpus".to_string());
         }
+        let sched = super::sched::SchedCredit::of(&new);
+        if sched != super::sched::SchedCredit::of(&old) {
+            self.apply_sched(dom, sched)?;
+        }
         if new.cpu_weight != old.cpu_weight {
-            next.push("cpu_weight".to_string());
+            live.push("cpu_weight".to_string());
+        }
+        if new.cpu_cap != old.cpu_cap {
+            live.push("cpu_cap".to_string());
         }
         if new.console != old.console {
             next.push("console".to_string());

@@ -77,6 +77,7 @@ impl Supervisor {
         // domain gets its devices back in their slots).
         let mut args = args;
         args.extend(self.device_args(&cfg)?);
+        args.extend(self.cgroup_args(dom, &cfg)?);
         let vmm_dir = dom.paths.socket.parent().expect("vmm dir");
         self.settings
             .file_modes
