@@ -547,6 +547,7 @@ mod tests {
                 "NAME" => format!("{} dark", c.name),
                 "FILE" => format!("{} web.img", c.name),
                 "HOST[:PORT] [live]" => format!("{} 10.0.0.2:8000 live", c.name),
+                "[DOM] WEIGHT|- [CAP]" => format!("{} web 512 50", c.name),
                 other => panic!("no sample for {other}"),
             };
             let action = Action::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -579,6 +580,31 @@ mod tests {
             Action::parse("delay -1").unwrap_err().to_string(),
             "delay: '-1' is not a positive number of seconds; usage: delay [SECS]"
         );
+        let sched = |dom: Option<&str>, weight, cap| Action::Sched {
+            dom: dom.map(str::to_owned),
+            weight,
+            cap,
+        };
+        assert_eq!(
+            Action::parse("sched web 512 50").unwrap(),
+            sched(Some("web"), Some(512), Some(50))
+        );
+        assert_eq!(
+            Action::parse("sched 128").unwrap(),
+            sched(None, Some(128), None)
+        );
+        assert_eq!(
+            Action::parse("sched - 25%").unwrap(),
+            sched(None, None, Some(25))
+        );
+        assert_eq!(
+            Action::parse("sched web 0").unwrap_err().to_string(),
+            "sched: weight '0' is not 1-65535; usage: sched [DOM] WEIGHT|- [CAP]"
+        );
+        assert!(Action::parse("sched web - x").is_err());
+        assert!(Action::parse("sched web").is_err());
+        assert!(Action::parse("sched -").is_err());
+        assert!(Action::parse("sched 1 2 3").is_err());
         assert_eq!(Action::parse("save").unwrap(), Action::Save(None));
         assert_eq!(
             Action::parse("save web.img").unwrap(),

@@ -15,6 +15,7 @@ complete -c vmm -l vif -d 'A virtual network interface, `mac=aa:00:00:12:34:56,b
 complete -c vmm -l restore -d 'Restore the domain saved in FILE instead of booting a kernel (memory, vCPUs, kernel come from the image; --name/--domid override)' -r -F
 complete -c vmm -l incoming -d 'Receive a migrating domain: listen on ADDR:PORT for one source, which must present --incoming-token. Ready (for --detach) once listening' -r
 complete -c vmm -l incoming-token -d 'The token a migration source must present (or env VMM_INCOMING_TOKEN)' -r
+complete -c vmm -l cgroup -d 'Join the cgroup directory DIR (write the VMM\'s pid to DIR/cgroup.procs) before anything else; repeatable, one per cgroup v1 hierarchy. xend passes the domain\'s cgroups' -r -F
 complete -c vmm -l detach -d 'Run in the background in its own session; print the pid once ready'
 complete -c vmm -l stdio -d 'Console on stdin/stdout'
 complete -c vmm -l exit-on-shutdown -d 'Exit when the guest shuts down or crashes (exit code 0 for a clean shutdown, 2 for a crash) instead of waiting for `destroy`'

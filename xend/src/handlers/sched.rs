@@ -177,12 +177,14 @@ pub fn render(s: SchedCredit, format: Format, back: &str) -> Response {
     }
 }
 
-/// The stated no-op's answer: 200 with the reason.
+/// The stated no-op's answer: 200 with the reason (an SXP string for SXP
+/// clients, whose 2.0 library insists on `application/sxp`).
 pub fn noop_response(reason: String, format: Format) -> Response {
     tracing::info!("{reason}");
     match format {
         Format::Json => (StatusCode::OK, json(&reason)).into_response(),
-        _ => (StatusCode::OK, crate::negotiate::text(reason)).into_response(),
+        Format::Sxp => (StatusCode::OK, sxp(&sxp::Value::str(reason))).into_response(),
+        Format::Html => (StatusCode::OK, crate::negotiate::text(reason)).into_response(),
     }
 }
 
