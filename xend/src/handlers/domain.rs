@@ -286,7 +286,7 @@ pub async fn act(
                 .await?;
             }
         }
-        DomainOp::MaxMem(mib) => sup.set_maxmem(&dom, mib).await?,
+        DomainOp::MaxMem(mib) => sup.set_max_memory(&dom, mib).await?,
         DomainOp::SchedCredit(set) => {
             let s = match set {
                 super::sched::SchedSet {

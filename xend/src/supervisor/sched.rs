@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypervisor::control::proto::Request;
-
 use super::{Domain, SupError, Supervisor};
 use crate::cgroup::{self, Cgroups, DEFAULT_WEIGHT, Limits};
 use crate::config::DomainConfig;
@@ -165,25 +163,6 @@ impl Supervisor {
                     why: errchain::error_chain(&e),
                 })?;
         }
-        Ok(())
-    }
-
-    /// Set `dom`'s maxmem (`op=maxmem_set`): the cgroup's memory limit
-    /// follows (raised before the VMM may use more, lowered after).
-    pub async fn set_maxmem(&self, dom: &Domain, mib: u64) -> Result<(), SupError> {
-        let _life = self.ready(dom).await?;
-        let old = {
-            let st = dom.state();
-            st.config.maxmem.max(st.config.memory)
-        };
-        if mib > old {
-            self.follow_maxmem(dom, mib);
-        }
-        dom.request(&Request::SetMaxMem { mib }).await?;
-        if mib < old {
-            self.follow_maxmem(dom, mib.max(dom.state().config.memory));
-        }
-        let _ = dom.refresh().await;
         Ok(())
     }
 
