@@ -177,6 +177,26 @@ fn bad_weights_and_caps_are_refused_with_reasons_and_the_2_0_ops_map_onto_them()
     );
     assert_eq!(r.ok().body.trim(), "(sched_credit (weight 512) (cap 25))");
     assert_eq!(cgroups::read(&cpu, "cpu.cfs_quota_us"), "25000");
+    // xm sched-credit: sets, prints Xen 3.2's table, refuses bad values.
+    let xm = |args: &[&str]| xend.command("xm").args(args).output().expect("run xm");
+    let out = xm(&["sched-credit", "-d", "bad", "-w", "300", "-c", "20"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = xm(&["sched-credit", "-d", "bad"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        format!(
+            "Name                                ID Weight  Cap\n\
+             bad                               {:>4}    300   20\n",
+            dom.id
+        )
+    );
+    let out = xm(&["sched-credit", "-d", "bad", "-c", "101"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("Error: ") && err.contains("cap"), "{err}");
+    assert_eq!(cgroups::read(&cpu, "cpu.cfs_quota_us"), "20000");
+
     // The node's round-robin slice: accepted, ignored, and says why.
     let r = xend
         .post(

@@ -366,8 +366,7 @@ impl Cgroups {
                 match fs::remove_dir(&dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if Instant::now() < deadline => {
-                        let _ = e;
+                    Err(_) if Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     Err(e) => {
