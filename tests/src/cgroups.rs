@@ -96,19 +96,27 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Remove the cgroup `parent` under this process's own cgroup in each v1
-/// hierarchy, with what is left in it (empty cgroups of killed VMMs).
+/// hierarchy, with what is left in it (empty cgroups of killed VMMs). The
+/// last threads of a killed VMM keep its cgroup busy for a moment: retried
+/// for up to 10 s.
 pub fn remove_parent(parent: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for ctl in ["cpu", "memory", "pids"] {
         let Some(dir) = own_dir(ctl).map(|d| d.join(parent)) else {
             continue;
         };
-        if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                if e.path().is_dir() {
-                    let _ = fs::remove_dir(e.path());
+        while dir.exists() {
+            if let Ok(rd) = fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        let _ = fs::remove_dir(e.path());
+                    }
                 }
             }
+            if fs::remove_dir(&dir).is_ok() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let _ = fs::remove_dir(&dir);
     }
 }
