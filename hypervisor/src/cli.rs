@@ -104,6 +104,11 @@ pub struct Args {
     /// The gid the jailed VMM runs as (not 0).
     #[arg(long, value_name = "GID", requires = "jail_dir")]
     pub jail_gid: Option<u32>,
+    /// Join the cgroup directory DIR (write the VMM's pid to
+    /// DIR/cgroup.procs) before anything else; repeatable, one per cgroup v1
+    /// hierarchy. xend passes the domain's cgroups.
+    #[arg(long = "cgroup", value_name = "DIR")]
+    pub cgroups: Vec<PathBuf>,
 }
 
 impl Args {

@@ -61,6 +61,24 @@ pub struct Record {
     pub boot_id: String,
 }
 
+/// Move this process into the cgroup directory `dir` (cgroup v1 or v2) by
+/// writing its pid to `dir/cgroup.procs`. xend gives one `--cgroup` per
+/// hierarchy; the VMM joins them first thing, before it allocates guest RAM
+/// or starts a thread, so everything it does is counted there and the
+/// detached process and every thread inherit them.
+pub fn join_cgroup(dir: &Path) -> Result<(), DaemonError> {
+    let path = dir.join("cgroup.procs");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .map_err(|source| DaemonError::File {
+            what: "cannot join cgroup",
+            path,
+            source,
+        })
+}
+
 /// This host boot's id (`/proc/sys/kernel/random/boot_id`).
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

@@ -167,6 +167,7 @@ pub struct Xend {
     dbroot: PathBuf,
     command_prefix: Vec<String>,
     env: Vec<(String, String)>,
+    cgroup_parent: String,
 }
 
 impl std::fmt::Debug for Xend {
@@ -225,7 +226,18 @@ impl Xend {
             dbroot: PathBuf::new(),
             command_prefix: opts.command_prefix.clone(),
             env: opts.env.clone(),
+            cgroup_parent: String::new(),
         };
+        // Each instance's domains under their own cgroup parent: domain ids
+        // of two test xends collide.
+        xend.cgroup_parent = format!(
+            "e2e-{}",
+            xend.dir
+                .path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("xend")
+        );
         xend.dbroot = opts
             .dbroot
             .clone()
@@ -304,6 +316,9 @@ impl Xend {
         cfg.push_str(&format!("(disk-dirs {dirs})\n(kernel-dirs {dirs})\n"));
         if let Some(max) = opts.max_request_bytes {
             cfg.push_str(&format!("(max-request-bytes {max})\n"));
+        }
+        if !opts.extra_config.contains("(cgroup-parent ") {
+            cfg.push_str(&format!("(cgroup-parent {})\n", self.cgroup_parent));
         }
         cfg.push_str(&opts.extra_config);
         cfg.push('\n');
@@ -703,6 +718,19 @@ impl Drop for Xend {
         for pid in self.vmm_processes() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
+        // Their cgroups can go once they are gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.vmm_processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cgroups::remove_parent(&self.cgroup_parent);
+    }
+}
+
+impl Xend {
+    /// The `cgroup-parent` the harness gave this instance (`e2e-...`).
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
     }
 }
 
@@ -749,6 +777,7 @@ pub fn self_signed() -> (String, String) {
 }
 
 pub mod browser;
+pub mod cgroups;
 mod console;
 pub mod golden;
 mod http;

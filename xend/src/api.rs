@@ -108,6 +108,15 @@ pub struct VbdStats {
     pub wr_sect: u64,
 }
 
+/// A domain's credit-scheduler settings (`op=sched_credit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedCredit {
+    /// Relative weight, 1..65535 (Xen's default 256).
+    pub weight: u32,
+    /// Percent of one CPU; 0 is no cap (above 100 for several vCPUs).
+    pub cap: u32,
+}
+
 /// Everything about one domain: `GET /xend/domain/DOM` and each row of the bulk
 /// endpoint. Domain-0 (the host) has id 0, no console and no config.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -132,6 +141,13 @@ pub struct DomainStats {
     pub crash_reason: Option<String>,
     /// Host CPU the domain is pinned to (`cpu` config), if any.
     pub cpu: Option<i64>,
+    /// Credit-scheduler weight (`None` for Domain-0).
+    #[serde(default)]
+    pub cpu_weight: Option<u32>,
+    /// Credit-scheduler cap, percent of one CPU, 0 = none (`None` for
+    /// Domain-0).
+    #[serde(default)]
+    pub cpu_cap: Option<u32>,
     /// CPU seconds consumed (all vCPUs).
     pub cpu_time: f64,
     /// Seconds since the domain (re)started.

@@ -187,6 +187,18 @@ pub fn domain(csrf: &str, record: &DomainRecord, config_xm: &str) -> String {
         ("Memory (MiB)", d.memory.to_string()),
         ("Max memory (MiB)", d.maxmem.to_string()),
         ("VCPUs", d.vcpus.to_string()),
+        (
+            "CPU weight",
+            d.cpu_weight.map(|w| w.to_string()).unwrap_or_default(),
+        ),
+        (
+            "CPU cap (% of one CPU)",
+            match d.cpu_cap {
+                Some(0) => "0 (none)".to_owned(),
+                Some(c) => c.to_string(),
+                None => String::new(),
+            },
+        ),
         ("CPU time (s)", format!("{:.3}", d.cpu_time)),
         ("Up time (s)", format!("{:.1}", d.up_time)),
         ("Restart", d.restart.clone()),
@@ -204,8 +216,9 @@ pub fn domain(csrf: &str, record: &DomainRecord, config_xm: &str) -> String {
     }
     rows.push_str("</table>");
     let body = format!(
-        "{rows}<p>{acts}</p>{devs}<h2>Config</h2><pre id=\"config\">{cfg}</pre>",
+        "{rows}<p>{acts}</p>{sched}{devs}<h2>Config</h2><pre id=\"config\">{cfg}</pre>",
         acts = actions(csrf, d),
+        sched = sched_form(csrf, d),
         devs = devices(d),
         cfg = esc(config_xm)
     );
@@ -213,6 +226,20 @@ pub fn domain(csrf: &str, record: &DomainRecord, config_xm: &str) -> String {
         &format!("xend: domain {}", d.name),
         Some(REFRESH_SECS),
         &body,
+    )
+}
+
+/// The form that sets the domain's CPU weight and cap (`op=sched_credit`).
+fn sched_form(csrf: &str, d: &DomainStats) -> String {
+    format!(
+        "<h2>CPU scheduling</h2><form method=\"post\" action=\"/xend/domain/{n}?csrf={csrf}\" id=\"sched-{n}\">\
+         <input type=\"hidden\" name=\"op\" value=\"sched_credit\">\
+         <label>Weight (1-65535) <input name=\"weight\" size=\"6\" value=\"{w}\"></label> \
+         <label>Cap (% of one CPU, 0 = none, 100 per vCPU) <input name=\"cap\" size=\"5\" value=\"{c}\"></label> \
+         <button type=\"submit\">Set</button></form>",
+        n = esc(&d.name),
+        w = d.cpu_weight.unwrap_or(crate::cgroup::DEFAULT_WEIGHT),
+        c = d.cpu_cap.unwrap_or(0),
     )
 }
 

@@ -9,6 +9,7 @@
 //! processes, restart policy, re-adoption), [`vmm_client`], [`console`],
 //! [`events`] and [`eventport`], [`db`], [`render`] (SXP forms), [`html`],
 //! [`hostinfo`], [`metrics`] (Prometheus), [`log`], [`settings`], [`fsutil`] (private files),
+//! [`cgroup`] (per-domain cgroups),
 //! [`tcpconn`] (plain or TLS connections of consoles and the event port).
 pub mod api;
 #[cfg(feature = "client")]
@@ -17,6 +18,8 @@ pub mod config;
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod cgroup;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]

@@ -146,6 +146,7 @@ mod tests {
             vmm_jail: None,
             sample_interval: std::time::Duration::from_secs(1),
             vif_bridge: "xenbr0".into(),
+            cgroup_parent: None,
             config_warnings: Vec::new(),
         });
         let events = EventBus::new();

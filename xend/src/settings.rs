@@ -104,6 +104,8 @@ pub struct Settings {
     pub sample_interval: std::time::Duration,
     /// Bridge of vifs that name none (`vif-bridge`, default `xenbr0`).
     pub vif_bridge: String,
+    /// The cgroup of every domain's cgroup (`cgroup-parent`); `None`: none.
+    pub cgroup_parent: Option<String>,
     /// What the config file said that was ignored (unknown keys), logged as
     /// warnings once logging starts.
     pub config_warnings: Vec<String>,
@@ -168,6 +170,7 @@ impl Settings {
                 .vif_bridge
                 .clone()
                 .unwrap_or_else(|| crate::network::DEFAULT_BRIDGE.to_string()),
+            cgroup_parent: c.cgroup_parent.clone(),
             config_warnings: c.ignored.clone(),
         }
         .check()

@@ -131,6 +131,16 @@ pub enum Action {
     ConsoleFull(Option<String>),
     /// Edit the stored config.
     Edit(Option<String>),
+    /// Set the credit-scheduler weight and/or cap of a domain (the selected
+    /// or tagged ones without a name).
+    Sched {
+        /// The domain, if named.
+        dom: Option<String>,
+        /// New weight.
+        weight: Option<u32>,
+        /// New cap, percent of one CPU.
+        cap: Option<u32>,
+    },
     /// Save the selected domain to FILE in xend's `save-dir` (it ends);
     /// `None` opens the prompt.
     Save(Option<String>),
@@ -263,6 +273,12 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
     spec("edit", "[DOM]", "edit the config", true),
     spec(
+        "sched",
+        "[DOM] WEIGHT|- [CAP]",
+        "set CPU weight (1-65535, - keeps it) and cap (% of one CPU, 0 = none)",
+        true,
+    ),
+    spec(
         "save",
         "FILE",
         "save the selected domain to FILE in xend's save-dir (it ends there)",
@@ -392,6 +408,7 @@ impl Action {
             "console" => Ok(Action::Console(target)),
             "console-full" => Ok(Action::ConsoleFull(target)),
             "edit" => Ok(Action::Edit(target)),
+            "sched" => parse_sched(rest).map_err(bad),
             "save" if rest.is_empty() => Ok(Action::Save(None)),
             "save" if rest.contains(char::is_whitespace) => {
                 Err(bad(format!("'{rest}' is not one file name")))
@@ -432,11 +449,48 @@ impl Action {
                 | Action::Console(_)
                 | Action::ConsoleFull(_)
                 | Action::Edit(_)
+                | Action::Sched { .. }
                 | Action::Save(_)
                 | Action::Migrate(_)
                 | Action::New
         )
     }
+}
+
+/// `sched [DOM] WEIGHT|- [CAP]`: a first word that is no number (nor `-`)
+/// names the domain.
+fn parse_sched(rest: &str) -> Result<Action, String> {
+    let mut words: Vec<&str> = rest.split_whitespace().collect();
+    let numeric = |w: &str| w == "-" || w.parse::<u64>().is_ok();
+    let dom = match words.first() {
+        Some(w) if !numeric(w) => Some(words.remove(0).to_owned()),
+        _ => None,
+    };
+    let (w, c) = match words.as_slice() {
+        [w] => (*w, None),
+        [w, c] => (*w, Some(*c)),
+        [] => return Err("missing WEIGHT".to_owned()),
+        [_, _, extra, ..] => return Err(format!("unexpected '{extra}'")),
+    };
+    let weight = match w {
+        "-" => None,
+        w => match w.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Some(n),
+            _ => return Err(format!("weight '{w}' is not 1-65535")),
+        },
+    };
+    let cap = match c {
+        None => None,
+        Some(c) => Some(
+            c.trim_end_matches('%')
+                .parse::<u32>()
+                .map_err(|_| format!("cap '{c}' is not a whole percentage"))?,
+        ),
+    };
+    if weight.is_none() && cap.is_none() {
+        return Err("nothing to set".to_owned());
+    }
+    Ok(Action::Sched { dom, weight, cap })
 }
 
 /// Completions of a partial command line: command names for the first word,
@@ -493,6 +547,7 @@ mod tests {
                 "NAME" => format!("{} dark", c.name),
                 "FILE" => format!("{} web.img", c.name),
                 "HOST[:PORT] [live]" => format!("{} 10.0.0.2:8000 live", c.name),
+                "[DOM] WEIGHT|- [CAP]" => format!("{} web 512 50", c.name),
                 other => panic!("no sample for {other}"),
             };
             let action = Action::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -525,6 +580,31 @@ mod tests {
             Action::parse("delay -1").unwrap_err().to_string(),
             "delay: '-1' is not a positive number of seconds; usage: delay [SECS]"
         );
+        let sched = |dom: Option<&str>, weight, cap| Action::Sched {
+            dom: dom.map(str::to_owned),
+            weight,
+            cap,
+        };
+        assert_eq!(
+            Action::parse("sched web 512 50").unwrap(),
+            sched(Some("web"), Some(512), Some(50))
+        );
+        assert_eq!(
+            Action::parse("sched 128").unwrap(),
+            sched(None, Some(128), None)
+        );
+        assert_eq!(
+            Action::parse("sched - 25%").unwrap(),
+            sched(None, None, Some(25))
+        );
+        assert_eq!(
+            Action::parse("sched web 0").unwrap_err().to_string(),
+            "sched: weight '0' is not 1-65535; usage: sched [DOM] WEIGHT|- [CAP]"
+        );
+        assert!(Action::parse("sched web - x").is_err());
+        assert!(Action::parse("sched web").is_err());
+        assert!(Action::parse("sched -").is_err());
+        assert!(Action::parse("sched 1 2 3").is_err());
         assert_eq!(Action::parse("save").unwrap(), Action::Save(None));
         assert_eq!(
             Action::parse("save web.img").unwrap(),

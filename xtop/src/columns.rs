@@ -30,6 +30,8 @@ pub enum Column {
     MaxMemPct,
     /// vCPUs.
     Vcpus,
+    /// Credit-scheduler weight and cap, `WEIGHT/CAP` (not shown by default).
+    Sched,
     /// Network interfaces.
     Nets,
     /// KiB sent.
@@ -65,7 +67,7 @@ pub struct CellCtx {
 
 impl Column {
     /// Every column, in display order.
-    pub const ALL: [Column; 20] = [
+    pub const ALL: [Column; 21] = [
         Column::Host,
         Column::Id,
         Column::Name,
@@ -77,6 +79,7 @@ impl Column {
         Column::MaxMem,
         Column::MaxMemPct,
         Column::Vcpus,
+        Column::Sched,
         Column::Nets,
         Column::NetTx,
         Column::NetRx,
@@ -124,6 +127,7 @@ impl Column {
             Column::MaxMem => "MAXMEM(k)",
             Column::MaxMemPct => "MAXMEM(%)",
             Column::Vcpus => "VCPUS",
+            Column::Sched => "WEIGHT/CAP",
             Column::Nets => "NETS",
             Column::NetTx => "NETTX(k)",
             Column::NetRx => "NETRX(k)",
@@ -150,6 +154,7 @@ impl Column {
             Column::MaxMem => "maxmem",
             Column::MaxMemPct => "maxmem_pct",
             Column::Vcpus => "vcpus",
+            Column::Sched => "sched",
             Column::Nets => "nets",
             Column::NetTx => "nettx",
             Column::NetRx => "netrx",
@@ -186,6 +191,7 @@ impl Column {
             Column::CpuPct | Column::MemPct => 6,
             Column::MaxMemPct => 9,
             Column::Vcpus => 5,
+            Column::Sched => 10,
             Column::Nets | Column::Vbds => 4,
             Column::NetTx | Column::NetRx | Column::VbdOo | Column::VbdRd | Column::VbdWr => 8,
             Column::VbdRsect | Column::VbdWsect => 10,
@@ -237,6 +243,10 @@ impl Column {
                 }
             }
             Column::Vcpus => d.vcpus.to_string(),
+            Column::Sched => match (d.cpu_weight, d.cpu_cap) {
+                (Some(w), Some(c)) => format!("{w}/{c}"),
+                _ => "-".to_owned(),
+            },
             Column::Nets => d.nets.len().to_string(),
             Column::NetTx => (row.net_tx() / 1024).to_string(),
             Column::NetRx => (row.net_rx() / 1024).to_string(),
@@ -262,6 +272,7 @@ impl Column {
             Column::Mem | Column::MemPct => x.mem_kib.cmp(&y.mem_kib),
             Column::MaxMem | Column::MaxMemPct => x.maxmem_kib.cmp(&y.maxmem_kib),
             Column::Vcpus => x.vcpus.cmp(&y.vcpus),
+            Column::Sched => (x.cpu_weight, x.cpu_cap).cmp(&(y.cpu_weight, y.cpu_cap)),
             Column::Nets => x.nets.len().cmp(&y.nets.len()),
             Column::NetTx => a.net_tx().cmp(&b.net_tx()),
             Column::NetRx => a.net_rx().cmp(&b.net_rx()),

@@ -125,6 +125,7 @@ pub async fn do_op(client: &Client, dom: &str, op: DomOp) -> Result<(), xend::cl
         DomOp::Shutdown => client.shutdown(dom, ShutdownReason::Poweroff).await,
         DomOp::Reboot => client.shutdown(dom, ShutdownReason::Reboot).await,
         DomOp::Destroy => client.destroy(dom).await,
+        DomOp::Sched { weight, cap } => client.sched_credit(dom, weight, cap).await.map(drop),
     }
 }
 

@@ -18,6 +18,7 @@ complete -c vmm -l incoming-token -d 'The token a migration source must present 
 complete -c vmm -l jail-dir -d 'Jail the VMM once the domain is built: new mount, pid, ipc and uts namespaces, an empty read-only root mounted on DIR (created if missing), no capabilities, `--jail-uid`/`--jail-gid`, and a seccomp filter per thread (see docs/jail.md). xend passes this for every domain unless `(vmm-jail no)`' -r -F
 complete -c vmm -l jail-uid -d 'The uid the jailed VMM runs as (not 0)' -r
 complete -c vmm -l jail-gid -d 'The gid the jailed VMM runs as (not 0)' -r
+complete -c vmm -l cgroup -d 'Join the cgroup directory DIR (write the VMM\'s pid to DIR/cgroup.procs) before anything else; repeatable, one per cgroup v1 hierarchy. xend passes the domain\'s cgroups' -r -F
 complete -c vmm -l detach -d 'Run in the background in its own session; print the pid once ready'
 complete -c vmm -l stdio -d 'Console on stdin/stdout'
 complete -c vmm -l exit-on-shutdown -d 'Exit when the guest shuts down or crashes (exit code 0 for a clean shutdown, 2 for a crash) instead of waiting for `destroy`'

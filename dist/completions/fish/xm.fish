@@ -15,6 +15,7 @@ complete -c xm -n __fish_use_subcommand -f -a destroy -d 'Terminate a domain at 
 complete -c xm -n __fish_use_subcommand -f -a vcpu-pin -d 'Pin vCPUs to host CPUs (e.g. 0-1,3).'
 complete -c xm -n __fish_use_subcommand -f -a pincpu -d 'Pin every vCPU of a domain to one host CPU.'
 complete -c xm -n __fish_use_subcommand -f -a vcpu-list -d 'List the vCPUs of domains.'
+complete -c xm -n __fish_use_subcommand -f -a sched-credit -d 'Show or set CPU weight and cap (percent of one CPU).'
 complete -c xm -n __fish_use_subcommand -f -a maxmem -d 'Set a domain\'s maximum memory.'
 complete -c xm -n __fish_use_subcommand -f -a mem-set -d 'Set a domain\'s memory target.'
 complete -c xm -n __fish_use_subcommand -f -a balloon -d 'Same as mem-set.'

@@ -23,6 +23,12 @@ fn main() -> ExitCode {
         eprintln!("vmm: give --socket PATH (or --stdio for a console on this terminal)");
         return ExitCode::from(2);
     }
+    for dir in &args.cgroups {
+        if let Err(e) = daemon::join_cgroup(dir) {
+            eprintln!("vmm: {}", error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    }
     let jail = args.jail();
     match &jail {
         Some(j) => {

@@ -37,6 +37,7 @@ mod xend_progress;
 mod xend_restart;
 mod xend_save;
 mod xend_save_xtop;
+mod xend_sched;
 mod xend_supervise;
 mod xend_tls;
 mod xend_uuid;

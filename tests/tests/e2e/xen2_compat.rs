@@ -234,12 +234,13 @@ fn error_messages_are_in_the_reason_phrase() {
         r.err(400),
         "Bad multipart body: the body has no part (no boundary line)"
     );
-    // 2.0's node scheduler op: a truthful 501.
+    // 2.0's node scheduler op: accepted, a stated no-op.
     let r = form(port, "/xend/node", "slice=1&op=cpu_rrobin_slice_set");
-    let reason = r.err(501);
+    let why = r.ok();
     assert!(
-        reason.starts_with("cpu_rrobin_slice_set: the KVM hypervisor has no round-robin scheduler"),
-        "{reason}"
+        why.to_string()
+            .contains("cpu_rrobin_slice_set: ignored: KVM has no round-robin scheduler"),
+        "{why}"
     );
 }
 
@@ -467,25 +468,22 @@ fn xm_create_and_create_p_as_xen_2_0_sequences_them() {
         assert!(v.parse::<f64>().is_ok(), "{key} {v}");
     }
 
-    // The 2.0 domain scheduler ops: a truthful 501 in the reason phrase.
-    for (body, what) in [
-        (
-            "warpback=0&warpvalue=0&warpu=0&warpl=0&mcuadv=10&op=cpu_bvt_set",
-            "cpu_bvt_set: the KVM hypervisor has no BVT scheduler",
-        ),
-        (
-            "xtratime=1&latency=1&slice=1&period=1&op=cpu_atropos_set",
-            "cpu_atropos_set: the KVM hypervisor has no Atropos scheduler",
-        ),
-        (
-            "op=cpu_fbvt_set",
-            "cpu_fbvt_set: the KVM hypervisor has no fair BVT scheduler",
-        ),
-    ] {
-        let reason = form(port, "/xend/domain/web", body).err(501);
-        assert!(reason.starts_with(what), "{reason}");
-        assert!(reason.contains("VMM isolation work"), "{reason}");
-    }
+    // The 2.0 domain scheduler ops map onto the credit scheduler: BVT's
+    // mcuadv as an inverse weight, atropos's slice per period as a cap.
+    let r = form(
+        port,
+        "/xend/domain/web",
+        "warpback=0&warpvalue=0&warpu=0&warpl=0&mcuadv=5&op=cpu_bvt_set",
+    );
+    assert_eq!(r.ok().to_string(), "(sched_credit (weight 512) (cap 0))");
+    let r = form(
+        port,
+        "/xend/domain/web",
+        "xtratime=1&latency=1&slice=1&period=2&op=cpu_atropos_set",
+    );
+    assert_eq!(r.ok().to_string(), "(sched_credit (weight 512) (cap 50))");
+    let reason = form(port, "/xend/domain/web", "op=cpu_fbvt_set").err(400);
+    assert!(reason.contains("mcuadv"), "{reason}");
     con.close();
     con2.close();
     form(port, "/xend/domain/web", "reason=halt&op=destroy").ok();

@@ -63,6 +63,22 @@ fn the_page_lists_domains_and_its_forms_work_in_chromium() {
     browser.open(&xend.url("/xend/"));
     browser.submit("shutdown-mini-reboot");
     xend.wait_domain("mini", "rebooted by the form", |d| d.start_time > before);
+    // The CPU weight and cap, set from the domain's page.
+    browser.open(&xend.url("/xend/domain/mini"));
+    browser.eval(
+        "document.querySelector('#sched-mini input[name=weight]').value = '512';\
+         document.querySelector('#sched-mini input[name=cap]').value = '40'; 0",
+    );
+    browser.submit("sched-mini");
+    xend.wait_domain("mini", "weight and cap set by the form", |d| {
+        (d.cpu_weight, d.cpu_cap) == (Some(512), Some(40))
+    });
+    browser.open(&xend.url("/xend/domain/mini"));
+    let page = browser.dom();
+    assert!(
+        page.contains("CPU weight</th><td class=\"l\">512"),
+        "{page}"
+    );
     browser.open(&xend.url("/xend/domain/mini"));
     browser.submit("destroy-mini");
     xend.wait_gone("mini");

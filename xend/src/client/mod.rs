@@ -366,6 +366,27 @@ impl Client {
             .await
     }
 
+    /// A domain's credit-scheduler weight and cap (`op=sched_credit`),
+    /// after setting those given.
+    pub async fn sched_credit(
+        &self,
+        dom: &str,
+        weight: Option<u32>,
+        cap: Option<u32>,
+    ) -> Result<crate::api::SchedCredit> {
+        let (w, c) = (weight.map(|w| w.to_string()), cap.map(|c| c.to_string()));
+        let mut form = vec![("op", "sched_credit")];
+        if let Some(w) = &w {
+            form.push(("weight", w));
+        }
+        if let Some(c) = &c {
+            form.push(("cap", c));
+        }
+        let url = self.path(&["domain", dom]);
+        let resp = self.post(url.clone(), &form).await?;
+        decode_json(&url, resp).await
+    }
+
     /// Sets a domain's memory target, MiB.
     pub async fn mem_target_set(&self, dom: &str, mib: u64) -> Result<()> {
         let mib = mib.to_string();

@@ -24,6 +24,8 @@ pub const MAX_NICS: usize = 32;
 pub const MAX_CPU: i64 = 4095;
 /// Largest credit-scheduler weight.
 pub const MAX_CPU_WEIGHT: u32 = 65535;
+/// Largest credit-scheduler cap per vCPU, percent of one CPU.
+pub const MAX_CPU_CAP_PER_VCPU: u32 = 100;
 
 /// Why a name is refused by [`check_file_name`] or [`check_domain_name`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +138,18 @@ pub enum ValueError {
     /// `cpu_weight` outside 1..=[`MAX_CPU_WEIGHT`].
     #[error("cpu_weight must be between 1 and {MAX_CPU_WEIGHT}, found {0}")]
     CpuWeight(u32),
+    /// `cpu_cap` above 100 per vCPU.
+    #[error(
+        "cpu_cap must be a percentage of one CPU between 0 (no cap) and {max} (100 per vCPU, {vcpus} vCPUs), found {cap}"
+    )]
+    CpuCap {
+        /// The cap given.
+        cap: u32,
+        /// The domain's vCPUs.
+        vcpus: u32,
+        /// The largest cap for them.
+        max: u32,
+    },
     /// `console` 0.
     #[error("console must be a TCP port between 1 and 65535, found 0")]
     ConsolePortZero,
@@ -257,11 +271,21 @@ pub(crate) fn cpu(n: i64) -> Result<(), ValueError> {
     }
 }
 
-pub(crate) fn cpu_weight(n: u32) -> Result<(), ValueError> {
+pub fn cpu_weight(n: u32) -> Result<(), ValueError> {
     if (1..=MAX_CPU_WEIGHT).contains(&n) {
         Ok(())
     } else {
         Err(ValueError::CpuWeight(n))
+    }
+}
+
+/// A credit cap for a domain of `vcpus`: 0..=100 per vCPU.
+pub fn cpu_cap(cap: u32, vcpus: u32) -> Result<(), ValueError> {
+    let max = MAX_CPU_CAP_PER_VCPU * vcpus.max(1);
+    if cap <= max {
+        Ok(())
+    } else {
+        Err(ValueError::CpuCap { cap, vcpus, max })
     }
 }
 

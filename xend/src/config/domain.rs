@@ -32,8 +32,11 @@ pub struct DomainConfig {
     pub vcpus: u32,
     /// Physical CPU to pin to; `None` lets the host schedule freely.
     pub cpu: Option<i64>,
-    /// Credit-scheduler weight, if set.
+    /// Credit-scheduler weight, if set (1..65535; 256 when unset).
     pub cpu_weight: Option<u32>,
+    /// Credit-scheduler cap, percent of one CPU, if set (0 or unset: no cap;
+    /// at most 100 per vCPU).
+    pub cpu_cap: Option<u32>,
     /// Xen 2.0's restart mode.
     pub restart: RestartMode,
     /// What to do when the guest powers off, if set explicitly.
@@ -316,6 +319,7 @@ impl DomainConfig {
             vcpus: 1,
             cpu: None,
             cpu_weight: None,
+            cpu_cap: None,
             restart: RestartMode::OnReboot,
             on_poweroff: None,
             on_reboot: None,
@@ -386,6 +390,9 @@ impl DomainConfig {
         if let Some(w) = self.cpu_weight {
             check::cpu_weight(w)?;
         }
+        if let Some(cap) = self.cpu_cap {
+            check::cpu_cap(cap, self.vcpus)?;
+        }
         if let Some(port) = self.console {
             check::console(port)?;
         }
@@ -410,7 +417,7 @@ impl DomainConfig {
     }
 
     /// The config as SXP, in the reference's order: name, uuid, memory,
-    /// maxmem, cpu, cpu_weight, vcpus, restart, on_poweroff, on_reboot,
+    /// maxmem, cpu, cpu_weight, cpu_cap, vcpus, restart, on_poweroff, on_reboot,
     /// on_crash, console, localtime, image, then the devices (vbds, then vifs).
     pub fn to_sxp(&self) -> Value {
         let mut vm = vec![Value::str("vm"), Value::pair("name", &self.name)];
@@ -424,6 +431,9 @@ impl DomainConfig {
         }
         if let Some(w) = self.cpu_weight {
             vm.push(Value::pair("cpu_weight", w));
+        }
+        if let Some(cap) = self.cpu_cap {
+            vm.push(Value::pair("cpu_cap", cap));
         }
         vm.push(Value::pair("vcpus", self.vcpus));
         vm.push(Value::pair("restart", self.restart.as_str()));
@@ -510,6 +520,9 @@ impl DomainConfig {
         }
         if let Some(w) = self.cpu_weight {
             out.push(("cpu_weight", w.to_string()));
+        }
+        if let Some(cap) = self.cpu_cap {
+            out.push(("cpu_cap", cap.to_string()));
         }
         out.push(("vcpus", self.vcpus.to_string()));
         out.push(("restart", quote(self.restart.as_str())));

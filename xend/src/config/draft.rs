@@ -54,6 +54,7 @@ pub(crate) struct Draft {
     pub vcpus: Option<Scalar>,
     pub cpu: Option<Scalar>,
     pub cpu_weight: Option<Scalar>,
+    pub cpu_cap: Option<Scalar>,
     pub restart: Option<Scalar>,
     pub on_poweroff: Option<Scalar>,
     pub on_reboot: Option<Scalar>,
@@ -193,6 +194,16 @@ impl Draft {
             None => None,
         };
 
+        let cpu_cap = match &self.cpu_cap {
+            Some(s) => {
+                let n: u32 =
+                    whole(s, "cpu_cap", "a whole percentage of one CPU", "50").map_err(bad(s))?;
+                check::cpu_cap(n, vcpus).map_err(|e| at(s)(e.to_string()))?;
+                Some(n)
+            }
+            None => None,
+        };
+
         let restart = match &self.restart {
             Some(s) => keyword(s, "restart", &RestartMode::choices()).map_err(bad(s))?,
             None => RestartMode::OnReboot,
@@ -299,6 +310,7 @@ impl Draft {
             vcpus,
             cpu,
             cpu_weight,
+            cpu_cap,
             restart,
             on_poweroff,
             on_reboot,

@@ -21,8 +21,9 @@ mod xm;
 mod tests;
 
 pub use check::{
-    MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS, MIN_MEMORY_MIB, NAME_RULE, NameError,
-    ValueError, check_domain_name, check_file_name, is_uuid, valid_name,
+    MAX_CPU_CAP_PER_VCPU, MAX_CPU_WEIGHT, MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_NICS, MAX_VCPUS,
+    MIN_MEMORY_MIB, NAME_RULE, NameError, ValueError, check_domain_name, check_file_name, cpu_cap,
+    cpu_weight, is_uuid, valid_name,
 };
 pub use console_tls::{ConsoleTls, console_tls};
 pub use domain::{Device, DomainConfig, ExitAction, Image, RestartMode, VbdMode, vdev};

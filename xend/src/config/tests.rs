@@ -228,7 +228,7 @@ fn xm_errors_have_positions() {
     check_err(
         "name = 'a'\nmemory = 64\nmemroy = 64",
         "dom.cfg:3:1: unknown key memroy (did you mean memory?); known keys: name, uuid, memory, maxmem, vcpus, cpu, \
-         cpu_weight, restart, on_poweroff, on_reboot, on_crash, console, localtime, vcpu_avail, bootloader, builder, \
+         cpu_weight, cpu_cap, restart, on_poweroff, on_reboot, on_crash, console, localtime, vcpu_avail, bootloader, builder, \
          kernel, ramdisk, root, extra, args, disk, vif, nics",
     );
     check_err(
@@ -357,7 +357,7 @@ fn sxp_errors_have_positions() {
     );
     check_err(
         "(vm (name a) (memory 64) (memroy 64) (image (minios)))",
-        "dom.cfg:1:26: unknown key memroy in (vm ...); known keys: name, uuid, memory, maxmem, cpu, cpu_weight, vcpus, \
+        "dom.cfg:1:26: unknown key memroy in (vm ...); known keys: name, uuid, memory, maxmem, cpu, cpu_weight, cpu_cap, vcpus, \
          restart, on_poweroff, on_reboot, on_crash, console, localtime, image, device",
     );
     check_err(
@@ -632,6 +632,7 @@ prop_compose! {
         vcpus in 1..=MAX_VCPUS,
         cpu in proptest::option::of(0i64..=64),
         cpu_weight in proptest::option::of(1u32..=65535),
+        cpu_cap in proptest::option::of(0u32..=100),
         restart in prop::sample::select(RestartMode::ALL),
         (on_poweroff, on_reboot, on_crash) in (action(), action(), action()),
         console in proptest::option::of(1u16..),
@@ -642,8 +643,8 @@ prop_compose! {
     ) -> DomainConfig {
         devices.sort_by_key(|d| d.kind() != "vbd");
         DomainConfig {
-            name, uuid, memory, maxmem: memory + extra, vcpus, cpu, cpu_weight, restart,
-            on_poweroff, on_reboot, on_crash, console, localtime, image, devices,
+            name, uuid, memory, maxmem: memory + extra, vcpus, cpu, cpu_weight, cpu_cap,
+            restart, on_poweroff, on_reboot, on_crash, console, localtime, image, devices,
         }
     }
 }

@@ -76,7 +76,21 @@ pub const XEND_KEYS: &[&str] = &[
     "network-script",
     "vif-bridge",
     "vif-script",
+    "cgroup-parent",
 ];
+
+/// Default `cgroup-parent`.
+pub const DEFAULT_CGROUP_PARENT: &str = "xend";
+
+/// A `cgroup-parent` value: one path component a cgroup file system takes.
+fn valid_cgroup_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v != "."
+        && v != ".."
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// Where xend keeps the bearer token unless `token-file` says otherwise.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/xen/xend-token";
@@ -177,6 +191,9 @@ pub struct XendConfig {
     pub vif_bridge: Option<String>,
     /// vif hotplug script (`vif-script`; kept for the device work).
     pub vif_script: Option<String>,
+    /// The cgroup holding every domain's cgroup, under xend's own
+    /// (`cgroup-parent`, `xend`); `None` (`(cgroup-parent none)`): no cgroups.
+    pub cgroup_parent: Option<String>,
     /// Keys this xend does not use, ignored: one `file:line:col: ...` warning
     /// each, for the log.
     pub ignored: Vec<String>,
@@ -286,6 +303,7 @@ impl Default for XendConfig {
             network_script: None,
             vif_bridge: None,
             vif_script: None,
+            cgroup_parent: Some(DEFAULT_CGROUP_PARENT.into()),
             ignored: Vec::new(),
         }
     }
@@ -391,6 +409,10 @@ impl XendConfig {
                 items.push(Value::pair(key, v));
             }
         }
+        items.push(Value::pair(
+            "cgroup-parent",
+            self.cgroup_parent.as_deref().unwrap_or("none"),
+        ));
         Value::List(items)
     }
 
@@ -682,6 +704,17 @@ impl XendConfig {
                 "network-script" => config.network_script = Some(value.to_owned()),
                 "vif-bridge" => config.vif_bridge = Some(value.to_owned()),
                 "vif-script" => config.vif_script = Some(value.to_owned()),
+                "cgroup-parent" => {
+                    config.cgroup_parent = match value {
+                        "none" => None,
+                        v if valid_cgroup_name(v) => Some(v.to_owned()),
+                        v => {
+                            return Err(bad(format!(
+                                "cgroup-parent must be one directory name of letters, digits, '.', '_' or '-' (at most 64, e.g. (cgroup-parent xend)) or none, found {v:?}"
+                            )));
+                        }
+                    }
+                }
                 _ => unreachable!("every key of XEND_KEYS is handled"),
             }
         }

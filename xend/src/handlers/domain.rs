@@ -198,6 +198,11 @@ pub async fn get(
                 }
             })
         }
+        Some("sched_credit" | "domain_sched_credit_get") => Ok(super::sched::render(
+            state.sup.sched_credit(&dom),
+            format,
+            &format!("/xend/domain/{}", dom.name),
+        )),
         Some(op) if super::devices::GET_OPS.contains(&op) => {
             super::devices::get(&dom, format, &params, op).await
         }
@@ -282,6 +287,16 @@ pub async fn act(
             }
         }
         DomainOp::MaxMem(mib) => sup.set_max_memory(&dom, mib).await?,
+        DomainOp::SchedCredit(set) => {
+            let s = match set {
+                super::sched::SchedSet {
+                    weight: None,
+                    cap: None,
+                } => sup.sched_credit(&dom),
+                _ => sup.set_sched_credit(&dom, set.weight, set.cap).await?,
+            };
+            return Ok(super::sched::render(s, format, &back));
+        }
         DomainOp::MemTarget(mib) => sup.set_memory(&dom, mib).await?,
         DomainOp::Configure(cfg) => {
             let (live, next_boot) = sup.configure(&dom, *cfg).await?;

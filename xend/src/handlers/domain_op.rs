@@ -44,6 +44,10 @@ pub enum DomainOp {
     MemTarget(u64),
     /// `configure config=TEXT`.
     Configure(Box<DomainConfig>),
+    /// `sched_credit [weight=W] [cap=C]` and 2.0's `cpu_bvt_set`,
+    /// `cpu_fbvt_set`, `cpu_atropos_set` mapped onto it (see
+    /// [`super::sched`]); nothing to set reads them.
+    SchedCredit(super::sched::SchedSet),
 }
 
 impl DomainOp {
@@ -51,8 +55,8 @@ impl DomainOp {
     /// `name` of `vcpus` vCPUs and this host's CPUs. 501 for an op this xend
     /// does not have (2.0's scheduler ops say why), 400 for a bad parameter.
     pub fn parse(op: &str, params: &Params, name: &str, vcpus: u32) -> ApiResult<DomainOp> {
-        if let Some(e) = super::sched::unsupported(op) {
-            return Err(e);
+        if let Some(set) = super::sched::parse(op, params, vcpus) {
+            return Ok(DomainOp::SchedCredit(set?));
         }
         Ok(match op {
             "save" => DomainOp::Save,
@@ -208,7 +212,8 @@ mod tests {
         assert_eq!(status("maxmem_set", &[("memory", "0")]), 400);
         assert_eq!(status("configure", &[]), 400);
         assert_eq!(status("device_configure", &[]), 501);
-        assert_eq!(status("cpu_bvt_set", &[]), 501);
+        assert_eq!(status("cpu_bvt_set", &[]), 400);
+        assert_eq!(status("sched_credit", &[("cap", "201")]), 400);
         assert_eq!(status("fly", &[]), 501);
     }
 }

@@ -24,10 +24,13 @@ pub async fn info(format: Format) -> Response {
 }
 
 /// `POST /xend/node`: `op=shutdown` and `op=reboot` of the host are refused;
-/// 2.0's scheduler ops say why they are not there ([`super::sched`]).
-pub async fn op(params: Params) -> ApiResult<Response> {
+/// 2.0's time-slice ops are accepted as stated no-ops ([`super::sched`]).
+pub async fn op(format: Format, params: Params) -> ApiResult<Response> {
     let op = params.op().ok_or_else(ApiError::missing_op)?;
-    Err(super::sched::unsupported(op).unwrap_or_else(|| ApiError::not_implemented(op)))
+    match super::sched::node_noop(op) {
+        Some(why) => Ok(super::sched::noop_response(why, format)),
+        None => Err(ApiError::not_implemented(op)),
+    }
 }
 
 fn vmm_logs(state: &AppState) -> Vec<PathBuf> {

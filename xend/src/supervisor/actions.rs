@@ -82,10 +82,23 @@ impl Supervisor {
     pub async fn set_max_memory(&self, dom: &Domain, mib: u64) -> Result<(), SupError> {
         let _life = self.ready(dom).await?;
         self.check_commitment(mib, Some(dom.id))?;
+        // The cgroup's memory limit follows: raised before the VMM may use
+        // more, lowered once it may not.
+        let old = {
+            let st = dom.state();
+            st.config.maxmem.max(st.config.memory)
+        };
+        if mib > old {
+            self.follow_maxmem(dom, mib);
+        }
         dom.request(&Request::SetMaxMem { mib }).await?;
-        {
+        let new = {
             let mut st = dom.state();
             st.config.maxmem = mib.max(st.config.memory);
+            st.config.maxmem
+        };
+        if new < old {
+            self.follow_maxmem(dom, new);
         }
         self.save(dom)?;
         if let Err(e) = self.db.save_config(&dom.name, &dom.state().config.to_sxp()) {
@@ -126,6 +139,7 @@ impl Supervisor {
         let mut live = Vec::new();
         let mut next = Vec::new();
         if new.maxmem > old.maxmem {
+            self.follow_maxmem(dom, new.maxmem);
             dom.request(&Request::SetMaxMem { mib: new.maxmem }).await?;
             live.push("maxmem".to_string());
         }
@@ -137,6 +151,7 @@ impl Supervisor {
         }
         if new.maxmem < old.maxmem {
             dom.request(&Request::SetMaxMem { mib: new.maxmem }).await?;
+            self.follow_maxmem(dom, new.maxmem);
             live.push("maxmem".to_string());
         }
         if new.cpu != old.cpu {
@@ -170,8 +185,15 @@ impl Supervisor {
         if new.vcpus != old.vcpus {
             next.push("vcpus".to_string());
         }
+        let sched = super::sched::SchedCredit::of(&new);
+        if sched != super::sched::SchedCredit::of(&old) {
+            self.apply_sched(dom, sched)?;
+        }
         if new.cpu_weight != old.cpu_weight {
-            next.push("cpu_weight".to_string());
+            live.push("cpu_weight".to_string());
+        }
+        if new.cpu_cap != old.cpu_cap {
+            live.push("cpu_cap".to_string());
         }
         if new.console != old.console {
             next.push("console".to_string());

@@ -198,6 +198,7 @@ impl Supervisor {
             dom.console.close().await;
             return Err(e);
         }
+        self.adopt_cgroup(&dom);
         // The VMM is the truth: a record that cannot be written (a full
         // disk) leaves the old one, and the domain adopted all the same.
         if let Err(e) = self.save(&dom) {

@@ -77,6 +77,7 @@ impl Supervisor {
         // domain gets its devices back in their slots).
         let mut args = args;
         args.extend(self.device_args(&cfg)?);
+        args.extend(self.cgroup_args(dom, &cfg)?);
         match self.settings.vmm_jail {
             Some(base) => args.extend(spawn::jail_args(&dom.paths, base, dom.id)),
             None => tracing::warn!(

@@ -21,6 +21,7 @@ pub mod policy;
 mod progress;
 pub mod sampler;
 pub mod save;
+pub mod sched;
 pub mod spawn;
 pub mod stats;
 
@@ -142,6 +143,8 @@ pub struct Supervisor {
     pub db: Db,
     /// The event bus.
     pub events: EventBus,
+    /// Every domain's cgroup parent (`None`: no cgroups on this host).
+    pub cgroups: Option<crate::cgroup::Cgroups>,
     table: Mutex<Table>,
     stopping: AtomicBool,
 }
@@ -172,7 +175,9 @@ impl Supervisor {
     /// A supervisor with no domains yet (call [`Supervisor::adopt_all`]).
     pub fn new(settings: Arc<Settings>, db: Db, events: EventBus) -> Arc<Supervisor> {
         crate::vmm_client::set_request_timeout(settings.vmm_timeout);
+        let cgroups = sched::detect(settings.cgroup_parent.as_deref());
         Arc::new(Supervisor {
+            cgroups,
             settings,
             db,
             events,
@@ -244,6 +249,9 @@ impl Supervisor {
                 w.abort();
             }
             d.console.close().await;
+        }
+        if let Some(cg) = &self.cgroups {
+            cg.remove_parents();
         }
     }
 
@@ -497,5 +505,6 @@ impl Supervisor {
             tracing::error!("domain {}: {e}", dom.name);
         }
         dom.paths.remove_stale();
+        self.remove_cgroup(dom).await;
     }
 }

@@ -48,6 +48,8 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         maxmem: cfg.maxmem,
         state: state_letters(None, dying),
         cpu: cfg.cpu,
+        cpu_weight: Some(super::sched::SchedCredit::of(cfg).weight),
+        cpu_cap: Some(super::sched::SchedCredit::of(cfg).cap),
         vcpus: cfg.vcpus,
         mem_kib: cfg.memory * 1024,
         maxmem_kib: cfg.maxmem * 1024,

@@ -128,6 +128,7 @@ impl App {
             | Action::Save(_)
             | Action::Migrate(_)
             | Action::Edit(_)
+            | Action::Sched { .. }
             | Action::New) => self.act_on_domains(a),
             Action::SaveSettings => self.save_settings(),
             Action::Theme(name) => {
@@ -164,6 +165,7 @@ impl App {
             Action::Unpause(t) => self.ops(t, DomOp::Unpause),
             Action::Shutdown(t) => self.ops(t, DomOp::Shutdown),
             Action::Reboot(t) => self.ops(t, DomOp::Reboot),
+            Action::Sched { dom, weight, cap } => self.ops(dom, DomOp::Sched { weight, cap }),
             Action::Destroy(t) => {
                 let targets = self.targets(t);
                 if !targets.is_empty() {

@@ -18,6 +18,13 @@ pub enum DomOp {
     Reboot,
     /// Destroy.
     Destroy,
+    /// Set the credit-scheduler weight and/or cap (`None` keeps it).
+    Sched {
+        /// Weight, 1..65535.
+        weight: Option<u32>,
+        /// Cap, percent of one CPU (0 = none).
+        cap: Option<u32>,
+    },
 }
 
 impl DomOp {
@@ -29,6 +36,7 @@ impl DomOp {
             DomOp::Shutdown => "shutdown",
             DomOp::Reboot => "reboot",
             DomOp::Destroy => "destroy",
+            DomOp::Sched { .. } => "sched",
         }
     }
 }

@@ -134,11 +134,12 @@ pub struct App {
     pub quit: bool,
 }
 
-/// Columns the domains view shows by default: ID and every xentop column.
+/// Columns the domains view shows by default: ID and every xentop column
+/// (WEIGHT/CAP is one `F` or `:column sched` away).
 pub fn default_columns(multi_host: bool) -> Vec<Column> {
     Column::ALL
         .into_iter()
-        .filter(|c| *c != Column::Host || multi_host)
+        .filter(|c| (*c != Column::Host || multi_host) && *c != Column::Sched)
         .collect()
 }
 

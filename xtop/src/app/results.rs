@@ -91,11 +91,21 @@ impl App {
         match result {
             Ok(()) => {
                 let what = match op {
-                    DomOp::Pause => "paused",
-                    DomOp::Unpause => "unpaused",
-                    DomOp::Shutdown => "asked to shut down",
-                    DomOp::Reboot => "asked to reboot",
-                    DomOp::Destroy => "destroyed",
+                    DomOp::Pause => "paused".to_owned(),
+                    DomOp::Unpause => "unpaused".to_owned(),
+                    DomOp::Shutdown => "asked to shut down".to_owned(),
+                    DomOp::Reboot => "asked to reboot".to_owned(),
+                    DomOp::Destroy => "destroyed".to_owned(),
+                    DomOp::Sched { weight, cap } => {
+                        let mut set = Vec::new();
+                        if let Some(w) = weight {
+                            set.push(format!("weight {w}"));
+                        }
+                        if let Some(c) = cap {
+                            set.push(format!("cap {c}%"));
+                        }
+                        format!("now has {}", set.join(", "))
+                    }
                 };
                 self.set_status(format!("{} {what}", target.name), false);
                 self.effects.push(Effect::Refresh);

@@ -139,6 +139,22 @@ pub struct Mem {
     pub mb: u64,
 }
 
+/// Show or set domains' credit-scheduler weight and cap (Xen 3's
+/// `xm sched-credit`).
+#[derive(Debug, Parser)]
+pub struct SchedCredit {
+    /// Domain name or id (every domain when none, to show them).
+    #[arg(short = 'd', long = "domain")]
+    pub dom: Option<String>,
+    /// Weight, 1..65535 (default 256): a domain with twice the weight gets
+    /// twice the CPU when CPUs are contended.
+    #[arg(short = 'w', long = "weight", requires = "dom")]
+    pub weight: Option<u32>,
+    /// Cap, percent of one CPU (0 = none; 100 per vCPU at most).
+    #[arg(short = 'c', long = "cap", requires = "dom")]
+    pub cap: Option<u32>,
+}
+
 /// Host information, `%-23s: value` per field.
 #[derive(Debug, Parser)]
 pub struct Info {

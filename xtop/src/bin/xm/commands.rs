@@ -65,6 +65,11 @@ pub const COMMANDS: &[Command] = &[
         "Pin every vCPU of a domain to one host CPU.",
     ),
     cmd("vcpu-list", "[DOM...]", "List the vCPUs of domains."),
+    cmd(
+        "sched-credit",
+        "[-d DOM [-w WEIGHT] [-c CAP]]",
+        "Show or set CPU weight and cap (percent of one CPU).",
+    ),
     cmd("maxmem", "DOM MB", "Set a domain's maximum memory."),
     cmd("mem-max", "DOM MB", "Same as maxmem."),
     cmd("mem-set", "DOM MB", "Set a domain's memory target."),

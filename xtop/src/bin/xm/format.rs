@@ -140,6 +140,14 @@ pub fn parse_cpu_set(text: &str) -> Result<Vec<usize>, BadCpuSet> {
     Ok(cpus)
 }
 
+/// The header of `xm sched-credit`, Xen 3.2's.
+pub const SCHED_HEADER: &str = "Name                                ID Weight  Cap";
+
+/// One row of `xm sched-credit`: `%-33s %4d %6d %4d`.
+pub fn sched_row(name: &str, id: u32, weight: u32, cap: u32) -> String {
+    format!("{name:<33} {id:>4} {weight:>6} {cap:>4}")
+}
+
 /// One `xm info` line: `%-23s: value`.
 pub fn info_line(key: &str, value: &str) -> String {
     format!("{key:<23}: {value}")
@@ -160,6 +168,15 @@ mod tests {
             cpu: Some(0),
             ..DomainStats::default()
         }
+    }
+
+    #[test]
+    fn sched_rows_match_xen_3_2s_layout() {
+        assert_eq!(
+            sched_row("Domain-0", 0, 256, 0),
+            "Domain-0                             0    256    0"
+        );
+        assert_eq!(SCHED_HEADER.len(), sched_row("x", 1, 2, 3).len());
     }
 
     #[test]

@@ -25,6 +25,9 @@
 //!   terminated` / `rebooted` (and `All domains terminated` with `-a`).
 //! - `pincpu DOM CPU` pins every vCPU; `vcpu-pin DOM VCPU|all CPUS|all` is
 //!   Xen 3's. `vcpu-list` uses Xen 3's layout.
+//! - `sched-credit [-d DOM [-w W] [-c CAP]]`: Xen 3.2's table (`Name ID
+//!   Weight Cap`) of one domain, or of every one without `-d`; `-w`/`-c`
+//!   set them first (`op=sched_credit`) and print nothing.
 //! - `console` / `create -c`: the console-client library (interactive on a
 //!   terminal, pipe mode otherwise), on xend's host and the domain's port.
 //! - `call FN ARGS`: a table of Xen 2 `XendClient` names (`xm call help`)
@@ -220,6 +223,7 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
         "vcpu-pin" => actions::vcpu_pin(xm, args::parse(name, rest)?).await?,
         "pincpu" => actions::pincpu(xm, args::parse(name, rest)?).await?,
         "vcpu-list" => queries::vcpu_list(xm, args::parse(name, rest)?).await?,
+        "sched-credit" => queries::sched_credit(xm, args::parse(name, rest)?).await?,
         "maxmem" | "mem-max" => {
             let a: args::Mem = args::parse(name, rest)?;
             xm.client.maxmem_set(&a.dom, a.mb).await?

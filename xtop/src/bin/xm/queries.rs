@@ -1,4 +1,5 @@
-//! Commands that only read: list, vcpu-list, info, consoles, help.
+//! Commands that only read: list, vcpu-list, info, consoles, help (and
+//! sched-credit, which also sets).
 use std::io::Write;
 
 use xend::api::DomainStats;
@@ -83,6 +84,36 @@ pub async fn vcpu_list(xm: &Xm, a: args::Doms) -> Result<()> {
         for row in format::vcpu_rows(d) {
             println!("{row}");
         }
+    }
+    Ok(())
+}
+
+/// `xm sched-credit [-d DOM [-w W] [-c CAP]]`: set what is given, else
+/// print the weight and cap of the domain (or of every domain but Domain-0,
+/// which has none).
+pub async fn sched_credit(xm: &Xm, a: args::SchedCredit) -> Result<()> {
+    let rows = match &a.dom {
+        Some(dom) if a.weight.is_some() || a.cap.is_some() => {
+            xm.client.sched_credit(dom, a.weight, a.cap).await?;
+            return Ok(());
+        }
+        Some(dom) => {
+            let d = xm.client.domain(dom).await?;
+            let s = xm.client.sched_credit(dom, None, None).await?;
+            vec![(d.name, d.id, s.weight, s.cap)]
+        }
+        None => xm
+            .client
+            .snapshot()
+            .await?
+            .domains
+            .into_iter()
+            .filter_map(|d| Some((d.name, d.id, d.cpu_weight?, d.cpu_cap?)))
+            .collect(),
+    };
+    println!("{}", format::SCHED_HEADER);
+    for (name, id, weight, cap) in rows {
+        println!("{}", format::sched_row(&name, id, weight, cap));
     }
     Ok(())
 }
