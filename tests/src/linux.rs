@@ -12,10 +12,12 @@
 //!   host's address, for a vif and a ping from the host.
 //! - [`BOOT_ARGS`], [`MILESTONES`] and [`boot_args`] are the command line and
 //!   the console lines every Linux boot test and the qemu benchmark share.
+//! - [`boot_lock`] keeps the boots of one test binary one at a time (each
+//!   takes seconds of emulated CPU on a shared machine).
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::netns::Netns;
 
@@ -62,6 +64,15 @@ pub fn boot_args(root: &str, net: Option<&GuestNet>) -> String {
         args.push_str(&net.ip_arg());
     }
     args
+}
+
+/// Hold this for the whole of a Linux boot: tests of one binary run on
+/// parallel threads, and two emulated boots side by side each take twice as
+/// long (the milestones' deadlines assume one at a time). A test that failed
+/// while holding it does not poison it for the others.
+pub fn boot_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The cached test kernel.

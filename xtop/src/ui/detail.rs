@@ -6,6 +6,34 @@ use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 use crate::app::App;
 
+/// Width of the facts column.
+const FACTS_WIDTH: usize = 44;
+
+/// `kernel KIND PATH` in at most `width` characters: a long path keeps its
+/// end (the file name and the directory above it) behind an ellipsis. The
+/// built-in minios reads `kernel minios (built-in)`; Domain-0 has none.
+fn kernel_line(kernel: &str, image: &str, width: usize) -> String {
+    match kernel {
+        "" => String::new(),
+        "minios" => "kernel minios (built-in)".into(),
+        path => {
+            let head = if image.is_empty() {
+                "kernel ".to_string()
+            } else {
+                format!("kernel {image} ")
+            };
+            let room = width.saturating_sub(head.chars().count());
+            let n = path.chars().count();
+            if n <= room {
+                format!("{head}{path}")
+            } else {
+                let tail: String = path.chars().skip(n + 1 - room.max(1)).collect();
+                format!("{head}\u{2026}{tail}")
+            }
+        }
+    }
+}
+
 /// The selected domain's facts and its CPU, memory, network and disk sparklines.
 pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
@@ -21,7 +49,8 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let [facts, graphs] =
-        Layout::horizontal([Constraint::Length(44), Constraint::Min(10)]).areas(inner);
+        Layout::horizontal([Constraint::Length(FACTS_WIDTH as u16), Constraint::Min(10)])
+            .areas(inner);
     let up = d.up_time as u64;
     // "For how long" as of the snapshot the row came from.
     let snapshot_time = app
@@ -39,14 +68,12 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
             d.vcpus,
             d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into())
         ),
+        kernel_line(&d.kernel, &d.image, FACTS_WIDTH),
         format!(
-            "console port {}",
+            "console port {}  up {}d {:02}:{:02}:{:02}",
             d.console_port
                 .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into())
-        ),
-        format!(
-            "uptime {}d {:02}:{:02}:{:02}",
+                .unwrap_or_else(|| "-".into()),
             up / 86400,
             up / 3600 % 24,
             up / 60 % 60,
