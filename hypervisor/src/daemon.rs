@@ -1,6 +1,10 @@
 //! Process plumbing for the VMM binary: detaching from the spawner, the
 //! runtime record, signals, and the control socket file.
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::progress::Progress;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -155,6 +159,66 @@ impl ReadyPipe {
     pub fn failed(mut self, msg: &str) {
         let _ = writeln!(self.0, "error: {msg}");
     }
+
+    /// Relay `progress` to the parent (which prints it for the spawner) as
+    /// `progress JSON` lines, at most every [`RELAY_EVERY`] and only when it
+    /// changed, until the relay is dropped (before `ready` or `failed`).
+    pub fn relay(&self, progress: Arc<Progress>) -> std::io::Result<ProgressRelay> {
+        let mut pipe = self.0.try_clone()?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                let (lock, cond) = &*flag;
+                let mut last = None;
+                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    // Once more after the stop, so a finished operation's
+                    // last figures go out.
+                    let now = progress.snapshot();
+                    if now.is_some() && now != last {
+                        let json = serde_json::to_string(&now).expect("progress serializes");
+                        if writeln!(pipe, "progress {json}").is_err() {
+                            return;
+                        }
+                        last = now;
+                    }
+                    if *stopped {
+                        return;
+                    }
+                    stopped = cond
+                        .wait_timeout(stopped, RELAY_EVERY)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            })?;
+        Ok(ProgressRelay {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// How often [`ReadyPipe::relay`] looks at the progress.
+pub const RELAY_EVERY: Duration = Duration::from_millis(100);
+
+/// A running [`ReadyPipe::relay`]; dropping it stops the thread (joined, so
+/// no progress line can follow `ready`).
+pub struct ProgressRelay {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ProgressRelay {
+    fn drop(&mut self) {
+        let (lock, cond) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cond.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Fork into the background. The parent waits until the child reports
@@ -168,7 +232,7 @@ impl ReadyPipe {
 /// only the calling thread, so a lock another thread held (the allocator's,
 /// stdio's) would stay locked forever in the child.
 pub unsafe fn detach(log: Option<&Path>) -> Result<ReadyPipe, DaemonError> {
-    let (mut reader, writer) = std::io::pipe().map_err(DaemonError::Detach)?;
+    let (reader, writer) = std::io::pipe().map_err(DaemonError::Detach)?;
     // SAFETY: called while the process is single-threaded (documented
     // precondition), so the child starts in a consistent state.
     let pid = unsafe { libc::fork() };
@@ -177,8 +241,23 @@ pub unsafe fn detach(log: Option<&Path>) -> Result<ReadyPipe, DaemonError> {
     }
     if pid > 0 {
         drop(writer);
+        // Progress lines are passed on as they come; `ready PID` ends
+        // start-up; anything else is the error.
+        let mut reader = std::io::BufReader::new(reader);
         let mut msg = String::new();
-        let _ = reader.read_to_string(&mut msg);
+        let mut line = String::new();
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if line.starts_with("progress ") {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+            } else if let Some(child) = line.strip_prefix("ready ") {
+                println!("{}", child.trim());
+                std::process::exit(0);
+            } else {
+                msg.push_str(&line);
+            }
+            line.clear();
+        }
         match msg.strip_prefix("ready ") {
             Some(child) => {
                 println!("{}", child.trim());

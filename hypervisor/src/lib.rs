@@ -26,6 +26,7 @@ pub mod log;
 pub mod memory;
 pub mod migration;
 pub mod minios;
+pub mod progress;
 pub mod snapshot;
 pub mod stats;
 pub mod vcpu;

@@ -36,10 +36,11 @@ use std::time::{Duration, Instant};
 use kvm_bindings::{KVM_MEM_LOG_DIRTY_PAGES, kvm_userspace_memory_region};
 
 use crate::builder::{self, Boot, BuildError, Vmm};
-use crate::control::proto::{DeviceClass, MigrateInfo};
+use crate::control::proto::{DeviceClass, MigrateInfo, Phase, TransferOp};
 use crate::domain::Domain;
 use crate::log::log;
 use crate::memory::Region;
+use crate::progress::{Progress, Reporting};
 use crate::snapshot::format::{
     FLAG_PAUSED, FLAG_STREAM, FormatError, Header, PAGE, Reader, Writer,
 };
@@ -191,6 +192,14 @@ impl Drop for DirtyLog<'_> {
     }
 }
 
+/// The pages of `set` for a pass, counted into `progress`: the pass adds
+/// them to the total, and every page looked at counts as done (sent with
+/// data, as zero, or skipped as zero).
+fn counted<'a>(progress: &'a Progress, set: &'a PageSet) -> impl Iterator<Item = u64> + 'a {
+    progress.add_total(set.count() * PAGE);
+    set.iter().inspect(|_| progress.add_done(PAGE))
+}
+
 /// Constant-time comparison, so a wrong token's timing says nothing.
 fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -217,6 +226,9 @@ pub fn migrate(
     // Held to the end: on success the domain stays paused until this VMM
     // exits; dropped on failure, it lets the domain run again here.
     let transfer = dom.begin_transfer()?;
+    let progress = &dom.progress;
+    progress.begin(TransferOp::Migrate, Phase::Connecting);
+    let _reporting = Reporting(progress);
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| MigrationError::Connect(destination.clone(), e))?
@@ -257,7 +269,10 @@ pub fn migrate(
         let _ = dom.device_writes.take();
         // Everything the guest has touched, while it runs.
         let resident = memory::resident(&dom.ram);
-        let stats = memory::write_pages(&mut w, &dom.ram, resident.iter(), false, Some(&mut sent))?;
+        progress.phase(Phase::Precopy);
+        progress.round(0, resident.count());
+        let pages = counted(progress, &resident);
+        let stats = memory::write_pages(&mut w, &dom.ram, pages, false, Some(&mut sent))?;
         pages_sent += stats.data_pages;
         w.flush()?;
         loop {
@@ -269,13 +284,16 @@ pub fn migrate(
                 break;
             }
             rounds += 1;
-            let stats = memory::write_pages(&mut w, &dom.ram, dirty.iter(), true, Some(&mut sent))?;
+            progress.round(rounds, n);
+            let pages = counted(progress, &dirty);
+            let stats = memory::write_pages(&mut w, &dom.ram, pages, true, Some(&mut sent))?;
             pages_sent += stats.data_pages + stats.zero_pages;
             w.flush()?;
         }
     }
 
     // Stop the guest: from here on, failure must unpause it.
+    progress.phase(Phase::Pausing);
     let states = snapshot::pause_and_capture(dom, &transfer)?;
     let paused_at = Instant::now();
     let result = (|| -> Result<u64, MigrationError> {
@@ -294,20 +312,26 @@ pub fn migrate(
                         last.insert(p);
                     }
                 }
-                let stats =
-                    memory::write_pages(&mut w, &dom.ram, last.iter(), true, Some(&mut sent))?;
+                progress.phase(Phase::StopCopy);
+                progress.round(rounds + 1, last.count());
+                let pages = counted(progress, &last);
+                let stats = memory::write_pages(&mut w, &dom.ram, pages, true, Some(&mut sent))?;
                 stats.data_pages + stats.zero_pages
             }
             None => {
                 let resident = memory::resident(&dom.ram);
-                memory::write_pages(&mut w, &dom.ram, resident.iter(), false, None)?.data_pages
+                progress.phase(Phase::Memory);
+                let pages = counted(progress, &resident);
+                memory::write_pages(&mut w, &dom.ram, pages, false, None)?.data_pages
             }
         };
+        progress.phase(Phase::Devices);
         snapshot::write_tail(&mut w, dom, &states)?;
         Ok(final_pages)
     })();
     let outcome = result.and_then(|final_pages| {
         let (_, bytes) = w.finish()?;
+        progress.phase(Phase::Handover);
         expect_line(&mut reader, "running")?;
         Ok((final_pages, bytes))
     });
@@ -334,6 +358,7 @@ pub fn migrate(
                 info.downtime_seconds * 1000.0,
                 info.total_seconds * 1000.0
             ));
+            dom.progress.finish();
             transfer.complete();
             Ok(info)
         }

@@ -194,6 +194,12 @@ fn raised_maxmem_is_ram_the_guest_uses_and_keeps_across_save_and_restore() {
         d.mem_kib >= 24 * 1024
     });
     assert_eq!((d.memory, d.maxmem), (40, 48), "{d:?}");
+    // The stored config follows, so the next boot reserves as much.
+    assert!(
+        stored_config(&xend, "grower").contains("(maxmem 48)"),
+        "{}",
+        stored_config(&xend, "grower")
+    );
     // Beyond the page tables' 8 GiB: refused with a 4xx, nothing changes.
     let r = xend.act("grower", "maxmem_set", &[("memory", "9000")]);
     assert_eq!(r.status, 400, "{}", r.body);
@@ -218,4 +224,51 @@ fn raised_maxmem_is_ram_the_guest_uses_and_keeps_across_save_and_restore() {
         d.mem_kib >= 24 * 1024
     });
     assert_eq!((d.memory, d.maxmem), (40, 48), "{d:?}");
+}
+
+/// The `(config ...)` part of a domain's full SXP record.
+fn stored_config(xend: &Xend, dom: &str) -> String {
+    let body = xend.get(&format!("/xend/domain/{dom}")).ok().body;
+    let at = body
+        .find("(config")
+        .unwrap_or_else(|| panic!("no config in {body}"));
+    body[at..].to_string()
+}
+
+/// A maxmem raise counts against the host's memory like a new domain's
+/// maximum: raising domains to 8 GiB each is refused (4xx, nothing changed,
+/// the stored config untouched) at the first raise that would commit more
+/// than the host has.
+#[test]
+fn a_maxmem_raise_that_would_overcommit_the_host_is_refused() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    const BIG: u64 = 8192;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_mib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("MemTotal")
+        / 1024;
+    let xend = Xend::start();
+    let mut committed = 0;
+    for i in 0.. {
+        let name = format!("hog{i}");
+        xend.create(&format!("(vm (name {name}) (memory 16) (image (minios)))"));
+        committed += 16;
+        let r = xend.act(&name, "maxmem_set", &[("memory", &BIG.to_string())]);
+        if committed - 16 + BIG > total_mib {
+            assert_eq!(r.status, 400, "raise {i} should be refused: {}", r.body);
+            assert!(r.body.contains("would commit"), "{}", r.body);
+            assert_eq!(xend.domain(&name).maxmem, 16);
+            assert!(stored_config(&xend, &name).contains("(maxmem 16)"));
+            break;
+        }
+        r.ok();
+        committed += BIG - 16;
+        assert_eq!(xend.domain(&name).maxmem, BIG);
+    }
 }

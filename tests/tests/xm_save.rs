@@ -1,7 +1,8 @@
 //! `xm save`, `xm restore [-p]` and `xm migrate [-l]` end to end: a real
 //! minios guest goes into an image, comes back paused, runs on, and moves to
 //! a second xend (guarded by a token) where it keeps counting; errors print
-//! `Error: ...` and exit 1.
+//! `Error: ...` and exit 1. Their progress goes to stderr as plain lines
+//! when it is not a terminal (stdout stays Xen's).
 use std::process::Output;
 
 use e2e::save::{MOVE, assert_no_domains, tick, xm};
@@ -12,6 +13,27 @@ fn ok(out: Output) -> String {
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "xm failed: {out:?}"
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A save, restore or migration that succeeded: its stdout, after checking
+/// that stderr (not a terminal here) has only plain progress lines about
+/// `what` (`save trip`), the last at 100%.
+#[track_caller]
+fn ok_with_progress(out: Output, what: &str) -> String {
+    assert!(out.status.success(), "xm failed: {out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with(&format!("{what}: "))),
+        "{err:?}"
+    );
+    let last = lines.last().unwrap_or_else(|| panic!("no progress lines"));
+    assert!(last.starts_with(&format!("{what}: done 100% (")), "{err:?}");
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "no bar: {err:?}"
     );
     String::from_utf8(out.stdout).unwrap()
 }
@@ -47,7 +69,8 @@ fn xm_saves_restores_and_migrates_a_domain() {
     assert!(err.contains("nosuch"), "{err}");
     con.echo("not-saved", MOVE);
 
-    assert_eq!(ok(xm(&a, &["save", "trip", "trip.img"])), "");
+    let out = xm(&a, &["save", "trip", "trip.img"]);
+    assert_eq!(ok_with_progress(out, "save trip"), "");
     con.expect_closed(MOVE);
     assert_no_domains(&a);
 
@@ -56,7 +79,7 @@ fn xm_saves_restores_and_migrates_a_domain() {
         err.contains("Invalid parameter: file: nothing.img"),
         "{err}"
     );
-    let out = ok(xm(&a, &["restore", "-p", "trip.img"]));
+    let out = ok_with_progress(xm(&a, &["restore", "-p", "trip.img"]), "restore trip");
     assert!(
         out.starts_with("(domain") && out.contains("(name trip)"),
         "{out}"
@@ -80,7 +103,7 @@ fn xm_saves_restores_and_migrates_a_domain() {
         &a,
         &["migrate", "-l", "trip", &dest, "--dest-token", "b-token"],
     );
-    assert_eq!(ok(out), "");
+    assert_eq!(ok_with_progress(out, "migrate trip"), "");
     con.expect_closed(MOVE);
     assert_no_domains(&a);
     let on_b = b.domain("trip");

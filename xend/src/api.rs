@@ -188,6 +188,73 @@ pub struct DomainStats {
     /// (`vmm-timeout`). The figures are stale; the state letters are the last
     /// known ones.
     pub unresponsive_since: Option<f64>,
+    /// The save, restore or migration under way, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<OpProgress>,
+}
+
+/// How far a save, restore or migration of a domain is: in a domain's
+/// record while it runs, and in `xend.domain.progress` events.
+///
+/// A save or migration counts guest RAM bytes looked at (whether they went
+/// out as data or as zeros); a restore counts image bytes read (the image is
+/// read twice, checked then loaded, so its total is twice the file). A live
+/// migration's total grows by each round's dirty pages as the round starts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpProgress {
+    /// `save`, `restore` or `migrate`.
+    pub op: String,
+    /// Where it is: `pausing`, `connecting`, `precopy`, `memory`,
+    /// `stop_copy`, `devices`, `sync`, `handover`, `checking`, `loading`,
+    /// then `done`.
+    pub phase: String,
+    /// Bytes done.
+    pub done_bytes: u64,
+    /// Bytes to do, as known now.
+    pub total_bytes: u64,
+    /// Live migration: the pre-copy round (0 = the first full pass; the
+    /// stop-and-copy round comes last).
+    #[serde(default)]
+    pub round: u32,
+    /// Live migration: the dirty pages (4 KiB) the current round sends.
+    #[serde(default)]
+    pub dirty_pages: u64,
+    /// Since the operation began, seconds.
+    pub seconds: f64,
+}
+
+impl OpProgress {
+    /// Percent done, 0 to 100 (100 once `phase` is `done`).
+    pub fn percent(&self) -> f64 {
+        if self.phase == "done" {
+            return 100.0;
+        }
+        if self.total_bytes == 0 {
+            return 0.0;
+        }
+        (self.done_bytes as f64 * 100.0 / self.total_bytes as f64).min(100.0)
+    }
+
+    /// One line for people: `save memory 37% (94.5 of 256.0 MiB)`, with
+    /// `round 2, 1234 dirty pages` for a live migration.
+    pub fn summary(&self) -> String {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let mut s = format!(
+            "{} {} {:.0}% ({:.1} of {:.1} MiB)",
+            self.op,
+            self.phase,
+            self.percent(),
+            mib(self.done_bytes),
+            mib(self.total_bytes)
+        );
+        if self.round > 0 || self.phase == "precopy" {
+            s.push_str(&format!(
+                ", round {}, {} dirty pages",
+                self.round, self.dirty_pages
+            ));
+        }
+        s
+    }
 }
 
 impl DomainStats {
@@ -252,6 +319,9 @@ pub struct XendEvent {
     pub detail: Option<String>,
     /// Seconds since the Unix epoch.
     pub time: f64,
+    /// `xend.domain.progress`: how far the operation is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<OpProgress>,
 }
 
 /// One console (`GET /xend/console/PORT`; also inside a domain's sxpr).

@@ -373,6 +373,7 @@ mod tests {
             name: domid.map(|_| "web".into()),
             detail: detail.map(str::to_string),
             time: 1.0,
+            progress: None,
         };
         assert_eq!(
             event_sxp(&e(Some(3), Some("reboot"))).to_string(),

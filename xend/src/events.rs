@@ -46,6 +46,7 @@ impl EventBus {
             name: Some(dom_name.to_string()),
             detail,
             time: now(),
+            progress: None,
         });
     }
 
@@ -77,6 +78,9 @@ pub fn to_sxp(e: &XendEvent) -> sxp::Value {
         items.push(Value::pair("detail", d));
     }
     items.push(Value::pair("time", e.time));
+    if let Some(p) = &e.progress {
+        items.push(crate::render::progress_sxp(p));
+    }
     Value::List(items)
 }
 
@@ -94,5 +98,6 @@ pub fn from_sxp(v: &sxp::Value) -> Option<XendEvent> {
         name: fields.child_value("name").map(str::to_string),
         detail: fields.child_value("detail").map(str::to_string),
         time: now(),
+        progress: None,
     })
 }

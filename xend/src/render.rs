@@ -6,7 +6,8 @@
 use sxp::{Sink, TextSink, Value, ValueSink};
 
 use crate::api::{
-    ConsoleInfo, DomainRecord, DomainStats, NetStats, NodeInfo, RestartInfo, Snapshot, VbdStats,
+    ConsoleInfo, DomainRecord, DomainStats, NetStats, NodeInfo, OpProgress, RestartInfo, Snapshot,
+    VbdStats,
 };
 
 /// Bytes of SXP a bulk reply takes per domain, to size its buffer once.
@@ -100,6 +101,9 @@ pub fn write_domain(
         s.pair_float("wall", t.wall);
         s.end();
     }
+    if let Some(p) = &d.progress {
+        write_progress(s, p);
+    }
     // Last of all: `(unresponsive (since T) (last_answer T))` while the VMM
     // does not answer; nothing while it does (JSON has `last_answer` always).
     if let Some(since) = d.unresponsive_since {
@@ -172,6 +176,28 @@ pub fn write_console(s: &mut impl Sink, c: &ConsoleInfo) {
         s.end();
     }
     s.end();
+}
+
+/// Writes `(progress (op save) (phase memory) (done_bytes N) (total_bytes N)
+/// (percent P) (round R) (dirty_pages D) (seconds S))`.
+pub fn write_progress(s: &mut impl Sink, p: &OpProgress) {
+    s.open("progress");
+    s.pair_str("op", &p.op);
+    s.pair_str("phase", &p.phase);
+    s.pair_uint("done_bytes", p.done_bytes);
+    s.pair_uint("total_bytes", p.total_bytes);
+    s.pair_float("percent", (p.percent() * 10.0).round() / 10.0);
+    s.pair_uint("round", p.round.into());
+    s.pair_uint("dirty_pages", p.dirty_pages);
+    s.pair_float("seconds", (p.seconds * 1000.0).round() / 1000.0);
+    s.end();
+}
+
+/// The progress sxpr as a [`Value`].
+pub fn progress_sxp(p: &OpProgress) -> Value {
+    let mut s = ValueSink::new();
+    write_progress(&mut s, p);
+    s.finish()
 }
 
 /// The console sxpr as a [`Value`].
@@ -517,6 +543,48 @@ mod tests {
         assert_eq!(
             records_text(&records),
             Value::list([record_sxp(&records[0])]).to_string()
+        );
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_one_list_in_the_domain_and_its_events() {
+        let p = OpProgress {
+            op: "save".into(),
+            phase: "memory".into(),
+            done_bytes: 1 << 20,
+            total_bytes: 4 << 20,
+            seconds: 0.25,
+            ..OpProgress::default()
+        };
+        let want = "(progress (op save) (phase memory) (done_bytes 1048576) \
+                    (total_bytes 4194304) (percent 25) (round 0) (dirty_pages 0) (seconds 0.25))";
+        assert_eq!(progress_sxp(&p).to_string(), want);
+        let d = DomainStats {
+            id: 4,
+            name: "big".into(),
+            progress: Some(p.clone()),
+            ..DomainStats::default()
+        };
+        let mut s = TextSink::with_capacity(256);
+        write_domain(&mut s, &d, None, RestartInfo::default(), None);
+        assert!(s.finish().contains(want));
+        let e = crate::api::XendEvent {
+            event: "xend.domain.progress".into(),
+            domid: Some(4),
+            name: Some("big".into()),
+            detail: Some(p.summary()),
+            time: 1.0,
+            progress: Some(p),
+        };
+        let text = crate::events::to_sxp(&e).to_string();
+        assert!(
+            text.contains("(detail 'save memory 25% (1.0 of 4.0 MiB)')") && text.contains(want),
+            "{text}"
         );
     }
 }

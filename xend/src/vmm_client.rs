@@ -86,6 +86,7 @@ fn request_name(req: &Request) -> &'static str {
         Request::Events => "events",
         Request::Save { .. } => "save",
         Request::Migrate { .. } => "migrate",
+        Request::Progress => "progress",
         Request::DeviceAttach { .. } => "device_attach",
         Request::DeviceDetach { .. } => "device_detach",
     }

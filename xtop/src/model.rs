@@ -387,6 +387,24 @@ impl Store {
         }
     }
 
+    /// Domain `id` of host `host` reports `progress` (from an event, newer
+    /// than the last snapshot; the next snapshot has xend's own).
+    pub fn set_progress(&mut self, host: usize, id: u32, progress: Option<xend::api::OpProgress>) {
+        if let Some(r) = self
+            .hosts
+            .get_mut(host)
+            .and_then(|h| h.rows.iter_mut().find(|r| r.key.id == id))
+        {
+            r.dom.progress = progress;
+        }
+    }
+
+    /// The domains with a save, restore or migration under way.
+    pub fn transfers(&self) -> impl Iterator<Item = (&DomRow, &xend::api::OpProgress)> {
+        self.rows()
+            .filter_map(|r| r.dom.progress.as_ref().map(|p| (r, p)))
+    }
+
     /// Every domain row of every host.
     pub fn rows(&self) -> impl Iterator<Item = &DomRow> {
         self.hosts.iter().flat_map(|h| h.rows.iter())

@@ -702,7 +702,7 @@ fn the_detail_pane_names_the_kernel_of_linux_and_minios_domains() {
         screen.contains("kernel vmlinux (PVH) \u{2026}00d0f98cf4b7df/vmlinux"),
         "{screen}"
     );
-    // The uptime shares the console port's line, the devices line stays.
+    // The uptime shares the memory line; the devices line stays.
     assert!(
         screen.contains("console port ")
             && screen.contains("  up 0d ")
@@ -787,4 +787,69 @@ fn twenty_hosts_collapse_to_a_line_each_with_a_down_host_first() {
         "expanded:\n{s}"
     );
     assert!(!s.contains("more hosts"), "{s}");
+}
+
+#[test]
+fn the_detail_pane_shows_console_and_exit_rates() {
+    let mut app = app();
+    select(&mut app, "busy");
+    app.dispatch(Action::Detail);
+    let s = text(&render(&app, 120, 30));
+    // busy's snapshots: 100 console bytes and 7000 exits per CPU second, one
+    // CPU second per second.
+    assert!(
+        s.contains("exits 7.0k/s") && s.contains("console port 9607  out 100B/s in 0B/s"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_running_save_shows_in_the_status_line_and_the_detail_pane() {
+    let mut app = app();
+    select(&mut app, "web");
+    app.dispatch(Action::Detail);
+    let progress = |phase: &str, done: u64, round: u32| xend::api::XendEvent {
+        event: "xend.domain.progress".into(),
+        name: Some("web".into()),
+        domid: Some(3),
+        progress: Some(xend::api::OpProgress {
+            op: if round > 0 { "migrate" } else { "save" }.into(),
+            phase: phase.into(),
+            done_bytes: done << 20,
+            total_bytes: 256 << 20,
+            round,
+            dirty_pages: 1234,
+            seconds: 2.5,
+        }),
+        ..Default::default()
+    };
+    app.on_event(0, &progress("memory", 64, 0));
+    let s = text(&render(&app, 120, 30));
+    assert!(s.contains("[save web 25%]"), "status line:\n{s}");
+    assert!(s.contains("save memory 25% 64.0/256.0 MiB"), "detail:\n{s}");
+    assert!(!s.contains("event: domain.progress"), "{s}");
+    app.on_event(0, &progress("precopy", 128, 2));
+    let s = text(&render(&app, 120, 30));
+    assert!(s.contains("[migrate web 50% round 2]"), "{s}");
+    assert!(s.contains("round 2, 1234 dirty pages, 2.5 s"), "{s}");
+    // Done: gone from both.
+    app.on_event(0, &progress("done", 256, 2));
+    let s = text(&render(&app, 120, 30));
+    assert!(
+        !s.contains("[migrate web") && !s.contains("dirty pages"),
+        "{s}"
+    );
+    // A snapshot carrying xend's own progress shows it too.
+    let mut snap = crate::model::tests::snap(
+        1006.0,
+        &[
+            (0, "Domain-0", "r-----", 106.0),
+            (3, "web", "-b----", 13.0),
+            (7, "busy", "r-----", 11.0),
+        ],
+    );
+    snap.domains[1].progress = progress("memory", 48, 0).progress;
+    app.on_snapshot(0, Ok(snap));
+    let s = text(&render(&app, 120, 30));
+    assert!(s.contains("[save web 19%]"), "{s}");
 }

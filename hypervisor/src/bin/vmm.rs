@@ -87,7 +87,13 @@ fn run(args: &Args, mut ready: Option<ReadyPipe>) -> Result<(), Failure> {
     };
     let mut ack = None;
     let built = if let Some(path) = &args.restore {
-        snapshot::restore_file(path, &overrides, &devices, args.paused).map_err(|e| error_chain(&e))
+        // The spawner hears how far the restore is through the ready pipe.
+        let progress = Arc::new(hypervisor::progress::Progress::default());
+        let _relay = ready
+            .as_ref()
+            .and_then(|r| r.relay(Arc::clone(&progress)).ok());
+        snapshot::restore_file_reporting(path, &overrides, &devices, args.paused, &progress)
+            .map_err(|e| error_chain(&e))
     } else if let Some(addr) = &args.incoming {
         let token = args.incoming_token.as_deref().unwrap_or_default();
         let on_listening = |_| {

@@ -187,6 +187,10 @@ pub enum Request {
         #[serde(default)]
         config: String,
     },
+    /// The progress of a save or migration under way: reply
+    /// [`Payload::Progress`] (`null` when none is). Answered from counters
+    /// alone, so asking never slows the transfer.
+    Progress,
     /// Hot-detach device `idx` of `kind` (the `id` in `vbds` / `vifs`):
     /// `{"op":"device_detach","kind":"vbd","idx":1}`.
     DeviceDetach {
@@ -241,6 +245,98 @@ pub enum Payload {
     Saved(SaveInfo),
     /// Reply to [`Request::Migrate`].
     Migrated(MigrateInfo),
+    /// Reply to [`Request::Progress`].
+    Progress(Option<TransferProgress>),
+}
+
+/// Which long operation is under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferOp {
+    /// Writing an image.
+    Save,
+    /// Sending the domain to another VMM.
+    Migrate,
+    /// Reading an image into a new domain.
+    Restore,
+}
+
+impl TransferOp {
+    /// `save`, `migrate` or `restore`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransferOp::Save => "save",
+            TransferOp::Migrate => "migrate",
+            TransferOp::Restore => "restore",
+        }
+    }
+}
+
+/// Where a long operation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Stopping the vCPUs and capturing their state.
+    Pausing,
+    /// Connecting to the destination (migration).
+    Connecting,
+    /// Live migration: copying RAM while the guest runs.
+    Precopy,
+    /// Writing or sending RAM with the guest stopped.
+    Memory,
+    /// Live migration: the last dirty pages, the guest stopped.
+    StopCopy,
+    /// vCPU, console and device state.
+    Devices,
+    /// Making the image durable (fsync, rename).
+    Sync,
+    /// Waiting for the destination to run the domain.
+    Handover,
+    /// Restore: checking the whole image before creating anything.
+    Checking,
+    /// Restore: reading the image into the new domain.
+    Loading,
+    /// Finished: everything is done.
+    Done,
+}
+
+impl Phase {
+    /// The name used on the wire and in xend (`memory`, `stop_copy`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pausing => "pausing",
+            Phase::Connecting => "connecting",
+            Phase::Precopy => "precopy",
+            Phase::Memory => "memory",
+            Phase::StopCopy => "stop_copy",
+            Phase::Devices => "devices",
+            Phase::Sync => "sync",
+            Phase::Handover => "handover",
+            Phase::Checking => "checking",
+            Phase::Loading => "loading",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// How far a save, migration or restore is ([`crate::progress`] explains
+/// what the byte counts are).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferProgress {
+    /// The operation.
+    pub op: TransferOp,
+    /// Where it is.
+    pub phase: Phase,
+    /// Bytes done.
+    pub done_bytes: u64,
+    /// Bytes to do, as known now (a live migration's grows each round).
+    pub total_bytes: u64,
+    /// Live migration: the pre-copy round (0 = the first full pass).
+    pub round: u32,
+    /// Live migration: dirty pages the current round sends.
+    pub dirty_pages: u64,
+    /// Since the operation began, seconds.
+    pub seconds: f64,
 }
 
 /// What a save wrote.

@@ -143,6 +143,7 @@ pub fn handle(dom: &Domain, req: Request) -> Reply {
             Ok(d) => Reply::Ok(Payload::Device(d)),
             Err(e) => Reply::Error(e.to_string()),
         },
+        Request::Progress => Reply::Ok(Payload::Progress(dom.progress.snapshot())),
         Request::DeviceDetach { kind, idx } => match dom.devices.detach(kind, idx) {
             Ok(()) => Reply::Ok(Payload::Done),
             Err(e) => Reply::Error(e.to_string()),

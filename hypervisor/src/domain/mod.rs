@@ -189,6 +189,8 @@ pub struct Domain {
     pub vm: Arc<kvm_ioctls::VmFd>,
     /// The Linux machine's devices (UART, i8042, virtio), for a Linux guest.
     pub linux: std::sync::OnceLock<Arc<crate::linux::Machine>>,
+    /// The save or migration under way, for `progress` requests.
+    pub progress: crate::progress::Progress,
     start_wall: SystemTime,
     start: Instant,
     inner: Mutex<Inner>,
@@ -224,6 +226,7 @@ impl Domain {
             device_writes: WriteLog::default(),
             vm,
             linux: std::sync::OnceLock::new(),
+            progress: crate::progress::Progress::default(),
             start_wall: SystemTime::now(),
             start: Instant::now(),
             spec,

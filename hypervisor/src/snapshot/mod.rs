@@ -48,7 +48,8 @@ use std::path::PathBuf;
 
 pub use format::SavedSpec;
 pub use restore::{
-    Overrides, RestoreSource, Restored, StreamSource, read_spec, restore_file, validate_file,
+    Overrides, RestoreSource, Restored, StreamSource, read_spec, restore_file,
+    restore_file_reporting, validate_file,
 };
 pub use save::{pause_and_capture, save, saved_spec, write_spec, write_tail};
 

@@ -11,9 +11,11 @@ use super::vcpu::{self, VcpuState};
 use super::{SnapshotError, memory, sections};
 use crate::builder::{self, Boot, BuildError, Vmm};
 use crate::control::proto::DeviceClass;
+use crate::control::proto::{Phase, TransferOp};
 use crate::domain::{Domain, DomainSpec};
 use crate::log::log;
 use crate::memory::GuestRam;
+use crate::progress::{Counted, Progress, Reporting};
 
 /// What `--name`, `--domid` and `--cpu` change in a restored domain (xend
 /// assigns domain ids); everything else comes from the image.
@@ -268,12 +270,16 @@ impl<R: Read> RestoreSource for StreamSource<R> {
     }
 }
 
-fn open_image(path: &Path) -> Result<Reader<BufReader<File>>, SnapshotError> {
+/// An image reader whose bytes count as done in `progress`.
+type ImageReader<'a> = Reader<BufReader<Counted<'a, File>>>;
+
+fn open_image<'a>(path: &Path, progress: &'a Progress) -> Result<ImageReader<'a>, SnapshotError> {
     let f = File::open(path).map_err(|source| SnapshotError::File {
         what: "open image",
         path: path.to_path_buf(),
         source,
     })?;
+    let f = Counted::new(f, progress);
     Reader::new(BufReader::with_capacity(1 << 20, f)).map_err(|source| SnapshotError::Image {
         path: path.to_path_buf(),
         source,
@@ -283,7 +289,14 @@ fn open_image(path: &Path) -> Result<Reader<BufReader<File>>, SnapshotError> {
 /// Check a whole image file (structure, limits, ranges, checksum) without
 /// creating anything; returns its header and spec.
 pub fn validate_file(path: &Path) -> Result<(Header, SavedSpec), SnapshotError> {
-    let mut r = open_image(path)?;
+    validate_counted(path, &Progress::default())
+}
+
+fn validate_counted(
+    path: &Path,
+    progress: &Progress,
+) -> Result<(Header, SavedSpec), SnapshotError> {
+    let mut r = open_image(path, progress)?;
     let image_err = |source| SnapshotError::Image {
         path: path.to_path_buf(),
         source,
@@ -302,9 +315,27 @@ pub fn restore_file(
     devices: &[(DeviceClass, String)],
     paused: bool,
 ) -> Result<Vmm, SnapshotError> {
+    restore_file_reporting(path, overrides, devices, paused, &Progress::default())
+}
+
+/// [`restore_file`], reporting to `progress` as it goes: the image is read
+/// twice (checked, then loaded), so the total is twice its size.
+pub fn restore_file_reporting(
+    path: &Path,
+    overrides: &Overrides,
+    devices: &[(DeviceClass, String)],
+    paused: bool,
+    progress: &Progress,
+) -> Result<Vmm, SnapshotError> {
     let started = Instant::now();
-    let (_, saved) = validate_file(path)?;
-    let mut r = open_image(path)?;
+    progress.begin(TransferOp::Restore, Phase::Checking);
+    let _reporting = Reporting(progress);
+    if let Ok(meta) = std::fs::metadata(path) {
+        progress.add_total(2 * meta.len());
+    }
+    let (_, saved) = validate_counted(path, progress)?;
+    progress.phase(Phase::Loading);
+    let mut r = open_image(path, progress)?;
     let spec_again = read_spec(&mut r).map_err(|source| SnapshotError::Image {
         path: path.to_path_buf(),
         source,
@@ -336,5 +367,6 @@ pub fn restore_file(
         started.elapsed().as_secs_f64() * 1000.0,
         if paused { ", paused" } else { "" }
     ));
+    progress.finish();
     Ok(vmm)
 }

@@ -6,12 +6,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::format::{FLAG_PAUSED, FormatError, Header, SavedSpec, Writer, tag};
+use super::format::{FLAG_PAUSED, FormatError, Header, PAGE, SavedSpec, Writer, tag};
 use super::vcpu::{self, VcpuState};
 use super::{SnapshotError, memory};
-use crate::control::proto::SaveInfo;
+use crate::control::proto::{Phase, SaveInfo, TransferOp};
 use crate::domain::{Domain, DomainError, Transfer};
 use crate::log::log;
+use crate::progress::Reporting;
 
 /// Pause `dom` (if it is not paused already) and capture every vCPU. The
 /// caller holds the domain's [`Transfer`], which lets it run again if the
@@ -109,6 +110,8 @@ pub fn save(dom: &Domain, path: &Path) -> Result<SaveInfo, SnapshotError> {
     ));
     let started = Instant::now();
     let transfer = dom.begin_transfer()?;
+    dom.progress.begin(TransferOp::Save, Phase::Pausing);
+    let _reporting = Reporting(&dom.progress);
     let was_paused = transfer.was_paused();
     let states = pause_and_capture(dom, &transfer)?;
     let paused_at = Instant::now();
@@ -131,6 +134,7 @@ pub fn save(dom: &Domain, path: &Path) -> Result<SaveInfo, SnapshotError> {
                 stats.data_pages,
                 info.seconds * 1000.0
             ));
+            dom.progress.finish();
             transfer.complete();
             Ok(info)
         }
@@ -180,13 +184,18 @@ fn write_image(
         Writer::new(BufWriter::with_capacity(1 << 20, f), Header::current(flags)).map_err(io)?;
     write_spec(&mut w, &saved_spec(dom, states)).map_err(io)?;
     let resident = memory::resident(&dom.ram);
-    let stats = memory::write_pages(&mut w, &dom.ram, resident.iter(), false, None).map_err(io)?;
+    dom.progress.add_total(resident.count() * PAGE);
+    dom.progress.phase(Phase::Memory);
+    let pages = resident.iter().inspect(|_| dom.progress.add_done(PAGE));
+    let stats = memory::write_pages(&mut w, &dom.ram, pages, false, None).map_err(io)?;
+    dom.progress.phase(Phase::Devices);
     write_tail(&mut w, dom, states).map_err(io)?;
     let (buf, bytes) = w.finish().map_err(io)?;
     let f = buf
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(file_err("write", tmp))?;
+    dom.progress.phase(Phase::Sync);
     f.sync_all().map_err(file_err("fsync", tmp))?;
     drop(f);
     std::fs::rename(tmp, path).map_err(file_err("rename into", path))?;

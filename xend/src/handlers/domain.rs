@@ -281,7 +281,7 @@ pub async fn act(
                 .await?;
             }
         }
-        DomainOp::MaxMem(mib) => sup.simple(&dom, Request::SetMaxMem { mib }).await?,
+        DomainOp::MaxMem(mib) => sup.set_max_memory(&dom, mib).await?,
         DomainOp::MemTarget(mib) => sup.set_memory(&dom, mib).await?,
         DomainOp::Configure(cfg) => {
             let (live, next_boot) = sup.configure(&dom, *cfg).await?;

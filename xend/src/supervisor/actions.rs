@@ -74,6 +74,27 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Set the maximum memory (MiB) live, counted against the host's memory
+    /// like a new domain's, and keep it in the stored config so the next
+    /// boot reserves as much (a maximum below the boot memory keeps the
+    /// boot memory as the config's maximum: a config's maxmem is never
+    /// below its memory).
+    pub async fn set_max_memory(&self, dom: &Domain, mib: u64) -> Result<(), SupError> {
+        let _life = self.ready(dom).await?;
+        self.check_commitment(mib, Some(dom.id))?;
+        dom.request(&Request::SetMaxMem { mib }).await?;
+        {
+            let mut st = dom.state();
+            st.config.maxmem = mib.max(st.config.memory);
+        }
+        self.save(dom)?;
+        if let Err(e) = self.db.save_config(&dom.name, &dom.state().config.to_sxp()) {
+            tracing::warn!(domain = %dom.name, "cannot store the new maxmem in the config: {e}");
+        }
+        let _ = dom.refresh().await;
+        Ok(())
+    }
+
     /// Replace the stored config; apply what can change live. Returns the
     /// fields applied now and those kept for the next boot.
     pub async fn configure(

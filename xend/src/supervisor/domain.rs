@@ -83,6 +83,8 @@ pub struct DomState {
     /// derived from it alone: `info` may already show a state (refreshed
     /// after an action) whose event has not arrived yet.
     pub(super) event_state: Option<RunState>,
+    /// The save, restore or migration under way.
+    pub progress: Option<crate::api::OpProgress>,
 }
 
 /// One domain.
@@ -136,6 +138,7 @@ impl Domain {
                 last_answer: None,
                 unresponsive_since: None,
                 event_state: None,
+                progress: None,
             }),
             ctl: tokio::sync::Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(()),

@@ -86,7 +86,8 @@ impl Supervisor {
                 why: format!("cannot create {}: {e}", dom.paths.socket.display()),
             })?;
         dom.paths.remove_stale();
-        let pid = spawn::spawn_with_env(&self.settings.vmm_path, &args, &env)
+        let report = |p| self.report_progress(dom, super::progress::from_vmm(&p));
+        let pid = spawn::spawn_reporting(&self.settings.vmm_path, &args, &env, report)
             .await
             .map_err(|why| match launch {
                 Launch::Restore { image, .. } if why.contains("is refused") => {

@@ -267,8 +267,15 @@ impl Supervisor {
             live,
         };
         let remote = format!("domain/{}", recv.domid);
-        match long_request(dom, &req, MIGRATE_TIMEOUT).await {
+        let follower = self.follow_progress(dom);
+        let result = long_request(dom, &req, MIGRATE_TIMEOUT).await;
+        drop(follower);
+        if !matches!(result, Ok(Payload::Migrated(_))) {
+            self.clear_progress(dom);
+        }
+        match result {
             Ok(Payload::Migrated(info)) => {
+                self.finish_progress(dom, "migrate", info.bytes, info.total_seconds);
                 self.end_moved(dom).await;
                 tracing::info!(
                     "domain {} (id {}) migrated to {} as id {} in {:.3} s (downtime {:.3} s)",

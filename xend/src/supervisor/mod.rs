@@ -18,6 +18,7 @@ mod domain;
 mod lifecycle;
 pub mod migrate;
 pub mod policy;
+mod progress;
 pub mod sampler;
 pub mod save;
 pub mod spawn;
@@ -269,13 +270,31 @@ impl Supervisor {
                 )));
             }
         }
-        let (total, free) = crate::hostinfo::memory_mib();
+        let (_, free) = crate::hostinfo::memory_mib();
         if free > 0 && cfg.memory > free {
             return Err(SupError::Invalid(format!(
                 "Invalid parameter: memory: {} MiB does not fit in the host's free memory ({free} MiB)",
                 cfg.memory
             )));
         }
+        self.check_commitment(cfg.maxmem.max(cfg.memory), replacing)?;
+        if let Some(port) = cfg.console.filter(|p| *p < 1024) {
+            return Err(SupError::Invalid(format!(
+                "Invalid parameter: console: port {port} is privileged; use 1024-65535"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuse `wanted` MiB of maximum memory for a domain (a new one, or
+    /// `replacing`'s new maximum) when, with every other domain's maximum,
+    /// it would commit more than the host's memory.
+    pub(crate) fn check_commitment(
+        &self,
+        wanted: u64,
+        replacing: Option<u32>,
+    ) -> Result<(), SupError> {
+        let (total, _) = crate::hostinfo::memory_mib();
         let committed: u64 = self
             .domains()
             .iter()
@@ -285,16 +304,10 @@ impl Supervisor {
                 st.config.maxmem.max(st.config.memory)
             })
             .sum();
-        let wanted = cfg.maxmem.max(cfg.memory);
         if total > 0 && committed + wanted > total {
             return Err(SupError::Invalid(format!(
                 "Invalid parameter: memory: {wanted} MiB more would commit {} MiB of the host's {total} MiB",
                 committed + wanted
-            )));
-        }
-        if let Some(port) = cfg.console.filter(|p| *p < 1024) {
-            return Err(SupError::Invalid(format!(
-                "Invalid parameter: console: port {port} is privileged; use 1024-65535"
             )));
         }
         Ok(())
@@ -421,7 +434,12 @@ impl Supervisor {
             dom.name
         );
         let detail = match &launch {
-            Launch::Restore { image, .. } => Some(image.display().to_string()),
+            Launch::Restore { image, .. } => {
+                // The image is read twice (checked, then loaded).
+                let read = std::fs::metadata(image).map_or(0, |m| 2 * m.len());
+                self.finish_progress(&dom, "restore", read, 0.0);
+                Some(image.display().to_string())
+            }
             _ => None,
         };
         self.events.domain(event, id, &dom.name, detail);

@@ -212,8 +212,15 @@ impl Supervisor {
         let req = Request::Save {
             path: path.display().to_string(),
         };
-        match long_request(dom, &req, SAVE_TIMEOUT).await {
+        let follower = self.follow_progress(dom);
+        let result = long_request(dom, &req, SAVE_TIMEOUT).await;
+        drop(follower);
+        if !matches!(result, Ok(Payload::Saved(_))) {
+            self.clear_progress(dom);
+        }
+        match result {
             Ok(Payload::Saved(info)) => {
+                self.finish_progress(dom, "save", info.image_bytes, info.seconds);
                 self.end_moved(dom).await;
                 tracing::info!(
                     "domain {} (id {}) saved to {} ({} bytes in {:.3} s)",

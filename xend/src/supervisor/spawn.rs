@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use hypervisor::control::proto::TransferProgress;
+
 use crate::config::{DomainConfig, Image};
 
 // The config's limits are the VMM's: one limit, checked when a config is parsed.
@@ -160,27 +162,80 @@ pub async fn spawn_with_env(
     args: &[String],
     env: &[(&str, &str)],
 ) -> Result<u32, String> {
-    let child = tokio::process::Command::new(vmm)
+    spawn_reporting(vmm, args, env, |_| {}).await
+}
+
+/// Longest line the starting VMM may print (its progress lines are ~200 bytes).
+const MAX_STDOUT_LINE: usize = 4096;
+
+/// [`spawn_with_env`], handing each `progress JSON` line the VMM prints
+/// while it starts (a restore's figures) to `on_progress` as it comes.
+pub async fn spawn_reporting(
+    vmm: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    mut on_progress: impl FnMut(TransferProgress),
+) -> Result<u32, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut child = tokio::process::Command::new(vmm)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(false)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", vmm.display()))?;
-    let out = tokio::time::timeout(SPAWN_TIMEOUT, child.wait_with_output())
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let run = async {
+        let err_task = async {
+            let mut err = Vec::new();
+            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut err).await;
+            err
+        };
+        let out_task = async {
+            let mut lines = BufReader::new(stdout);
+            let mut last = String::new();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = (&mut lines)
+                    .take(MAX_STDOUT_LINE as u64)
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&line);
+                match text.strip_prefix("progress ") {
+                    Some(json) => {
+                        if let Ok(p) = serde_json::from_str(json.trim()) {
+                            on_progress(p);
+                        }
+                    }
+                    None => last = text.into_owned(),
+                }
+            }
+            last
+        };
+        let (err, last) = tokio::join!(err_task, out_task);
+        let status = child.wait().await;
+        (status, err, last)
+    };
+    let (status, err, stdout) = tokio::time::timeout(SPAWN_TIMEOUT, run)
         .await
-        .map_err(|_| format!("the VMM did not start within {SPAWN_TIMEOUT:?}"))?
-        .map_err(|e| format!("VMM: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        .map_err(|_| format!("the VMM did not start within {SPAWN_TIMEOUT:?}"))?;
+    let status = status.map_err(|e| format!("VMM: {e}"))?;
+    if !status.success() {
+        let err = String::from_utf8_lossy(&err).trim().to_string();
         return Err(if err.is_empty() {
-            format!("the VMM failed to start ({})", out.status)
+            format!("the VMM failed to start ({status})")
         } else {
             err
         });
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
         .split_whitespace()
         .last()

@@ -60,6 +60,7 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         restarts: st.restarts,
         last_answer: st.last_answer,
         unresponsive_since: st.unresponsive_since,
+        progress: st.progress.clone(),
         ..DomainStats::default()
     };
     let Some(i) = &st.info else { return d };

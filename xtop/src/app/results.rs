@@ -52,7 +52,22 @@ impl App {
     }
 
     /// xend reported an event (the collector refreshes at once as well).
+    /// A progress event also updates its domain's row at once (live store,
+    /// shown unless frozen), so a save or migration moves between polls.
     pub fn on_event(&mut self, host: usize, ev: &xend::api::XendEvent) {
+        if ev.event == "xend.domain.progress"
+            && let (Some(id), Some(p)) = (ev.domid, &ev.progress)
+        {
+            let running = (p.phase != "done").then(|| p.clone());
+            let live = match &mut self.frozen {
+                Some(live) => live,
+                None => &mut self.store,
+            };
+            live.set_progress(host, id, running);
+            // The progress shows in the status line and the detail pane;
+            // the event line would repeat it ten times a second.
+            return;
+        }
         let what = ev.event.strip_prefix("xend.").unwrap_or(&ev.event);
         let mut text = what.to_owned();
         if let Some(name) = &ev.name {

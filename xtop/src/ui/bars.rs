@@ -42,6 +42,14 @@ pub(super) fn draw_status(buf: &mut Buffer, app: &App, area: Rect) {
     if !app.tagged.is_empty() {
         text.push_str(&format!("[{} tagged] ", app.tagged.len()));
     }
+    // Each save, restore or migration under way (host, then id order).
+    for (r, p) in app.store.transfers() {
+        text.push_str(&format!("[{} {} {:.0}%", p.op, r.dom.name, p.percent()));
+        if p.round > 0 || p.phase == "precopy" {
+            text.push_str(&format!(" round {}", p.round));
+        }
+        text.push_str("] ");
+    }
     if let Some((re, inv)) = &app.table.filter {
         text.push_str(&format!(
             "[filter {}{}] ",

@@ -34,6 +34,16 @@ fn kernel_line(kernel: &str, image: &str, width: usize) -> String {
     }
 }
 
+/// A rate for the 44-column facts: `950`, `12.3k`, `4.5M`.
+fn rate(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{:.1}M", x / 1e6),
+        x if x >= 1e4 => format!("{:.0}k", x / 1e3),
+        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
+}
+
 /// The selected domain's facts and its CPU, memory, network and disk sparklines.
 pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
@@ -62,22 +72,30 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         .unwrap_or_default();
     let lines = [
         format!("state {}  restart {}", r.xentop_state(), d.restart),
-        format!("memory {} MiB  maxmem {} MiB", d.memory, d.maxmem),
+        // The uptime shares the memory line: the 7-line pane has no other.
         format!(
-            "vcpus {}  pinned {}",
-            d.vcpus,
-            d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into())
-        ),
-        kernel_line(&d.kernel, &d.image, FACTS_WIDTH),
-        format!(
-            "console port {}  up {}d {:02}:{:02}:{:02}",
-            d.console_port
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
+            "memory {} MiB  max {}  up {}d {:02}:{:02}:{:02}",
+            d.memory,
+            d.maxmem,
             up / 86400,
             up / 3600 % 24,
             up / 60 % 60,
             up % 60
+        ),
+        format!(
+            "vcpus {}  pinned {}  exits {}/s",
+            d.vcpus,
+            d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into()),
+            rate(r.exit_rate)
+        ),
+        kernel_line(&d.kernel, &d.image, FACTS_WIDTH),
+        format!(
+            "console port {}  out {}B/s in {}B/s",
+            d.console_port
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            rate(r.console_out_rate),
+            rate(r.console_in_rate)
         ),
         format!(
             "devices: {} vif, {} vbd{}",
@@ -112,6 +130,25 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = lines.to_vec();
     if let Some(hung) = hung {
         lines.splice(1..1, hung);
+    }
+    // A save, restore or migration under way, right under the state.
+    if let Some(p) = &d.progress {
+        let mib = |b: u64| b as f64 / 1048576.0;
+        let mut shown = vec![format!(
+            "{} {} {:.0}% {:.1}/{:.1} MiB",
+            p.op,
+            p.phase,
+            p.percent(),
+            mib(p.done_bytes),
+            mib(p.total_bytes)
+        )];
+        if p.round > 0 || p.phase == "precopy" {
+            shown.push(format!(
+                "round {}, {} dirty pages, {:.1} s",
+                p.round, p.dirty_pages, p.seconds
+            ));
+        }
+        lines.splice(1..1, shown);
     }
     f.render_widget(Paragraph::new(lines.join("\n")).style(t.row), facts);
     let Some(h) = app.store.history.get(&r.key) else {

@@ -6,13 +6,14 @@
 //! `CMD is not supported by this xend yet`, so these commands start working as
 //! xend grows the ops, and never pretend.
 //!
-//! `save DOM FILE` and `migrate` print nothing on success (as in Xen);
+//! `save DOM FILE` and `migrate` print nothing on stdout on success (as in
+//! Xen; their progress goes to stderr, see `progress`);
 //! `restore [-p] FILE` prints the restored domain's SXP. FILE names an image
 //! on xend's host, inside its `save-dir`.
 use clap::Parser;
 
 use crate::error::{Result, XmError};
-use crate::{Xm, args, config};
+use crate::{Xm, args, config, progress};
 
 /// `xm save`.
 #[derive(Debug, Parser)]
@@ -132,7 +133,10 @@ pub async fn run(xm: &Xm, name: &str, rest: &[String]) -> Result<()> {
         "save" => {
             let a: Save = args::parse(name, rest)?;
             let form = [("op", "save"), ("file", a.file.as_str())];
-            later(name, xm.sxp.post(&["domain", &a.dom], &form).await)?;
+            let target = progress::Target::Domain(a.dom.clone());
+            let path = ["domain", a.dom.as_str()];
+            let work = xm.sxp.post(&path, &form);
+            later(name, progress::watch(xm, target, work).await)?;
         }
         "restore" => {
             let a: Restore = args::parse(name, rest)?;
@@ -142,7 +146,11 @@ pub async fn run(xm: &Xm, name: &str, rest: &[String]) -> Result<()> {
                 ("file", a.file.as_str()),
                 ("paused", paused),
             ];
-            let reply = later(name, xm.sxp.post(&["domain"], &form).await)?;
+            let work = xm.sxp.post(&["domain"], &form);
+            let reply = later(
+                name,
+                progress::watch(xm, progress::Target::Restore, work).await,
+            )?;
             println!("{}", sxp::pretty(&crate::queries::parse_sxp(name, &reply)?));
         }
         "migrate" => {
@@ -160,7 +168,10 @@ pub async fn run(xm: &Xm, name: &str, rest: &[String]) -> Result<()> {
             if let Some(t) = &a.dest_token {
                 form.push(("token", t.as_str()));
             }
-            later(name, xm.sxp.post(&["domain", &a.dom], &form).await)?;
+            let target = progress::Target::Domain(a.dom.clone());
+            let path = ["domain", a.dom.as_str()];
+            let work = xm.sxp.post(&path, &form);
+            later(name, progress::watch(xm, target, work).await)?;
         }
         "vif-list" | "vbd-list" => {
             let a: args::Dom = args::parse(name, rest)?;

@@ -32,7 +32,9 @@
 //! - `top` execs the `xtop` next to `xm` with `$XEND_URL`/`$XEND_TOKEN` set.
 //! - save, restore and migrate use xend's `op=save` / `op=restore` /
 //!   `op=migrate` (FILE is inside xend's `save-dir`; `migrate -l` is live,
-//!   HOST[:PORT] is the destination xend, `--dest-token` its token). The
+//!   HOST[:PORT] is the destination xend, `--dest-token` its token). While
+//!   they run, xend's `xend.domain.progress` events are shown on stderr: an
+//!   `indicatif` bar on a terminal, plain lines otherwise (see `progress`). The
 //!   vif/vbd/block/network/vnet commands send the reference's request
 //!   (`op=vifs|vbds`, `device_create`, `device_destroy`, `/xend/vnet`); an
 //!   older xend's 501 becomes `Error: CMD is not supported by this xend yet`
@@ -46,6 +48,7 @@ mod devices;
 mod error;
 mod format;
 mod http;
+mod progress;
 mod queries;
 
 use std::process::ExitCode;
