@@ -10,6 +10,7 @@
 //! cargo bench -p e2e --bench linux_vs_qemu                 # 3 boots per side
 //! cargo bench -p e2e --bench linux_vs_qemu -- --runs 5 --side qemu
 //! cargo bench -p e2e --bench linux_vs_qemu -- --kernel bzImage
+//! cargo bench -p e2e --bench linux_vs_qemu -- --deadline 300   # a loaded machine
 //! ```
 //!
 //! Needs root (a network namespace with a bridge and TAPs), /dev/kvm and
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use e2e::linux::{self, GuestNet, MILESTONES};
 
-/// Time a boot may take before it counts as failed.
+/// Time a boot may take before it counts as failed (`--deadline SECS`).
 const DEADLINE: Duration = Duration::from_secs(90);
 /// Guest RAM and vCPUs, both sides.
 const MEMORY_MIB: u64 = 128;
@@ -58,6 +59,7 @@ struct Boot {
 
 struct Options {
     runs: usize,
+    deadline: Duration,
     sides: Vec<Side>,
     bz_image: bool,
 }
@@ -65,6 +67,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         runs: 3,
+        deadline: DEADLINE,
         sides: vec![Side::Qemu, Side::Vmm],
         bz_image: false,
     };
@@ -72,6 +75,13 @@ fn options() -> Options {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => o.runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
+            "--deadline" => {
+                o.deadline = Duration::from_secs(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("--deadline SECS"),
+                )
+            }
             "--side" => {
                 o.sides = match args.next().as_deref() {
                     Some("qemu") => vec![Side::Qemu],
@@ -218,7 +228,14 @@ fn ping_rtt(guest: &str, count: u32) -> Option<f64> {
         .ok()
 }
 
-fn boot_once(side: Side, kernel: &Path, image: &Path, net: &GuestNet, dir: &Path) -> Boot {
+fn boot_once(
+    side: Side,
+    kernel: &Path,
+    image: &Path,
+    net: &GuestNet,
+    dir: &Path,
+    deadline: Duration,
+) -> Boot {
     let args = linux::boot_args("/dev/vda", Some(net));
     let socket = dir.join("vmm.sock");
     let tap = "lxq0";
@@ -299,8 +316,8 @@ fn boot_once(side: Side, kernel: &Path, image: &Path, net: &GuestNet, dir: &Path
             boot.failure = Some(format!("exited with {status}"));
             break;
         }
-        if t0.elapsed() > DEADLINE {
-            boot.failure = Some(format!("not done after {DEADLINE:?}"));
+        if t0.elapsed() > deadline {
+            boot.failure = Some(format!("not done after {deadline:?}"));
             break;
         }
         if !ip_up {
@@ -341,6 +358,14 @@ fn boot_once(side: Side, kernel: &Path, image: &Path, net: &GuestNet, dir: &Path
     }
     let _ = std::fs::remove_file(&socket);
     boot
+}
+
+/// The host's 1, 5 and 15 minute load averages (`/proc/loadavg`): this
+/// machine's cores are shared, and the figures move with the load.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn kill(child: &mut Child) {
@@ -388,9 +413,10 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     println!(
-        "kernel {} ({MEMORY_MIB} MiB, {VCPUS} vCPUs, {} runs per side)\ncommand line: {}\n",
+        "kernel {} ({MEMORY_MIB} MiB, {VCPUS} vCPUs, {} runs per side, load average {})\ncommand line: {}\n",
         kernel.display(),
         o.runs,
+        load_average(),
         linux::boot_args("/dev/vda", Some(&net))
     );
     let mut results: Vec<(Side, Vec<Boot>)> = Vec::new();
@@ -399,8 +425,14 @@ fn main() {
         for run in 0..o.runs {
             // A fresh root image per boot: a boot writes to it.
             let image = linux::root_image(dir.path(), "root.img");
-            let b = boot_once(side, &kernel, &image, &net, dir.path());
-            eprintln!("{} run {}: {:?}", side.label(), run + 1, b);
+            let b = boot_once(side, &kernel, &image, &net, dir.path(), o.deadline);
+            eprintln!(
+                "{} run {} (load average after it: {}): {:?}",
+                side.label(),
+                run + 1,
+                load_average(),
+                b
+            );
             boots.push(b);
         }
         results.push((side, boots));

@@ -158,6 +158,14 @@ pub struct DomainStats {
     pub vcpus: u32,
     /// Per-vCPU figures.
     pub vcpu_info: Vec<VcpuStats>,
+    /// The kernel the domain boots: `minios` for the built-in guest, else
+    /// the image's path (empty for Domain-0).
+    #[serde(default)]
+    pub kernel: String,
+    /// What kind of image its VMM loaded: `minios`, `elf` (our guest ABI),
+    /// `bzImage` or `vmlinux (PVH)`; empty until the VMM answers.
+    #[serde(default)]
+    pub image: String,
     /// Memory currently backing the guest, KiB (what xentop's MEM(k) shows).
     pub mem_kib: u64,
     /// Maximum memory, KiB (xentop's MAXMEM(k)).

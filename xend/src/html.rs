@@ -199,6 +199,14 @@ pub fn domain(csrf: &str, record: &DomainRecord, config_xm: &str) -> String {
                 None => String::new(),
             },
         ),
+        (
+            "Kernel",
+            if d.image.is_empty() || d.image == d.kernel {
+                d.kernel.clone()
+            } else {
+                format!("{} ({})", d.kernel, d.image)
+            },
+        ),
         ("CPU time (s)", format!("{:.3}", d.cpu_time)),
         ("Up time (s)", format!("{:.1}", d.up_time)),
         ("Restart", d.restart.clone()),

@@ -678,6 +678,47 @@ fn the_detail_pane_title_shows_the_uuid() {
 }
 
 #[test]
+fn the_detail_pane_names_the_kernel_of_linux_and_minios_domains() {
+    let mut app = app();
+    let mut s = snap(
+        1006.0,
+        &[
+            (0, "Domain-0", "r-----", 106.0),
+            (3, "web", "-b----", 13.0),
+            (7, "busy", "r-----", 11.0),
+            (9, "linux1", "r-----", 2.0),
+        ],
+    );
+    s.domains[1].kernel = "minios".into();
+    s.domains[1].image = "minios".into();
+    s.domains[3].kernel = "/root/.cache/xtop-linux/9800d0f98cf4b7df/vmlinux".into();
+    s.domains[3].image = "vmlinux (PVH)".into();
+    app.on_snapshot(0, Ok(s));
+    select(&mut app, "linux1");
+    app.dispatch(Action::Detail);
+    let screen = text(&render(&app, 120, 30));
+    // The facts column is 44 wide: the path keeps its end.
+    assert!(
+        screen.contains("kernel vmlinux (PVH) \u{2026}00d0f98cf4b7df/vmlinux"),
+        "{screen}"
+    );
+    // The uptime shares the memory line; the devices line stays.
+    assert!(
+        screen.contains("console port ")
+            && screen.contains("  up 0d ")
+            && screen.contains("devices: "),
+        "{screen}"
+    );
+    select(&mut app, "web");
+    let screen = text(&render(&app, 120, 30));
+    assert!(screen.contains("kernel minios (built-in)"), "{screen}");
+    // Domain-0 has no kernel line.
+    select(&mut app, "Domain-0");
+    let screen = text(&render(&app, 120, 30));
+    assert!(!screen.contains("kernel "), "{screen}");
+}
+
+#[test]
 fn frozen_keeps_the_screen_but_ingests_so_rates_are_right_on_resume() {
     use crate::model::tests::snap_at;
     let mut app = app();

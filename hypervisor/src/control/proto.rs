@@ -491,6 +491,10 @@ pub struct DomainInfo {
     pub crash_reason: Option<String>,
     /// Kernel loaded (`minios` for the built-in one, else a path).
     pub kernel: String,
+    /// What kind of image that is: `minios`, `elf` (our guest ABI),
+    /// `bzImage` or `vmlinux (PVH)` (Linux).
+    #[serde(default)]
+    pub image: String,
     /// Kernel command line.
     pub cmdline: String,
     /// Wall-clock boot time, seconds since the Unix epoch.

@@ -64,6 +64,12 @@ impl Domain {
             shutdown_reason: ev.shutdown_reason,
             crash_reason: ev.crash_reason,
             kernel: self.spec.kernel.clone(),
+            image: match self.linux.get() {
+                Some(m) => m.kind.as_str(),
+                None if self.spec.kernel == "minios" => "minios",
+                None => "elf",
+            }
+            .to_string(),
             cmdline: self.spec.cmdline.clone(),
             start_time: self
                 .start_wall

@@ -170,6 +170,34 @@ mod tests {
     }
 
     #[test]
+    fn ctrl_alt_del_reaches_the_guest_as_set_2_scan_codes_with_irq_1() {
+        if !crate::require_kvm() {
+            return;
+        }
+        let kvm = kvm_ioctls::Kvm::new().expect("/dev/kvm");
+        let vm = std::sync::Arc::new(kvm.create_vm().expect("vm"));
+        vm.create_irq_chip().expect("irqchip");
+        let c = I8042::new(IrqLine::new(vm, 1));
+        c.ctrl_alt_del().expect("raise IRQ 1");
+        let mut got = Vec::new();
+        while c.read(COMMAND) & OBF != 0 {
+            got.push(c.read(DATA));
+        }
+        // Ctrl, Alt, Del (extended) pressed, then released in reverse.
+        assert_eq!(
+            got,
+            [
+                0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14
+            ]
+        );
+        // With the keyboard interrupt off, the bytes wait for a poll.
+        assert_eq!(c.write(COMMAND, 0x60), Action::None);
+        assert_eq!(c.write(DATA, 0), Action::None);
+        c.ctrl_alt_del().expect("no IRQ to raise");
+        assert_eq!(c.read(COMMAND) & OBF, OBF);
+    }
+
+    #[test]
     fn guest_cannot_grow_the_buffer() {
         if !crate::require_kvm() {
             return;

@@ -54,6 +54,10 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         mem_kib: cfg.memory * 1024,
         maxmem_kib: cfg.maxmem * 1024,
         console_port: Some(dom.console.port),
+        kernel: match &cfg.image {
+            crate::config::Image::Minios { .. } => "minios".to_string(),
+            crate::config::Image::Linux { kernel, .. } => kernel.to_string_lossy().into_owned(),
+        },
         restart: cfg.restart.as_str().to_string(),
         restarts: st.restarts,
         last_answer: st.last_answer,
@@ -76,6 +80,7 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
         wall: i.sampled_at.wall,
     });
     d.start_time = i.start_time;
+    d.image = i.image.clone();
     d.up_time = i.up_time;
     d.vcpus = i.vcpus.len() as u32;
     d.vcpu_info = i

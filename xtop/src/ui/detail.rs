@@ -6,6 +6,34 @@ use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 use crate::app::App;
 
+/// Width of the facts column.
+const FACTS_WIDTH: usize = 44;
+
+/// `kernel KIND PATH` in at most `width` characters: a long path keeps its
+/// end (the file name and the directory above it) behind an ellipsis. The
+/// built-in minios reads `kernel minios (built-in)`; Domain-0 has none.
+fn kernel_line(kernel: &str, image: &str, width: usize) -> String {
+    match kernel {
+        "" => String::new(),
+        "minios" => "kernel minios (built-in)".into(),
+        path => {
+            let head = if image.is_empty() {
+                "kernel ".to_string()
+            } else {
+                format!("kernel {image} ")
+            };
+            let room = width.saturating_sub(head.chars().count());
+            let n = path.chars().count();
+            if n <= room {
+                format!("{head}{path}")
+            } else {
+                let tail: String = path.chars().skip(n + 1 - room.max(1)).collect();
+                format!("{head}\u{2026}{tail}")
+            }
+        }
+    }
+}
+
 /// A rate for the 44-column facts: `950`, `12.3k`, `4.5M`.
 fn rate(x: f64) -> String {
     match x {
@@ -31,7 +59,8 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let [facts, graphs] =
-        Layout::horizontal([Constraint::Length(44), Constraint::Min(10)]).areas(inner);
+        Layout::horizontal([Constraint::Length(FACTS_WIDTH as u16), Constraint::Min(10)])
+            .areas(inner);
     let up = d.up_time as u64;
     // "For how long" as of the snapshot the row came from.
     let snapshot_time = app
@@ -43,13 +72,23 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         .unwrap_or_default();
     let lines = [
         format!("state {}  restart {}", r.xentop_state(), d.restart),
-        format!("memory {} MiB  maxmem {} MiB", d.memory, d.maxmem),
+        // The uptime shares the memory line: the 7-line pane has no other.
+        format!(
+            "memory {} MiB  max {}  up {}d {:02}:{:02}:{:02}",
+            d.memory,
+            d.maxmem,
+            up / 86400,
+            up / 3600 % 24,
+            up / 60 % 60,
+            up % 60
+        ),
         format!(
             "vcpus {}  pinned {}  exits {}/s",
             d.vcpus,
             d.cpu.map(|c| c.to_string()).unwrap_or_else(|| "no".into()),
             rate(r.exit_rate)
         ),
+        kernel_line(&d.kernel, &d.image, FACTS_WIDTH),
         format!(
             "console port {}  out {}B/s in {}B/s",
             d.console_port
@@ -57,13 +96,6 @@ pub(super) fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
                 .unwrap_or_else(|| "-".into()),
             rate(r.console_out_rate),
             rate(r.console_in_rate)
-        ),
-        format!(
-            "uptime {}d {:02}:{:02}:{:02}",
-            up / 86400,
-            up / 3600 % 24,
-            up / 60 % 60,
-            up % 60
         ),
         format!(
             "devices: {} vif, {} vbd{}",
