@@ -92,7 +92,9 @@ impl Domain {
             },
             exits: self.exits.snapshot(),
             vmm: VmmInfo {
-                pid: std::process::id(),
+                // The host's number: a jailed VMM is pid 1 of its own
+                // namespace, and xend signals and places it by this.
+                pid: crate::jail::host_pid(),
                 rss_kib,
                 overhead_kib: rss_kib.saturating_sub(touched_kib),
             },

@@ -105,6 +105,16 @@ fn a_domains_vmm_runs_in_its_cgroup_with_its_limits_kept_across_an_xend_restart_
     xend.stop();
     xend.restart_foreground();
     assert_eq!(cgroups::dir_of(pid, "cpu").unwrap(), cpu);
+    // Nothing else was moved in: a jailed VMM is pid 1 of its own
+    // namespace, and that number must never reach the host's cgroups.
+    for dir in [&cpu, &mem, &pids] {
+        assert_eq!(
+            cgroups::read(dir, "cgroup.procs"),
+            pid.to_string(),
+            "{}",
+            dir.display()
+        );
+    }
     let r = xend.get_json("/xend/domain/cg?op=sched_credit").ok().json();
     assert_eq!(r, serde_json::json!({"weight": 100, "cap": 0}));
     xend.act("cg", "sched_credit", &[("cap", "50")]).ok();

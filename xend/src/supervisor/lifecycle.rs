@@ -160,7 +160,14 @@ impl Supervisor {
             let mut st = dom.state();
             st.generation += 1;
             if st.pid.is_none() {
-                st.pid = st.info.as_ref().map(|i| i.vmm.pid);
+                // Only a pid that is this domain's VMM: xend signals it and
+                // moves it between cgroups, and a VMM's own word is not
+                // enough for that.
+                st.pid = st
+                    .info
+                    .as_ref()
+                    .map(|i| i.vmm.pid)
+                    .filter(|pid| spawn::is_vmm(*pid, &dom.paths.socket));
             }
             st.generation
         };

@@ -85,6 +85,14 @@ impl Supervisor {
             (st.config.clone(), st.pid)
         };
         let Some(pid) = pid else { return };
+        if !super::spawn::is_vmm(pid, &dom.paths.socket) {
+            tracing::warn!(
+                "domain {} (id {}): pid {pid} is not its VMM; not moved into its cgroup",
+                dom.name,
+                dom.id
+            );
+            return;
+        }
         let placed = cg.create(dom.id, &limits(&cfg)).and_then(|()| {
             if cg.holds(dom.id, pid) {
                 Ok(false)

@@ -420,7 +420,7 @@ pub enum Ending {
 /// line reads empty while its files (a disk's lock) are still open: a process
 /// in `exit` with no command line still counts as the VMM; any other command
 /// line means the pid belongs to someone else.
-fn is_vmm(pid: u32, socket: &Path) -> bool {
+pub(crate) fn is_vmm(pid: u32, socket: &Path) -> bool {
     pid_alive(pid)
         && cmdline(pid).is_some_and(|args| {
             if args.is_empty() {
