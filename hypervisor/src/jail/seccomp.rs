@@ -213,6 +213,17 @@ fn fcntl_getfd_only() -> Result<SeccompRule, seccompiler::BackendError> {
     SeccompRule::new(vec![cmd])
 }
 
+/// `ioctl(vm, KVM_IRQ_LINE, ...)` only: `_IOW(KVMIO, 0x61, struct
+/// kvm_irq_level)`, the one KVM call a device thread makes.
+fn irq_line_only() -> Result<SeccompRule, seccompiler::BackendError> {
+    const KVM_IRQ_LINE: u64 = (1 << 30)
+        | ((std::mem::size_of::<kvm_bindings::kvm_irq_level>() as u64) << 16)
+        | ((kvm_bindings::KVMIO as u64) << 8)
+        | 0x61;
+    let cmd = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, KVM_IRQ_LINE)?;
+    SeccompRule::new(vec![cmd])
+}
+
 /// vCPU threads may only issue KVM ioctls (type 0xAE).
 fn kvm_ioctl_only() -> Result<SeccompRule, seccompiler::BackendError> {
     let kvm = SeccompCondition::new(
@@ -243,7 +254,13 @@ pub fn program(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
             rules.insert(libc::SYS_openat, vec![openat_read_only().map_err(build)?]);
             rules.insert(libc::SYS_seccomp, vec![stack_filter().map_err(build)?]);
         }
-        ThreadKind::DeviceIo | ThreadKind::Signal => {
+        ThreadKind::DeviceIo => {
+            rules.insert(libc::SYS_fcntl, vec![fcntl_getfd_only().map_err(build)?]);
+            // A Linux guest's virtio-net RX thread raises the device's
+            // interrupt line itself when it delivers a frame.
+            rules.insert(libc::SYS_ioctl, vec![irq_line_only().map_err(build)?]);
+        }
+        ThreadKind::Signal => {
             rules.insert(libc::SYS_fcntl, vec![fcntl_getfd_only().map_err(build)?]);
         }
     }
