@@ -51,12 +51,14 @@ pub const DEFAULT_WEIGHT: u32 = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     /// Neither backend is available.
-    #[error("no usable cgroups ({v2}; {v1}); domains run without CPU weights, caps or limits")]
+    #[error(
+        "no usable cgroups (cgroup v2: {v2}; cgroup v1: {v1}); domains run without CPU weights, caps or limits"
+    )]
     Unavailable {
         /// Why not v2.
-        v2: String,
+        v2: Unusable,
         /// Why not v1.
-        v1: String,
+        v1: Unusable,
     },
     /// Writing or creating a cgroup file failed.
     #[error("cannot {what} {path}")]
@@ -69,6 +71,45 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why one backend cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// No cgroup2 filesystem is mounted.
+    #[error("not mounted")]
+    NotMounted,
+    /// `/proc/self/cgroup` has no `0::` line.
+    #[error("xend has no cgroup v2 path")]
+    NoV2Path,
+    /// A cgroup file could not be read.
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// xend's v2 cgroup does not offer every controller it needs.
+    #[error("{} lacks the {missing} controller(s)", path.display())]
+    MissingControllers {
+        /// xend's cgroup.
+        path: PathBuf,
+        /// The missing ones, comma-separated.
+        missing: String,
+    },
+    /// No v1 hierarchy carries a controller.
+    #[error("no {0} hierarchy mounted")]
+    NoHierarchy(&'static str),
+    /// Creating the parent or enabling controllers failed.
+    #[error("{}", error_chain(.0))]
+    Setup(#[from] Box<CgroupError>),
+}
+
+impl From<CgroupError> for Unusable {
+    fn from(e: CgroupError) -> Unusable {
+        Unusable::Setup(Box::new(e))
+    }
 }
 
 /// The controllers xend uses.
@@ -171,44 +212,41 @@ impl Cgroups {
         };
         match Cgroups::v1(&mountinfo, &own, name) {
             Ok(c) => Ok(c),
-            Err(v1) => Err(CgroupError::Unavailable {
-                v2: format!("cgroup v2: {v2}"),
-                v1: format!("cgroup v1: {v1}"),
-            }),
+            Err(v1) => Err(CgroupError::Unavailable { v2, v1 }),
         }
     }
 
-    fn v2(mountinfo: &str, own: &str, name: &str) -> Result<Cgroups, String> {
+    fn v2(mountinfo: &str, own: &str, name: &str) -> Result<Cgroups, Unusable> {
         let mount = mounts(mountinfo)
             .find(|m| m.fstype == "cgroup2")
-            .ok_or("not mounted")?
+            .ok_or(Unusable::NotMounted)?
             .point;
         let own = own
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
-            .ok_or("xend has no cgroup v2 path")?;
+            .ok_or(Unusable::NoV2Path)?;
         let base = mount.join(own.trim_start_matches('/'));
-        let available = fs::read_to_string(base.join("cgroup.controllers"))
-            .map_err(|e| format!("{}: {e}", base.display()))?;
+        let available = fs::read_to_string(base.join("cgroup.controllers")).map_err(|source| {
+            Unusable::Unreadable {
+                path: base.join("cgroup.controllers"),
+                source,
+            }
+        })?;
         let missing: Vec<&str> = CONTROLLERS
             .iter()
             .map(|c| c.name())
             .filter(|c| !available.split_whitespace().any(|a| a == *c))
             .collect();
         if !missing.is_empty() {
-            return Err(format!(
-                "{} lacks the {} controller(s)",
-                base.display(),
-                missing.join(", ")
-            ));
+            return Err(Unusable::MissingControllers {
+                path: base,
+                missing: missing.join(", "),
+            });
         }
         let parent = base.join(name);
-        let enable = |dir: &Path| {
-            write(&dir.join("cgroup.subtree_control"), "+cpu +memory +pids")
-                .map_err(|e| error_chain(&e))
-        };
+        let enable = |dir: &Path| write(&dir.join("cgroup.subtree_control"), "+cpu +memory +pids");
         enable(&base)?;
-        mkdir(&parent).map_err(|e| error_chain(&e))?;
+        mkdir(&parent)?;
         enable(&parent)?;
         Ok(Cgroups {
             version: Version::V2,
@@ -219,12 +257,12 @@ impl Cgroups {
         })
     }
 
-    fn v1(mountinfo: &str, own: &str, name: &str) -> Result<Cgroups, String> {
+    fn v1(mountinfo: &str, own: &str, name: &str) -> Result<Cgroups, Unusable> {
         let mut hiers = Vec::new();
         for ctl in CONTROLLERS {
             let mount = mounts(mountinfo)
                 .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == ctl.name()))
-                .ok_or_else(|| format!("no {} hierarchy mounted", ctl.name()))?
+                .ok_or(Unusable::NoHierarchy(ctl.name()))?
                 .point;
             let path = own
                 .lines()
@@ -235,7 +273,7 @@ impl Cgroups {
                 })
                 .unwrap_or("/");
             let parent = mount.join(path.trim_start_matches('/')).join(name);
-            mkdir(&parent).map_err(|e| error_chain(&e))?;
+            mkdir(&parent)?;
             match hiers.iter_mut().find(|h: &&mut Hier| h.parent == parent) {
                 Some(h) => h.ctls.push(ctl),
                 None => hiers.push(Hier {

@@ -108,6 +108,26 @@ pub fn save(dom: &Domain, path: &Path) -> Result<SaveInfo, SnapshotError> {
         file.to_string_lossy(),
         std::process::id()
     ));
+    let result = pause_and_write(dom, path, "", |states, was_paused| {
+        write_image(dom, states, was_paused, &tmp, path)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Pause and capture `dom`, run `write` (the image's writer: to a path or
+/// to a passed descriptor), and report: the figures, the log line (`how`
+/// says which way it went), the progress finished. On failure the
+/// transfer is dropped, so the domain runs again (unless the toolstack had
+/// paused it).
+fn pause_and_write(
+    dom: &Domain,
+    label: &Path,
+    how: &str,
+    write: impl FnOnce(&[VcpuState], bool) -> Result<(u64, memory::RamStats), SnapshotError>,
+) -> Result<SaveInfo, SnapshotError> {
     let started = Instant::now();
     let transfer = dom.begin_transfer()?;
     dom.progress.begin(TransferOp::Save, Phase::Pausing);
@@ -115,36 +135,26 @@ pub fn save(dom: &Domain, path: &Path) -> Result<SaveInfo, SnapshotError> {
     let was_paused = transfer.was_paused();
     let states = pause_and_capture(dom, &transfer)?;
     let paused_at = Instant::now();
-    let result = write_image(dom, &states, was_paused, &tmp, path);
-    match result {
-        Ok((bytes, stats)) => {
-            let info = SaveInfo {
-                path: path.to_string_lossy().into_owned(),
-                image_bytes: bytes,
-                ram_pages: stats.data_pages,
-                vcpus: states.len() as u32,
-                seconds: started.elapsed().as_secs_f64(),
-                write_seconds: paused_at.elapsed().as_secs_f64(),
-            };
-            log(&format!(
-                "saved {} to {} ({} bytes, {} RAM pages) in {:.0} ms",
-                dom.spec.name,
-                info.path,
-                bytes,
-                stats.data_pages,
-                info.seconds * 1000.0
-            ));
-            dom.progress.finish();
-            transfer.complete();
-            Ok(info)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            // Dropping `transfer` lets the domain run again (unless the
-            // toolstack had paused it).
-            Err(e)
-        }
-    }
+    let (bytes, stats) = write(&states, was_paused)?;
+    let info = SaveInfo {
+        path: label.to_string_lossy().into_owned(),
+        image_bytes: bytes,
+        ram_pages: stats.data_pages,
+        vcpus: states.len() as u32,
+        seconds: started.elapsed().as_secs_f64(),
+        write_seconds: paused_at.elapsed().as_secs_f64(),
+    };
+    log(&format!(
+        "saved {} to {} ({how}{} bytes, {} RAM pages) in {:.0} ms",
+        dom.spec.name,
+        info.path,
+        bytes,
+        stats.data_pages,
+        info.seconds * 1000.0
+    ));
+    dom.progress.finish();
+    transfer.complete();
+    Ok(info)
 }
 
 fn write_image(
@@ -234,33 +244,7 @@ pub fn save_into(dom: &Domain, file: File, label: &Path) -> Result<SaveInfo, Sna
     if dom.linux.get().is_some() {
         return Err(DomainError::Invalid(crate::linux::NO_SAVE.into()).into());
     }
-    let started = Instant::now();
-    let transfer = dom.begin_transfer()?;
-    dom.progress.begin(TransferOp::Save, Phase::Pausing);
-    let _reporting = Reporting(&dom.progress);
-    let was_paused = transfer.was_paused();
-    let states = pause_and_capture(dom, &transfer)?;
-    let paused_at = Instant::now();
-    // Dropping `transfer` on failure lets the domain run again (unless the
-    // toolstack had paused it).
-    let (bytes, stats) = write_to(dom, &states, was_paused, file, label)?;
-    let info = SaveInfo {
-        path: label.to_string_lossy().into_owned(),
-        image_bytes: bytes,
-        ram_pages: stats.data_pages,
-        vcpus: states.len() as u32,
-        seconds: started.elapsed().as_secs_f64(),
-        write_seconds: paused_at.elapsed().as_secs_f64(),
-    };
-    log(&format!(
-        "saved {} to {} (passed descriptor; {} bytes, {} RAM pages) in {:.0} ms",
-        dom.spec.name,
-        info.path,
-        bytes,
-        stats.data_pages,
-        info.seconds * 1000.0
-    ));
-    dom.progress.finish();
-    transfer.complete();
-    Ok(info)
+    pause_and_write(dom, label, "passed descriptor; ", |states, was_paused| {
+        write_to(dom, states, was_paused, file, label)
+    })
 }

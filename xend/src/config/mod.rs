@@ -15,6 +15,7 @@ mod domain_xm;
 mod draft;
 mod error;
 mod xend;
+mod xend_keywords;
 mod xm;
 
 #[cfg(test)]

@@ -11,13 +11,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use sxp::{Spanned, Value};
 
 use super::check::ValueError;
 use super::error::{ConfigError, Pos};
+pub use super::xend_keywords::{LogLevel, TcpAuth};
 
 /// Default seconds a VMM has to answer an ordinary request (`vmm-timeout`).
 pub const DEFAULT_VMM_TIMEOUT: f64 = 2.0;
@@ -197,69 +197,6 @@ pub struct XendConfig {
     /// Keys this xend does not use, ignored: one `file:line:col: ...` warning
     /// each, for the log.
     pub ignored: Vec<String>,
-}
-
-/// `xend-tcp-auth`: what a TCP client must present.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpAuth {
-    /// The bearer token (the default).
-    Token,
-    /// Nothing: every TCP client is trusted (loopback only, logged loudly).
-    None,
-}
-
-impl TcpAuth {
-    /// The spelling in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TcpAuth::Token => "token",
-            TcpAuth::None => "none",
-        }
-    }
-}
-
-/// Log levels of `loglevel`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LogLevel {
-    /// Everything.
-    Debug,
-    /// Normal operation (the default).
-    Info,
-    /// Problems xend works around.
-    Warning,
-    /// Failures only.
-    Error,
-}
-
-impl LogLevel {
-    /// The level as written in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "DEBUG",
-            LogLevel::Info => "INFO",
-            LogLevel::Warning => "WARNING",
-            LogLevel::Error => "ERROR",
-        }
-    }
-}
-
-impl FromStr for LogLevel {
-    type Err = ValueError;
-
-    /// `DEBUG`, `INFO`, `WARNING` (or `WARN`), `ERROR`, in any case.
-    fn from_str(s: &str) -> Result<LogLevel, ValueError> {
-        match s.to_ascii_uppercase().as_str() {
-            "DEBUG" => Ok(LogLevel::Debug),
-            "INFO" => Ok(LogLevel::Info),
-            "WARNING" | "WARN" => Ok(LogLevel::Warning),
-            "ERROR" => Ok(LogLevel::Error),
-            _ => Err(ValueError::Keyword {
-                key: "loglevel".into(),
-                choices: "DEBUG, INFO, WARNING or ERROR".into(),
-                found: format!("{s:?}"),
-            }),
-        }
-    }
 }
 
 impl Default for XendConfig {
