@@ -11,6 +11,7 @@
 //! cargo bench -p e2e --bench linux_vs_qemu -- --runs 5 --side qemu
 //! cargo bench -p e2e --bench linux_vs_qemu -- --kernel bzImage
 //! cargo bench -p e2e --bench linux_vs_qemu -- --deadline 300   # a loaded machine
+//! cargo bench -p e2e --bench linux_vs_qemu -- --logs DIR  # keep every boot's console
 //! ```
 //!
 //! Needs root (a network namespace with a bridge and TAPs), /dev/kvm and
@@ -62,6 +63,9 @@ struct Options {
     deadline: Duration,
     sides: Vec<Side>,
     bz_image: bool,
+    /// Where to keep each boot's console (`--logs DIR`), to compare the
+    /// guest's own timestamps line by line.
+    logs: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -70,6 +74,7 @@ fn options() -> Options {
         deadline: DEADLINE,
         sides: vec![Side::Qemu, Side::Vmm],
         bz_image: false,
+        logs: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -97,6 +102,7 @@ fn options() -> Options {
                     other => panic!("--kernel vmlinux|bzImage, not {other:?}"),
                 }
             }
+            "--logs" => o.logs = Some(args.next().expect("--logs DIR").into()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -426,6 +432,12 @@ fn main() {
             // A fresh root image per boot: a boot writes to it.
             let image = linux::root_image(dir.path(), "root.img");
             let b = boot_once(side, &kernel, &image, &net, dir.path(), o.deadline);
+            if let Some(logs) = &o.logs {
+                std::fs::create_dir_all(logs).expect("--logs DIR");
+                let from = dir.path().join(format!("{side:?}.console"));
+                let to = logs.join(format!("{side:?}-{}.console", run + 1));
+                std::fs::copy(&from, &to).expect("keep the console log");
+            }
             eprintln!(
                 "{} run {} (load average after it: {}): {:?}",
                 side.label(),
