@@ -245,4 +245,29 @@ mod tests {
         bad.maxmem_mib = 1;
         assert!(check(Some(&bad), &[], &[]).contains("not a valid size"));
     }
+
+    /// The SPEC record is read before the VMM jails itself: every field is
+    /// bounded.
+    #[test]
+    fn every_spec_field_is_bounded() {
+        type Edit = fn(&mut SavedSpec);
+        let cases: [(Edit, &str); 6] = [
+            (|s| s.name = "n".repeat(256), "printable bytes or fewer"),
+            (|s| s.name = "a\nb".into(), "printable bytes or fewer"),
+            (|s| s.kernel = "k".repeat(4097), "longer than 4096 bytes"),
+            (|s| s.cmdline = "c".repeat(4097), "longer than 4096 bytes"),
+            (|s| s.target_kib = u64::MAX, "a memory figure is above"),
+            (|s| s.tsc_khz = u64::MAX, "is not valid"),
+        ];
+        for (i, (edit, want)) in cases.into_iter().enumerate() {
+            let mut s = spec(1);
+            edit(&mut s);
+            let got = check(Some(&s), &[(tag::VCPU, vcpu_record(0))], &[]);
+            assert!(got.contains(want), "case {i}: {got}");
+        }
+        let mut s = spec(1);
+        s.name = "n".repeat(255);
+        s.kernel = "k".repeat(4096);
+        assert_eq!(check(Some(&s), &[(tag::VCPU, vcpu_record(0))], &[]), "ok");
+    }
 }
