@@ -12,6 +12,8 @@
 //! cargo bench -p e2e --bench linux_vs_qemu -- --kernel bzImage
 //! cargo bench -p e2e --bench linux_vs_qemu -- --deadline 300   # a loaded machine
 //! cargo bench -p e2e --bench linux_vs_qemu -- --logs DIR  # keep every boot's console
+//! cargo bench -p e2e --bench linux_vs_qemu -- --variant cad   # the kernel with VT and the keyboard
+//! cargo bench -p e2e --bench linux_vs_qemu -- --append 'i8042.noaux'  # more command line
 //! ```
 //!
 //! Needs root (a network namespace with a bridge and TAPs), /dev/kvm and
@@ -66,6 +68,10 @@ struct Options {
     /// Where to keep each boot's console (`--logs DIR`), to compare the
     /// guest's own timestamps line by line.
     logs: Option<PathBuf>,
+    /// The test kernel's variant (`--variant cad`: tests/linux/kernel-cad.config).
+    variant: Option<String>,
+    /// Words added to the shared command line (`--append ARGS`).
+    append: String,
 }
 
 fn options() -> Options {
@@ -75,6 +81,8 @@ fn options() -> Options {
         sides: vec![Side::Qemu, Side::Vmm],
         bz_image: false,
         logs: None,
+        variant: None,
+        append: String::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -103,6 +111,8 @@ fn options() -> Options {
                 }
             }
             "--logs" => o.logs = Some(args.next().expect("--logs DIR").into()),
+            "--variant" => o.variant = Some(args.next().expect("--variant NAME")),
+            "--append" => o.append = args.next().expect("--append ARGS"),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -241,8 +251,10 @@ fn boot_once(
     net: &GuestNet,
     dir: &Path,
     deadline: Duration,
+    append: &str,
 ) -> Boot {
-    let args = linux::boot_args("/dev/vda", Some(net));
+    let args = format!("{} {append}", linux::boot_args("/dev/vda", Some(net)));
+    let args = args.trim_end();
     let socket = dir.join("vmm.sock");
     let tap = "lxq0";
     let mut cmd = match side {
@@ -254,9 +266,9 @@ fn boot_once(
                 .ip(&["link", "set", tap, "master", &net.bridge])
                 .expect("enslave");
             net.ns.ip(&["link", "set", tap, "up"]).expect("tap up");
-            qemu_command(kernel, image, tap, &args)
+            qemu_command(kernel, image, tap, args)
         }
-        Side::Vmm => vmm_command(kernel, image, &net.bridge, &socket, &args),
+        Side::Vmm => vmm_command(kernel, image, &net.bridge, &socket, args),
     };
     let log_path = dir.join(format!("{side:?}.console"));
     let t0 = Instant::now();
@@ -408,7 +420,7 @@ fn main() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let k = linux::kernel();
+    let k = linux::kernel_variant(o.variant.as_deref());
     let kernel: PathBuf = if o.bz_image {
         k.bz_image.clone()
     } else {
@@ -423,7 +435,7 @@ fn main() {
         kernel.display(),
         o.runs,
         load_average(),
-        linux::boot_args("/dev/vda", Some(&net))
+        format!("{} {}", linux::boot_args("/dev/vda", Some(&net)), o.append).trim_end()
     );
     let mut results: Vec<(Side, Vec<Boot>)> = Vec::new();
     for &side in &o.sides {
@@ -431,7 +443,15 @@ fn main() {
         for run in 0..o.runs {
             // A fresh root image per boot: a boot writes to it.
             let image = linux::root_image(dir.path(), "root.img");
-            let b = boot_once(side, &kernel, &image, &net, dir.path(), o.deadline);
+            let b = boot_once(
+                side,
+                &kernel,
+                &image,
+                &net,
+                dir.path(),
+                o.deadline,
+                &o.append,
+            );
             if let Some(logs) = &o.logs {
                 std::fs::create_dir_all(logs).expect("--logs DIR");
                 let from = dir.path().join(format!("{side:?}.console"));
