@@ -8,7 +8,9 @@
 //!   bulk (p50 and xend CPU per reply; target <= 1.3), xend's CPU per bulk
 //!   reply / 2 ms (target < 1), `xm list -l` / `virsh domstats` over as many
 //!   domains of libvirt's test driver (target <= 1; skipped, saying so, when
-//!   `virsh` is not installed), plus `xm list` and the sampler's CPU per pass.
+//!   `virsh` is not installed), plus `xm list`, the sampler's CPU per pass,
+//!   and the bulk reply right after a sampler pass (every domain rendered
+//!   again: what a client polling less often than the sampler pays).
 //!
 //! xend's CPU is read from `/proc/PID/stat` (user + system) around a run of
 //! requests, minus what the sampler spent meanwhile (measured over an idle
@@ -174,6 +176,34 @@ fn cpu_per_reply(xend: &Xend, accept: &str, n: usize) -> (Duration, f64) {
     (Duration::from_secs_f64(per), idle_rate)
 }
 
+/// The bulk reply when every domain changed since the last one: `n`
+/// replies, each after a sampler pass (`xend-sample-interval` is 1 s, so
+/// 1.2 s apart is past one whole pass; a measuring window, not a wait for
+/// a condition). Returns the p50 latency and xend's CPU per reply minus the
+/// sampler's rate over the same time (`idle_rate`, CPU seconds per second).
+fn after_samples(xend: &Xend, accept: &str, n: usize, idle_rate: f64) -> (Duration, Duration) {
+    let pid = xend.pid().unwrap();
+    let mut c = Conn::new(
+        xend.api_port(),
+        &xend.authorization(),
+        "/xend/domain?op=stats",
+        accept,
+    );
+    c.get();
+    let mut t = Vec::with_capacity(n);
+    let mut cpu = 0.0;
+    for _ in 0..n {
+        std::thread::sleep(Duration::from_millis(1200));
+        let (cpu0, s) = (cpu_secs(pid), Instant::now());
+        c.get();
+        let took = s.elapsed();
+        cpu += (cpu_secs(pid) - cpu0 - idle_rate * took.as_secs_f64()).max(0.0);
+        t.push(took);
+    }
+    t.sort();
+    (percentile(&t, 0.5), Duration::from_secs_f64(cpu / n as f64))
+}
+
 /// Median wall time of `runs` runs of `make()`'s command (its output discarded).
 fn median_run(runs: usize, mut make: impl FnMut() -> std::process::Command) -> Duration {
     let mut t: Vec<Duration> = (0..runs)
@@ -250,6 +280,16 @@ fn ratios(xend: &Xend, n: usize) {
         "sampler: xend CPU {:.1} ms per second ({n} VMMs asked once a second)",
         sampler_rate * 1e3
     );
+    // A client polling less often than the sampler (xtop: every 3 s) finds
+    // every domain changed: each reply renders them all again.
+    for (fmt, accept) in [("JSON", "application/json"), ("SXP", "application/sxp")] {
+        let (p50, cpu) = after_samples(xend, accept, 15, sampler_rate);
+        println!(
+            "bulk {fmt} after a sampler pass (every domain rendered again, 15 replies 1.2 s apart): p50 {}, xend CPU per reply ~{} (10 ms clock ticks: coarse)",
+            ms(p50),
+            ms(cpu)
+        );
+    }
     let xm_list = median_run(21, || {
         let mut c = xend.command("xm");
         c.arg("list");

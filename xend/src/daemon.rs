@@ -278,6 +278,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         events,
         csrf,
         stopping: stopping.clone(),
+        bulk: Default::default(),
     };
     let app = crate::router::app(state);
     let limits = crate::listen::Limits {

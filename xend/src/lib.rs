@@ -8,7 +8,7 @@
 //! HTML), [`error`], [`params`], [`auth`], [`supervisor`] (domains, VMM
 //! processes, restart policy, re-adoption), [`vmm_client`], [`console`],
 //! [`events`] and [`eventport`], [`db`], [`render`] (SXP forms), [`html`],
-//! [`hostinfo`], [`metrics`] (Prometheus), [`log`], [`settings`], [`fsutil`] (private files),
+//! [`hostinfo`], [`bulk`] (the bulk reply, kept per domain), [`metrics`] (Prometheus), [`log`], [`settings`], [`fsutil`] (private files),
 //! [`cgroup`] (per-domain cgroups),
 //! [`tcpconn`] (plain or TLS connections of consoles and the event port).
 pub mod api;
@@ -18,6 +18,8 @@ pub mod config;
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod bulk;
 #[cfg(feature = "server")]
 pub mod cgroup;
 #[cfg(feature = "server")]

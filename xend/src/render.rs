@@ -301,22 +301,63 @@ pub fn node_sxp(n: &NodeInfo) -> Value {
 
 /// Writes `(snapshot (time T) (xend_version V) (node ...) (domains (domain ...) ...))`.
 pub fn write_snapshot(s: &mut impl Sink, snap: &Snapshot) {
-    s.open("snapshot");
-    s.pair_float("time", snap.time);
-    s.pair_str("xend_version", &snap.xend_version);
-    write_node(s, &snap.node);
-    s.open("domains");
+    open_snapshot(s, snap.time, &snap.xend_version, &snap.node);
     for d in &snap.domains {
-        write_domain(s, d, None, RestartInfo::default(), None);
+        write_bulk_domain(s, d);
     }
     s.end();
     s.end();
+}
+
+/// Writes the snapshot up to its open `(domains` list.
+fn open_snapshot(s: &mut impl Sink, time: f64, xend_version: &str, node: &NodeInfo) {
+    s.open("snapshot");
+    s.pair_float("time", time);
+    s.pair_str("xend_version", xend_version);
+    write_node(s, node);
+    s.open("domains");
+}
+
+/// Writes a domain's entry in the bulk snapshot: its sxpr without console,
+/// restart state or config.
+fn write_bulk_domain(s: &mut impl Sink, d: &DomainStats) {
+    write_domain(s, d, None, RestartInfo::default(), None);
 }
 
 /// The bulk snapshot in the compact form, written straight into text.
 pub fn snapshot_text(snap: &Snapshot) -> String {
     let mut s = TextSink::with_capacity(BYTES_PER_DOMAIN * (snap.domains.len() + 1));
     write_snapshot(&mut s, snap);
+    s.finish()
+}
+
+/// A domain's entry in the bulk snapshot, in the compact form: what
+/// [`snapshot_text`] writes for it, to be kept and spliced in by
+/// [`snapshot_text_spliced`].
+pub fn bulk_domain_text(d: &DomainStats) -> String {
+    let mut s = TextSink::with_capacity(BYTES_PER_DOMAIN);
+    write_bulk_domain(&mut s, d);
+    s.finish()
+}
+
+/// The bulk snapshot in the compact form from its domains' entries already
+/// written by [`bulk_domain_text`], in order: byte for byte what
+/// [`snapshot_text`] writes for the same values. `capacity` sizes the
+/// buffer (the entries' total length plus room for the head).
+pub fn snapshot_text_spliced<'a>(
+    time: f64,
+    xend_version: &str,
+    node: &NodeInfo,
+    domains: impl IntoIterator<Item = &'a str>,
+    capacity: usize,
+) -> String {
+    let mut s = TextSink::with_capacity(capacity);
+    open_snapshot(&mut s, time, xend_version, node);
+    for d in domains {
+        s.raw(d);
+    }
+    s.end();
+    s.end();
     s.finish()
 }
 

@@ -158,6 +158,7 @@ mod tests {
             events,
             csrf: "c5rf".into(),
             stopping,
+            bulk: Default::default(),
         }
     }
 

@@ -18,4 +18,6 @@ pub struct AppState {
     pub csrf: Arc<str>,
     /// Turns true when xend begins to stop (long-lived responses end then).
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Every domain's rendered bulk entry (`op=stats`).
+    pub bulk: Arc<crate::bulk::BulkCache>,
 }

@@ -102,7 +102,7 @@ fn connection(
                         on_destroy();
                         return Ok(());
                     }
-                    Err(msg) => send(&mut writer, &Reply::Error(msg))?,
+                    Err(e) => send(&mut writer, &Reply::Error(error_chain(&e)))?,
                 }
             }
             other => {
@@ -119,6 +119,23 @@ fn connection(
     }
 }
 
+/// Why a save or migration did not happen (the client gets the chain).
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    /// A jailed VMM cannot create the image itself.
+    #[error("a jailed VMM saves only into a file passed with the request (SCM_RIGHTS)")]
+    NeedsFile,
+    /// The save failed.
+    #[error(transparent)]
+    Save(#[from] crate::snapshot::SnapshotError),
+    /// The migration failed.
+    #[error(transparent)]
+    Migrate(#[from] crate::migration::MigrationError),
+    /// The request is neither.
+    #[error("not a save or migration")]
+    NotTransfer,
+}
+
 /// Run a save or migration.
 ///
 /// A save with a descriptor passed along (`SCM_RIGHTS`) writes the image to
@@ -128,29 +145,22 @@ fn transfer(
     dom: &Domain,
     req: Request,
     fd: Option<std::os::fd::OwnedFd>,
-) -> Result<Payload, String> {
+) -> Result<Payload, TransferError> {
     match req {
-        Request::Save { path } => match fd {
-            Some(fd) => crate::snapshot::save_into(dom, fd.into(), Path::new(&path)),
-            None if crate::jail::is_jailed() => {
-                return Err(
-                    "a jailed VMM saves only into a file passed with the request (SCM_RIGHTS)"
-                        .into(),
-                );
-            }
-            None => crate::snapshot::save(dom, Path::new(&path)),
-        }
-        .map(Payload::Saved)
-        .map_err(|e| error_chain(&e)),
+        Request::Save { path } => Ok(Payload::Saved(match fd {
+            Some(fd) => crate::snapshot::save_into(dom, fd.into(), Path::new(&path))?,
+            None if crate::jail::is_jailed() => return Err(TransferError::NeedsFile),
+            None => crate::snapshot::save(dom, Path::new(&path))?,
+        })),
         Request::Migrate {
             host,
             port,
             token,
             live,
-        } => crate::migration::migrate(dom, &host, port, &token, live)
-            .map(Payload::Migrated)
-            .map_err(|e| error_chain(&e)),
-        _ => Err("not a save or migration".into()),
+        } => Ok(Payload::Migrated(crate::migration::migrate(
+            dom, &host, port, &token, live,
+        )?)),
+        _ => Err(TransferError::NotTransfer),
     }
 }
 

@@ -53,11 +53,15 @@ pub async fn list(
     match params.op() {
         None => {}
         Some("stats") => {
-            let snap = snapshot(&state);
-            return Ok(match format {
-                Format::Json => json(&snap),
-                _ => sxp_text(crate::render::snapshot_text(&snap)),
-            });
+            // `snapshot()`'s bytes, from each domain's kept entry.
+            let node = crate::hostinfo::node_info();
+            let head = crate::bulk::Head {
+                time: crate::events::now(),
+                xend_version: VERSION,
+                node: &node,
+                domain0: &crate::hostinfo::domain0(&node),
+            };
+            return state.bulk.reply(format, &head, &state.sup.domains());
         }
         Some("list") => {}
         Some("new") if format == Format::Html => {

@@ -1,5 +1,4 @@
 //! One domain: its identity, console, mutable state and control connection.
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hypervisor::control::proto::{DomainInfo, Request, RunState};
@@ -7,6 +6,7 @@ use tokio::task::JoinHandle;
 
 use super::SupError;
 use super::spawn::VmmPaths;
+use super::versioned::{Versioned, VersionedGuard};
 use crate::api::{DomainRecord, DomainStats};
 use crate::config::DomainConfig;
 use crate::console::ConsoleHub;
@@ -91,6 +91,9 @@ pub struct DomState {
     pub progress: Option<crate::api::OpProgress>,
 }
 
+/// A domain's locked state.
+pub type StateGuard<'a> = VersionedGuard<'a, DomState>;
+
 /// One domain.
 #[derive(Debug)]
 pub struct Domain {
@@ -105,7 +108,9 @@ pub struct Domain {
     pub console: Arc<ConsoleHub>,
     /// Runtime files of its VMM.
     pub paths: VmmPaths,
-    pub(super) st: Mutex<DomState>,
+    /// Its state, versioned: `crate::bulk` re-renders a domain only when
+    /// the version moved, so every change must go through [`Domain::state`].
+    st: Versioned<DomState>,
     pub(super) ctl: tokio::sync::Mutex<Option<VmmConn>>,
     pub(super) lifecycle: tokio::sync::Mutex<()>,
 }
@@ -126,7 +131,7 @@ impl Domain {
             uuid: config.uuid,
             console,
             paths,
-            st: Mutex::new(DomState {
+            st: Versioned::new(DomState {
                 config,
                 phase,
                 info: None,
@@ -150,9 +155,10 @@ impl Domain {
         })
     }
 
-    /// Lock the mutable state.
-    pub fn state(&self) -> MutexGuard<'_, DomState> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    /// Lock the mutable state. Every mutable access through the guard moves
+    /// the state's version ([`StateGuard::version`]).
+    pub fn state(&self) -> StateGuard<'_> {
+        self.st.lock()
     }
 
     /// Send one request on the control connection (reconnecting if needed).
@@ -269,6 +275,19 @@ impl Domain {
     pub fn stats(&self) -> DomainStats {
         let st = self.state();
         super::stats::domain_stats(self, &st)
+    }
+
+    /// The domain's stats and the version of the state they come from;
+    /// `None` for the stats when the version is still `seen` (nothing they
+    /// are made of has changed since: the identity and console port never
+    /// change, the rest is in the versioned state).
+    pub fn stats_since(&self, seen: Option<u64>) -> (u64, Option<DomainStats>) {
+        let st = self.state();
+        let version = st.version();
+        if seen == Some(version) {
+            return (version, None);
+        }
+        (version, Some(super::stats::domain_stats(self, &st)))
     }
 
     /// The domain's full record (stats, console, restart state, config).

@@ -98,24 +98,27 @@ impl Supervisor {
         let report = |p| self.report_progress(dom, super::progress::from_vmm(&p));
         let pid = spawn::spawn_reporting(&self.settings.vmm_path, &args, &env, report)
             .await
-            .map_err(|why| match launch {
-                Launch::Restore { image, .. } if why.contains("is refused") => {
-                    SupError::Invalid(format!(
-                        "Invalid parameter: file: {}: {}",
-                        image.display(),
+            .map_err(|e| {
+                let why = errchain::error_chain(&e);
+                match launch {
+                    Launch::Restore { image, .. } if why.contains("is refused") => {
+                        SupError::Invalid(format!(
+                            "Invalid parameter: file: {}: {}",
+                            image.display(),
+                            why.trim_start_matches("vmm: ")
+                        ))
+                    }
+                    // The VMM refused the config (a disk it cannot open or use,
+                    // one another domain holds): the client's config is at fault.
+                    _ if spawn::is_config_refusal(&why) => SupError::Invalid(format!(
+                        "Invalid parameter: config: {}",
                         why.trim_start_matches("vmm: ")
-                    ))
+                    )),
+                    _ => SupError::Spawn {
+                        name: dom.name.clone(),
+                        why,
+                    },
                 }
-                // The VMM refused the config (a disk it cannot open or use,
-                // one another domain holds): the client's config is at fault.
-                _ if spawn::is_config_refusal(&why) => SupError::Invalid(format!(
-                    "Invalid parameter: config: {}",
-                    why.trim_start_matches("vmm: ")
-                )),
-                _ => SupError::Spawn {
-                    name: dom.name.clone(),
-                    why,
-                },
             })?;
         {
             let mut st = dom.state();
@@ -286,15 +289,15 @@ impl Supervisor {
         if !same || phase != Phase::Running || final_state {
             return;
         }
-        tracing::error!(
-            "domain {} (id {}): its VMM exited unexpectedly",
-            dom.name,
-            dom.id
-        );
         let why = dom
             .paths
             .seccomp_violation()
             .unwrap_or_else(|| "VMM exited".into());
+        tracing::error!(
+            "domain {} (id {}): its VMM exited unexpectedly: {why}",
+            dom.name,
+            dom.id
+        );
         if let Some(info) = dom.state().info.as_mut() {
             info.state = RunState::Crashed;
             info.crash_reason = Some(why.clone());

@@ -24,6 +24,7 @@ pub mod save;
 pub mod sched;
 pub mod spawn;
 pub mod stats;
+mod versioned;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ use crate::db::Db;
 use crate::events::EventBus;
 use crate::settings::Settings;
 use crate::vmm_client::VmmError;
-pub use domain::{DomState, Domain, Phase};
+pub use domain::{DomState, Domain, Phase, StateGuard};
 use spawn::VmmPaths;
 
 /// How long a destroyed VMM may take to exit before it is killed.
@@ -505,6 +506,6 @@ impl Supervisor {
             tracing::error!("domain {}: {e}", dom.name);
         }
         dom.paths.remove_stale();
-        self.remove_cgroup(dom).await;
+        self.remove_cgroup(dom);
     }
 }

@@ -195,8 +195,39 @@ pub fn is_config_refusal(why: &str) -> bool {
     CONFIG_REFUSALS.iter().any(|p| why.contains(p))
 }
 
+/// Why a VMM did not start. Its users see the whole chain
+/// (`errchain::error_chain`); a refusal is the VMM's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The VMM binary could not be run.
+    #[error("cannot run {}", path.display())]
+    Run {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It did not report ready within [`SPAWN_TIMEOUT`].
+    #[error("the VMM did not start within {0:?}")]
+    Timeout(Duration),
+    /// Waiting for it failed.
+    #[error("VMM")]
+    Wait(#[source] std::io::Error),
+    /// It exited with an error and said why on stderr (its words, as
+    /// they are: [`is_config_refusal`] reads them).
+    #[error("{0}")]
+    Refused(String),
+    /// It exited with an error and said nothing.
+    #[error("the VMM failed to start ({0})")]
+    Failed(std::process::ExitStatus),
+    /// It exited successfully without printing its pid.
+    #[error("the VMM printed no pid: {0:?}")]
+    NoPid(String),
+}
+
 /// Run `vmm --detach ...`; returns the pid of the running VMM.
-pub async fn spawn(vmm: &Path, args: &[String]) -> Result<u32, String> {
+pub async fn spawn(vmm: &Path, args: &[String]) -> Result<u32, SpawnError> {
     spawn_with_env(vmm, args, &[]).await
 }
 
@@ -205,7 +236,7 @@ pub async fn spawn_with_env(
     vmm: &Path,
     args: &[String],
     env: &[(&str, &str)],
-) -> Result<u32, String> {
+) -> Result<u32, SpawnError> {
     spawn_reporting(vmm, args, env, |_| {}).await
 }
 
@@ -219,7 +250,7 @@ pub async fn spawn_reporting(
     args: &[String],
     env: &[(&str, &str)],
     mut on_progress: impl FnMut(TransferProgress),
-) -> Result<u32, String> {
+) -> Result<u32, SpawnError> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     let mut child = tokio::process::Command::new(vmm)
         .args(args)
@@ -229,7 +260,10 @@ pub async fn spawn_reporting(
         .stderr(Stdio::piped())
         .kill_on_drop(false)
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", vmm.display()))?;
+        .map_err(|source| SpawnError::Run {
+            path: vmm.to_path_buf(),
+            source,
+        })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let run = async {
@@ -270,21 +304,21 @@ pub async fn spawn_reporting(
     };
     let (status, err, stdout) = tokio::time::timeout(SPAWN_TIMEOUT, run)
         .await
-        .map_err(|_| format!("the VMM did not start within {SPAWN_TIMEOUT:?}"))?;
-    let status = status.map_err(|e| format!("VMM: {e}"))?;
+        .map_err(|_| SpawnError::Timeout(SPAWN_TIMEOUT))?;
+    let status = status.map_err(SpawnError::Wait)?;
     if !status.success() {
         let err = String::from_utf8_lossy(&err).trim().to_string();
         return Err(if err.is_empty() {
-            format!("the VMM failed to start ({status})")
+            SpawnError::Failed(status)
         } else {
-            err
+            SpawnError::Refused(err)
         });
     }
     stdout
         .split_whitespace()
         .last()
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("the VMM printed no pid: {stdout:?}"))
+        .ok_or(SpawnError::NoPid(stdout))
 }
 
 /// True while some thread of process `pid` has not finished exiting.

@@ -40,16 +40,17 @@ fn vcpu_state(s: VcpuState) -> &'static str {
 pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
     let cfg = &st.config;
     let dying = st.phase == Phase::Dying;
+    let sched = super::sched::SchedCredit::of(cfg);
     let mut d = DomainStats {
         id: dom.id,
         name: dom.name.clone(),
         uuid: dom.uuid.map(|u| u.to_string()),
         memory: st.live_memory.unwrap_or(cfg.memory),
         maxmem: cfg.maxmem,
-        state: state_letters(None, dying),
+        state: state_letters(st.info.as_ref().map(|i| i.state), dying),
         cpu: cfg.cpu,
-        cpu_weight: Some(super::sched::SchedCredit::of(cfg).weight),
-        cpu_cap: Some(super::sched::SchedCredit::of(cfg).cap),
+        cpu_weight: Some(sched.weight),
+        cpu_cap: Some(sched.cap),
         vcpus: cfg.vcpus,
         mem_kib: cfg.memory * 1024,
         maxmem_kib: cfg.maxmem * 1024,
@@ -68,7 +69,6 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
     let Some(i) = &st.info else { return d };
     d.memory = i.memory.target_kib / 1024;
     d.maxmem = i.memory.max_kib / 1024;
-    d.state = state_letters(Some(i.state), dying);
     // A reset answering a requested poweroff reads as the poweroff.
     d.shutdown_reason = i.shutdown_reason.map(|r| {
         super::policy::effective_reason(r, st.requested)

@@ -79,6 +79,15 @@ impl TextSink {
         self.out
     }
 
+    /// One value already in the compact form (what a `TextSink` wrote for
+    /// it), copied as it is: a producer that keeps rendered values splices
+    /// them in without writing them again. `item` must be exactly one
+    /// complete value; nothing here checks it.
+    pub fn raw(&mut self, item: &str) {
+        self.space();
+        self.out.push_str(item);
+    }
+
     fn space(&mut self) {
         if self.sep {
             self.out.push(' ');
@@ -223,6 +232,39 @@ mod tests {
             value.to_string(),
             "(domain (id 7) (name 'web server') (cpu -1) (cpu_time 0.666666666667) (devices) (vm (name x)) ())"
         );
+    }
+
+    #[test]
+    fn a_spliced_value_reads_as_if_written_in_place() {
+        let mut item = TextSink::default();
+        item.open("domain");
+        item.pair_uint("id", 7);
+        item.end();
+        let item = item.finish();
+        let mut spliced = TextSink::default();
+        let mut direct = TextSink::default();
+        for s in [&mut spliced, &mut direct] {
+            s.open("domains");
+            s.pair_uint("n", 2);
+        }
+        spliced.raw(&item);
+        spliced.raw(&item);
+        for _ in 0..2 {
+            direct.open("domain");
+            direct.pair_uint("id", 7);
+            direct.end();
+        }
+        for s in [&mut spliced, &mut direct] {
+            s.end();
+        }
+        let text = spliced.finish();
+        assert_eq!(text, direct.finish());
+        assert_eq!(text, "(domains (n 2) (domain (id 7)) (domain (id 7)))");
+        let mut first = TextSink::default();
+        first.begin();
+        first.raw(&item);
+        first.end();
+        assert_eq!(first.finish(), "((domain (id 7)))");
     }
 
     #[test]
