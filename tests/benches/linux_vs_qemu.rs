@@ -13,6 +13,8 @@
 //! cargo bench -p e2e --bench linux_vs_qemu -- --deadline 300   # a loaded machine
 //! cargo bench -p e2e --bench linux_vs_qemu -- --logs DIR  # keep every boot's console
 //! cargo bench -p e2e --bench linux_vs_qemu -- --kvm-counts # KVM's work per milestone (perf)
+//! cargo bench -p e2e --bench linux_vs_qemu -- --variant cad   # the kernel with VT and the keyboard
+//! cargo bench -p e2e --bench linux_vs_qemu -- --append 'i8042.noaux'  # more command line
 //! ```
 //!
 //! Needs root (a network namespace with a bridge and TAPs), /dev/kvm and
@@ -80,6 +82,10 @@ struct Options {
     logs: Option<PathBuf>,
     /// Count KVM's work per milestone with `perf stat` (`--kvm-counts`).
     kvm_counts: bool,
+    /// The test kernel's variant (`--variant cad`: tests/linux/kernel-cad.config).
+    variant: Option<String>,
+    /// Words added to the shared command line (`--append ARGS`).
+    append: String,
 }
 
 fn options() -> Options {
@@ -90,6 +96,8 @@ fn options() -> Options {
         bz_image: false,
         logs: None,
         kvm_counts: false,
+        variant: None,
+        append: String::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -119,6 +127,8 @@ fn options() -> Options {
             }
             "--logs" => o.logs = Some(args.next().expect("--logs DIR").into()),
             "--kvm-counts" => o.kvm_counts = true,
+            "--variant" => o.variant = Some(args.next().expect("--variant NAME")),
+            "--append" => o.append = args.next().expect("--append ARGS"),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -354,8 +364,10 @@ fn boot_once(
     dir: &Path,
     deadline: Duration,
     kvm_counts: bool,
+    append: &str,
 ) -> Boot {
-    let args = linux::boot_args("/dev/vda", Some(net));
+    let args = format!("{} {append}", linux::boot_args("/dev/vda", Some(net)));
+    let args = args.trim_end();
     let socket = dir.join("vmm.sock");
     let tap = "lxq0";
     let mut cmd = match side {
@@ -367,9 +379,9 @@ fn boot_once(
                 .ip(&["link", "set", tap, "master", &net.bridge])
                 .expect("enslave");
             net.ns.ip(&["link", "set", tap, "up"]).expect("tap up");
-            qemu_command(kernel, image, tap, &args)
+            qemu_command(kernel, image, tap, args)
         }
-        Side::Vmm => vmm_command(kernel, image, &net.bridge, &socket, &args),
+        Side::Vmm => vmm_command(kernel, image, &net.bridge, &socket, args),
     };
     let log_path = dir.join(format!("{side:?}.console"));
     let perf_path = dir.join(format!("{side:?}.perf"));
@@ -676,7 +688,7 @@ fn main() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let k = linux::kernel();
+    let k = linux::kernel_variant(o.variant.as_deref());
     let kernel: PathBuf = if o.bz_image {
         k.bz_image.clone()
     } else {
@@ -691,7 +703,7 @@ fn main() {
         kernel.display(),
         o.runs,
         load_average(),
-        linux::boot_args("/dev/vda", Some(&net))
+        format!("{} {}", linux::boot_args("/dev/vda", Some(&net)), o.append).trim_end()
     );
     let mut results: Vec<(Side, Vec<Boot>)> = o.sides.iter().map(|&s| (s, Vec::new())).collect();
     // Run by run, the sides in turn: a load that drifts hits both alike.
@@ -708,6 +720,7 @@ fn main() {
                 dir.path(),
                 o.deadline,
                 o.kvm_counts,
+                &o.append,
             );
             if let Some(logs) = &o.logs {
                 std::fs::create_dir_all(logs).expect("--logs DIR");

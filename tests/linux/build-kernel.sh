@@ -5,18 +5,22 @@
 #   tests/linux/build-kernel.sh               build if needed; print the two paths
 #   tests/linux/build-kernel.sh --print-path  print the cache directory (no build)
 #   tests/linux/build-kernel.sh --check       exit 0 if the kernel is cached
+#   tests/linux/build-kernel.sh --variant cad [...]
+#                                             the same with kernel-cad.config
+#                                             merged after kernel.config
 #
 # The kernel lands in $XTOP_LINUX_CACHE/<key>/{vmlinux,bzImage,config}
 # (default ~/.cache/xtop-linux), where <key> hashes this script, the config
-# fragment, the patches and the linux-source package version: change any of
-# them and the next run rebuilds. The extracted, patched source tree stays in
+# fragments, the patches and the linux-source package version: change any of
+# them and the next run rebuilds; each variant has its own key. The extracted, patched source tree stays in
 # $XTOP_LINUX_CACHE/src/<version>-<patches hash>/ so a fragment change is an
 # incremental rebuild. Progress goes to stderr, the paths to stdout.
 #
 # Steps: install linux-source-$LINUX_SERIES and the build dependencies with
 # apt if missing, extract, apply tests/linux/patches/*.patch, `make
-# tinyconfig`, merge tests/linux/kernel.config, `make olddefconfig`, check
-# that every line of the fragment made it into .config, `make -j$JOBS
+# tinyconfig`, merge tests/linux/kernel.config (and the variant's fragment),
+# `make olddefconfig`, check that every line of the fragments (the last one
+# per option) made it into .config, `make -j$JOBS
 # bzImage` (which builds vmlinux too), install.
 set -eu
 
@@ -26,18 +30,32 @@ TARBALL=/usr/src/$PKG.tar.xz
 JOBS=${JOBS:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SCRIPT="$HERE/$(basename "$0")"
-FRAGMENT="$HERE/kernel.config"
+FRAGMENTS="$HERE/kernel.config"
 CACHE=${XTOP_LINUX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xtop-linux}
 BUILD_DEPS="build-essential bc flex bison libelf-dev libssl-dev"
 
 mode=build
-case "${1:-}" in
-    "") ;;
-    --print-path) mode=print ;;
-    --check) mode=check ;;
-    -h|--help) sed -n '2,20p' "$SCRIPT" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build-kernel.sh: unknown argument: $1" >&2; exit 2 ;;
-esac
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --print-path) mode=print ;;
+        --check) mode=check ;;
+        --variant)
+            [ $# -ge 2 ] || { echo "build-kernel.sh: --variant NAME" >&2; exit 2; }
+            case "$2" in
+                *[!a-z0-9]* | "") echo "build-kernel.sh: bad variant: $2" >&2; exit 2 ;;
+            esac
+            [ -f "$HERE/kernel-$2.config" ] || {
+                echo "build-kernel.sh: no $HERE/kernel-$2.config" >&2
+                exit 2
+            }
+            FRAGMENTS="$FRAGMENTS $HERE/kernel-$2.config"
+            shift
+            ;;
+        -h|--help) sed -n '2,24p' "$SCRIPT" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build-kernel.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 say() { echo "build-kernel.sh: $*" >&2; }
 
@@ -91,7 +109,7 @@ fi
 # shellcheck disable=SC2046
 patch_key=$(hash_files /dev/null $(patches))
 # shellcheck disable=SC2046
-key=$( (hash_files "$SCRIPT" "$FRAGMENT" $(patches); echo "$PKG $version") | sha256sum | cut -c1-16)
+key=$( (hash_files "$SCRIPT" $FRAGMENTS $(patches); echo "$PKG $version") | sha256sum | cut -c1-16)
 out="$CACHE/$key"
 
 case "$mode" in
@@ -138,13 +156,26 @@ cd "$src"
 export KBUILD_BUILD_USER=xtop KBUILD_BUILD_HOST=test-kernel
 export KBUILD_BUILD_TIMESTAMP="$version"
 
-say "configuring (tinyconfig + $(basename "$FRAGMENT"))"
+names=$(for f in $FRAGMENTS; do basename "$f"; done | tr '\n' ' ')
+say "configuring (tinyconfig + ${names% })"
 make -s tinyconfig >&2
-scripts/kconfig/merge_config.sh -m .config "$FRAGMENT" >/dev/null
+# shellcheck disable=SC2086
+scripts/kconfig/merge_config.sh -m .config $FRAGMENTS >/dev/null
 make -s olddefconfig >&2
 
-# Every line of the fragment must survive olddefconfig: an option whose
+# Every line of the fragments must survive olddefconfig: an option whose
 # dependencies are missing is silently dropped, which is how a config rots.
+# A later fragment overrides an earlier one, so only the last line per
+# option counts.
+wanted=$(mktemp)
+trap 'rm -f "$wanted"' EXIT
+# shellcheck disable=SC2086
+cat $FRAGMENTS | awk '
+    /^CONFIG_[A-Za-z0-9_]*=/ { opt = $0; sub(/=.*/, "", opt) }
+    /^# CONFIG_[A-Za-z0-9_]* is not set$/ { opt = $2 }
+    opt != "" { if (!(opt in last)) order[n++] = opt; last[opt] = $0; opt = "" }
+    END { for (i = 0; i < n; i++) print last[order[i]] }
+' >"$wanted"
 bad=0
 while IFS= read -r line; do
     case "$line" in
@@ -164,9 +195,9 @@ while IFS= read -r line; do
             fi
             ;;
     esac
-done <"$FRAGMENT"
+done <"$wanted"
 if [ "$bad" != 0 ]; then
-    say "the config fragment did not survive olddefconfig (see above)"
+    say "the config fragments did not survive olddefconfig (see above)"
     exit 1
 fi
 

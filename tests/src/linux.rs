@@ -3,7 +3,9 @@
 //!
 //! - [`kernel`] returns the cached test kernel (`vmlinux` and `bzImage`),
 //!   building it with `tests/linux/build-kernel.sh` when it is absent (about
-//!   4 minutes on 2 cores the first time; never a skip).
+//!   4 minutes on 2 cores the first time; never a skip); [`kernel_cad`] the
+//!   same kernel with its keyboard path (`kernel-cad.config`), which hears
+//!   Ctrl-Alt-Del.
 //! - [`root_image`] writes an ext2 image with `mke2fs -d` whose `/init` (and
 //!   `/sbin/init`) is a tiny static program that makes no system call: guest
 //!   user space cannot run on this machine's nested KVM (the first `syscall`
@@ -43,6 +45,13 @@ use crate::netns::Netns;
 pub const BOOT_ARGS: &str = "console=ttyS0 earlyprintk=ttyS0 acpi=off noxsave \
      clearcpuid=151,141,158,154,156,150,157,140,288,297,308,306,311,312,293,307,317,534,580,59,152 \
      no_int3_selftest fpu_drop_nofwait noreplace-smp percpu_alloc=page panic=1";
+
+/// What [`kernel_cad`] boots with besides [`BOOT_ARGS`]: the i8042 options
+/// Firecracker recommends that help here (tests/linux/README.md has the
+/// measurements): `i8042.noaux` (there is no AUX port; probing for it waits
+/// 0.5 s for a loop-back nobody answers), `i8042.nomux` and `i8042.nopnp`
+/// (no active multiplexer, no PnP).
+pub const CAD_ARGS: &str = "i8042.noaux i8042.nomux i8042.nopnp";
 
 /// The console lines a test boot reaches, in order, with what each shows.
 pub const MILESTONES: [(&str, &str); 5] = [
@@ -90,40 +99,65 @@ pub fn build_script() -> PathBuf {
 /// build fails: a Linux test never skips for want of its kernel.
 pub fn kernel() -> Kernel {
     static KERNEL: OnceLock<Kernel> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            let script = build_script();
-            eprintln!(
-                "test kernel: running {} (a first build takes minutes)",
-                script.display()
-            );
-            let out = Command::new(&script)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{} failed ({}): {text}",
-                script.display(),
-                out.status
-            );
-            let path = |name: &str| {
-                let p = text
-                    .lines()
-                    .map(PathBuf::from)
-                    .find(|p| p.file_name().is_some_and(|n| n == name))
-                    .unwrap_or_else(|| panic!("build-kernel.sh printed no {name}: {text}"));
-                assert!(p.is_file(), "{} is missing", p.display());
-                p
-            };
-            Kernel {
-                vmlinux: path("vmlinux"),
-                bz_image: path("bzImage"),
-            }
-        })
-        .clone()
+    KERNEL.get_or_init(|| build(None)).clone()
+}
+
+/// The test kernel plus its keyboard path (`tests/linux/kernel-cad.config`:
+/// the i8042 and AT keyboard drivers, input and VT), so Ctrl-Alt-Del on the
+/// i8042 restarts it; built like [`kernel`] (`build-kernel.sh --variant
+/// cad`). Only the tests of host-requested shutdown and reboot boot it: VT
+/// and the keyboard probe cost boot time on this emulating KVM.
+pub fn kernel_cad() -> Kernel {
+    static KERNEL: OnceLock<Kernel> = OnceLock::new();
+    KERNEL.get_or_init(|| build(Some("cad"))).clone()
+}
+
+/// The kernel of `variant` ([`kernel`] or [`kernel_cad`]), by name: what the
+/// benchmark's `--variant` picks.
+pub fn kernel_variant(variant: Option<&str>) -> Kernel {
+    match variant {
+        None => kernel(),
+        Some("cad") => kernel_cad(),
+        Some(other) => panic!("no test kernel variant {other:?} (cad)"),
+    }
+}
+
+fn build(variant: Option<&str>) -> Kernel {
+    let script = build_script();
+    eprintln!(
+        "test kernel{}: running {} (a first build takes minutes)",
+        variant.map(|v| format!(" ({v})")).unwrap_or_default(),
+        script.display()
+    );
+    let mut cmd = Command::new(&script);
+    if let Some(v) = variant {
+        cmd.args(["--variant", v]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed ({}): {text}",
+        script.display(),
+        out.status
+    );
+    let path = |name: &str| {
+        let p = text
+            .lines()
+            .map(PathBuf::from)
+            .find(|p| p.file_name().is_some_and(|n| n == name))
+            .unwrap_or_else(|| panic!("build-kernel.sh printed no {name}: {text}"));
+        assert!(p.is_file(), "{} is missing", p.display());
+        p
+    };
+    Kernel {
+        vmlinux: path("vmlinux"),
+        bz_image: path("bzImage"),
+    }
 }
 
 /// The test's `/init`: a static x86-64 ELF executable whose whole program is

@@ -245,8 +245,10 @@ impl<'a> Printer<'a> {
             let mut f = Column::XENTOP.to_vec();
             // Machine-readable records name domains by id too (xentop's text
             // has no ID column, so the text form stays identical to it).
+            // They name the kernel and image kind too (xentop has neither).
             if opts.format != Format::Text {
                 f.insert(0, Column::Id);
+                f.extend([Column::Kernel, Column::Image]);
             }
             if multi_host {
                 f.insert(0, Column::Host);
@@ -452,6 +454,8 @@ impl<'a> Printer<'a> {
                         Column::State => json!(xentop_state(&r.dom.state)),
                         Column::CpuSec => json!(r.dom.cpu_time),
                         Column::CpuPct => json!(crate::columns::cpu_pct(r, &ctx)),
+                        Column::Kernel => json!(r.dom.kernel),
+                        Column::Image => json!(r.dom.image),
                         other => {
                             let text = other.cell(r, "", &ctx);
                             // Counters stay integers; rates and percentages are floats.
@@ -612,6 +616,52 @@ a-very-lon ----p-          1    0.0      65536    1.6     131072       3.1     1
         assert_eq!(json["domains"][2]["cpu"], 25.0);
         assert_eq!(json["hosts"][0]["domains"], 3);
         assert_eq!(json["hosts"][0]["paused"], 1);
+    }
+
+    #[test]
+    fn csv_and_json_name_the_kernel_by_default() {
+        let mut s = Store::new([("h:1".to_owned(), "http://h:1".to_owned())]);
+        let mut sn = snap(
+            10.0,
+            &[(0, "Domain-0", "r-----", 1.0), (1, "lx", "-b----", 1.0)],
+        );
+        sn.domains[1].kernel = "/var/lib/xen/k, \"6.1\"/bzImage".into();
+        sn.domains[1].image = "bzImage".into();
+        s.ingest(0, sn);
+        let csv = print(&opts(Format::Csv), &s);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].ends_with(",vbd_wsect,kernel,image"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with(",0,,"),
+            "Domain-0 has none: {}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with(",\"/var/lib/xen/k, \"\"6.1\"\"/bzImage\",bzImage"),
+            "{}",
+            lines[2]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(print(&opts(Format::Json), &s).trim()).unwrap();
+        assert_eq!(
+            json["domains"][1]["kernel"],
+            "/var/lib/xen/k, \"6.1\"/bzImage"
+        );
+        assert_eq!(json["domains"][1]["image"], "bzImage");
+        assert_eq!(json["domains"][0]["kernel"], "");
+        // xentop's text has neither; --fields picks them anywhere.
+        let text = print(&opts(Format::Text), &s);
+        assert!(
+            !text.contains("KERNEL") && !text.contains("bzImage"),
+            "{text}"
+        );
+        let mut o = opts(Format::Text);
+        o.fields = Some(crate::columns::parse_fields("name,image").unwrap());
+        assert!(print(&o, &s).contains("bzImage"));
     }
 
     #[test]

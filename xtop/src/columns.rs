@@ -50,6 +50,12 @@ pub enum Column {
     VbdRsect,
     /// Sectors written.
     VbdWsect,
+    /// The kernel the domain boots (`minios`, or the image's path; not shown
+    /// by default in the TUI or the text batch, in CSV and JSON by default).
+    Kernel,
+    /// What kind of image its VMM loaded (`minios`, `elf`, `bzImage`,
+    /// `vmlinux (PVH)`); shown like [`Column::Kernel`].
+    Image,
 }
 
 /// What a cell needs besides the row.
@@ -67,7 +73,7 @@ pub struct CellCtx {
 
 impl Column {
     /// Every column, in display order.
-    pub const ALL: [Column; 21] = [
+    pub const ALL: [Column; 23] = [
         Column::Host,
         Column::Id,
         Column::Name,
@@ -89,6 +95,8 @@ impl Column {
         Column::VbdWr,
         Column::VbdRsect,
         Column::VbdWsect,
+        Column::Kernel,
+        Column::Image,
     ];
 
     /// xentop's columns, in xentop's order (what `xtop -b` prints).
@@ -137,6 +145,8 @@ impl Column {
             Column::VbdWr => "VBD_WR",
             Column::VbdRsect => "VBD_RSECT",
             Column::VbdWsect => "VBD_WSECT",
+            Column::Kernel => "KERNEL",
+            Column::Image => "IMAGE",
         }
     }
 
@@ -164,6 +174,8 @@ impl Column {
             Column::VbdWr => "vbd_wr",
             Column::VbdRsect => "vbd_rsect",
             Column::VbdWsect => "vbd_wsect",
+            Column::Kernel => "kernel",
+            Column::Image => "image",
         }
     }
 
@@ -195,12 +207,17 @@ impl Column {
             Column::Nets | Column::Vbds => 4,
             Column::NetTx | Column::NetRx | Column::VbdOo | Column::VbdRd | Column::VbdWr => 8,
             Column::VbdRsect | Column::VbdWsect => 10,
+            Column::Kernel => 24,
+            Column::Image => 13,
         }
     }
 
     /// Text columns are left-aligned in the TUI; numbers right-aligned.
     pub fn is_text(self) -> bool {
-        matches!(self, Column::Host | Column::Name | Column::State)
+        matches!(
+            self,
+            Column::Host | Column::Name | Column::State | Column::Kernel | Column::Image
+        )
     }
 
     /// The cell text for `row`.
@@ -256,6 +273,8 @@ impl Column {
             Column::VbdWr => row.vbd_sum(|v| v.wr_req).to_string(),
             Column::VbdRsect => row.vbd_sum(|v| v.rd_sect).to_string(),
             Column::VbdWsect => row.vbd_sum(|v| v.wr_sect).to_string(),
+            Column::Kernel => d.kernel.clone(),
+            Column::Image => d.image.clone(),
         }
     }
 
@@ -282,6 +301,8 @@ impl Column {
             Column::VbdWr => a.vbd_sum(|v| v.wr_req).cmp(&b.vbd_sum(|v| v.wr_req)),
             Column::VbdRsect => a.vbd_sum(|v| v.rd_sect).cmp(&b.vbd_sum(|v| v.rd_sect)),
             Column::VbdWsect => a.vbd_sum(|v| v.wr_sect).cmp(&b.vbd_sum(|v| v.wr_sect)),
+            Column::Kernel => x.kernel.cmp(&y.kernel),
+            Column::Image => x.image.cmp(&y.image),
         }
     }
 
@@ -289,7 +310,12 @@ impl Column {
     pub fn descending_by_default(self) -> bool {
         !matches!(
             self,
-            Column::Host | Column::Id | Column::Name | Column::State
+            Column::Host
+                | Column::Id
+                | Column::Name
+                | Column::State
+                | Column::Kernel
+                | Column::Image
         )
     }
 }

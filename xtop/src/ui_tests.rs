@@ -435,7 +435,7 @@ fn an_unresponsive_vmm_is_marked_on_its_row_and_in_the_detail_pane() {
 fn column_chooser_hides_columns() {
     let mut app = app();
     app.on_key(key('F'));
-    insta::assert_snapshot!(text(&render(&app, 60, 26)));
+    insta::assert_snapshot!(text(&render(&app, 60, 28)));
     app.on_key(code(KeyCode::Down));
     app.on_key(key(' ')); // ID off
     app.on_key(code(KeyCode::Esc));

@@ -125,7 +125,9 @@ impl Machine {
 
     /// The host asks for a clean shutdown or reboot: Linux has no channel
     /// for the reason, so both are Ctrl-Alt-Del (what the guest's init does
-    /// with it decides; see `i8042`).
+    /// with it decides; see `i8042`). A guest that answers with a reset ends
+    /// with reason reboot here; xend, which knows what it asked for, turns a
+    /// reset answering a poweroff into a poweroff.
     pub fn request_shutdown(&self, _reason: Reason) -> Result<(), DomainError> {
         self.i8042
             .ctrl_alt_del()

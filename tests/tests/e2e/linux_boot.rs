@@ -21,9 +21,9 @@
 //! fixtures of `e2e::linux`.
 //!
 //! Host-requested shutdown and reboot (Ctrl-Alt-Del through the i8042) is
-//! not asserted here: the test kernel has no keyboard driver (no `CONFIG_VT`
-//! or `CONFIG_INPUT`, each costly on this emulating KVM), and user space
-//! cannot run on this machine (README "Linux guests").
+//! asserted in `linux_shutdown`, with the test kernel that has a keyboard
+//! path (`kernel-cad.config`); this one has none (no `CONFIG_VT` or
+//! `CONFIG_INPUT`: boot time on this emulating KVM).
 //!
 //! Two vCPUs, both up (`smp: Brought up 1 node, 2 CPUs`), and a deadline per
 //! milestone of 150 s, not 60 s, on this emulating KVM under the load of a

@@ -16,6 +16,7 @@ mod clients_hangup;
 mod install;
 mod linux_boot;
 mod linux_fixtures;
+mod linux_shutdown;
 mod xen2_compat;
 mod xencons_pipe;
 mod xend_access;

@@ -100,7 +100,7 @@ fn batch_csv_and_json_match_their_golden_forms() {
     assert_eq!(
         rows[0],
         "time,host_url,host_domains,host_cpu_pct,host_mem_total_k,host_mem_free_k,host_cpus,\
-         id,name,state,cpu_sec,cpu,mem,mem_pct,maxmem,maxmem_pct,vcpus,nets,nettx,netrx,vbds,vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect"
+         id,name,state,cpu_sec,cpu,mem,mem_pct,maxmem,maxmem_pct,vcpus,nets,nettx,netrx,vbds,vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect,kernel,image"
     );
     assert_eq!(rows.len(), 2, "{csv}");
     let mut cells: Vec<String> = rows[1].split(',').map(str::to_owned).collect();
@@ -135,7 +135,7 @@ fn batch_csv_and_json_match_their_golden_forms() {
     assert_golden(
         &cells.join(","),
         &format!(
-            "#,{},2,#,#,#,#,{id},gold,ST,#,#,16384,#,32768,#,2,0,0,0,0,0,0,0,0,0",
+            "#,{},2,#,#,#,#,{id},gold,ST,#,#,16384,#,32768,#,2,0,0,0,0,0,0,0,0,0,minios,minios",
             xend.base_url()
         ),
     );
@@ -159,7 +159,7 @@ fn batch_csv_and_json_match_their_golden_forms() {
             "id": id, "name": "gold", "state": "ST", "cpu_sec": "#", "cpu": "#",
             "mem": 16384, "mem_pct": "#", "maxmem": 32768, "maxmem_pct": "#", "vcpus": 2,
             "nets": 0, "nettx": 0, "netrx": 0, "vbds": 0, "vbd_oo": 0, "vbd_rd": 0,
-            "vbd_wr": 0, "vbd_rsect": 0, "vbd_wsect": 0
+            "vbd_wr": 0, "vbd_rsect": 0, "vbd_wsect": 0, "kernel": "minios", "image": "minios"
         })
     );
     assert_eq!(v["domains"][1]["name"], "Domain-0");

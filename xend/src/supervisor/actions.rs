@@ -30,8 +30,10 @@ impl Supervisor {
     /// Ask the guest to shut down; `halt` cancels any restart.
     pub async fn shutdown(&self, dom: &Domain, reason: Reason) -> Result<(), SupError> {
         let _life = self.ready(dom).await?;
-        if reason == Reason::Halt {
-            dom.state().halted = true;
+        {
+            let mut st = dom.state();
+            st.halted |= reason == Reason::Halt;
+            st.requested = Some(reason);
         }
         dom.request(&Request::Shutdown { reason }).await?;
         Ok(())

@@ -62,6 +62,10 @@ pub struct DomState {
     pub(super) refreshing: bool,
     /// A halt was requested: no restart whatever the guest does.
     pub halted: bool,
+    /// The shutdown xend last asked of this instance (cleared when it
+    /// restarts): a reset answering a poweroff is a poweroff
+    /// ([`super::policy::effective_reason`]).
+    pub requested: Option<hypervisor::control::proto::Reason>,
     /// Wall-clock time of the last restart.
     pub restart_time: Option<f64>,
     /// Restarts by the restart policy since xend started (`/metrics`).
@@ -134,6 +138,7 @@ impl Domain {
                 info_at: None,
                 refreshing: false,
                 halted: false,
+                requested: None,
                 restart_time,
                 restarts: 0,
                 pid: None,

@@ -205,10 +205,22 @@ impl Supervisor {
         ev: &Event,
         first: bool,
     ) {
-        let prev = {
+        let (prev, shutdown_reason) = {
             let mut st = dom.state();
             if st.generation != generation {
                 return;
+            }
+            let shutdown_reason = ev
+                .shutdown_reason
+                .map(|r| policy::effective_reason(r, st.requested));
+            if shutdown_reason != ev.shutdown_reason {
+                tracing::info!(
+                    "domain {} (id {}) answered a requested {} with a reset: {}",
+                    dom.name,
+                    dom.id,
+                    st.requested.map_or("shutdown", Reason::as_str),
+                    shutdown_reason.map_or("", Reason::as_str)
+                );
             }
             // What xend knew before this event: the last event, else the
             // last info (a pause that happened before the event stream's
@@ -218,10 +230,10 @@ impl Supervisor {
             let prev = known;
             if let Some(info) = st.info.as_mut() {
                 info.state = ev.state;
-                info.shutdown_reason = ev.shutdown_reason;
+                info.shutdown_reason = shutdown_reason;
                 info.crash_reason = ev.crash_reason.clone();
             }
-            prev
+            (prev, shutdown_reason)
         };
         let was_paused = prev == Some(RunState::Paused);
         // On the stream's first message only a change from what xend knew
@@ -240,7 +252,7 @@ impl Supervisor {
                 let reason = if ev.state == RunState::Crashed {
                     Reason::Crash
                 } else {
-                    ev.shutdown_reason.unwrap_or(Reason::Poweroff)
+                    shutdown_reason.unwrap_or(Reason::Poweroff)
                 };
                 let name = if reason == Reason::Crash {
                     "xend.domain.crash"
@@ -367,6 +379,7 @@ impl Supervisor {
             st.restart_time = Some(now());
             st.restarts += 1;
             st.halted = false;
+            st.requested = None;
             st.info = None;
         }
         match self.start_instance(dom).await {

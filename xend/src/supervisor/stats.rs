@@ -69,7 +69,12 @@ pub fn domain_stats(dom: &Domain, st: &DomState) -> DomainStats {
     let Some(i) = &st.info else { return d };
     d.memory = i.memory.target_kib / 1024;
     d.maxmem = i.memory.max_kib / 1024;
-    d.shutdown_reason = i.shutdown_reason.map(|r| r.as_str().to_string());
+    // A reset answering a requested poweroff reads as the poweroff.
+    d.shutdown_reason = i.shutdown_reason.map(|r| {
+        super::policy::effective_reason(r, st.requested)
+            .as_str()
+            .to_string()
+    });
     d.crash_reason = i.crash_reason.clone();
     if i.state == RunState::Crashed && d.shutdown_reason.is_none() {
         d.shutdown_reason = Some("crash".into());

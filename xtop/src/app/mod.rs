@@ -135,11 +135,14 @@ pub struct App {
 }
 
 /// Columns the domains view shows by default: ID and every xentop column
-/// (WEIGHT/CAP is one `F` or `:column sched` away).
+/// (WEIGHT/CAP, KERNEL and IMAGE are one `F` or `:column` away).
 pub fn default_columns(multi_host: bool) -> Vec<Column> {
     Column::ALL
         .into_iter()
-        .filter(|c| (*c != Column::Host || multi_host) && *c != Column::Sched)
+        .filter(|c| {
+            (*c != Column::Host || multi_host)
+                && !matches!(c, Column::Sched | Column::Kernel | Column::Image)
+        })
         .collect()
 }
 
