@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
-use kvm_ioctls::{Kvm, VmFd};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
 use crate::arch;
 use crate::domain::{Domain, DomainSpec, SpecError, write_start_info};
@@ -14,6 +14,7 @@ use crate::kick;
 use crate::loader::{self, LoadError};
 use crate::log::log;
 use crate::memory::{GuestRam, MemoryError};
+use crate::snapshot::Restored;
 use crate::vcpu;
 
 pub use crate::domain::spec::MAX_MEMORY_MIB;
@@ -112,20 +113,42 @@ pub enum Boot<'a> {
     Kernel(&'a [u8]),
     /// Load RAM, vCPU, console and device state from an image or a migration
     /// stream; the guest runs on from where it was saved.
-    Restore(&'a mut dyn crate::snapshot::RestoreSource),
+    Restore(Box<dyn crate::snapshot::RestoreSource + Send>),
 }
 
 /// Build the domain from `how`, attach `devices`, and start its vCPUs
 /// (parked in the paused state when `paused`).
+///
+/// A restore done this way reads its whole source before returning; a
+/// VMM that jails itself instead calls [`stage`] before the jail and
+/// [`Staged::restore`] after it.
 pub fn boot(
     spec: DomainSpec,
     how: Boot<'_>,
     devices: &[(crate::control::proto::DeviceClass, String)],
     paused: bool,
 ) -> Result<Vmm, BuildError> {
+    match how {
+        Boot::Kernel(image) => boot_kernel(spec, image, devices, paused),
+        Boot::Restore(source) => stage(spec, devices, paused, "restore")?.restore(source),
+    }
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> BuildError {
+    move |source| BuildError::Kvm { what, source }
+}
+
+/// The VM and its RAM, before anything is loaded.
+struct Machine {
+    kvm: Kvm,
+    vm: VmFd,
+    ram: GuestRam,
+}
+
+/// Check `spec`, open KVM, create the VM and map its RAM.
+fn machine(spec: &DomainSpec) -> Result<Machine, BuildError> {
     spec.validate()?;
     kick::install_handler();
-    let kvm_err = |what| move |source| BuildError::Kvm { what, source };
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
     jail::remember_kvm(&kvm);
     let vm = kvm.create_vm().map_err(kvm_err("create_vm"))?;
@@ -136,48 +159,228 @@ pub fn boot(
     // for as long as the VM can run, and the VM fd is dropped before or with
     // it (struct Vmm).
     unsafe { ram.map_boot_slot(&vm) }.map_err(kvm_err("set_user_memory_region"))?;
+    Ok(Machine { kvm, vm, ram })
+}
 
-    let (loaded, restored) = match how {
-        Boot::Kernel(image) => {
-            arch::write_gdt(&ram)?;
-            arch::write_page_tables(&ram)?;
-            (Some(loader::load_elf(&ram, image, &spec.kernel)?), None)
-        }
-        Boot::Restore(source) => (None, Some(source.load(&ram, &spec).map_err(Box::new)?)),
-    };
-
-    let cpuid = kvm
+/// Create `n` vCPUs with KVM's CPUID; `setup` gives each its first state.
+fn create_vcpus(
+    m: &Machine,
+    n: u32,
+    mut setup: impl FnMut(&VcpuFd, u32) -> Result<(), BuildError>,
+) -> Result<Vec<VcpuFd>, BuildError> {
+    let cpuid = m
+        .kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm_err("get_supported_cpuid"))?;
-    let mut fds = Vec::with_capacity(spec.vcpus as usize);
-    for i in 0..spec.vcpus {
-        let fd = vm
-            .create_vcpu(u64::from(i))
-            .map_err(kvm_err("create_vcpu"))?;
+    let mut fds = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let fd =
+            m.vm.create_vcpu(u64::from(i))
+                .map_err(kvm_err("create_vcpu"))?;
         fd.set_cpuid2(&cpuid).map_err(kvm_err("set_cpuid2"))?;
-        match (&loaded, &restored) {
-            (Some(l), _) => arch::setup_vcpu(&fd, i, l.entry)?,
-            (None, Some(r)) => r.restore_vcpu(&fd, i, &ram).map_err(Box::new)?,
-            (None, None) => unreachable!("a kernel or an image"),
-        }
+        setup(&fd, i)?;
         fds.push(fd);
     }
-    let tsc_khz = fds[0]
-        .get_tsc_khz()
-        .map(u64::from)
-        .unwrap_or_else(|_| host_tsc_khz());
-    if let Some(l) = &loaded {
-        write_start_info(&ram, &spec, tsc_khz, l.end)?;
-    }
+    Ok(fds)
+}
 
+fn tsc_khz(fd: &VcpuFd) -> u64 {
+    fd.get_tsc_khz()
+        .map(u64::from)
+        .unwrap_or_else(|_| host_tsc_khz())
+}
+
+fn boot_kernel(
+    spec: DomainSpec,
+    image: &[u8],
+    devices: &[(crate::control::proto::DeviceClass, String)],
+    paused: bool,
+) -> Result<Vmm, BuildError> {
+    let m = machine(&spec)?;
+    arch::write_gdt(&m.ram)?;
+    arch::write_page_tables(&m.ram)?;
+    let loaded = loader::load_elf(&m.ram, image, &spec.kernel)?;
+    let fds = create_vcpus(&m, spec.vcpus, |fd, i| {
+        Ok(arch::setup_vcpu(fd, i, loaded.entry)?)
+    })?;
+    write_start_info(&m.ram, &spec, tsc_khz(&fds[0]), loaded.end)?;
+    let Machine { kvm, vm, ram } = m;
     let vm = Arc::new(vm);
     let domain = Domain::new(spec, ram, Arc::clone(&vm));
     for (kind, config) in devices {
         domain.devices.attach(*kind, config, None)?;
     }
-    if let Some(r) = restored {
-        r.finish(&domain).map_err(Box::new)?;
+    launch(domain, fds, paused, vm, kvm, Some(loaded.entry))
+}
+
+/// A device given at start, opened while the VMM is still root: a disk's
+/// file, or the `/dev/net/tun` descriptor of a vif's TAP (created, up and on
+/// its bridge). Attached later with the descriptor, as a hot attach is.
+pub struct OpenedDevice {
+    kind: crate::control::proto::DeviceClass,
+    config: String,
+    file: std::fs::File,
+}
+
+/// Open every device of `devices` for domain `domid` (disks as their mode
+/// says; vifs as TAP `vif<domid>.<N>`, N counting the vifs in order, which is
+/// the index attaching them gives), attaching none of them yet.
+pub fn open_devices(
+    domid: u32,
+    devices: &[(crate::control::proto::DeviceClass, String)],
+) -> Result<Vec<OpenedDevice>, crate::devices::DeviceError> {
+    use crate::control::proto::DeviceClass;
+    use crate::devices::config::{DiskConfig, VifConfig};
+    use crate::devices::{block::Disk, net::NetError, tap::Tap};
+    let mut vifs = 0;
+    let mut opened = Vec::with_capacity(devices.len());
+    for (kind, config) in devices {
+        let file = match kind {
+            DeviceClass::Vbd => Disk::open_file(&DiskConfig::parse(config)?)?,
+            DeviceClass::Vif => {
+                let cfg = VifConfig::parse(config)?;
+                let tap = Tap::create(&format!("vif{domid}.{vifs}")).map_err(NetError::from)?;
+                tap.set_up().map_err(NetError::from)?;
+                if let Some(br) = &cfg.bridge {
+                    tap.attach_to_bridge(br).map_err(NetError::from)?;
+                }
+                vifs += 1;
+                tap.into_file()
+            }
+        };
+        opened.push(OpenedDevice {
+            kind: *kind,
+            config: config.clone(),
+            file,
+        });
     }
+    Ok(opened)
+}
+
+/// What the restore thread does once it has the source: read it into the
+/// domain and set the vCPUs' state; it hands the vCPUs back.
+type RestoreJob = Box<dyn FnOnce() -> RestoreDone + Send>;
+/// The vCPUs with their state set, and the rest of what was read.
+type RestoreDone = Result<(Vec<VcpuFd>, Restored), BuildError>;
+
+/// A domain to be restored, built as far as root must build it: the VM, its
+/// RAM (sized by the image's checked `SPEC`), its vCPUs (created, no state
+/// yet), its devices (opened, not attached: attaching reads the restored
+/// device page), and the restore thread (started, waiting at the jail's
+/// gate like every thread started before the jail). Nothing of the image
+/// beyond its `SPEC` has been read.
+pub struct Staged {
+    domain: Arc<Domain>,
+    fds: Vec<VcpuFd>,
+    devices: Vec<OpenedDevice>,
+    paused: bool,
+    vm: Arc<VmFd>,
+    kvm: Kvm,
+    job: std::sync::mpsc::Sender<RestoreJob>,
+    thread: JoinHandle<Option<RestoreDone>>,
+}
+
+/// Build what [`Staged`] holds for `spec` (the image's, with overrides);
+/// `thread` names the restore thread.
+pub fn stage(
+    spec: DomainSpec,
+    devices: &[(crate::control::proto::DeviceClass, String)],
+    paused: bool,
+    thread: &str,
+) -> Result<Staged, BuildError> {
+    let m = machine(&spec)?;
+    let fds = create_vcpus(&m, spec.vcpus, |_, _| Ok(()))?;
+    let devices = open_devices(spec.domid, devices)?;
+    let Machine { kvm, vm, ram } = m;
+    let vm = Arc::new(vm);
+    let domain = Domain::new(spec, ram, Arc::clone(&vm));
+    // Started now, as root (glibc sets up its own signal handlers on a
+    // process's first thread, which no filter allows); it drops to the
+    // jail's ids and installs its filter at the gate, before it reads.
+    let (job, jobs) = std::sync::mpsc::channel::<RestoreJob>();
+    let name = thread.to_string();
+    let thread = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            if !jail::thread_start(ThreadKind::Restore) {
+                return None;
+            }
+            let job = jobs.recv().ok()?;
+            log(&format!(
+                "restore: reading the image's state on thread {name} ({})",
+                jail::thread_state()
+            ));
+            Some(job())
+        })
+        .map_err(BuildError::Thread)?;
+    Ok(Staged {
+        domain,
+        fds,
+        devices,
+        paused,
+        vm,
+        kvm,
+        job,
+        thread,
+    })
+}
+
+impl Staged {
+    /// The domain being restored (its spec, for the runtime record).
+    pub fn domain(&self) -> &Arc<Domain> {
+        &self.domain
+    }
+
+    /// Read the rest of the image from `source` into the domain on the
+    /// restore thread (under the `restore` seccomp filter once the VMM is
+    /// jailed: call this after [`crate::jail::enter`]); then attach the
+    /// devices and start the vCPUs.
+    pub fn restore(
+        self,
+        mut source: Box<dyn crate::snapshot::RestoreSource + Send>,
+    ) -> Result<Vmm, BuildError> {
+        let Staged {
+            domain,
+            fds,
+            devices,
+            paused,
+            vm,
+            kvm,
+            job,
+            thread,
+        } = self;
+        let d = Arc::clone(&domain);
+        let work: RestoreJob = Box::new(move || {
+            let restored = source.load(&d.ram, &d.spec).map_err(Box::new)?;
+            for (i, fd) in fds.iter().enumerate() {
+                restored
+                    .restore_vcpu(fd, i as u32, &d.ram)
+                    .map_err(Box::new)?;
+            }
+            Ok((fds, restored))
+        });
+        let gone = || BuildError::Thread(std::io::Error::other("the restore thread ended"));
+        job.send(work).map_err(|_| gone())?;
+        let (fds, restored) = thread.join().ok().flatten().ok_or_else(gone)??;
+        for d in devices {
+            domain.devices.attach(d.kind, &d.config, Some(d.file))?;
+        }
+        restored.finish(&domain).map_err(Box::new)?;
+        launch(domain, fds, paused, vm, kvm, None)
+    }
+}
+
+/// Start the console threads and one thread per vCPU of a built domain
+/// (paused first when `paused`). `entry`: the kernel entry of a fresh boot.
+fn launch(
+    domain: Arc<Domain>,
+    fds: Vec<VcpuFd>,
+    paused: bool,
+    vm: Arc<VmFd>,
+    kvm: Kvm,
+    entry: Option<u64>,
+) -> Result<Vmm, BuildError> {
+    let tsc_khz = tsc_khz(&fds[0]);
     if paused {
         let _ = domain.pause();
     }
@@ -216,7 +419,7 @@ pub fn boot(
         "domain {} (id {}) {}: {} MiB, {} vCPUs, kernel {}, {}, tsc {} kHz",
         domain.spec.name,
         domain.spec.domid,
-        if loaded.is_some() {
+        if entry.is_some() {
             "started"
         } else {
             "restored"
@@ -224,8 +427,8 @@ pub fn boot(
         domain.spec.memory_mib,
         domain.spec.vcpus,
         domain.spec.kernel,
-        match &loaded {
-            Some(l) => format!("entry {:#x}", l.entry),
+        match entry {
+            Some(e) => format!("entry {e:#x}"),
             None => "from an image".into(),
         },
         tsc_khz

@@ -187,6 +187,9 @@ impl ReadyPipe {
         let thread = std::thread::Builder::new()
             .name("progress".into())
             .spawn(move || {
+                if !crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
+                    return;
+                }
                 let (lock, cond) = &*flag;
                 let mut last = None;
                 let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::{KVM_MEM_LOG_DIRTY_PAGES, kvm_userspace_memory_region};
 
-use crate::builder::{self, Boot, BuildError, Vmm};
+use crate::builder::{self, BuildError, Vmm};
 use crate::control::proto::{DeviceClass, MigrateInfo, Phase, TransferOp};
 use crate::domain::Domain;
 use crate::log::log;
@@ -396,10 +396,12 @@ impl Ack {
     }
 }
 
-/// `vmm --incoming ADDR:PORT --incoming-token TOKEN`: listen (calling
-/// `on_listening` once bound), accept the first source that presents
-/// `token`, receive the domain and start it. The caller finishes its set-up
-/// (control socket, record) and then calls [`Ack::running`].
+/// `vmm --incoming ADDR:PORT --incoming-token TOKEN`, the part done as
+/// root: listen (calling `on_listening` once bound), accept the first source
+/// that presents `token`, read the stream's 32-byte header and its `SPEC`
+/// record (nothing more) and build the VM they describe. The caller
+/// finishes its set-up (control socket, record, jail), then calls
+/// [`Incoming::finish`], which reads the rest of the stream.
 pub fn incoming(
     listen: &str,
     token: &str,
@@ -407,7 +409,7 @@ pub fn incoming(
     devices: &[(DeviceClass, String)],
     paused: bool,
     on_listening: impl FnOnce(SocketAddr),
-) -> Result<(Vmm, Ack), MigrationError> {
+) -> Result<Incoming, MigrationError> {
     if token.is_empty() {
         return Err(MigrationError::Invalid(
             "--incoming-token must not be empty".into(),
@@ -435,13 +437,66 @@ pub fn incoming(
         match greet(&conn, token) {
             Ok(()) => {
                 log(&format!("migration: receiving from {from}"));
-                return receive(conn, from, overrides, devices, paused);
+                return stage(conn, from, overrides, devices, paused);
             }
             Err(e) => log(&format!(
                 "migration: refused a connection from {from}: {}",
                 error_chain(&e)
             )),
         }
+    }
+}
+
+/// A domain migrating in, built from its stream's header and `SPEC`; the
+/// rest of the stream is still unread.
+pub struct Incoming {
+    staged: builder::Staged,
+    reader: Reader<TcpStream>,
+    saved: snapshot::SavedSpec,
+    ack: Ack,
+}
+
+impl Incoming {
+    /// The domain being received.
+    pub fn domain(&self) -> &std::sync::Arc<Domain> {
+        self.staged.domain()
+    }
+
+    /// Tell the source the migration failed here (it then runs on).
+    pub fn failed(self, msg: &str) {
+        self.ack.failed(msg);
+    }
+
+    /// Receive the rest of the stream (RAM, vCPU, console and device
+    /// state) on the restore thread `migrate-in` ([`builder::Staged::restore`]:
+    /// jailed, under the `restore` filter, when the VMM jailed itself) and
+    /// start the domain. On failure the source hears why.
+    pub fn finish(self) -> Result<(Vmm, Ack), MigrationError> {
+        let Incoming {
+            staged,
+            reader,
+            saved,
+            ack,
+        } = self;
+        let reader = reader.map_input(|conn| BufReader::with_capacity(1 << 20, conn));
+        let source = StreamSource::new(reader, saved, false);
+        match staged.restore(Box::new(source)).map_err(build_error) {
+            Ok(vmm) => Ok((vmm, ack)),
+            Err(e) => {
+                ack.failed(&error_chain(&e));
+                Err(e)
+            }
+        }
+    }
+}
+
+fn build_error(e: BuildError) -> MigrationError {
+    match e {
+        BuildError::Restore(inner) => match *inner {
+            SnapshotError::Format(f) => MigrationError::from(f),
+            other => MigrationError::Snapshot(other),
+        },
+        other => MigrationError::Build(Box::new(other)),
     }
 }
 
@@ -493,16 +548,20 @@ fn greet(conn: &TcpStream, token: &str) -> Result<(), MigrationError> {
     }
 }
 
-fn receive(
+fn stage(
     conn: TcpStream,
     from: SocketAddr,
     overrides: &Overrides,
     devices: &[(DeviceClass, String)],
     paused: bool,
-) -> Result<(Vmm, Ack), MigrationError> {
-    let mut back = conn.try_clone()?;
-    let result = (|| -> Result<Vmm, MigrationError> {
-        let mut reader = Reader::new(BufReader::with_capacity(1 << 20, conn.try_clone()?))?;
+) -> Result<Incoming, MigrationError> {
+    let ack = Ack {
+        from,
+        conn: conn.try_clone()?,
+    };
+    let result = (|| -> Result<_, MigrationError> {
+        // Unbuffered: exactly the header and the SPEC record are read here.
+        let mut reader = Reader::new(conn)?;
         if reader.header.flags & FLAG_STREAM == 0 {
             return Err(MigrationError::Protocol(
                 "the stream is not marked as a migration stream".into(),
@@ -511,19 +570,18 @@ fn receive(
         let saved = snapshot::read_spec(&mut reader)?;
         let spec = overrides.apply(&saved);
         let paused = paused || reader.header.flags & FLAG_PAUSED != 0;
-        let mut source = StreamSource::new(reader, saved, false);
-        builder::boot(spec, Boot::Restore(&mut source), devices, paused).map_err(|e| match e {
-            BuildError::Restore(inner) => match *inner {
-                SnapshotError::Format(f) => MigrationError::from(f),
-                other => MigrationError::Snapshot(other),
-            },
-            other => MigrationError::Build(Box::new(other)),
-        })
+        let staged = builder::stage(spec, devices, paused, "migrate-in").map_err(build_error)?;
+        Ok((staged, reader, saved))
     })();
     match result {
-        Ok(vmm) => Ok((vmm, Ack { from, conn })),
+        Ok((staged, reader, saved)) => Ok(Incoming {
+            staged,
+            reader,
+            saved,
+            ack,
+        }),
         Err(e) => {
-            let _ = back.write_all(format!("error: {}\n", error_chain(&e)).as_bytes());
+            ack.failed(&error_chain(&e));
             Err(e)
         }
     }

@@ -12,12 +12,21 @@
 //! cargo bench -p e2e --bench linux_vs_qemu -- --kernel bzImage
 //! cargo bench -p e2e --bench linux_vs_qemu -- --deadline 300   # a loaded machine
 //! cargo bench -p e2e --bench linux_vs_qemu -- --logs DIR  # keep every boot's console
+//! cargo bench -p e2e --bench linux_vs_qemu -- --kvm-counts # KVM's work per milestone (perf)
 //! ```
 //!
 //! Needs root (a network namespace with a bridge and TAPs), /dev/kvm and
-//! qemu-system-x86; builds the test kernel first if it is not cached. Runs
-//! one boot at a time: on this machine's emulating KVM timings vary ~25%
-//! with load, so it reports the median of the runs and their spread.
+//! qemu-system-x86 (and `perf` for `--kvm-counts`); builds the test kernel
+//! first if it is not cached. Runs one boot at a time, alternating the sides
+//! run by run (qemu, ours, qemu, ours, ...) so a load that drifts during the
+//! bench hits both alike: on this machine's emulating KVM timings vary ~25%
+//! with load, so it prints every run's pair and the medians.
+//!
+//! `--kvm-counts` runs each VMM under `perf stat -I` and prints, per
+//! milestone, what KVM did for the guest to get there (instructions it
+//! emulated, page-table walks, exits to the VMM, interrupts, ...) and the
+//! VMM's CPU time. Those counts do not depend on the load the way wall time
+//! does, so they show whether one VMM makes the same kernel do more work.
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,6 +65,9 @@ struct Boot {
     rss_kib: u64,
     overhead_kib: Option<u64>,
     failure: Option<String>,
+    /// With `--kvm-counts`: per counter of [`KVM_COUNTERS`], its total up to
+    /// each milestone (`None` where the milestone was not reached).
+    counts: Vec<Vec<Option<f64>>>,
 }
 
 struct Options {
@@ -66,6 +78,8 @@ struct Options {
     /// Where to keep each boot's console (`--logs DIR`), to compare the
     /// guest's own timestamps line by line.
     logs: Option<PathBuf>,
+    /// Count KVM's work per milestone with `perf stat` (`--kvm-counts`).
+    kvm_counts: bool,
 }
 
 fn options() -> Options {
@@ -75,6 +89,7 @@ fn options() -> Options {
         sides: vec![Side::Qemu, Side::Vmm],
         bz_image: false,
         logs: None,
+        kvm_counts: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -103,6 +118,7 @@ fn options() -> Options {
                 }
             }
             "--logs" => o.logs = Some(args.next().expect("--logs DIR").into()),
+            "--kvm-counts" => o.kvm_counts = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -120,6 +136,102 @@ fn options() -> Options {
 const QEMU_CPU: &str = "host,-arch-capabilities,-xsave,-smap,-popcnt,-fsgsbase,-rdtscp,-rdpid,\
      -rdrand,-rdseed,-clflushopt,-clwb,-cx16,-erms,-fsrm,-tsc-deadline,+xsaveerptr,\
      kvm-pv-unhalt=off,kvm-pv-ipi=off,kvm-pv-sched-yield=off";
+
+/// What `--kvm-counts` counts (`perf stat` events) and how the table names
+/// it. On this machine's KVM (kvm_pvm: the guest kernel runs
+/// deprivileged and KVM emulates what it cannot run, with shadow page
+/// tables) there are no `kvm_exit` events: the work shows as emulated
+/// instructions, page-table walks and exits to the VMM.
+const KVM_COUNTERS: &[(&str, &str)] = &[
+    ("task-clock", "VMM CPU time, all threads (s)"),
+    ("kvm:kvm_emulate_insn", "instructions KVM emulated"),
+    ("kvmmmu:kvm_mmu_pagetable_walk", "guest page-table walks"),
+    ("kvmmmu:kvm_mmu_get_page", "shadow pages made"),
+    ("kvm:kvm_userspace_exit", "exits to the VMM"),
+    ("kvm:kvm_pio", "port I/O"),
+    ("kvm:kvm_mmio", "MMIO"),
+    ("kvm:kvm_msr", "MSR accesses"),
+    ("kvm:kvm_cpuid", "CPUID"),
+    ("kvm:kvm_fpu", "FPU loads/puts"),
+    ("kvm:kvm_exit", "VM exits"),
+    ("kvm:kvm_inj_virq", "interrupts injected"),
+    ("kvm:kvm_apic_ipi", "IPIs"),
+    ("kvm:kvm_set_irq", "irqchip lines raised"),
+    ("kvm:kvm_msi_set_irq", "MSIs"),
+    ("kvm:kvm_vcpu_wakeup", "halts woken"),
+    ("context-switches", "VMM context switches"),
+];
+
+/// `perf stat` for [`KVM_COUNTERS`] around `cmd`, one line per counter
+/// every 100 ms into `out` (`-x,`: time, count, unit, event, ...).
+fn perf_wrapped(cmd: &Command, out: &Path) -> Command {
+    let mut p = Command::new("perf");
+    p.args(["stat", "-x", ",", "-I", "100", "-o"]).arg(out);
+    for (event, _) in KVM_COUNTERS {
+        p.args(["-e", event]);
+    }
+    p.arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    p
+}
+
+/// The VMM `perf` started: its only child (waits for it to appear).
+fn perf_child(perf: u32) -> Option<u32> {
+    let at = Instant::now();
+    while at.elapsed() < Duration::from_secs(10) {
+        let children =
+            std::fs::read_to_string(format!("/proc/{perf}/task/{perf}/children")).ok()?;
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().ok();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// Each counter's total up to each of `times` (seconds from perf's start),
+/// from `perf stat -I -x,` output: whole intervals before the time plus
+/// the share of the interval it falls in.
+fn counts_at(perf_csv: &str, times: &[Option<f64>]) -> Vec<Vec<Option<f64>>> {
+    // Per counter, (interval end, count in the interval), in order.
+    let mut series: Vec<Vec<(f64, f64)>> = vec![Vec::new(); KVM_COUNTERS.len()];
+    for line in perf_csv.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(t), Some(c), Some(event)) = (f.first(), f.get(1), f.get(3)) else {
+            continue;
+        };
+        let (Ok(t), Ok(mut c)) = (t.trim().parse::<f64>(), c.trim().parse::<f64>()) else {
+            continue;
+        };
+        if f.get(2) == Some(&"msec") {
+            c /= 1000.0;
+        }
+        if let Some(i) = KVM_COUNTERS.iter().position(|(e, _)| e == event) {
+            series[i].push((t, c));
+        }
+    }
+    series
+        .iter()
+        .map(|s| {
+            times
+                .iter()
+                .map(|&t| {
+                    let t = t?;
+                    let (mut total, mut start) = (0.0, 0.0);
+                    for &(end, c) in s {
+                        if end <= t {
+                            total += c;
+                        } else {
+                            total += c * ((t - start) / (end - start)).clamp(0.0, 1.0);
+                            break;
+                        }
+                        start = end;
+                    }
+                    Some(total)
+                })
+                .collect()
+        })
+        .collect()
+}
 
 fn qemu_command(kernel: &Path, image: &Path, tap: &str, args: &str) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
@@ -241,6 +353,7 @@ fn boot_once(
     net: &GuestNet,
     dir: &Path,
     deadline: Duration,
+    kvm_counts: bool,
 ) -> Boot {
     let args = linux::boot_args("/dev/vda", Some(net));
     let socket = dir.join("vmm.sock");
@@ -259,6 +372,10 @@ fn boot_once(
         Side::Vmm => vmm_command(kernel, image, &net.bridge, &socket, &args),
     };
     let log_path = dir.join(format!("{side:?}.console"));
+    let perf_path = dir.join(format!("{side:?}.perf"));
+    if kvm_counts {
+        cmd = perf_wrapped(&cmd, &perf_path);
+    }
     let t0 = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -330,9 +447,16 @@ fn boot_once(
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    if boot.failure.is_none() {
+    // The VMM's own process (under `perf`, perf's child).
+    let pid = if kvm_counts {
+        perf_child(child.id())
+    } else {
+        Some(child.id())
+    };
+    if boot.failure.is_none()
+        && let Some(pid) = pid
+    {
         boot.rtt_ms = ping_rtt(&net.guest, 20);
-        let pid = child.id();
         boot.rss_kib = e2e::rss_kib(pid);
         boot.overhead_kib = match side {
             Side::Qemu => Some(boot.rss_kib.saturating_sub(qemu_guest_ram_kib(pid))),
@@ -341,6 +465,16 @@ fn boot_once(
                 .ok()
                 .map(|i| i.vmm.overhead_kib),
         };
+    }
+    if kvm_counts && let Some(pid) = pid {
+        // perf ends when the VMM does, writing its last interval.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        let csv = std::fs::read_to_string(&perf_path).unwrap_or_default();
+        boot.counts = counts_at(&csv, &boot.milestones);
     }
     kill(&mut child);
     let _ = reader.join();
@@ -403,6 +537,140 @@ fn cell(v: Vec<f64>, runs: usize, unit: &str) -> String {
     }
 }
 
+/// A count in few digits: 2.24M, 11.7k, 345.
+fn short(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        x if x >= 1e4 => format!("{:.1}k", x / 1e3),
+        x if x >= 100.0 => format!("{x:.0}"),
+        x => format!("{x:.2}"),
+    }
+}
+
+/// One figure of a boot, as a table row: its name, how to read it off a
+/// boot, and its unit.
+type Figure<'a> = (String, Box<dyn Fn(&Boot) -> Option<f64> + 'a>, &'static str);
+
+fn figures() -> Vec<Figure<'static>> {
+    let mut f: Vec<Figure> = Vec::new();
+    for (i, (_, text)) in MILESTONES.iter().enumerate() {
+        f.push((
+            format!("`{text}`"),
+            Box::new(move |b| b.milestones[i]),
+            " s",
+        ));
+    }
+    f.push(("first ping answered".into(), Box::new(|b| b.ping), " s"));
+    f.push((
+        "ping round trip (20 pings, average)".into(),
+        Box::new(|b| b.rtt_ms),
+        " ms",
+    ));
+    f.push((
+        "RSS at the root mount".into(),
+        Box::new(|b| (b.rss_kib > 0).then_some(b.rss_kib as f64 / 1024.0)),
+        " MiB",
+    ));
+    f.push((
+        "memory beyond touched guest RAM".into(),
+        Box::new(|b| b.overhead_kib.map(|k| k as f64 / 1024.0)),
+        " MiB",
+    ));
+    f
+}
+
+/// Every run's figures side by side, in the order they ran.
+fn print_runs(results: &[(Side, Vec<Boot>)], runs: usize) {
+    let mut header = Vec::new();
+    for run in 0..runs {
+        for (side, _) in results {
+            let name = if *side == Side::Qemu { "qemu" } else { "ours" };
+            header.push(format!("{name} {}", run + 1));
+        }
+    }
+    println!("| each run, in the order run | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(header.len()));
+    for (name, pick, unit) in figures() {
+        let mut cells = Vec::new();
+        for run in 0..runs {
+            for (_, boots) in results {
+                cells.push(
+                    boots
+                        .get(run)
+                        .and_then(&pick)
+                        .map_or("n/a".into(), |v| format!("{v:.2}")),
+                );
+            }
+        }
+        println!("| {name} ({}) | {} |", unit.trim(), cells.join(" | "));
+    }
+    println!();
+}
+
+/// Medians per side and, with both sides, the median of the per-run
+/// differences (ours minus qemu: negative is ours sooner).
+fn print_medians(results: &[(Side, Vec<Boot>)], runs: usize) {
+    let both = results.len() == 2;
+    let mut header: Vec<&str> = results.iter().map(|(s, _)| s.label()).collect();
+    if both {
+        header.push("ours − qemu, median of the run pairs");
+    }
+    println!("| median (min-max) | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(header.len()));
+    for (name, pick, unit) in figures() {
+        let mut cells: Vec<String> = results
+            .iter()
+            .map(|(_, boots)| cell(boots.iter().filter_map(&pick).collect(), runs, unit))
+            .collect();
+        if both {
+            let diffs: Vec<f64> = results[0]
+                .1
+                .iter()
+                .zip(&results[1].1)
+                .filter_map(|(q, o)| Some(pick(o)? - pick(q)?))
+                .collect();
+            cells.push(cell(diffs, runs, unit));
+        }
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    println!();
+}
+
+/// With `--kvm-counts`: each counter's median total up to each milestone,
+/// per side.
+fn print_counts(results: &[(Side, Vec<Boot>)]) {
+    let names: Vec<&str> = results
+        .iter()
+        .map(|(s, _)| if *s == Side::Qemu { "qemu" } else { "ours" })
+        .collect();
+    let heads: Vec<String> = MILESTONES.iter().map(|(n, _)| n.to_string()).collect();
+    println!(
+        "| up to the milestone, median of runs ({}) | {} |",
+        names.join(" / "),
+        heads.join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(heads.len()));
+    for (c, (_, what)) in KVM_COUNTERS.iter().enumerate() {
+        let cells: Vec<String> = (0..MILESTONES.len())
+            .map(|m| {
+                let per_side: Vec<String> = results
+                    .iter()
+                    .map(|(_, boots)| {
+                        let v: Vec<f64> = boots
+                            .iter()
+                            .filter_map(|b| *b.counts.get(c)?.get(m)?)
+                            .collect();
+                        median(v).map_or("n/a".into(), |(x, _, _)| short(x))
+                    })
+                    .collect();
+                per_side.join(" / ")
+            })
+            .collect();
+        println!("| {what} | {} |", cells.join(" | "));
+    }
+    println!();
+}
+
 fn main() {
     let o = options();
     if !hypervisor::require_kvm() {
@@ -425,61 +693,51 @@ fn main() {
         load_average(),
         linux::boot_args("/dev/vda", Some(&net))
     );
-    let mut results: Vec<(Side, Vec<Boot>)> = Vec::new();
-    for &side in &o.sides {
-        let mut boots = Vec::new();
-        for run in 0..o.runs {
+    let mut results: Vec<(Side, Vec<Boot>)> = o.sides.iter().map(|&s| (s, Vec::new())).collect();
+    // Run by run, the sides in turn: a load that drifts hits both alike.
+    for run in 0..o.runs {
+        for (side, boots) in results.iter_mut() {
+            let side = *side;
             // A fresh root image per boot: a boot writes to it.
             let image = linux::root_image(dir.path(), "root.img");
-            let b = boot_once(side, &kernel, &image, &net, dir.path(), o.deadline);
+            let b = boot_once(
+                side,
+                &kernel,
+                &image,
+                &net,
+                dir.path(),
+                o.deadline,
+                o.kvm_counts,
+            );
             if let Some(logs) = &o.logs {
                 std::fs::create_dir_all(logs).expect("--logs DIR");
-                let from = dir.path().join(format!("{side:?}.console"));
-                let to = logs.join(format!("{side:?}-{}.console", run + 1));
-                std::fs::copy(&from, &to).expect("keep the console log");
+                let mut keep = vec![("console", "console")];
+                if o.kvm_counts {
+                    keep.push(("perf", "perf.csv"));
+                }
+                for (from, to) in keep {
+                    let from = dir.path().join(format!("{side:?}.{from}"));
+                    let to = logs.join(format!("{side:?}-{}.{to}", run + 1));
+                    std::fs::copy(&from, &to).expect("keep the boot's log");
+                }
             }
             eprintln!(
-                "{} run {} (load average after it: {}): {:?}",
+                "{} run {} (load average after it: {}): milestones {:?}, ping {:?}, failure {:?}",
                 side.label(),
                 run + 1,
                 load_average(),
-                b
+                b.milestones,
+                b.ping,
+                b.failure
             );
             boots.push(b);
         }
-        results.push((side, boots));
     }
-    let header: Vec<&str> = results.iter().map(|(s, _)| s.label()).collect();
-    println!(
-        "| seconds from process start (median, min-max) | {} |",
-        header.join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(header.len()));
-    let row = |name: &str, pick: &dyn Fn(&Boot) -> Option<f64>, unit: &str| {
-        let cells: Vec<String> = results
-            .iter()
-            .map(|(_, boots)| cell(boots.iter().filter_map(pick).collect(), o.runs, unit))
-            .collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    };
-    for (i, (_, text)) in MILESTONES.iter().enumerate() {
-        row(&format!("`{text}`"), &|b: &Boot| b.milestones[i], " s");
+    println!("load average at the end: {}\n", load_average());
+    print_runs(&results, o.runs);
+    print_medians(&results, o.runs);
+    if o.kvm_counts {
+        print_counts(&results);
     }
-    row("first ping answered", &|b: &Boot| b.ping, " s");
-    row(
-        "ping round trip (20 pings, average)",
-        &|b: &Boot| b.rtt_ms,
-        " ms",
-    );
-    row(
-        "RSS at the root mount",
-        &|b: &Boot| (b.rss_kib > 0).then_some(b.rss_kib as f64 / 1024.0),
-        " MiB",
-    );
-    row(
-        "memory beyond touched guest RAM",
-        &|b: &Boot| b.overhead_kib.map(|k| k as f64 / 1024.0),
-        " MiB",
-    );
     drop(net);
 }

@@ -29,9 +29,11 @@
 //! - cap `C` (percent of one CPU, 0 = none): a 100 ms period with a quota of
 //!   `C` ms per period (`cpu.cfs_quota_us = 1000 C`, v2 `cpu.max = "1000C
 //!   100000"`); 0 is `-1` (v1) or `max` (v2).
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use errchain::error_chain;
@@ -198,22 +200,65 @@ struct Hier {
 pub struct Cgroups {
     version: Version,
     hiers: Vec<Hier>,
+    /// Domains whose cgroup is being removed in the background (their VMM
+    /// is gone); held while a domain cgroup is created or removed, so a new
+    /// domain given the same id takes its cgroup over instead of losing it.
+    pending: Arc<Mutex<HashSet<u32>>>,
 }
 
 impl Cgroups {
     /// Find a usable backend (v2 first) and create the parent `name` under
     /// xend's own cgroup in each hierarchy.
+    ///
+    /// The parent is only made to prove it can be: it is then removed again
+    /// when it holds no domain (see [`Cgroups::tidy`]), and made for good
+    /// with the first domain's cgroup ([`Cgroups::create`]).
     pub fn detect(name: &str) -> Result<Cgroups, CgroupError> {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let v2 = match Cgroups::v2(&mountinfo, &own, name) {
-            Ok(c) => return Ok(c),
-            Err(why) => why,
-        };
-        match Cgroups::v1(&mountinfo, &own, name) {
+        let found = match Cgroups::v2(&mountinfo, &own, name) {
             Ok(c) => Ok(c),
-            Err(v1) => Err(CgroupError::Unavailable { v2, v1 }),
+            Err(v2) => match Cgroups::v1(&mountinfo, &own, name) {
+                Ok(c) => Ok(c),
+                Err(v1) => Err(CgroupError::Unavailable { v2, v1 }),
+            },
+        };
+        let cg = found?;
+        cg.tidy();
+        Ok(cg)
+    }
+
+    /// Remove what an earlier xend with this parent left empty: each
+    /// `dom<ID>` cgroup that holds no process, then the parent if it is
+    /// empty. The kernel refuses to remove a cgroup that holds a process or
+    /// a child, so a parent holding the domains of a running xend (or of a
+    /// restarted one, whose VMMs ran on) is left as it is; parents of other
+    /// names are never looked at.
+    pub fn tidy(&self) {
+        let _held = self.pending();
+        for h in &self.hiers {
+            let Ok(children) = fs::read_dir(&h.parent) else {
+                continue;
+            };
+            for c in children.flatten() {
+                let name = c.file_name();
+                let is_domain = name.to_str().is_some_and(|n| {
+                    n.strip_prefix("dom")
+                        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                });
+                if is_domain && fs::remove_dir(c.path()).is_ok() {
+                    tracing::info!(
+                        "removed the empty cgroup {} an earlier xend left",
+                        c.path().display()
+                    );
+                }
+            }
+            let _ = fs::remove_dir(&h.parent);
         }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashSet<u32>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn v2(mountinfo: &str, own: &str, name: &str) -> Result<Cgroups, Unusable> {
@@ -254,6 +299,7 @@ impl Cgroups {
                 parent,
                 ctls: CONTROLLERS.to_vec(),
             }],
+            pending: Arc::default(),
         })
     }
 
@@ -285,6 +331,7 @@ impl Cgroups {
         Ok(Cgroups {
             version: Version::V1,
             hiers,
+            pending: Arc::default(),
         })
     }
 
@@ -328,10 +375,25 @@ impl Cgroups {
 
     /// Create domain `domid`'s cgroup (kept if it exists: a restart, a
     /// re-adopted domain) and write `limits`.
+    /// The parent is made first when missing (v2: with the controllers
+    /// enabled for its children).
     pub fn create(&self, domid: u32, limits: &Limits) -> Result<(), CgroupError> {
+        let mut pending = self.pending();
+        // A cgroup still waiting for removal is this domain's now.
+        pending.remove(&domid);
+        for h in &self.hiers {
+            mkdir(&h.parent)?;
+            if self.version == Version::V2 {
+                write(
+                    &h.parent.join("cgroup.subtree_control"),
+                    "+cpu +memory +pids",
+                )?;
+            }
+        }
         for dir in self.dirs(domid) {
             mkdir(&dir)?;
         }
+        drop(pending);
         self.set_cpu(domid, limits.weight, limits.cap)?;
         self.set_memory(domid, limits.memory_bytes)?;
         self.set_pids(domid, limits.pids)
@@ -394,31 +456,74 @@ impl Cgroups {
         })
     }
 
-    /// Remove domain `domid`'s cgroup once its VMM is gone. The last
-    /// threads of an exiting VMM may hold it for a moment: retried for up to
-    /// `within`; what is still there then is logged and left.
-    pub async fn remove(&self, domid: u32, within: Duration) {
-        let deadline = Instant::now() + within;
-        for dir in self.dirs(domid) {
+    /// Remove domain `domid`'s cgroup once its VMM is gone, in the
+    /// background: this returns at once (a destroy does not wait for it).
+    /// The last threads of an exiting VMM, or anything else put in the
+    /// cgroup, may hold it: retried, less and less often, for up to
+    /// `within`; what is still there then is logged once and left. A new
+    /// domain created with the same id meanwhile takes the cgroup over.
+    pub fn remove_in_background(&self, domid: u32, within: Duration) {
+        self.pending().insert(domid);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + within;
+            let mut pause = Duration::from_millis(10);
             loop {
-                match fs::remove_dir(&dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(_) if Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                let left = {
+                    let mut pending = me.pending();
+                    if !pending.contains(&domid) {
+                        return;
                     }
-                    Err(e) => {
-                        tracing::warn!("cannot remove cgroup {}: {e}", dir.display());
-                        break;
+                    let left = me.try_remove(domid);
+                    if left.is_none() || Instant::now() >= deadline {
+                        pending.remove(&domid);
+                    }
+                    left
+                };
+                match left {
+                    None => return,
+                    Some((dir, e)) if Instant::now() >= deadline => {
+                        tracing::warn!(
+                            "cannot remove cgroup {} within {within:?} of its domain's end: {e}; left in place",
+                            dir.display()
+                        );
+                        return;
+                    }
+                    Some(_) => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
                     }
                 }
             }
-        }
+        });
     }
 
-    /// Remove the parents when no domain cgroup is left in them (xend
-    /// stops); a parent still holding domains is kept.
+    /// One attempt at removing domain `domid`'s cgroup in every hierarchy:
+    /// the first directory still there and why.
+    fn try_remove(&self, domid: u32) -> Option<(PathBuf, io::Error)> {
+        let mut left = None;
+        for dir in self.dirs(domid) {
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    left.get_or_insert((dir, e));
+                }
+            }
+        }
+        left
+    }
+
+    /// xend stops: one last try for the cgroups still being removed, then
+    /// the parents go when no domain cgroup is left in them; a parent still
+    /// holding domains (they run on) is kept.
     pub fn remove_parents(&self) {
+        let mut pending = self.pending();
+        for id in pending.drain() {
+            if let Some((dir, e)) = self.try_remove(id) {
+                tracing::warn!("cannot remove cgroup {}: {e}; left in place", dir.display());
+            }
+        }
         for h in &self.hiers {
             let _ = fs::remove_dir(&h.parent);
         }

@@ -74,6 +74,31 @@ fn main() -> ExitCode {
 
 type Failure = (String, Option<ReadyPipe>);
 
+/// What `run` built before the jail: a booted domain, or a restore whose
+/// image or stream is read after it.
+enum Start {
+    Built(builder::Vmm),
+    File(snapshot::StagedFile),
+    Incoming(migration::Incoming),
+}
+
+impl Start {
+    fn domain(&self) -> &Arc<hypervisor::domain::Domain> {
+        match self {
+            Start::Built(v) => &v.domain,
+            Start::File(f) => f.domain(),
+            Start::Incoming(i) => i.domain(),
+        }
+    }
+
+    /// Set-up failed before the domain ran: a migration's source hears why.
+    fn failed(self, msg: &str) {
+        if let Start::Incoming(i) = self {
+            i.failed(msg);
+        }
+    }
+}
+
 fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, hypervisor::loader::LoadError> {
     if kernel == "minios" {
         return Ok(hypervisor::minios::elf().to_vec());
@@ -105,15 +130,17 @@ fn run(
         domid: args.domid,
         cpu: args.cpu,
     };
-    let mut ack = None;
+    let progress = Arc::new(hypervisor::progress::Progress::default());
     let built = if let Some(path) = &args.restore {
-        // The spawner hears how far the restore is through the ready pipe.
-        let progress = Arc::new(hypervisor::progress::Progress::default());
-        let _relay = ready
-            .as_ref()
-            .and_then(|r| r.relay(Arc::clone(&progress)).ok());
-        snapshot::restore_file_reporting(path, &overrides, &devices, args.paused, &progress)
-            .map_err(|e| error_chain(&e))
+        snapshot::stage_file(
+            path,
+            &overrides,
+            &devices,
+            args.paused,
+            Arc::clone(&progress),
+        )
+        .map(Start::File)
+        .map_err(|e| error_chain(&e))
     } else if let Some(addr) = &args.incoming {
         let token = args.incoming_token.as_deref().unwrap_or_default();
         let on_listening = |_| {
@@ -122,10 +149,7 @@ fn run(
             }
         };
         migration::incoming(addr, token, &overrides, &devices, args.paused, on_listening)
-            .map(|(vmm, a)| {
-                ack = Some(a);
-                vmm
-            })
+            .map(Start::Incoming)
             .map_err(|e| error_chain(&e))
     } else {
         let memory = args.memory.unwrap_or_default();
@@ -149,6 +173,7 @@ fn run(
             };
             let rd = ramdisk.as_deref().zip(args.ramdisk.as_deref());
             hypervisor::linux::start(spec, kind, image, rd, &devices, args.paused)
+                .map(Start::Built)
                 .map_err(|e| error_chain(&e))
         } else if args.ramdisk.is_some() {
             Err(format!(
@@ -157,22 +182,38 @@ fn run(
             ))
         } else {
             builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
+                .map(Start::Built)
                 .map_err(|e| error_chain(&e))
         }
     };
     // The kernel file's bytes are in guest RAM now: keeping them (17 MB for
     // an unstripped vmlinux) would stay in the VMM's RSS for its whole life.
     drop(image);
-    let vmm = match built {
+    // On a failed start: a jailed VMM no longer sees these paths; xend
+    // removes them.
+    let remove_socket = || {
+        if let Some(s) = &args.socket
+            && !hypervisor::jail::is_jailed()
+        {
+            let _ = std::fs::remove_file(s);
+        }
+    };
+    let remove_files = || {
+        remove_socket();
+        if let Some(r) = &args.record
+            && !hypervisor::jail::is_jailed()
+        {
+            let _ = std::fs::remove_file(r);
+        }
+    };
+    let start = match built {
         Ok(v) => v,
         Err(e) => {
-            if let Some(s) = &args.socket {
-                let _ = std::fs::remove_file(s);
-            }
+            remove_socket();
             return Err(fail(e, ready));
         }
     };
-    let dom = Arc::clone(&vmm.domain);
+    let dom = Arc::clone(start.domain());
     if let Some(path) = &args.record {
         let record = Record {
             pid: hypervisor::jail::host_pid(),
@@ -191,9 +232,7 @@ fn run(
         };
         if let Err(e) = daemon::write_record(path, &record) {
             let msg = error_chain(&e);
-            if let Some(a) = ack {
-                a.failed(&msg);
-            }
+            start.failed(&msg);
             return Err(fail(msg, ready));
         }
     }
@@ -201,9 +240,7 @@ fn run(
         && let Err(e) = hypervisor::jail::enter(j)
     {
         let msg = error_chain(&e);
-        if let Some(a) = ack {
-            a.failed(&msg);
-        }
+        start.failed(&msg);
         log(&msg);
         if let Some(r) = ready {
             r.failed(&msg);
@@ -211,6 +248,29 @@ fn run(
         // Threads are parked at the jail gate; end them all.
         std::process::exit(1);
     }
+    // A restored domain's image or stream is read from here on: after the
+    // jail, on a thread of its own (builder::Staged::restore). The spawner
+    // hears how far a restore is through the ready pipe (the relay thread,
+    // started now, is jailed too).
+    let relay = matches!(start, Start::File(_))
+        .then(|| ready.as_ref()?.relay(Arc::clone(&progress)).ok())
+        .flatten();
+    let finished = match start {
+        Start::Built(v) => Ok((v, None)),
+        Start::File(f) => f.finish().map(|v| (v, None)).map_err(|e| error_chain(&e)),
+        Start::Incoming(i) => i
+            .finish()
+            .map(|(v, a)| (v, Some(a)))
+            .map_err(|e| error_chain(&e)),
+    };
+    drop(relay);
+    let (vmm, ack) = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            remove_files();
+            return Err(fail(e, ready));
+        }
+    };
     if let Some(r) = ready {
         r.ready();
     }

@@ -57,6 +57,18 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// Open `config`'s file as its mode says (read-only for `r`), not yet
+    /// locked: a VMM that jails itself before it attaches its disks opens
+    /// them first and passes the file to [`Disk::open_or_take`].
+    pub fn open_file(config: &DiskConfig) -> Result<File, BlockError> {
+        OpenOptions::new()
+            .read(true)
+            .write(config.mode != DiskMode::ReadOnly)
+            .custom_flags(libc::O_CLOEXEC | if config.direct { libc::O_DIRECT } else { 0 })
+            .open(&config.path)
+            .map_err(|e| BlockError::Open(config.path.clone(), e))
+    }
+
     /// Open and lock `config`'s file: a shared `flock` for `r`, an exclusive
     /// one for `w`, none for `w!`. Locks are never waited for.
     pub fn open(config: &DiskConfig) -> Result<Disk, BlockError> {
@@ -68,10 +80,6 @@ impl Disk {
     /// path its confinement check approved; the jail has no path to open).
     pub fn open_or_take(config: &DiskConfig, passed: Option<File>) -> Result<Disk, BlockError> {
         let path = &config.path;
-        let mut opts = OpenOptions::new();
-        opts.read(true)
-            .write(config.mode != DiskMode::ReadOnly)
-            .custom_flags(libc::O_CLOEXEC | if config.direct { libc::O_DIRECT } else { 0 });
         let mut file = match passed {
             Some(f) => {
                 if config.mode != DiskMode::ReadOnly && !crate::control::fdpass::writable(&f) {
@@ -85,9 +93,7 @@ impl Disk {
                 }
                 f
             }
-            None => opts
-                .open(path)
-                .map_err(|e| BlockError::Open(path.clone(), e))?,
+            None => Self::open_file(config)?,
         };
         let lock = match config.mode {
             DiskMode::ReadOnly => Some(libc::LOCK_SH),

@@ -138,6 +138,17 @@ pub fn thread_start(kind: ThreadKind) -> bool {
     }
 }
 
+/// The calling thread's jail state as it is now, for log lines: its
+/// effective uid (asked of the kernel) and the seccomp filter it installed.
+pub fn thread_state() -> String {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let euid = unsafe { libc::syscall(libc::SYS_geteuid) };
+    match seccomp::installed() {
+        Some(kind) => format!("euid {euid}, seccomp filter {}", kind.as_str()),
+        None => format!("euid {euid}, no seccomp filter"),
+    }
+}
+
 /// The calling thread's part of the jail: its own uid/gid drop if it was
 /// started before the jail (it is still root), then its filter.
 fn confine_thread(kind: ThreadKind) -> Result<(), JailError> {

@@ -47,6 +47,10 @@ pub enum ThreadKind {
     Control,
     /// The thread waiting for SIGTERM/SIGINT/SIGHUP.
     Signal,
+    /// The thread that reads a restore image or an incoming migration stream
+    /// after the header (RAM, vCPU and device state) and sets the vCPUs'
+    /// state: it ends before the vCPUs start.
+    Restore,
 }
 
 impl ThreadKind {
@@ -57,6 +61,7 @@ impl ThreadKind {
             ThreadKind::DeviceIo => "device-io",
             ThreadKind::Control => "control",
             ThreadKind::Signal => "signal",
+            ThreadKind::Restore => "restore",
         }
     }
 }
@@ -120,6 +125,17 @@ pub const DEVICE_IO: &[i64] = &[
 /// The signal thread adds: `sigwait`.
 pub const SIGNAL: &[i64] = &[libc::SYS_rt_sigtimedwait];
 
+/// The restore thread adds: reading the image again from its start
+/// (`lseek`; the image is checked whole, then loaded), reading the
+/// migration socket (`recvfrom`), setting vCPU state (`ioctl`, KVM's type
+/// only), and std's `fcntl(F_GETFD)` check when it closes the image.
+pub const RESTORE: &[i64] = &[
+    libc::SYS_lseek,
+    libc::SYS_recvfrom,
+    libc::SYS_ioctl,
+    libc::SYS_fcntl,
+];
+
 /// Control threads add: accepting and serving control connections, starting
 /// threads, reading `/proc/self` (RSS, a vCPU's last CPU; read-only opens),
 /// pinning vCPUs, the save image (written to a file), migration sockets, KVM
@@ -171,6 +187,7 @@ pub fn extra(kind: ThreadKind) -> &'static [i64] {
         ThreadKind::DeviceIo => DEVICE_IO,
         ThreadKind::Control => CONTROL,
         ThreadKind::Signal => SIGNAL,
+        ThreadKind::Restore => RESTORE,
     }
 }
 
@@ -263,6 +280,10 @@ pub fn program(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
         ThreadKind::Signal => {
             rules.insert(libc::SYS_fcntl, vec![fcntl_getfd_only().map_err(build)?]);
         }
+        ThreadKind::Restore => {
+            rules.insert(libc::SYS_ioctl, vec![kvm_ioctl_only().map_err(build)?]);
+            rules.insert(libc::SYS_fcntl, vec![fcntl_getfd_only().map_err(build)?]);
+        }
     }
     let filter = SeccompFilter::new(
         rules,
@@ -275,13 +296,14 @@ pub fn program(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
 }
 
 /// Every kind's program, compiled once ([`compile_all`]).
-static PROGRAMS: std::sync::OnceLock<[BpfProgram; 4]> = std::sync::OnceLock::new();
+static PROGRAMS: std::sync::OnceLock<[BpfProgram; 5]> = std::sync::OnceLock::new();
 
-const KINDS: [ThreadKind; 4] = [
+const KINDS: [ThreadKind; 5] = [
     ThreadKind::Vcpu,
     ThreadKind::DeviceIo,
     ThreadKind::Control,
     ThreadKind::Signal,
+    ThreadKind::Restore,
 ];
 
 /// Compile every kind's filter (once; later calls return at once).
@@ -289,8 +311,8 @@ pub fn compile_all() -> Result<(), SeccompError> {
     if PROGRAMS.get().is_some() {
         return Ok(());
     }
-    let [a, b, c, d] = KINDS.map(program);
-    let _ = PROGRAMS.set([a?, b?, c?, d?]);
+    let [a, b, c, d, e] = KINDS.map(program);
+    let _ = PROGRAMS.set([a?, b?, c?, d?, e?]);
     Ok(())
 }
 
@@ -303,6 +325,13 @@ fn compiled(kind: ThreadKind) -> Result<&'static BpfProgram, SeccompError> {
 thread_local! {
     /// This thread's name, for the SIGSYS report (a plain TLS read there).
     static NAME: Cell<[u8; 16]> = const { Cell::new([0; 16]) };
+    /// The filter this thread installed last (None: none yet).
+    static INSTALLED: Cell<Option<ThreadKind>> = const { Cell::new(None) };
+}
+
+/// The filter the calling thread installed (None: it runs unfiltered).
+pub fn installed() -> Option<ThreadKind> {
+    INSTALLED.with(Cell::get)
 }
 
 /// Set `no_new_privs` and install `kind`'s filter on the calling thread.
@@ -324,7 +353,9 @@ pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(SeccompError::NoNewPrivs(std::io::Error::last_os_error()));
     }
-    seccompiler::apply_filter(prog).map_err(|e| SeccompError::Install(kind.as_str(), e))
+    seccompiler::apply_filter(prog).map_err(|e| SeccompError::Install(kind.as_str(), e))?;
+    INSTALLED.with(|c| c.set(Some(kind)));
+    Ok(())
 }
 
 /// Install the SIGSYS handler that reports a violation (process-wide; call
@@ -523,19 +554,14 @@ mod tests {
 
     #[test]
     fn every_kind_builds() {
-        for kind in [
-            ThreadKind::Vcpu,
-            ThreadKind::DeviceIo,
-            ThreadKind::Control,
-            ThreadKind::Signal,
-        ] {
+        for kind in KINDS {
             assert!(!program(kind).unwrap().is_empty(), "{kind:?}");
         }
     }
 
     #[test]
     fn control_covers_the_threads_it_starts() {
-        for nr in DEVICE_IO.iter().chain(SIGNAL) {
+        for nr in DEVICE_IO.iter().chain(SIGNAL).chain(RESTORE) {
             assert!(CONTROL.contains(nr), "control lacks {nr}");
         }
     }
@@ -554,7 +580,7 @@ mod tests {
             libc::SYS_reboot,
             libc::SYS_seccomp,
         ] {
-            for kind in [CONTROL, VCPU, DEVICE_IO, SIGNAL, COMMON] {
+            for kind in [CONTROL, VCPU, DEVICE_IO, SIGNAL, RESTORE, COMMON] {
                 assert!(!kind.contains(&nr), "{nr} allowed");
             }
         }

@@ -39,6 +39,17 @@ const KVM_EAX_HIDDEN: &[u32] = &[7, 11, 13];
 const LX8_EBX_XSAVEERPTR: u32 = 2;
 
 /// Adjust `cpuid` (KVM's supported set) for vCPU `index` of `count`.
+///
+/// The invariant TSC (leaf 0x8000_0007 EDX bit 8) stays shown, unlike in
+/// the benchmark's qemu (`-cpu host` without `invtsc`): with it the guest
+/// moves from kvm-clock to the `tsc` clocksource (~13.6 s into a boot
+/// here), and each clock read is one `rdtsc` instead of the pvclock
+/// sequence. On this machine's KVM the kernel's interrupts-off code (every
+/// timer tick) runs through the instruction emulator, and
+/// `pvclock_clocksource_read` was its largest single consumer: in one boot
+/// each, profiled with `perf record -e kvm:kvm_emulate_insn` (2026-12-03,
+/// load 8-10), 3.28M of qemu's 39.6M emulated instructions (~330 per timer
+/// interrupt) and 2.10M of our VMM's 35.6M (~250 per timer interrupt).
 pub fn filter(cpuid: &mut CpuId, index: u32, count: u32) {
     for e in cpuid.as_mut_slice().iter_mut() {
         adjust(e, index, count);

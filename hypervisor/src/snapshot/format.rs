@@ -362,6 +362,18 @@ impl<R: Read> Reader<R> {
         Ok(())
     }
 
+    /// The same reader (checksum and offset kept) over `f(input)`: e.g. a
+    /// buffer put around a socket once the header was read without one.
+    pub fn map_input<S: Read>(self, f: impl FnOnce(R) -> S) -> Reader<S> {
+        Reader {
+            input: f(self.input),
+            crc: self.crc,
+            offset: self.offset,
+            header: self.header,
+            done: self.done,
+        }
+    }
+
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -27,8 +27,13 @@
 //!   "END "  crc32 u32 of every byte before this body    (last)
 //! ```
 //!
-//! A file is checked completely (structure, limits, ranges, checksum) before
-//! any VM is created, so a truncated or corrupted image creates nothing.
+//! Restoring reads only the header and the `SPEC` record before the VM is
+//! built (they size its RAM and count its vCPUs); the rest is read by the
+//! restore thread, after a jailed VMM has entered its jail
+//! ([`stage_file`], [`crate::builder::Staged`]). A file is checked
+//! completely (structure, limits, ranges, checksum) before any of it is
+//! loaded, so a truncated or corrupted image loads nothing and the VMM
+//! ends with the reason.
 //! Guest RAM is sparse: only pages the host has backed (`mincore`) and that
 //! are not all zero are written. The guest's clock is its TSC less
 //! `StartInfo::tsc_adjust`: the TSC travels as `MSR_IA32_TSC`, and on restore
@@ -48,8 +53,8 @@ use std::path::PathBuf;
 
 pub use format::SavedSpec;
 pub use restore::{
-    Overrides, RestoreSource, Restored, StreamSource, read_spec, restore_file,
-    restore_file_reporting, validate_file,
+    Overrides, RestoreSource, Restored, StagedFile, StreamSource, read_spec, restore_file,
+    stage_file, validate_file,
 };
 pub use save::{pause_and_capture, save, save_into, saved_spec, write_spec, write_tail};
 
@@ -239,5 +244,30 @@ mod tests {
         let mut bad = spec(1);
         bad.maxmem_mib = 1;
         assert!(check(Some(&bad), &[], &[]).contains("not a valid size"));
+    }
+
+    /// The SPEC record is read before the VMM jails itself: every field is
+    /// bounded.
+    #[test]
+    fn every_spec_field_is_bounded() {
+        type Edit = fn(&mut SavedSpec);
+        let cases: [(Edit, &str); 6] = [
+            (|s| s.name = "n".repeat(256), "printable bytes or fewer"),
+            (|s| s.name = "a\nb".into(), "printable bytes or fewer"),
+            (|s| s.kernel = "k".repeat(4097), "longer than 4096 bytes"),
+            (|s| s.cmdline = "c".repeat(4097), "longer than 4096 bytes"),
+            (|s| s.target_kib = u64::MAX, "a memory figure is above"),
+            (|s| s.tsc_khz = u64::MAX, "is not valid"),
+        ];
+        for (i, (edit, want)) in cases.into_iter().enumerate() {
+            let mut s = spec(1);
+            edit(&mut s);
+            let got = check(Some(&s), &[(tag::VCPU, vcpu_record(0))], &[]);
+            assert!(got.contains(want), "case {i}: {got}");
+        }
+        let mut s = spec(1);
+        s.name = "n".repeat(255);
+        s.kernel = "k".repeat(4096);
+        assert_eq!(check(Some(&s), &[(tag::VCPU, vcpu_record(0))], &[]), "ok");
     }
 }

@@ -2,14 +2,15 @@
 //! a domain from it that runs on from where it was saved.
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::format::{self, FormatError, Header, Reader, SavedSpec, tag};
 use super::vcpu::{self, VcpuState};
 use super::{SnapshotError, memory, sections};
-use crate::builder::{self, Boot, BuildError, Vmm};
+use crate::builder::{self, BuildError, Staged, Vmm};
 use crate::control::proto::DeviceClass;
 use crate::control::proto::{Phase, TransferOp};
 use crate::domain::{Domain, DomainSpec};
@@ -113,7 +114,16 @@ impl Restored {
     }
 }
 
-/// Parse and check the `SPEC` record that must come first.
+/// Longest domain name an image may carry, bytes.
+pub const MAX_NAME: usize = 255;
+/// Longest kernel path or command line an image may carry, bytes.
+pub const MAX_TEXT: usize = 4096;
+/// Fastest guest TSC an image may claim, kHz (100 GHz).
+pub const MAX_TSC_KHZ: u64 = 100_000_000;
+
+/// Parse and check the `SPEC` record that must come first (at most 64 KiB:
+/// [`format::max_body`]). It is read before a restoring VMM jails itself
+/// (it sizes the VM), so every field is bounded here.
 pub fn read_spec<R: Read>(r: &mut Reader<R>) -> Result<SavedSpec, FormatError> {
     let rec = r.next_record()?;
     if rec.tag != tag::SPEC {
@@ -127,6 +137,33 @@ pub fn read_spec<R: Read>(r: &mut Reader<R>) -> Result<SavedSpec, FormatError> {
     let bad = |why: String| Err(rec.invalid(why));
     if spec.name.is_empty() {
         return bad("the domain name is empty".into());
+    }
+    // Read before the VMM jails itself: every size and count is bounded.
+    if spec.name.len() > MAX_NAME || spec.name.chars().any(char::is_control) {
+        return bad(format!(
+            "the domain name is not {MAX_NAME} printable bytes or fewer"
+        ));
+    }
+    if spec.kernel.len() > MAX_TEXT || spec.cmdline.len() > MAX_TEXT {
+        return bad(format!(
+            "the kernel or command line is longer than {MAX_TEXT} bytes"
+        ));
+    }
+    let most_kib = builder::MAX_MEMORY_MIB * 1024;
+    if [spec.max_kib, spec.target_kib, spec.guest_used_kib]
+        .iter()
+        .any(|&k| k > most_kib)
+    {
+        return bad(format!(
+            "a memory figure is above {most_kib} KiB (max {}, target {}, used {})",
+            spec.max_kib, spec.target_kib, spec.guest_used_kib
+        ));
+    }
+    if spec.tsc_khz > MAX_TSC_KHZ || !spec.saved_at.is_finite() {
+        return bad(format!(
+            "TSC {} kHz (at most {MAX_TSC_KHZ}) or save time {} is not valid",
+            spec.tsc_khz, spec.saved_at
+        ));
     }
     if spec.vcpus == 0 || spec.vcpus > guest_abi::MAX_VCPUS {
         return bad(format!(
@@ -272,15 +309,30 @@ impl<R: Read> RestoreSource for StreamSource<R> {
 }
 
 /// An image reader whose bytes count as done in `progress`.
-type ImageReader<'a> = Reader<BufReader<Counted<'a, File>>>;
+type ImageReader<'a> = Reader<BufReader<Counted<'a, &'a File>>>;
 
-fn open_image<'a>(path: &Path, progress: &'a Progress) -> Result<ImageReader<'a>, SnapshotError> {
-    let f = File::open(path).map_err(|source| SnapshotError::File {
+fn open_file(path: &Path) -> Result<File, SnapshotError> {
+    File::open(path).map_err(|source| SnapshotError::File {
         what: "open image",
         path: path.to_path_buf(),
         source,
-    })?;
-    let f = Counted::new(f, progress);
+    })
+}
+
+/// A reader of `file` from its first byte.
+fn read_from_start<'a>(
+    path: &Path,
+    mut file: &'a File,
+    progress: &'a Progress,
+) -> Result<ImageReader<'a>, SnapshotError> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))
+        .map_err(|source| SnapshotError::File {
+            what: "read image",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let f = Counted::new(file, progress);
     Reader::new(BufReader::with_capacity(1 << 20, f)).map_err(|source| SnapshotError::Image {
         path: path.to_path_buf(),
         source,
@@ -290,14 +342,16 @@ fn open_image<'a>(path: &Path, progress: &'a Progress) -> Result<ImageReader<'a>
 /// Check a whole image file (structure, limits, ranges, checksum) without
 /// creating anything; returns its header and spec.
 pub fn validate_file(path: &Path) -> Result<(Header, SavedSpec), SnapshotError> {
-    validate_counted(path, &Progress::default())
+    let file = open_file(path)?;
+    validate_counted(path, &file, &Progress::default())
 }
 
 fn validate_counted(
     path: &Path,
+    file: &File,
     progress: &Progress,
 ) -> Result<(Header, SavedSpec), SnapshotError> {
-    let mut r = open_image(path, progress)?;
+    let mut r = read_from_start(path, file, progress)?;
     let image_err = |source| SnapshotError::Image {
         path: path.to_path_buf(),
         source,
@@ -316,58 +370,136 @@ pub fn restore_file(
     devices: &[(DeviceClass, String)],
     paused: bool,
 ) -> Result<Vmm, SnapshotError> {
-    restore_file_reporting(path, overrides, devices, paused, &Progress::default())
+    let progress = Arc::new(Progress::default());
+    stage_file(path, overrides, devices, paused, progress)?.finish()
 }
 
-/// [`restore_file`], reporting to `progress` as it goes: the image is read
-/// twice (checked, then loaded), so the total is twice its size.
-pub fn restore_file_reporting(
+fn image_error(path: &Path) -> impl Fn(FormatError) -> SnapshotError + '_ {
+    move |source| SnapshotError::Image {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A restore's error from the builder, with image faults named as such.
+fn build_error(path: &Path, e: BuildError) -> SnapshotError {
+    match e {
+        BuildError::Restore(inner) => match *inner {
+            SnapshotError::Format(source) => image_error(path)(source),
+            other => other,
+        },
+        other => SnapshotError::Build(Box::new(other)),
+    }
+}
+
+/// A restore from a file, as far as it goes as root: the image is open, its
+/// 32-byte header and its `SPEC` record (at most 64 KiB of JSON: name, ids,
+/// memory and vCPU counts, each checked by [`read_spec`]) are read and
+/// checked, and the VM is built for them ([`builder::stage`]). Nothing else
+/// of the image has been read: [`StagedFile::finish`] reads it, after the
+/// jail.
+pub struct StagedFile {
+    source: FileSource,
+    staged: Staged,
+    started: Instant,
+    paused: bool,
+    len: u64,
+}
+
+/// Open `path` and build the domain its header and `SPEC` describe (see
+/// [`StagedFile`]), reporting to `progress`: the image is read twice
+/// (checked whole, then loaded), so the total is twice its size.
+pub fn stage_file(
     path: &Path,
     overrides: &Overrides,
     devices: &[(DeviceClass, String)],
     paused: bool,
-    progress: &Progress,
-) -> Result<Vmm, SnapshotError> {
+    progress: Arc<Progress>,
+) -> Result<StagedFile, SnapshotError> {
     let started = Instant::now();
     progress.begin(TransferOp::Restore, Phase::Checking);
-    let _reporting = Reporting(progress);
-    if let Ok(meta) = std::fs::metadata(path) {
-        progress.add_total(2 * meta.len());
+    let file = open_file(path)?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    progress.add_total(2 * len);
+    // Unbuffered: exactly the header and the SPEC record are read here.
+    let mut r = Reader::new(&file).map_err(image_error(path))?;
+    let saved = read_spec(&mut r).map_err(image_error(path))?;
+    let spec = overrides.apply(&saved);
+    let staged =
+        builder::stage(spec, devices, paused, "restore").map_err(|e| build_error(path, e))?;
+    Ok(StagedFile {
+        source: FileSource {
+            path: path.to_path_buf(),
+            file,
+            saved,
+            progress,
+        },
+        staged,
+        started,
+        paused,
+        len,
+    })
+}
+
+impl StagedFile {
+    /// The domain being restored.
+    pub fn domain(&self) -> &Arc<Domain> {
+        self.staged.domain()
     }
-    let (_, saved) = validate_counted(path, progress)?;
-    progress.phase(Phase::Loading);
-    let mut r = open_image(path, progress)?;
-    let spec_again = read_spec(&mut r).map_err(|source| SnapshotError::Image {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if spec_again != saved {
-        return Err(SnapshotError::Image {
+
+    /// Check the whole image, load it and start the domain: on the restore
+    /// thread ([`Staged::restore`]), so a jailed VMM reads the image jailed.
+    pub fn finish(self) -> Result<Vmm, SnapshotError> {
+        let StagedFile {
+            source,
+            staged,
+            started,
+            paused,
+            len,
+        } = self;
+        let progress = Arc::clone(&source.progress);
+        let _reporting = Reporting(&progress);
+        let path = source.path.clone();
+        let vmm = staged
+            .restore(Box::new(source))
+            .map_err(|e| build_error(&path, e))?;
+        log(&format!(
+            "restored {} from {} ({len} bytes) in {:.0} ms{}",
+            vmm.domain.spec.name,
+            path.display(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            if paused { ", paused" } else { "" }
+        ));
+        progress.finish();
+        Ok(vmm)
+    }
+}
+
+/// An image file read on the restore thread: checked whole first (a
+/// corrupted image loads nothing), then read again into guest RAM.
+struct FileSource {
+    path: PathBuf,
+    file: File,
+    saved: SavedSpec,
+    progress: Arc<Progress>,
+}
+
+impl RestoreSource for FileSource {
+    fn load(&mut self, ram: &GuestRam, spec: &DomainSpec) -> Result<Restored, SnapshotError> {
+        let path = self.path.as_path();
+        let changed = || SnapshotError::Image {
             path: path.to_path_buf(),
             source: FormatError::Malformed("the file changed while it was being read".into()),
-        });
+        };
+        let (_, checked) = validate_counted(path, &self.file, &self.progress)?;
+        if checked != self.saved {
+            return Err(changed());
+        }
+        self.progress.phase(Phase::Loading);
+        let mut r = read_from_start(path, &self.file, &self.progress)?;
+        if read_spec(&mut r).map_err(image_error(path))? != self.saved {
+            return Err(changed());
+        }
+        StreamSource::new(r, self.saved.clone(), true).load(ram, spec)
     }
-    let spec = overrides.apply(&saved);
-    let mut source = StreamSource::new(r, saved, true);
-    let vmm =
-        builder::boot(spec, Boot::Restore(&mut source), devices, paused).map_err(|e| match e {
-            BuildError::Restore(inner) => match *inner {
-                SnapshotError::Format(source) => SnapshotError::Image {
-                    path: path.to_path_buf(),
-                    source,
-                },
-                other => other,
-            },
-            other => SnapshotError::Build(Box::new(other)),
-        })?;
-    log(&format!(
-        "restored {} from {} ({} bytes) in {:.0} ms{}",
-        vmm.domain.spec.name,
-        path.display(),
-        source.offset(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        if paused { ", paused" } else { "" }
-    ));
-    progress.finish();
-    Ok(vmm)
 }

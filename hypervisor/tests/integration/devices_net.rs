@@ -331,3 +331,79 @@ fn a_missing_bridge_is_a_clear_start_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bridge nosuchbr does not exist"), "{err}");
 }
+
+/// A saved guest with a vif restores in a jailed VMM: its TAP is created and
+/// bridged before the jail, attached after the image is read, and the
+/// guest answers the host's pings again.
+#[test]
+fn a_guest_with_a_vif_restores_jailed_and_answers_pings_again() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let Some(ns) = bridged_netns("rest") else {
+        return;
+    };
+    let vif = "mac=aa:00:00:00:24:01,bridge=br0";
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("net.img");
+    let mut g = Guest::start(
+        &ns,
+        "restnet",
+        24,
+        &["--vif", vif, "--cmdline", "ip=10.77.0.24/24"],
+    );
+    assert_eq!(host_ping(&ns, [10, 77, 0, 24], 2), 2);
+    let reply = VmmClient::connect(&g.socket)
+        .unwrap()
+        .request(&Request::Save {
+            path: image.display().to_string(),
+        });
+    assert!(matches!(reply, Ok(Payload::Saved(_))), "{reply:?}");
+    let child = &mut g.child;
+    wait_until(T, "the saved VMM to exit", || child.try_wait().unwrap());
+    wait_until(T, "its TAP to go", || {
+        (!ns.has_link("vif24.0")).then_some(())
+    });
+
+    let socket = dir.path().join("restored.sock");
+    let log = dir.path().join("restored.log");
+    let jail = dir.path().join("jail");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_vmm")])
+        .args(["--name", "restnet", "--domid", "24", "--restore"])
+        .arg(&image)
+        .args(["--vif", vif, "--socket"])
+        .arg(&socket)
+        .arg("--log")
+        .arg(&log)
+        .arg("--jail-dir")
+        .arg(&jail)
+        .args(["--jail-uid", "200924", "--jail-gid", "200924"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let info = wait_until(T, "the restored domain", || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("the restoring vmm exited: {s}\n{}", log_text());
+        }
+        let i = VmmClient::connect(&socket).ok()?.info().ok()?;
+        (!i.vifs.is_empty()).then_some(i)
+    });
+    let _reap = Reap(child);
+    assert_eq!(info.vifs[0].ifname, "vif24.0");
+    assert_eq!(info.vifs[0].bridge.as_deref(), Some("br0"));
+    assert!(
+        log_text().contains("seccomp filter restore"),
+        "{}",
+        log_text()
+    );
+    assert_eq!(host_ping(&ns, [10, 77, 0, 24], 2), 2, "{}", log_text());
+}

@@ -9,6 +9,7 @@ mod common;
 mod devices;
 mod devices_net;
 mod hostile;
+mod jailed_restore;
 mod migration;
 mod minios;
 mod minios_image;

@@ -191,7 +191,7 @@ fn refused(args: &[&str], dir: &Path) -> String {
 }
 
 #[test]
-fn corrupted_and_truncated_images_are_refused_before_anything_is_created() {
+fn corrupted_and_truncated_images_are_refused_and_leave_nothing_behind() {
     if !hypervisor::require_kvm() {
         return;
     }

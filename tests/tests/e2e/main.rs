@@ -21,6 +21,7 @@ mod xencons_pipe;
 mod xend_access;
 mod xend_api;
 mod xend_bulk;
+mod xend_cgroup_tidy;
 mod xend_console;
 mod xend_console_flood;
 mod xend_devices;

@@ -117,3 +117,100 @@ fn vmm_jail_no_runs_vmms_as_root_and_says_so() {
     let log = xend.output();
     assert!(log.contains("(vmm-jail no)"), "{log}");
 }
+
+/// The smallest Linux-kind kernel: an ELF64 with a PVH entry note whose
+/// code (32-bit) waits for a byte on the console UART (polling COM1's line
+/// status), then pulls the i8042 reset line (`out 0x64, 0xfe`): a Linux VMM
+/// reaches the jail's test switch when the test says, without booting
+/// Linux.
+fn reset_on_input_pvh() -> Vec<u8> {
+    let code = [
+        0x66, 0xba, 0xfd, 0x03, // wait: mov dx, 0x3fd (line status)
+        0xec, // in al, dx
+        0xa8, 0x01, // test al, 1 (data ready)
+        0x74, 0xf7, // jz wait
+        0xb0, 0xfe, // mov al, 0xfe
+        0xe6, 0x64, // out 0x64, al (reset)
+        0xf4, 0xeb, 0xfd, // hlt; jmp hlt
+    ];
+    let entry: u64 = 0x10_0000;
+    let (ehsz, phsz, phnum) = (64u64, 56u64, 2u64);
+    let mut note = Vec::new();
+    for v in [4u32, 4, 18] {
+        note.extend_from_slice(&v.to_le_bytes());
+    }
+    note.extend_from_slice(b"Xen\0");
+    note.extend_from_slice(&(entry as u32).to_le_bytes());
+    let note_off = ehsz + phnum * phsz;
+    let code_off = (note_off + note.len() as u64).next_multiple_of(16);
+    let mut img = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+    img.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    img.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
+    img.extend_from_slice(&1u32.to_le_bytes());
+    for v in [entry, ehsz, 0] {
+        img.extend_from_slice(&v.to_le_bytes());
+    }
+    img.extend_from_slice(&0u32.to_le_bytes());
+    for v in [ehsz as u16, phsz as u16, phnum as u16, 64, 0, 0] {
+        img.extend_from_slice(&v.to_le_bytes());
+    }
+    let phdr = |kind: u32, flags: u32, off: u64, addr: u64, len: u64, align: u64| {
+        let mut p = Vec::new();
+        p.extend_from_slice(&kind.to_le_bytes());
+        p.extend_from_slice(&flags.to_le_bytes());
+        for v in [off, addr, addr, len, len, align] {
+            p.extend_from_slice(&v.to_le_bytes());
+        }
+        p
+    };
+    img.extend(phdr(1, 7, code_off, entry, code.len() as u64, 0x1000));
+    img.extend(phdr(4, 4, note_off, 0, note.len() as u64, 4));
+    img.extend_from_slice(&note);
+    img.resize(code_off as usize, 0);
+    img.extend_from_slice(&code);
+    img
+}
+
+#[test]
+fn a_seccomp_violation_in_a_linux_vmm_is_reported_with_the_reason() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        env: vec![(
+            hypervisor::jail::TEST_VIOLATION_ENV.to_string(),
+            "rogue-lx".to_string(),
+        )],
+        ..XendOptions::default()
+    });
+    let kernel = xend.images_dir().join("reset-pvh");
+    std::fs::create_dir_all(xend.images_dir()).unwrap();
+    std::fs::write(&kernel, reset_on_input_pvh()).unwrap();
+    let mut events = EventPort::connect(&xend);
+    events.send("(sys.subscribe xend.domain.crash)\n");
+    let dom = xend.create(&format!(
+        "name = 'rogue-lx'\nmemory = 32\nkernel = '{}'\non_crash = 'preserve'\n",
+        kernel.display()
+    ));
+    let mut con = xend.console(dom.id);
+    con.send("x");
+    let want = "seccomp violation: socket on vcpu0";
+    let d = xend.wait_domain("rogue-lx", "crashed by its seccomp filter", |d| {
+        d.state.contains('c')
+    });
+    assert_eq!(
+        d.crash_reason.as_deref(),
+        Some(want),
+        "{d:?}\n{}",
+        xend.output()
+    );
+    let line = events.expect_line("seccomp violation", Duration::from_secs(10));
+    assert!(line.contains(want), "{line}");
+    // xend's own log names the reason too, not only "exited unexpectedly".
+    let log = xend.output();
+    assert!(
+        log.contains(&format!("its VMM exited unexpectedly: {want}")),
+        "{log}"
+    );
+    assert!(xend.answers());
+}

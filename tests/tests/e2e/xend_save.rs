@@ -134,9 +134,29 @@ fn names_outside_save_dir_and_bad_images_are_refused() {
         b"this is not an image at all, just text\n",
     )
     .unwrap();
+    // Hostile past the header: read by the jailed VMM's restore thread.
+    let spec_len = u64::from_le_bytes(good[36..44].try_into().unwrap()) as usize;
+    let spec_end = 44 + spec_len;
+    let mut far = good[..spec_end].to_vec();
+    far.extend_from_slice(b"RAM ");
+    far.extend_from_slice(&(8u64 + 4096).to_le_bytes());
+    far.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    far.extend_from_slice(&[0x5a; 4096]);
+    std::fs::write(dir.join("far.img"), &far).unwrap();
+    // Hostile in the header itself: refused before any VMM runs.
+    let mut spec: serde_json::Value = serde_json::from_slice(&good[44..spec_end]).unwrap();
+    spec["vcpus"] = 4_000_000_000u32.into();
+    let spec = serde_json::to_vec(&spec).unwrap();
+    let mut many = good[..32].to_vec();
+    many.extend_from_slice(b"SPEC");
+    many.extend_from_slice(&(spec.len() as u64).to_le_bytes());
+    many.extend_from_slice(&spec);
+    std::fs::write(dir.join("many.img"), &many).unwrap();
     std::fs::write(outside.join("good.img"), &good).unwrap();
     std::os::unix::fs::symlink(outside.join("good.img"), dir.join("link.img")).unwrap();
     for (file, why) in [
+        ("far.img", "lie outside the domain's"),
+        ("many.img", "4000000000 vCPUs"),
         ("corrupt.img", "the image is corrupted"),
         ("short.img", "the image is truncated"),
         ("junk.img", "not a domain image"),

@@ -285,9 +285,10 @@ fn two_busy_domains_on_one_cpu_split_it_by_their_weights() {
             "(vm (name {name}) (memory 16) (cpu 0) (cpu_weight {weight}) (image (minios (args 'autorun=burn 100000'))))"
         )
     };
-    favour(&xend);
     let heavy = xend.create(&cfg("heavy", 512));
     let light = xend.create(&cfg("light", 256));
+    // The parent exists from the first domain on.
+    favour(&xend);
     burning(&xend, heavy.id);
     burning(&xend, light.id);
     let (hp, lp) = (vmm_pid(&xend, heavy.id), vmm_pid(&xend, light.id));

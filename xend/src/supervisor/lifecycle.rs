@@ -277,15 +277,15 @@ impl Supervisor {
         if !same || phase != Phase::Running || final_state {
             return;
         }
-        tracing::error!(
-            "domain {} (id {}): its VMM exited unexpectedly",
-            dom.name,
-            dom.id
-        );
         let why = dom
             .paths
             .seccomp_violation()
             .unwrap_or_else(|| "VMM exited".into());
+        tracing::error!(
+            "domain {} (id {}): its VMM exited unexpectedly: {why}",
+            dom.name,
+            dom.id
+        );
         if let Some(info) = dom.state().info.as_mut() {
             info.state = RunState::Crashed;
             info.crash_reason = Some(why.clone());

@@ -506,6 +506,6 @@ impl Supervisor {
             tracing::error!("domain {}: {e}", dom.name);
         }
         dom.paths.remove_stale();
-        self.remove_cgroup(dom).await;
+        self.remove_cgroup(dom);
     }
 }

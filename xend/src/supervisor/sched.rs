@@ -9,8 +9,9 @@ use super::{Domain, SupError, Supervisor};
 use crate::cgroup::{self, Cgroups, DEFAULT_WEIGHT, Limits};
 use crate::config::DomainConfig;
 
-/// How long a gone VMM's last threads may keep its cgroup busy.
-const REMOVE_WAIT: Duration = Duration::from_secs(5);
+/// How long a gone domain's cgroup is retried for removal (in the
+/// background) before it is logged and left.
+const REMOVE_WAIT: Duration = Duration::from_secs(60);
 
 pub use crate::api::SchedCredit;
 
@@ -116,10 +117,10 @@ impl Supervisor {
         }
     }
 
-    /// Remove `dom`'s cgroup (its VMM is gone).
-    pub(super) async fn remove_cgroup(&self, dom: &Domain) {
+    /// Remove `dom`'s cgroup (its VMM is gone), in the background.
+    pub(super) fn remove_cgroup(&self, dom: &Domain) {
         if let Some(cg) = &self.cgroups {
-            cg.remove(dom.id, REMOVE_WAIT).await;
+            cg.remove_in_background(dom.id, REMOVE_WAIT);
         }
     }
 
