@@ -9,8 +9,9 @@
 //!   reply / 2 ms (target < 1), `xm list -l` / `virsh domstats` over as many
 //!   domains of libvirt's test driver (target <= 1; skipped, saying so, when
 //!   `virsh` is not installed), plus `xm list`, the sampler's CPU per pass,
-//!   and the bulk reply right after a sampler pass (every domain rendered
-//!   again: what a client polling less often than the sampler pays).
+//!   and the bulk reply after a sampler pass (every domain changed since
+//!   the last reply: what a client polling less often than the sampler,
+//!   like xtop, sees; xend renders the changed entries after each pass).
 //!
 //! xend's CPU is read from `/proc/PID/stat` (user + system) around a run of
 //! requests, minus what the sampler spent meanwhile (its rate measured over
@@ -178,7 +179,8 @@ fn cpu_per_reply(xend: &Xend, accept: &str, n: usize) -> (Duration, f64) {
     (Duration::from_secs_f64(per), idle_rate)
 }
 
-/// The bulk reply when every domain changed since the last one: `n`
+/// The bulk reply when every domain changed since the last one (xend
+/// renders them after the pass, off the request path): `n`
 /// replies, each after a sampler pass (`xend-sample-interval` is 1 s, so
 /// 1.2 s apart is past one whole pass; a measuring window, not a wait for
 /// a condition). Returns the p50 latency and xend's CPU per reply minus the
@@ -288,7 +290,7 @@ fn ratios(xend: &Xend, n: usize) {
     for (fmt, accept) in [("JSON", "application/json"), ("SXP", "application/sxp")] {
         let (p50, cpu) = after_samples(xend, accept, 15, sampler_rate);
         println!(
-            "bulk {fmt} after a sampler pass (every domain rendered again, 15 replies 1.2 s apart): p50 {}, xend CPU per reply ~{} (10 ms clock ticks: coarse)",
+            "bulk {fmt} after a sampler pass (every domain changed since the last reply, 15 replies 1.2 s apart): p50 {}, xend CPU per reply ~{} (10 ms clock ticks: coarse)",
             ms(p50),
             ms(cpu)
         );
