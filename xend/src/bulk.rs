@@ -24,6 +24,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{Format, sxp_text};
 use crate::supervisor::Domain;
 
+/// How long after a client last asked for a format [`BulkCache::prepare`]
+/// keeps rendering it.
+pub const KEEP_WARM_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Room for the snapshot's head (time, version, node, Domain-0), bytes.
 const HEAD_BYTES: usize = 4096;
 
@@ -43,8 +47,11 @@ struct Entry {
 struct Kept {
     /// By domain id: the reply's order.
     entries: BTreeMap<u32, Entry>,
-    /// Replies built so far.
+    /// Passes over the domains so far (replies and [`BulkCache::prepare`]).
     replies: u64,
+    /// When a client last asked for each format.
+    json_asked: Option<std::time::Instant>,
+    sxp_asked: Option<std::time::Instant>,
 }
 
 /// Every domain's kept entry (one per xend, in the app state).
@@ -79,6 +86,23 @@ impl Source for std::sync::Arc<Domain> {
 
     fn stats_since(&self, seen: Option<u64>) -> (u64, Option<DomainStats>) {
         Domain::stats_since(self, seen)
+    }
+}
+
+/// Keep `cache` warm for `sup`'s domains: after each sampler pass, render
+/// what moved ([`BulkCache::prepare`]) off the request path, so a bulk
+/// reply is a splice of kept texts. Runs until xend stops.
+pub async fn keep_warm(
+    cache: std::sync::Arc<BulkCache>,
+    sup: std::sync::Arc<crate::supervisor::Supervisor>,
+) {
+    let mut passes = sup.passes();
+    while passes.changed().await.is_ok() {
+        let (cache, sup) = (cache.clone(), sup.clone());
+        let done = tokio::task::spawn_blocking(move || cache.prepare(&sup.domains())).await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!("bulk reply: cannot render JSON ahead: {e}");
+        }
     }
 }
 
@@ -126,15 +150,19 @@ impl BulkCache {
         )
     }
 
-    fn body(
-        &self,
-        json: bool,
-        head: &Head<'_>,
+    /// Bring every kept entry up to date with `domains` (dropping those of
+    /// domains gone) and render the formats asked for; the bytes the
+    /// entries take in the `json` or SXP form, whichever `bytes_of_json`
+    /// names.
+    fn refresh(
+        kept: &mut Kept,
         domains: &[impl Source],
-    ) -> Result<Body, serde_json::Error> {
-        let mut kept = self.kept();
+        json: bool,
+        sxp: bool,
+        bytes_of_json: bool,
+    ) -> Result<usize, serde_json::Error> {
         kept.replies += 1;
-        let reply = kept.replies;
+        let pass = kept.replies;
         let mut bytes = HEAD_BYTES;
         for dom in domains {
             let id = dom.id();
@@ -146,7 +174,7 @@ impl BulkCache {
                     stats,
                     sxp: None,
                     json: None,
-                    seen: reply,
+                    seen: pass,
                 };
                 kept.entries.insert(id, entry);
             }
@@ -154,21 +182,55 @@ impl BulkCache {
             let Some(entry) = kept.entries.get_mut(&id) else {
                 continue;
             };
-            entry.seen = reply;
-            bytes += 1 + if json {
-                if entry.json.is_none() {
-                    entry.json = Some(serde_json::value::to_raw_value(&entry.stats)?);
-                }
+            entry.seen = pass;
+            if json && entry.json.is_none() {
+                entry.json = Some(serde_json::value::to_raw_value(&entry.stats)?);
+            }
+            if sxp && entry.sxp.is_none() {
+                entry.sxp = Some(crate::render::bulk_domain_text(&entry.stats).into());
+            }
+            bytes += 1 + if bytes_of_json {
                 entry.json.as_ref().map_or(0, |t| t.get().len())
             } else {
-                entry
-                    .sxp
-                    .get_or_insert_with(|| crate::render::bulk_domain_text(&entry.stats).into())
-                    .len()
+                entry.sxp.as_ref().map_or(0, |t| t.len())
             };
         }
-        // Domains gone since the last reply.
-        kept.entries.retain(|_, e| e.seen == reply);
+        // Domains gone since the last pass.
+        kept.entries.retain(|_, e| e.seen == pass);
+        Ok(bytes)
+    }
+
+    /// Render, ahead of the next reply, every entry that moved, in each
+    /// format a client asked for within [`KEEP_WARM_FOR`] (none asked: no
+    /// work). Called after each sampler pass ([`keep_warm`]): a pass moves
+    /// every running domain, so without it the first reply after each pass
+    /// (for a client polling every few seconds, every reply) would render
+    /// them all.
+    pub fn prepare(&self, domains: &[impl Source]) -> Result<(), serde_json::Error> {
+        let mut kept = self.kept();
+        let wanted =
+            |asked: Option<std::time::Instant>| asked.is_some_and(|t| t.elapsed() < KEEP_WARM_FOR);
+        let (json, sxp) = (wanted(kept.json_asked), wanted(kept.sxp_asked));
+        if json || sxp {
+            Self::refresh(&mut kept, domains, json, sxp, json)?;
+        }
+        Ok(())
+    }
+
+    fn body(
+        &self,
+        json: bool,
+        head: &Head<'_>,
+        domains: &[impl Source],
+    ) -> Result<Body, serde_json::Error> {
+        let mut kept = self.kept();
+        let now = Some(std::time::Instant::now());
+        if json {
+            kept.json_asked = now;
+        } else {
+            kept.sxp_asked = now;
+        }
+        let bytes = Self::refresh(&mut kept, domains, json, !json, json)?;
         if json {
             let d0 = serde_json::value::to_raw_value(head.domain0)?;
             let mut list: Vec<&RawValue> = Vec::with_capacity(kept.entries.len() + 1);
@@ -413,5 +475,37 @@ mod tests {
         let again = Dom::new(stats(2, "c"));
         again.version.set(100);
         check(&cache, &[again]);
+    }
+
+    #[test]
+    fn prepare_renders_ahead_only_the_formats_clients_ask_for() {
+        let cache = BulkCache::default();
+        let doms = [Dom::new(stats(1, "a")), Dom::new(stats(2, "b"))];
+        // Nobody asked yet: no work at all.
+        cache.prepare(&doms).unwrap();
+        assert!(doms[0].asked.borrow().is_empty());
+        check(&cache, &doms);
+        let asked = doms[0].asked.borrow().len();
+        // A sample moves a domain; prepare renders it in both formats (both
+        // were asked for), so the next replies find it kept.
+        doms[0].change(|d| d.cpu_time += 2.0);
+        cache.prepare(&doms).unwrap();
+        let v = doms[0].version.get();
+        assert_eq!(doms[0].asked.borrow()[asked], Some(v - 1));
+        {
+            let kept = cache.kept();
+            let e = &kept.entries[&1];
+            assert_eq!(e.version, v);
+            assert!(e.json.is_some() && e.sxp.is_some());
+        }
+        check(&cache, &doms);
+        assert_eq!(doms[0].asked.borrow()[asked + 1..], [Some(v), Some(v)]);
+        // A format not asked for within KEEP_WARM_FOR is not rendered ahead.
+        cache.kept().sxp_asked = None;
+        doms[1].change(|d| d.cpu_time += 1.0);
+        cache.prepare(&doms).unwrap();
+        let kept = cache.kept();
+        assert!(kept.entries[&2].json.is_some());
+        assert!(kept.entries[&2].sxp.is_none());
     }
 }

@@ -280,6 +280,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
         stopping: stopping.clone(),
         bulk: Default::default(),
     };
+    let keep_warm = tokio::spawn(crate::bulk::keep_warm(state.bulk.clone(), sup.clone()));
     let app = crate::router::app(state);
     let limits = crate::listen::Limits {
         max_connections: settings.max_connections,
@@ -306,6 +307,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DaemonError> {
     let _ = tokio::join!(tcp, local);
     event_task.abort();
     sampler.abort();
+    keep_warm.abort();
     sup.stop().await;
     if running_pid(&settings).is_none() {
         let _ = std::fs::remove_file(settings.pid_file());

@@ -6,7 +6,7 @@
 //! but the test's own requests changes a domain (the first pass runs at
 //! start, before any domain exists); `GET /xend/domain/DOM` takes a fresh
 //! sample of one domain.
-use e2e::{Accept, Xend, XendOptions};
+use e2e::{Accept, STATE, Xend, XendOptions, wait_until};
 use xend::api::{DomainStats, Snapshot};
 
 fn start() -> Xend {
@@ -59,6 +59,18 @@ fn json_entry(snap: &Snapshot, id: u32) -> DomainStats {
         .clone()
 }
 
+/// Wait until the guests `ids` sit idle at their prompts (blocked): a VMM
+/// tells xend when its guest blocks or runs apart from samples, so until
+/// then a domain's entry may change on its own.
+fn settle(xend: &Xend, ids: &[u32]) {
+    wait_until(STATE, "the domains blocked at their prompts", || {
+        let (_, snap) = bulk_json(xend);
+        ids.iter()
+            .all(|&id| json_entry(&snap, id).state.starts_with("-b"))
+            .then_some(())
+    });
+}
+
 /// The reply's text from the first domain after Domain-0 to its end (what
 /// a reply keeps; the head has the reply's time and the host's figures).
 #[track_caller]
@@ -92,6 +104,7 @@ fn a_change_shows_in_the_next_bulk_reply_in_both_formats() {
     let (a, _con_a) = xend.create_booted("a");
     let (b, _con_b) = xend.create_booted("b");
     let (a, b) = (a.id, b.id);
+    settle(&xend, &[a, b]);
     let (_, s0) = bulk_sxp(&xend);
     let (_, j0) = bulk_json(&xend);
 
@@ -166,8 +179,9 @@ fn replies_with_no_change_between_them_are_the_same_bytes() {
     let xend = start();
     let (a, _con_a) = xend.create_booted("a");
     let (b, _con_b) = xend.create_booted("b");
+    settle(&xend, &[a.id, b.id]);
     let sxp_first = format!("(domain (id {})", a.id);
-    let json_first = format!("{{\"id\":{},", a.id);
+    let json_first = format!("{{\"id\":{},\"name\":", a.id);
     let (s1, _) = bulk_sxp(&xend);
     let (j1, _) = bulk_json(&xend);
     let (s2, _) = bulk_sxp(&xend);
@@ -188,7 +202,7 @@ fn replies_with_no_change_between_them_are_the_same_bytes() {
     );
     // `b`'s entry, the last, is untouched.
     let sxp_b = format!("(domain (id {})", b.id);
-    let json_b = format!("{{\"id\":{},", b.id);
+    let json_b = format!("{{\"id\":{},\"name\":", b.id);
     assert_eq!(domains_text(&s3, &sxp_b), domains_text(&s2, &sxp_b));
     assert_eq!(domains_text(&j3, &json_b), domains_text(&j2, &json_b));
 }

@@ -148,6 +148,8 @@ pub struct Supervisor {
     pub cgroups: Option<crate::cgroup::Cgroups>,
     table: Mutex<Table>,
     stopping: AtomicBool,
+    /// Sampler passes finished so far (see [`Supervisor::passes`]).
+    passes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -189,7 +191,15 @@ impl Supervisor {
                 reserved_uuids: Vec::new(),
             }),
             stopping: AtomicBool::new(false),
+            passes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// The count of sampler passes finished, which moves after each pass:
+    /// what keeps derived views (the bulk reply's rendered entries) warm
+    /// reads it, so the model never calls its views.
+    pub fn passes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.passes.subscribe()
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {

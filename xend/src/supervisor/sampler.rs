@@ -35,6 +35,7 @@ impl Supervisor {
                     break;
                 }
                 sup.sample_all().await;
+                sup.passes.send_modify(|n| *n += 1);
             }
         })
     }
