@@ -362,10 +362,9 @@ fn boot_once(
     image: &Path,
     net: &GuestNet,
     dir: &Path,
-    deadline: Duration,
-    kvm_counts: bool,
-    append: &str,
+    o: &Options,
 ) -> Boot {
+    let (deadline, kvm_counts, append) = (o.deadline, o.kvm_counts, o.append.as_str());
     let args = format!("{} {append}", linux::boot_args("/dev/vda", Some(net)));
     let args = args.trim_end();
     let socket = dir.join("vmm.sock");
@@ -712,16 +711,7 @@ fn main() {
             let side = *side;
             // A fresh root image per boot: a boot writes to it.
             let image = linux::root_image(dir.path(), "root.img");
-            let b = boot_once(
-                side,
-                &kernel,
-                &image,
-                &net,
-                dir.path(),
-                o.deadline,
-                o.kvm_counts,
-                &o.append,
-            );
+            let b = boot_once(side, &kernel, &image, &net, dir.path(), &o);
             if let Some(logs) = &o.logs {
                 std::fs::create_dir_all(logs).expect("--logs DIR");
                 let mut keep = vec![("console", "console")];
