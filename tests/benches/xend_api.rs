@@ -8,7 +8,10 @@
 //!   bulk (p50 and xend CPU per reply; target <= 1.3), xend's CPU per bulk
 //!   reply / 2 ms (target < 1), `xm list -l` / `virsh domstats` over as many
 //!   domains of libvirt's test driver (target <= 1; skipped, saying so, when
-//!   `virsh` is not installed), plus `xm list`, the sampler's CPU per pass,
+//!   `virsh` is not installed; also against an estimate of a steady-state
+//!   `virsh domstats`: a virsh start plus one domstats' marginal cost
+//!   within a session, since the test driver reloads its XML per run),
+//!   plus `xm list`, the sampler's CPU per pass,
 //!   and the bulk reply after a sampler pass (every domain changed since
 //!   the last reply: what a client polling less often than the sampler,
 //!   like xtop, sees; xend renders the changed entries after each pass).
@@ -320,6 +323,35 @@ fn ratios(xend: &Xend, n: usize) {
                 ms(xm_long),
                 ms(virsh_stats),
                 r(xm_long, virsh_stats)
+            );
+            // Most of that virsh run is the test driver loading its
+            // n-domain XML, which a libvirtd holding its domains would not
+            // redo: so also estimate a steady-state `virsh domstats` as a
+            // virsh start with the 1-domain default driver plus the marginal
+            // cost of one n-domain `domstats` inside one session.
+            let stats_n = |k: usize| {
+                median_run(11, || {
+                    let mut c = std::process::Command::new(&virsh);
+                    c.args(["-q", "-c", &uri, &vec!["domstats"; k].join("; ")]);
+                    c
+                })
+            };
+            let (one, five) = (stats_n(1), stats_n(5));
+            let marginal = five.saturating_sub(one) / 4;
+            let start = median_run(21, || {
+                let mut c = std::process::Command::new(&virsh);
+                c.args(["-q", "-c", "test:///default", "domstats"]);
+                c
+            });
+            let steady = start + marginal;
+            println!(
+                "virsh domstats over {n} domains within one session (marginal): {}; a virsh start \
+                 (1-domain driver): {}; xm list -l / their sum: {} / {} = {:.2}",
+                ms(marginal),
+                ms(start),
+                ms(xm_long),
+                ms(steady),
+                r(xm_long, steady)
             );
         }
         None => println!(
