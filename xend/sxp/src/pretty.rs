@@ -14,7 +14,7 @@
 //! ```
 
 use crate::Value;
-use crate::writer::{write_str, write_value};
+use crate::writer::{str_width, write_value};
 
 /// The line width the pretty printer fills.
 pub const WIDTH: usize = 80;
@@ -53,23 +53,27 @@ fn write_pretty(out: &mut String, v: &Value, col: usize) {
 }
 
 fn newline(out: &mut String, indent: usize) {
+    const SPACES: &str = "                                                                ";
     out.push('\n');
-    out.extend(std::iter::repeat_n(' ', indent));
+    let mut left = indent;
+    while left > 0 {
+        let n = left.min(SPACES.len());
+        out.push_str(&SPACES[..n]);
+        left -= n;
+    }
 }
 
 /// Whether the compact form of `v` is at most `budget` characters. Stops as soon
 /// as the budget is exceeded, so each call costs O(budget), not O(size of `v`).
 fn fits(v: &Value, budget: usize) -> bool {
-    fn used(v: &Value, budget: usize, scratch: &mut String) -> Option<usize> {
+    fn used(v: &Value, budget: usize) -> Option<usize> {
         match v {
             Value::Str(s) => {
                 // A char is at most 4 bytes and escapes only lengthen: cheap early exit.
                 if s.len() / 4 > budget {
                     return None;
                 }
-                scratch.clear();
-                write_str(scratch, s).expect("writing to a String cannot fail");
-                let n = scratch.chars().count();
+                let n = str_width(s);
                 (n <= budget).then_some(n)
             }
             Value::List(items) => {
@@ -78,14 +82,13 @@ fn fits(v: &Value, budget: usize) -> bool {
                     return None;
                 }
                 for item in items {
-                    n += used(item, budget - n, scratch)?;
+                    n += used(item, budget - n)?;
                 }
                 Some(n)
             }
         }
     }
-    let mut scratch = String::new();
-    used(v, budget, &mut scratch).is_some()
+    used(v, budget).is_some()
 }
 
 #[cfg(test)]

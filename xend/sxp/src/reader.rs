@@ -98,21 +98,23 @@ impl Spanned {
 /// Reads exactly one value. No value, or anything after the first value other
 /// than whitespace and comments, is an error.
 pub fn parse(text: &str) -> Result<Value, ParseError> {
-    parse_spanned(text).map(Spanned::into_value)
+    let mut values = Reader::new(text).read_all::<Value>()?;
+    match values.pop() {
+        Some(v) if values.is_empty() => Ok(v),
+        // Read again with positions, only to say where the error is.
+        _ => parse_spanned(text).map(Spanned::into_value),
+    }
 }
 
 /// Reads every value in `text` (none is fine).
 pub fn parse_all(text: &str) -> Result<Vec<Value>, ParseError> {
-    Ok(parse_all_spanned(text)?
-        .into_iter()
-        .map(Spanned::into_value)
-        .collect())
+    Reader::new(text).read_all()
 }
 
 /// Reads exactly one value, with positions.
 pub fn parse_spanned(text: &str) -> Result<Spanned, ParseError> {
     let mut reader = Reader::new(text);
-    let values = reader.read_all()?;
+    let values = reader.read_all::<Spanned>()?;
     let mut values = values.into_iter();
     match (values.next(), values.next()) {
         (Some(v), None) => Ok(v),
@@ -134,57 +136,103 @@ pub fn parse_all_spanned(text: &str) -> Result<Vec<Spanned>, ParseError> {
     Reader::new(text).read_all()
 }
 
-/// SXP whitespace: space, tab, newline, VT, FF, CR.
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+/// What the reader builds: [`Value`]s, or [`Spanned`]s when the caller wants
+/// positions (errors in config files). Building `Value`s directly saves
+/// a second pass over big replies (`xm list -l` over hundreds of domains).
+trait Node: Sized {
+    fn atom(s: String, line: u32, col: u32) -> Self;
+    fn list(items: Vec<Self>, line: u32, col: u32) -> Self;
 }
 
-/// Characters that end an atom.
-fn ends_atom(c: char) -> bool {
-    is_space(c) || matches!(c, '#' | '(' | ')') || c.is_control()
+impl Node for Value {
+    fn atom(s: String, _: u32, _: u32) -> Self {
+        Value::Str(s)
+    }
+
+    fn list(items: Vec<Self>, _: u32, _: u32) -> Self {
+        Value::List(items)
+    }
 }
 
+impl Node for Spanned {
+    fn atom(s: String, line: u32, col: u32) -> Self {
+        Spanned {
+            kind: SpannedKind::Str(s),
+            line,
+            col,
+        }
+    }
+
+    fn list(items: Vec<Self>, line: u32, col: u32) -> Self {
+        Spanned {
+            kind: SpannedKind::List(items),
+            line,
+            col,
+        }
+    }
+}
+
+/// Whether `b` is an ASCII byte that ends an atom: SXP whitespace, another
+/// control character, a space, `#` or a parenthesis.
+fn ends_atom_ascii(b: u8) -> bool {
+    b <= b' ' || b == 0x7f || matches!(b, b'#' | b'(' | b')')
+}
+
+/// The number of characters in `bytes` (whole UTF-8 sequences): the bytes
+/// that are not continuation bytes.
+fn chars_in(bytes: &[u8]) -> u32 {
+    let n = bytes.iter().filter(|&&b| b & 0xc0 != 0x80).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The reader works on bytes (every byte it looks for is ASCII, so every
+/// place it stops is a character boundary) and counts characters for
+/// columns as it goes.
 struct Reader<'a> {
-    src: &'a str,
+    text: &'a str,
     pos: usize,
     line: u32,
     col: u32,
 }
 
-struct Open {
+struct Open<N> {
     line: u32,
     col: u32,
-    items: Vec<Spanned>,
+    items: Vec<N>,
 }
 
 impl<'a> Reader<'a> {
-    fn new(src: &'a str) -> Self {
+    fn new(text: &'a str) -> Self {
         Reader {
-            src,
+            text,
             pos: 0,
             line: 1,
             col: 1,
         }
     }
 
-    fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
+    fn byte_at(&self, pos: usize) -> Option<u8> {
+        self.text.as_bytes().get(pos).copied()
     }
 
-    fn peek_at(&self, n: usize) -> Option<char> {
-        self.src[self.pos..].chars().nth(n)
+    /// The character at the read position (`pos` is always a boundary).
+    fn char_here(&self) -> Option<char> {
+        self.text[self.pos..].chars().next()
     }
 
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        if c == '\n' {
-            self.line += 1;
-            self.col = 1;
-        } else {
-            self.col += 1;
-        }
-        Some(c)
+    /// Moves the read position to `end` over bytes holding no newline.
+    fn skip_to(&mut self, end: usize) {
+        self.col = self
+            .col
+            .saturating_add(chars_in(&self.text.as_bytes()[self.pos..end]));
+        self.pos = end;
+    }
+
+    /// Moves past one newline byte.
+    fn newline(&mut self) {
+        self.pos += 1;
+        self.line = self.line.saturating_add(1);
+        self.col = 1;
     }
 
     fn error(&self, line: u32, col: u32, message: impl Into<String>) -> ParseError {
@@ -195,26 +243,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read_all(&mut self) -> Result<Vec<Spanned>, ParseError> {
+    fn read_all<N: Node>(&mut self) -> Result<Vec<N>, ParseError> {
         let mut top = Vec::new();
-        let mut stack: Vec<Open> = Vec::new();
+        let mut stack: Vec<Open<N>> = Vec::new();
         loop {
             let (line, col) = (self.line, self.col);
-            let Some(c) = self.peek() else { break };
-            let value = match c {
-                c if is_space(c) => {
-                    self.bump();
+            let Some(b) = self.byte_at(self.pos) else {
+                break;
+            };
+            let value = match b {
+                b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' => {
+                    self.skip_to(self.pos + 1);
                     continue;
                 }
-                '#' => {
-                    while let Some(c) = self.bump() {
-                        if c == '\n' {
-                            break;
+                b'\n' => {
+                    self.newline();
+                    continue;
+                }
+                b'#' => {
+                    let rest = &self.text.as_bytes()[self.pos..];
+                    match rest.iter().position(|&b| b == b'\n') {
+                        Some(n) => {
+                            self.skip_to(self.pos + n);
+                            self.newline();
                         }
+                        None => self.skip_to(self.text.len()),
                     }
                     continue;
                 }
-                '(' => {
+                b'(' => {
                     if stack.len() >= MAX_DEPTH {
                         return Err(self.error(
                             line,
@@ -222,7 +279,7 @@ impl<'a> Reader<'a> {
                             format!("lists are nested deeper than {MAX_DEPTH} levels"),
                         ));
                     }
-                    self.bump();
+                    self.skip_to(self.pos + 1);
                     stack.push(Open {
                         line,
                         col,
@@ -230,31 +287,30 @@ impl<'a> Reader<'a> {
                     });
                     continue;
                 }
-                ')' => {
-                    self.bump();
+                b')' => {
+                    self.skip_to(self.pos + 1);
                     let Some(open) = stack.pop() else {
                         return Err(self.error(line, col, "unexpected ')': no list is open"));
                     };
-                    Spanned {
-                        kind: SpannedKind::List(open.items),
-                        line: open.line,
-                        col: open.col,
+                    N::list(open.items, open.line, open.col)
+                }
+                b'"' | b'\'' => self.read_string(line, col)?,
+                b'\x04' if stack.is_empty() => break,
+                _ => {
+                    let c = self.char_here().expect("a byte starts a character here");
+                    if c.is_control() {
+                        return Err(self.error(
+                            line,
+                            col,
+                            format!(
+                                "unexpected control character U+{:04X}; quote it in a string as \\x{:02x}",
+                                c as u32,
+                                (c as u32) & 0xff
+                            ),
+                        ));
                     }
+                    self.read_atom(line, col)
                 }
-                '"' | '\'' => self.read_string(line, col)?,
-                '\x04' if stack.is_empty() => break,
-                c if c.is_control() => {
-                    return Err(self.error(
-                        line,
-                        col,
-                        format!(
-                            "unexpected control character U+{:04X}; quote it in a string as \\x{:02x}",
-                            c as u32,
-                            (c as u32) & 0xff
-                        ),
-                    ));
-                }
-                _ => self.read_atom(line, col),
             };
             match stack.last_mut() {
                 Some(open) => open.items.push(value),
@@ -271,85 +327,109 @@ impl<'a> Reader<'a> {
         Ok(top)
     }
 
-    fn read_atom(&mut self, line: u32, col: u32) -> Spanned {
+    /// An atom: everything up to whitespace, a control character, `#` or a
+    /// parenthesis.
+    fn read_atom<N: Node>(&mut self, line: u32, col: u32) -> N {
         let start = self.pos;
-        while let Some(c) = self.peek() {
-            if ends_atom(c) {
-                break;
+        let bytes = self.text.as_bytes();
+        let mut end = start;
+        while let Some(&b) = bytes.get(end) {
+            if b.is_ascii() {
+                if ends_atom_ascii(b) {
+                    break;
+                }
+                end += 1;
+            } else {
+                let c = self.text[end..].chars().next().expect("a boundary");
+                if c.is_control() {
+                    break;
+                }
+                end += c.len_utf8();
             }
-            self.bump();
         }
-        Spanned {
-            kind: SpannedKind::Str(self.src[start..self.pos].to_owned()),
-            line,
-            col,
-        }
+        self.skip_to(end);
+        N::atom(self.text[start..end].to_owned(), line, col)
     }
 
-    fn read_string(&mut self, line: u32, col: u32) -> Result<Spanned, ParseError> {
-        let quote = self.bump().expect("read_string starts at a quote");
+    fn read_string<N: Node>(&mut self, line: u32, col: u32) -> Result<N, ParseError> {
+        let quote = self.text.as_bytes()[self.pos];
+        self.skip_to(self.pos + 1);
         let eof = |r: &Self| {
             r.error(
                 line,
                 col,
-                format!("unexpected EOF: the string opened here is not closed (missing {quote})"),
+                format!(
+                    "unexpected EOF: the string opened here is not closed (missing {})",
+                    quote as char
+                ),
             )
         };
         let mut s = String::new();
         loop {
-            let Some(c) = self.bump() else {
+            // Copy the run of plain characters in one go.
+            let rest = &self.text.as_bytes()[self.pos..];
+            let run = rest
+                .iter()
+                .position(|&b| b == quote || b == b'\\' || b == b'\n')
+                .unwrap_or(rest.len());
+            s.push_str(&self.text[self.pos..self.pos + run]);
+            self.skip_to(self.pos + run);
+            let Some(b) = self.byte_at(self.pos) else {
                 return Err(eof(self));
             };
-            if c == quote {
+            if b == quote {
+                self.skip_to(self.pos + 1);
                 break;
             }
-            if c != '\\' {
-                s.push(c);
+            if b == b'\n' {
+                s.push('\n');
+                self.newline();
                 continue;
             }
-            let Some(e) = self.peek() else {
+            // A backslash.
+            self.skip_to(self.pos + 1);
+            let Some(e) = self.byte_at(self.pos) else {
                 return Err(eof(self));
             };
             let simple = match e {
-                'a' => Some('\x07'),
-                'b' => Some('\x08'),
-                't' => Some('\t'),
-                'n' => Some('\n'),
-                'v' => Some('\x0b'),
-                'f' => Some('\x0c'),
-                'r' => Some('\r'),
-                '\\' | '\'' | '"' => Some(e),
+                b'a' => Some('\x07'),
+                b'b' => Some('\x08'),
+                b't' => Some('\t'),
+                b'n' => Some('\n'),
+                b'v' => Some('\x0b'),
+                b'f' => Some('\x0c'),
+                b'r' => Some('\r'),
+                b'\\' | b'\'' | b'"' => Some(e as char),
                 _ => None,
             };
             if let Some(decoded) = simple {
-                self.bump();
+                self.skip_to(self.pos + 1);
                 s.push(decoded);
                 continue;
             }
-            if e == 'x' {
-                let hex = (
-                    self.peek_at(1).and_then(|c| c.to_digit(16)),
-                    self.peek_at(2).and_then(|c| c.to_digit(16)),
-                );
-                if let (Some(hi), Some(lo)) = hex {
-                    self.bump();
-                    self.bump();
-                    self.bump();
+            let digit = |pos: usize, radix: u32| {
+                self.byte_at(pos)
+                    .and_then(|b| char::from(b).to_digit(radix))
+            };
+            if e == b'x' {
+                if let (Some(hi), Some(lo)) = (digit(self.pos + 1, 16), digit(self.pos + 2, 16)) {
+                    self.skip_to(self.pos + 3);
                     s.push(char::from_u32(hi * 16 + lo).expect("a byte value is a char"));
                     continue;
                 }
-            } else if let Some(first) = e.to_digit(8) {
-                self.bump();
+            } else if let Some(first) = digit(self.pos, 8) {
                 let mut n = first;
-                for _ in 0..2 {
-                    match self.peek().and_then(|c| c.to_digit(8)) {
+                let mut len = 1;
+                while len < 3 {
+                    match digit(self.pos + len, 8) {
                         Some(d) => {
-                            self.bump();
                             n = n * 8 + d;
+                            len += 1;
                         }
                         None => break,
                     }
                 }
+                self.skip_to(self.pos + len);
                 s.push(char::from_u32(n).expect("an octal escape is below 0o1000"));
                 continue;
             }
@@ -357,10 +437,6 @@ impl<'a> Reader<'a> {
             // character is read normally.
             s.push('\\');
         }
-        Ok(Spanned {
-            kind: SpannedKind::Str(s),
-            line,
-            col,
-        })
+        Ok(N::atom(s, line, col))
     }
 }

@@ -22,11 +22,7 @@ pub(crate) fn write_str(out: &mut impl Write, s: &str) -> fmt::Result {
     if is_bare(s) {
         return out.write_str(s);
     }
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = quote_for(s);
     out.write_char(quote)?;
     for c in s.chars() {
         match c {
@@ -43,6 +39,34 @@ pub(crate) fn write_str(out: &mut impl Write, s: &str) -> fmt::Result {
         }
     }
     out.write_char(quote)
+}
+
+/// The quote [`write_str`] puts around `s` when it is not bare.
+fn quote_for(s: &str) -> char {
+    if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    }
+}
+
+/// The width in characters of what [`write_str`] writes for `s`, without
+/// writing it.
+pub(crate) fn str_width(s: &str) -> usize {
+    if is_bare(s) {
+        // Bare strings are ASCII.
+        return s.len();
+    }
+    let quote = quote_for(s);
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' | '\\' => 2,
+            c if c == quote => 2,
+            c if c.is_control() && (c as u32) <= 0xff => 4,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 /// Writes `v` in the compact one-line form.
