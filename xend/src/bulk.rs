@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::api::{DomainStats, NodeInfo};
+use crate::api::{ConsoleInfo, DomainRecord, DomainStats, NodeInfo};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{Format, sxp_text};
 use crate::supervisor::Domain;
@@ -43,6 +43,18 @@ struct Entry {
     seen: u64,
 }
 
+/// One domain's kept full record (`?detail=1`), in the compact form.
+#[derive(Debug)]
+struct KeptRecord {
+    /// The version of the domain state it was made from.
+    version: u64,
+    /// The console's fields it holds (they change apart from the state).
+    console: ConsoleInfo,
+    sxp: Box<str>,
+    /// The pass that last listed the domain.
+    seen: u64,
+}
+
 #[derive(Debug, Default)]
 struct Kept {
     /// By domain id: the reply's order.
@@ -52,6 +64,12 @@ struct Kept {
     /// When a client last asked for each format.
     json_asked: Option<std::time::Instant>,
     sxp_asked: Option<std::time::Instant>,
+    /// By domain id: the full records (`?detail=1`, what `xm list -l` asks).
+    records: BTreeMap<u32, KeptRecord>,
+    /// Passes over the records so far.
+    record_passes: u64,
+    /// When a client last asked for the full records.
+    records_asked: Option<std::time::Instant>,
 }
 
 /// Every domain's kept entry (one per xend, in the app state).
@@ -77,6 +95,12 @@ pub trait Source {
     /// The version of the domain's state now and, unless it is still
     /// `seen`, the stats made from it.
     fn stats_since(&self, seen: Option<u64>) -> (u64, Option<DomainStats>);
+    /// The version of the domain's state and its console's fields now and,
+    /// unless both are still `seen`, the full record made from them.
+    fn record_since(
+        &self,
+        seen: Option<(u64, &ConsoleInfo)>,
+    ) -> (u64, ConsoleInfo, Option<DomainRecord>);
 }
 
 impl Source for std::sync::Arc<Domain> {
@@ -86,6 +110,13 @@ impl Source for std::sync::Arc<Domain> {
 
     fn stats_since(&self, seen: Option<u64>) -> (u64, Option<DomainStats>) {
         Domain::stats_since(self, seen)
+    }
+
+    fn record_since(
+        &self,
+        seen: Option<(u64, &ConsoleInfo)>,
+    ) -> (u64, ConsoleInfo, Option<DomainRecord>) {
+        Domain::record_since(self, seen)
     }
 }
 
@@ -214,7 +245,51 @@ impl BulkCache {
         if json || sxp {
             Self::refresh(&mut kept, domains, json, sxp, json)?;
         }
+        if wanted(kept.records_asked) {
+            Self::refresh_records(&mut kept, domains);
+        }
         Ok(())
+    }
+
+    /// Bring every kept record up to date with `domains` (dropping those of
+    /// domains gone); the bytes they take.
+    fn refresh_records(kept: &mut Kept, domains: &[impl Source]) -> usize {
+        kept.record_passes += 1;
+        let pass = kept.record_passes;
+        let mut bytes = HEAD_BYTES;
+        for dom in domains {
+            let id = dom.id();
+            let old = kept.records.get(&id).map(|r| (r.version, &r.console));
+            let (version, console, fresh) = dom.record_since(old);
+            if let Some(record) = fresh {
+                let sxp = crate::render::record_text(&record).into();
+                let kept_record = KeptRecord {
+                    version,
+                    console,
+                    sxp,
+                    seen: pass,
+                };
+                kept.records.insert(id, kept_record);
+            }
+            if let Some(r) = kept.records.get_mut(&id) {
+                r.seen = pass;
+                bytes += 1 + r.sxp.len();
+            }
+        }
+        kept.records.retain(|_, r| r.seen == pass);
+        bytes
+    }
+
+    /// `GET /xend/domain?detail=1` in SXP: `(R0 R1 ...)` with `domain0`'s
+    /// record (rendered afresh) and every domain's, each rendered once per
+    /// change; the bytes of [`crate::render::records_text`].
+    pub fn records_text(&self, domain0: &DomainRecord, domains: &[impl Source]) -> String {
+        let mut kept = self.kept();
+        kept.records_asked = Some(std::time::Instant::now());
+        let bytes = Self::refresh_records(&mut kept, domains);
+        let d0 = crate::render::record_text(domain0);
+        let list = std::iter::once(d0.as_str()).chain(kept.records.values().map(|r| &*r.sxp));
+        crate::render::records_text_spliced(list, bytes)
     }
 
     fn body(
@@ -273,21 +348,47 @@ mod tests {
     struct Dom {
         version: Cell<u64>,
         stats: RefCell<DomainStats>,
+        console: RefCell<ConsoleInfo>,
         asked: RefCell<Vec<Option<u64>>>,
+        /// How many records were made.
+        records_made: Cell<usize>,
     }
 
     impl Dom {
         fn new(stats: DomainStats) -> Dom {
             Dom {
                 version: Cell::new(1),
+                console: RefCell::new(ConsoleInfo {
+                    status: "listening".into(),
+                    id: stats.id,
+                    domain: stats.id,
+                    console_port: 9600 + stats.id as u16,
+                    ..ConsoleInfo::default()
+                }),
                 stats: RefCell::new(stats),
                 asked: RefCell::new(Vec::new()),
+                records_made: Cell::new(0),
             }
         }
 
         fn change(&self, f: impl FnOnce(&mut DomainStats)) {
             f(&mut self.stats.borrow_mut());
             self.version.set(self.version.get() + 1);
+        }
+
+        fn record(&self) -> DomainRecord {
+            let stats = self.stats.borrow().clone();
+            DomainRecord {
+                config: Some(
+                    sxp::parse(&format!("(vm (name '{}') (memory 16))", stats.name)).unwrap(),
+                ),
+                restart: crate::api::RestartInfo {
+                    state: None,
+                    time: Some(1_764_000_001.5),
+                },
+                console: Some(self.console.borrow().clone()),
+                stats,
+            }
         }
     }
 
@@ -300,6 +401,18 @@ mod tests {
             self.asked.borrow_mut().push(seen);
             let v = self.version.get();
             (v, (seen != Some(v)).then(|| self.stats.borrow().clone()))
+        }
+
+        fn record_since(
+            &self,
+            seen: Option<(u64, &ConsoleInfo)>,
+        ) -> (u64, ConsoleInfo, Option<DomainRecord>) {
+            let (v, console) = (self.version.get(), self.console.borrow().clone());
+            if seen == Some((v, &console)) {
+                return (v, console, None);
+            }
+            self.records_made.set(self.records_made.get() + 1);
+            (v, console, Some(self.record()))
         }
     }
 
@@ -507,5 +620,60 @@ mod tests {
         let kept = cache.kept();
         assert!(kept.entries[&2].json.is_some());
         assert!(kept.entries[&2].sxp.is_none());
+    }
+
+    /// The full records through the cache, as a whole render gives them.
+    #[track_caller]
+    fn check_records(cache: &BulkCache, doms: &[Dom]) {
+        let d0 = DomainRecord {
+            stats: domain0(),
+            ..DomainRecord::default()
+        };
+        let all: Vec<DomainRecord> = std::iter::once(d0.clone())
+            .chain(doms.iter().map(Dom::record))
+            .collect();
+        assert_eq!(
+            cache.records_text(&d0, doms),
+            crate::render::records_text(&all)
+        );
+    }
+
+    #[test]
+    fn kept_records_follow_the_state_and_the_console() {
+        let cache = BulkCache::default();
+        check_records(&cache, &[]);
+        let doms = [Dom::new(stats(1, "a")), Dom::new(stats(2, "it's b"))];
+        check_records(&cache, &doms);
+        check_records(&cache, &doms);
+        assert_eq!(doms[0].records_made.get(), 1, "kept, not made again");
+        // A change of state, and a console client (not in the state).
+        doms[0].change(|d| d.state = "--p---".into());
+        {
+            let mut console = doms[1].console.borrow_mut();
+            console.status = "connected".into();
+            console.connected = Some("127.0.0.1:40000".into());
+        }
+        check_records(&cache, &doms);
+        assert_eq!(doms[0].records_made.get(), 2);
+        assert_eq!(doms[1].records_made.get(), 2);
+        // A domain gone leaves; prepare keeps the rest warm once asked.
+        check_records(&cache, &doms[1..]);
+        assert_eq!(cache.kept().records.len(), 1);
+        doms[1].change(|d| d.cpu_time += 1.0);
+        cache.prepare(&doms[1..]).unwrap();
+        assert_eq!(doms[1].records_made.get(), 3);
+        check_records(&cache, &doms[1..]);
+        assert_eq!(doms[1].records_made.get(), 3, "rendered ahead by prepare");
+    }
+
+    #[test]
+    fn prepare_makes_no_records_nobody_asked_for() {
+        let cache = BulkCache::default();
+        let doms = [Dom::new(stats(1, "a"))];
+        check(&cache, &doms);
+        doms[0].change(|d| d.cpu_time += 1.0);
+        cache.prepare(&doms).unwrap();
+        assert_eq!(doms[0].records_made.get(), 0);
+        assert!(cache.kept().records.is_empty());
     }
 }

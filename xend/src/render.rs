@@ -147,6 +147,28 @@ pub fn record_sxp(r: &DomainRecord) -> Value {
     s.finish()
 }
 
+/// One record in the compact form, as [`records_text`] writes it.
+pub fn record_text(r: &DomainRecord) -> String {
+    let mut s = TextSink::with_capacity(BYTES_PER_DOMAIN * 2);
+    write_record(&mut s, r);
+    s.finish()
+}
+
+/// `(R1 R2 ...)` from records already written by [`record_text`], in
+/// order: byte for byte what [`records_text`] writes for the same records.
+pub fn records_text_spliced<'a>(
+    records: impl IntoIterator<Item = &'a str>,
+    capacity: usize,
+) -> String {
+    let mut s = TextSink::with_capacity(capacity);
+    s.begin();
+    for r in records {
+        s.raw(r);
+    }
+    s.end();
+    s.finish()
+}
+
 /// `(R1 R2 ...)`: every record, in the compact form (`?detail=1`).
 pub fn records_text(records: &[DomainRecord]) -> String {
     let mut s = TextSink::with_capacity(BYTES_PER_DOMAIN * 2 * (records.len() + 1));

@@ -78,14 +78,19 @@ pub async fn list(
     }
     if detail {
         let node = crate::hostinfo::node_info();
-        let mut records = vec![DomainRecord {
+        let domain0 = DomainRecord {
             stats: crate::hostinfo::domain0(&node),
             ..DomainRecord::default()
-        }];
-        records.extend(state.sup.domains().iter().map(|d| d.record()));
+        };
+        let domains = state.sup.domains();
         return Ok(match format {
-            Format::Json => json(&records.iter().map(|r| &r.stats).collect::<Vec<_>>()),
-            _ => sxp_text(crate::render::records_text(&records)),
+            Format::Json => {
+                let mut all = vec![domain0.stats];
+                all.extend(domains.iter().map(|d| d.record().stats));
+                json(&all)
+            }
+            // Kept per domain: `xm list -l` asks this over every domain.
+            _ => sxp_text(state.bulk.records_text(&domain0, &domains)),
         });
     }
     let mut names = vec!["Domain-0".to_string()];

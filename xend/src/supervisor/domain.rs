@@ -7,7 +7,7 @@ use tokio::task::JoinHandle;
 use super::SupError;
 use super::spawn::VmmPaths;
 use super::versioned::{Versioned, VersionedGuard};
-use crate::api::{DomainRecord, DomainStats};
+use crate::api::{ConsoleInfo, DomainRecord, DomainStats};
 use crate::config::DomainConfig;
 use crate::console::ConsoleHub;
 use crate::db::DomainEntry;
@@ -288,6 +288,23 @@ impl Domain {
             return (version, None);
         }
         (version, Some(super::stats::domain_stats(self, &st)))
+    }
+
+    /// The version of the domain's state, its console's fields and, unless
+    /// both are still `seen`, the full record made from them (everything
+    /// else in a record never changes).
+    pub fn record_since(
+        &self,
+        seen: Option<(u64, &ConsoleInfo)>,
+    ) -> (u64, ConsoleInfo, Option<DomainRecord>) {
+        let st = self.state();
+        let version = st.version();
+        let console = self.console.info();
+        if seen == Some((version, &console)) {
+            return (version, console, None);
+        }
+        let record = super::stats::domain_record_with(self, &st, console.clone());
+        (version, console, Some(record))
     }
 
     /// The domain's full record (stats, console, restart state, config).

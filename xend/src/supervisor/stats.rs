@@ -6,7 +6,7 @@ use hypervisor::control::proto::{DomainInfo, RunState, VcpuState};
 
 use super::{DomState, Domain, Phase};
 use crate::api::{
-    DomainRecord, DomainStats, NetStats, RestartInfo, SampleTime, VbdStats, VcpuStats,
+    ConsoleInfo, DomainRecord, DomainStats, NetStats, RestartInfo, SampleTime, VbdStats, VcpuStats,
 };
 
 /// The six state letters `rbpscd` (`-` where unset).
@@ -121,9 +121,14 @@ pub fn restart_info(st: &DomState) -> RestartInfo {
 
 /// Everything of a domain's full record (`GET /xend/domain/DOM`, the DB).
 pub fn domain_record(dom: &Domain, st: &DomState) -> DomainRecord {
+    domain_record_with(dom, st, dom.console.info())
+}
+
+/// [`domain_record`] with the console's fields already read.
+pub fn domain_record_with(dom: &Domain, st: &DomState, console: ConsoleInfo) -> DomainRecord {
     DomainRecord {
         stats: domain_stats(dom, st),
-        console: Some(dom.console.info()),
+        console: Some(console),
         restart: restart_info(st),
         config: Some(st.config.to_sxp()),
     }
