@@ -19,6 +19,13 @@ use crate::memory::{GuestRam, MemoryError};
 pub const HISTORY_BYTES: usize = 64 * 1024;
 /// Unsent output buffered for a slow client before dropping the oldest.
 pub const MAX_PENDING: usize = 1 << 20;
+/// While output streams (the client was written to within this long), the
+/// writer gathers it for up to this long before the next client write,
+/// unless a line ends first: a UART delivers one byte per guest `out`, and
+/// a wake-up and a client write per byte cost the host more than the
+/// guest's own output. The first byte after a quiet spell (a prompt, an
+/// echo) goes out at once.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Errors from the console rings.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +183,11 @@ impl Console {
             if lost > 0 {
                 self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
             }
-            self.out_ready.notify_all();
+            // The writer takes everything pending when it runs, so it needs
+            // waking only for the first byte, or to end a gathering wait.
+            if before == 0 || buf.contains(&b'\n') {
+                self.out_ready.notify_all();
+            }
         }
     }
 
@@ -239,17 +250,27 @@ impl Console {
         self.out_ready.notify_all();
     }
 
-    /// The writer thread: forwards pending output to the attached client.
+    /// The writer thread: forwards pending output to the attached client,
+    /// gathering streaming output ([`GATHER`]).
     pub fn run_writer(&self) {
+        let mut last_write: Option<std::time::Instant> = None;
         loop {
             let (chunk, mut sink, generation) = {
                 let mut out = self.out.lock().unwrap();
+                let mut gathered = false;
                 loop {
                     if out.closed {
                         return;
                     }
                     if !out.pending.is_empty() && out.sink.is_some() {
-                        break;
+                        let streaming = last_write.is_some_and(|t| t.elapsed() < GATHER * 2);
+                        let line_done = out.pending.back() == Some(&b'\n');
+                        if gathered || !streaming || line_done || out.pending.len() >= 4096 {
+                            break;
+                        }
+                        gathered = true;
+                        out = self.out_ready.wait_timeout(out, GATHER).unwrap().0;
+                        continue;
                     }
                     out = self.out_ready.wait(out).unwrap();
                 }
@@ -262,6 +283,7 @@ impl Console {
                 )
             };
             let ok = sink.write_all(&chunk).and_then(|()| sink.flush()).is_ok();
+            last_write = Some(std::time::Instant::now());
             let mut out = self.out.lock().unwrap();
             if ok && out.generation == generation && out.sink.is_none() {
                 out.sink = Some(sink);
@@ -348,6 +370,65 @@ mod tests {
         assert_eq!(con.push_input(&ram, &data).unwrap(), CONSOLE_IN_SIZE);
         assert_eq!(con.push_input(&ram, b"y").unwrap(), 0);
         assert_eq!(con.bytes_in(), CONSOLE_IN_SIZE as u64);
+    }
+
+    /// A client that keeps each write it is given.
+    #[derive(Clone, Default)]
+    struct Recorder(std::sync::Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Recorder {
+        fn bytes(&self) -> Vec<u8> {
+            self.0.lock().unwrap().concat()
+        }
+
+        fn writes(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_output_reaches_the_client_in_few_writes() {
+        let con = std::sync::Arc::new(Console::new(0));
+        let writer = {
+            let con = con.clone();
+            std::thread::spawn(move || con.run_writer())
+        };
+        let client = Recorder::default();
+        con.attach(Box::new(client.clone()), false);
+        let wait = std::time::Duration::from_secs(10);
+        // A prompt after a quiet spell, with no line end, still goes out.
+        con.push_output(b"login: ");
+        testkit::wait_until(wait, "the prompt", || {
+            (client.bytes() == b"login: ").then_some(())
+        });
+        // A line one byte at a time, paced as a UART under this KVM gives
+        // it (a byte every few tens of microseconds: two guest exits).
+        let before = client.writes();
+        let line: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).chain([b'\n']).collect();
+        for b in &line {
+            con.push_output(std::slice::from_ref(b));
+            let t = std::time::Instant::now();
+            while t.elapsed() < std::time::Duration::from_micros(50) {
+                std::hint::spin_loop();
+            }
+        }
+        let want = [b"login: ".as_slice(), &line].concat();
+        testkit::wait_until(wait, "the line", || (client.bytes() == want).then_some(()));
+        let writes = client.writes() - before;
+        assert!(writes <= 60, "{writes} client writes for 201 bytes");
+        con.close();
+        writer.join().unwrap();
     }
 
     #[test]
