@@ -196,6 +196,36 @@ fn set_lint(fd: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
     fd.set_lapic(&lapic)
 }
 
+/// AMD's hardware configuration MSR and its TscFreqSel bit (24): the TSC
+/// counts at the P0 frequency, as it does on every CPU with an invariant
+/// TSC. An AMD guest with a constant TSC checks the bit and otherwise logs
+/// "[Firmware Bug]: TSC doesn't count with P0 frequency!". KVM takes the
+/// bit from the VMM since Linux 6.6; an older host refuses it, which only
+/// leaves the message.
+const MSR_K7_HWCR: u32 = 0xc001_0015;
+const HWCR_TSC_FREQ_SEL: u64 = 1 << 24;
+
+/// Whether `cpuid` (leaf 0's vendor) is an AMD (or Hygon) CPU's.
+fn is_amd(cpuid: &kvm_bindings::CpuId) -> bool {
+    cpuid
+        .as_slice()
+        .iter()
+        .find(|e| e.function == 0)
+        .is_some_and(|e| matches!(&e.ebx.to_le_bytes(), b"Auth" | b"Hygo"))
+}
+
+/// Set HWCR.TscFreqSel on an AMD vCPU (see [`MSR_K7_HWCR`]); advisory.
+fn set_tsc_freq_sel(fd: &VcpuFd) {
+    let entry = kvm_bindings::kvm_msr_entry {
+        index: MSR_K7_HWCR,
+        data: HWCR_TSC_FREQ_SEL,
+        ..Default::default()
+    };
+    if let Ok(msrs) = kvm_bindings::Msrs::from_entries(&[entry]) {
+        let _ = fd.set_msrs(&msrs);
+    }
+}
+
 /// Open every boot device (disk files and locks, TAPs) before the domain
 /// exists, so a refused disk fails the start with its name.
 fn open_devices(
@@ -330,6 +360,9 @@ pub fn start(
         cpuid::filter(&mut cpuid, i, spec.vcpus);
         fd.set_cpuid2(&cpuid).map_err(kvm_err("set_cpuid2"))?;
         set_lint(&fd).map_err(kvm_err("set_lapic"))?;
+        if is_amd(&cpuid) {
+            set_tsc_freq_sel(&fd);
+        }
         if i == 0 {
             boot::setup_boot_vcpu(&fd, &ram, loaded.entry).map_err(LinuxError::from)?;
         }

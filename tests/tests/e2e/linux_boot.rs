@@ -106,6 +106,11 @@ fn boot(bz_image: bool, extra: &str) -> Option<Booted> {
             con.expect(&format!("1 node, {VCPUS} CPUs"), MILESTONE);
         }
     }
+    // Nothing in the machine the VMM builds looks like a firmware bug to
+    // the guest (on an AMD host: HWCR.TscFreqSel, set since the guest sees
+    // an invariant TSC).
+    let text = con.text();
+    assert!(!text.contains("[Firmware Bug]"), "{text}");
     Some(Booted {
         con,
         xend,
