@@ -99,11 +99,18 @@ impl Start {
     }
 }
 
-fn builtin_or_file(kernel: &str) -> Result<Vec<u8>, hypervisor::loader::LoadError> {
+/// The kernel to boot: the built-in minios, or an image file read as it
+/// loads.
+enum Kernel {
+    Builtin(&'static [u8]),
+    File(hypervisor::loader::ImageFile),
+}
+
+fn builtin_or_file(kernel: &str) -> Result<Kernel, hypervisor::loader::LoadError> {
     if kernel == "minios" {
-        return Ok(hypervisor::minios::elf().to_vec());
+        return Ok(Kernel::Builtin(hypervisor::minios::elf()));
     }
-    hypervisor::loader::read_image(kernel)
+    hypervisor::loader::ImageFile::open(kernel).map(Kernel::File)
 }
 
 fn run(
@@ -114,7 +121,7 @@ fn run(
     daemon::block_termination_signals();
     let fail = |m: String, r: Option<ReadyPipe>| (m, r);
     let booting = args.restore.is_none() && args.incoming.is_none();
-    let image = match booting.then(|| builtin_or_file(&args.kernel)).transpose() {
+    let mut image = match booting.then(|| builtin_or_file(&args.kernel)).transpose() {
         Ok(i) => i,
         Err(e) => return Err(fail(error_chain(&e), ready)),
     };
@@ -163,8 +170,13 @@ fn run(
             cmdline: args.cmdline.clone(),
             cpu: args.cpu,
         };
-        let image = image.as_deref().unwrap_or_default();
-        let kind = hypervisor::linux::image::ImageKind::of(image);
+        let Some(kernel) = image.as_mut() else {
+            return Err(fail("no kernel to boot".into(), ready));
+        };
+        let kind = match &*kernel {
+            Kernel::Builtin(bytes) => hypervisor::linux::image::ImageKind::of(*bytes),
+            Kernel::File(file) => hypervisor::linux::image::ImageKind::of(file),
+        };
         if kind.is_linux() {
             let ramdisk = match args.ramdisk.as_deref().map(hypervisor::loader::read_image) {
                 Some(Err(e)) => return Err(fail(error_chain(&e), ready)),
@@ -172,22 +184,36 @@ fn run(
                 None => None,
             };
             let rd = ramdisk.as_deref().zip(args.ramdisk.as_deref());
-            hypervisor::linux::start(spec, kind, image, rd, &devices, args.paused)
-                .map(Start::Built)
-                .map_err(|e| error_chain(&e))
+            let started = match kernel {
+                Kernel::Builtin(bytes) => {
+                    let mut bytes = std::io::Cursor::new(*bytes);
+                    hypervisor::linux::start(spec, kind, &mut bytes, rd, &devices, args.paused)
+                }
+                Kernel::File(file) => {
+                    hypervisor::linux::start(spec, kind, file.file_mut(), rd, &devices, args.paused)
+                }
+            };
+            started.map(Start::Built).map_err(|e| error_chain(&e))
         } else if args.ramdisk.is_some() {
             Err(format!(
                 "kernel {} is not a Linux kernel; only Linux kernels take a ramdisk",
                 args.kernel
             ))
         } else {
-            builder::boot(spec, builder::Boot::Kernel(image), &devices, args.paused)
+            let bytes = match kernel {
+                Kernel::Builtin(bytes) => std::borrow::Cow::Borrowed(*bytes),
+                Kernel::File(file) => match file.read_all() {
+                    Ok(b) => std::borrow::Cow::Owned(b),
+                    Err(e) => return Err(fail(error_chain(&e), ready)),
+                },
+            };
+            builder::boot(spec, builder::Boot::Kernel(&bytes), &devices, args.paused)
                 .map(Start::Built)
                 .map_err(|e| error_chain(&e))
         }
     };
-    // The kernel file's bytes are in guest RAM now: keeping them (17 MB for
-    // an unstripped vmlinux) would stay in the VMM's RSS for its whole life.
+    // The kernel is in guest RAM now: close its file before the jail (and
+    // drop an ABI kernel's bytes, which would stay in the VMM's RSS).
     drop(image);
     // On a failed start: a jailed VMM no longer sees these paths; xend
     // removes them.

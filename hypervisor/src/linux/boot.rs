@@ -3,7 +3,7 @@
 //! bzImage zero page with its e820 table), and the first vCPU's registers:
 //! 32-bit protected mode at the PVH entry, or 64-bit long mode on a 1 GiB
 //! identity map at the bzImage's 64-bit entry (`startup_64`).
-use std::io::Cursor;
+use std::io::{Read, Seek};
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment, kvm_sregs};
 use kvm_ioctls::VcpuFd;
@@ -14,7 +14,7 @@ use linux_loader::loader::elf::start_info::{
     hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
 };
 use linux_loader::loader::{BzImage, Cmdline, Elf, KernelLoader, PvhBootCapability, load_cmdline};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, ReadVolatile};
 
 use super::image::ImageKind;
 use super::layout::*;
@@ -133,10 +133,10 @@ fn load_ramdisk(
 
 /// Load `image` (of `kind`) with `ramdisk`, the command line and the boot
 /// protocol's structures; `mem_end` is the RAM the guest is told it has.
-pub fn load(
+pub fn load<F: Read + ReadVolatile + Seek>(
     ram: &GuestRam,
     kind: ImageKind,
-    image: &[u8],
+    image: &mut F,
     path: &str,
     ramdisk: Option<(&[u8], &str)>,
     cmdline: &str,
@@ -152,7 +152,7 @@ pub fn load(
             let r = Elf::load(
                 ram.guest_memory(),
                 None,
-                &mut Cursor::new(image),
+                image,
                 Some(GuestAddress(HIMEM_START)),
             )
             .map_err(load_err("kernel", path))?;
@@ -205,7 +205,7 @@ pub fn load(
             let r = BzImage::load(
                 ram.guest_memory(),
                 None,
-                &mut Cursor::new(image),
+                image,
                 Some(GuestAddress(HIMEM_START)),
             )
             .map_err(load_err("kernel", path))?;

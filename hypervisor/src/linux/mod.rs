@@ -278,10 +278,10 @@ fn open_devices(
 
 /// Build a Linux domain from `image` (with `ramdisk`), attach `devices`,
 /// and start its vCPUs (parked in the paused state when `paused`).
-pub fn start(
+pub fn start<F: std::io::Read + vm_memory::ReadVolatile + std::io::Seek>(
     spec: DomainSpec,
     kind: ImageKind,
-    image: &[u8],
+    image: &mut F,
     ramdisk: Option<(&[u8], &str)>,
     devices: &[(DeviceClass, String)],
     paused: bool,
