@@ -19,12 +19,13 @@ use crate::memory::{GuestRam, MemoryError};
 pub const HISTORY_BYTES: usize = 64 * 1024;
 /// Unsent output buffered for a slow client before dropping the oldest.
 pub const MAX_PENDING: usize = 1 << 20;
-/// While output streams (the client was written to within this long), the
-/// writer gathers it for up to this long before the next client write,
-/// unless a line ends first: a UART delivers one byte per guest `out`, and
-/// a wake-up and a client write per byte cost the host more than the
-/// guest's own output. The first byte after a quiet spell (a prompt, an
-/// echo) goes out at once.
+/// While byte-wise output ([`Console::push_output`], a UART: one byte per
+/// guest `out`) streams (the client was written to within twice this
+/// long), the writer gathers it for up to this long before the next client
+/// write, unless a line ends first: a wake-up and a client write per byte
+/// cost the host more than the guest's own output. The first byte after a
+/// quiet spell (a prompt, an echo) goes out at once, and output drained
+/// from the ring (minios), already in chunks, is never held.
 pub const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Errors from the console rings.
@@ -54,6 +55,8 @@ struct Out {
     pending: VecDeque<u8>,
     sink: Option<Sink>,
     attached: bool,
+    /// The last output came byte-wise (from the UART), not from the ring.
+    bytewise: bool,
     generation: u64,
     closed: bool,
 }
@@ -78,6 +81,7 @@ impl Console {
                 pending: VecDeque::new(),
                 sink: None,
                 attached: false,
+                bytewise: false,
                 generation: 0,
                 closed: false,
             }),
@@ -161,7 +165,7 @@ impl Console {
             ram.read_slice(base, &mut buf[first..])?;
         }
         cons_w.store(prod, Ordering::Release);
-        self.take_output(&mut out, &buf);
+        self.take_output(&mut out, &buf, false);
         Ok(len)
     }
 
@@ -169,10 +173,11 @@ impl Console {
     /// into the history and to the client, like drained ring output.
     pub fn push_output(&self, buf: &[u8]) {
         let mut out = self.out.lock().unwrap();
-        self.take_output(&mut out, buf);
+        self.take_output(&mut out, buf, true);
     }
 
-    fn take_output(&self, out: &mut Out, buf: &[u8]) {
+    fn take_output(&self, out: &mut Out, buf: &[u8], bytewise: bool) {
+        out.bytewise = bytewise;
         self.bytes_out
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
         push_capped(&mut out.history, buf, HISTORY_BYTES);
@@ -183,9 +188,10 @@ impl Console {
             if lost > 0 {
                 self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
             }
-            // The writer takes everything pending when it runs, so it needs
-            // waking only for the first byte, or to end a gathering wait.
-            if before == 0 || buf.contains(&b'\n') {
+            // The writer takes everything pending when it runs, so byte-wise
+            // output needs to wake it only for its first byte, or to end a
+            // gathering wait.
+            if before == 0 || !bytewise || buf.contains(&b'\n') {
                 self.out_ready.notify_all();
             }
         }
@@ -263,7 +269,8 @@ impl Console {
                         return;
                     }
                     if !out.pending.is_empty() && out.sink.is_some() {
-                        let streaming = last_write.is_some_and(|t| t.elapsed() < GATHER * 2);
+                        let streaming =
+                            out.bytewise && last_write.is_some_and(|t| t.elapsed() < GATHER * 2);
                         let line_done = out.pending.back() == Some(&b'\n');
                         if gathered || !streaming || line_done || out.pending.len() >= 4096 {
                             break;
