@@ -384,37 +384,13 @@ fn launch(
     if paused {
         let _ = domain.pause();
     }
+    spawn_console_writer(&domain)?;
     let d = Arc::clone(&domain);
-    std::thread::Builder::new()
-        .name("console-out".into())
-        .spawn(move || {
-            if jail::thread_start(ThreadKind::DeviceIo) {
-                d.console.run_writer();
-            }
-        })
-        .map_err(BuildError::Thread)?;
-    let d = Arc::clone(&domain);
-    std::thread::Builder::new()
-        .name("console-poll".into())
-        .spawn(move || {
-            if jail::thread_start(ThreadKind::DeviceIo) {
-                poll_console(&d);
-            }
-        })
-        .map_err(BuildError::Thread)?;
-    let mut vcpu_threads = Vec::new();
-    for (i, fd) in fds.into_iter().enumerate() {
-        let d = Arc::clone(&domain);
-        let t = std::thread::Builder::new()
-            .name(format!("vcpu{i}"))
-            .spawn(move || {
-                if jail::thread_start(ThreadKind::Vcpu) {
-                    vcpu::run(d, fd, i);
-                }
-            })
-            .map_err(BuildError::Thread)?;
-        vcpu_threads.push(t);
-    }
+    jail::spawn("console-poll".into(), ThreadKind::DeviceIo, move || {
+        poll_console(&d)
+    })
+    .map_err(BuildError::Thread)?;
+    let vcpu_threads = spawn_vcpus(&domain, fds, vcpu::run)?;
     log(&format!(
         "domain {} (id {}) {}: {} MiB, {} vCPUs, kernel {}, {}, tsc {} kHz",
         domain.spec.name,
@@ -439,6 +415,37 @@ fn launch(
         _vm: vm,
         _kvm: kvm,
     })
+}
+
+/// Start the thread that writes the console's output to its clients.
+pub(crate) fn spawn_console_writer(domain: &Arc<Domain>) -> Result<(), BuildError> {
+    let d = Arc::clone(domain);
+    jail::spawn("console-out".into(), ThreadKind::DeviceIo, move || {
+        d.console.run_writer()
+    })
+    .map_err(BuildError::Thread)?;
+    Ok(())
+}
+
+/// Start one thread per vCPU, `vcpu{i}`, each running `run(domain, fd, i)`
+/// once past the jail's gate.
+pub(crate) fn spawn_vcpus<F>(
+    domain: &Arc<Domain>,
+    fds: Vec<VcpuFd>,
+    run: F,
+) -> Result<Vec<JoinHandle<()>>, BuildError>
+where
+    F: Fn(Arc<Domain>, VcpuFd, usize) + Clone + Send + 'static,
+{
+    let mut threads = Vec::with_capacity(fds.len());
+    for (i, fd) in fds.into_iter().enumerate() {
+        let d = Arc::clone(domain);
+        let run = run.clone();
+        let t = jail::spawn(format!("vcpu{i}"), ThreadKind::Vcpu, move || run(d, fd, i))
+            .map_err(BuildError::Thread)?;
+        threads.push(t);
+    }
+    Ok(threads)
 }
 
 /// Address space reserved for guest RAM to grow into when the toolstack

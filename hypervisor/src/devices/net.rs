@@ -164,14 +164,12 @@ impl Vif {
             link,
             done: done.1,
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("{name}-rx"))
-            .spawn(move || {
-                if crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
-                    rx.run();
-                }
-            })
-            .map_err(|e| NetError::Thread(name.clone(), e))?;
+        let thread = crate::jail::spawn(
+            format!("{name}-rx"),
+            crate::jail::ThreadKind::DeviceIo,
+            move || rx.run(),
+        )
+        .map_err(|e| NetError::Thread(name.clone(), e))?;
         Ok(Vif {
             config,
             id,

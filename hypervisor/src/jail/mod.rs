@@ -138,6 +138,21 @@ pub fn thread_start(kind: ThreadKind) -> bool {
     }
 }
 
+/// Start a thread named `name` that passes the gate as `kind`
+/// ([`thread_start`]) and then runs `body`; if the jail failed, the thread
+/// ends without running it.
+pub fn spawn(
+    name: String,
+    kind: ThreadKind,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        if thread_start(kind) {
+            body();
+        }
+    })
+}
+
 /// The calling thread's jail state as it is now, for log lines: its
 /// effective uid (asked of the kernel) and the seccomp filter it installed.
 pub fn thread_state() -> String {

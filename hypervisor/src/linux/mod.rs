@@ -27,10 +27,10 @@ use self::i8042::I8042;
 use self::image::ImageKind;
 use self::kvm_stats::VcpuStats;
 use self::serial::{IrqLine, Uart};
-use crate::builder::{BuildError, Vmm};
+use crate::builder::{self, BuildError, Vmm};
 use crate::control::proto::{DeviceClass, Reason};
 use crate::domain::{Domain, DomainError, DomainSpec};
-use crate::jail::{self, ThreadKind};
+use crate::jail;
 use crate::log::log;
 use crate::memory::GuestRam;
 
@@ -399,29 +399,11 @@ pub fn start<F: std::io::Read + vm_memory::ReadVolatile + std::io::Seek>(
     if paused {
         let _ = domain.pause();
     }
-    let d = Arc::clone(&domain);
-    std::thread::Builder::new()
-        .name("console-out".into())
-        .spawn(move || {
-            if jail::thread_start(ThreadKind::DeviceIo) {
-                d.console.run_writer();
-            }
-        })
-        .map_err(BuildError::Thread)?;
-    let mut threads = Vec::new();
-    for (i, fd) in fds.into_iter().enumerate() {
-        let d = Arc::clone(&domain);
-        let m = Arc::clone(&machine);
-        let t = std::thread::Builder::new()
-            .name(format!("vcpu{i}"))
-            .spawn(move || {
-                if jail::thread_start(ThreadKind::Vcpu) {
-                    vcpu::run(d, m, fd, i);
-                }
-            })
-            .map_err(BuildError::Thread)?;
-        threads.push(t);
-    }
+    builder::spawn_console_writer(&domain)?;
+    let m = Arc::clone(&machine);
+    let threads = builder::spawn_vcpus(&domain, fds, move |d, fd, i| {
+        vcpu::run(d, Arc::clone(&m), fd, i)
+    })?;
     log(&format!(
         "domain {} (id {}) started: Linux {} {}, {} MiB, {} vCPUs, cmdline '{}'",
         domain.spec.name,

@@ -81,14 +81,12 @@ impl Net {
             dev,
             dom,
         };
-        let t = std::thread::Builder::new()
-            .name(format!("{name}-rx"))
-            .spawn(move || {
-                if crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
-                    rx.run();
-                }
-            })
-            .map_err(|e| NetError::Thread(name, e))?;
+        let t = crate::jail::spawn(
+            format!("{name}-rx"),
+            crate::jail::ThreadKind::DeviceIo,
+            move || rx.run(),
+        )
+        .map_err(|e| NetError::Thread(name, e))?;
         *self.rx_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
         Ok(())
     }
