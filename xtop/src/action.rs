@@ -325,6 +325,28 @@ pub enum ParseError {
     },
 }
 
+/// The pattern of the actions that change domains: [`Action::acts`], and
+/// what `App::dispatch` hands to its domain actions (one list for both, so
+/// every action dispatched as one is refused in read-only mode).
+macro_rules! acting_actions {
+    () => {
+        Action::TogglePause(_)
+            | Action::Pause(_)
+            | Action::Unpause(_)
+            | Action::Shutdown(_)
+            | Action::Reboot(_)
+            | Action::Destroy(_)
+            | Action::Console(_)
+            | Action::ConsoleFull(_)
+            | Action::Edit(_)
+            | Action::Sched { .. }
+            | Action::Save(_)
+            | Action::Migrate(_)
+            | Action::New
+    };
+}
+pub(crate) use acting_actions;
+
 impl Action {
     /// Parses a command line such as `pause web` or `sort -cpu`.
     pub fn parse(line: &str) -> Result<Action, ParseError> {
@@ -408,7 +430,7 @@ impl Action {
             "console" => Ok(Action::Console(target)),
             "console-full" => Ok(Action::ConsoleFull(target)),
             "edit" => Ok(Action::Edit(target)),
-            "sched" => parse_sched(rest).map_err(bad),
+            "sched" => parse_sched(rest).map_err(|e| bad(e.to_string())),
             "save" if rest.is_empty() => Ok(Action::Save(None)),
             "save" if rest.contains(char::is_whitespace) => {
                 Err(bad(format!("'{rest}' is not one file name")))
@@ -438,28 +460,33 @@ impl Action {
 
     /// True for actions that change domains (unbound with `--readonly`).
     pub fn acts(&self) -> bool {
-        matches!(
-            self,
-            Action::TogglePause(_)
-                | Action::Pause(_)
-                | Action::Unpause(_)
-                | Action::Shutdown(_)
-                | Action::Reboot(_)
-                | Action::Destroy(_)
-                | Action::Console(_)
-                | Action::ConsoleFull(_)
-                | Action::Edit(_)
-                | Action::Sched { .. }
-                | Action::Save(_)
-                | Action::Migrate(_)
-                | Action::New
-        )
+        matches!(self, acting_actions!())
     }
+}
+
+/// What is wrong with the arguments of `sched`.
+#[derive(Debug, thiserror::Error)]
+enum SchedError {
+    /// No weight (nor `-`).
+    #[error("missing WEIGHT")]
+    MissingWeight,
+    /// A word after the cap.
+    #[error("unexpected '{0}'")]
+    Unexpected(String),
+    /// A weight out of range or no number.
+    #[error("weight '{0}' is not 1-65535")]
+    Weight(String),
+    /// A cap that is no whole percentage.
+    #[error("cap '{0}' is not a whole percentage")]
+    Cap(String),
+    /// Neither a weight nor a cap.
+    #[error("nothing to set")]
+    NothingToSet,
 }
 
 /// `sched [DOM] WEIGHT|- [CAP]`: a first word that is no number (nor `-`)
 /// names the domain.
-fn parse_sched(rest: &str) -> Result<Action, String> {
+fn parse_sched(rest: &str) -> Result<Action, SchedError> {
     let mut words: Vec<&str> = rest.split_whitespace().collect();
     let numeric = |w: &str| w == "-" || w.parse::<u64>().is_ok();
     let dom = match words.first() {
@@ -469,14 +496,14 @@ fn parse_sched(rest: &str) -> Result<Action, String> {
     let (w, c) = match words.as_slice() {
         [w] => (*w, None),
         [w, c] => (*w, Some(*c)),
-        [] => return Err("missing WEIGHT".to_owned()),
-        [_, _, extra, ..] => return Err(format!("unexpected '{extra}'")),
+        [] => return Err(SchedError::MissingWeight),
+        [_, _, extra, ..] => return Err(SchedError::Unexpected((*extra).to_owned())),
     };
     let weight = match w {
         "-" => None,
         w => match w.parse::<u32>() {
             Ok(n) if (1..=65535).contains(&n) => Some(n),
-            _ => return Err(format!("weight '{w}' is not 1-65535")),
+            _ => return Err(SchedError::Weight(w.to_owned())),
         },
     };
     let cap = match c {
@@ -484,11 +511,11 @@ fn parse_sched(rest: &str) -> Result<Action, String> {
         Some(c) => Some(
             c.trim_end_matches('%')
                 .parse::<u32>()
-                .map_err(|_| format!("cap '{c}' is not a whole percentage"))?,
+                .map_err(|_| SchedError::Cap(c.to_owned()))?,
         ),
     };
     if weight.is_none() && cap.is_none() {
-        return Err("nothing to set".to_owned());
+        return Err(SchedError::NothingToSet);
     }
     Ok(Action::Sched { dom, weight, cap })
 }

@@ -5,7 +5,7 @@ use regex::Regex;
 
 use super::mode::destroy_confirm;
 use super::{App, DomOp, EditPurpose, Effect, Mode, Move, NEW_TEMPLATE, Prompt, PromptKind};
-use crate::action::Action;
+use crate::action::{Action, acting_actions};
 use crate::columns::{Column, SortSpec};
 use crate::console::ConsolePane;
 use crate::model::DomKey;
@@ -117,19 +117,7 @@ impl App {
                 self.tagged.extend(keys);
             }
             Action::UntagAll => self.tagged.clear(),
-            a @ (Action::TogglePause(_)
-            | Action::Pause(_)
-            | Action::Unpause(_)
-            | Action::Shutdown(_)
-            | Action::Reboot(_)
-            | Action::Destroy(_)
-            | Action::Console(_)
-            | Action::ConsoleFull(_)
-            | Action::Save(_)
-            | Action::Migrate(_)
-            | Action::Edit(_)
-            | Action::Sched { .. }
-            | Action::New) => self.act_on_domains(a),
+            a @ acting_actions!() => self.act_on_domains(a),
             Action::SaveSettings => self.save_settings(),
             Action::Theme(name) => {
                 match crate::theme::Theme::load(&name, crate::theme::ColorDepth::detect()) {
