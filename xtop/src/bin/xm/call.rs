@@ -38,11 +38,8 @@ const fn post(
     params: &'static [(&'static str, &'static str)],
 ) -> Function {
     Function {
-        name,
-        args,
         post: true,
-        path,
-        params,
+        ..get(name, args, path, params)
     }
 }
 
