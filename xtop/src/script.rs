@@ -114,8 +114,19 @@ pub enum Command {
     Sleep(Duration),
 }
 
+/// Why a script line does not split into words.
+#[derive(Debug, thiserror::Error)]
+enum WordsError {
+    /// A backslash ends the line.
+    #[error("a trailing backslash")]
+    TrailingBackslash,
+    /// A quote is never closed.
+    #[error("an unclosed quote")]
+    UnclosedQuote,
+}
+
 /// Splits a line into words; single or double quotes group, `\` escapes.
-fn words(line: &str) -> Result<Vec<String>, &'static str> {
+fn words(line: &str) -> Result<Vec<String>, WordsError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -129,7 +140,7 @@ fn words(line: &str) -> Result<Vec<String>, &'static str> {
                 in_word = true;
             }
             (_, '\\') => {
-                let n = chars.next().ok_or("a trailing backslash")?;
+                let n = chars.next().ok_or(WordsError::TrailingBackslash)?;
                 cur.push(match n {
                     'n' => '\n',
                     'r' => '\r',
@@ -151,7 +162,7 @@ fn words(line: &str) -> Result<Vec<String>, &'static str> {
         }
     }
     if quote.is_some() {
-        return Err("an unclosed quote");
+        return Err(WordsError::UnclosedQuote);
     }
     if in_word {
         out.push(cur);
