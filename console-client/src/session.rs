@@ -227,6 +227,25 @@ impl<'a> Link<'a> {
     fn flush(&mut self) -> io::Result<()> {
         self.outbox.flush(self.stream)
     }
+
+    /// One read from the console into `buf`: `Some(n)` bytes (0: the
+    /// server closed or reset the connection), `None` when there is nothing
+    /// to read yet (interrupted, or it would block).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.stream.read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(Some(0)),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Drop for Link<'_> {
@@ -324,22 +343,12 @@ impl Console {
                 link.flush().map_err(|e| socket_err(addr, e))?;
             }
             if ready.socket || buffered {
-                let n = match link.stream.read(&mut sock_buf) {
-                    Ok(n) => n,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                        ) =>
-                    {
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+                let n = match link.read(&mut sock_buf) {
+                    Ok(Some(0)) => return Ok(ExitReason::RemoteClosed),
+                    Ok(Some(n)) => n,
+                    Ok(None) => continue,
                     Err(e) => return Err(socket_err(addr, e)),
                 };
-                if n == 0 {
-                    return Ok(ExitReason::RemoteClosed);
-                }
                 let mut out = stdout.lock();
                 out.write_all(&sock_buf[..n])
                     .and_then(|()| out.flush())
@@ -428,22 +437,12 @@ impl Console {
                 link.flush().map_err(|e| socket_err(addr, e))?;
             }
             if ready.socket || buffered {
-                let n = match link.stream.read(&mut sock_buf) {
-                    Ok(n) => n,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                        ) =>
-                    {
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+                let n = match link.read(&mut sock_buf) {
+                    Ok(Some(0)) => return Ok(ExitReason::RemoteClosed),
+                    Ok(Some(n)) => n,
+                    Ok(None) => continue,
                     Err(e) => return Err(socket_err(addr, e)),
                 };
-                if n == 0 {
-                    return Ok(ExitReason::RemoteClosed);
-                }
                 output
                     .write_all(&sock_buf[..n])
                     .and_then(|()| output.flush())
