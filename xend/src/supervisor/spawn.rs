@@ -123,9 +123,9 @@ pub fn common_args(cfg: &DomainConfig, domid: u32, paths: &VmmPaths) -> Vec<Stri
     args
 }
 
-/// The VMM command line for domain `domid`. `kernel` is the canonical path
-/// the confinement policy gave for the config's kernel (`None`: the config's
-/// own, e.g. `minios`).
+/// The VMM command line for domain `domid`: [`common_args`], then the boot
+/// flags. `kernel` is the canonical path the confinement policy gave for the
+/// config's kernel (`None`: the config's own, e.g. `minios`).
 pub fn vmm_args(
     cfg: &DomainConfig,
     kernel: Option<&Path>,
@@ -134,11 +134,8 @@ pub fn vmm_args(
 ) -> Vec<String> {
     let (configured, cmdline) = kernel_and_cmdline(cfg);
     let kernel = kernel.map_or(configured, |k| k.display().to_string());
-    let mut args = vec![
-        "--detach".to_string(),
-        format!("--name={}", cfg.name),
-        "--domid".into(),
-        domid.to_string(),
+    let mut args = common_args(cfg, domid, paths);
+    args.extend([
         "--memory".into(),
         cfg.memory.to_string(),
         "--maxmem".into(),
@@ -147,17 +144,7 @@ pub fn vmm_args(
         cfg.vcpus.to_string(),
         format!("--kernel={kernel}"),
         format!("--cmdline={cmdline}"),
-        "--socket".into(),
-        paths.socket.display().to_string(),
-        "--record".into(),
-        paths.record.display().to_string(),
-        "--log".into(),
-        paths.log.display().to_string(),
-    ];
-    if let Some(cpu) = cfg.cpu.filter(|c| *c >= 0) {
-        args.push("--cpu".into());
-        args.push(cpu.to_string());
-    }
+    ]);
     args
 }
 
