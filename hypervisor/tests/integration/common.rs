@@ -1,13 +1,15 @@
 //! Shared helpers for the hypervisor's tests: run the real `vmm` binary,
 //! talk to its control socket, and build tiny test guests.
+#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 
+use std::net::TcpListener;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hypervisor::control::client::{ConsoleStream, VmmClient};
-use hypervisor::control::proto::{DomainInfo, RunState};
+use hypervisor::control::proto::{DomainInfo, Payload, Request, RunState, SaveInfo};
 use testkit::expect::Expect;
 pub use testkit::wait_until;
 
@@ -64,12 +66,111 @@ impl Vm {
             (i.state == state).then_some(i)
         })
     }
+
+    /// Save the domain to `path`: the reply, then (like destroy) the
+    /// process ends and its socket goes away.
+    #[track_caller]
+    pub fn save(&mut self, path: &Path, timeout: Duration) -> SaveInfo {
+        let reply = self.client().request(&Request::Save {
+            path: path.to_string_lossy().into_owned(),
+        });
+        let info = match reply {
+            Ok(Payload::Saved(info)) => info,
+            other => panic!("save: {other:?}"),
+        };
+        self.exits("the saved VMM", timeout);
+        info
+    }
+
+    /// Wait for the process (`what`, for messages) to exit with success,
+    /// its control socket removed: after a save or a migration.
+    #[track_caller]
+    pub fn exits(&mut self, what: &str, timeout: Duration) {
+        let child = &mut self.child;
+        let status = wait_until(timeout, &format!("{what} to exit"), || {
+            child.try_wait().unwrap()
+        });
+        assert!(status.success(), "{what}: {status}");
+        assert!(!self.socket.exists(), "{what} left its socket behind");
+    }
 }
 
 impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Run a `vmm ... --detach` command, which must succeed; the pid it prints
+/// once it is ready (its socket or its port listens).
+#[track_caller]
+pub fn run_detached(cmd: &mut Command) -> u32 {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A destination VMM started with `--incoming 127.0.0.1:PORT
+/// --incoming-token TOKEN --detach`, killed when dropped.
+pub struct Dest {
+    pub pid: i32,
+    pub port: u16,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Dest {
+    /// Start it with `extra` arguments; returns once it listens.
+    pub fn start(token: &str, extra: &[&str]) -> Dest {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let socket = dir.path().join("dst.sock");
+        let pid = run_detached(
+            Command::new(env!("CARGO_BIN_EXE_vmm"))
+                .args(["--incoming", &format!("127.0.0.1:{port}")])
+                .args(["--incoming-token", token, "--detach", "--socket"])
+                .arg(&socket)
+                .arg("--record")
+                .arg(dir.path().join("dst.json"))
+                .arg("--log")
+                .arg(dir.path().join("dst.log"))
+                .args(extra),
+        );
+        Dest {
+            pid: pid as i32,
+            port,
+            socket,
+            dir,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dst.log")).unwrap_or_default()
+    }
+
+    pub fn alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl Drop for Dest {
+    fn drop(&mut self) {
+        // SAFETY: signalling a process id this test started.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
     }
 }
 
@@ -119,6 +220,28 @@ impl Console {
     #[track_caller]
     pub fn run(&mut self, command: &str, needle: &str, timeout: Duration) -> String {
         self.inner.run_until(command, needle, timeout)
+    }
+
+    /// minios's `blkwrite DISK AT N TEXT`: `TEXT` over `n` sectors from
+    /// `at`; waits for its success line.
+    #[track_caller]
+    pub fn blkwrite(&mut self, disk: &str, at: u64, n: u64, text: &str, timeout: Duration) {
+        self.run(
+            &format!("blkwrite {disk} {at} {n} {text}"),
+            &format!("blkwrite: {disk} wrote {n} sectors at {at}"),
+            timeout,
+        );
+    }
+
+    /// minios's `blkverify DISK AT N TEXT`: the sectors hold what
+    /// `blkwrite` wrote; waits for its `ok` line.
+    #[track_caller]
+    pub fn blkverify(&mut self, disk: &str, at: u64, n: u64, text: &str, timeout: Duration) {
+        self.run(
+            &format!("blkverify {disk} {at} {n} {text}"),
+            &format!("blkverify: {disk} {n} sectors at {at}: ok"),
+            timeout,
+        );
     }
 }
 

@@ -4,15 +4,13 @@
 //! read by the `restore` (or `migrate-in`) thread, which is already jailed
 //! (an unprivileged uid, no capabilities, its seccomp filter). Hostile
 //! images and streams end the VMM with the reason, never with a signal.
-#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{self, Console, Vm, wait_until};
-use hypervisor::control::proto::{Payload, Request};
+use crate::common::{self, Console, Dest, Vm, wait_until};
 use hypervisor::snapshot::format::{FLAG_STREAM, Header, PAGE, Writer, tag};
 use hypervisor::snapshot::{SavedSpec, write_spec};
 
@@ -229,14 +227,7 @@ fn a_saved_domain_restores_jailed_and_runs_on() {
     let img = dir.path().join("good.img");
     let (mut vm, mut con) = common::boot("jr", 32, 1, T);
     con.run("pattern write 2 9", "pattern: wrote", T);
-    match vm.client().request(&Request::Save {
-        path: img.display().to_string(),
-    }) {
-        Ok(Payload::Saved(_)) => {}
-        other => panic!("save: {other:?}"),
-    }
-    let child = &mut vm.child;
-    wait_until(T, "the saved VMM to exit", || child.try_wait().unwrap());
+    vm.save(&img, T);
 
     let mut args = vec!["--restore".to_string(), img.display().to_string()];
     args.extend(jail_args(dir.path()));
@@ -296,46 +287,12 @@ fn an_incoming_stream_is_read_by_a_jailed_thread_and_a_hostile_one_is_refused() 
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let out = Command::new(env!("CARGO_BIN_EXE_vmm"))
-        .args(["--incoming", &format!("127.0.0.1:{port}")])
-        .args([
-            "--incoming-token",
-            TOKEN,
-            "--detach",
-            "--name",
-            "in",
-            "--domid",
-            "4",
-        ])
-        .arg("--socket")
-        .arg(dir.path().join("in.sock"))
-        .arg("--record")
-        .arg(dir.path().join("in.json"))
-        .arg("--log")
-        .arg(dir.path().join("in.log"))
-        .args(jail_args(dir.path()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    struct Kill(i32);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            // SAFETY: signalling the process id this test started.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
-    let _kill = Kill(pid);
-    let log = || std::fs::read_to_string(dir.path().join("in.log")).unwrap_or_default();
+    let jail = jail_args(dir.path());
+    let mut args = vec!["--name", "in", "--domid", "4"];
+    args.extend(jail.iter().map(String::as_str));
+    let dest = Dest::start(TOKEN, &args);
+    let (pid, port) = (dest.pid, dest.port);
+    let log = || dest.log();
 
     // A source: the greeting, the header, the SPEC and one page, then it
     // holds the stream there.
@@ -380,9 +337,7 @@ fn an_incoming_stream_is_read_by_a_jailed_thread_and_a_hostile_one_is_refused() 
         "{line:?}\n{}",
         log()
     );
-    wait_until(T, "the VMM to end", || {
-        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    wait_until(T, "the VMM to end", || (!dest.alive()).then_some(()));
     let log = log();
     assert!(log.contains("lie outside the domain's"), "{log}");
     assert!(!log.contains("seccomp violation"), "{log}");

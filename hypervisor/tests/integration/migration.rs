@@ -2,16 +2,13 @@
 //! minios on KVM: stop-and-copy and live (with a guest dirtying memory), and
 //! failures (wrong token, a destination that dies mid-stream, a destination
 //! that refuses the stream) that leave the domain running on the source.
-#![allow(unsafe_code)] // libc calls, each with a SAFETY comment
 use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{Console, Vm, wait_until};
+use crate::common::{Console, Dest, Vm, free_port, wait_until};
 use hypervisor::control::client::VmmClient;
 use hypervisor::control::proto::{MigrateInfo, Payload, Request, RunState};
 
@@ -43,69 +40,6 @@ fn tick(con: &mut Console, n: u64) -> f64 {
         .unwrap_or_else(|e| panic!("{out:?}: {e}"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A destination VMM started with `--incoming ... --detach`.
-struct Dest {
-    pid: i32,
-    port: u16,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Dest {
-    fn start(extra: &[&str]) -> Dest {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let socket = dir.path().join("dst.sock");
-        let out = Command::new(env!("CARGO_BIN_EXE_vmm"))
-            .args(["--incoming", &format!("127.0.0.1:{port}")])
-            .args(["--incoming-token", TOKEN, "--detach", "--socket"])
-            .arg(&socket)
-            .arg("--record")
-            .arg(dir.path().join("dst.json"))
-            .arg("--log")
-            .arg(dir.path().join("dst.log"))
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // --detach prints the pid once the port listens.
-        let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        Dest {
-            pid,
-            port,
-            socket,
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dst.log")).unwrap_or_default()
-    }
-
-    fn alive(&self) -> bool {
-        Path::new(&format!("/proc/{}", self.pid)).exists()
-    }
-}
-
-impl Drop for Dest {
-    fn drop(&mut self) {
-        // SAFETY: signalling a process id this test started.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-    }
-}
-
 fn migrate(vm: &Vm, port: u16, token: &str, live: bool) -> Result<MigrateInfo, String> {
     let req = Request::Migrate {
         host: "127.0.0.1".into(),
@@ -120,14 +54,6 @@ fn migrate(vm: &Vm, port: u16, token: &str, live: bool) -> Result<MigrateInfo, S
     }
 }
 
-#[track_caller]
-fn source_exits(vm: &mut Vm) {
-    let child = &mut vm.child;
-    let status = wait_until(T, "the source VMM to exit", || child.try_wait().unwrap());
-    assert!(status.success(), "{status}");
-    assert!(!vm.socket.exists(), "the source's socket was left behind");
-}
-
 #[test]
 fn stop_and_copy_moves_the_running_guest_to_the_destination() {
     if !hypervisor::require_kvm() {
@@ -137,7 +63,7 @@ fn stop_and_copy_moves_the_running_guest_to_the_destination() {
     tick(&mut con, 1);
     con.run("pattern write 8 77", "pattern: wrote 8 MiB", T);
     let up_before = tick(&mut con, 2);
-    let dest = Dest::start(&[]);
+    let dest = Dest::start(TOKEN, &[]);
 
     // A wrong token is refused; the destination keeps waiting for the
     // right source and the domain keeps running here.
@@ -152,7 +78,7 @@ fn stop_and_copy_moves_the_running_guest_to_the_destination() {
     assert_eq!(info.rounds, 0);
     assert!(info.pages_sent >= 2048, "{info:?}");
     assert!(info.downtime_seconds > 0.0 && info.downtime_seconds <= info.total_seconds);
-    source_exits(&mut vm);
+    vm.exits("the source VMM", T);
 
     let mut con = Console::attach(&dest.socket, true);
     // History moved with the domain.
@@ -187,7 +113,7 @@ fn live_migration_copies_memory_a_busy_guest_keeps_writing() {
     let (mut vm, mut con) = common::boot("livebusy", 96, 2, T);
     tick(&mut con, 1);
     con.run("pattern write 16 5", "pattern: wrote 16 MiB", T);
-    let dest = Dest::start(&[]);
+    let dest = Dest::start(TOKEN, &[]);
     // Rewrite 48 MiB with another seed while the migration runs: the guest
     // dirties pages the first pass has already sent.
     con.send("pattern write 48 6\n");
@@ -199,7 +125,7 @@ fn live_migration_copies_memory_a_busy_guest_keeps_writing() {
     assert!(info.rounds >= 1, "{info:?}");
     assert!(info.final_pages < info.pages_sent, "{info:?}");
     assert!(info.downtime_seconds <= info.total_seconds);
-    source_exits(&mut vm);
+    vm.exits("the source VMM", T);
 
     let mut con = Console::attach(&dest.socket, true);
     con.expect("pattern: wrote 48 MiB with seed 6", T);
@@ -222,10 +148,10 @@ fn a_paused_domain_migrates_and_stays_paused() {
     let (mut vm, mut con) = common::boot("pausedmove", 32, 2, T);
     tick(&mut con, 1);
     vm.client().request(&Request::Pause).unwrap();
-    let dest = Dest::start(&[]);
+    let dest = Dest::start(TOKEN, &[]);
     let info = migrate(&vm, dest.port, TOKEN, true).unwrap();
     assert!(!info.live, "a paused domain needs no pre-copy");
-    source_exits(&mut vm);
+    vm.exits("the source VMM", T);
     let mut c = VmmClient::connect(&dest.socket).unwrap();
     assert_eq!(c.info().unwrap().state, RunState::Paused);
     c.request(&Request::Unpause).unwrap();
@@ -342,7 +268,7 @@ fn a_destination_refuses_a_broken_stream_and_removes_its_socket() {
     if !hypervisor::require_kvm() {
         return;
     }
-    let dest = Dest::start(&[]);
+    let dest = Dest::start(TOKEN, &[]);
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", dest.port)).unwrap();
     conn.write_all(format!("XENRMIGRATE 1 {TOKEN}\n").as_bytes())
         .unwrap();
@@ -439,10 +365,10 @@ fn a_counting_guest_keeps_counting_across_a_live_migration() {
     }
     let (mut vm, mut con) = common::boot("counter", 32, 2, T);
     con.run("count", "count 3 up ", T);
-    let dest = Dest::start(&[]);
+    let dest = Dest::start(TOKEN, &[]);
     let info = migrate(&vm, dest.port, TOKEN, true).unwrap();
     assert!(info.live);
-    source_exits(&mut vm);
+    vm.exits("the source VMM", T);
     let last_here = count_lines(&con.text()).last().map_or(0, |c| c.0);
 
     // The count goes on at the destination, then Ctrl-C stops it there.
@@ -478,37 +404,25 @@ fn a_domain_with_a_disk_migrates_and_its_data_and_ring_follow() {
     let mut vm = Vm::start("diskmove", &["--memory", "32", "--disk", &spec]);
     let mut con = Console::attach(&vm.socket, true);
     con.expect("minios@diskmove# ", T);
-    con.run(
-        "blkwrite xvda 8 16 moving-disk",
-        "blkwrite: xvda wrote 16 sectors at 8",
-        T,
-    );
+    con.blkwrite("xvda", 8, 16, "moving-disk", T);
 
     // The source still holds its exclusive lock while it hands over: a
     // destination asking for `w` is refused and the domain stays here.
-    let dest = Dest::start(&["--disk", &spec]);
+    let dest = Dest::start(TOKEN, &["--disk", &spec]);
     let err = migrate(&vm, dest.port, TOKEN, true).unwrap_err();
     assert!(err.contains("is in use by another domain"), "{err}");
     assert_ne!(vm.info().state, RunState::Paused);
-    con.run("blkverify xvda 8 16 moving-disk", ": ok", T);
+    con.blkverify("xvda", 8, 16, "moving-disk", T);
 
     // On the same host the destination takes it over with `w!` (the source
     // is paused, so their writes never overlap).
     let shared = format!("file:{},xvda,w!", disk.display());
-    let dest = Dest::start(&["--disk", &shared]);
+    let dest = Dest::start(TOKEN, &["--disk", &shared]);
     migrate(&vm, dest.port, TOKEN, true).unwrap();
-    source_exits(&mut vm);
+    vm.exits("the source VMM", T);
     let mut con = Console::attach(&dest.socket, false);
-    con.run(
-        "blkverify xvda 8 16 moving-disk",
-        "blkverify: xvda 16 sectors at 8: ok",
-        T,
-    );
-    con.run(
-        "blkwrite xvda 200 2 arrived",
-        "blkwrite: xvda wrote 2 sectors at 200",
-        T,
-    );
+    con.blkverify("xvda", 8, 16, "moving-disk", T);
+    con.blkwrite("xvda", 200, 2, "arrived", T);
     let data = std::fs::read(&disk).unwrap();
     assert_eq!(&data[200 * 512..200 * 512 + 7], b"arrived");
 }

@@ -318,19 +318,13 @@ fn detach_survives_its_spawner_and_prints_the_pid() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("d.sock");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmm"))
-        .args([
-            "--name", "bg", "--domid", "3", "--memory", "16", "--detach", "--socket",
-        ])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let pid = common::run_detached(
+        std::process::Command::new(env!("CARGO_BIN_EXE_vmm"))
+            .args([
+                "--name", "bg", "--domid", "3", "--memory", "16", "--detach", "--socket",
+            ])
+            .arg(&sock),
     );
-    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let mut c = hypervisor::control::client::VmmClient::connect(&sock).unwrap();
     let info = c.info().unwrap();
     assert_eq!(info.vmm.pid, pid);

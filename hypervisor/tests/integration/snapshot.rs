@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Console, Vm, wait_until};
 use hypervisor::control::client::VmmClient;
-use hypervisor::control::proto::{Payload, Request, RunState, SaveInfo, VcpuState};
+use hypervisor::control::proto::{Request, RunState, VcpuState};
 
 /// Generous: minios runs under an emulating KVM here.
 const T: Duration = Duration::from_secs(60);
@@ -34,22 +34,6 @@ fn tick(con: &mut Console, n: u64) -> f64 {
     })
 }
 
-fn save(vm: &mut Vm, path: &Path) -> SaveInfo {
-    let reply = vm.client().request(&Request::Save {
-        path: path.to_string_lossy().into_owned(),
-    });
-    let info = match reply {
-        Ok(Payload::Saved(info)) => info,
-        other => panic!("save: {other:?}"),
-    };
-    // Like destroy: the process ends and its socket goes away.
-    let child = &mut vm.child;
-    let status = wait_until(T, "the saved VMM to exit", || child.try_wait().unwrap());
-    assert!(status.success(), "{status}");
-    assert!(!vm.socket.exists(), "the control socket was left behind");
-    info
-}
-
 fn restore(name: &str, image: &Path, extra: &[&str]) -> Vm {
     let mut args = vec!["--restore", image.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -69,7 +53,7 @@ fn saved_guest_runs_on_after_restore_with_counter_uptime_memory_and_history() {
     con.run("echo before the save", "\nbefore the save", T);
     let up_before = tick(&mut con, 2);
     let saved_at = Instant::now();
-    let info = save(&mut vm, &image);
+    let info = vm.save(&image, T);
     assert_eq!(info.vcpus, 2);
     assert!(
         info.ram_pages >= 2048,
@@ -125,7 +109,7 @@ fn restore_paused_stays_paused_until_unpause_and_takes_new_name_and_id() {
     let image = dir.path().join("p.img");
     let (mut vm, mut con) = common::boot("pauser", 32, 1, T);
     tick(&mut con, 1);
-    save(&mut vm, &image);
+    vm.save(&image, T);
 
     let vm = restore("renamed", &image, &["--paused"]);
     let i = vm.info();
@@ -199,7 +183,7 @@ fn corrupted_and_truncated_images_are_refused_and_leave_nothing_behind() {
     let good = dir.path().join("good.img");
     let (mut vm, mut con) = common::boot("victim", 32, 1, T);
     con.run("pattern write 2 1", "pattern: wrote", T);
-    save(&mut vm, &good);
+    vm.save(&good, T);
     let bytes = std::fs::read(&good).unwrap();
     let variant = |name: &str, data: &[u8]| -> PathBuf {
         let p = dir.path().join(name);
@@ -333,33 +317,17 @@ fn a_domain_with_a_disk_restores_with_its_ring_and_data() {
     let vm = Vm::start("disky", &["--memory", "32", "--disk", &spec]);
     let mut con = Console::attach(&vm.socket, true);
     con.expect("minios@disky# ", T);
-    con.run(
-        "blkwrite xvda 8 16 before-save",
-        "blkwrite: xvda wrote 16 sectors at 8",
-        T,
-    );
+    con.blkwrite("xvda", 8, 16, "before-save", T);
     let mut vm = vm;
-    save(&mut vm, &image);
+    vm.save(&image, T);
 
     // Devices are not in the image: the toolstack passes the same --disk.
     let vm = restore("disky", &image, &["--disk", &spec]);
     let mut con = Console::attach(&vm.socket, false);
-    con.run(
-        "blkverify xvda 8 16 before-save",
-        "blkverify: xvda 16 sectors at 8: ok",
-        T,
-    );
+    con.blkverify("xvda", 8, 16, "before-save", T);
     // The restored ring keeps going where the saved one stopped.
-    con.run(
-        "blkwrite xvda 100 4 after-restore",
-        "blkwrite: xvda wrote 4 sectors at 100",
-        T,
-    );
-    con.run(
-        "blkverify xvda 100 4 after-restore",
-        "blkverify: xvda 4 sectors at 100: ok",
-        T,
-    );
+    con.blkwrite("xvda", 100, 4, "after-restore", T);
+    con.blkverify("xvda", 100, 4, "after-restore", T);
     let data = std::fs::read(&disk).unwrap();
     assert_eq!(&data[100 * 512..100 * 512 + 13], b"after-restore");
 }
@@ -381,7 +349,7 @@ fn a_save_in_the_middle_of_a_two_vcpu_burn_resumes_the_burn() {
             .all(|v| v.state == VcpuState::Running)
             .then_some(())
     });
-    save(&mut vm, &image);
+    vm.save(&image, T);
     let vm = restore("burning", &image, &[]);
     let mut con = Console::attach(&vm.socket, true);
     con.expect("burn: done", T);
