@@ -14,12 +14,16 @@
 //!   host's address, for a vif and a ping from the host.
 //! - [`BOOT_ARGS`], [`MILESTONES`] and [`boot_args`] are the command line and
 //!   the console lines every Linux boot test and the qemu benchmark share.
+//! - [`create`] starts a xend that may read the kernel, writes a root image
+//!   and a config for it and `xm create`s the domain; [`xm`] runs one more
+//!   `xm` command that must succeed.
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::netns::Netns;
+use crate::{Xend, XendOptions};
 
 /// The kernel command line every test boot starts with (the domain's `root`,
 /// `ip=` and test-specific words follow). `console=ttyS0` is the VMM's
@@ -199,6 +203,34 @@ pub fn spin_init_elf() -> Vec<u8> {
     elf.extend_from_slice(&code);
     debug_assert_eq!(elf.len() as u64, size);
     elf
+}
+
+/// Run `xm ARGS` against `xend`; panics with xm's stderr and xend's output
+/// unless it succeeds.
+pub fn xm(xend: &Xend, args: &[&str]) {
+    let out = xend.command("xm").args(args).output().expect("run xm");
+    assert!(
+        out.status.success(),
+        "xm {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        xend.output()
+    );
+}
+
+/// Start a xend whose disk and kernel dirs hold `kernel`'s directory, write
+/// the root image `NAME-root.img` ([`root_image`]) in its images dir and
+/// the config `config(root image)` as `NAME.cfg` in its temp dir, and
+/// `xm create` it.
+pub fn create(kernel: &Path, name: &str, config: impl FnOnce(&Path) -> String) -> Xend {
+    let xend = Xend::start_with(XendOptions {
+        disk_dirs: vec![kernel.parent().unwrap().to_path_buf()],
+        ..XendOptions::default()
+    });
+    let root = root_image(&xend.images_dir(), &format!("{name}-root.img"));
+    let cfg = xend.dir().join(format!("{name}.cfg"));
+    fs::write(&cfg, config(&root)).unwrap();
+    xm(&xend, &["create", cfg.to_str().unwrap()]);
+    xend
 }
 
 /// Write `dir/NAME` (created, or replaced), an 8 MiB ext2 image made with

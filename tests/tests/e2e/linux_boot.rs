@@ -28,28 +28,16 @@
 //! Two vCPUs, both up (`smp: Brought up 1 node, 2 CPUs`), and a deadline per
 //! milestone of 150 s, not 60 s, on this emulating KVM under the load of a
 //! shared machine.
-use std::process::Output;
 use std::time::Duration;
 
 use e2e::Accept;
-use e2e::linux::{self, GuestNet};
-use e2e::{STATE, Xend, XendOptions, wait_for, wait_until};
+use e2e::linux::{self, GuestNet, xm};
+use e2e::{STATE, Xend, wait_for, wait_until};
 
 /// Deadline per console milestone.
 const MILESTONE: Duration = Duration::from_secs(150);
 /// vCPUs of the test domains.
 const VCPUS: u32 = 2;
-
-fn xm(xend: &Xend, args: &[&str]) -> Output {
-    let out = xend.command("xm").args(args).output().expect("run xm");
-    assert!(
-        out.status.success(),
-        "xm {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        xend.output()
-    );
-    out
-}
 
 /// A booted test domain: its xend, network and console.
 struct Booted {
@@ -67,14 +55,7 @@ fn boot(bz_image: bool, extra: &str) -> Option<Booted> {
     let k = linux::kernel();
     let kernel = if bz_image { k.bz_image } else { k.vmlinux };
     let net = GuestNet::enter("linux", "xenbr0")?;
-    let xend = Xend::start_with(XendOptions {
-        disk_dirs: vec![kernel.parent().unwrap().to_path_buf()],
-        ..XendOptions::default()
-    });
-    let root = linux::root_image(&xend.images_dir(), "linux-root.img");
-    let cfg = xend.dir().join("linux1.cfg");
-    std::fs::write(
-        &cfg,
+    let xend = linux::create(&kernel, "linux1", |root| {
         format!(
             "# xmexample1's form, for the test kernel.\n\
              kernel = \"{}\"\n\
@@ -92,10 +73,8 @@ fn boot(bz_image: bool, extra: &str) -> Option<Booted> {
             root.display(),
             linux::BOOT_ARGS,
             net.ip_arg(),
-        ),
-    )
-    .unwrap();
-    xm(&xend, &["create", cfg.to_str().unwrap()]);
+        )
+    });
     let dom = xend.domain("linux1");
     let mut con = xend.console(dom.id);
     for (name, line) in linux::MILESTONES {

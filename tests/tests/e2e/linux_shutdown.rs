@@ -20,8 +20,8 @@
 //! emulating KVM.
 use std::time::Duration;
 
-use e2e::linux;
-use e2e::{STATE, Xend, XendOptions, wait_for};
+use e2e::linux::{self, xm};
+use e2e::{STATE, Xend, wait_for};
 
 /// Deadline per console milestone.
 const MILESTONE: Duration = Duration::from_secs(150);
@@ -29,16 +29,6 @@ const MILESTONE: Duration = Duration::from_secs(150);
 const KEYBOARD: &str = "input: AT Raw Set 2 keyboard";
 /// The last milestone of a boot.
 const ROOT: &str = "VFS: Mounted root (ext2 filesystem)";
-
-fn xm(xend: &Xend, args: &[&str]) {
-    let out = xend.command("xm").args(args).output().expect("run xm");
-    assert!(
-        out.status.success(),
-        "xm {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        xend.output()
-    );
-}
 
 /// Wait for `line` on the console, with xend's log in the failure message.
 fn expect(con: &mut e2e::Console, xend: &Xend, line: &str) {
@@ -59,14 +49,7 @@ fn xm_reboot_and_xm_shutdown_reach_a_linux_guest_through_ctrl_alt_del() {
     // Two Linux boots side by side starve each other on 2 cores.
     let _heavy = e2e::heavy();
     let kernel = linux::kernel_cad().vmlinux;
-    let xend = Xend::start_with(XendOptions {
-        disk_dirs: vec![kernel.parent().unwrap().to_path_buf()],
-        ..XendOptions::default()
-    });
-    let root = linux::root_image(&xend.images_dir(), "linuxcad-root.img");
-    let cfg = xend.dir().join("linuxcad.cfg");
-    std::fs::write(
-        &cfg,
+    let xend = linux::create(&kernel, "linuxcad", |root| {
         format!(
             "kernel = \"{}\"\n\
              memory = 128\n\
@@ -80,10 +63,8 @@ fn xm_reboot_and_xm_shutdown_reach_a_linux_guest_through_ctrl_alt_del() {
             root.display(),
             linux::BOOT_ARGS,
             linux::CAD_ARGS,
-        ),
-    )
-    .unwrap();
-    xm(&xend, &["create", cfg.to_str().unwrap()]);
+        )
+    });
     let first = xend.domain("linuxcad");
     let mut con = xend.console(first.id);
     expect(&mut con, &xend, "Linux version ");

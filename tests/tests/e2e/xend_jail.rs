@@ -74,17 +74,7 @@ fn a_seccomp_violation_crashes_only_its_domain_with_the_reason() {
     // The switch fires on the guest's shutdown hypercall.
     rogue_con.send("poweroff\n");
     let want = "seccomp violation: socket on vcpu0";
-    let d = xend.wait_domain("rogue", "crashed by its seccomp filter", |d| {
-        d.state.contains('c')
-    });
-    assert_eq!(
-        d.crash_reason.as_deref(),
-        Some(want),
-        "{d:?}\n{}",
-        xend.output()
-    );
-    let line = events.expect_line("seccomp violation", Duration::from_secs(10));
-    assert!(line.contains(want), "{line}");
+    expect_seccomp_crash(&xend, &mut events, "rogue", want);
     let log = std::fs::read_to_string(
         xend.state_dir()
             .join("vmm")
@@ -97,6 +87,23 @@ fn a_seccomp_violation_crashes_only_its_domain_with_the_reason() {
     good_con.run("echo still-here", BOOT);
     assert_eq!(xend.domain("good").id, good.id);
     assert!(xend.answers());
+}
+
+/// Wait for domain `name` to crash by its seccomp filter; its record and
+/// the crash event (`events` subscribed to `xend.domain.crash`) give `want`
+/// as the reason.
+fn expect_seccomp_crash(xend: &Xend, events: &mut EventPort, name: &str, want: &str) {
+    let d = xend.wait_domain(name, "crashed by its seccomp filter", |d| {
+        d.state.contains('c')
+    });
+    assert_eq!(
+        d.crash_reason.as_deref(),
+        Some(want),
+        "{d:?}\n{}",
+        xend.output()
+    );
+    let line = events.expect_line("seccomp violation", Duration::from_secs(10));
+    assert!(line.contains(want), "{line}");
 }
 
 #[test]
@@ -195,17 +202,7 @@ fn a_seccomp_violation_in_a_linux_vmm_is_reported_with_the_reason() {
     let mut con = xend.console(dom.id);
     con.send("x");
     let want = "seccomp violation: socket on vcpu0";
-    let d = xend.wait_domain("rogue-lx", "crashed by its seccomp filter", |d| {
-        d.state.contains('c')
-    });
-    assert_eq!(
-        d.crash_reason.as_deref(),
-        Some(want),
-        "{d:?}\n{}",
-        xend.output()
-    );
-    let line = events.expect_line("seccomp violation", Duration::from_secs(10));
-    assert!(line.contains(want), "{line}");
+    expect_seccomp_crash(&xend, &mut events, "rogue-lx", want);
     // xend's own log names the reason too, not only "exited unexpectedly".
     let log = xend.output();
     assert!(
