@@ -27,6 +27,17 @@ impl Params {
         self.get("op")
     }
 
+    /// For a request that has one operation: `op` must be `want`
+    /// ([`ApiError::missing_op`] without one, [`ApiError::not_implemented`]
+    /// for another).
+    pub fn only_op(&self, want: &str) -> Result<(), ApiError> {
+        match self.op() {
+            None => Err(ApiError::missing_op()),
+            Some(op) if op == want => Ok(()),
+            Some(op) => Err(ApiError::not_implemented(op)),
+        }
+    }
+
     /// A parameter that must be given (`Missing parameter: X`).
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| ApiError::missing(name))

@@ -360,6 +360,23 @@ fn errors_name_what_was_wrong() {
         501,
         "Operation not implemented: frobnicate",
     );
+    // The same on the endpoints that have one op (vnet create, event
+    // stream and inject).
+    check(xend.post("/xend/vnet", &[]), 406, "Missing parameter: op");
+    check(xend.get("/xend/event"), 406, "Missing parameter: op");
+    check(xend.post("/xend/event", &[]), 406, "Missing parameter: op");
+    for (get, path) in [
+        (false, "/xend/vnet"),
+        (true, "/xend/event"),
+        (false, "/xend/event"),
+    ] {
+        let r = if get {
+            xend.get(&format!("{path}?op=frobnicate"))
+        } else {
+            xend.post(path, &[("op", "frobnicate")])
+        };
+        check(r, 501, "Operation not implemented: frobnicate");
+    }
     check(
         xend.post("/xend/domain", &[("op", "restore"), ("file", "")]),
         400,

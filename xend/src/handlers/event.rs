@@ -28,11 +28,7 @@ pub async fn get(
     format: Format,
     params: Params,
 ) -> ApiResult<Response> {
-    match params.op() {
-        None => return Err(ApiError::missing_op()),
-        Some("stream") => {}
-        Some(op) => return Err(ApiError::not_implemented(op)),
-    }
+    params.only_op("stream")?;
     let rx = state.events.subscribe();
     let stopping = state.stopping.clone();
     let stream =
@@ -80,11 +76,7 @@ pub async fn post(
     format: Format,
     params: Params,
 ) -> ApiResult<Response> {
-    match params.op() {
-        None => return Err(ApiError::missing_op()),
-        Some("inject") => {}
-        Some(op) => return Err(ApiError::not_implemented(op)),
-    }
+    params.only_op("inject")?;
     let local = peer.is_some_and(|Extension(p)| p.is_local());
     if !local && !state.settings.event_inject_tcp {
         return Err(ApiError::new(

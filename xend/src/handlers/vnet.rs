@@ -80,11 +80,7 @@ pub async fn create(
     format: Format,
     params: Params,
 ) -> ApiResult<Response> {
-    match params.op() {
-        None => return Err(ApiError::missing_op()),
-        Some("create") => {}
-        Some(op) => return Err(ApiError::not_implemented(op)),
-    }
+    params.only_op("create")?;
     let v = Vnet::parse(params.required("config")?).map_err(api_err)?;
     store(&state).create(&v).map_err(api_err)?;
     tracing::info!("created vnet {} (bridge {})", v.id, v.bridge);
