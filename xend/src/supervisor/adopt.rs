@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hypervisor::control::proto::DomainInfo;
 
 use super::spawn::{self, VmmPaths};
-use super::{Domain, Phase, Supervisor};
+use super::{Phase, Supervisor};
 use crate::config::{DomainConfig, Image};
 use crate::console::Lifetime;
 use crate::vmm_client::VmmConn;
@@ -181,16 +181,9 @@ impl Supervisor {
         // A record of an xend from before UUIDs: the domain gets one now (the
         // record written below keeps it).
         cfg.uuid.get_or_insert_with(uuid::Uuid::new_v4);
-        let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
-        let console = self.bind_console(port, domid, &cfg.name, lifetime).await?;
-        let dom = Domain::new(
-            domid,
-            cfg,
-            console,
-            VmmPaths::new(&self.settings.state_dir, domid),
-            Phase::Running,
-            restart_time,
-        );
+        let dom = self
+            .domain_with_console(domid, cfg, port, lifetime, Phase::Running, restart_time)
+            .await?;
         let _life = dom.lifecycle.lock().await;
         self.table().doms.insert(domid, dom.clone());
         if let Err(e) = self.attach(&dom, true).await {
@@ -210,8 +203,9 @@ impl Supervisor {
         }
         drop(_life);
         tracing::info!(
-            "re-adopted domain {} (id {domid}), console on port {port}",
-            dom.name
+            "re-adopted domain {} (id {domid}), console on port {}",
+            dom.name,
+            dom.console.port
         );
         Ok(())
     }
@@ -270,16 +264,16 @@ impl Supervisor {
         port: Option<u16>,
         lifetime: Lifetime,
     ) -> Result<(), super::SupError> {
-        let port = port.unwrap_or_else(|| self.console_port(&cfg, domid));
-        let console = self.bind_console(port, domid, &cfg.name, lifetime).await?;
-        let dom = Domain::new(
-            domid,
-            cfg,
-            console,
-            VmmPaths::new(&self.settings.state_dir, domid),
-            Phase::Restarting,
-            Some(crate::events::now()),
-        );
+        let dom = self
+            .domain_with_console(
+                domid,
+                cfg,
+                port,
+                lifetime,
+                Phase::Restarting,
+                Some(crate::events::now()),
+            )
+            .await?;
         let _life = dom.lifecycle.lock().await;
         self.table().doms.insert(domid, dom.clone());
         if let Err(e) = self.start_instance(&dom).await {

@@ -403,22 +403,13 @@ impl Supervisor {
                 },
             )
         };
-        let port = self.console_port(&cfg, id);
-        let console = self
-            .bind_console(port, id, &cfg.name, Lifetime::New)
-            .await?;
         let phase = match launch {
             Launch::Incoming { .. } => Phase::Incoming,
             _ => Phase::Creating,
         };
-        let dom = Domain::new(
-            id,
-            cfg,
-            console,
-            VmmPaths::new(&self.settings.state_dir, id),
-            phase,
-            None,
-        );
+        let dom = self
+            .domain_with_console(id, cfg, None, Lifetime::New, phase, None)
+            .await?;
         let _life = dom.lifecycle.lock().await;
         // Record first: a crash from here on leaves a record to check.
         if let Err(e) = self.save(&dom) {
@@ -439,8 +430,9 @@ impl Supervisor {
             Launch::Restore { .. } => "xend.domain.restore",
             Launch::Incoming { .. } => {
                 tracing::info!(
-                    "domain {} (id {id}) waits for its migration, console on port {port}",
-                    dom.name
+                    "domain {} (id {id}) waits for its migration, console on port {}",
+                    dom.name,
+                    dom.console.port
                 );
                 drop(_life);
                 self.spawn_incoming_wait(&dom);
@@ -449,8 +441,9 @@ impl Supervisor {
         };
         dom.state().phase = Phase::Running;
         tracing::info!(
-            "created domain {} (id {id}), console on port {port}",
-            dom.name
+            "created domain {} (id {id}), console on port {}",
+            dom.name,
+            dom.console.port
         );
         let detail = match &launch {
             Launch::Restore { image, .. } => {
@@ -497,6 +490,29 @@ impl Supervisor {
             self.events.clone(),
         )
         .await?)
+    }
+
+    /// Domain `id`'s record in `phase`, its console listening on `port`
+    /// (by default [`Self::console_port`]) with the log of `lifetime`.
+    async fn domain_with_console(
+        &self,
+        id: u32,
+        cfg: DomainConfig,
+        port: Option<u16>,
+        lifetime: Lifetime,
+        phase: Phase,
+        restart_time: Option<f64>,
+    ) -> Result<Arc<Domain>, SupError> {
+        let port = port.unwrap_or_else(|| self.console_port(&cfg, id));
+        let console = self.bind_console(port, id, &cfg.name, lifetime).await?;
+        Ok(Domain::new(
+            id,
+            cfg,
+            console,
+            VmmPaths::new(&self.settings.state_dir, id),
+            phase,
+            restart_time,
+        ))
     }
 
     /// Write the domain's DB record.
