@@ -184,12 +184,10 @@ impl ReadyPipe {
         let mut pipe = self.0.try_clone()?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("progress".into())
-            .spawn(move || {
-                if !crate::jail::thread_start(crate::jail::ThreadKind::DeviceIo) {
-                    return;
-                }
+        let thread = crate::jail::spawn(
+            "progress".into(),
+            crate::jail::ThreadKind::DeviceIo,
+            move || {
                 let (lock, cond) = &*flag;
                 let mut last = None;
                 let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,7 +210,8 @@ impl ReadyPipe {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-            })?;
+            },
+        )?;
         Ok(ProgressRelay {
             stop,
             thread: Some(thread),
