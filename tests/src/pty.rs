@@ -8,6 +8,33 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{Child, CommandBuilder, PtySize, native_pty_system};
 
+/// xtop on a 40x160 pty against `xend`, showing only domain `name`, with a
+/// private settings file, no editor (`$VISUAL`, `$EDITOR` empty) unless
+/// `extra_env` sets one; returns once the domain's row is on the screen
+/// (within `timeout`).
+pub fn xtop(xend: &crate::Xend, name: &str, extra_env: &[(&str, &str)], timeout: Duration) -> Pty {
+    let config = xend.dir().join("xtop-config.toml");
+    let home = xend.dir().to_str().unwrap().to_owned();
+    let filter = format!("^{name}$");
+    let url = xend.base_url();
+    let mut args = vec!["-H", url.as_str(), "-d", "0.5", "--filter", filter.as_str()];
+    if let Some(t) = xend.token() {
+        args.extend(["--token", t]);
+    }
+    let mut env: Vec<(&str, &str)> = vec![
+        ("XTOP_CONFIG", config.to_str().unwrap()),
+        ("HOME", home.as_str()),
+        ("VISUAL", ""),
+        ("EDITOR", ""),
+    ];
+    env.extend_from_slice(extra_env);
+    let pty = Pty::spawn(&crate::bin("xtop"), &args, &env, 40, 160);
+    pty.wait_until(timeout, "the domain row", |s| {
+        s.lines().any(|l| l.contains(&format!(" {name} ")))
+    });
+    pty
+}
+
 /// A program running on a pseudo-terminal.
 pub struct Pty {
     child: Box<dyn Child + Send + Sync>,

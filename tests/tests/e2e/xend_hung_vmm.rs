@@ -10,7 +10,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use e2e::pty::Pty;
+use e2e::pty;
 use e2e::{STATE, Xend, XendOptions, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -210,7 +210,7 @@ fn the_mark_clears_when_the_vmm_answers_again_and_xtop_shows_it() {
     let xend = Xend::start();
     let dom = xend.create("(vm (name sleepy) (memory 16) (image (minios)))");
     let pid = vmm_pid(&xend, dom.id);
-    let mut pty = xtop(&xend, "sleepy");
+    let mut pty = pty::xtop(&xend, "sleepy", &[], STATE);
 
     signal(pid, Signal::SIGSTOP);
     let v = wait_marked(&xend, "sleepy", true);
@@ -275,27 +275,6 @@ fn the_deadline_is_the_configured_one_and_the_message_says_it() {
         log.contains("did not answer within 0.5 s; marked unresponsive"),
         "{log}"
     );
-}
-
-/// xtop on a pty against `xend`, showing only `name`.
-fn xtop(xend: &Xend, name: &str) -> Pty {
-    let config = xend.dir().join("xtop-config.toml");
-    let home = xend.dir().to_str().unwrap().to_owned();
-    let filter = format!("^{name}$");
-    let url = xend.base_url();
-    let mut args = vec!["-H", url.as_str(), "-d", "0.5", "--filter", filter.as_str()];
-    if let Some(t) = xend.token() {
-        args.extend(["--token", t]);
-    }
-    let env = [
-        ("XTOP_CONFIG", config.to_str().unwrap()),
-        ("HOME", home.as_str()),
-    ];
-    let pty = Pty::spawn(&e2e::bin("xtop"), &args, &env, 40, 160);
-    pty.wait_until(STATE, "the domain row", |s| {
-        s.lines().any(|l| l.contains(&format!(" {name} ")))
-    });
-    pty
 }
 
 fn create_status(xend: &Xend, config: &str) -> e2e::Reply {

@@ -2,35 +2,10 @@
 //! and real minios domains. Every action is checked through the API.
 use std::time::Duration;
 
-use e2e::pty::Pty;
+use e2e::pty::{self, Pty};
 use e2e::{BOOT, STATE, Xend, XendOptions, wait_for};
 
 const SCREEN: Duration = Duration::from_secs(20);
-
-/// Starts xtop on a 40x160 pty against `xend`, showing only `name`, with a
-/// private settings file and `extra_env` (e.g. an `$EDITOR`).
-fn xtop(xend: &Xend, name: &str, extra_env: &[(&str, &str)]) -> Pty {
-    let config = xend.dir().join("xtop-config.toml");
-    let home = xend.dir().to_str().unwrap().to_owned();
-    let filter = format!("^{name}$");
-    let url = xend.base_url();
-    let mut args = vec!["-H", url.as_str(), "-d", "0.5", "--filter", filter.as_str()];
-    if let Some(t) = xend.token() {
-        args.extend(["--token", t]);
-    }
-    let mut env: Vec<(&str, &str)> = vec![
-        ("XTOP_CONFIG", config.to_str().unwrap()),
-        ("HOME", home.as_str()),
-        ("VISUAL", ""),
-        ("EDITOR", ""),
-    ];
-    env.extend_from_slice(extra_env);
-    let pty = Pty::spawn(&e2e::bin("xtop"), &args, &env, 40, 160);
-    pty.wait_until(SCREEN, "the domain row", |s| {
-        s.lines().any(|l| l.contains(&format!(" {name} ")))
-    });
-    pty
-}
 
 /// Quits with `q` and checks the terminal was given back.
 #[track_caller]
@@ -54,7 +29,7 @@ fn p_pauses_the_selected_domain_and_p_again_unpauses_it() {
     }
     let xend = Xend::start();
     let dom = xend.create("(vm (name alpha) (memory 16) (image (minios)))");
-    let mut pty = xtop(&xend, "alpha", &[]);
+    let mut pty = pty::xtop(&xend, "alpha", &[], SCREEN);
     pty.send(b"p");
     wait_for(STATE, "alpha paused (API)", || {
         xend.domain("alpha").state.contains('p')
@@ -80,7 +55,7 @@ fn d_asks_first_and_destroys_on_confirm() {
     }
     let xend = Xend::start();
     xend.create("(vm (name doomed) (memory 16) (image (minios)))");
-    let mut pty = xtop(&xend, "doomed", &[]);
+    let mut pty = pty::xtop(&xend, "doomed", &[], SCREEN);
     pty.send(b"d");
     pty.wait_for("Destroy domain doomed", SCREEN);
     // The default button is Cancel.
@@ -111,7 +86,7 @@ fn c_attaches_the_console_and_a_typed_command_answers() {
         ..XendOptions::default()
     });
     xend.create("(vm (name talker) (memory 16) (image (minios)))");
-    let mut pty = xtop(&xend, "talker", &[]);
+    let mut pty = pty::xtop(&xend, "talker", &[], SCREEN);
     pty.send(b"c");
     pty.wait_for("console talker", SCREEN);
     pty.wait_for(&e2e::boot_banner(), BOOT);
@@ -141,7 +116,12 @@ fn e_edits_the_config_and_the_memory_target_changes() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut pty = xtop(&xend, "edited", &[("EDITOR", script.to_str().unwrap())]);
+    let mut pty = pty::xtop(
+        &xend,
+        "edited",
+        &[("EDITOR", script.to_str().unwrap())],
+        SCREEN,
+    );
     pty.send(b"e");
     pty.wait_for("Review the config of edited", SCREEN);
     pty.wait_for("+ memory = 24", SCREEN);
@@ -168,7 +148,12 @@ fn n_creates_a_domain_from_the_template() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut pty = xtop(&xend, "anchor", &[("VISUAL", script.to_str().unwrap())]);
+    let mut pty = pty::xtop(
+        &xend,
+        "anchor",
+        &[("VISUAL", script.to_str().unwrap())],
+        SCREEN,
+    );
     pty.send(b"n");
     pty.wait_for("Review the new domain", SCREEN);
     pty.wait_for("+ name = \"fresh\"", SCREEN);
@@ -231,7 +216,7 @@ fn shift_c_hands_the_terminal_to_the_console_client_and_comes_back() {
     }
     let xend = Xend::start();
     xend.create("(vm (name handed) (memory 16) (image (minios)))");
-    let mut pty = xtop(&xend, "handed", &[]);
+    let mut pty = pty::xtop(&xend, "handed", &[], SCREEN);
     pty.send(b"C");
     pty.wait_for("REMOTE CONSOLE", SCREEN);
     assert!(
