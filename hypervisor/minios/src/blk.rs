@@ -273,14 +273,23 @@ fn parse_args<'a>(
     Some((disk, name, sector, count))
 }
 
+/// [`parse_args`], then the PATTERN word (`blkwrite`, `blkverify`).
+fn parse_args_pattern<'a>(
+    usage: &str,
+    args: &mut impl Iterator<Item = &'a str>,
+) -> Option<(Disk, &'a str, u64, u64, &'a [u8])> {
+    let (disk, name, sector, count) = parse_args(usage, args)?;
+    let Some(pattern) = args.next().map(str::as_bytes) else {
+        println!("usage: {usage}");
+        return None;
+    };
+    Some((disk, name, sector, count, pattern))
+}
+
 /// `blkwrite DEV SECTOR COUNT PATTERN`.
 pub fn cmd_write<'a>(mut args: impl Iterator<Item = &'a str>) {
     const USAGE: &str = "blkwrite DEV SECTOR COUNT PATTERN";
-    let Some((disk, name, sector, count)) = parse_args(USAGE, &mut args) else {
-        return;
-    };
-    let Some(pattern) = args.next().map(str::as_bytes) else {
-        println!("usage: {USAGE}");
+    let Some((disk, name, sector, count, pattern)) = parse_args_pattern(USAGE, &mut args) else {
         return;
     };
     let size = disk.sector_size;
@@ -324,11 +333,7 @@ pub fn cmd_read<'a>(mut args: impl Iterator<Item = &'a str>) {
 /// `blkverify DEV SECTOR COUNT PATTERN`.
 pub fn cmd_verify<'a>(mut args: impl Iterator<Item = &'a str>) {
     const USAGE: &str = "blkverify DEV SECTOR COUNT PATTERN";
-    let Some((disk, name, sector, count)) = parse_args(USAGE, &mut args) else {
-        return;
-    };
-    let Some(pattern) = args.next().map(str::as_bytes) else {
-        println!("usage: {USAGE}");
+    let Some((disk, name, sector, count, pattern)) = parse_args_pattern(USAGE, &mut args) else {
         return;
     };
     let size = disk.sector_size;
