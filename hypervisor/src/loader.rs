@@ -197,11 +197,7 @@ mod tests {
 
     #[test]
     fn a_bzimage_file_is_told_from_its_header() {
-        let mut b = vec![0u8; 0x400];
-        b[0x1fe] = 0x55;
-        b[0x1ff] = 0xaa;
-        b[0x202..0x206].copy_from_slice(b"HdrS");
-        let (_dir, path) = file_with(&b);
+        let (_dir, path) = file_with(&crate::linux::image::tests::bzimage_header());
         assert_eq!(
             ImageKind::of(&ImageFile::open(&path).unwrap()),
             ImageKind::BzImage

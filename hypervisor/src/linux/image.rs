@@ -160,12 +160,19 @@ pub(crate) mod tests {
         assert_eq!(ImageKind::of(crate::minios::elf()), ImageKind::Abi);
     }
 
-    #[test]
-    fn bzimage_header_is_recognised() {
+    /// The first KiB of a bzImage: the boot sector's signature and the
+    /// setup header's magic, nothing else.
+    pub(crate) fn bzimage_header() -> Vec<u8> {
         let mut b = vec![0u8; 0x400];
         b[0x1fe] = 0x55;
         b[0x1ff] = 0xaa;
         b[0x202..0x206].copy_from_slice(b"HdrS");
+        b
+    }
+
+    #[test]
+    fn bzimage_header_is_recognised() {
+        let b = bzimage_header();
         assert_eq!(ImageKind::of(b.as_slice()), ImageKind::BzImage);
     }
 
