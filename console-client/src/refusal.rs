@@ -33,12 +33,11 @@ impl Head {
 /// sent decides what to check.
 pub fn hint(token_sent: bool) -> &'static str {
     if token_sent {
-        "xend refused the console: the token was not accepted (it comes from --token, \
-         $XEND_TOKEN, or xend's token-file)"
+        "xend refused the console: the token was not accepted (from --token, $XEND_TOKEN, \
+         or xend's token-file)"
     } else {
-        "xend refused the console: it wants xend's token and none was found (give --token, \
-         set $XEND_TOKEN or $XEND_TOKEN_FILE, or point $XEND_CONFIG at xend's config, whose \
-         token-file holds it)"
+        "xend refused the console: no token found (give --token, or set $XEND_TOKEN, \
+         $XEND_TOKEN_FILE, or $XEND_CONFIG to xend's config)"
     }
 }
 

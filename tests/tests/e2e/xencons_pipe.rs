@@ -89,7 +89,7 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
         child.wait_with_output().unwrap()
     };
     // Refused: xend's line on stdout, exit 1, and on stderr what to check.
-    for (token, says) in [(None, "none was found"), (Some("wrong"), "not accepted")] {
+    for (token, says) in [(None, "no token found"), (Some("wrong"), "not accepted")] {
         let out = run(token, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -117,7 +117,7 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
     let out = xm.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(stderr.contains("none was found"), "{stderr}");
+    assert!(stderr.contains("no token found"), "{stderr}");
     for (arg, env) in [(Some("t0ken"), None), (None, Some("t0ken"))] {
         let out = run(arg, env);
         assert!(out.status.success(), "{out:?}");
