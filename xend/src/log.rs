@@ -192,30 +192,8 @@ impl<W: Write> Drop for Escaped<W> {
 /// `\xHH`. Backslashes are left alone: a client can make text look like an
 /// escape, but never a new line.
 pub fn escape_record(record: &[u8]) -> Vec<u8> {
-    use std::fmt::Write as _;
     let body = record.strip_suffix(b"\n").unwrap_or(record);
-    let mut out = String::with_capacity(body.len() + 1);
-    for chunk in body.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if c.is_ascii_control() => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c if c.is_control()
-                    || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-                {
-                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
+    let mut out = errchain::printable_bytes(body);
     out.push('\n');
     out.into_bytes()
 }

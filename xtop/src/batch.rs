@@ -321,7 +321,10 @@ impl<'a> Printer<'a> {
             let line: Vec<String> = self
                 .fields
                 .iter()
-                .map(|c| format!("{:>w$}", c.cell(r, label, &ctx), w = c.width()))
+                .map(|c| {
+                    let cell = c.cell(r, label, &ctx);
+                    format!("{:>w$}", errchain::printable(&cell), w = c.width())
+                })
                 .collect();
             writeln!(out, "{}", line.join(" "))?;
             if self.opts.vcpus {
@@ -353,7 +356,13 @@ impl<'a> Printer<'a> {
                     writeln!(
                         out,
                         "VBD {} {:>4} OO: {:>8}   RD: {:>8}   WR: {:>8}  RSECT: {:>10}  WSECT: {:>10}",
-                        v.uname, v.dev, v.oo_req, v.rd_req, v.wr_req, v.rd_sect, v.wr_sect
+                        errchain::printable(&v.uname),
+                        errchain::printable(&v.dev),
+                        v.oo_req,
+                        v.rd_req,
+                        v.wr_req,
+                        v.rd_sect,
+                        v.wr_sect
                     )?;
                 }
             }
@@ -476,11 +485,14 @@ impl<'a> Printer<'a> {
     }
 }
 
+/// One CSV field: control characters escaped (the record stays one line
+/// and sends no terminal escapes), quoted when it holds `,` or `"`.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    let s = errchain::printable(s);
+    if s.contains([',', '"']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
     }
 }
 
@@ -662,6 +674,40 @@ a-very-lon ----p-          1    0.0      65536    1.6     131072       3.1     1
         let mut o = opts(Format::Text);
         o.fields = Some(crate::columns::parse_fields("name,image").unwrap());
         assert!(print(&o, &s).contains("bzImage"));
+    }
+
+    #[test]
+    fn text_and_csv_escape_control_characters_from_xend() {
+        // A kernel file may be named anything but '/' and NUL: it must not
+        // reach the terminal as an escape sequence, nor split a record.
+        let mut s = Store::new([("h:1".to_owned(), "http://h:1".to_owned())]);
+        let mut sn = snap(
+            10.0,
+            &[(0, "Domain-0", "r-----", 1.0), (1, "lx", "-b----", 1.0)],
+        );
+        sn.domains[1].kernel = "/k\u{1b}]0;PWNED\u{7}\nforged".into();
+        s.ingest(0, sn);
+        let mut text_opts = opts(Format::Text);
+        text_opts.fields = Some(crate::columns::parse_fields("name,kernel").unwrap());
+        for (o, what) in [(text_opts, "text"), (opts(Format::Csv), "csv")] {
+            let out = print(&o, &s);
+            assert!(
+                !out.contains(|c: char| c.is_control() && c != '\n'),
+                "{what}: {out:?}"
+            );
+            assert!(
+                out.contains("/k\\x1b]0;PWNED\\x07\\nforged"),
+                "{what}: {out}"
+            );
+            assert!(!out.lines().any(|l| l.starts_with("forged")), "{what}");
+        }
+        // JSON keeps the real path (serde_json escapes it).
+        let json: serde_json::Value =
+            serde_json::from_str(print(&opts(Format::Json), &s).trim()).unwrap();
+        assert_eq!(
+            json["domains"][1]["kernel"],
+            "/k\u{1b}]0;PWNED\u{7}\nforged"
+        );
     }
 
     #[test]

@@ -378,6 +378,59 @@ fn a_save_name_with_a_newline_or_nul_cannot_forge_a_log_line() {
 }
 
 #[test]
+fn a_kernel_file_name_cannot_reach_a_terminal_or_forge_a_log_line() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    // Any byte but '/' and NUL may name a file in an allowed directory: an
+    // OSC sequence (sets the reader's window title), BEL, and a newline
+    // followed by a forged VMM log line.
+    const FORGED: &str = "[1796000000.000000] vmm[1]: FORGED by a file name";
+    let name = format!("k\u{1b}]0;PWNED\u{7}\n{FORGED}");
+    let kernel = xend.images_dir().join(&name);
+    std::fs::write(&kernel, hypervisor::minios::elf()).unwrap();
+    let cfg = format!(
+        "(vm (name esck) (memory 16) (image (linux (kernel {}))))",
+        sxp::Value::from(kernel.to_str().unwrap())
+    );
+    let dom = xend.create(&cfg);
+    let mut con = xend.console(dom.id);
+    con.expect(&prompt("esck"), BOOT);
+    let clean = |what: &str, text: &str| {
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}']),
+            "{what} carries the escape: {text:?}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with(FORGED)),
+            "{what} has a forged line: {text}"
+        );
+    };
+    let vmm_log = xend.state_dir().join(format!("vmm/{}.log", dom.id));
+    wait_for(STATE, "the VMM to log its kernel", || {
+        std::fs::read_to_string(&vmm_log).is_ok_and(|t| t.contains("PWNED"))
+    });
+    clean("the VMM log", &std::fs::read_to_string(&vmm_log).unwrap());
+    let dmesg = xend.command("xm").arg("dmesg").output().unwrap();
+    assert!(dmesg.status.success(), "{dmesg:?}");
+    let dmesg = String::from_utf8(dmesg.stdout).unwrap();
+    assert!(dmesg.contains("PWNED"), "{dmesg}");
+    clean("xm dmesg", &dmesg);
+    for format in [&["-b"][..], &["--csv", "-"][..]] {
+        let out = xend
+            .command("xtop")
+            .args(format)
+            .args(["-i", "1", "--fields", "name,kernel"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("PWNED"), "{format:?}: {text}");
+        clean(&format!("xtop {format:?}"), &text);
+    }
+}
+
+#[test]
 fn a_kernel_command_line_cannot_become_vmm_flags() {
     if !hypervisor::require_kvm() {
         return;

@@ -239,14 +239,14 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
         }
         "dmesg" => {
             let a: args::Dmesg = args::parse(name, rest)?;
-            print!("{}", xm.client.dmesg().await?);
+            print_lines(&xm.client.dmesg().await?);
             if a.clear {
                 xm.client.dmesg_clear().await?;
             }
         }
         "log" => {
             let _: args::Nothing = args::parse(name, rest)?;
-            print!("{}", xm.client.log().await?);
+            print_lines(&xm.client.log().await?);
         }
         "call" => call::call(xm, args::parse(name, rest)?).await?,
         "domid" => {
@@ -264,6 +264,18 @@ async fn dispatch(xm: &Xm, name: &str, rest: &[String]) -> Result<ExitCode> {
         other => return Err(XmError::Unsupported(other.to_string())),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Log text from xend, line by line, with control characters escaped (a
+/// log line may quote what a client or a guest sent).
+fn print_lines(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in text.lines() {
+        if writeln!(out, "{}", errchain::printable(line)).is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
