@@ -87,6 +87,7 @@ async fn script_mode(args: &Args, file: &str, client: &Client) -> anyhow::Result
     let opts = xtop::script::ScriptOptions {
         keep_going: args.keep_going,
         json: args.json,
+        readonly: args.readonly,
     };
     let ok = xtop::script::run(client, &script, &opts, &mut std::io::stdout().lock()).await?;
     Ok(if ok {

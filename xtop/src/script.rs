@@ -71,6 +71,9 @@ pub enum StepError {
         /// The last state or error seen.
         last: String,
     },
+    /// `--readonly` and a command that acts.
+    #[error("read-only mode: actions are disabled")]
+    ReadOnly,
     /// The domain has no console.
     #[error("{0} has no console")]
     NoConsole(String),
@@ -112,6 +115,17 @@ pub enum Command {
     Print,
     /// Sleep.
     Sleep(Duration),
+}
+
+impl Command {
+    /// Whether the command changes something or takes a console, which
+    /// `--readonly` refuses (as it refuses the same actions on keys).
+    pub fn acts(&self) -> bool {
+        matches!(
+            self,
+            Command::Op(..) | Command::Create(_) | Command::Send(..) | Command::Expect(..)
+        )
+    }
 }
 
 /// Why a script line does not split into words.
@@ -268,11 +282,13 @@ pub struct ScriptOptions {
     pub keep_going: bool,
     /// Results as JSON lines.
     pub json: bool,
+    /// Refuse every command that acts ([`Command::acts`]).
+    pub readonly: bool,
 }
 
 /// The app scripts dispatch through: one host, the default keys, no
 /// terminal (nothing is drawn).
-fn headless_app(client: &Client) -> App {
+fn headless_app(client: &Client, readonly: bool) -> App {
     let store = Store::new([(url_label(client.url()), client.url().to_owned())]);
     let keymap = Keymap::new(&BTreeMap::new(), false).unwrap_or_else(|_| {
         unreachable!("the built-in key bindings parse (keymap tests check them)")
@@ -280,7 +296,7 @@ fn headless_app(client: &Client) -> App {
     let theme = Theme::load("monochrome", ColorDepth::None)
         .unwrap_or_else(|_| unreachable!("the monochrome preset loads (theme tests check it)"));
     let opts = Options {
-        readonly: false,
+        readonly,
         external_editor: None,
         escape: 0x1d,
         escape_label: "Ctrl-]".into(),
@@ -298,10 +314,10 @@ struct Session {
 }
 
 impl Session {
-    fn new(client: &Client) -> Self {
+    fn new(client: &Client, readonly: bool) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Session {
-            app: headless_app(client),
+            app: headless_app(client, readonly),
             executor: Executor::new(vec![client.clone()], tx),
             rx,
         }
@@ -364,7 +380,7 @@ pub async fn run(
     opts: &ScriptOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<bool> {
-    let mut session = Session::new(client);
+    let mut session = Session::new(client, opts.readonly);
     let mut consoles: HashMap<String, console_client::Console> = HashMap::new();
     let mut all_ok = true;
     for (line, text, cmd) in script {
@@ -413,6 +429,9 @@ async fn step(
     cmd: &Command,
     consoles: &mut HashMap<String, console_client::Console>,
 ) -> Result<String, StepError> {
+    if cmd.acts() && session.app.opts.readonly {
+        return Err(StepError::ReadOnly);
+    }
     match cmd {
         // Through the app, like the prompt; its "paused web" line is not
         // printed (an operation prints nothing when it works).

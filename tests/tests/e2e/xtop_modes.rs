@@ -197,6 +197,46 @@ fn script_mode_creates_talks_pauses_and_destroys() {
 }
 
 #[test]
+fn a_readonly_script_acts_on_nothing() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start();
+    let dom = xend.create("(vm (name watched) (memory 16) (image (minios)))");
+    let cfg = xend.dir().join("other.cfg");
+    std::fs::write(&cfg, "name = \"other\"\nmemory = 16\n").unwrap();
+    // Every command that acts, then the ones that only look.
+    let script = format!(
+        "pause watched\ndestroy watched\ncreate {}\nsend watched 'echo hi'\n\
+         expect watched 'minios@watched# ' 5\nwait watched present 20\nprint\n",
+        cfg.display()
+    );
+    let out = run_xtop(
+        &xend,
+        &["--readonly", "--keep-going", "--script", "-"],
+        Some(&script),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for line in 1..=5 {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("FAIL {line}: "))
+                    && l.ends_with("read-only mode: actions are disabled")),
+            "line {line} refused: {text}"
+        );
+    }
+    assert!(text.contains("ok   6: wait"), "{text}");
+    assert!(text.contains("ok   7: print"), "{text}");
+    let d = xend.domain("watched");
+    assert!(!d.state.contains('p'), "paused anyway: {}", d.state);
+    assert!(xend.try_domain("other").is_none(), "created anyway");
+    // Nobody took the console either: a client attaches at once.
+    let mut con = xend.console(dom.id);
+    con.expect(&e2e::prompt("watched"), e2e::BOOT);
+}
+
+#[test]
 fn a_40x10_screen_resizes_and_sigterm_restores_the_terminal() {
     if !hypervisor::require_kvm() {
         return;

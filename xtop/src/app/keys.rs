@@ -242,6 +242,10 @@ impl App {
     /// Creates a domain from `text` on host `host`, as `n` does once the new
     /// config is reviewed (scripts' `create`).
     pub fn create(&mut self, host: usize, text: String) {
+        if self.opts.readonly {
+            self.set_status("read-only mode: actions are disabled", true);
+            return;
+        }
         self.apply(EditReview {
             purpose: EditPurpose::New { host },
             original: String::new(),
