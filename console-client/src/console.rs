@@ -99,6 +99,10 @@ pub struct Console {
     /// Bytes read by [`Console::expect`] beyond the awaited text; handed out
     /// first by the next read or session.
     pub(crate) pending: Vec<u8>,
+    /// Whether a token line was sent.
+    pub(crate) token_sent: bool,
+    /// The first bytes received by a session, to tell a refusal.
+    pub(crate) head: crate::refusal::Head,
 }
 
 /// A short lower-case description of an I/O error, for "Cannot connect" lines.
@@ -178,6 +182,8 @@ impl Console {
             stream,
             addr: addr.to_string(),
             pending: Vec::new(),
+            token_sent: opts.token.is_some(),
+            head: Default::default(),
         })
     }
 

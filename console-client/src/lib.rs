@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod console;
 pub mod escape;
+pub mod refusal;
 pub mod session;
 pub mod signals;
 mod stream;

@@ -77,6 +77,13 @@ pub enum ExitReason {
     Escape,
     /// The server closed the console (domain destroyed, or disconnected).
     RemoteClosed,
+    /// xend refused the console: it wanted its token and got none
+    /// (`token_sent: false`) or a wrong one. Its refusal line was all the
+    /// output; [`crate::refusal::hint`] says what to check.
+    Refused {
+        /// Whether a token line was sent.
+        token_sent: bool,
+    },
     /// The input ended (pipe mode: end of file and the linger time passed;
     /// interactive: the terminal hung up).
     InputClosed,
@@ -258,6 +265,15 @@ impl Drop for Link<'_> {
     }
 }
 
+/// Why a session ended when the server closed the connection.
+fn closed(head: &crate::refusal::Head, token_sent: bool) -> ExitReason {
+    if head.is_refusal() {
+        ExitReason::Refused { token_sent }
+    } else {
+        ExitReason::RemoteClosed
+    }
+}
+
 impl Console {
     /// Runs an interactive session on this process's terminal (standard
     /// input and output): raw mode, banner, copy both ways until the escape
@@ -344,11 +360,12 @@ impl Console {
             }
             if ready.socket || buffered {
                 let n = match link.read(&mut sock_buf) {
-                    Ok(Some(0)) => return Ok(ExitReason::RemoteClosed),
+                    Ok(Some(0)) => return Ok(closed(&self.head, self.token_sent)),
                     Ok(Some(n)) => n,
                     Ok(None) => continue,
                     Err(e) => return Err(socket_err(addr, e)),
                 };
+                self.head.note(&sock_buf[..n]);
                 let mut out = stdout.lock();
                 out.write_all(&sock_buf[..n])
                     .and_then(|()| out.flush())
@@ -438,11 +455,12 @@ impl Console {
             }
             if ready.socket || buffered {
                 let n = match link.read(&mut sock_buf) {
-                    Ok(Some(0)) => return Ok(ExitReason::RemoteClosed),
+                    Ok(Some(0)) => return Ok(closed(&self.head, self.token_sent)),
                     Ok(Some(n)) => n,
                     Ok(None) => continue,
                     Err(e) => return Err(socket_err(addr, e)),
                 };
+                self.head.note(&sock_buf[..n]);
                 output
                     .write_all(&sock_buf[..n])
                     .and_then(|()| output.flush())

@@ -6,6 +6,10 @@
 //! SXP spelling (`cpu_time`, `maxmem`, `console_port`, ...).
 use serde::{Deserialize, Serialize};
 
+/// The line a console port writes, before closing, to a client that sent no
+/// valid token line (consoles are raw bytes: this is their one message).
+pub const CONSOLE_REFUSAL: &str = "Authentication failed\r\n";
+
 /// The host (`GET /xend/node`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {

@@ -328,7 +328,9 @@ impl ConsoleHub {
                     if crate::auth::same(line.trim_end().as_bytes(), token.as_bytes()) => {}
                 _ => {
                     tracing::warn!("console {}: {peer} sent no valid token", self.port);
-                    let _ = stream.write_all(b"Authentication failed\r\n").await;
+                    let _ = stream
+                        .write_all(crate::api::CONSOLE_REFUSAL.as_bytes())
+                        .await;
                     return;
                 }
             }

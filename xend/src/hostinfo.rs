@@ -95,30 +95,33 @@ pub fn read_node_info() -> NodeInfo {
     }
 }
 
+/// Seconds a `/proc/stat` `cpu` line counts as busy: user, nice, system,
+/// irq and softirq. Not idle or iowait; not steal (time a hypervisor below
+/// gave to others); not guest or guest_nice, which the kernel already counts
+/// in user and nice (a VMM's guest time would count twice).
+fn busy_secs(line: &str) -> f64 {
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    (at(0) + at(1) + at(2) + at(5) + at(6)) / USER_HZ
+}
+
 /// Domain-0: the host itself, with its CPU time per CPU from `/proc/stat`.
 pub fn domain0(node: &NodeInfo) -> DomainStats {
     let stat = read("/proc/stat");
-    let busy = |line: &str| -> f64 {
-        // user nice system idle iowait irq softirq steal
-        let f: Vec<f64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let sum: f64 = f.iter().sum();
-        let idle = f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0);
-        (sum - idle) / USER_HZ
-    };
     let mut cpu_time = 0.0;
     let mut vcpu_info = Vec::new();
     for line in stat.lines() {
         if let Some(rest) = line.strip_prefix("cpu") {
             if rest.starts_with(' ') {
-                cpu_time = busy(line);
+                cpu_time = busy_secs(line);
             } else if let Some(id) = rest.split_whitespace().next().and_then(|n| n.parse().ok()) {
                 vcpu_info.push(VcpuStats {
                     id,
-                    cpu_time: busy(line),
+                    cpu_time: busy_secs(line),
                     state: "running".into(),
                     affinity: Vec::new(),
                     cpu: Some(id as usize),
@@ -148,5 +151,24 @@ pub fn domain0(node: &NodeInfo) -> DomainStats {
         maxmem_kib: node.memory * 1024,
         restart: "never".into(),
         ..DomainStats::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_time_counts_guest_time_once_and_leaves_out_idle_and_steal() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let line = "cpu  1000 20 300 9000 50 4 6 700 800 10";
+        assert!(
+            (busy_secs(line) - 13.30).abs() < 1e-9,
+            "{}",
+            busy_secs(line)
+        );
+        // An older kernel's shorter line, and garbage, still parse.
+        assert!((busy_secs("cpu0 100 0 100 5") - 2.0).abs() < 1e-9);
+        assert_eq!(busy_secs("cpu x y"), 0.0);
     }
 }

@@ -138,14 +138,14 @@ fn domain_rows(csrf: &str, doms: &[DomainStats]) -> String {
 pub fn index(csrf: &str, node: &NodeInfo, doms: &[DomainStats]) -> String {
     let body = format!(
         "<p id=\"node\">Host <b>{host}</b>: {cpus} CPUs at {mhz} MHz, {free} of {mem} MiB free; \
-         {n} domain(s). This page reloads every {REFRESH_SECS} s.</p>\n{table}\n\
+         {n} guest domain(s). This page reloads every {REFRESH_SECS} s.</p>\n{table}\n\
          <p><a href=\"/xend/domain?op=new\">Create a domain</a></p>",
         host = esc(&node.host),
         cpus = node.nr_cpus,
         mhz = node.cpu_mhz,
         free = node.free_memory,
         mem = node.memory,
-        n = doms.len() - 1,
+        n = doms.iter().filter(|d| d.id != 0).count(),
         table = domain_rows(csrf, doms),
     );
     page("xend: domains", Some(REFRESH_SECS), &body)
@@ -360,4 +360,26 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
         None,
         &format!("<p class=\"err\" id=\"error\">{}</p>", esc(message)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dom(id: u32, name: &str) -> DomainStats {
+        DomainStats {
+            id,
+            name: name.into(),
+            ..DomainStats::default()
+        }
+    }
+
+    #[test]
+    fn the_overview_counts_guests_only_and_survives_an_empty_list() {
+        let node = NodeInfo::default();
+        let page = index("c", &node, &[dom(0, "Domain-0"), dom(3, "web")]);
+        assert!(page.contains("1 guest domain(s)"), "{page}");
+        let page = index("c", &node, &[]);
+        assert!(page.contains("0 guest domain(s)"), "{page}");
+    }
 }

@@ -301,6 +301,15 @@ async fn pump_console<S>(
         let _ = tx.send(Msg::ConsoleClosed(session, why));
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
+    let token_sent = token.is_some();
+    let mut head = console_client::refusal::Head::default();
+    let remote_closed = |head: &console_client::refusal::Head| {
+        if head.is_refusal() {
+            console_client::refusal::hint(token_sent).to_string()
+        } else {
+            "the server closed the console".to_string()
+        }
+    };
     if let Some(t) = token {
         let sent = async {
             wr.write_all(format!("{t}\n").as_bytes()).await?;
@@ -314,14 +323,15 @@ async fn pump_console<S>(
     loop {
         tokio::select! {
             n = rd.read(&mut buf) => match n {
-                Ok(0) => return closed("the server closed the console".into()),
+                Ok(0) => return closed(remote_closed(&head)),
                 Ok(n) => {
+                    head.note(&buf[..n]);
                     if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
                         return;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return closed("the server closed the console".into());
+                    return closed(remote_closed(&head));
                 }
                 Err(e) => return closed(format!("read error: {e}")),
             },
@@ -374,6 +384,12 @@ pub fn console_full(
         on_resize: None,
     };
     match con.run_interactive(iopts) {
+        Ok(ExitReason::Refused { token_sent }) => (
+            Err(ActionError::ConsoleRefused(console_client::refusal::hint(
+                token_sent,
+            ))),
+            false,
+        ),
         Ok(reason) => {
             let end = matches!(reason, ExitReason::Signal(_) | ExitReason::InputClosed);
             (

@@ -15,6 +15,9 @@ pub enum ActionError {
     /// The domain has no console.
     #[error("{0} has no console")]
     NoConsole(String),
+    /// xend refused the console (no token, or a wrong one): what to check.
+    #[error("{0}")]
+    ConsoleRefused(&'static str),
     /// Connecting to a console failed.
     #[error(transparent)]
     ConsoleConnect(#[from] console_client::ConnectError),

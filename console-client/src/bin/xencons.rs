@@ -9,7 +9,8 @@
 //! `$XEND_URL` https://, or the local config's `xend-tls-cert`).
 //!
 //! Exit status: 0 after the escape key, a remote close or the end of input;
-//! 1 on an error (printed as `Error: ...`); 128+N after signal N.
+//! 1 on an error (printed as `Error: ...`), including xend refusing the
+//! console for want of its token; 128+N after signal N.
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,6 +26,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(ExitReason::Signal(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
+        Ok(ExitReason::Refused { token_sent }) => {
+            eprintln!("Error: {}", console_client::refusal::hint(token_sent));
+            ExitCode::FAILURE
+        }
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {}", errchain::error_chain(&e));

@@ -77,6 +77,7 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         // A refused session may end before we write: a closed pipe is fine then.
@@ -85,14 +86,42 @@ fn the_console_token_comes_from_the_option_or_the_environment() {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => panic!("writing to xencons: {e}"),
         }
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        child.wait_with_output().unwrap()
     };
-    assert_eq!(run(None, None), "Authentication failed\r\n");
-    assert_eq!(run(Some("wrong"), None), "Authentication failed\r\n");
+    // Refused: xend's line on stdout, exit 1, and on stderr what to check.
+    for (token, says) in [(None, "no token found"), (Some("wrong"), "not accepted")] {
+        let out = run(token, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            xend::api::CONSOLE_REFUSAL
+        );
+        assert!(
+            stderr.contains("xend refused the console") && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+    // `xm console` over the local socket (no token needed there) says so too.
+    let mut xm = Command::new(e2e::bin("xm"))
+        .args(["-H", &xend.unix_url(), "console", "p2"])
+        .env_remove("XEND_TOKEN")
+        .env("XEND_TOKEN_FILE", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line goes where xend wants the token.
+    let _ = xm.stdin.take().unwrap().write_all(b"echo in\n");
+    let out = xm.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("no token found"), "{stderr}");
     for (arg, env) in [(Some("t0ken"), None), (None, Some("t0ken"))] {
         let out = run(arg, env);
+        assert!(out.status.success(), "{out:?}");
+        let out = String::from_utf8_lossy(&out.stdout);
         assert!(out.contains("in\r\nminios@p2# "), "{out}");
         // Each session must end before the next one can attach.
         e2e::wait_for(e2e::STATE, "the console to be free", || {

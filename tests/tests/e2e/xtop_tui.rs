@@ -103,6 +103,46 @@ fn c_attaches_the_console_and_a_typed_command_answers() {
 }
 
 #[test]
+fn a_console_refused_for_want_of_a_token_says_where_one_comes_from() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let xend = Xend::start_with(XendOptions {
+        token: Some("locked-s3cret".into()),
+        ..XendOptions::default()
+    });
+    xend.create("(vm (name locked) (memory 16) (image (minios)))");
+    // Over the local socket the API needs no token, and this xtop can find
+    // none for the console (no option, no $XEND_TOKEN, an empty token file).
+    let url = xend.unix_url();
+    let config = xend.dir().join("xtop-config.toml");
+    let home = xend.dir().to_str().unwrap().to_owned();
+    let mut pty = Pty::spawn(
+        &e2e::bin("xtop"),
+        &["-H", &url, "-d", "0.5", "--filter", "^locked$"],
+        &[
+            ("XTOP_CONFIG", config.to_str().unwrap()),
+            ("HOME", &home),
+            ("XEND_TOKEN", ""),
+            ("XEND_TOKEN_FILE", "/dev/null"),
+        ],
+        40,
+        160,
+    );
+    pty.wait_until(SCREEN, "the domain row", |s| {
+        s.lines().any(|l| l.contains(" locked "))
+    });
+    pty.send(b"c");
+    pty.wait_for("console locked", SCREEN);
+    // A typed line goes where xend wants the token (Ctrl-J ends it).
+    pty.send(b"ls\x0a");
+    pty.wait_for("xend refused the console: no token found", STATE);
+    pty.send(&[0x1d]);
+    pty.wait_for("NAME", SCREEN);
+    quit(pty);
+}
+
+#[test]
 fn e_edits_the_config_and_the_memory_target_changes() {
     if !hypervisor::require_kvm() {
         return;

@@ -69,7 +69,12 @@ fn attach(xm: &Xm, port: u16, escape: EscapeKey) -> Result<ExitReason> {
     } else {
         console.run_pipe(std::io::stdin(), std::io::stdout(), &PipeOptions::default())?
     };
-    Ok(reason)
+    match reason {
+        ExitReason::Refused { token_sent } => Err(XmError::ConsoleRefused(
+            console_client::refusal::hint(token_sent),
+        )),
+        reason => Ok(reason),
+    }
 }
 
 /// `xm shutdown [-w] [-a] [-H|-R] DOM` (and `xm reboot`).

@@ -49,6 +49,9 @@ pub enum XmError {
     /// A domain has no console to attach to.
     #[error("domain {0} has no console")]
     NoConsole(String),
+    /// xend refused the console (no token, or a wrong one): what to check.
+    #[error("{0}")]
+    ConsoleRefused(&'static str),
     /// Connecting to a console failed.
     #[error(transparent)]
     Connect(#[from] console_client::ConnectError),
