@@ -25,7 +25,8 @@ pub enum Command {
     Stop,
     /// Stop, then start.
     Restart,
-    /// Exit 0 when xend is running and answers, 3 when it is not.
+    /// Exit 0 when xend is running and answers, 1 when it runs but does not
+    /// answer, 3 when it is not running.
     Status,
     /// Run in the foreground (development, service managers, tests).
     Foreground {

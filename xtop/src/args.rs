@@ -18,7 +18,8 @@ pub struct Args {
     /// [default: $XEND_CACERT].
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
-    /// No actions: pause, shutdown, destroy, console, edit and new are not bound.
+    /// No actions: no key pauses, shuts down, reboots, destroys, saves, migrates,
+    /// schedules, attaches a console, edits or creates; the prompt refuses them.
     #[arg(long)]
     pub readonly: bool,
     /// Theme: dark, light, high-contrast, monochrome, or a .toml file.

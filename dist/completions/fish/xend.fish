@@ -30,7 +30,7 @@ complete -c xend -n "__fish_xend_needs_command" -s V -l version -d 'Print versio
 complete -c xend -n "__fish_xend_needs_command" -f -a "start" -d 'Start xend in the background; returns once the API answers'
 complete -c xend -n "__fish_xend_needs_command" -f -a "stop" -d 'Stop the running xend (domains keep running) and wait until it has exited'
 complete -c xend -n "__fish_xend_needs_command" -f -a "restart" -d 'Stop, then start'
-complete -c xend -n "__fish_xend_needs_command" -f -a "status" -d 'Exit 0 when xend is running and answers, 3 when it is not'
+complete -c xend -n "__fish_xend_needs_command" -f -a "status" -d 'Exit 0 when xend is running and answers, 1 when it runs but does not answer, 3 when it is not running'
 complete -c xend -n "__fish_xend_needs_command" -f -a "foreground" -d 'Run in the foreground (development, service managers, tests)'
 complete -c xend -n "__fish_xend_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c xend -n "__fish_xend_using_subcommand start" -s c -l config -d 'xend-config.sxp to read (else $XEND_CONFIG, else /etc/xen/xend-config.sxp if it exists, else the built-in defaults)' -r -F
@@ -47,6 +47,6 @@ complete -c xend -n "__fish_xend_using_subcommand foreground" -s h -l help -d 'P
 complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "start" -d 'Start xend in the background; returns once the API answers'
 complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "stop" -d 'Stop the running xend (domains keep running) and wait until it has exited'
 complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "restart" -d 'Stop, then start'
-complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "status" -d 'Exit 0 when xend is running and answers, 3 when it is not'
+complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "status" -d 'Exit 0 when xend is running and answers, 1 when it runs but does not answer, 3 when it is not running'
 complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "foreground" -d 'Run in the foreground (development, service managers, tests)'
 complete -c xend -n "__fish_xend_using_subcommand help; and not __fish_seen_subcommand_from start stop restart status foreground help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -167,7 +167,7 @@ pub struct XendConfig {
     /// Seconds a client may take to send a request body (`xend-body-timeout`, 30).
     pub body_timeout: f64,
     /// Concurrent connections served per listener (`xend-max-connections`, 4096;
-    /// at most half the open-file limit).
+    /// at most a quarter of the open-file limit).
     pub max_connections: u32,
     /// Seconds that must pass between two restarts of a domain (`min-restart-time`, 20).
     pub min_restart_time: f64,
