@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
     /// No actions: no key pauses, shuts down, reboots, destroys, saves, migrates,
-    /// schedules, attaches a console, edits or creates; the prompt refuses them.
+    /// schedules, attaches a console, edits or creates; the prompt and scripts refuse them.
     #[arg(long)]
     pub readonly: bool,
     /// Theme: dark, light, high-contrast, monochrome, or a .toml file.

@@ -38,7 +38,7 @@ complete -c xtop -n "__fish_xtop_needs_command" -s i -l iterations -d 'Batch: nu
 complete -c xtop -n "__fish_xtop_needs_command" -l csv -d 'CSV to FILE (`-` = stdout), one row per domain per refresh with host totals (implies batch)' -r
 complete -c xtop -n "__fish_xtop_needs_command" -l end-time -d 'Batch: stop at this time (`+SECS`, seconds since the epoch, `YYYY-MM-DD HH:MM:SS` or `HH:MM[:SS]`, UTC)' -r
 complete -c xtop -n "__fish_xtop_needs_command" -l script -d 'Script mode: run the commands in FILE (`-` = stdin), no terminal UI' -r
-complete -c xtop -n "__fish_xtop_needs_command" -l readonly -d 'No actions: no key pauses, shuts down, reboots, destroys, saves, migrates, schedules, attaches a console, edits or creates; the prompt refuses them'
+complete -c xtop -n "__fish_xtop_needs_command" -l readonly -d 'No actions: no key pauses, shuts down, reboots, destroys, saves, migrates, schedules, attaches a console, edits or creates; the prompt and scripts refuse them'
 complete -c xtop -n "__fish_xtop_needs_command" -l host-cpu-percent -d 'CPU% as a share of the whole host (virt-top) rather than of one CPU'
 complete -c xtop -n "__fish_xtop_needs_command" -l mouse -d 'Turn the mouse on (click to select, click a header to sort)'
 complete -c xtop -n "__fish_xtop_needs_command" -s b -l batch -d 'Batch mode: print xentop-compatible text to stdout, no terminal UI'
