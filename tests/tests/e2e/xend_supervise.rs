@@ -134,6 +134,43 @@ fn stop_and_start_keeps_three_running_domains() {
 }
 
 #[test]
+fn a_vmm_that_dies_while_xend_waits_for_it_at_start_leaves_nothing_reserved() {
+    if !hypervisor::require_kvm() {
+        return;
+    }
+    let mut xend = Xend::start();
+    let dom = xend.create("(vm (name brief) (memory 16) (image (minios)))");
+    let sock = xend.state_dir().join(format!("vmm/{}.sock", dom.id));
+    // xend dies and so does the VMM (as a VMM still starting does when the
+    // xend creating it is killed): the record stays behind.
+    xend.kill();
+    for pid in xend.vmm_processes() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        wait_for(STATE, "the VMM to die", || !pid_alive(pid));
+    }
+    assert_eq!(db_ids(&xend), BTreeSet::from([dom.id]));
+    // A process that looks like that VMM still starting (its command line
+    // names the domain's socket) and ends without ever answering, while the
+    // next xend waits for it.
+    let mut starting = std::process::Command::new("sh")
+        .args(["-c", "sleep 2; true", "--socket"])
+        .arg(&sock)
+        .spawn()
+        .unwrap();
+    xend.restart_foreground();
+    starting.wait().unwrap();
+    // It was gone, not silent: the record is removed (the config kept), and
+    // neither the id nor the name stays reserved.
+    assert!(db_ids(&xend).is_empty(), "{}", xend.output());
+    assert!(listed_ids(&xend).is_empty());
+    assert!(xend.db_dir().join("config/brief").exists());
+    xend.create("(vm (name brief) (memory 16) (image (minios)))");
+}
+
+#[test]
 fn sigkill_during_a_burst_of_creates_leaves_a_consistent_db() {
     if !hypervisor::require_kvm() {
         return;

@@ -82,7 +82,12 @@ impl Supervisor {
                 }
                 continue;
             }
-            if !pids.is_empty() && !wait_socket(&paths, &pids).await {
+            let found = if pids.is_empty() {
+                Found::Gone
+            } else {
+                wait_socket(&paths, &pids).await
+            };
+            if found == Found::Silent {
                 // A live VMM is never orphaned: its record, socket and id stay.
                 tracing::error!(
                     "domain {name} (id {domid}): VMM {pids:?} runs but does not answer on {}; \
@@ -94,7 +99,7 @@ impl Supervisor {
                 adopted.insert(domid);
                 continue;
             }
-            if pids.is_empty() {
+            if found == Found::Gone {
                 tracing::warn!(
                     "domain {name} (id {domid}): its VMM is gone (host reboot or crash); \
                      stale runtime record removed, config kept in {}",
@@ -127,10 +132,14 @@ impl Supervisor {
                 continue;
             }
             let paths = VmmPaths::new(&self.settings.state_dir, domid);
-            if !wait_socket(&paths, &[*pid]).await {
-                self.reserve_forever(domid, "");
-                adopted.insert(domid);
-                continue;
+            match wait_socket(&paths, &[*pid]).await {
+                Found::Answers => {}
+                Found::Gone => continue,
+                Found::Silent => {
+                    self.reserve_forever(domid, "");
+                    adopted.insert(domid);
+                    continue;
+                }
             }
             let info = match VmmConn::connect(&paths.socket).await {
                 Ok(mut c) => c.info().await,
@@ -160,6 +169,7 @@ impl Supervisor {
         // Files of every live VMM stay, adopted or not.
         let live: BTreeSet<u32> = running
             .iter()
+            .filter(|(pid, _)| spawn::pid_alive(*pid))
             .filter_map(|(_, sock)| spawn::domid_of_socket(sock))
             .chain(adopted.iter().copied())
             .collect();
@@ -325,23 +335,36 @@ impl Supervisor {
 
 /// Wait until the socket accepts connections while one of `pids` lives and
 /// is young enough to be still starting.
-async fn wait_socket(paths: &VmmPaths, pids: &[u32]) -> bool {
+/// What became of a VMM found at start-up while xend waited for its socket.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// Its socket answers.
+    Answers,
+    /// It exited meanwhile (a VMM still starting when the xend creating it
+    /// died gives up): its record is stale like that of a VMM already gone.
+    Gone,
+    /// It runs, but its socket has not answered within [`STARTING`].
+    Silent,
+}
+
+async fn wait_socket(paths: &VmmPaths, pids: &[u32]) -> Found {
     let deadline = Instant::now() + STARTING;
     loop {
         if tokio::net::UnixStream::connect(&paths.socket).await.is_ok() {
-            return true;
+            return Found::Answers;
         }
-        let starting = pids.iter().any(|p| {
-            spawn::pid_alive(*p) && spawn::process_age(*p).is_some_and(|age| age < STARTING)
-        });
+        if !pids.iter().any(|p| spawn::pid_alive(*p)) {
+            return Found::Gone;
+        }
+        let starting = pids
+            .iter()
+            .any(|p| spawn::process_age(*p).is_some_and(|age| age < STARTING));
         if !starting || Instant::now() >= deadline {
-            if pids.iter().any(|p| spawn::pid_alive(*p)) {
-                tracing::error!(
-                    "VMM {pids:?} runs but its socket {} does not answer; leaving it alone",
-                    paths.socket.display()
-                );
-            }
-            return false;
+            tracing::error!(
+                "VMM {pids:?} runs but its socket {} does not answer; leaving it alone",
+                paths.socket.display()
+            );
+            return Found::Silent;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
