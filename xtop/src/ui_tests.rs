@@ -432,6 +432,29 @@ fn an_unresponsive_vmm_is_marked_on_its_row_and_in_the_detail_pane() {
 }
 
 #[test]
+fn text_from_xend_never_puts_a_control_character_on_the_screen() {
+    // A kernel file may be named with any byte but '/' and NUL: the table
+    // and the detail pane show it without the escape sequence in it.
+    let mut app = app();
+    let mut s = snap(
+        1006.0,
+        &[(0, "Domain-0", "r-----", 106.0), (3, "web", "-b----", 13.0)],
+    );
+    s.domains[1].kernel = "/k\u{1b}]0;PWNED\u{7}\n\u{9b}2J".into();
+    s.domains[1].image = "elf".into();
+    app.on_snapshot(0, Ok(s));
+    app.table.columns = crate::columns::parse_fields("name,kernel").unwrap();
+    select(&mut app, "web");
+    app.dispatch(Action::Detail);
+    let screen = text(&render(&app, 160, 30));
+    assert!(screen.contains("PWNED"), "{screen}");
+    assert!(
+        !screen.contains(|c: char| c.is_control() && c != '\n'),
+        "{screen:?}"
+    );
+}
+
+#[test]
 fn column_chooser_hides_columns() {
     let mut app = app();
     app.on_key(key('F'));
