@@ -4,6 +4,7 @@
 //! CSRF token) without relaxing anything in the browser or in xend.
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -64,6 +65,9 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
+            // Its own process group: the renderer and helper processes go
+            // with it at the end (they write into the profile until then).
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -183,7 +187,16 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group, then wait until none of it is left, so the
+        // profile (in the caller's temporary dir) can be removed.
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
+        // (Not `wait_until`: no panic in a drop, which may run while a
+        // failed test unwinds.)
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while nix::sys::signal::kill(group, None).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
