@@ -34,7 +34,7 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	cd hypervisor/minios && CARGO_ENCODED_RUSTFLAGS=$$'-Crelocation-model=static\x1f-Ctarget-cpu=x86-64' \
+	cd hypervisor/minios && CARGO_ENCODED_RUSTFLAGS="$$(printf -- '-Crelocation-model=static\037-Ctarget-cpu=x86-64')" \
 		$(CARGO) clippy --release --locked --target x86_64-unknown-linux-gnu -- -D warnings
 
 ## Benchmarks (see the README's Benchmarks section for figures).
