@@ -868,6 +868,8 @@ fn xen_2_0_6_stock_config_reads_with_its_unused_keys_ignored() {
     assert_eq!(
         c.ignored,
         [
+            "xend-config.sxp:9:1: network-script is kept but never run: xend creates each vif's TAP device and attaches it to its bridge itself",
+            "xend-config.sxp:11:1: vif-script is kept but never run: xend creates each vif's TAP device and attaches it to its bridge itself",
             "xend-config.sxp:12:1: unknown key vif-antispoof ignored (this xend does not use it)",
             "xend-config.sxp:13:1: unknown key block-file ignored (this xend does not use it)",
             "xend-config.sxp:14:1: unknown key block-enbd ignored (this xend does not use it)",

@@ -194,7 +194,8 @@ pub struct XendConfig {
     /// The cgroup holding every domain's cgroup, under xend's own
     /// (`cgroup-parent`, `xend`); `None` (`(cgroup-parent none)`): no cgroups.
     pub cgroup_parent: Option<String>,
-    /// Keys this xend does not use, ignored: one `file:line:col: ...` warning
+    /// Keys this xend does not use, ignored, and keys it keeps but never
+    /// acts on (`network-script`, `vif-script`): one `file:line:col: ...` warning
     /// each, for the log.
     pub ignored: Vec<String>,
 }
@@ -404,6 +405,20 @@ impl XendConfig {
                         first.line, first.col
                     ),
                 ));
+            }
+            if matches!(key, "network-script" | "vif-script") {
+                // Xen's stock config names both: read and kept, but a user
+                // should know nothing runs them.
+                config.ignored.push(
+                    err(
+                        pos,
+                        format!(
+                            "{key} is kept but never run: xend creates each vif's TAP device \
+                             and attaches it to its bridge itself"
+                        ),
+                    )
+                    .to_string(),
+                );
             }
             if matches!(key, "disk-dirs" | "kernel-dirs") {
                 let dirs = dir_list(key, field.rest(), base, origin)?;
