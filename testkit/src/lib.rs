@@ -15,4 +15,4 @@ pub mod expect;
 pub mod netns;
 mod wait;
 
-pub use wait::{heavy, wait_for, wait_until};
+pub use wait::{heavy, poll_until, wait_for, wait_until};

@@ -3,22 +3,28 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Poll `f` until it returns `Some`, and return that: at once, then after
-/// 2 ms, doubling up to 50 ms between tries. Panics naming `what` when
-/// `timeout` passes first.
-#[track_caller]
-pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+/// 2 ms, doubling up to 50 ms between tries. `None` once `timeout` passes
+/// (for places that must not panic, such as a `Drop`).
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// [`poll_until`], panicking naming `what` when `timeout` passes first.
+#[track_caller]
+pub fn wait_until<T>(timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// Poll the condition `f` until it holds; panics naming `what` after `timeout`.

@@ -192,11 +192,9 @@ impl Drop for Browser {
         let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
         let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
-        // (Not `wait_until`: no panic in a drop, which may run while a
-        // failed test unwinds.)
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while nix::sys::signal::kill(group, None).is_ok() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // No panic in a drop (it may run while a failed test unwinds).
+        let _ = testkit::poll_until(Duration::from_secs(10), || {
+            nix::sys::signal::kill(group, None).is_err().then_some(())
+        });
     }
 }
