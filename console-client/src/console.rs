@@ -99,10 +99,8 @@ pub struct Console {
     /// Bytes read by [`Console::expect`] beyond the awaited text; handed out
     /// first by the next read or session.
     pub(crate) pending: Vec<u8>,
-    /// Whether a token line was sent.
-    pub(crate) token_sent: bool,
-    /// The first bytes received by a session, to tell a refusal.
-    pub(crate) head: crate::refusal::Head,
+    /// Tells xend's refusal (no or a wrong token) from a plain close.
+    pub(crate) refusal: crate::refusal::Watch,
 }
 
 /// A short lower-case description of an I/O error, for "Cannot connect" lines.
@@ -182,8 +180,7 @@ impl Console {
             stream,
             addr: addr.to_string(),
             pending: Vec::new(),
-            token_sent: opts.token.is_some(),
-            head: Default::default(),
+            refusal: crate::refusal::Watch::new(opts.token.is_some()),
         })
     }
 

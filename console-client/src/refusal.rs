@@ -7,25 +7,44 @@
 //! operator may opt out), so it looks at what came back: a connection whose
 //! whole output was that one line was refused.
 
-/// The first bytes a console connection received, up to one byte more than
-/// the refusal line.
+/// Watches a console connection for xend's refusal: whether a token line was
+/// sent, and the first bytes received (up to one more than the refusal line).
 #[derive(Debug, Default, Clone)]
-pub struct Head {
-    bytes: Vec<u8>,
+pub struct Watch {
+    token_sent: bool,
+    head: Vec<u8>,
 }
 
-impl Head {
+impl Watch {
+    /// A connection that sent a token line or not.
+    pub fn new(token_sent: bool) -> Watch {
+        Watch {
+            token_sent,
+            head: Vec::new(),
+        }
+    }
+
     /// Notes bytes the server sent.
     pub fn note(&mut self, received: &[u8]) {
-        let room = (xend::api::CONSOLE_REFUSAL.len() + 1).saturating_sub(self.bytes.len());
-        self.bytes
+        let room = (xend::api::CONSOLE_REFUSAL.len() + 1).saturating_sub(self.head.len());
+        self.head
             .extend_from_slice(&received[..received.len().min(room)]);
+    }
+
+    /// Whether a token line was sent.
+    pub fn token_sent(&self) -> bool {
+        self.token_sent
     }
 
     /// True when everything received is xend's refusal line (call when the
     /// server has closed the connection).
     pub fn is_refusal(&self) -> bool {
-        self.bytes == xend::api::CONSOLE_REFUSAL.as_bytes()
+        self.head == xend::api::CONSOLE_REFUSAL.as_bytes()
+    }
+
+    /// Once the server has closed: what to tell the user when it refused.
+    pub fn refusal_hint(&self) -> Option<&'static str> {
+        self.is_refusal().then(|| hint(self.token_sent))
     }
 }
 
@@ -45,8 +64,8 @@ pub fn hint(token_sent: bool) -> &'static str {
 mod tests {
     use super::*;
 
-    fn head(chunks: &[&[u8]]) -> Head {
-        let mut h = Head::default();
+    fn head(chunks: &[&[u8]]) -> Watch {
+        let mut h = Watch::new(false);
         for c in chunks {
             h.note(c);
         }
@@ -59,6 +78,8 @@ mod tests {
         assert!(head(&[line]).is_refusal());
         let (a, b) = line.split_at(5);
         assert!(head(&[a, b]).is_refusal());
+        assert_eq!(head(&[line]).refusal_hint(), Some(hint(false)));
+        assert_eq!(head(&[b"minios# "]).refusal_hint(), None);
     }
 
     #[test]
@@ -71,7 +92,7 @@ mod tests {
         // Long output keeps only a bounded head.
         let big = vec![b'x'; 1 << 20];
         let h = head(&[&big, &big]);
-        assert!(h.bytes.len() <= line.len() + 1);
+        assert!(h.head.len() <= line.len() + 1);
         assert!(!h.is_refusal());
     }
 }

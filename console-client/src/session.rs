@@ -266,9 +266,11 @@ impl Drop for Link<'_> {
 }
 
 /// Why a session ended when the server closed the connection.
-fn closed(head: &crate::refusal::Head, token_sent: bool) -> ExitReason {
-    if head.is_refusal() {
-        ExitReason::Refused { token_sent }
+fn closed(refusal: &crate::refusal::Watch) -> ExitReason {
+    if refusal.is_refusal() {
+        ExitReason::Refused {
+            token_sent: refusal.token_sent(),
+        }
     } else {
         ExitReason::RemoteClosed
     }
@@ -360,12 +362,12 @@ impl Console {
             }
             if ready.socket || buffered {
                 let n = match link.read(&mut sock_buf) {
-                    Ok(Some(0)) => return Ok(closed(&self.head, self.token_sent)),
+                    Ok(Some(0)) => return Ok(closed(&self.refusal)),
                     Ok(Some(n)) => n,
                     Ok(None) => continue,
                     Err(e) => return Err(socket_err(addr, e)),
                 };
-                self.head.note(&sock_buf[..n]);
+                self.refusal.note(&sock_buf[..n]);
                 let mut out = stdout.lock();
                 out.write_all(&sock_buf[..n])
                     .and_then(|()| out.flush())
@@ -455,12 +457,12 @@ impl Console {
             }
             if ready.socket || buffered {
                 let n = match link.read(&mut sock_buf) {
-                    Ok(Some(0)) => return Ok(closed(&self.head, self.token_sent)),
+                    Ok(Some(0)) => return Ok(closed(&self.refusal)),
                     Ok(Some(n)) => n,
                     Ok(None) => continue,
                     Err(e) => return Err(socket_err(addr, e)),
                 };
-                self.head.note(&sock_buf[..n]);
+                self.refusal.note(&sock_buf[..n]);
                 output
                     .write_all(&sock_buf[..n])
                     .and_then(|()| output.flush())

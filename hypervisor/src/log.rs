@@ -2,9 +2,9 @@
 //! point at the domain's log file).
 //!
 //! A message may carry what others chose (a kernel or disk path, a guest's
-//! crash reason), so control characters are written escaped (`\u{1b}`,
-//! `\n`): a line cannot be split into a forged one, nor send terminal
-//! escapes to whoever reads the log.
+//! crash reason), so it is written [`errchain::printable`] (`\x1b`, `\n`):
+//! a line cannot be split into a forged one, nor send terminal escapes to
+//! whoever reads the log.
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 

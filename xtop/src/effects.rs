@@ -301,14 +301,12 @@ async fn pump_console<S>(
         let _ = tx.send(Msg::ConsoleClosed(session, why));
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let token_sent = token.is_some();
-    let mut head = console_client::refusal::Head::default();
-    let remote_closed = |head: &console_client::refusal::Head| {
-        if head.is_refusal() {
-            console_client::refusal::hint(token_sent).to_string()
-        } else {
-            "the server closed the console".to_string()
-        }
+    let mut refusal = console_client::refusal::Watch::new(token.is_some());
+    let remote_closed = |refusal: &console_client::refusal::Watch| {
+        refusal
+            .refusal_hint()
+            .unwrap_or("the server closed the console")
+            .to_string()
     };
     if let Some(t) = token {
         let sent = async {
@@ -323,15 +321,15 @@ async fn pump_console<S>(
     loop {
         tokio::select! {
             n = rd.read(&mut buf) => match n {
-                Ok(0) => return closed(remote_closed(&head)),
+                Ok(0) => return closed(remote_closed(&refusal)),
                 Ok(n) => {
-                    head.note(&buf[..n]);
+                    refusal.note(&buf[..n]);
                     if tx.send(Msg::ConsoleData(session, buf[..n].to_vec())).is_err() {
                         return;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return closed(remote_closed(&head));
+                    return closed(remote_closed(&refusal));
                 }
                 Err(e) => return closed(format!("read error: {e}")),
             },

@@ -72,7 +72,7 @@ pub enum StepError {
         last: String,
     },
     /// `--readonly` and a command that acts.
-    #[error("read-only mode: actions are disabled")]
+    #[error("{}", crate::app::READ_ONLY)]
     ReadOnly,
     /// The domain has no console.
     #[error("{0} has no console")]

@@ -14,7 +14,7 @@ impl App {
     /// Does what `action` says.
     pub fn dispatch(&mut self, action: Action) {
         if action.acts() && self.opts.readonly {
-            self.set_status("read-only mode: actions are disabled", true);
+            self.set_status(super::READ_ONLY, true);
             return;
         }
         match action {

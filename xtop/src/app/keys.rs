@@ -243,7 +243,7 @@ impl App {
     /// config is reviewed (scripts' `create`).
     pub fn create(&mut self, host: usize, text: String) {
         if self.opts.readonly {
-            self.set_status("read-only mode: actions are disabled", true);
+            self.set_status(super::READ_ONLY, true);
             return;
         }
         self.apply(EditReview {

@@ -35,6 +35,10 @@ mod targets;
 mod template;
 
 pub use effect::{ApplyOutcome, DomOp, EditPurpose, Effect, Move, Target};
+
+/// What `--readonly` answers an action (a key, a dispatched action, a
+/// script command).
+pub const READ_ONLY: &str = "read-only mode: actions are disabled";
 pub use layout::TableLayout;
 pub use mode::{Confirm, EditReview, Mode, Prompt, PromptKind};
 pub use template::NEW_TEMPLATE;
